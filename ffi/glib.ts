@@ -1,0 +1,23 @@
+/** libglib-2.0 symbols. C signatures in the comments. */
+export const glibSymbols = {
+  // void g_free (gpointer mem)
+  g_free: { parameters: ["pointer"], result: "void" },
+  // GMainLoop *g_main_loop_new (GMainContext *context, gboolean is_running)
+  g_main_loop_new: { parameters: ["pointer", "i32"], result: "pointer" },
+  // void g_main_loop_run (GMainLoop *loop): blocks, so it runs on a pool thread
+  g_main_loop_run: {
+    parameters: ["pointer"],
+    result: "void",
+    nonblocking: true,
+  },
+  // void g_main_loop_quit (GMainLoop *loop)
+  g_main_loop_quit: { parameters: ["pointer"], result: "void" },
+  // gboolean g_main_loop_is_running (GMainLoop *loop)
+  g_main_loop_is_running: { parameters: ["pointer"], result: "i32" },
+  // void g_main_loop_unref (GMainLoop *loop)
+  g_main_loop_unref: { parameters: ["pointer"], result: "void" },
+  // void g_error_free (GError *error)
+  g_error_free: { parameters: ["pointer"], result: "void" },
+  // void g_list_free (GList *list)
+  g_list_free: { parameters: ["pointer"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;

@@ -1,0 +1,98 @@
+/** libgobject-2.0 symbols. C signatures in the comments. GType is gsize. */
+export const gobjectSymbols = {
+  // gpointer g_object_ref (gpointer object)
+  g_object_ref: { parameters: ["pointer"], result: "pointer" },
+  // gpointer g_object_ref_sink (gpointer object)
+  g_object_ref_sink: { parameters: ["pointer"], result: "pointer" },
+  // void g_object_unref (gpointer object)
+  g_object_unref: { parameters: ["pointer"], result: "void" },
+  // GParamSpec *g_object_class_find_property (GObjectClass *oclass, const gchar *property_name)
+  g_object_class_find_property: {
+    parameters: ["pointer", "buffer"],
+    result: "pointer",
+  },
+  // GParamSpec **g_object_class_list_properties (GObjectClass *oclass, guint *n_properties)
+  g_object_class_list_properties: {
+    parameters: ["pointer", "buffer"],
+    result: "pointer",
+  },
+  // void g_object_set_property (GObject *object, const gchar *property_name, const GValue *value)
+  g_object_set_property: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "void",
+  },
+  // void g_object_get_property (GObject *object, const gchar *property_name, GValue *value)
+  g_object_get_property: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "void",
+  },
+  // GValue *g_value_init (GValue *value, GType g_type)
+  g_value_init: { parameters: ["buffer", "usize"], result: "pointer" },
+  // void g_value_unset (GValue *value)
+  g_value_unset: { parameters: ["buffer"], result: "void" },
+  // void g_value_reset (GValue *value)
+  g_value_reset: { parameters: ["buffer"], result: "pointer" },
+  // void g_value_set_string (GValue *value, const gchar *v_string)
+  g_value_set_string: { parameters: ["buffer", "buffer"], result: "void" },
+  // void g_value_set_boolean (GValue *value, gboolean v_boolean)
+  g_value_set_boolean: { parameters: ["buffer", "i32"], result: "void" },
+  // const gchar *g_value_get_string (const GValue *value)
+  g_value_get_string: { parameters: ["buffer"], result: "pointer" },
+  // gboolean g_value_get_boolean (const GValue *value)
+  g_value_get_boolean: { parameters: ["buffer"], result: "i32" },
+  // gint g_value_get_int (const GValue *value)
+  g_value_get_int: { parameters: ["buffer"], result: "i32" },
+  // guint g_value_get_uint (const GValue *value)
+  g_value_get_uint: { parameters: ["buffer"], result: "u32" },
+  // glong g_value_get_long (const GValue *value)
+  g_value_get_long: { parameters: ["buffer"], result: "i64" },
+  // gulong g_value_get_ulong (const GValue *value)
+  g_value_get_ulong: { parameters: ["buffer"], result: "u64" },
+  // gint64 g_value_get_int64 (const GValue *value)
+  g_value_get_int64: { parameters: ["buffer"], result: "i64" },
+  // guint64 g_value_get_uint64 (const GValue *value)
+  g_value_get_uint64: { parameters: ["buffer"], result: "u64" },
+  // gfloat g_value_get_float (const GValue *value)
+  g_value_get_float: { parameters: ["buffer"], result: "f32" },
+  // gdouble g_value_get_double (const GValue *value)
+  g_value_get_double: { parameters: ["buffer"], result: "f64" },
+  // gint g_value_get_enum (const GValue *value)
+  g_value_get_enum: { parameters: ["buffer"], result: "i32" },
+  // guint g_value_get_flags (const GValue *value)
+  g_value_get_flags: { parameters: ["buffer"], result: "u32" },
+  // gpointer g_value_get_object (const GValue *value)
+  g_value_get_object: { parameters: ["buffer"], result: "pointer" },
+  // gpointer g_value_get_boxed (const GValue *value)
+  g_value_get_boxed: { parameters: ["buffer"], result: "pointer" },
+  // gchar *g_strdup_value_contents (const GValue *value)
+  g_strdup_value_contents: { parameters: ["buffer"], result: "pointer" },
+  // gboolean g_param_value_validate (GParamSpec *pspec, GValue *value)
+  g_param_value_validate: { parameters: ["pointer", "buffer"], result: "i32" },
+  // const GValue *g_param_spec_get_default_value (GParamSpec *pspec)
+  g_param_spec_get_default_value: {
+    parameters: ["pointer"],
+    result: "pointer",
+  },
+  // const gchar *g_param_spec_get_blurb (GParamSpec *pspec)
+  g_param_spec_get_blurb: { parameters: ["pointer"], result: "pointer" },
+  // const gchar *g_type_name (GType type)
+  g_type_name: { parameters: ["usize"], result: "pointer" },
+  // GType g_type_from_name (const gchar *name)
+  g_type_from_name: { parameters: ["buffer"], result: "usize" },
+  // GType g_type_fundamental (GType type_id)
+  g_type_fundamental: { parameters: ["usize"], result: "usize" },
+  // gboolean g_type_is_a (GType type, GType is_a_type)
+  g_type_is_a: { parameters: ["usize", "usize"], result: "i32" },
+  // gpointer g_type_class_ref (GType type)
+  g_type_class_ref: { parameters: ["usize"], result: "pointer" },
+  // void g_type_class_unref (gpointer g_class)
+  g_type_class_unref: { parameters: ["pointer"], result: "void" },
+  // gulong g_signal_connect_data (gpointer instance, const gchar *detailed_signal,
+  //   GCallback c_handler, gpointer data, GClosureNotify destroy_data, GConnectFlags connect_flags)
+  g_signal_connect_data: {
+    parameters: ["pointer", "buffer", "function", "pointer", "pointer", "i32"],
+    result: "u64",
+  },
+  // void g_signal_handler_disconnect (gpointer instance, gulong handler_id)
+  g_signal_handler_disconnect: { parameters: ["pointer", "u64"], result: "void" },
+} as const satisfies Deno.ForeignLibraryInterface;

@@ -1,0 +1,157 @@
+/**
+ * libgstreamer-1.0 symbols. C signatures in the comments.
+ * Names ending in `_async` are second declarations of a C symbol with
+ * `nonblocking: true`: they run on Deno's FFI thread pool and return a
+ * Promise, for calls that may wait on a streaming thread (DESIGN.md rule 1).
+ */
+export const gstSymbols = {
+  // gboolean gst_init_check (int *argc, char ***argv, GError **error)
+  gst_init_check: { parameters: ["pointer", "pointer", "buffer"], result: "i32" },
+  // gchar *gst_version_string (void)
+  gst_version_string: { parameters: [], result: "pointer" },
+  // GstRegistry *gst_registry_get (void)
+  gst_registry_get: { parameters: [], result: "pointer" },
+  // GstPluginFeature *gst_registry_lookup_feature (GstRegistry *registry, const char *name)
+  gst_registry_lookup_feature: {
+    parameters: ["pointer", "buffer"],
+    result: "pointer",
+  },
+  // void gst_plugin_feature_set_rank (GstPluginFeature *feature, guint rank)
+  gst_plugin_feature_set_rank: { parameters: ["pointer", "u32"], result: "void" },
+  // guint gst_plugin_feature_get_rank (GstPluginFeature *feature)
+  gst_plugin_feature_get_rank: { parameters: ["pointer"], result: "u32" },
+  // const gchar *gst_plugin_feature_get_plugin_name (GstPluginFeature *feature)
+  gst_plugin_feature_get_plugin_name: {
+    parameters: ["pointer"],
+    result: "pointer",
+  },
+  // GList *gst_element_factory_list_get_elements (GstElementFactoryListType type, GstRank minrank)
+  gst_element_factory_list_get_elements: {
+    parameters: ["u64", "u32"],
+    result: "pointer",
+  },
+  // void gst_plugin_feature_list_free (GList *list)
+  gst_plugin_feature_list_free: { parameters: ["pointer"], result: "void" },
+  // GstElementFactory *gst_element_factory_find (const gchar *name)
+  gst_element_factory_find: { parameters: ["buffer"], result: "pointer" },
+  // const gchar *gst_element_factory_get_metadata (GstElementFactory *factory, const gchar *key)
+  gst_element_factory_get_metadata: {
+    parameters: ["pointer", "buffer"],
+    result: "pointer",
+  },
+  // GstElement *gst_element_factory_make (const gchar *factoryname, const gchar *name)
+  gst_element_factory_make: { parameters: ["buffer", "buffer"], result: "pointer" },
+  // GstElementFactory *gst_element_get_factory (GstElement *element)
+  gst_element_get_factory: { parameters: ["pointer"], result: "pointer" },
+  // GstElement *gst_pipeline_new (const gchar *name)
+  gst_pipeline_new: { parameters: ["buffer"], result: "pointer" },
+  // GstBus *gst_pipeline_get_bus (GstPipeline *pipeline)
+  gst_pipeline_get_bus: { parameters: ["pointer"], result: "pointer" },
+  // gboolean gst_bin_add (GstBin *bin, GstElement *element)
+  gst_bin_add: { parameters: ["pointer", "pointer"], result: "i32" },
+  // GstIterator *gst_bin_iterate_sinks (GstBin *bin)
+  gst_bin_iterate_sinks: { parameters: ["pointer"], result: "pointer" },
+  // GstIteratorResult gst_iterator_next (GstIterator *it, GValue *elem)
+  gst_iterator_next: { parameters: ["pointer", "buffer"], result: "i32" },
+  // void gst_iterator_resync (GstIterator *it)
+  gst_iterator_resync: { parameters: ["pointer"], result: "void" },
+  // void gst_iterator_free (GstIterator *it)
+  gst_iterator_free: { parameters: ["pointer"], result: "void" },
+  // gboolean gst_element_link (GstElement *src, GstElement *dest)
+  gst_element_link: { parameters: ["pointer", "pointer"], result: "i32" },
+  // GstStateChangeReturn gst_element_set_state (GstElement *element, GstState state)
+  gst_element_set_state_async: {
+    name: "gst_element_set_state",
+    parameters: ["pointer", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // GstStateChangeReturn gst_element_get_state (GstElement *element, GstState *state,
+  //   GstState *pending, GstClockTime timeout): timeout 0 returns at once
+  gst_element_get_state: {
+    parameters: ["pointer", "buffer", "buffer", "u64"],
+    result: "i32",
+  },
+  gst_element_get_state_async: {
+    name: "gst_element_get_state",
+    parameters: ["pointer", "buffer", "buffer", "u64"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // gboolean gst_element_query_position (GstElement *element, GstFormat format, gint64 *cur)
+  gst_element_query_position_async: {
+    name: "gst_element_query_position",
+    parameters: ["pointer", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // gboolean gst_element_query_duration (GstElement *element, GstFormat format, gint64 *duration)
+  gst_element_query_duration_async: {
+    name: "gst_element_query_duration",
+    parameters: ["pointer", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // GstPad *gst_element_get_static_pad (GstElement *element, const gchar *name)
+  gst_element_get_static_pad: { parameters: ["pointer", "buffer"], result: "pointer" },
+  // GstCaps *gst_pad_query_caps (GstPad *pad, GstCaps *filter)
+  gst_pad_query_caps: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // gchar *gst_caps_to_string (const GstCaps *caps)
+  gst_caps_to_string: { parameters: ["pointer"], result: "pointer" },
+  // void gst_caps_unref (GstCaps *caps)
+  gst_caps_unref: { parameters: ["pointer"], result: "void" },
+  // GstMessage *gst_bus_pop_filtered (GstBus *bus, GstMessageType types): never waits
+  gst_bus_pop_filtered: { parameters: ["pointer", "i32"], result: "pointer" },
+  // void gst_message_unref (GstMessage *msg)
+  gst_message_unref: { parameters: ["pointer"], result: "void" },
+  // void gst_message_parse_error (GstMessage *message, GError **gerror, gchar **debug)
+  gst_message_parse_error: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "void",
+  },
+  // void gst_message_parse_warning (GstMessage *message, GError **gerror, gchar **debug)
+  gst_message_parse_warning: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "void",
+  },
+  // void gst_message_parse_state_changed (GstMessage *message, GstState *oldstate,
+  //   GstState *newstate, GstState *pending)
+  gst_message_parse_state_changed: {
+    parameters: ["pointer", "buffer", "buffer", "buffer"],
+    result: "void",
+  },
+  // gchar *gst_object_get_name (GstObject *object)
+  gst_object_get_name: { parameters: ["pointer"], result: "pointer" },
+  // gchar *gst_object_get_path_string (GstObject *object)
+  gst_object_get_path_string: { parameters: ["pointer"], result: "pointer" },
+  // gpointer gst_object_ref (gpointer object)
+  gst_object_ref: { parameters: ["pointer"], result: "pointer" },
+  // gpointer gst_object_ref_sink (gpointer object)
+  gst_object_ref_sink: { parameters: ["pointer"], result: "pointer" },
+  // void gst_object_unref (gpointer object)
+  gst_object_unref: { parameters: ["pointer"], result: "void" },
+  // gboolean gst_value_deserialize (GValue *dest, const gchar *src)
+  gst_value_deserialize: { parameters: ["buffer", "buffer"], result: "i32" },
+  // gboolean gst_structure_get_uint64 (const GstStructure *structure,
+  //   const gchar *fieldname, guint64 *value)
+  gst_structure_get_uint64: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  // gboolean gst_structure_get_double (const GstStructure *structure,
+  //   const gchar *fieldname, gdouble *value)
+  gst_structure_get_double: {
+    parameters: ["pointer", "buffer", "buffer"],
+    result: "i32",
+  },
+  // gchar *gst_structure_to_string (const GstStructure *structure)
+  gst_structure_to_string: { parameters: ["pointer"], result: "pointer" },
+  // GType gst_structure_get_type (void)
+  gst_structure_get_type: { parameters: [], result: "usize" },
+  // GType gst_caps_get_type (void)
+  gst_caps_get_type: { parameters: [], result: "usize" },
+  // GType gst_element_get_type (void)
+  gst_element_get_type: { parameters: [], result: "usize" },
+  // GType gst_fraction_get_type (void)
+  gst_fraction_get_type: { parameters: [], result: "usize" },
+} as const satisfies Deno.ForeignLibraryInterface;

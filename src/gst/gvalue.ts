@@ -1,0 +1,153 @@
+/** GValue storage and reading GValues back into JSON. */
+import { gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
+
+/** Fundamental GType ids (G_TYPE_MAKE_FUNDAMENTAL(n) = n << 2). */
+export const Fundamental = {
+  CHAR: 12n,
+  UCHAR: 16n,
+  BOOLEAN: 20n,
+  INT: 24n,
+  UINT: 28n,
+  LONG: 32n,
+  ULONG: 36n,
+  INT64: 40n,
+  UINT64: 44n,
+  ENUM: 48n,
+  FLAGS: 52n,
+  FLOAT: 56n,
+  DOUBLE: 60n,
+  STRING: 64n,
+  POINTER: 68n,
+  BOXED: 72n,
+  PARAM: 76n,
+  OBJECT: 80n,
+} as const;
+
+export const GVALUE_SIZE = 24;
+
+/** A zeroed GValue initialised to `type`; call `unset` when done. */
+export class GValue {
+  readonly buffer = new Uint8Array(GVALUE_SIZE);
+  constructor(readonly type: bigint) {
+    lib().gobject.g_value_init(this.buffer, type);
+  }
+  unset(): void {
+    lib().gobject.g_value_unset(this.buffer);
+  }
+}
+
+export function fundamentalOf(type: bigint): bigint {
+  return gtype(lib().gobject.g_type_fundamental(type));
+}
+
+export function typeName(type: bigint): string {
+  return readCString(lib().gobject.g_type_name(type)) ?? `GType ${type}`;
+}
+
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/** Reads a GValue (of any type) as JSON: numbers, booleans and strings as such, enums by nick, the rest serialised. */
+export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonValue {
+  const g = lib().gobject;
+  switch (fundamentalOf(type)) {
+    case Fundamental.BOOLEAN:
+      return g.g_value_get_boolean(value) !== 0;
+    case Fundamental.CHAR:
+    case Fundamental.INT:
+      return g.g_value_get_int(value);
+    case Fundamental.UCHAR:
+    case Fundamental.UINT:
+      return g.g_value_get_uint(value);
+    case Fundamental.LONG:
+    case Fundamental.INT64:
+      return jsonNumber(g.g_value_get_int64(value));
+    case Fundamental.ULONG:
+    case Fundamental.UINT64:
+      return jsonNumber(g.g_value_get_uint64(value));
+    case Fundamental.FLOAT:
+      return g.g_value_get_float(value);
+    case Fundamental.DOUBLE:
+      return g.g_value_get_double(value);
+    case Fundamental.STRING:
+      return readCString(g.g_value_get_string(value));
+    case Fundamental.ENUM:
+      return enumNick(type, g.g_value_get_enum(value));
+    case Fundamental.OBJECT: {
+      const object = g.g_value_get_object(value);
+      return object === null ? null : typeName(instanceType(object));
+    }
+    default: {
+      const text = takeCString(g.g_strdup_value_contents(value));
+      return text === "NULL" ? null : text;
+    }
+  }
+}
+
+/** 64-bit integers beyond 2^53 stay exact as decimal strings. */
+function jsonNumber(value: number | bigint): number | string {
+  return typeof value === "bigint" ? value.toString() : value;
+}
+
+/** G_TYPE_FROM_INSTANCE: the class pointer is the first field of an instance, the GType the first of a class. */
+export function instanceType(instance: Pointer): bigint {
+  const klass = Deno.UnsafePointer.create(
+    new Deno.UnsafePointerView(instance).getBigUint64(0),
+  )!;
+  return new Deno.UnsafePointerView(klass).getBigUint64(0);
+}
+
+export function classOf(instance: Pointer): Pointer {
+  return Deno.UnsafePointer.create(
+    new Deno.UnsafePointerView(instance).getBigUint64(0),
+  )!;
+}
+
+export interface EnumValue {
+  value: number;
+  name: string;
+  nick: string;
+}
+
+/** The values of an enum or flags type, read from its class. */
+export function enumValues(type: bigint): EnumValue[] {
+  const g = lib().gobject;
+  const isFlags = fundamentalOf(type) === Fundamental.FLAGS;
+  const klass = g.g_type_class_ref(type);
+  if (klass === null) return [];
+  try {
+    const classView = new Deno.UnsafePointerView(klass);
+    // GEnumClass: n_values at 16, values at 24; GFlagsClass: n_values at 12, values at 16
+    const count = classView.getUint32(isFlags ? 12 : 16);
+    const values = Deno.UnsafePointer.create(
+      classView.getBigUint64(isFlags ? 16 : 24),
+    );
+    if (values === null) return [];
+    const valuesView = new Deno.UnsafePointerView(values);
+    const out: EnumValue[] = [];
+    for (let i = 0; i < count; i++) {
+      const base = i * 24; // GEnumValue / GFlagsValue: value, name, nick
+      out.push({
+        value: isFlags ? valuesView.getUint32(base) : valuesView.getInt32(base),
+        name: pointerString(valuesView.getBigUint64(base + 8)),
+        nick: pointerString(valuesView.getBigUint64(base + 16)),
+      });
+    }
+    return out;
+  } finally {
+    g.g_type_class_unref(klass);
+  }
+}
+
+function pointerString(address: bigint): string {
+  return readCString(Deno.UnsafePointer.create(address)) ?? "";
+}
+
+function enumNick(type: bigint, value: number): string | number {
+  return enumValues(type).find((v) => v.value === value)?.nick ?? value;
+}

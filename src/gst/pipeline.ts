@@ -1,0 +1,289 @@
+/**
+ * A GstPipeline we own: elements added to it, links, state changes off the
+ * main thread, bus messages pulled without waiting, and the counters
+ * GStreamer already keeps (position, duration, sinks' stats).
+ */
+import { GValue, instanceType } from "./gvalue.ts";
+import {
+  cstr,
+  gtype,
+  lib,
+  type Pointer,
+  pointerSlot,
+  readCString,
+  slotPointer,
+  takeCString,
+} from "./native.ts";
+import { findProperty } from "./property.ts";
+
+export const stateNames = ["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"] as const;
+export type StateName = typeof stateNames[number];
+export const State = { NULL: 1, READY: 2, PAUSED: 3, PLAYING: 4 } as const;
+
+export const StateChange = { FAILURE: 0, SUCCESS: 1, ASYNC: 2, NO_PREROLL: 3 } as const;
+
+export const MessageType = {
+  EOS: 1 << 0,
+  ERROR: 1 << 1,
+  WARNING: 1 << 2,
+  STATE_CHANGED: 1 << 6,
+} as const;
+
+const FORMAT_TIME = 3;
+const NANOSECONDS_PER_MS = 1_000_000n;
+
+export type BusMessage =
+  | { kind: "eos"; source: string }
+  | { kind: "error" | "warning"; source: string; message: string; debug: string | null }
+  | { kind: "state-changed"; old: StateName; new: StateName; pending: StateName };
+
+export interface SinkStats {
+  element: string;
+  rendered: number;
+  dropped: number;
+}
+
+let gstElementType: bigint | undefined;
+let gstStructureType: bigint | undefined;
+
+export class Pipeline {
+  readonly #pipeline: Pointer;
+  readonly #bus: Pointer;
+  #disposed = false;
+
+  constructor(name: string) {
+    const { gst } = lib();
+    const pipeline = gst.gst_pipeline_new(cstr(name));
+    if (pipeline === null) throw new Error(`gst_pipeline_new('${name}') failed`);
+    this.#pipeline = gst.gst_object_ref_sink(pipeline)!;
+    this.#bus = gst.gst_pipeline_get_bus(this.#pipeline)!;
+  }
+
+  get pointer(): Pointer {
+    return this.#pipeline;
+  }
+
+  /** Makes an element and adds it to the pipeline, which then owns it; null when the factory is missing. */
+  addElement(factory: string, name: string): Pointer | null {
+    const { gst } = lib();
+    const element = gst.gst_element_factory_make(cstr(factory), cstr(name));
+    if (element === null) return null;
+    if (gst.gst_bin_add(this.#pipeline, element) === 0) {
+      // gst_bin_add refuses a duplicate name and leaves the floating ref with us.
+      gst.gst_object_unref(gst.gst_object_ref_sink(element));
+      return null;
+    }
+    return element;
+  }
+
+  setState(state: number): Promise<number> {
+    return this.#withRef(() => lib().gst.gst_element_set_state_async(this.#pipeline, state));
+  }
+
+  /** Waits (off the main thread) up to `timeoutMs` for a pending async change to finish. */
+  async waitForState(
+    timeoutMs: number,
+  ): Promise<{ result: number; state: StateName; pending: StateName }> {
+    const state = new Int32Array(1);
+    const pending = new Int32Array(1);
+    const result = await this.#withRef(() =>
+      lib().gst.gst_element_get_state_async(
+        this.#pipeline,
+        state,
+        pending,
+        BigInt(timeoutMs) * NANOSECONDS_PER_MS,
+      )
+    );
+    return { result, state: stateNames[state[0]], pending: stateNames[pending[0]] };
+  }
+
+  /** The current and pending state, without waiting. */
+  currentState(): { state: StateName; pending: StateName } {
+    const state = new Int32Array(1);
+    const pending = new Int32Array(1);
+    lib().gst.gst_element_get_state(this.#pipeline, state, pending, 0n);
+    return { state: stateNames[state[0]], pending: stateNames[pending[0]] };
+  }
+
+  /** Every waiting bus message of the given types, oldest first; never waits. */
+  popMessages(types: number): BusMessage[] {
+    const { gst, glib } = lib();
+    const messages: BusMessage[] = [];
+    for (;;) {
+      const message = gst.gst_bus_pop_filtered(this.#bus, types);
+      if (message === null) return messages;
+      try {
+        const view = new Deno.UnsafePointerView(message);
+        const type = view.getInt32(64); // GstMessage.type
+        const source = Deno.UnsafePointer.create(view.getBigUint64(80)); // GstMessage.src
+        const sourceName = source === null
+          ? ""
+          : takeCString(gst.gst_object_get_name(source)) ?? "";
+        if (type === MessageType.EOS) {
+          messages.push({ kind: "eos", source: sourceName });
+        } else if (type === MessageType.ERROR || type === MessageType.WARNING) {
+          const error = pointerSlot();
+          const debug = pointerSlot();
+          const parse = type === MessageType.ERROR
+            ? gst.gst_message_parse_error
+            : gst.gst_message_parse_warning;
+          parse(message, error, debug);
+          const gerror = slotPointer(error);
+          const text = gerror === null ? "" : readCString(
+            Deno.UnsafePointer.create(new Deno.UnsafePointerView(gerror).getBigUint64(8)),
+          ) ?? "";
+          if (gerror !== null) glib.g_error_free(gerror);
+          messages.push({
+            kind: type === MessageType.ERROR ? "error" : "warning",
+            source: sourceName,
+            message: text,
+            debug: takeCString(slotPointer(debug)),
+          });
+        } else if (
+          type === MessageType.STATE_CHANGED &&
+          Deno.UnsafePointer.equals(source, this.#pipeline)
+        ) {
+          const old = new Int32Array(1);
+          const now = new Int32Array(1);
+          const pending = new Int32Array(1);
+          gst.gst_message_parse_state_changed(message, old, now, pending);
+          messages.push({
+            kind: "state-changed",
+            old: stateNames[old[0]],
+            new: stateNames[now[0]],
+            pending: stateNames[pending[0]],
+          });
+        }
+      } finally {
+        gst.gst_message_unref(message);
+      }
+    }
+  }
+
+  /** Position and duration in milliseconds, null where unknown; queried off the main thread. */
+  async positionAndDuration(): Promise<{ position: number | null; duration: number | null }> {
+    const position = new BigInt64Array(1);
+    const duration = new BigInt64Array(1);
+    const [hasPosition, hasDuration] = await this.#withRef(() =>
+      Promise.all([
+        lib().gst.gst_element_query_position_async(this.#pipeline, FORMAT_TIME, position),
+        lib().gst.gst_element_query_duration_async(this.#pipeline, FORMAT_TIME, duration),
+      ])
+    );
+    const ms = (ok: number, value: bigint) =>
+      ok !== 0 && value >= 0n ? Number(value / NANOSECONDS_PER_MS) : null;
+    return { position: ms(hasPosition, position[0]), duration: ms(hasDuration, duration[0]) };
+  }
+
+  /** Rendered and dropped counts of every sink that keeps them (basesink's `stats`), looking inside sink bins. */
+  sinkStats(): SinkStats[] {
+    const out: SinkStats[] = [];
+    this.#collectSinkStats(this.#pipeline, out);
+    return out;
+  }
+
+  #collectSinkStats(bin: Pointer, out: SinkStats[]): void {
+    const { gst, gobject } = lib();
+    gstElementType ??= gtype(gst.gst_element_get_type());
+    gstStructureType ??= gtype(gst.gst_structure_get_type());
+    const iterator = gst.gst_bin_iterate_sinks(bin);
+    if (iterator === null) return;
+    const item = new GValue(gstElementType);
+    const seen: SinkStats[] = [];
+    try {
+      for (;;) {
+        const result = gst.gst_iterator_next(iterator, item.buffer);
+        if (result === 1) { // GST_ITERATOR_OK
+          const element = gobject.g_value_get_object(item.buffer)!;
+          const stats = findProperty(element, "stats");
+          if (stats !== null && stats.valueType === gstStructureType) {
+            seen.push(this.#readSinkStats(element));
+          } else if (isBin(element)) {
+            this.#collectSinkStats(element, seen);
+          }
+          gobject.g_value_reset(item.buffer);
+        } else if (result === 2) { // GST_ITERATOR_RESYNC: the bin changed, start over
+          seen.length = 0;
+          gst.gst_iterator_resync(iterator);
+        } else {
+          break;
+        }
+      }
+    } finally {
+      item.unset();
+      gst.gst_iterator_free(iterator);
+    }
+    out.push(...seen);
+  }
+
+  #readSinkStats(element: Pointer): SinkStats {
+    const { gst, gobject } = lib();
+    const value = new GValue(gstStructureType!);
+    try {
+      gobject.g_object_get_property(element, cstr("stats"), value.buffer);
+      const structure = gobject.g_value_get_boxed(value.buffer);
+      const field = (name: string) => {
+        const out = new BigUint64Array(1);
+        return structure !== null &&
+            gst.gst_structure_get_uint64(structure, cstr(name), out) !== 0
+          ? Number(out[0])
+          : 0;
+      };
+      return {
+        element: takeCString(gst.gst_object_get_name(element)) ?? "",
+        rendered: field("rendered"),
+        dropped: field("dropped"),
+      };
+    } finally {
+      value.unset();
+    }
+  }
+
+  /** Goes to NULL off the main thread, then releases the bus and the pipeline with its elements. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    const { gst } = lib();
+    await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
+    gst.gst_object_unref(this.#bus);
+    gst.gst_object_unref(this.#pipeline);
+  }
+
+  /** Holds a reference across a call that runs on a pool thread, so dispose cannot free the pipeline under it. */
+  async #withRef<T>(call: () => Promise<T>): Promise<T> {
+    if (this.#disposed) throw new Error("The pipeline was disposed");
+    const { gst } = lib();
+    gst.gst_object_ref(this.#pipeline);
+    try {
+      return await call();
+    } finally {
+      gst.gst_object_unref(this.#pipeline);
+    }
+  }
+}
+
+let gstBinType: bigint | undefined;
+function isBin(element: Pointer): boolean {
+  gstBinType ??= gtype(lib().gobject.g_type_from_name(cstr("GstBin")));
+  return lib().gobject.g_type_is_a(instanceType(element), gstBinType) !== 0;
+}
+
+/** The caps a pad of an element can take or give, as text, for LINK_FAILED messages. */
+export function padCaps(element: Pointer, padName: "src" | "sink"): string | null {
+  const { gst } = lib();
+  const pad = gst.gst_element_get_static_pad(element, cstr(padName));
+  if (pad === null) return null;
+  try {
+    const caps = gst.gst_pad_query_caps(pad, null);
+    if (caps === null) return null;
+    const text = takeCString(gst.gst_caps_to_string(caps));
+    gst.gst_caps_unref(caps);
+    return text;
+  } finally {
+    gst.gst_object_unref(pad);
+  }
+}
+
+export function linkElements(source: Pointer, sink: Pointer): boolean {
+  return lib().gst.gst_element_link(source, sink) !== 0;
+}

@@ -1,0 +1,305 @@
+/**
+ * Setting and reading GObject properties from JSON with the property's real
+ * GType. Conversion goes through GStreamer's own deserialiser
+ * (gst_value_deserialize, the one gst-launch uses) and the range check
+ * through the GParamSpec (g_param_value_validate), so every type GStreamer
+ * knows works the same way it does on the command line.
+ */
+import { ServerError } from "../errors.ts";
+import {
+  classOf,
+  enumValues,
+  Fundamental,
+  fundamentalOf,
+  GValue,
+  type JsonValue,
+  readGValue,
+  typeName,
+} from "./gvalue.ts";
+import { cstr, lib, type Pointer, readCString } from "./native.ts";
+
+const PARAM_READABLE = 1;
+const PARAM_WRITABLE = 2;
+const PARAM_CONSTRUCT_ONLY = 8;
+
+export interface ParamSpec {
+  pointer: Pointer;
+  name: string;
+  flags: number;
+  valueType: bigint;
+  ownerType: bigint;
+}
+
+function readParamSpec(pointer: Pointer): ParamSpec {
+  const view = new Deno.UnsafePointerView(pointer);
+  return {
+    pointer,
+    name: readCString(Deno.UnsafePointer.create(view.getBigUint64(8))) ?? "",
+    flags: view.getUint32(16),
+    valueType: view.getBigUint64(24),
+    ownerType: view.getBigUint64(32),
+  };
+}
+
+export function findProperty(object: Pointer, name: string): ParamSpec | null {
+  const pointer = lib().gobject.g_object_class_find_property(
+    classOf(object),
+    cstr(name),
+  );
+  return pointer === null ? null : readParamSpec(pointer);
+}
+
+export function listProperties(object: Pointer): ParamSpec[] {
+  const g = lib();
+  const count = new Uint32Array(1);
+  const array = g.gobject.g_object_class_list_properties(
+    classOf(object),
+    count,
+  );
+  if (array === null) return [];
+  const view = new Deno.UnsafePointerView(array);
+  const specs: ParamSpec[] = [];
+  for (let i = 0; i < count[0]; i++) {
+    specs.push(
+      readParamSpec(Deno.UnsafePointer.create(view.getBigUint64(i * 8))!),
+    );
+  }
+  g.glib.g_free(array);
+  return specs;
+}
+
+/** What a property accepts, for error messages and introspection. */
+export function describeExpected(spec: ParamSpec): {
+  type: string;
+  expected: string;
+  minimum?: number | string;
+  maximum?: number | string;
+  values?: string[];
+} {
+  const type = typeName(spec.valueType);
+  const view = new Deno.UnsafePointerView(spec.pointer);
+  // Numeric GParamSpec subclasses keep minimum and maximum right after the 72-byte GParamSpec.
+  const range = (read: (offset: number) => number | bigint, size: number) => {
+    const minimum = numberOrString(read(72));
+    const maximum = numberOrString(read(72 + size));
+    return { minimum, maximum };
+  };
+  switch (fundamentalOf(spec.valueType)) {
+    case Fundamental.BOOLEAN:
+      return { type, expected: "a boolean (true or false)" };
+    case Fundamental.CHAR: {
+      const r = range((o) => view.getInt8(o), 1);
+      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.UCHAR: {
+      const r = range((o) => view.getUint8(o), 1);
+      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.INT: {
+      const r = range((o) => view.getInt32(o), 4);
+      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.UINT: {
+      const r = range((o) => view.getUint32(o), 4);
+      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.LONG:
+    case Fundamental.INT64: {
+      const r = range((o) => view.getBigInt64(o), 8);
+      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.ULONG:
+    case Fundamental.UINT64: {
+      const r = range((o) => view.getBigUint64(o), 8);
+      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.FLOAT: {
+      const r = range((o) => view.getFloat32(o), 4);
+      return { type, ...r, expected: `a number from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.DOUBLE: {
+      const r = range((o) => view.getFloat64(o), 8);
+      return { type, ...r, expected: `a number from ${r.minimum} to ${r.maximum}` };
+    }
+    case Fundamental.STRING:
+      return { type, expected: "a string" };
+    case Fundamental.ENUM: {
+      const values = enumValues(spec.valueType).map((v) => v.nick);
+      return {
+        type,
+        values,
+        expected: `one of ${values.join(", ")} (or its number)`,
+      };
+    }
+    case Fundamental.FLAGS: {
+      const values = enumValues(spec.valueType).map((v) => v.nick);
+      return {
+        type,
+        values,
+        expected: `flags from ${values.join(", ")} joined by '+' (or a number)`,
+      };
+    }
+    default:
+      if (type === "GstCaps") {
+        return { type, expected: 'caps such as "video/x-raw,width=320"' };
+      }
+      if (type === "GstFraction") {
+        return { type, expected: 'a fraction such as "30/1"' };
+      }
+      return { type, expected: `a value of type ${type} in GStreamer syntax` };
+  }
+}
+
+function numberOrString(value: number | bigint): number | string {
+  if (typeof value === "number") return value;
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) &&
+      value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value.toString();
+}
+
+export interface PropertyTarget {
+  object: Pointer;
+  /** The element's name as the user knows it, for messages. */
+  label: string;
+}
+
+/** Finds a property or throws UNKNOWN_PROPERTY listing the ones that exist. */
+export function requireProperty(target: PropertyTarget, name: string): ParamSpec {
+  const spec = findProperty(target.object, name);
+  if (spec !== null) return spec;
+  const known = listProperties(target.object).map((s) => s.name).sort();
+  throw new ServerError(
+    "UNKNOWN_PROPERTY",
+    `Element '${target.label}' has no property '${name}'; it has: ${known.join(", ")}`,
+    { element: target.label, property: name, properties: known },
+  );
+}
+
+/** Sets `name` on the object from a JSON value, checking type and range. */
+export function setProperty(
+  target: PropertyTarget,
+  name: string,
+  value: JsonValue,
+): void {
+  const spec = requireProperty(target, name);
+  const invalid = (reason: string): ServerError => {
+    const expected = describeExpected(spec);
+    return new ServerError(
+      "INVALID_PROPERTY_VALUE",
+      `Invalid value ${
+        JSON.stringify(value)
+      } for property '${name}' of element '${target.label}': ${reason}; expected ${expected.expected}`,
+      { element: target.label, property: name, value, ...expected },
+    );
+  };
+  if ((spec.flags & PARAM_WRITABLE) === 0) {
+    throw invalid("the property is read-only");
+  }
+  if ((spec.flags & PARAM_CONSTRUCT_ONLY) !== 0) {
+    throw invalid("the property can only be set when the element is made");
+  }
+  const g = lib();
+  const gvalue = new GValue(spec.valueType);
+  try {
+    const fundamental = fundamentalOf(spec.valueType);
+    if (fundamental === Fundamental.STRING) {
+      if (typeof value !== "string") throw invalid("not a string");
+      g.gobject.g_value_set_string(gvalue.buffer, cstr(value));
+    } else if (fundamental === Fundamental.BOOLEAN) {
+      const flag = typeof value === "boolean"
+        ? value
+        : value === "true"
+        ? true
+        : value === "false"
+        ? false
+        : undefined;
+      if (flag === undefined) throw invalid("not a boolean");
+      g.gobject.g_value_set_boolean(gvalue.buffer, flag ? 1 : 0);
+    } else if (
+      fundamental === Fundamental.OBJECT ||
+      fundamental === Fundamental.POINTER ||
+      fundamental === Fundamental.PARAM
+    ) {
+      throw invalid("this property holds an object and cannot be set from JSON");
+    } else {
+      const text = serialisedForm(value, fundamental);
+      if (text === undefined) throw invalid(`a ${jsonKind(value)} cannot be converted`);
+      if (g.gst.gst_value_deserialize(gvalue.buffer, cstr(text)) === 0) {
+        throw invalid("it could not be converted");
+      }
+    }
+    if (g.gobject.g_param_value_validate(spec.pointer, gvalue.buffer) !== 0) {
+      throw invalid("it is out of range");
+    }
+    g.gobject.g_object_set_property(target.object, cstr(name), gvalue.buffer);
+  } finally {
+    gvalue.unset();
+  }
+}
+
+const isNumeric = new Set<bigint>([
+  Fundamental.CHAR,
+  Fundamental.UCHAR,
+  Fundamental.INT,
+  Fundamental.UINT,
+  Fundamental.LONG,
+  Fundamental.ULONG,
+  Fundamental.INT64,
+  Fundamental.UINT64,
+  Fundamental.FLOAT,
+  Fundamental.DOUBLE,
+]);
+const isInteger = new Set<bigint>([
+  Fundamental.CHAR,
+  Fundamental.UCHAR,
+  Fundamental.INT,
+  Fundamental.UINT,
+  Fundamental.LONG,
+  Fundamental.ULONG,
+  Fundamental.INT64,
+  Fundamental.UINT64,
+]);
+
+/** The gst-launch text for a JSON value, or undefined when the JSON kind cannot fit. */
+function serialisedForm(value: JsonValue, fundamental: bigint): string | undefined {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) return undefined;
+    if (isInteger.has(fundamental) && !Number.isInteger(value)) return undefined;
+    return isInteger.has(fundamental) ? BigInt(value).toString() : String(value);
+  }
+  if (typeof value === "string") {
+    const trimmed = value.trim();
+    if (trimmed === "") return undefined;
+    // Integers as text must be plain decimal so that "12abc" or "1e3" are not half-read.
+    if (isInteger.has(fundamental) && !/^[+-]?\d+$/.test(trimmed)) return undefined;
+    if (isNumeric.has(fundamental) && Number.isNaN(Number(trimmed))) return undefined;
+    return trimmed;
+  }
+  return undefined;
+}
+
+function jsonKind(value: JsonValue): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+/** Reads a property as JSON. */
+export function getProperty(target: PropertyTarget, name: string): JsonValue {
+  const spec = requireProperty(target, name);
+  if ((spec.flags & PARAM_READABLE) === 0) {
+    throw new ServerError(
+      "INVALID_PROPERTY_VALUE",
+      `Property '${name}' of element '${target.label}' is write-only`,
+      { element: target.label, property: name },
+    );
+  }
+  const gvalue = new GValue(spec.valueType);
+  try {
+    lib().gobject.g_object_get_property(target.object, cstr(name), gvalue.buffer);
+    return readGValue(gvalue.buffer, spec.valueType);
+  } finally {
+    gvalue.unset();
+  }
+}

@@ -1,0 +1,104 @@
+/** The element factories GStreamer knows, and the ones we keep out of reach. */
+import { closest, distance } from "fastest-levenshtein";
+import { cstr, lib, readCString, takeCString } from "./native.ts";
+
+/** GST_ELEMENT_FACTORY_TYPE_ANY: every element factory. */
+const FACTORY_TYPE_ANY = (1n << 49n) - 1n;
+
+export interface FactoryInfo {
+  name: string;
+  longName: string;
+  klass: string;
+  rank: number;
+  plugin: string;
+}
+
+let factories: Map<string, FactoryInfo> | undefined;
+
+/** Every element factory in the registry (read once; the registry does not change while we run). */
+export function elementFactories(): Map<string, FactoryInfo> {
+  if (factories) return factories;
+  const { gst } = lib();
+  factories = new Map();
+  const list = gst.gst_element_factory_list_get_elements(FACTORY_TYPE_ANY, 0);
+  for (let node = list; node !== null;) {
+    const nodeView = new Deno.UnsafePointerView(node);
+    const factory = Deno.UnsafePointer.create(nodeView.getBigUint64(0))!;
+    const name = takeCString(gst.gst_object_get_name(factory)) ?? "";
+    const metadata = (key: string) =>
+      readCString(gst.gst_element_factory_get_metadata(factory, cstr(key))) ?? "";
+    factories.set(name, {
+      name,
+      longName: metadata("long-name"),
+      klass: metadata("klass"),
+      rank: gst.gst_plugin_feature_get_rank(factory),
+      plugin: readCString(gst.gst_plugin_feature_get_plugin_name(factory)) ?? "",
+    });
+    node = Deno.UnsafePointer.create(nodeView.getBigUint64(8));
+  }
+  gst.gst_plugin_feature_list_free(list);
+  return factories;
+}
+
+/** Up to `count` factory names closest to a misspelt one. */
+export function closestFactoryNames(name: string, count = 3): string[] {
+  const names = [...elementFactories().keys()];
+  const lower = name.toLowerCase();
+  const ranked = names
+    .map((candidate) => ({
+      candidate,
+      score: candidate.includes(lower) || lower.includes(candidate)
+        ? Math.abs(candidate.length - lower.length) / 2
+        : distance(lower, candidate),
+    }))
+    .sort((a, b) => a.score - b.score || a.candidate.localeCompare(b.candidate))
+    .slice(0, count)
+    .map((r) => r.candidate);
+  const best = closest(lower, names);
+  return ranked.includes(best) ? ranked : [best, ...ranked].slice(0, count);
+}
+
+/**
+ * Elements that crash the whole process on this machine, with the reason.
+ * dfbvideosink: with no framebuffer device, DirectFB's "Fusion Dispatch"
+ * thread segfaults inside libfusion when the sink opens, and autovideosink
+ * tries it headless because it is the only video sink with a rank there.
+ */
+export function crashingElements(
+  hasFramebuffer = fileExists("/dev/fb0"),
+): Map<string, string> {
+  const refused = new Map<string, string>();
+  if (!hasFramebuffer) {
+    refused.set(
+      "dfbvideosink",
+      "DirectFB crashes the process when there is no framebuffer device (/dev/fb0)",
+    );
+  }
+  return refused;
+}
+
+/** Takes the crashing elements out of auto-plugging (autovideosink, decodebin) by ranking them NONE. */
+export function demoteElements(names: Iterable<string>): string[] {
+  const { gst } = lib();
+  const registry = gst.gst_registry_get();
+  const demoted: string[] = [];
+  for (const name of names) {
+    const feature = gst.gst_registry_lookup_feature(registry, cstr(name));
+    if (feature === null) continue;
+    gst.gst_plugin_feature_set_rank(feature, 0);
+    gst.gst_object_unref(feature);
+    const info = factories?.get(name);
+    if (info) info.rank = 0;
+    demoted.push(name);
+  }
+  return demoted;
+}
+
+function fileExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

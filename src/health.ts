@@ -1,0 +1,129 @@
+/** The `stats` snapshot broadcast every interval, and the same figures for /healthz and /metrics. */
+import process from "node:process";
+import { Gauge, Registry } from "prom-client";
+import type { PipelineStats } from "./pipelines.ts";
+
+export interface ServerStats {
+  rssBytes: number;
+  cpuPercent: number;
+  clients: number;
+  pipelines: number;
+  uptime: number;
+}
+
+export interface StatsSnapshot {
+  timestamp: string;
+  pipelines: PipelineStats[];
+  server: ServerStats;
+}
+
+/** CPU use of this process between two calls, in percent of one core. */
+export class CpuMeter {
+  #last = process.cpuUsage();
+  #lastAt = performance.now();
+
+  sample(): number {
+    const now = performance.now();
+    const usage = process.cpuUsage();
+    const cpuMicros = usage.user - this.#last.user + usage.system - this.#last.system;
+    const wallMicros = (now - this.#lastAt) * 1000;
+    this.#last = usage;
+    this.#lastAt = now;
+    return wallMicros > 0 ? Math.round((cpuMicros / wallMicros) * 1000) / 10 : 0;
+  }
+}
+
+const stateNumber = { VOID_PENDING: 0, NULL: 1, READY: 2, PAUSED: 3, PLAYING: 4 } as const;
+
+/** Prometheus gauges that read the latest snapshot when scraped. */
+export function metricsRegistry(latest: () => StatsSnapshot | null): Registry {
+  const registry = new Registry();
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (g: Gauge, s: StatsSnapshot) => void,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const snapshot = latest();
+        if (snapshot) fill(this, snapshot);
+      },
+    });
+  gauge(
+    "gstreamer_server_rss_bytes",
+    "Resident memory of the server process",
+    [],
+    (g, s) => g.set(s.server.rssBytes),
+  );
+  gauge(
+    "gstreamer_server_cpu_percent",
+    "CPU use of the server, percent of one core",
+    [],
+    (g, s) => g.set(s.server.cpuPercent),
+  );
+  gauge(
+    "gstreamer_server_clients",
+    "Connected WebSocket clients",
+    [],
+    (g, s) => g.set(s.server.clients),
+  );
+  gauge("gstreamer_pipelines", "Pipelines that exist", [], (g, s) => g.set(s.server.pipelines));
+  const perPipeline = (
+    name: string,
+    help: string,
+    value: (p: PipelineStats) => number | null,
+  ) =>
+    gauge(name, help, ["id"], (g, s) => {
+      for (const p of s.pipelines) {
+        const v = value(p);
+        if (v !== null) g.set({ id: p.id }, v);
+      }
+    });
+  perPipeline(
+    "gstreamer_pipeline_state",
+    "Pipeline state: 1 NULL, 2 READY, 3 PAUSED, 4 PLAYING",
+    (p) => stateNumber[p.state],
+  );
+  perPipeline("gstreamer_pipeline_uptime_seconds", "Seconds since the pipeline reached PLAYING", (
+    p,
+  ) => p.uptime);
+  perPipeline(
+    "gstreamer_pipeline_position_seconds",
+    "Stream position",
+    (p) => p.position === null ? null : p.position / 1000,
+  );
+  perPipeline(
+    "gstreamer_pipeline_duration_seconds",
+    "Stream duration",
+    (p) => p.duration === null ? null : p.duration / 1000,
+  );
+  perPipeline("gstreamer_pipeline_errors", "Errors posted on the pipeline's bus", (p) => p.errors);
+  perPipeline(
+    "gstreamer_pipeline_warnings",
+    "Warnings posted on the pipeline's bus",
+    (p) => p.warnings,
+  );
+  const perSink = (
+    name: string,
+    help: string,
+    value: (sink: PipelineStats["sinks"][number]) => number | null,
+  ) =>
+    gauge(name, help, ["id", "element"], (g, s) => {
+      for (const p of s.pipelines) {
+        for (const sink of p.sinks) {
+          const v = value(sink);
+          if (v !== null) g.set({ id: p.id, element: sink.element }, v);
+        }
+      }
+    });
+  perSink("gstreamer_sink_rendered_frames", "Buffers rendered by a sink", (k) => k.rendered);
+  perSink("gstreamer_sink_dropped_frames", "Buffers dropped by a sink", (k) => k.dropped);
+  perSink("gstreamer_sink_fps", "Buffers rendered per second over the last interval", (k) => k.fps);
+  return registry;
+}

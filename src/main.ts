@@ -1,0 +1,136 @@
+/** Starts the server: configuration, GStreamer, the pipeline manager, the transport, signals. */
+import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
+import { LibraryLoadError } from "../ffi/loader.ts";
+import { initGstreamer } from "./gst/init.ts";
+import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./health.ts";
+import { type ManagerEvent, PipelineManager } from "./pipelines.ts";
+import type { Handlers } from "./protocol.ts";
+import { sendJson, startTransport, type Transport } from "./server.ts";
+
+/** How often bus messages are pulled (DESIGN.md rule 3: pulled, never pushed). */
+const BUS_POLL_MS = 50;
+
+function fail(message: string): never {
+  console.error(message);
+  Deno.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(readEnvironment());
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+
+  let runtime;
+  try {
+    runtime = initGstreamer();
+  } catch (error) {
+    if (error instanceof LibraryLoadError) fail(error.message);
+    throw error;
+  }
+  if (runtime.refusedElements.size > 0) {
+    console.log(
+      `Refusing elements that would crash this machine: ${
+        [...runtime.refusedElements.keys()].join(", ")
+      }`,
+    );
+  }
+
+  // Events go out once the transport exists; the manager is made first because the handlers use it.
+  const outlet: { transport?: Transport } = {};
+  const emit = (event: ManagerEvent) => outlet.transport?.broadcast(event);
+  const manager = new PipelineManager({ emit, refusedElements: runtime.refusedElements });
+
+  const handlers: Handlers = {
+    createPipeline: (p) => manager.create(p),
+    startPipeline: (p) => manager.start(p.id),
+    stopPipeline: (p) => manager.stop(p.id),
+    deletePipeline: (p) => manager.delete(p.id),
+    getPipelines: () => ({ pipelines: manager.list() }),
+    getPipeline: (p) => manager.get(p.id),
+  };
+
+  const startedAt = performance.now();
+  const cpu = new CpuMeter();
+  let latest: StatsSnapshot | null = null;
+  const metrics = metricsRegistry(() => latest);
+
+  const transport = await startTransport({
+    host: config.host,
+    port: config.port,
+    path: config.path,
+    handlers,
+    routes: [
+      (request, response, url) => {
+        if (request.method !== "GET" || url.pathname !== "/healthz") return false;
+        sendJson(response, 200, {
+          status: "ok",
+          gstreamer: runtime.version,
+          uptime: Math.round(performance.now() - startedAt) / 1000,
+          pipelines: manager.size,
+          clients: outlet.transport?.clientCount() ?? 0,
+          server: latest?.server ?? null,
+        });
+        return true;
+      },
+      async (request, response, url) => {
+        if (request.method !== "GET" || url.pathname !== "/metrics") return false;
+        const text = await metrics.metrics();
+        response.writeHead(200, { "content-type": metrics.contentType });
+        response.end(text);
+        return true;
+      },
+    ],
+  });
+
+  outlet.transport = transport;
+  const busTimer = setInterval(() => manager.pollBuses(), BUS_POLL_MS);
+  let collecting = false;
+  const statsTimer = setInterval(async () => {
+    if (collecting) return; // a slow round is skipped, not stacked
+    collecting = true;
+    try {
+      const pipelines = await manager.stats();
+      latest = {
+        timestamp: new Date().toISOString(),
+        pipelines,
+        server: {
+          rssBytes: Deno.memoryUsage().rss,
+          cpuPercent: cpu.sample(),
+          clients: transport.clientCount(),
+          pipelines: pipelines.length,
+          uptime: Math.round(performance.now() - startedAt) / 1000,
+        },
+      };
+      transport.broadcast({ type: "stats", payload: latest });
+    } catch (error) {
+      console.error("Collecting stats failed:", error);
+    } finally {
+      collecting = false;
+    }
+  }, config.statsIntervalMs);
+
+  console.log(runtime.version);
+  console.log(`WebSocket listening on ${transport.url}`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${signal} received: stopping every pipeline`);
+    clearInterval(busTimer);
+    clearInterval(statsTimer);
+    await manager.shutdown();
+    await transport.close();
+    console.log("Stopped");
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => void shutdown(signal));
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,436 @@
+/**
+ * The pipeline manager: builds pipelines from element lists, runs their
+ * state changes one at a time per pipeline, turns bus messages into events
+ * and reads the counters for `stats`.
+ */
+import { ServerError } from "./errors.ts";
+import type { JsonValue } from "./gst/gvalue.ts";
+import type { Pointer } from "./gst/native.ts";
+import {
+  type BusMessage,
+  linkElements,
+  MessageType,
+  padCaps,
+  Pipeline,
+  State,
+  StateChange,
+  type StateName,
+} from "./gst/pipeline.ts";
+import { setProperty } from "./gst/property.ts";
+import { closestFactoryNames, elementFactories } from "./gst/registry.ts";
+
+export interface ElementSpec {
+  type: string;
+  name?: string;
+  properties?: Record<string, JsonValue>;
+}
+
+export interface PipelineSpec {
+  id: string;
+  description?: string;
+  pipeline: { elements: ElementSpec[] };
+}
+
+export interface PipelineError {
+  element: string;
+  message: string;
+  debug: string | null;
+  time: string;
+}
+
+export interface PipelineInfo {
+  id: string;
+  description: string;
+  state: StateName;
+  createdAt: string;
+  lastError: PipelineError | null;
+}
+
+export type ManagerEvent =
+  | { type: "pipelineCreated"; payload: PipelineInfo }
+  | { type: "pipelineDeleted"; payload: { id: string } }
+  | { type: "pipelineStateChanged"; payload: { id: string; old: StateName; new: StateName } }
+  | { type: "pipelineError"; payload: { id: string } & Omit<PipelineError, "time"> }
+  | { type: "pipelineWarning"; payload: { id: string } & Omit<PipelineError, "time"> }
+  | { type: "pipelineEos"; payload: { id: string } };
+
+export interface SinkStatsEntry {
+  element: string;
+  rendered: number;
+  dropped: number;
+  fps: number | null;
+}
+
+export interface PipelineStats {
+  id: string;
+  kind: "pipeline";
+  state: StateName;
+  uptime: number;
+  position: number | null;
+  duration: number | null;
+  sinks: SinkStatsEntry[];
+  errors: number;
+  warnings: number;
+}
+
+export const idPattern = /^[A-Za-z0-9._-]{1,128}$/;
+
+function requireValidId(id: string): void {
+  if (!idPattern.test(id)) {
+    throw new ServerError(
+      "INVALID_ID",
+      `Invalid pipeline id ${
+        JSON.stringify(id)
+      }: ids are 1 to 128 characters of letters, digits, '.', '_' and '-'`,
+      { id },
+    );
+  }
+}
+
+interface ManagedPipeline {
+  id: string;
+  description: string;
+  createdAt: Date;
+  pipeline: Pipeline;
+  elements: Map<string, { type: string; pointer: Pointer }>;
+  state: StateName;
+  playingSince: number | null;
+  lastError: PipelineError | null;
+  errors: number;
+  warnings: number;
+  /** Tail of this pipeline's operation queue: state changes and delete run one at a time. */
+  queue: Promise<unknown>;
+  deleted: boolean;
+  previousSinks: Map<string, { rendered: number; at: number }>;
+}
+
+export interface ManagerOptions {
+  emit: (event: ManagerEvent) => void;
+  /** Elements refused outright, with the reason (see gst/registry.ts). */
+  refusedElements: Map<string, string>;
+  /** How long startPipeline waits for an async change to PLAYING before replying with the pending state. */
+  startTimeoutMs?: number;
+}
+
+const busMessageTypes = MessageType.EOS | MessageType.ERROR | MessageType.WARNING |
+  MessageType.STATE_CHANGED;
+
+export class PipelineManager {
+  readonly #pipelines = new Map<string, ManagedPipeline>();
+  readonly #options: ManagerOptions;
+
+  constructor(options: ManagerOptions) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#pipelines.size;
+  }
+
+  /** Builds the pipeline in the NULL state; on any failure nothing stays behind. */
+  create(spec: PipelineSpec): PipelineInfo {
+    requireValidId(spec.id);
+    if (this.#pipelines.has(spec.id)) {
+      throw new ServerError("DUPLICATE_ID", `A pipeline with id '${spec.id}' already exists`, {
+        id: spec.id,
+      });
+    }
+    this.#checkElementTypes(spec.pipeline.elements);
+    const pipeline = new Pipeline(spec.id);
+    try {
+      const elements = this.#build(pipeline, spec.pipeline.elements);
+      const record: ManagedPipeline = {
+        id: spec.id,
+        description: spec.description ?? "",
+        createdAt: new Date(),
+        pipeline,
+        elements,
+        state: "NULL",
+        playingSince: null,
+        lastError: null,
+        errors: 0,
+        warnings: 0,
+        queue: Promise.resolve(),
+        deleted: false,
+        previousSinks: new Map(),
+      };
+      this.#pipelines.set(spec.id, record);
+      const info = this.#info(record);
+      this.#options.emit({ type: "pipelineCreated", payload: info });
+      return info;
+    } catch (error) {
+      // Still NULL with no streaming thread: releasing it cannot wait on anything.
+      void pipeline.dispose();
+      throw error;
+    }
+  }
+
+  /** Refuses unknown and disallowed types before anything is made. */
+  #checkElementTypes(elements: ElementSpec[]): void {
+    const factories = elementFactories();
+    elements.forEach((element, index) => {
+      const refusal = this.#options.refusedElements.get(element.type);
+      if (refusal !== undefined) {
+        throw new ServerError(
+          "ELEMENT_NOT_ALLOWED",
+          `Element '${element.type}' is not allowed: ${refusal}`,
+          { index, type: element.type, reason: refusal },
+        );
+      }
+      if (!factories.has(element.type)) {
+        const suggestions = closestFactoryNames(element.type);
+        throw new ServerError(
+          "UNKNOWN_ELEMENT",
+          `Unknown element type '${element.type}' (elements[${index}]); closest: ${
+            suggestions.join(", ")
+          }`,
+          { index, type: element.type, suggestions },
+        );
+      }
+    });
+  }
+
+  #build(pipeline: Pipeline, specs: ElementSpec[]): ManagedPipeline["elements"] {
+    const elements: ManagedPipeline["elements"] = new Map();
+    const ordered: { name: string; pointer: Pointer }[] = [];
+    specs.forEach((spec, index) => {
+      const { name: nameProperty, ...properties } = spec.properties ?? {};
+      const name = spec.name ??
+        (typeof nameProperty === "string" ? nameProperty : `${spec.type}${index}`);
+      if (elements.has(name)) {
+        throw new ServerError(
+          "INVALID_REQUEST",
+          `Two elements are named '${name}'; element names must be unique in a pipeline`,
+          { path: `payload.pipeline.elements[${index}].name`, name },
+        );
+      }
+      const pointer = pipeline.addElement(spec.type, name);
+      if (pointer === null) {
+        throw new ServerError(
+          "UNKNOWN_ELEMENT",
+          `Element '${spec.type}' could not be made (its plugin failed to load)`,
+          { index, type: spec.type },
+        );
+      }
+      elements.set(name, { type: spec.type, pointer });
+      ordered.push({ name, pointer });
+      for (const [property, value] of Object.entries(properties)) {
+        setProperty({ object: pointer, label: name }, property, value);
+      }
+    });
+    for (let i = 0; i + 1 < ordered.length; i++) {
+      const source = ordered[i];
+      const sink = ordered[i + 1];
+      if (!linkElements(source.pointer, sink.pointer)) {
+        const sourceCaps = padCaps(source.pointer, "src");
+        const sinkCaps = padCaps(sink.pointer, "sink");
+        throw new ServerError(
+          "LINK_FAILED",
+          `Could not link '${source.name}' to '${sink.name}': ` +
+            `'${source.name}' gives ${sourceCaps ?? "no static src pad"} and ` +
+            `'${sink.name}' takes ${sinkCaps ?? "no static sink pad"}`,
+          { from: source.name, to: sink.name, fromCaps: sourceCaps, toCaps: sinkCaps },
+        );
+      }
+    }
+    return elements;
+  }
+
+  list(): PipelineInfo[] {
+    return [...this.#pipelines.values()].map((record) => this.#info(record));
+  }
+
+  get(id: string): PipelineInfo {
+    return this.#info(this.#require(id));
+  }
+
+  /** Goes to PLAYING; resolves with the state reached, confirmed by GStreamer. */
+  start(id: string): Promise<{ id: string; state: StateName; pending?: StateName }> {
+    const record = this.#require(id);
+    return this.#serial(record, async () => {
+      const result = await record.pipeline.setState(State.PLAYING);
+      let reached: { state: StateName; pending: StateName };
+      if (result === StateChange.ASYNC) {
+        const waited = await record.pipeline.waitForState(this.#options.startTimeoutMs ?? 5000);
+        if (waited.result === StateChange.FAILURE) return this.#failStart(record);
+        reached = waited;
+      } else if (result === StateChange.FAILURE) {
+        return this.#failStart(record);
+      } else {
+        reached = record.pipeline.currentState();
+      }
+      this.#drainBus(record);
+      this.#setState(record, reached.state);
+      return reached.pending === "VOID_PENDING"
+        ? { id, state: reached.state }
+        : { id, state: reached.state, pending: reached.pending };
+    });
+  }
+
+  async #failStart(record: ManagedPipeline): Promise<never> {
+    this.#drainBus(record);
+    const cause = record.lastError;
+    await record.pipeline.setState(State.NULL);
+    this.#setState(record, "NULL");
+    throw new ServerError(
+      "STATE_CHANGE_FAILED",
+      `Pipeline '${record.id}' could not go to PLAYING` +
+        (cause ? `: ${cause.element}: ${cause.message}` : ""),
+      { id: record.id, error: cause },
+    );
+  }
+
+  /** Goes to NULL; a stopped pipeline can be started again. */
+  stop(id: string): Promise<{ id: string; state: StateName }> {
+    const record = this.#require(id);
+    return this.#serial(record, async () => {
+      this.#drainBus(record);
+      await record.pipeline.setState(State.NULL);
+      this.#setState(record, "NULL");
+      return { id, state: "NULL" as const };
+    });
+  }
+
+  /** Stops and frees the pipeline from any state. */
+  delete(id: string): Promise<{ id: string }> {
+    const record = this.#require(id);
+    record.deleted = true;
+    this.#pipelines.delete(id);
+    return this.#serial(record, async () => {
+      await record.pipeline.dispose();
+      this.#options.emit({ type: "pipelineDeleted", payload: { id } });
+      return { id };
+    });
+  }
+
+  /** Pulls every pipeline's waiting bus messages and turns them into events; never waits. */
+  pollBuses(): void {
+    for (const record of this.#pipelines.values()) this.#drainBus(record);
+  }
+
+  #drainBus(record: ManagedPipeline): void {
+    if (record.deleted) return;
+    for (const message of record.pipeline.popMessages(busMessageTypes)) {
+      this.#handle(record, message);
+    }
+  }
+
+  #handle(record: ManagedPipeline, message: BusMessage): void {
+    const { id } = record;
+    switch (message.kind) {
+      case "state-changed":
+        this.#setState(record, message.new);
+        break;
+      case "warning":
+        record.warnings++;
+        this.#options.emit({
+          type: "pipelineWarning",
+          payload: { id, element: message.source, message: message.message, debug: message.debug },
+        });
+        break;
+      case "error":
+        record.errors++;
+        record.lastError = {
+          element: message.source,
+          message: message.message,
+          debug: message.debug,
+          time: new Date().toISOString(),
+        };
+        this.#options.emit({
+          type: "pipelineError",
+          payload: { id, element: message.source, message: message.message, debug: message.debug },
+        });
+        this.#stopAfterBusEvent(record);
+        break;
+      case "eos":
+        this.#options.emit({ type: "pipelineEos", payload: { id } });
+        this.#stopAfterBusEvent(record);
+        break;
+    }
+  }
+
+  /** An error or EOS ends the run: the pipeline goes to NULL (queued behind any operation under way). */
+  #stopAfterBusEvent(record: ManagedPipeline): void {
+    void this.#serial(record, async () => {
+      if (record.deleted || record.state === "NULL") return;
+      await record.pipeline.setState(State.NULL);
+      this.#setState(record, "NULL");
+    }).catch((error) => console.error(`Stopping pipeline '${record.id}' failed`, error));
+  }
+
+  #setState(record: ManagedPipeline, state: StateName): void {
+    if (record.deleted || record.state === state) return;
+    const old = record.state;
+    record.state = state;
+    if (state === "PLAYING") record.playingSince ??= performance.now();
+    else record.playingSince = null;
+    this.#options.emit({
+      type: "pipelineStateChanged",
+      payload: { id: record.id, old, new: state },
+    });
+  }
+
+  /** Per-pipeline figures from GStreamer's own counters; no per-buffer work. */
+  async stats(): Promise<PipelineStats[]> {
+    const now = performance.now();
+    const records = [...this.#pipelines.values()];
+    return await Promise.all(records.map(async (record) => {
+      const active = record.state === "PLAYING" || record.state === "PAUSED";
+      // Sinks are read before the await: the pipeline may be deleted meanwhile.
+      const sinks = active ? this.#sinkStats(record, now) : [];
+      const times = active ? await record.pipeline.positionAndDuration().catch(() => null) : null;
+      return {
+        id: record.id,
+        kind: "pipeline" as const,
+        state: record.state,
+        uptime: record.playingSince === null ? 0 : Math.round(now - record.playingSince) / 1000,
+        position: times?.position ?? null,
+        duration: times?.duration ?? null,
+        sinks,
+        errors: record.errors,
+        warnings: record.warnings,
+      };
+    }));
+  }
+
+  #sinkStats(record: ManagedPipeline, now: number): SinkStatsEntry[] {
+    return record.pipeline.sinkStats().map((sink) => {
+      const previous = record.previousSinks.get(sink.element);
+      record.previousSinks.set(sink.element, { rendered: sink.rendered, at: now });
+      const fps = previous && now > previous.at && sink.rendered >= previous.rendered
+        ? Math.round(((sink.rendered - previous.rendered) * 1000 / (now - previous.at)) * 10) / 10
+        : null;
+      return { ...sink, fps };
+    });
+  }
+
+  /** Stops and frees every pipeline. */
+  async shutdown(): Promise<void> {
+    await Promise.allSettled([...this.#pipelines.keys()].map((id) => this.delete(id)));
+  }
+
+  #require(id: string): ManagedPipeline {
+    requireValidId(id);
+    const record = this.#pipelines.get(id);
+    if (!record) {
+      throw new ServerError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
+    }
+    return record;
+  }
+
+  #serial<T>(record: ManagedPipeline, operation: () => Promise<T>): Promise<T> {
+    const run = record.queue.then(operation, operation);
+    record.queue = run.catch(() => {});
+    return run;
+  }
+
+  #info(record: ManagedPipeline): PipelineInfo {
+    return {
+      id: record.id,
+      description: record.description,
+      state: record.state,
+      createdAt: record.createdAt.toISOString(),
+      lastError: record.lastError,
+    };
+  }
+}

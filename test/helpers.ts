@@ -1,0 +1,239 @@
+/**
+ * Test helpers: the real server as a child process on port 0, and a real
+ * WebSocket client that waits for replies and events (never sleeps).
+ */
+const root = new URL("../", import.meta.url);
+
+export interface ServerProcess {
+  url: string;
+  httpUrl: string;
+  pid: number;
+  /** Every line the server printed so far. */
+  logs: string[];
+  /** Resolves with the exit code once the process ends (by itself or by stop()). */
+  exited: Promise<number>;
+  /** Sends SIGTERM and waits for the exit code. */
+  stop(): Promise<number>;
+}
+
+export async function startServer(
+  env: Record<string, string> = {},
+  startTimeoutMs = 20000,
+): Promise<ServerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-sys",
+      "src/main.ts",
+    ],
+    cwd: root,
+    env: {
+      GSTREAMER_WS_HOST: "127.0.0.1",
+      GSTREAMER_WS_PORT: "0",
+      NO_COLOR: "1",
+      ...env,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const logs: string[] = [];
+  let resolveUrl: (url: string) => void;
+  const urlFound = new Promise<string>((resolve) => (resolveUrl = resolve));
+  const readLines = async (stream: ReadableStream<Uint8Array>) => {
+    let pending = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const lines = (pending + chunk).split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        logs.push(line);
+        const match = line.match(/WebSocket listening on (ws:\/\/\S+)/);
+        if (match) resolveUrl(match[1]);
+      }
+    }
+    if (pending) logs.push(pending);
+  };
+  const pumps = Promise.all([readLines(child.stdout), readLines(child.stderr)]);
+  const exited = child.status.then(async (status) => {
+    await pumps;
+    return status.code;
+  });
+  let timer: number | undefined;
+  const url = await Promise.race([
+    urlFound,
+    exited.then((code) => {
+      throw new Error(`Server exited with ${code} before listening:\n${logs.join("\n")}`);
+    }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Server did not start:\n${logs.join("\n")}`)),
+        startTimeoutMs,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  const { host } = new URL(url);
+  return {
+    url,
+    httpUrl: `http://${host}`,
+    pid: child.pid,
+    logs,
+    exited,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+      return await exited;
+    },
+  };
+}
+
+export interface Reply {
+  type: "result" | "error";
+  request: string | null;
+  requestId: string | number | null;
+  ok: boolean;
+  // deno-lint-ignore no-explicit-any
+  payload?: any;
+  error?: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+export interface ServerEvent {
+  type: string;
+  // deno-lint-ignore no-explicit-any
+  payload: any;
+}
+
+type Waiter = {
+  predicate: (message: ServerEvent | Reply) => boolean;
+  resolve: (message: ServerEvent | Reply) => void;
+};
+
+export class TestClient implements AsyncDisposable {
+  readonly socket: WebSocket;
+  /** Every message received, in order. */
+  readonly received: (ServerEvent | Reply)[] = [];
+  #waiters: Waiter[] = [];
+  #nextId = 1;
+  readonly closed: Promise<CloseEvent>;
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    this.closed = new Promise((resolve) => socket.addEventListener("close", resolve));
+    socket.addEventListener("message", (event) => {
+      const message = JSON.parse(String(event.data));
+      this.received.push(message);
+      this.#waiters = this.#waiters.filter((waiter) => {
+        if (!waiter.predicate(message)) return true;
+        waiter.resolve(message);
+        return false;
+      });
+    });
+  }
+
+  static async connect(url: string, protocols?: string | string[]): Promise<TestClient> {
+    const socket = new WebSocket(url, protocols);
+    await new Promise<void>((resolve, reject) => {
+      socket.addEventListener("open", () => resolve(), { once: true });
+      socket.addEventListener("error", () => reject(new Error(`Could not connect to ${url}`)), {
+        once: true,
+      });
+    });
+    return new TestClient(socket);
+  }
+
+  /** Waits for a message (already received or to come) that matches. */
+  waitFor<T extends ServerEvent | Reply>(
+    predicate: (message: ServerEvent | Reply) => boolean,
+    timeoutMs = 15000,
+    description = "a matching message",
+  ): Promise<T> {
+    const found = this.received.find(predicate);
+    if (found) return Promise.resolve(found as T);
+    return this.waitForNext(predicate, timeoutMs, description);
+  }
+
+  /** Waits for a message received from now on that matches. */
+  waitForNext<T extends ServerEvent | Reply>(
+    predicate: (message: ServerEvent | Reply) => boolean,
+    timeoutMs = 15000,
+    description = "a matching message",
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`Timed out after ${timeoutMs} ms waiting for ${description}`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        predicate,
+        resolve: (message) => {
+          clearTimeout(timer);
+          resolve(message as T);
+        },
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  event(type: string, predicate: (payload: ServerEvent["payload"]) => boolean = () => true) {
+    return this.waitFor<ServerEvent>(
+      (m) => m.type === type && predicate((m as ServerEvent).payload),
+      15000,
+      `event ${type}`,
+    );
+  }
+
+  /** Sends a request with a fresh requestId and waits for its reply. */
+  request(type: string, payload?: unknown, timeoutMs = 20000): Promise<Reply> {
+    const requestId = `r${this.#nextId++}`;
+    const reply = this.waitForNext<Reply>(
+      (m) => (m.type === "result" || m.type === "error") && (m as Reply).requestId === requestId,
+      timeoutMs,
+      `the reply to ${type}`,
+    );
+    this.socket.send(JSON.stringify({ type, requestId, payload }));
+    return reply;
+  }
+
+  /** Sends raw text or bytes and waits for the next reply (for malformed input there is no requestId). */
+  sendRaw(data: string | Uint8Array): Promise<Reply> {
+    const reply = this.waitForNext<Reply>(
+      (m) => m.type === "result" || m.type === "error",
+      15000,
+      "a reply",
+    );
+    this.socket.send(data);
+    return reply;
+  }
+
+  async close(): Promise<void> {
+    if (this.socket.readyState !== WebSocket.CLOSED) {
+      this.socket.close();
+      await this.closed;
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Runs a command to completion and returns its output. */
+export async function run(
+  command: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+    .output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
