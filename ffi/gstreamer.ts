@@ -25,11 +25,12 @@ export const gstSymbols = {
     parameters: ["pointer"],
     result: "pointer",
   },
-  // GList *gst_element_factory_list_get_elements (GstElementFactoryListType type, GstRank minrank)
-  gst_element_factory_list_get_elements: {
-    parameters: ["u64", "u32"],
-    result: "pointer",
-  },
+  // GList *gst_registry_get_feature_list (GstRegistry *registry, GType type)
+  gst_registry_get_feature_list: { parameters: ["pointer", "usize"], result: "pointer" },
+  // GType gst_element_factory_get_type (void)
+  gst_element_factory_get_type: { parameters: [], result: "usize" },
+  // gchar *gst_value_serialize (const GValue *value)
+  gst_value_serialize: { parameters: ["buffer"], result: "pointer" },
   // void gst_plugin_feature_list_free (GList *list)
   gst_plugin_feature_list_free: { parameters: ["pointer"], result: "void" },
   // GstElementFactory *gst_element_factory_find (const gchar *name)

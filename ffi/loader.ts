@@ -47,8 +47,9 @@ export function candidatePaths(
     : os === "windows"
     ? `${library.replace(/-(\d+\.\d+)$/, "-$1")}-0.dll`
     : `lib${library}.so.0`;
+  // An explicit folder is the only place looked at, so a wrong setting is reported, not hidden.
+  if (libDir) return [`${libDir.replace(/\/$/, "")}/${fileName}`];
   const paths: string[] = [];
-  if (libDir) paths.push(`${libDir.replace(/\/$/, "")}/${fileName}`);
   if (os === "darwin") {
     paths.push(`/opt/homebrew/lib/${fileName}`, `/usr/local/lib/${fileName}`);
   }

@@ -9,6 +9,7 @@ export const errorCodes = [
   "DUPLICATE_ID",
   "INVALID_ID",
   "PIPELINE_NOT_FOUND",
+  "ELEMENT_NOT_FOUND",
   "INVALID_REQUEST",
   "UNKNOWN_TYPE",
   "MESSAGE_TOO_LARGE",

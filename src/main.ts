@@ -51,6 +51,8 @@ async function main(): Promise<void> {
     deletePipeline: (p) => manager.delete(p.id),
     getPipelines: () => ({ pipelines: manager.list() }),
     getPipeline: (p) => manager.get(p.id),
+    getElementProperty: (p) => manager.getElementProperty(p.id, p.element, p.property),
+    setElementProperty: (p) => manager.setElementProperty(p.id, p.element, p.property, p.value),
   };
 
   const startedAt = performance.now();

@@ -16,7 +16,7 @@ import {
   StateChange,
   type StateName,
 } from "./gst/pipeline.ts";
-import { setProperty } from "./gst/property.ts";
+import { getProperty, setProperty } from "./gst/property.ts";
 import { closestFactoryNames, elementFactories } from "./gst/registry.ts";
 
 export interface ElementSpec {
@@ -96,6 +96,8 @@ interface ManagedPipeline {
   state: StateName;
   playingSince: number | null;
   lastError: PipelineError | null;
+  /** An error was already recorded since the last start. */
+  runFailed: boolean;
   errors: number;
   warnings: number;
   /** Tail of this pipeline's operation queue: state changes and delete run one at a time. */
@@ -148,6 +150,7 @@ export class PipelineManager {
         state: "NULL",
         playingSince: null,
         lastError: null,
+        runFailed: false,
         errors: 0,
         warnings: 0,
         queue: Promise.resolve(),
@@ -244,10 +247,36 @@ export class PipelineManager {
     return this.#info(this.#require(id));
   }
 
+  getElementProperty(id: string, element: string, property: string) {
+    const target = this.#element(id, element);
+    return { id, element, property, value: getProperty(target, property) };
+  }
+
+  setElementProperty(id: string, element: string, property: string, value: JsonValue) {
+    const target = this.#element(id, element);
+    setProperty(target, property, value);
+    return { id, element, property, value: getProperty(target, property) };
+  }
+
+  #element(id: string, name: string): { object: Pointer; label: string } {
+    const record = this.#require(id);
+    const element = record.elements.get(name);
+    if (!element) {
+      const names = [...record.elements.keys()];
+      throw new ServerError(
+        "ELEMENT_NOT_FOUND",
+        `Pipeline '${id}' has no element named '${name}'; it has: ${names.join(", ")}`,
+        { id, element: name, elements: names },
+      );
+    }
+    return { object: element.pointer, label: name };
+  }
+
   /** Goes to PLAYING; resolves with the state reached, confirmed by GStreamer. */
   start(id: string): Promise<{ id: string; state: StateName; pending?: StateName }> {
     const record = this.#require(id);
     return this.#serial(record, async () => {
+      record.runFailed = false;
       const result = await record.pipeline.setState(State.PLAYING);
       let reached: { state: StateName; pending: StateName };
       if (result === StateChange.ASYNC) {
@@ -330,6 +359,9 @@ export class PipelineManager {
         break;
       case "error":
         record.errors++;
+        // The first error of a run is the cause; the ones that follow (flow errors upstream) are its echo.
+        if (record.runFailed) break;
+        record.runFailed = true;
         record.lastError = {
           element: message.source,
           message: message.message,

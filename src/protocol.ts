@@ -52,6 +52,13 @@ export const requestSchemas = {
   deletePipeline: z.object({ id: idSchema }),
   getPipelines: z.object({}),
   getPipeline: z.object({ id: idSchema }),
+  getElementProperty: z.object({ id: idSchema, element: z.string(), property: z.string() }),
+  setElementProperty: z.object({
+    id: idSchema,
+    element: z.string(),
+    property: z.string(),
+    value: jsonValue,
+  }),
 } as const;
 
 export type RequestType = keyof typeof requestSchemas;

@@ -63,7 +63,7 @@ export async function startServer(
     await pumps;
     return status.code;
   });
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const url = await Promise.race([
     urlFound,
     exited.then((code) => {

@@ -82,7 +82,18 @@ export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonVa
       const object = g.g_value_get_object(value);
       return object === null ? null : typeName(instanceType(object));
     }
+    case Fundamental.BOXED: {
+      const boxed = g.g_value_get_boxed(value);
+      if (boxed === null) return null;
+      const name = typeName(type);
+      if (name === "GstCaps") return takeCString(lib().gst.gst_caps_to_string(boxed));
+      if (name === "GstStructure") return takeCString(lib().gst.gst_structure_to_string(boxed));
+      return takeCString(lib().gst.gst_value_serialize(value)) ?? name;
+    }
     default: {
+      // GStreamer's own text form ("a+b" for flags, caps and fractions as gst-launch writes them).
+      const serialised = takeCString(lib().gst.gst_value_serialize(value));
+      if (serialised !== null) return serialised;
       const text = takeCString(g.g_strdup_value_contents(value));
       return text === "NULL" ? null : text;
     }
@@ -91,7 +102,10 @@ export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonVa
 
 /** 64-bit integers beyond 2^53 stay exact as decimal strings. */
 function jsonNumber(value: number | bigint): number | string {
-  return typeof value === "bigint" ? value.toString() : value;
+  if (typeof value === "number") return value;
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value.toString();
 }
 
 /** G_TYPE_FROM_INSTANCE: the class pointer is the first field of an instance, the GType the first of a class. */

@@ -225,6 +225,14 @@ export function setProperty(
     } else {
       const text = serialisedForm(value, fundamental);
       if (text === undefined) throw invalid(`a ${jsonKind(value)} cannot be converted`);
+      if (isInteger.has(fundamental)) {
+        // Checked here in full precision: the deserialiser wraps negative numbers into unsigned types.
+        const { minimum, maximum } = describeExpected(spec);
+        const number = BigInt(text);
+        if (number < BigInt(minimum!) || number > BigInt(maximum!)) {
+          throw invalid("it is out of range");
+        }
+      }
       if (g.gst.gst_value_deserialize(gvalue.buffer, cstr(text)) === 0) {
         throw invalid("it could not be converted");
       }

@@ -2,9 +2,6 @@
 import { closest, distance } from "fastest-levenshtein";
 import { cstr, lib, readCString, takeCString } from "./native.ts";
 
-/** GST_ELEMENT_FACTORY_TYPE_ANY: every element factory. */
-const FACTORY_TYPE_ANY = (1n << 49n) - 1n;
-
 export interface FactoryInfo {
   name: string;
   longName: string;
@@ -20,7 +17,11 @@ export function elementFactories(): Map<string, FactoryInfo> {
   if (factories) return factories;
   const { gst } = lib();
   factories = new Map();
-  const list = gst.gst_element_factory_list_get_elements(FACTORY_TYPE_ANY, 0);
+  // Every element factory, whatever its klass (list_get_elements would skip "Generic" ones like capsfilter).
+  const list = gst.gst_registry_get_feature_list(
+    gst.gst_registry_get(),
+    gst.gst_element_factory_get_type(),
+  );
   for (let node = list; node !== null;) {
     const nodeView = new Deno.UnsafePointerView(node);
     const factory = Deno.UnsafePointer.create(nodeView.getBigUint64(0))!;

@@ -1,0 +1,617 @@
+/**
+ * Control-plane benchmark (DESIGN.md, "Tests and benchmarks"): our server
+ * against gst-launch-1.0 doing the same work, in the same run.
+ *
+ * Part 1, control-plane latency: createPipeline + startPipeline until the
+ * reply says PLAYING (`videotestsrc ! fakesink`, non-live), one request after
+ * the other over one WebSocket, against spawning `gst-launch-1.0 videotestsrc
+ * ! fakesink` until it has reached PLAYING. Target: our p50 at least 10x lower.
+ *
+ * Part 2, steady-state cost: N live `videotestsrc is-live=true !
+ * video/x-raw,width=64,height=48 ! fakesink` pipelines in the server (stats
+ * on, one client receiving them) against one gst-launch-1.0 process running
+ * the same N chains; CPU from /proc/<pid>/stat over the same window after
+ * the same settle time, RSS from /proc/<pid>/status. Target: CPU ratio at
+ * most 1.10.
+ *
+ * Targets are reported as PASS/MISS; a miss never fails the run.
+ *
+ *   deno run --allow-all bench/control_plane.ts [--pipelines 500] [--live 200]
+ *     [--window 10] [--settle 5] [--launches 50]
+ */
+import { type Reply, type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
+
+// ---------------------------------------------------------------- options
+
+interface Options {
+  /** Part 1: pipelines created and started through the server. */
+  pipelines: number;
+  /** Part 1: gst-launch-1.0 start-ups timed for the baseline. */
+  launches: number;
+  /** Part 2: live pipelines (and chains in the one gst-launch-1.0 process). */
+  live: number;
+  /** Part 2: seconds to let things settle before measuring. */
+  settle: number;
+  /** Part 2: seconds of the CPU measurement window. */
+  window: number;
+}
+
+function parseOptions(args: string[]): Options {
+  const options: Options = { pipelines: 500, launches: 50, live: 200, settle: 5, window: 10 };
+  for (let i = 0; i < args.length; i++) {
+    const match = args[i].match(/^--([a-z]+)(?:=(.*))?$/);
+    const key = match?.[1] as keyof Options | undefined;
+    if (!match || key === undefined || !Object.hasOwn(options, key)) {
+      throw new Error(
+        `Unknown argument '${args[i]}'; accepted: ${
+          Object.keys(options).map((k) => `--${k} N`).join(", ")
+        }`,
+      );
+    }
+    const text = match[2] ?? args[++i];
+    const value = Number(text);
+    if (text === undefined || !Number.isFinite(value) || value < 0) {
+      throw new Error(`--${key} takes a number, got '${text}'`);
+    }
+    options[key] = key === "settle" || key === "window" ? value : Math.floor(value);
+  }
+  if (options.pipelines < 1 || options.launches < 1 || options.live < 1 || options.window <= 0) {
+    throw new Error("--pipelines, --launches and --live need at least 1, --window more than 0");
+  }
+  return options;
+}
+
+// ---------------------------------------------------------------- figures
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  // Nearest rank: the smallest value with at least p% of the values at or below it.
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1];
+}
+
+function mean(values: number[]): number {
+  return values.reduce((sum, v) => sum + v, 0) / values.length;
+}
+
+interface Summary {
+  p50: number;
+  p99: number;
+  mean: number;
+  min: number;
+  max: number;
+  count: number;
+}
+
+function summarize(values: number[]): Summary {
+  return {
+    p50: percentile(values, 50),
+    p99: percentile(values, 99),
+    mean: mean(values),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    count: values.length,
+  };
+}
+
+const ms = (value: number) => `${value.toFixed(value < 10 ? 2 : 1)} ms`;
+const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+const sleep = (milliseconds: number) => new Promise((r) => setTimeout(r, milliseconds));
+
+// ---------------------------------------------------------------- /proc
+
+const clockTicks = await (async () => {
+  try {
+    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" })
+      .output();
+    const value = Number(new TextDecoder().decode(out.stdout).trim());
+    return Number.isInteger(value) && value > 0 ? value : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+function cmdline(pid: number): string[] {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((s) => s !== "");
+  } catch {
+    return [];
+  }
+}
+
+function childPids(pid: number): number[] {
+  const pids: number[] = [];
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
+      if (text) pids.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // gone, or no children file
+  }
+  return pids;
+}
+
+/** The pid whose command line matches, searching `pid` and then its descendants. */
+function findProcess(pid: number, matches: (args: string[]) => boolean): number | null {
+  if (matches(cmdline(pid))) return pid;
+  for (const child of childPids(pid)) {
+    const found = findProcess(child, matches);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+/** utime + stime of every thread of the process, in clock ticks. */
+function cpuTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // The command name (field 2) may hold spaces; fields after its ')' start at field 3 (state).
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]); // fields 14 (utime) and 15 (stime)
+}
+
+function rssKib(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const match = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
+  if (!match) throw new Error(`No VmRSS in /proc/${pid}/status`);
+  return Number(match[1]);
+}
+
+interface Usage {
+  /** Percent of one core over the window. */
+  cpuPercent: number;
+  /** Mean of the per-second RSS samples over the window, in KiB. */
+  rssKib: number;
+  rssPeakKib: number;
+}
+
+async function measure(pid: number, windowSeconds: number): Promise<Usage> {
+  const rss: number[] = [rssKib(pid)];
+  const startTicks = cpuTicks(pid);
+  const startedAt = performance.now();
+  const end = startedAt + windowSeconds * 1000;
+  for (let now = performance.now(); now < end; now = performance.now()) {
+    await sleep(Math.min(1000, end - now));
+    rss.push(rssKib(pid));
+  }
+  const ticks = cpuTicks(pid) - startTicks;
+  const seconds = (performance.now() - startedAt) / 1000;
+  return {
+    cpuPercent: (ticks / clockTicks) / seconds * 100,
+    rssKib: mean(rss),
+    rssPeakKib: Math.max(...rss),
+  };
+}
+
+// ---------------------------------------------------------------- gst-launch-1.0
+
+/** Every gst-launch-1.0 we started and have not reaped yet; killed in `finally`. */
+const launched = new Set<Deno.ChildProcess>();
+
+interface Launch {
+  child: Deno.ChildProcess;
+  /** Milliseconds from spawn until gst-launch-1.0 reported PLAYING. */
+  playingAfter: number;
+  output: () => string;
+  kill: () => Promise<void>;
+}
+
+/**
+ * Spawns gst-launch-1.0 and resolves once the pipeline has reached PLAYING.
+ *
+ * What gst-launch-1.0 1.22 prints for `videotestsrc ! fakesink` (with -m one
+ * sees the bus messages in between):
+ *
+ *   Setting pipeline to PAUSED ...
+ *   Pipeline is PREROLLING ...        (a live pipeline prints "Pipeline is live
+ *   Pipeline is PREROLLED ...          and does not need PREROLL ..." instead)
+ *   Setting pipeline to PLAYING ...   printed BEFORE gst_element_set_state(PLAYING)
+ *   Redistribute latency...           the sink's LATENCY message
+ *   New clock: GstSystemClock         the pipeline's NEW_CLOCK message
+ *
+ * "Setting pipeline to PLAYING ..." only says the change is about to be
+ * asked for. gst-launch-1.0 prints from its main thread, which calls
+ * gst_element_set_state(PLAYING) synchronously right after that line and
+ * only then runs the bus loop that prints "Redistribute latency..." and "New
+ * clock"; NEW_CLOCK is posted by the pipeline inside its PAUSED->PLAYING
+ * change. So "New clock" marks PLAYING reached: the set_state call has
+ * returned and the pipeline did its PAUSED->PLAYING change (with -m the
+ * elements' and pipeline's state-changed ...->PLAYING messages follow it
+ * within microseconds). It is also printed for live pipelines, where
+ * "Redistribute latency..." may be missing, so one marker serves both parts.
+ */
+async function launchUntilPlaying(args: string[], timeoutMs = 20000): Promise<Launch> {
+  const startedAt = performance.now();
+  const child = new Deno.Command("gst-launch-1.0", {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  launched.add(child);
+  let text = "";
+  let marked: (at: number) => void;
+  const playing = new Promise<number>((resolve) => (marked = resolve));
+  const pump = async (stream: ReadableStream<Uint8Array>, watch: boolean) => {
+    let pending = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const at = performance.now();
+      text += chunk;
+      if (!watch) continue;
+      const lines = (pending + chunk).split("\n");
+      pending = lines.pop() ?? "";
+      if (lines.some((line) => line.startsWith("New clock"))) marked(at - startedAt);
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout, true), pump(child.stderr, false)]);
+  const reaped = child.status.then(async (status) => {
+    await pumps.catch(() => {});
+    launched.delete(child);
+    return status;
+  });
+  const kill = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await reaped;
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const playingAfter = await Promise.race([
+      playing,
+      reaped.then((status) => {
+        throw new Error(
+          `gst-launch-1.0 exited (${status.code}) before PLAYING:\n${text.slice(-2000)}`,
+        );
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`gst-launch-1.0 not PLAYING after ${timeoutMs} ms:\n${text}`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    return { child, playingAfter, output: () => text, kill };
+  } catch (error) {
+    await kill();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function killAllLaunched(): Promise<void> {
+  await Promise.all([...launched].map(async (child) => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await child.status.catch(() => {});
+    launched.delete(child);
+  }));
+}
+
+// ---------------------------------------------------------------- our server
+
+function expectOk(reply: Reply, what: string): Reply {
+  if (!reply.ok) {
+    throw new Error(`${what} failed: ${reply.error?.code}: ${reply.error?.message}`);
+  }
+  return reply;
+}
+
+const simpleElements = [{ type: "videotestsrc" }, { type: "fakesink" }];
+const liveCaps = "video/x-raw,width=64,height=48";
+
+interface LiveChain {
+  label: string;
+  elements: unknown[];
+  /** The same chain as gst-launch-1.0 arguments. */
+  launch: string[];
+}
+
+const capsfilterChain: LiveChain = {
+  label: `videotestsrc is-live=true ! ${liveCaps} ! fakesink`,
+  elements: [
+    { type: "videotestsrc", properties: { "is-live": true } },
+    { type: "capsfilter", properties: { caps: liveCaps } },
+    { type: "fakesink" },
+  ],
+  launch: ["videotestsrc", "is-live=true", "!", liveCaps, "!", "fakesink"],
+};
+
+/**
+ * Used only when the server refuses capsfilter: the sink itself restricts
+ * the caps, so the source negotiates the same 64x48 format (ABGR64_LE,
+ * 30/1 with GStreamer 1.22) as through the capsfilter; drop=true and
+ * max-buffers=1 keep appsink from queueing every frame nobody pulls.
+ */
+const appsinkChain: LiveChain = {
+  label: `videotestsrc is-live=true ! appsink caps=${liveCaps} drop=true max-buffers=1`,
+  elements: [
+    { type: "videotestsrc", properties: { "is-live": true } },
+    { type: "appsink", properties: { caps: liveCaps, drop: true, "max-buffers": 1 } },
+  ],
+  launch: [
+    "videotestsrc",
+    "is-live=true",
+    "!",
+    "appsink",
+    `caps="${liveCaps}"`,
+    "drop=true",
+    "max-buffers=1",
+  ],
+};
+
+/** The capsfilter chain, or the appsink one (with a warning) when the server does not know capsfilter. */
+async function chooseLiveChain(client: TestClient): Promise<LiveChain> {
+  const id = "probe-live-chain";
+  const reply = await client.request("createPipeline", {
+    id,
+    pipeline: { elements: capsfilterChain.elements },
+  });
+  if (reply.ok) {
+    expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
+    return capsfilterChain;
+  }
+  if (reply.error?.code === "UNKNOWN_ELEMENT" && reply.error.details?.type === "capsfilter") {
+    console.warn(
+      `WARNING: the server refuses capsfilter (${reply.error.message}); part 2 uses ` +
+        `'${appsinkChain.label}' instead, in the server and in gst-launch-1.0 alike.`,
+    );
+    return appsinkChain;
+  }
+  throw new Error(`create ${id} failed: ${reply.error?.code}: ${reply.error?.message}`);
+}
+
+/** Create + start, timed from sending createPipeline to the startPipeline reply. */
+async function createAndStart(
+  client: TestClient,
+  id: string,
+  elements: unknown[],
+): Promise<number> {
+  const startedAt = performance.now();
+  expectOk(await client.request("createPipeline", { id, pipeline: { elements } }), `create ${id}`);
+  const start = expectOk(await client.request("startPipeline", { id }), `start ${id}`);
+  const elapsed = performance.now() - startedAt;
+  if (start.payload?.state !== "PLAYING") {
+    throw new Error(`start ${id} replied ${JSON.stringify(start.payload)}, not PLAYING`);
+  }
+  return elapsed;
+}
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+async function eachLimited<T>(
+  items: T[],
+  limit: number,
+  work: (item: T) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- the run
+
+interface Results {
+  serverStartMs: number;
+  firstPipelineMs: number;
+  ours: Summary;
+  launch: Summary;
+  live: number;
+  chain: string;
+  oursUsage: Usage;
+  launchUsage: Usage;
+  statsSeen: number;
+  statsCpuPercent: number | null;
+  fpsMean: number | null;
+  playingInStats: number;
+}
+
+async function partOne(
+  client: TestClient,
+  options: Options,
+): Promise<Pick<Results, "firstPipelineMs" | "ours" | "launch">> {
+  console.log(`Part 1: ${options.pipelines} x create+start through the server ...`);
+  // The first request builds the element-factory table; timed apart, not in the figures.
+  const firstPipelineMs = await createAndStart(client, "warmup-0", simpleElements);
+  expectOk(await client.request("deletePipeline", { id: "warmup-0" }), "delete warmup-0");
+  for (let i = 1; i < 5; i++) {
+    await createAndStart(client, `warmup-${i}`, simpleElements);
+    expectOk(await client.request("deletePipeline", { id: `warmup-${i}` }), "delete warmup");
+  }
+  const times: number[] = [];
+  for (let i = 0; i < options.pipelines; i++) {
+    const id = `cp-${i}`;
+    times.push(await createAndStart(client, id, simpleElements));
+    expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
+    client.received.length = 0; // events and stats we do not look at
+  }
+  const remaining = expectOk(await client.request("getPipelines"), "getPipelines");
+  if (remaining.payload.pipelines.length !== 0) {
+    throw new Error(`${remaining.payload.pipelines.length} pipelines left after part 1`);
+  }
+
+  console.log(`Part 1: ${options.launches} x gst-launch-1.0 videotestsrc ! fakesink ...`);
+  const launchTimes: number[] = [];
+  for (let i = 0; i < options.launches; i++) {
+    const launch = await launchUntilPlaying(["videotestsrc", "!", "fakesink"]);
+    launchTimes.push(launch.playingAfter);
+    await launch.kill();
+  }
+  return { firstPipelineMs, ours: summarize(times), launch: summarize(launchTimes) };
+}
+
+async function partTwo(
+  client: TestClient,
+  statsClient: TestClient,
+  serverPid: number,
+  options: Options,
+): Promise<
+  Pick<
+    Results,
+    | "live"
+    | "chain"
+    | "oursUsage"
+    | "launchUsage"
+    | "statsSeen"
+    | "statsCpuPercent"
+    | "fpsMean"
+    | "playingInStats"
+  >
+> {
+  const { live, settle, window } = options;
+  const chain = await chooseLiveChain(client);
+  console.log(`Part 2: ${live} live pipelines in the server ...`);
+  const ids = Array.from({ length: live }, (_, i) => `live-${i}`);
+  // deno-lint-ignore no-explicit-any
+  const stats: any[] = [];
+  const onMessage = (event: MessageEvent) => {
+    const message = JSON.parse(String(event.data));
+    if (message.type === "stats") stats.push(message.payload);
+  };
+  statsClient.socket.addEventListener("message", onMessage);
+  let oursUsage: Usage;
+  try {
+    await eachLimited(ids, 8, (id) => createAndStart(client, id, chain.elements));
+    client.received.length = 0;
+    await sleep(settle * 1000);
+    stats.length = 0;
+    statsClient.received.length = 0;
+    console.log(`Part 2: measuring the server (pid ${serverPid}) for ${window} s ...`);
+    oursUsage = await measure(serverPid, window);
+  } finally {
+    statsClient.socket.removeEventListener("message", onMessage);
+    statsClient.received.length = 0;
+    const existing = await client.request("getPipelines").catch(() => null);
+    // deno-lint-ignore no-explicit-any
+    const left: string[] = existing?.payload?.pipelines?.map((p: any) => p.id) ?? ids;
+    await eachLimited(left, 8, (id) => client.request("deletePipeline", { id }));
+    client.received.length = 0;
+  }
+  const last = stats.at(-1);
+  // deno-lint-ignore no-explicit-any
+  const livePipelines: any[] = last?.pipelines ?? [];
+  const playingInStats = livePipelines.filter((p) => p.state === "PLAYING").length;
+  const fps = livePipelines.flatMap((p) =>
+    // deno-lint-ignore no-explicit-any
+    p.sinks.map((s: any) => s.fps).filter((f: unknown) => typeof f === "number")
+  );
+  const statsCpu = stats.map((s) => s.server?.cpuPercent).filter((v) => typeof v === "number");
+  const after = expectOk(await client.request("getPipelines"), "getPipelines");
+  if (after.payload.pipelines.length !== 0) {
+    throw new Error(`${after.payload.pipelines.length} pipelines left after part 2`);
+  }
+
+  console.log(`Part 2: ${live} live chains in one gst-launch-1.0 ...`);
+  const args = Array.from({ length: live }, () => chain.launch).flat();
+  const launch = await launchUntilPlaying(args, 60000);
+  let launchUsage: Usage;
+  try {
+    const pid = findProcess(launch.child.pid, (a) => a[0]?.endsWith("gst-launch-1.0"));
+    if (pid === null) throw new Error(`gst-launch-1.0 (pid ${launch.child.pid}) not found`);
+    await sleep(settle * 1000);
+    console.log(`Part 2: measuring gst-launch-1.0 (pid ${pid}) for ${window} s ...`);
+    launchUsage = await measure(pid, window);
+  } finally {
+    await launch.kill();
+  }
+  return {
+    live,
+    chain: chain.label,
+    oursUsage,
+    launchUsage,
+    statsSeen: stats.length,
+    statsCpuPercent: statsCpu.length ? mean(statsCpu) : null,
+    fpsMean: fps.length ? mean(fps) : null,
+    playingInStats,
+  };
+}
+
+function report(options: Options, r: Results): void {
+  const verdict = (ok: boolean) => (ok ? "PASS" : "MISS");
+  const speedup = r.launch.p50 / r.ours.p50;
+  const cpuRatio = r.oursUsage.cpuPercent / r.launchUsage.cpuPercent;
+  const rssRatio = r.oursUsage.rssKib / r.launchUsage.rssKib;
+  const lines = [
+    "",
+    "=== control-plane benchmark ===",
+    `server start to listening: ${ms(r.serverStartMs)}; first create+start (builds the ` +
+    `factory table, not counted): ${ms(r.firstPipelineMs)}`,
+    `part 1: ${r.ours.count} x create+start over one WebSocket; ` +
+    `${r.launch.count} x gst-launch-1.0 spawn until "New clock"`,
+    `control plane p50: ours ${ms(r.ours.p50)}, gst-launch ${ms(r.launch.p50)}, ` +
+    `ratio ${speedup.toFixed(1)}x (target >= 10x): ${verdict(speedup >= 10)}`,
+    `control plane p99: ours ${ms(r.ours.p99)}, gst-launch ${ms(r.launch.p99)}`,
+    `control plane mean: ours ${ms(r.ours.mean)}, gst-launch ${ms(r.launch.mean)}`,
+    `control plane min/max: ours ${ms(r.ours.min)} / ${ms(r.ours.max)}, ` +
+    `gst-launch ${ms(r.launch.min)} / ${ms(r.launch.max)}`,
+    `part 2: ${r.live} x '${r.chain}', settle ${options.settle} s, window ${options.window} s`,
+    `steady CPU: ours ${r.oursUsage.cpuPercent.toFixed(1)}%, gst-launch ` +
+    `${r.launchUsage.cpuPercent.toFixed(1)}% (of one core), ratio ${cpuRatio.toFixed(2)} ` +
+    `(target <= 1.10): ${verdict(cpuRatio <= 1.10)}`,
+    `steady RSS: ours ${mib(r.oursUsage.rssKib)} (peak ${mib(r.oursUsage.rssPeakKib)}), ` +
+    `gst-launch ${mib(r.launchUsage.rssKib)} (peak ${mib(r.launchUsage.rssPeakKib)}), ` +
+    `ratio ${rssRatio.toFixed(2)}`,
+    `server's own stats in the window: ${r.statsSeen} snapshots, ` +
+    `${r.playingInStats}/${r.live} PLAYING, mean sink fps ` +
+    `${r.fpsMean === null ? "n/a" : r.fpsMean.toFixed(1)}, mean reported cpu ` +
+    `${r.statsCpuPercent === null ? "n/a" : `${r.statsCpuPercent.toFixed(1)}%`}`,
+  ];
+  console.log(lines.join("\n"));
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(Deno.args);
+  let server: ServerProcess | undefined;
+  const clients: TestClient[] = [];
+  const interrupted = async () => {
+    await killAllLaunched();
+    await server?.stop();
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", interrupted);
+  try {
+    const startedAt = performance.now();
+    server = await startServer();
+    const serverStartMs = performance.now() - startedAt;
+    const serverPid = findProcess(
+      server.pid,
+      (a) => a.includes("run") && a.at(-1) === "src/main.ts",
+    );
+    if (serverPid === null) {
+      throw new Error(
+        `No 'deno run ... src/main.ts' at or under pid ${server.pid}: ${
+          cmdline(server.pid).join(" ")
+        }`,
+      );
+    }
+    const client = await TestClient.connect(server.url);
+    clients.push(client);
+    const one = await partOne(client, options);
+    const statsClient = await TestClient.connect(server.url);
+    clients.push(statsClient);
+    const two = await partTwo(client, statsClient, serverPid, options);
+    report(options, { serverStartMs, ...one, ...two });
+  } finally {
+    await killAllLaunched();
+    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    if (server) {
+      const code = await server.stop();
+      if (code !== 0) {
+        console.error(
+          `Server exited with ${code}; its last lines:\n${server.logs.slice(-20).join("\n")}`,
+        );
+      }
+    }
+    Deno.removeSignalListener("SIGINT", interrupted);
+  }
+}
+
+if (import.meta.main) await main();

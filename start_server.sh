@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Starts the GStreamer control server, or runs its test suite, installing
+# whatever is missing first (GStreamer and its plugins, ffmpeg, Deno).
+#
+#   ./start_server.sh          start the server (configuration: README.md)
+#   ./start_server.sh test     run the whole test suite
+#   ./start_server.sh bench    run the benchmarks
+#   ./start_server.sh install  install the dependencies only
+set -euo pipefail
+
+DENO_VERSION="2.9.6"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+log() { printf '[start_server] %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    log "Need root (or sudo) to run: $*"; exit 1
+  fi
+}
+
+apt_packages=(
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 libgstrtspserver-1.0-0
+  gstreamer1.0-rtsp ffmpeg ca-certificates
+)
+
+install_linux() {
+  local missing=()
+  for package in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+      missing+=("$package")
+  done
+  if ! command -v npm >/dev/null && ! deno_ok "$(command -v deno || true)"; then
+    missing+=(nodejs npm)
+  fi
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "Installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+}
+
+install_macos() {
+  command -v brew >/dev/null || { log "Homebrew is needed: https://brew.sh"; exit 1; }
+  local formulae=(gstreamer ffmpeg node)
+  for formula in "${formulae[@]}"; do
+    brew list --versions "$formula" >/dev/null 2>&1 || { log "brew install $formula"; brew install "$formula"; }
+  done
+}
+
+deno_ok() {
+  [ -n "$1" ] && [ -x "$1" ] && "$1" --version 2>/dev/null | head -1 | grep -q "^deno ${DENO_VERSION} "
+}
+
+# Deno is pinned: 2.9.6 is the version the HTTP body handling was checked on (DESIGN.md).
+ensure_deno() {
+  local on_path
+  on_path="$(command -v deno || true)"
+  if deno_ok "$on_path"; then DENO="$on_path"; return; fi
+  DENO="$here/.deno/node_modules/.bin/deno"
+  if ! deno_ok "$DENO"; then
+    log "Installing Deno ${DENO_VERSION} from the npm registry into .deno/"
+    mkdir -p .deno
+    npm install --silent --prefix .deno --no-save --no-package-lock --no-audit --no-fund \
+      "deno@${DENO_VERSION}" >/dev/null
+    deno_ok "$DENO" || { log "Deno ${DENO_VERSION} did not install"; exit 1; }
+  fi
+}
+
+install_all() {
+  case "$(uname -s)" in
+    Linux)
+      if command -v apt-get >/dev/null; then install_linux; else
+        log "Not a Debian/Ubuntu system: install GStreamer 1.22+, its plugins, gst-rtsp-server and ffmpeg yourself"
+      fi ;;
+    Darwin) install_macos ;;
+  esac
+  ensure_deno
+  export PATH="$(dirname "$DENO"):$PATH"
+}
+
+command="${1:-start}"
+case "$command" in
+  install) install_all ;;
+  start)
+    install_all
+    exec "$DENO" task start ;;
+  test)
+    install_all
+    # deno test's summary is "ok | N passed | N failed"; CI also reads the plain "N passed, N failed".
+    output="$(mktemp)"
+    set +e
+    "$DENO" task test 2>&1 | tee "$output"
+    status=${PIPESTATUS[0]}
+    set -e
+    summary=$(sed 's/\x1b\[[0-9;]*m//g' "$output" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -1 || true)
+    passed=$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) passed.*/\1/p')
+    failed=$(printf '%s' "$summary" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
+    rm -f "$output"
+    echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+    exit "$status" ;;
+  bench)
+    install_all
+    exec "$DENO" task bench ;;
+  *) log "Unknown command '$command' (start, test, bench or install)"; exit 2 ;;
+esac

@@ -1,0 +1,428 @@
+/**
+ * The pipeline protocol against the real server and real GStreamer:
+ * the seed's messages verbatim, lifecycle, run-time failures and events.
+ */
+import assert from "node:assert/strict";
+import { type Reply, startServer, TestClient } from "./helpers.ts";
+
+const server = await startServer();
+const client = await TestClient.connect(server.url);
+
+Deno.test.afterAll(async () => {
+  await client.close();
+  assert.equal(await server.stop(), 0, "server exits 0 on SIGTERM");
+});
+
+function expectOk(reply: Reply): Reply {
+  assert.equal(reply.ok, true, `expected ok, got ${JSON.stringify(reply.error)}`);
+  assert.equal(reply.type, "result");
+  return reply;
+}
+
+function expectError(reply: Reply, code: string): Reply {
+  assert.equal(reply.ok, false, `expected ${code}, got ${JSON.stringify(reply)}`);
+  assert.equal(reply.type, "error");
+  assert.equal(reply.error?.code, code, reply.error?.message ?? "");
+  assert.ok(reply.error?.message, "errors carry a message");
+  return reply;
+}
+
+let counter = 0;
+/** A unique pipeline id per test, so tests do not see each other's events. */
+function freshId(label: string): string {
+  return `${label}-${++counter}`;
+}
+
+async function createAndStart(id: string, elements: unknown[]): Promise<Reply> {
+  expectOk(await client.request("createPipeline", { id, pipeline: { elements } }));
+  return expectOk(await client.request("startPipeline", { id }));
+}
+
+Deno.test("the seed's messages work verbatim, headless autovideosink included", async () => {
+  const seed = [
+    {
+      type: "createPipeline",
+      payload: {
+        id: "pipeline-123",
+        description: "Example Pipeline",
+        pipeline: {
+          elements: [
+            { type: "videotestsrc", properties: { pattern: "ball" } },
+            { type: "autovideosink" },
+          ],
+        },
+      },
+    },
+    { type: "startPipeline", payload: { id: "pipeline-123" } },
+    { type: "getPipelines" },
+    { type: "stopPipeline", payload: { id: "pipeline-123" } },
+    { type: "deletePipeline", payload: { id: "pipeline-123" } },
+  ];
+  const replies: Reply[] = [];
+  for (const message of seed) {
+    replies.push(await client.sendRaw(JSON.stringify(message)));
+  }
+  for (const [i, reply] of replies.entries()) {
+    expectOk(reply);
+    assert.equal(reply.request, seed[i].type);
+    assert.equal(reply.requestId, null, "a request without requestId gets null");
+  }
+  assert.equal(replies[0].payload.id, "pipeline-123");
+  assert.equal(replies[0].payload.description, "Example Pipeline");
+  assert.equal(replies[1].payload.state, "PLAYING");
+  const listed = replies[2].payload.pipelines.find((p: { id: string }) => p.id === "pipeline-123");
+  assert.equal(listed.state, "PLAYING");
+  assert.equal(listed.description, "Example Pipeline");
+  assert.ok(!Number.isNaN(Date.parse(listed.createdAt)));
+  assert.equal(listed.lastError, null);
+  assert.equal(replies[3].payload.state, "NULL");
+  await client.event("pipelineDeleted", (p) => p.id === "pipeline-123");
+});
+
+Deno.test("startPipeline reports PLAYING, confirmed by state events", async () => {
+  const id = freshId("states");
+  const started = await createAndStart(id, [{ type: "videotestsrc" }, { type: "fakesink" }]);
+  assert.deepEqual(started.payload, { id, state: "PLAYING" });
+  for (const [old, now] of [["NULL", "READY"], ["READY", "PAUSED"], ["PAUSED", "PLAYING"]]) {
+    await client.event(
+      "pipelineStateChanged",
+      (p) => p.id === id && p.old === old && p.new === now,
+    );
+  }
+  const listed = expectOk(await client.request("getPipeline", { id }));
+  assert.equal(listed.payload.state, "PLAYING");
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
+Deno.test("a stopped pipeline can be started again", async () => {
+  const id = freshId("restart");
+  await createAndStart(id, [{ type: "videotestsrc", properties: { "is-live": true } }, {
+    type: "fakesink",
+  }]);
+  const stopped = expectOk(await client.request("stopPipeline", { id }));
+  assert.equal(stopped.payload.state, "NULL");
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+  const again = expectOk(await client.request("startPipeline", { id }));
+  assert.equal(again.payload.state, "PLAYING");
+  const stats = await client.waitForNext<{ type: string; payload: { pipelines: any[] } }>(
+    (m) =>
+      m.type === "stats" &&
+      (m as any).payload.pipelines.some((p: any) =>
+        p.id === id && p.state === "PLAYING" && p.sinks[0]?.rendered > 0
+      ),
+    15000,
+    "stats showing frames rendered after the restart",
+  );
+  assert.ok(stats);
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
+Deno.test("delete while playing frees the pipeline and announces it", async () => {
+  const id = freshId("delete-playing");
+  await createAndStart(id, [{ type: "videotestsrc", properties: { "is-live": true } }, {
+    type: "fakesink",
+  }]);
+  const deleted = expectOk(await client.request("deletePipeline", { id }));
+  assert.deepEqual(deleted.payload, { id });
+  await client.event("pipelineDeleted", (p) => p.id === id);
+  const listed = expectOk(await client.request("getPipelines"));
+  assert.ok(!listed.payload.pipelines.some((p: { id: string }) => p.id === id));
+  expectError(await client.request("startPipeline", { id }), "PIPELINE_NOT_FOUND");
+});
+
+Deno.test("EOS from num-buffers is announced and the pipeline returns to NULL", async () => {
+  const id = freshId("eos");
+  await createAndStart(id, [
+    { type: "videotestsrc", properties: { "num-buffers": 10 } },
+    { type: "fakesink" },
+  ]);
+  await client.event("pipelineEos", (p) => p.id === id);
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+  const info = expectOk(await client.request("getPipeline", { id }));
+  assert.equal(info.payload.state, "NULL");
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
+Deno.test("a filesrc of a missing file fails with STATE_CHANGE_FAILED and a pipelineError", async () => {
+  const id = freshId("missing-file");
+  expectOk(
+    await client.request("createPipeline", {
+      id,
+      pipeline: {
+        elements: [
+          { type: "filesrc", properties: { location: "/nonexistent/clip.h264" } },
+          { type: "fakesink" },
+        ],
+      },
+    }),
+  );
+  const reply = expectError(await client.request("startPipeline", { id }), "STATE_CHANGE_FAILED");
+  assert.match(reply.error!.message, /filesrc0/);
+  const error = await client.event("pipelineError", (p) => p.id === id);
+  assert.equal(error.payload.element, "filesrc0");
+  assert.match(error.payload.message, /not found|No such file/i);
+  assert.equal(typeof error.payload.debug, "string");
+  const info = expectOk(await client.request("getPipeline", { id }));
+  assert.equal(info.payload.state, "NULL");
+  assert.equal(info.payload.lastError.element, "filesrc0");
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
+Deno.test("an error while playing is announced, the pipeline goes to NULL and keeps the error", async () => {
+  const id = freshId("runtime-error");
+  // identity posts a real GStreamer error from the streaming thread after five buffers.
+  await createAndStart(id, [
+    { type: "videotestsrc", properties: { "is-live": true } },
+    { type: "capsfilter", properties: { caps: "video/x-raw,width=64,height=48" } },
+    { type: "identity", properties: { "error-after": 5 } },
+    { type: "fakesink" },
+  ]);
+  const error = await client.event("pipelineError", (p) => p.id === id);
+  assert.equal(error.payload.element, "identity2");
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+  const info = expectOk(await client.request("getPipeline", { id }));
+  assert.equal(info.payload.lastError.element, "identity2");
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
+Deno.test("stats carry per-pipeline and server figures every interval", async () => {
+  const id = freshId("stats");
+  await createAndStart(id, [
+    { type: "videotestsrc", properties: { "is-live": true } },
+    { type: "fakesink" },
+  ]);
+  // deno-lint-ignore no-explicit-any
+  const stats: any = await client.waitForNext(
+    (m) =>
+      m.type === "stats" &&
+      // deno-lint-ignore no-explicit-any
+      (m as any).payload.pipelines.some((p: any) => p.id === id && p.sinks[0]?.fps !== null),
+    15000,
+    "stats with an fps figure",
+  );
+  const entry = stats.payload.pipelines.find((p: { id: string }) => p.id === id);
+  assert.equal(entry.state, "PLAYING");
+  assert.equal(entry.kind, "pipeline");
+  assert.ok(entry.uptime > 0);
+  assert.ok(entry.position >= 0);
+  assert.equal(entry.duration, null, "a live test source has no duration");
+  assert.equal(entry.sinks[0].element, "fakesink1");
+  assert.ok(entry.sinks[0].rendered > 0);
+  assert.equal(entry.sinks[0].dropped, 0);
+  assert.ok(entry.sinks[0].fps > 5 && entry.sinks[0].fps < 60, `fps ${entry.sinks[0].fps}`);
+  assert.equal(entry.errors, 0);
+  assert.equal(entry.warnings, 0);
+  assert.ok(stats.payload.server.rssBytes > 0);
+  assert.ok(stats.payload.server.cpuPercent >= 0);
+  assert.ok(stats.payload.server.clients >= 1);
+  assert.ok(!Number.isNaN(Date.parse(stats.payload.timestamp)));
+
+  const health = await (await fetch(`${server.httpUrl}/healthz`)).json();
+  assert.equal(health.status, "ok");
+  assert.match(health.gstreamer, /GStreamer 1\./);
+  assert.ok(health.pipelines >= 1);
+  const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  assert.match(metrics, new RegExp(`gstreamer_pipeline_state\\{id="${id}"\\} 4`));
+  assert.match(
+    metrics,
+    new RegExp(`gstreamer_sink_rendered_frames\\{id="${id}",element="fakesink1"\\} [1-9]`),
+  );
+  assert.match(metrics, /gstreamer_server_rss_bytes [1-9]/);
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
+Deno.test("20 clients at once all get replies and events", async () => {
+  const clients = await Promise.all(
+    Array.from({ length: 20 }, () => TestClient.connect(server.url)),
+  );
+  try {
+    const ids = clients.map((_, i) => freshId(`many-${i}`));
+    const replies = await Promise.all(
+      clients.map((c, i) =>
+        c.request("createPipeline", {
+          id: ids[i],
+          pipeline: { elements: [{ type: "videotestsrc" }, { type: "fakesink" }] },
+        })
+      ),
+    );
+    replies.forEach(expectOk);
+    const started = await Promise.all(
+      clients.map((c, i) => c.request("startPipeline", { id: ids[i] })),
+    );
+    for (const reply of started) assert.equal(expectOk(reply).payload.state, "PLAYING");
+    // Every client sees every pipeline's creation event, not only its own.
+    await Promise.all(
+      clients.map((c) =>
+        Promise.all(ids.map((id) => c.event("pipelineCreated", (p) => p.id === id)))
+      ),
+    );
+    const deleted = await Promise.all(
+      clients.map((c, i) => c.request("deletePipeline", { id: ids[i] })),
+    );
+    deleted.forEach(expectOk);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+});
+
+Deno.test("unknown element names the closest factories", async () => {
+  const reply = expectError(
+    await client.request("createPipeline", {
+      id: freshId("typo"),
+      pipeline: { elements: [{ type: "videotestsrcc" }, { type: "fakesink" }] },
+    }),
+    "UNKNOWN_ELEMENT",
+  );
+  assert.ok((reply.error!.details!.suggestions as string[]).includes("videotestsrc"));
+  assert.match(reply.error!.message, /videotestsrcc/);
+});
+
+Deno.test("errors name what is wrong: every error code", async (t) => {
+  const id = freshId("errors");
+  const create = (elements: unknown[], pipelineId = id) =>
+    client.request("createPipeline", { id: pipelineId, pipeline: { elements } });
+
+  await t.step("UNKNOWN_PROPERTY lists the element's properties", async () => {
+    const reply = expectError(
+      await create([{ type: "videotestsrc", properties: { patern: "ball" } }, {
+        type: "fakesink",
+      }]),
+      "UNKNOWN_PROPERTY",
+    );
+    assert.ok((reply.error!.details!.properties as string[]).includes("pattern"));
+    assert.match(reply.error!.message, /patern/);
+  });
+  await t.step("INVALID_PROPERTY_VALUE gives the expected type and range", async () => {
+    const reply = expectError(
+      await create([{ type: "videotestsrc", properties: { "num-buffers": -5 } }, {
+        type: "fakesink",
+      }]),
+      "INVALID_PROPERTY_VALUE",
+    );
+    assert.equal(reply.error!.details!.minimum, -1);
+    assert.equal(reply.error!.details!.maximum, 2147483647);
+    assert.match(reply.error!.message, /-5/);
+    const enumReply = expectError(
+      await create([{ type: "videotestsrc", properties: { pattern: "balls" } }]),
+      "INVALID_PROPERTY_VALUE",
+    );
+    assert.ok((enumReply.error!.details!.values as string[]).includes("ball"));
+  });
+  await t.step("LINK_FAILED names both elements and their caps", async () => {
+    const reply = expectError(
+      await create([{ type: "audiotestsrc" }, { type: "videoconvert" }]),
+      "LINK_FAILED",
+    );
+    assert.equal(reply.error!.details!.from, "audiotestsrc0");
+    assert.equal(reply.error!.details!.to, "videoconvert1");
+    assert.match(String(reply.error!.details!.fromCaps), /audio\/x-raw/);
+    assert.match(String(reply.error!.details!.toCaps), /video\/x-raw/);
+  });
+  await t.step("ELEMENT_NOT_ALLOWED for a sink that would crash the process", async () => {
+    const reply = expectError(
+      await create([{ type: "videotestsrc" }, { type: "dfbvideosink" }]),
+      "ELEMENT_NOT_ALLOWED",
+    );
+    assert.match(reply.error!.message, /framebuffer/);
+  });
+  await t.step("DUPLICATE_ID", async () => {
+    expectOk(await create([{ type: "fakesrc" }, { type: "fakesink" }]));
+    expectError(await create([{ type: "fakesrc" }, { type: "fakesink" }]), "DUPLICATE_ID");
+    expectOk(await client.request("deletePipeline", { id }));
+  });
+  await t.step("INVALID_ID", async () => {
+    for (const bad of ["", "has space", "x".repeat(129), "slash/id", "ünï"]) {
+      expectError(await create([{ type: "fakesrc" }], bad), "INVALID_ID");
+    }
+    expectError(await client.request("startPipeline", { id: "bad id" }), "INVALID_ID");
+    expectOk(await create([{ type: "fakesrc" }, { type: "fakesink" }], "a".repeat(128)));
+    expectOk(await client.request("deletePipeline", { id: "a".repeat(128) }));
+  });
+  await t.step("PIPELINE_NOT_FOUND", async () => {
+    for (const type of ["startPipeline", "stopPipeline", "deletePipeline", "getPipeline"]) {
+      const reply = expectError(
+        await client.request(type, { id: "no-such-pipeline" }),
+        "PIPELINE_NOT_FOUND",
+      );
+      assert.match(reply.error!.message, /no-such-pipeline/);
+    }
+  });
+  await t.step("ELEMENT_NOT_FOUND", async () => {
+    expectOk(await create([{ type: "fakesrc" }, { type: "fakesink" }]));
+    const reply = expectError(
+      await client.request("getElementProperty", { id, element: "nope", property: "sync" }),
+      "ELEMENT_NOT_FOUND",
+    );
+    assert.deepEqual(reply.error!.details!.elements, ["fakesrc0", "fakesink1"]);
+    expectOk(await client.request("deletePipeline", { id }));
+  });
+  await t.step("INVALID_REQUEST gives the JSON path of the bad field", async () => {
+    const cases: [unknown, string][] = [
+      [{ type: "createPipeline", payload: { id } }, "payload.pipeline"],
+      [
+        { type: "createPipeline", payload: { id, pipeline: { elements: [{}] } } },
+        "payload.pipeline.elements[0].type",
+      ],
+      [
+        { type: "createPipeline", payload: { id, pipeline: { elements: [] } } },
+        "payload.pipeline.elements",
+      ],
+      [{ type: "startPipeline", payload: { id: 5 } }, "payload.id"],
+      [{ type: "startPipeline" }, "payload.id"],
+      [{ payload: {} }, "type"],
+      [{ type: "getPipelines", requestId: { a: 1 } }, "requestId"],
+      [{ type: "getPipelines", payload: [1] }, "payload"],
+    ];
+    for (const [message, path] of cases) {
+      const reply = expectError(await client.sendRaw(JSON.stringify(message)), "INVALID_REQUEST");
+      assert.equal(reply.error!.details!.path, path, JSON.stringify(message));
+    }
+    for (const text of ["{not json", "[]", "42", "null", '"text"']) {
+      const reply = expectError(await client.sendRaw(text), "INVALID_REQUEST");
+      assert.equal(reply.request, null);
+    }
+    const binary = expectError(await client.sendRaw(new Uint8Array([1, 2, 3])), "INVALID_REQUEST");
+    assert.match(binary.error!.message, /Binary/);
+  });
+  await t.step("UNKNOWN_TYPE lists the known types", async () => {
+    const reply = expectError(await client.request("explodePipeline", {}), "UNKNOWN_TYPE");
+    assert.equal(reply.request, "explodePipeline");
+    assert.ok((reply.error!.details!.known as string[]).includes("createPipeline"));
+  });
+  await t.step("MESSAGE_TOO_LARGE over 1 MiB, and the connection carries on", async () => {
+    const big = JSON.stringify({ type: "getPipelines", payload: { pad: "x".repeat(1024 * 1024) } });
+    expectError(await client.sendRaw(big), "MESSAGE_TOO_LARGE");
+    expectOk(await client.request("getPipelines"));
+  });
+  await t.step("STATE_CHANGE_FAILED is covered by the missing-file test", () => {});
+  await t.step("a failed request leaves nothing behind", async () => {
+    const before = expectOk(await client.request("getPipelines")).payload.pipelines.length;
+    expectError(
+      await create([{ type: "videotestsrc" }, { type: "fakesink", properties: { sync: "maybe" } }]),
+      "INVALID_PROPERTY_VALUE",
+    );
+    const after = expectOk(await client.request("getPipelines")).payload.pipelines.length;
+    assert.equal(after, before);
+    expectOk(await create([{ type: "videotestsrc" }, { type: "fakesink" }]));
+    expectOk(await client.request("deletePipeline", { id }));
+  });
+});
+
+Deno.test("requestId is echoed, string or number", async () => {
+  const numeric = await client.sendRaw(JSON.stringify({ type: "getPipelines", requestId: 42 }));
+  assert.equal(numeric.requestId, 42);
+  const text = await client.sendRaw(JSON.stringify({ type: "nope", requestId: "abc" }));
+  assert.equal(text.requestId, "abc");
+  assert.equal(text.error?.code, "UNKNOWN_TYPE");
+});
+
+Deno.test("a WebSocket on another path is refused and plain HTTP gets JSON errors", async () => {
+  const wrongPath = server.url.replace("/gstreamer", "/other");
+  await assert.rejects(TestClient.connect(wrongPath));
+  const notFound = await fetch(`${server.httpUrl}/nothing`);
+  assert.equal(notFound.status, 404);
+  assert.equal((await notFound.json()).error.code, "NOT_FOUND");
+  const upgradeRequired = await fetch(`${server.httpUrl}/gstreamer`);
+  assert.equal(upgradeRequired.status, 426);
+  await upgradeRequired.body?.cancel();
+});

@@ -1,0 +1,166 @@
+/** Each property type set from JSON with its real GType, read back through the server. */
+import assert from "node:assert/strict";
+import { startServer, TestClient } from "./helpers.ts";
+
+const server = await startServer();
+const client = await TestClient.connect(server.url);
+
+Deno.test.afterAll(async () => {
+  await client.close();
+  await server.stop();
+});
+
+let counter = 0;
+
+/** Creates a one-element pipeline with `properties`, reads `read` back, deletes it. */
+async function roundTrip(
+  type: string,
+  properties: Record<string, unknown>,
+  read: string,
+): Promise<{ error: { code: string; message: string } } | { value: unknown }> {
+  const id = `props-${++counter}`;
+  const created = await client.request("createPipeline", {
+    id,
+    pipeline: { elements: [{ type, name: "el", properties }] },
+  });
+  if (!created.ok) return { error: created.error! };
+  const reply = await client.request("getElementProperty", { id, element: "el", property: read });
+  await client.request("deletePipeline", { id });
+  assert.equal(reply.ok, true, JSON.stringify(reply.error));
+  return { value: reply.payload.value };
+}
+
+async function expectValue(
+  type: string,
+  property: string,
+  given: unknown,
+  expected: unknown,
+) {
+  const result = await roundTrip(type, { [property]: given }, property);
+  if ("error" in result) {
+    assert.fail(`${type}.${property}=${JSON.stringify(given)}: ${JSON.stringify(result.error)}`);
+  }
+  assert.deepEqual(result.value, expected, `${type}.${property}=${JSON.stringify(given)}`);
+}
+
+async function expectInvalid(type: string, property: string, given: unknown, pattern?: RegExp) {
+  const result = await roundTrip(type, { [property]: given }, property);
+  assert.ok("error" in result, `${type}.${property}=${JSON.stringify(given)} was accepted`);
+  assert.equal(result.error.code, "INVALID_PROPERTY_VALUE");
+  assert.match(result.error.message, new RegExp(property));
+  if (pattern) assert.match(result.error.message, pattern);
+}
+
+Deno.test("string properties", async () => {
+  await expectValue("filesrc", "location", "/tmp/some file.h264", "/tmp/some file.h264");
+  await expectInvalid("filesrc", "location", 5, /string/);
+});
+
+Deno.test("int properties are range checked", async () => {
+  await expectValue("videotestsrc", "num-buffers", 100, 100);
+  await expectValue("videotestsrc", "num-buffers", "250", 250);
+  await expectValue("videotestsrc", "num-buffers", -1, -1);
+  await expectInvalid("videotestsrc", "num-buffers", -2, /-1 to 2147483647/);
+  await expectInvalid("videotestsrc", "num-buffers", 2147483648, /-1 to 2147483647/);
+  await expectInvalid("videotestsrc", "num-buffers", 1.5, /integer/);
+  await expectInvalid("videotestsrc", "num-buffers", "12abc");
+  await expectInvalid("videotestsrc", "num-buffers", true);
+});
+
+Deno.test("uint properties", async () => {
+  await expectValue("videotestsrc", "foreground-color", 4278190335, 4278190335);
+  await expectInvalid("videotestsrc", "foreground-color", -1, /0 to 4294967295/);
+  await expectInvalid("videotestsrc", "foreground-color", 4294967296);
+});
+
+Deno.test("int64 and uint64 properties", async () => {
+  await expectValue("videotestsrc", "timestamp-offset", 5000000000, 5000000000);
+  await expectValue(
+    "videotestsrc",
+    "timestamp-offset",
+    "9223372036854775807",
+    "9223372036854775807",
+  );
+  await expectInvalid("videotestsrc", "timestamp-offset", -1, /0 to 9223372036854775807/);
+  await expectValue("fakesink", "throttle-time", "18446744073709551615", "18446744073709551615");
+  await expectValue("fakesink", "throttle-time", 1000, 1000);
+  await expectInvalid("fakesink", "throttle-time", -3);
+});
+
+Deno.test("float and double properties", async () => {
+  await expectValue("alpha", "angle", 45.5, 45.5);
+  await expectInvalid("alpha", "angle", 91, /0 to 90/);
+  await expectValue("audiotestsrc", "freq", 1000.25, 1000.25);
+  await expectValue("audiotestsrc", "freq", "880", 880);
+  await expectInvalid("audiotestsrc", "freq", -5);
+  await expectInvalid("audiotestsrc", "freq", "loud");
+});
+
+Deno.test('boolean properties take JSON booleans and "true"/"false"', async () => {
+  await expectValue("videotestsrc", "is-live", true, true);
+  await expectValue("videotestsrc", "is-live", "true", true);
+  await expectValue("fakesink", "sync", "false", false);
+  await expectValue("fakesink", "sync", false, false);
+  await expectInvalid("fakesink", "sync", "yes-please", /boolean/);
+  await expectInvalid("fakesink", "sync", 1, /boolean/);
+});
+
+Deno.test("enum properties take a nick, a name or a number", async () => {
+  await expectValue("videotestsrc", "pattern", "ball", "ball");
+  await expectValue("videotestsrc", "pattern", 18, "ball");
+  await expectValue("videotestsrc", "pattern", "Random (television snow)", "snow");
+  await expectInvalid("videotestsrc", "pattern", "bal", /smpte, snow/);
+  await expectInvalid("videotestsrc", "pattern", 999);
+});
+
+Deno.test("flags properties take 'a+b'", async () => {
+  await expectValue("x264enc", "analyse", "i4x4+i8x8", "i4x4+i8x8");
+  await expectInvalid("x264enc", "analyse", "i4x4+bogus", /joined by '\+'/);
+});
+
+Deno.test("caps properties take caps strings", async () => {
+  await expectValue("capsfilter", "caps", "video/x-raw,width=320", "video/x-raw, width=(int)320");
+  await expectInvalid("capsfilter", "caps", "not caps at all ,,", /caps/);
+});
+
+Deno.test("fraction properties take 'n/d'", async () => {
+  await expectValue("vp8enc", "timebase", "1/90000", "1/90000");
+  await expectInvalid("vp8enc", "timebase", "fast", /fraction/);
+});
+
+Deno.test("read-only properties are refused clearly", async () => {
+  const result = await roundTrip("fakesink", { "last-sample": "x" }, "sync");
+  assert.ok("error" in result);
+  assert.equal(result.error.code, "INVALID_PROPERTY_VALUE");
+  assert.match(result.error.message, /read-only/);
+});
+
+Deno.test("setElementProperty changes a property while playing", async () => {
+  const id = "live-set";
+  await client.request("createPipeline", {
+    id,
+    pipeline: {
+      elements: [
+        { type: "videotestsrc", name: "src", properties: { "is-live": true } },
+        { type: "fakesink" },
+      ],
+    },
+  });
+  assert.equal((await client.request("startPipeline", { id })).payload.state, "PLAYING");
+  const set = await client.request("setElementProperty", {
+    id,
+    element: "src",
+    property: "pattern",
+    value: "snow",
+  });
+  assert.equal(set.ok, true, JSON.stringify(set.error));
+  assert.equal(set.payload.value, "snow");
+  const bad = await client.request("setElementProperty", {
+    id,
+    element: "src",
+    property: "pattern",
+    value: "nope",
+  });
+  assert.equal(bad.error?.code, "INVALID_PROPERTY_VALUE");
+  await client.request("deletePipeline", { id });
+});
