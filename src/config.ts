@@ -64,8 +64,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   };
 }
 
-/** The process environment over the `.env` file's values (the environment wins). */
-export function readEnvironment(envFile = ".env"): Record<string, string | undefined> {
+/** The process environment over the `.env` file's values (the environment wins); GSTREAMER_ENV_FILE names another file. */
+export function readEnvironment(
+  envFile = Deno.env.get("GSTREAMER_ENV_FILE") ?? ".env",
+): Record<string, string | undefined> {
   let fromFile: Record<string, string> = {};
   try {
     fromFile = parseDotenv(Deno.readTextFileSync(envFile));

@@ -189,6 +189,19 @@ export class TestClient implements AsyncDisposable {
     );
   }
 
+  /** Waits for a `stats` broadcast, from now on, with a pipeline entry that matches. */
+  nextStats(
+    // deno-lint-ignore no-explicit-any
+    predicate: (pipeline: any) => boolean,
+    timeoutMs = 15000,
+  ): Promise<ServerEvent> {
+    return this.waitForNext<ServerEvent>(
+      (m) => m.type === "stats" && (m as ServerEvent).payload.pipelines.some(predicate),
+      timeoutMs,
+      "a matching stats broadcast",
+    );
+  }
+
   /** Sends a request with a fresh requestId and waits for its reply. */
   request(type: string, payload?: unknown, timeoutMs = 20000): Promise<Reply> {
     const requestId = `r${this.#nextId++}`;

@@ -104,16 +104,7 @@ Deno.test("a stopped pipeline can be started again", async () => {
   await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
   const again = expectOk(await client.request("startPipeline", { id }));
   assert.equal(again.payload.state, "PLAYING");
-  const stats = await client.waitForNext<{ type: string; payload: { pipelines: any[] } }>(
-    (m) =>
-      m.type === "stats" &&
-      (m as any).payload.pipelines.some((p: any) =>
-        p.id === id && p.state === "PLAYING" && p.sinks[0]?.rendered > 0
-      ),
-    15000,
-    "stats showing frames rendered after the restart",
-  );
-  assert.ok(stats);
+  await client.nextStats((p) => p.id === id && p.state === "PLAYING" && p.sinks[0]?.rendered > 0);
   expectOk(await client.request("deletePipeline", { id }));
 });
 
@@ -191,15 +182,7 @@ Deno.test("stats carry per-pipeline and server figures every interval", async ()
     { type: "videotestsrc", properties: { "is-live": true } },
     { type: "fakesink" },
   ]);
-  // deno-lint-ignore no-explicit-any
-  const stats: any = await client.waitForNext(
-    (m) =>
-      m.type === "stats" &&
-      // deno-lint-ignore no-explicit-any
-      (m as any).payload.pipelines.some((p: any) => p.id === id && p.sinks[0]?.fps !== null),
-    15000,
-    "stats with an fps figure",
-  );
+  const stats = await client.nextStats((p) => p.id === id && p.sinks[0]?.fps !== null);
   const entry = stats.payload.pipelines.find((p: { id: string }) => p.id === id);
   assert.equal(entry.state, "PLAYING");
   assert.equal(entry.kind, "pipeline");

@@ -1,0 +1,79 @@
+/** Start-up and shutdown of the real server process: configuration, missing libraries, signals. */
+import assert from "node:assert/strict";
+import { loadConfig } from "../src/config.ts";
+import { startServer, TestClient } from "./helpers.ts";
+
+Deno.test("loadConfig() uses the seed's defaults", () => {
+  assert.deepEqual(loadConfig({}), {
+    host: "localhost",
+    port: 8080,
+    path: "/gstreamer",
+    statsIntervalMs: 1000,
+  });
+});
+
+Deno.test("loadConfig() names the variable and what it accepts", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ GSTREAMER_WS_PORT: "abc" }, /GSTREAMER_WS_PORT.*0 to 65535/],
+    [{ GSTREAMER_WS_PORT: "70000" }, /GSTREAMER_WS_PORT.*0 to 65535/],
+    [{ GSTREAMER_WS_PORT: "-1" }, /GSTREAMER_WS_PORT/],
+    [{ GSTREAMER_WS_PATH: "no-slash" }, /GSTREAMER_WS_PATH.*starts with '\/'/],
+    [{ GSTREAMER_WS_HOST: " " }, /GSTREAMER_WS_HOST/],
+    [{ GSTREAMER_STATS_INTERVAL_MS: "5" }, /GSTREAMER_STATS_INTERVAL_MS.*100 to 60000/],
+  ];
+  for (const [env, pattern] of cases) {
+    assert.throws(() => loadConfig(env), pattern, JSON.stringify(env));
+  }
+});
+
+Deno.test("an invalid setting stops start-up with a message naming it", async () => {
+  await assert.rejects(
+    startServer({ GSTREAMER_WS_PORT: "eighty" }),
+    /exited with 1[\s\S]*GSTREAMER_WS_PORT="eighty"[\s\S]*0 to 65535/,
+  );
+});
+
+Deno.test("missing GStreamer libraries are named with how to install them", async () => {
+  await assert.rejects(
+    startServer({ GSTREAMER_LIB_DIR: "/nonexistent/lib" }),
+    /exited with 1[\s\S]*Could not open the glib-2.0 library[\s\S]*\/nonexistent\/lib\/libglib-2.0.so.0[\s\S]*apt-get install/,
+  );
+});
+
+Deno.test("a .env file is read, and the environment wins over it", async () => {
+  const envFile = await Deno.makeTempFile({ suffix: ".env" });
+  try {
+    await Deno.writeTextFile(envFile, "GSTREAMER_WS_PATH=/from-file\nGSTREAMER_WS_PORT=1\n");
+    const server = await startServer({ GSTREAMER_ENV_FILE: envFile, GSTREAMER_WS_PORT: "0" });
+    try {
+      assert.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/from-file$/);
+      assert.doesNotMatch(server.url, /:1\//);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await Deno.remove(envFile);
+  }
+});
+
+Deno.test("start-up logs the GStreamer version and the URL; SIGTERM closes clients and exits 0", async () => {
+  const server = await startServer();
+  assert.ok(
+    server.logs.some((line) => /^GStreamer 1\.\d+\.\d+/.test(line)),
+    server.logs.join("\n"),
+  );
+  const client = await TestClient.connect(server.url);
+  const created = await client.request("createPipeline", {
+    id: "running",
+    pipeline: {
+      elements: [{ type: "videotestsrc", properties: { "is-live": true } }, { type: "fakesink" }],
+    },
+  });
+  assert.equal(created.ok, true);
+  assert.equal((await client.request("startPipeline", { id: "running" })).payload.state, "PLAYING");
+  const code = await server.stop();
+  const closed = await client.closed;
+  assert.equal(closed.code, 1001, "clients get a close frame");
+  assert.equal(code, 0);
+  assert.ok(server.logs.some((line) => /SIGTERM received/.test(line)));
+});
