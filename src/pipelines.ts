@@ -74,6 +74,35 @@ export interface PipelineStats {
 }
 
 export const idPattern = /^[A-Za-z0-9._-]{1,128}$/;
+export const elementNamePattern = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The element's name: `name`, or `properties.name` as gst-launch users write it, or type + position. */
+function elementName(
+  spec: ElementSpec,
+  nameProperty: JsonValue | undefined,
+  index: number,
+): string {
+  const path = `payload.pipeline.elements[${index}]`;
+  if (nameProperty !== undefined) {
+    if (typeof nameProperty !== "string" || !elementNamePattern.test(nameProperty)) {
+      throw new ServerError(
+        "INVALID_REQUEST",
+        `Invalid element name ${JSON.stringify(nameProperty)} at '${path}.properties.name': ` +
+          "names are 1 to 64 characters of letters, digits, '.', '_' and '-'",
+        { path: `${path}.properties.name` },
+      );
+    }
+    if (spec.name !== undefined && spec.name !== nameProperty) {
+      throw new ServerError(
+        "INVALID_REQUEST",
+        `Element ${index} is named both '${spec.name}' and '${nameProperty}'; give one name`,
+        { path: `${path}.properties.name` },
+      );
+    }
+    return nameProperty;
+  }
+  return spec.name ?? `${spec.type}${index}`;
+}
 
 function requireValidId(id: string): void {
   if (!idPattern.test(id)) {
@@ -198,8 +227,7 @@ export class PipelineManager {
     const ordered: { name: string; pointer: Pointer }[] = [];
     specs.forEach((spec, index) => {
       const { name: nameProperty, ...properties } = spec.properties ?? {};
-      const name = spec.name ??
-        (typeof nameProperty === "string" ? nameProperty : `${spec.type}${index}`);
+      const name = elementName(spec, nameProperty, index);
       if (elements.has(name)) {
         throw new ServerError(
           "INVALID_REQUEST",
@@ -254,6 +282,13 @@ export class PipelineManager {
 
   setElementProperty(id: string, element: string, property: string, value: JsonValue) {
     const target = this.#element(id, element);
+    if (property === "name") {
+      throw new ServerError(
+        "INVALID_PROPERTY_VALUE",
+        `The name of element '${element}' is fixed once the pipeline is made`,
+        { id, element, property },
+      );
+    }
     setProperty(target, property, value);
     return { id, element, property, value: getProperty(target, property) };
   }
@@ -358,10 +393,10 @@ export class PipelineManager {
         });
         break;
       case "error":
-        record.errors++;
         // The first error of a run is the cause; the ones that follow (flow errors upstream) are its echo.
         if (record.runFailed) break;
         record.runFailed = true;
+        record.errors++;
         record.lastError = {
           element: message.source,
           message: message.message,
@@ -375,6 +410,8 @@ export class PipelineManager {
         this.#stopAfterBusEvent(record);
         break;
       case "eos":
+        // A failed run can still drain to EOS; the error already ended it.
+        if (record.runFailed) break;
         this.#options.emit({ type: "pipelineEos", payload: { id } });
         this.#stopAfterBusEvent(record);
         break;

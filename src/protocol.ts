@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { ServerError } from "./errors.ts";
 import type { JsonValue } from "./gst/gvalue.ts";
+import { elementNamePattern } from "./pipelines.ts";
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -12,8 +13,9 @@ const requestIdSchema = z.union([z.string(), z.number()]);
 
 const envelopeSchema = z.object({
   type: z.string({ error: "Expected a string naming the request type" }),
-  requestId: requestIdSchema.optional(),
-  payload: z.record(z.string(), z.unknown()).optional(),
+  // null is taken as "not given", as JSON encoders often write absent fields.
+  requestId: requestIdSchema.nullish(),
+  payload: z.record(z.string(), z.unknown()).nullish(),
 });
 
 const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
@@ -29,7 +31,7 @@ const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
 
 export const elementSchema = z.object({
   type: z.string().min(1, "Expected an element factory name"),
-  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, {
+  name: z.string().regex(elementNamePattern, {
     error: "Element names are 1 to 64 characters of letters, digits, '.', '_' and '-'",
   }).optional(),
   properties: z.record(z.string(), jsonValue).optional(),

@@ -78,6 +78,8 @@ export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonVa
       return readCString(g.g_value_get_string(value));
     case Fundamental.ENUM:
       return enumNick(type, g.g_value_get_enum(value));
+    case Fundamental.FLAGS:
+      return flagNicks(type, g.g_value_get_flags(value));
     case Fundamental.OBJECT: {
       const object = g.g_value_get_object(value);
       return object === null ? null : typeName(instanceType(object));
@@ -160,6 +162,21 @@ export function enumValues(type: bigint): EnumValue[] {
 
 function pointerString(address: bigint): string {
   return readCString(Deno.UnsafePointer.create(address)) ?? "";
+}
+
+/** Flags as the nicks they are written with ("a+b"), largest flags first; "0" for none. */
+function flagNicks(type: bigint, value: number): string {
+  let rest = value >>> 0;
+  const nicks: string[] = [];
+  const values = enumValues(type).filter((v) => v.value !== 0).sort((a, b) => b.value - a.value);
+  for (const flag of values) {
+    if (rest !== 0 && (rest & flag.value) >>> 0 === flag.value) {
+      nicks.push(flag.nick);
+      rest = (rest & ~flag.value) >>> 0;
+    }
+  }
+  if (rest !== 0) nicks.push(`0x${rest.toString(16)}`);
+  return nicks.length > 0 ? nicks.reverse().join("+") : "0";
 }
 
 function enumNick(type: bigint, value: number): string | number {
