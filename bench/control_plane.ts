@@ -157,9 +157,51 @@ function rssKib(pid: number): number {
   return Number(match[1]);
 }
 
+/**
+ * CPU time per thread id, in seconds, with the thread's name (comm). From
+ * schedstat (nanoseconds): per-thread utime/stime are whole ticks, and with
+ * hundreds of threads each using a little the truncation would hide most of it.
+ */
+function threadSeconds(pid: number): Map<string, { name: string; seconds: number }> {
+  const threads = new Map<string, { name: string; seconds: number }>();
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const dir = `/proc/${pid}/task/${task.name}`;
+    try {
+      const stat = Deno.readTextFileSync(`${dir}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      let seconds: number;
+      try {
+        seconds = Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]) / 1e9;
+      } catch {
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        seconds = (Number(fields[11]) + Number(fields[12])) / clockTicks;
+      }
+      threads.set(task.name, { name, seconds });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return threads;
+}
+
+/**
+ * Thread names grouped: GStreamer names a streaming thread after its pad
+ * ("videotestsrc12:src"); the process's first thread is the JS main thread
+ * in Deno and the bus loop in gst-launch-1.0; everything else (tokio
+ * workers running nonblocking FFI calls, V8 helpers, GLib pools) is "other".
+ */
+function threadGroup(pid: number, tid: string, name: string): string {
+  // comm is cut at 15 characters: "videotestsrc12:" and, from element 100 on, "videotestsrc100".
+  if (name.includes(":") || /^[a-z]+\d+$/i.test(name)) return "streaming";
+  if (tid === String(pid)) return "main";
+  return "other";
+}
+
 interface Usage {
   /** Percent of one core over the window. */
   cpuPercent: number;
+  /** The same, split by threadGroup(). */
+  cpuByGroup: Record<string, number>;
   /** Mean of the per-second RSS samples over the window, in KiB. */
   rssKib: number;
   rssPeakKib: number;
@@ -167,6 +209,7 @@ interface Usage {
 
 async function measure(pid: number, windowSeconds: number): Promise<Usage> {
   const rss: number[] = [rssKib(pid)];
+  const startThreads = threadSeconds(pid);
   const startTicks = cpuTicks(pid);
   const startedAt = performance.now();
   const end = startedAt + windowSeconds * 1000;
@@ -175,9 +218,17 @@ async function measure(pid: number, windowSeconds: number): Promise<Usage> {
     rss.push(rssKib(pid));
   }
   const ticks = cpuTicks(pid) - startTicks;
+  const endThreads = threadSeconds(pid);
   const seconds = (performance.now() - startedAt) / 1000;
+  const percent = (delta: number) => (delta / clockTicks) / seconds * 100;
+  const cpuByGroup: Record<string, number> = { streaming: 0, main: 0, other: 0 };
+  for (const [tid, { name, seconds: after }] of endThreads) {
+    const group = threadGroup(pid, tid, name);
+    cpuByGroup[group] += (after - (startThreads.get(tid)?.seconds ?? 0)) / seconds * 100;
+  }
   return {
-    cpuPercent: (ticks / clockTicks) / seconds * 100,
+    cpuPercent: percent(ticks),
+    cpuByGroup,
     rssKib: mean(rss),
     rssPeakKib: Math.max(...rss),
   };
@@ -539,6 +590,9 @@ function report(options: Options, r: Results): void {
   const speedup = r.launch.p50 / r.ours.p50;
   const cpuRatio = r.oursUsage.cpuPercent / r.launchUsage.cpuPercent;
   const rssRatio = r.oursUsage.rssKib / r.launchUsage.rssKib;
+  const split = (usage: Usage) =>
+    Object.entries(usage.cpuByGroup).map(([group, value]) => `${group} ${value.toFixed(1)}%`)
+      .join(", ");
   const lines = [
     "",
     "=== control-plane benchmark ===",
@@ -556,6 +610,7 @@ function report(options: Options, r: Results): void {
     `steady CPU: ours ${r.oursUsage.cpuPercent.toFixed(1)}%, gst-launch ` +
     `${r.launchUsage.cpuPercent.toFixed(1)}% (of one core), ratio ${cpuRatio.toFixed(2)} ` +
     `(target <= 1.10): ${verdict(cpuRatio <= 1.10)}`,
+    `steady CPU by thread: ours ${split(r.oursUsage)}; gst-launch ${split(r.launchUsage)}`,
     `steady RSS: ours ${mib(r.oursUsage.rssKib)} (peak ${mib(r.oursUsage.rssPeakKib)}), ` +
     `gst-launch ${mib(r.launchUsage.rssKib)} (peak ${mib(r.launchUsage.rssPeakKib)}), ` +
     `ratio ${rssRatio.toFixed(2)}`,

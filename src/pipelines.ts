@@ -124,6 +124,8 @@ interface ManagedPipeline {
   elements: Map<string, { type: string; pointer: Pointer }>;
   state: StateName;
   playingSince: number | null;
+  /** Cached duration (ms, null when unknown); undefined means ask GStreamer at the next stats round. */
+  duration: number | null | undefined;
   lastError: PipelineError | null;
   /** An error was already recorded since the last start. */
   runFailed: boolean;
@@ -144,7 +146,7 @@ export interface ManagerOptions {
 }
 
 const busMessageTypes = MessageType.EOS | MessageType.ERROR | MessageType.WARNING |
-  MessageType.STATE_CHANGED;
+  MessageType.STATE_CHANGED | MessageType.DURATION_CHANGED;
 
 export class PipelineManager {
   readonly #pipelines = new Map<string, ManagedPipeline>();
@@ -178,6 +180,7 @@ export class PipelineManager {
         elements,
         state: "NULL",
         playingSince: null,
+        duration: undefined,
         lastError: null,
         runFailed: false,
         errors: 0,
@@ -385,6 +388,9 @@ export class PipelineManager {
       case "state-changed":
         this.#setState(record, message.new);
         break;
+      case "duration-changed":
+        record.duration = undefined;
+        break;
       case "warning":
         record.warnings++;
         this.#options.emit({
@@ -431,6 +437,8 @@ export class PipelineManager {
     if (record.deleted || record.state === state) return;
     const old = record.state;
     record.state = state;
+    // Known once data flows; asked again when the pipeline (re)starts or GStreamer says it changed.
+    record.duration = undefined;
     if (state === "PLAYING") record.playingSince ??= performance.now();
     else record.playingSince = null;
     this.#options.emit({
@@ -447,14 +455,17 @@ export class PipelineManager {
       const active = record.state === "PLAYING" || record.state === "PAUSED";
       // Sinks are read before the await: the pipeline may be deleted meanwhile.
       const sinks = active ? this.#sinkStats(record, now) : [];
-      const times = active ? await record.pipeline.positionAndDuration().catch(() => null) : null;
+      const position = active ? await record.pipeline.queryPosition().catch(() => null) : null;
+      if (active && record.duration === undefined) {
+        record.duration = await record.pipeline.queryDuration().catch(() => null);
+      }
       return {
         id: record.id,
         kind: "pipeline" as const,
         state: record.state,
         uptime: record.playingSince === null ? 0 : Math.round(now - record.playingSince) / 1000,
-        position: times?.position ?? null,
-        duration: times?.duration ?? null,
+        position,
+        duration: active ? record.duration ?? null : null,
         sinks,
         errors: record.errors,
         warnings: record.warnings,

@@ -27,13 +27,14 @@ export const MessageType = {
   ERROR: 1 << 1,
   WARNING: 1 << 2,
   STATE_CHANGED: 1 << 6,
+  DURATION_CHANGED: 1 << 18,
 } as const;
 
 const FORMAT_TIME = 3;
 const NANOSECONDS_PER_MS = 1_000_000n;
 
 export type BusMessage =
-  | { kind: "eos"; source: string }
+  | { kind: "eos" | "duration-changed"; source: string }
   | { kind: "error" | "warning"; source: string; message: string; debug: string | null }
   | { kind: "state-changed"; old: StateName; new: StateName; pending: StateName };
 
@@ -121,6 +122,8 @@ export class Pipeline {
           : takeCString(gst.gst_object_get_name(source)) ?? "";
         if (type === MessageType.EOS) {
           messages.push({ kind: "eos", source: sourceName });
+        } else if (type === MessageType.DURATION_CHANGED) {
+          messages.push({ kind: "duration-changed", source: sourceName });
         } else if (type === MessageType.ERROR || type === MessageType.WARNING) {
           const error = pointerSlot();
           const debug = pointerSlot();
@@ -160,19 +163,22 @@ export class Pipeline {
     }
   }
 
-  /** Position and duration in milliseconds, null where unknown; queried off the main thread. */
-  async positionAndDuration(): Promise<{ position: number | null; duration: number | null }> {
-    const position = new BigInt64Array(1);
-    const duration = new BigInt64Array(1);
-    const [hasPosition, hasDuration] = await this.#withRef(() =>
-      Promise.all([
-        lib().gst.gst_element_query_position_async(this.#pipeline, FORMAT_TIME, position),
-        lib().gst.gst_element_query_duration_async(this.#pipeline, FORMAT_TIME, duration),
-      ])
-    );
-    const ms = (ok: number, value: bigint) =>
-      ok !== 0 && value >= 0n ? Number(value / NANOSECONDS_PER_MS) : null;
-    return { position: ms(hasPosition, position[0]), duration: ms(hasDuration, duration[0]) };
+  /** Position in milliseconds, null where unknown; queried off the main thread. */
+  queryPosition(): Promise<number | null> {
+    return this.#queryTime(lib().gst.gst_element_query_position_async);
+  }
+
+  /** Duration in milliseconds, null where unknown (live sources); queried off the main thread. */
+  queryDuration(): Promise<number | null> {
+    return this.#queryTime(lib().gst.gst_element_query_duration_async);
+  }
+
+  async #queryTime(
+    query: (element: Pointer, format: number, out: BigInt64Array<ArrayBuffer>) => Promise<number>,
+  ): Promise<number | null> {
+    const out = new BigInt64Array(1);
+    const ok = await this.#withRef(() => query(this.#pipeline, FORMAT_TIME, out));
+    return ok !== 0 && out[0] >= 0n ? Number(out[0] / NANOSECONDS_PER_MS) : null;
   }
 
   /** Rendered and dropped counts of every sink that keeps them (basesink's `stats`), looking inside sink bins. */
