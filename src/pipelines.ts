@@ -437,6 +437,7 @@ export class PipelineManager {
     if (record.deleted || record.state === state) return;
     const old = record.state;
     record.state = state;
+    if (state === "NULL" || state === "READY") record.pipeline.forgetSinks();
     // Known once data flows; asked again when the pipeline (re)starts or GStreamer says it changed.
     record.duration = undefined;
     if (state === "PLAYING") record.playingSince ??= performance.now();

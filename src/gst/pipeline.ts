@@ -44,6 +44,10 @@ export interface SinkStats {
   dropped: number;
 }
 
+const statsName = cstr("stats");
+const renderedName = cstr("rendered");
+const droppedName = cstr("dropped");
+
 let gstElementType: bigint | undefined;
 let gstStructureType: bigint | undefined;
 
@@ -181,21 +185,33 @@ export class Pipeline {
     return ok !== 0 && out[0] >= 0n ? Number(out[0] / NANOSECONDS_PER_MS) : null;
   }
 
-  /** Rendered and dropped counts of every sink that keeps them (basesink's `stats`), looking inside sink bins. */
+  /**
+   * Rendered and dropped counts of every sink that keeps them (basesink's
+   * `stats`), looking inside sink bins such as autovideosink. The sinks are
+   * found once and kept (with a reference) until `forgetSinks`, which the
+   * owner calls when the pipeline drops below PAUSED and sink bins may
+   * replace their children.
+   */
   sinkStats(): SinkStats[] {
-    const out: SinkStats[] = [];
-    this.#collectSinkStats(this.#pipeline, out);
-    return out;
+    this.#sinks ??= this.#findSinks(this.#pipeline);
+    return this.#sinks.map((sink) => this.#readSinkStats(sink));
   }
 
-  #collectSinkStats(bin: Pointer, out: SinkStats[]): void {
+  forgetSinks(): void {
+    for (const sink of this.#sinks ?? []) lib().gst.gst_object_unref(sink.element);
+    this.#sinks = undefined;
+  }
+
+  #sinks: { element: Pointer; name: string }[] | undefined;
+
+  #findSinks(bin: Pointer): { element: Pointer; name: string }[] {
     const { gst, gobject } = lib();
     gstElementType ??= gtype(gst.gst_element_get_type());
     gstStructureType ??= gtype(gst.gst_structure_get_type());
     const iterator = gst.gst_bin_iterate_sinks(bin);
-    if (iterator === null) return;
+    if (iterator === null) return [];
     const item = new GValue(gstElementType);
-    const seen: SinkStats[] = [];
+    let found: { element: Pointer; name: string }[] = [];
     try {
       for (;;) {
         const result = gst.gst_iterator_next(iterator, item.buffer);
@@ -203,13 +219,17 @@ export class Pipeline {
           const element = gobject.g_value_get_object(item.buffer)!;
           const stats = findProperty(element, "stats");
           if (stats !== null && stats.valueType === gstStructureType) {
-            seen.push(this.#readSinkStats(element));
+            found.push({
+              element: gst.gst_object_ref(element)!,
+              name: takeCString(gst.gst_object_get_name(element)) ?? "",
+            });
           } else if (isBin(element)) {
-            this.#collectSinkStats(element, seen);
+            found.push(...this.#findSinks(element));
           }
           gobject.g_value_reset(item.buffer);
         } else if (result === 2) { // GST_ITERATOR_RESYNC: the bin changed, start over
-          seen.length = 0;
+          for (const sink of found) gst.gst_object_unref(sink.element);
+          found = [];
           gst.gst_iterator_resync(iterator);
         } else {
           break;
@@ -219,27 +239,22 @@ export class Pipeline {
       item.unset();
       gst.gst_iterator_free(iterator);
     }
-    out.push(...seen);
+    return found;
   }
 
-  #readSinkStats(element: Pointer): SinkStats {
+  #readSinkStats(sink: { element: Pointer; name: string }): SinkStats {
     const { gst, gobject } = lib();
     const value = new GValue(gstStructureType!);
     try {
-      gobject.g_object_get_property(element, cstr("stats"), value.buffer);
+      gobject.g_object_get_property(sink.element, statsName, value.buffer);
       const structure = gobject.g_value_get_boxed(value.buffer);
-      const field = (name: string) => {
+      const field = (name: Uint8Array<ArrayBuffer>) => {
         const out = new BigUint64Array(1);
-        return structure !== null &&
-            gst.gst_structure_get_uint64(structure, cstr(name), out) !== 0
+        return structure !== null && gst.gst_structure_get_uint64(structure, name, out) !== 0
           ? Number(out[0])
           : 0;
       };
-      return {
-        element: takeCString(gst.gst_object_get_name(element)) ?? "",
-        rendered: field("rendered"),
-        dropped: field("dropped"),
-      };
+      return { element: sink.name, rendered: field(renderedName), dropped: field(droppedName) };
     } finally {
       value.unset();
     }
@@ -251,6 +266,7 @@ export class Pipeline {
     this.#disposed = true;
     const { gst } = lib();
     await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
+    this.forgetSinks();
     gst.gst_object_unref(this.#bus);
     gst.gst_object_unref(this.#pipeline);
   }
