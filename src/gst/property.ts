@@ -68,6 +68,35 @@ export function listProperties(object: Pointer): ParamSpec[] {
   return specs;
 }
 
+type NumericRange = {
+  read: (view: Deno.UnsafePointerView, offset: number) => number | bigint;
+  size: number;
+  noun: string;
+};
+
+const integer = (read: NumericRange["read"], size: number): NumericRange => ({
+  read,
+  size,
+  noun: "an integer",
+});
+
+const numericRanges = new Map<bigint, NumericRange>([
+  [Fundamental.CHAR, integer((v, o) => v.getInt8(o), 1)],
+  [Fundamental.UCHAR, integer((v, o) => v.getUint8(o), 1)],
+  [Fundamental.INT, integer((v, o) => v.getInt32(o), 4)],
+  [Fundamental.UINT, integer((v, o) => v.getUint32(o), 4)],
+  [Fundamental.LONG, integer((v, o) => v.getBigInt64(o), 8)],
+  [Fundamental.INT64, integer((v, o) => v.getBigInt64(o), 8)],
+  [Fundamental.ULONG, integer((v, o) => v.getBigUint64(o), 8)],
+  [Fundamental.UINT64, integer((v, o) => v.getBigUint64(o), 8)],
+  [Fundamental.FLOAT, { read: (v, o) => v.getFloat32(o), size: 4, noun: "a number" }],
+  [Fundamental.DOUBLE, { read: (v, o) => v.getFloat64(o), size: 8, noun: "a number" }],
+]);
+
+function isIntegerType(fundamental: bigint): boolean {
+  return numericRanges.get(fundamental)?.noun === "an integer";
+}
+
 /** What a property accepts, for error messages and introspection. */
 export function describeExpected(spec: ParamSpec): {
   type: string;
@@ -77,50 +106,17 @@ export function describeExpected(spec: ParamSpec): {
   values?: string[];
 } {
   const type = typeName(spec.valueType);
-  const view = new Deno.UnsafePointerView(spec.pointer);
-  // Numeric GParamSpec subclasses keep minimum and maximum right after the 72-byte GParamSpec.
-  const range = (read: (offset: number) => number | bigint, size: number) => {
-    const minimum = numberOrString(read(72));
-    const maximum = numberOrString(read(72 + size));
-    return { minimum, maximum };
-  };
+  const numeric = numericRanges.get(fundamentalOf(spec.valueType));
+  if (numeric) {
+    // Numeric GParamSpec subclasses keep minimum and maximum right after the 72-byte GParamSpec.
+    const view = new Deno.UnsafePointerView(spec.pointer);
+    const minimum = numberOrString(numeric.read(view, 72));
+    const maximum = numberOrString(numeric.read(view, 72 + numeric.size));
+    return { type, minimum, maximum, expected: `${numeric.noun} from ${minimum} to ${maximum}` };
+  }
   switch (fundamentalOf(spec.valueType)) {
     case Fundamental.BOOLEAN:
       return { type, expected: "a boolean (true or false)" };
-    case Fundamental.CHAR: {
-      const r = range((o) => view.getInt8(o), 1);
-      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
-    }
-    case Fundamental.UCHAR: {
-      const r = range((o) => view.getUint8(o), 1);
-      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
-    }
-    case Fundamental.INT: {
-      const r = range((o) => view.getInt32(o), 4);
-      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
-    }
-    case Fundamental.UINT: {
-      const r = range((o) => view.getUint32(o), 4);
-      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
-    }
-    case Fundamental.LONG:
-    case Fundamental.INT64: {
-      const r = range((o) => view.getBigInt64(o), 8);
-      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
-    }
-    case Fundamental.ULONG:
-    case Fundamental.UINT64: {
-      const r = range((o) => view.getBigUint64(o), 8);
-      return { type, ...r, expected: `an integer from ${r.minimum} to ${r.maximum}` };
-    }
-    case Fundamental.FLOAT: {
-      const r = range((o) => view.getFloat32(o), 4);
-      return { type, ...r, expected: `a number from ${r.minimum} to ${r.maximum}` };
-    }
-    case Fundamental.DOUBLE: {
-      const r = range((o) => view.getFloat64(o), 8);
-      return { type, ...r, expected: `a number from ${r.minimum} to ${r.maximum}` };
-    }
     case Fundamental.STRING:
       return { type, expected: "a string" };
     case Fundamental.ENUM: {
@@ -225,7 +221,7 @@ export function setProperty(
     } else {
       const text = serialisedForm(value, fundamental);
       if (text === undefined) throw invalid(`a ${jsonKind(value)} cannot be converted`);
-      if (isInteger.has(fundamental)) {
+      if (isIntegerType(fundamental)) {
         // Checked here in full precision: the deserialiser wraps negative numbers into unsigned types.
         const { minimum, maximum } = describeExpected(spec);
         const number = BigInt(text);
@@ -246,42 +242,19 @@ export function setProperty(
   }
 }
 
-const isNumeric = new Set<bigint>([
-  Fundamental.CHAR,
-  Fundamental.UCHAR,
-  Fundamental.INT,
-  Fundamental.UINT,
-  Fundamental.LONG,
-  Fundamental.ULONG,
-  Fundamental.INT64,
-  Fundamental.UINT64,
-  Fundamental.FLOAT,
-  Fundamental.DOUBLE,
-]);
-const isInteger = new Set<bigint>([
-  Fundamental.CHAR,
-  Fundamental.UCHAR,
-  Fundamental.INT,
-  Fundamental.UINT,
-  Fundamental.LONG,
-  Fundamental.ULONG,
-  Fundamental.INT64,
-  Fundamental.UINT64,
-]);
-
 /** The gst-launch text for a JSON value, or undefined when the JSON kind cannot fit. */
 function serialisedForm(value: JsonValue, fundamental: bigint): string | undefined {
   if (typeof value === "number") {
     if (!Number.isFinite(value)) return undefined;
-    if (isInteger.has(fundamental) && !Number.isInteger(value)) return undefined;
-    return isInteger.has(fundamental) ? BigInt(value).toString() : String(value);
+    if (isIntegerType(fundamental) && !Number.isInteger(value)) return undefined;
+    return isIntegerType(fundamental) ? BigInt(value).toString() : String(value);
   }
   if (typeof value === "string") {
     const trimmed = value.trim();
     if (trimmed === "") return undefined;
     // Integers as text must be plain decimal so that "12abc" or "1e3" are not half-read.
-    if (isInteger.has(fundamental) && !/^[+-]?\d+$/.test(trimmed)) return undefined;
-    if (isNumeric.has(fundamental) && Number.isNaN(Number(trimmed))) return undefined;
+    if (isIntegerType(fundamental) && !/^[+-]?\d+$/.test(trimmed)) return undefined;
+    if (numericRanges.has(fundamental) && Number.isNaN(Number(trimmed))) return undefined;
     return trimmed;
   }
   return undefined;
