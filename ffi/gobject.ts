@@ -93,6 +93,22 @@ export const gobjectSymbols = {
     parameters: ["pointer", "buffer", "function", "pointer", "pointer", "i32"],
     result: "u64",
   },
+  // GType g_type_register_static_simple (GType parent_type, const gchar *type_name, guint class_size,
+  //   GClassInitFunc class_init, guint instance_size, GInstanceInitFunc instance_init, GTypeFlags flags)
+  g_type_register_static_simple: {
+    parameters: ["usize", "buffer", "u32", "function", "u32", "pointer", "i32"],
+    result: "usize",
+  },
+  // void g_type_query (GType type, GTypeQuery *query)
+  g_type_query: { parameters: ["usize", "buffer"], result: "void" },
+  // GObject *g_object_new_with_properties (GType object_type, guint n_properties,
+  //   const char *names[], const GValue values[])
+  g_object_new_with_properties: {
+    parameters: ["usize", "u32", "pointer", "pointer"],
+    result: "pointer",
+  },
+  // void g_object_force_floating (GObject *object)
+  g_object_force_floating: { parameters: ["pointer"], result: "void" },
   // void g_signal_handler_disconnect (gpointer instance, gulong handler_id)
   g_signal_handler_disconnect: { parameters: ["pointer", "u64"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -147,6 +147,22 @@ export const gstSymbols = {
   },
   // gchar *gst_structure_to_string (const GstStructure *structure)
   gst_structure_to_string: { parameters: ["pointer"], result: "pointer" },
+  // GstBuffer *gst_buffer_new_memdup (gconstpointer data, gsize size): copies the bytes
+  gst_buffer_new_memdup: { parameters: ["buffer", "usize"], result: "pointer" },
+  // GstElement *gst_bin_new (const gchar *name)
+  gst_bin_new: { parameters: ["buffer"], result: "pointer" },
+  // GstElement *gst_bin_get_by_name (GstBin *bin, const gchar *name)
+  gst_bin_get_by_name: { parameters: ["pointer", "buffer"], result: "pointer" },
+  // gboolean gst_element_sync_state_with_parent (GstElement *element)
+  gst_element_sync_state_with_parent: { parameters: ["pointer"], result: "i32" },
+  // GstCaps *gst_pad_get_current_caps (GstPad *pad)
+  gst_pad_get_current_caps: { parameters: ["pointer"], result: "pointer" },
+  // guint gst_caps_get_size (const GstCaps *caps)
+  gst_caps_get_size: { parameters: ["pointer"], result: "u32" },
+  // GstStructure *gst_caps_get_structure (const GstCaps *caps, guint index)
+  gst_caps_get_structure: { parameters: ["pointer", "u32"], result: "pointer" },
+  // const gchar *gst_structure_get_name (const GstStructure *structure)
+  gst_structure_get_name: { parameters: ["pointer"], result: "pointer" },
   // GType gst_structure_get_type (void)
   gst_structure_get_type: { parameters: [], result: "usize" },
   // GType gst_caps_get_type (void)

@@ -17,6 +17,7 @@ const configSchema = z.object({
     "localhost",
   ),
   GSTREAMER_WS_PORT: port(8080),
+  GSTREAMER_RTSP_PORT: port(8554),
   GSTREAMER_WS_PATH: z.string().regex(
     /^\/[A-Za-z0-9._~\/-]*$/,
     "accepts a URL path that starts with '/', such as /gstreamer",
@@ -34,6 +35,7 @@ const configSchema = z.object({
 export interface Config {
   host: string;
   port: number;
+  rtspPort: number;
   path: string;
   statsIntervalMs: number;
 }
@@ -59,6 +61,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     host: c.GSTREAMER_WS_HOST,
     port: c.GSTREAMER_WS_PORT,
+    rtspPort: c.GSTREAMER_RTSP_PORT,
     path: c.GSTREAMER_WS_PATH,
     statsIntervalMs: c.GSTREAMER_STATS_INTERVAL_MS,
   };

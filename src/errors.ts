@@ -7,6 +7,7 @@ export const errorCodes = [
   "INVALID_PROPERTY_VALUE",
   "LINK_FAILED",
   "DUPLICATE_ID",
+  "PATH_IN_USE",
   "INVALID_ID",
   "PIPELINE_NOT_FOUND",
   "ELEMENT_NOT_FOUND",

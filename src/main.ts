@@ -5,7 +5,8 @@ import { initGstreamer } from "./gst/init.ts";
 import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./health.ts";
 import { type ManagerEvent, PipelineManager } from "./pipelines.ts";
 import type { Handlers } from "./protocol.ts";
-import { sendJson, startTransport, type Transport } from "./server.ts";
+import { formatUrl, sendJson, startTransport, type Transport } from "./server.ts";
+import { RtspServer } from "./gst/rtsp.ts";
 
 /** How often bus messages are pulled (DESIGN.md rule 3: pulled, never pushed). */
 const BUS_POLL_MS = 50;
@@ -39,10 +40,17 @@ async function main(): Promise<void> {
     );
   }
 
+  let rtsp: RtspServer;
+  try {
+    rtsp = new RtspServer(config.host, config.rtspPort);
+  } catch (error) {
+    fail(`${(error as Error).message} (GSTREAMER_RTSP_PORT=${config.rtspPort})`);
+  }
+
   // Events go out once the transport exists; the manager is made first because the handlers use it.
   const outlet: { transport?: Transport } = {};
   const emit = (event: ManagerEvent) => outlet.transport?.broadcast(event);
-  const manager = new PipelineManager({ emit, refusedElements: runtime.refusedElements });
+  const manager = new PipelineManager({ emit, refusedElements: runtime.refusedElements, rtsp });
 
   const handlers: Handlers = {
     createPipeline: (p) => manager.create(p),
@@ -116,6 +124,7 @@ async function main(): Promise<void> {
   }, config.statsIntervalMs);
 
   console.log(runtime.version);
+  console.log(`RTSP listening on ${formatUrl("rtsp", config.host, rtsp.port)}`);
   console.log(`WebSocket listening on ${transport.url}`);
 
   let stopping = false;
@@ -126,6 +135,7 @@ async function main(): Promise<void> {
     clearInterval(busTimer);
     clearInterval(statsTimer);
     await manager.shutdown();
+    await rtsp.stop();
     await transport.close();
     console.log("Stopped");
     Deno.exit(0);

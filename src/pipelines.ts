@@ -10,7 +10,6 @@ import {
   type BusMessage,
   linkElements,
   MessageType,
-  padCaps,
   Pipeline,
   State,
   StateChange,
@@ -18,6 +17,18 @@ import {
 } from "./gst/pipeline.ts";
 import { getProperty, setProperty } from "./gst/property.ts";
 import { closestFactoryNames, elementFactories } from "./gst/registry.ts";
+import type { RtspServer } from "./gst/rtsp.ts";
+import {
+  buildMediaBin,
+  configurePayloader,
+  freeUdpPort,
+  pathPattern,
+  type Relay,
+  rtpFormat,
+  RTSP_SINK,
+  servableMediaTypes,
+} from "./media.ts";
+import { padCaps, padMediaType } from "./gst/element.ts";
 
 export interface ElementSpec {
   type: string;
@@ -135,12 +146,16 @@ interface ManagedPipeline {
   queue: Promise<unknown>;
   deleted: boolean;
   previousSinks: Map<string, { rendered: number; at: number }>;
+  /** RTSP paths this pipeline serves while PLAYING, with the proxysinks feeding each. */
+  mounts: Map<string, Relay[]>;
 }
 
 export interface ManagerOptions {
   emit: (event: ManagerEvent) => void;
   /** Elements refused outright, with the reason (see gst/registry.ts). */
   refusedElements: Map<string, string>;
+  /** Serves `rtspserversink` elements; without it they are refused. */
+  rtsp?: RtspServer;
   /** How long startPipeline waits for an async change to PLAYING before replying with the pending state. */
   startTimeoutMs?: number;
 }
@@ -150,6 +165,8 @@ const busMessageTypes = MessageType.EOS | MessageType.ERROR | MessageType.WARNIN
 
 export class PipelineManager {
   readonly #pipelines = new Map<string, ManagedPipeline>();
+  /** RTSP path -> id of the pipeline that serves it. */
+  readonly #paths = new Map<string, string>();
   readonly #options: ManagerOptions;
 
   constructor(options: ManagerOptions) {
@@ -171,7 +188,8 @@ export class PipelineManager {
     this.#checkElementTypes(spec.pipeline.elements);
     const pipeline = new Pipeline(spec.id);
     try {
-      const elements = this.#build(pipeline, spec.pipeline.elements);
+      const mounts = new Map<string, Relay[]>();
+      const elements = this.#build(pipeline, spec.pipeline.elements, mounts);
       const record: ManagedPipeline = {
         id: spec.id,
         description: spec.description ?? "",
@@ -188,8 +206,10 @@ export class PipelineManager {
         queue: Promise.resolve(),
         deleted: false,
         previousSinks: new Map(),
+        mounts,
       };
       this.#pipelines.set(spec.id, record);
+      for (const path of mounts.keys()) this.#paths.set(path, spec.id);
       const info = this.#info(record);
       this.#options.emit({ type: "pipelineCreated", payload: info });
       return info;
@@ -204,6 +224,16 @@ export class PipelineManager {
   #checkElementTypes(elements: ElementSpec[]): void {
     const factories = elementFactories();
     elements.forEach((element, index) => {
+      if (element.type === RTSP_SINK) {
+        if (!this.#options.rtsp) {
+          throw new ServerError(
+            "ELEMENT_NOT_ALLOWED",
+            `Element '${RTSP_SINK}' needs the RTSP server, which is not running`,
+            { index, type: element.type },
+          );
+        }
+        return;
+      }
       const refusal = this.#options.refusedElements.get(element.type);
       if (refusal !== undefined) {
         throw new ServerError(
@@ -225,7 +255,11 @@ export class PipelineManager {
     });
   }
 
-  #build(pipeline: Pipeline, specs: ElementSpec[]): ManagedPipeline["elements"] {
+  #build(
+    pipeline: Pipeline,
+    specs: ElementSpec[],
+    mounts: Map<string, Relay[]>,
+  ): ManagedPipeline["elements"] {
     const elements: ManagedPipeline["elements"] = new Map();
     const ordered: { name: string; pointer: Pointer }[] = [];
     specs.forEach((spec, index) => {
@@ -237,6 +271,14 @@ export class PipelineManager {
           `Two elements are named '${name}'; element names must be unique in a pipeline`,
           { path: `payload.pipeline.elements[${index}].name`, name },
         );
+      }
+      if (spec.type === RTSP_SINK) {
+        const relay = this.#rtspRelay(pipeline, spec, index, name, ordered.at(-1)?.pointer);
+        elements.set(name, { type: spec.type, pointer: relay.payloader });
+        ordered.push({ name, pointer: relay.payloader });
+        const path = this.#rtspPath(spec, index, name);
+        mounts.set(path, [...(mounts.get(path) ?? []), relay]);
+        return;
       }
       const pointer = pipeline.addElement(spec.type, name);
       if (pointer === null) {
@@ -256,8 +298,8 @@ export class PipelineManager {
       const source = ordered[i];
       const sink = ordered[i + 1];
       if (!linkElements(source.pointer, sink.pointer)) {
-        const sourceCaps = padCaps(source.pointer, "src");
-        const sinkCaps = padCaps(sink.pointer, "sink");
+        const sourceCaps = padCaps(source.pointer, "src", "possible");
+        const sinkCaps = padCaps(sink.pointer, "sink", "possible");
         throw new ServerError(
           "LINK_FAILED",
           `Could not link '${source.name}' to '${sink.name}': ` +
@@ -268,6 +310,81 @@ export class PipelineManager {
       }
     }
     return elements;
+  }
+
+  /** An rtspserversink in the pipeline: a payloader for what the element before it gives, then a loopback udpsink. */
+  #rtspRelay(
+    pipeline: Pipeline,
+    spec: ElementSpec,
+    index: number,
+    name: string,
+    previous: Pointer | undefined,
+  ): Relay {
+    const mediaType = previous === undefined ? null : padMediaType(previous, "src");
+    const format = rtpFormat(mediaType);
+    if (format === undefined) {
+      throw new ServerError(
+        "LINK_FAILED",
+        `Element '${name}' cannot serve ${mediaType ?? "a stream of unknown format"} over RTSP; ` +
+          `put an encoder before it. It serves: ${servableMediaTypes.join(", ")}`,
+        { index, to: name, fromCaps: mediaType, servable: servableMediaTypes },
+      );
+    }
+    const payloader = pipeline.addElement(format.pay, name);
+    const udpsink = pipeline.addElement("udpsink", `${name}-relay`);
+    if (payloader === null || udpsink === null) {
+      throw new ServerError("UNKNOWN_ELEMENT", `Element '${format.pay}' or 'udpsink' is missing`, {
+        index,
+        type: spec.type,
+      });
+    }
+    configurePayloader(format, payloader, name);
+    const relayTarget = { object: udpsink, label: `${name}-relay` };
+    setProperty(relayTarget, "host", "127.0.0.1");
+    setProperty(relayTarget, "sync", false);
+    setProperty(relayTarget, "async", false);
+    if (!linkElements(payloader, udpsink)) {
+      throw new Error(`Linking ${format.pay} to udpsink failed`);
+    }
+    return { format, payloader, udpsink, port: 0 };
+  }
+
+  /** The `path` of an rtspserversink, checked and free. */
+  #rtspPath(spec: ElementSpec, index: number, name: string): string {
+    const { path, ...others } = spec.properties ?? {};
+    const unknown = Object.keys(others)[0];
+    if (unknown !== undefined) {
+      throw new ServerError(
+        "UNKNOWN_PROPERTY",
+        `Element '${name}' has no property '${unknown}'; it has: path`,
+        { element: name, property: unknown, properties: ["path"] },
+      );
+    }
+    if (typeof path !== "string" || !pathPattern.test(path)) {
+      throw new ServerError(
+        "INVALID_PROPERTY_VALUE",
+        `Invalid value ${JSON.stringify(path ?? null)} for property 'path' of element '${name}': ` +
+          "expected 1 to 64 characters of letters, digits, '.', '_' and '-' (the RTSP path)",
+        { element: name, property: "path", value: path ?? null, index },
+      );
+    }
+    const owner = this.#paths.get(path);
+    if (owner !== undefined) {
+      throw new ServerError("PATH_IN_USE", `RTSP path '${path}' is already served by '${owner}'`, {
+        path,
+        id: owner,
+      });
+    }
+    return path;
+  }
+
+  /** Whether an RTSP path is taken (by a pipeline or a push). */
+  pathInUse(path: string): boolean {
+    return this.#paths.has(path);
+  }
+
+  has(id: string): boolean {
+    return this.#pipelines.has(id);
   }
 
   list(): PipelineInfo[] {
@@ -315,6 +432,7 @@ export class PipelineManager {
     const record = this.#require(id);
     return this.#serial(record, async () => {
       record.runFailed = false;
+      await this.#assignRelayPorts(record);
       const result = await record.pipeline.setState(State.PLAYING);
       let reached: { state: StateName; pending: StateName };
       if (result === StateChange.ASYNC) {
@@ -361,8 +479,10 @@ export class PipelineManager {
   /** Stops and frees the pipeline from any state. */
   delete(id: string): Promise<{ id: string }> {
     const record = this.#require(id);
+    this.#unmount(record);
     record.deleted = true;
     this.#pipelines.delete(id);
+    for (const path of record.mounts.keys()) this.#paths.delete(path);
     return this.#serial(record, async () => {
       await record.pipeline.dispose();
       this.#options.emit({ type: "pipelineDeleted", payload: { id } });
@@ -437,7 +557,11 @@ export class PipelineManager {
     if (record.deleted || record.state === state) return;
     const old = record.state;
     record.state = state;
-    if (state === "NULL" || state === "READY") record.pipeline.forgetSinks();
+    if (state === "NULL" || state === "READY") {
+      record.pipeline.forgetSinks();
+      this.#unmount(record);
+    }
+    if (state === "PLAYING") this.#mount(record);
     // Known once data flows; asked again when the pipeline (re)starts or GStreamer says it changed.
     record.duration = undefined;
     if (state === "PLAYING") record.playingSince ??= performance.now();
@@ -446,6 +570,26 @@ export class PipelineManager {
       type: "pipelineStateChanged",
       payload: { id: record.id, old, new: state },
     });
+  }
+
+  async #assignRelayPorts(record: ManagedPipeline): Promise<void> {
+    for (const relays of record.mounts.values()) {
+      for (const relay of relays) {
+        relay.port = await freeUdpPort();
+        setProperty({ object: relay.udpsink, label: "relay" }, "port", relay.port);
+      }
+    }
+  }
+
+  #mount(record: ManagedPipeline): void {
+    const rtsp = this.#options.rtsp;
+    for (const [path, sinks] of record.mounts) {
+      if (rtsp && !rtsp.isMounted(path)) rtsp.mount(path, () => buildMediaBin(path, sinks));
+    }
+  }
+
+  #unmount(record: ManagedPipeline): void {
+    for (const path of record.mounts.keys()) this.#options.rtsp?.unmount(path);
   }
 
   /** Per-pipeline figures from GStreamer's own counters; no per-buffer work. */

@@ -6,6 +6,8 @@ const root = new URL("../", import.meta.url);
 
 export interface ServerProcess {
   url: string;
+  /** rtsp://HOST:PORT (no path). */
+  rtspUrl: string;
   httpUrl: string;
   pid: number;
   /** Every line the server printed so far. */
@@ -35,6 +37,7 @@ export async function startServer(
     env: {
       GSTREAMER_WS_HOST: "127.0.0.1",
       GSTREAMER_WS_PORT: "0",
+      GSTREAMER_RTSP_PORT: "0",
       NO_COLOR: "1",
       ...env,
     },
@@ -45,6 +48,7 @@ export async function startServer(
   const logs: string[] = [];
   let resolveUrl: (url: string) => void;
   const urlFound = new Promise<string>((resolve) => (resolveUrl = resolve));
+  let rtspUrl = "";
   const readLines = async (stream: ReadableStream<Uint8Array>) => {
     let pending = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
@@ -52,6 +56,8 @@ export async function startServer(
       pending = lines.pop() ?? "";
       for (const line of lines) {
         logs.push(line);
+        const rtsp = line.match(/RTSP listening on (rtsp:\/\/\S+)/);
+        if (rtsp) rtspUrl = rtsp[1];
         const match = line.match(/WebSocket listening on (ws:\/\/\S+)/);
         if (match) resolveUrl(match[1]);
       }
@@ -79,6 +85,9 @@ export async function startServer(
   const { host } = new URL(url);
   return {
     url,
+    get rtspUrl() {
+      return rtspUrl;
+    },
     httpUrl: `http://${host}`,
     pid: child.pid,
     logs,

@@ -7,6 +7,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
   assert.deepEqual(loadConfig({}), {
     host: "localhost",
     port: 8080,
+    rtspPort: 8554,
     path: "/gstreamer",
     statsIntervalMs: 1000,
   });

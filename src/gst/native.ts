@@ -6,6 +6,8 @@ import { openLibrary } from "../../ffi/loader.ts";
 import { glibSymbols } from "../../ffi/glib.ts";
 import { gobjectSymbols } from "../../ffi/gobject.ts";
 import { gstSymbols } from "../../ffi/gstreamer.ts";
+import { appSymbols } from "../../ffi/gstapp.ts";
+import { rtspSymbols } from "../../ffi/gstrtspserver.ts";
 
 export type Pointer = Deno.PointerObject;
 
@@ -14,6 +16,8 @@ function load() {
     glib: openLibrary("glib-2.0", glibSymbols).symbols,
     gobject: openLibrary("gobject-2.0", gobjectSymbols).symbols,
     gst: openLibrary("gstreamer-1.0", gstSymbols).symbols,
+    app: openLibrary("gstapp-1.0", appSymbols).symbols,
+    rtsp: openLibrary("gstrtspserver-1.0", rtspSymbols).symbols,
   };
 }
 

@@ -290,22 +290,6 @@ function isBin(element: Pointer): boolean {
   return lib().gobject.g_type_is_a(instanceType(element), gstBinType) !== 0;
 }
 
-/** The caps a pad of an element can take or give, as text, for LINK_FAILED messages. */
-export function padCaps(element: Pointer, padName: "src" | "sink"): string | null {
-  const { gst } = lib();
-  const pad = gst.gst_element_get_static_pad(element, cstr(padName));
-  if (pad === null) return null;
-  try {
-    const caps = gst.gst_pad_query_caps(pad, null);
-    if (caps === null) return null;
-    const text = takeCString(gst.gst_caps_to_string(caps));
-    gst.gst_caps_unref(caps);
-    return text;
-  } finally {
-    gst.gst_object_unref(pad);
-  }
-}
-
 export function linkElements(source: Pointer, sink: Pointer): boolean {
   return lib().gst.gst_element_link(source, sink) !== 0;
 }

@@ -1,0 +1,72 @@
+/** Loose elements and bins: what media builders need besides a Pipeline. */
+import { cstr, lib, type Pointer, readCString, takeCString } from "./native.ts";
+
+/** A new floating element, or null when the factory is missing. */
+export function makeElement(factory: string, name: string): Pointer | null {
+  return lib().gst.gst_element_factory_make(cstr(factory), cstr(name));
+}
+
+/** A new floating bin holding each chain's elements linked in order; null (and nothing left over) when a link fails. */
+export function linkedBin(name: string, chains: Pointer[][]): Pointer | null {
+  const { gst } = lib();
+  const bin = gst.gst_object_ref_sink(gst.gst_bin_new(cstr(name)))!;
+  for (const chain of chains) {
+    for (const element of chain) gst.gst_bin_add(bin, element);
+    for (let i = 0; i + 1 < chain.length; i++) {
+      if (gst.gst_element_link(chain[i], chain[i + 1]) === 0) {
+        gst.gst_object_unref(bin);
+        return null;
+      }
+    }
+  }
+  // Hand back a floating reference, as a create_element vfunc must.
+  return floating(bin);
+}
+
+/** Turns our owned reference into a floating one (GST_OBJECT_FLAG_MAY_BE_LEAKED aside, g_object_force_floating). */
+function floating(object: Pointer): Pointer {
+  lib().gobject.g_object_force_floating(object);
+  return object;
+}
+
+/**
+ * A pad's caps as text: "current" is what it negotiated (null before),
+ * "possible" what it can take or give (for LINK_FAILED messages).
+ */
+export function padCaps(
+  element: Pointer,
+  padName: string,
+  which: "current" | "possible",
+): string | null {
+  const { gst } = lib();
+  const pad = gst.gst_element_get_static_pad(element, cstr(padName));
+  if (pad === null) return null;
+  try {
+    const caps = which === "current"
+      ? gst.gst_pad_get_current_caps(pad)
+      : gst.gst_pad_query_caps(pad, null);
+    if (caps === null) return null;
+    const text = takeCString(gst.gst_caps_to_string(caps));
+    gst.gst_caps_unref(caps);
+    return text;
+  } finally {
+    gst.gst_object_unref(pad);
+  }
+}
+
+/** The media type (caps structure name) a pad carries: its negotiated caps, else what it can carry. */
+export function padMediaType(element: Pointer, padName: string): string | null {
+  const { gst } = lib();
+  const pad = gst.gst_element_get_static_pad(element, cstr(padName));
+  if (pad === null) return null;
+  try {
+    const caps = gst.gst_pad_get_current_caps(pad) ?? gst.gst_pad_query_caps(pad, null);
+    if (caps === null) return null;
+    const structure = gst.gst_caps_get_size(caps) > 0 ? gst.gst_caps_get_structure(caps, 0) : null;
+    const name = structure === null ? null : readCString(gst.gst_structure_get_name(structure));
+    gst.gst_caps_unref(caps);
+    return name;
+  } finally {
+    gst.gst_object_unref(pad);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * gst-rtsp-server on the GLib main loop thread, with mount points whose
+ * media elements are built by JS when a client asks for them.
+ *
+ * The media factory is a GType subclass of GstRTSPMediaFactory registered
+ * from here; its create_element vfunc is a thread-safe JS callback (a rare
+ * control call, once per shared media: DESIGN.md rule 4). The loop thread
+ * waits while it runs, so the callback only builds elements and never waits.
+ */
+import { cstr, gtype, lib, type Pointer } from "./native.ts";
+
+/** Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ...), or null to refuse. */
+export type MediaBuilder = () => Pointer | null;
+
+/** GstRTSPMediaFactoryClass.create_element: after GObjectClass (136 bytes) and gen_key. */
+const CREATE_ELEMENT_OFFSET = 144;
+
+const builders = new Map<bigint, MediaBuilder>();
+let factoryType: bigint | undefined;
+
+const createElement = Deno.UnsafeCallback.threadSafe(
+  { parameters: ["pointer", "pointer"], result: "pointer" } as const,
+  (factory) => {
+    try {
+      const build = factory && builders.get(BigInt(Deno.UnsafePointer.value(factory)));
+      return build ? build() : null;
+    } catch (error) {
+      console.error("Building an RTSP media failed:", error);
+      return null;
+    }
+  },
+);
+// The callback lives as long as the process (the class keeps its address); it must not keep the event loop alive.
+createElement.unref();
+
+const classInit = new Deno.UnsafeCallback(
+  { parameters: ["pointer", "pointer"], result: "void" } as const,
+  (klass) => {
+    const slot = new BigUint64Array(
+      Deno.UnsafePointerView.getArrayBuffer(klass!, 8, CREATE_ELEMENT_OFFSET),
+    );
+    slot[0] = BigInt(Deno.UnsafePointer.value(createElement.pointer));
+  },
+);
+
+function mediaFactoryType(): bigint {
+  if (factoryType !== undefined) return factoryType;
+  const { rtsp, gobject } = lib();
+  const parent = gtype(rtsp.gst_rtsp_media_factory_get_type());
+  // GTypeQuery: type, type_name, class_size (guint at 16), instance_size (guint at 20)
+  const query = new Uint8Array(24);
+  gobject.g_type_query(parent, query);
+  const sizes = new DataView(query.buffer);
+  factoryType = gtype(gobject.g_type_register_static_simple(
+    parent,
+    cstr("GstControlMediaFactory"),
+    sizes.getUint32(16, true),
+    classInit.pointer,
+    sizes.getUint32(20, true),
+    null,
+    0,
+  ));
+  if (factoryType === 0n) throw new Error("Registering the RTSP media factory type failed");
+  return factoryType;
+}
+
+export class RtspServer {
+  readonly #server: Pointer;
+  readonly #mounts: Pointer;
+  readonly #sessions: Pointer;
+  readonly #loop: Pointer;
+  readonly #loopDone: Promise<void>;
+  readonly #cleanupTimer: ReturnType<typeof setInterval>;
+  readonly #factories = new Map<string, bigint>();
+  readonly port: number;
+
+  /** Listens on host:port (0 picks a free port) and runs the GLib main loop on its own thread. */
+  constructor(host: string, port: number) {
+    const { rtsp, glib, gst } = lib();
+    this.#server = rtsp.gst_rtsp_server_new()!;
+    rtsp.gst_rtsp_server_set_address(this.#server, cstr(host));
+    rtsp.gst_rtsp_server_set_service(this.#server, cstr(String(port)));
+    this.#mounts = rtsp.gst_rtsp_server_get_mount_points(this.#server)!;
+    this.#sessions = rtsp.gst_rtsp_server_get_session_pool(this.#server)!;
+    if (rtsp.gst_rtsp_server_attach(this.#server, null) === 0) {
+      gst.gst_object_unref(this.#mounts);
+      gst.gst_object_unref(this.#sessions);
+      gst.gst_object_unref(this.#server);
+      throw new Error(`The RTSP server could not listen on ${host}:${port}`);
+    }
+    this.port = rtsp.gst_rtsp_server_get_bound_port(this.#server);
+    this.#loop = glib.g_main_loop_new(null, 0)!;
+    this.#loopDone = glib.g_main_loop_run(this.#loop);
+    // Sessions of clients that vanished without TEARDOWN expire; the pool only drops them when asked.
+    this.#cleanupTimer = setInterval(() => {
+      void rtsp.gst_rtsp_session_pool_cleanup_async(this.#sessions);
+    }, 5000);
+  }
+
+  /** RTSP sessions open now. */
+  sessionCount(): number {
+    return lib().rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions);
+  }
+
+  isMounted(path: string): boolean {
+    return this.#factories.has(path);
+  }
+
+  /** Serves `build`'s media at rtsp://host:port/{path}, shared by every client. */
+  mount(path: string, build: MediaBuilder): void {
+    const { rtsp, gobject } = lib();
+    if (this.#factories.has(path)) throw new Error(`RTSP path '${path}' is already mounted`);
+    const factory = gobject.g_object_new_with_properties(mediaFactoryType(), 0, null, null)!;
+    rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
+    const key = BigInt(Deno.UnsafePointer.value(factory));
+    builders.set(key, build);
+    this.#factories.set(path, key);
+    rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
+  }
+
+  unmount(path: string): void {
+    const key = this.#factories.get(path);
+    if (key === undefined) return;
+    this.#factories.delete(path);
+    builders.delete(key);
+    lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
+  }
+
+  /** Stops the GLib loop thread. */
+  async stop(): Promise<void> {
+    clearInterval(this.#cleanupTimer);
+    for (const path of [...this.#factories.keys()]) this.unmount(path);
+    lib().glib.g_main_loop_quit(this.#loop);
+    await this.#loopDone;
+  }
+}

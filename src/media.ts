@@ -1,0 +1,104 @@
+/**
+ * RTSP serving for a pipeline's `rtspserversink` elements.
+ *
+ * In the pipeline an rtspserversink becomes payloader ! udpsink to a
+ * loopback port; the media that gst-rtsp-server builds for clients is
+ * udpsrc ! depayloader ! payloader (pay0, pay1, ...). The relay is plain
+ * RTP over loopback because proxysink in GStreamer 1.22 does not replay
+ * stream-start, caps and segment to a proxysrc that attaches mid-stream (a
+ * late RTSP client), while udpsrc makes its own. No JS touches a buffer.
+ */
+import dgram from "node:dgram";
+import type { JsonValue } from "./gst/gvalue.ts";
+import { linkedBin, makeElement, padCaps } from "./gst/element.ts";
+import type { Pointer } from "./gst/native.ts";
+import { setProperty } from "./gst/property.ts";
+
+/** The pseudo element that serves the stream reaching it at rtsp://HOST:RTSP_PORT/{path}. */
+export const RTSP_SINK = "rtspserversink";
+export const pathPattern = /^[A-Za-z0-9._-]{1,64}$/;
+
+interface RtpFormat {
+  pay: string;
+  depay: string;
+  /** Payloader settings; config-interval -1 sends parameter sets with every key frame, for late joiners. */
+  properties?: Record<string, JsonValue>;
+}
+
+const formats: Record<string, RtpFormat> = {
+  "video/x-h264": {
+    pay: "rtph264pay",
+    depay: "rtph264depay",
+    properties: { "config-interval": -1 },
+  },
+  "video/x-h265": {
+    pay: "rtph265pay",
+    depay: "rtph265depay",
+    properties: { "config-interval": -1 },
+  },
+  "video/x-vp8": { pay: "rtpvp8pay", depay: "rtpvp8depay" },
+  "video/x-vp9": { pay: "rtpvp9pay", depay: "rtpvp9depay" },
+  "image/jpeg": { pay: "rtpjpegpay", depay: "rtpjpegdepay" },
+  "video/mpegts": { pay: "rtpmp2tpay", depay: "rtpmp2tdepay" },
+  "audio/x-opus": { pay: "rtpopuspay", depay: "rtpopusdepay" },
+  "audio/mpeg": { pay: "rtpmp4gpay", depay: "rtpmp4gdepay" },
+};
+
+export const servableMediaTypes = Object.keys(formats);
+
+export function rtpFormat(mediaType: string | null): RtpFormat | undefined {
+  return mediaType === null ? undefined : formats[mediaType];
+}
+
+/** One stream of a mount: the payloader in the pipeline and the udpsink that relays its packets. */
+export interface Relay {
+  format: RtpFormat;
+  payloader: Pointer;
+  udpsink: Pointer;
+  port: number;
+}
+
+/** Payloader settings for a format, applied to a payloader element. */
+export function configurePayloader(format: RtpFormat, payloader: Pointer, label: string, pt = 96) {
+  const target = { object: payloader, label };
+  setProperty(target, "pt", pt);
+  for (const [name, value] of Object.entries(format.properties ?? {})) {
+    setProperty(target, name, value);
+  }
+}
+
+/** A free loopback UDP port for a relay (asked of the kernel, then released for udpsrc to bind). */
+export async function freeUdpPort(): Promise<number> {
+  const socket = dgram.createSocket("udp4");
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(0, "127.0.0.1", () => resolve());
+  });
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+/** Builds the media bin for the relays of one path; null when a stream has not negotiated yet. */
+export function buildMediaBin(path: string, relays: Relay[]): Pointer | null {
+  const chains: Pointer[][] = [];
+  for (const [index, relay] of relays.entries()) {
+    const caps = padCaps(relay.payloader, "src", "current");
+    if (caps === null) {
+      console.warn(`RTSP path '${path}': stream ${index} has not started yet`);
+      return null;
+    }
+    const source = makeElement("udpsrc", `relay${index}`)!;
+    // Not "depay${index}": gst-rtsp-server takes elements of that name for RECORD streams.
+    const depay = makeElement(relay.format.depay, `unpack${index}`)!;
+    const pay = makeElement(relay.format.pay, `pay${index}`)!;
+    const sourceTarget = { object: source, label: `relay${index}` };
+    setProperty(sourceTarget, "address", "127.0.0.1");
+    setProperty(sourceTarget, "port", relay.port);
+    setProperty(sourceTarget, "caps", caps);
+    setProperty(sourceTarget, "buffer-size", 4 * 1024 * 1024);
+    configurePayloader(relay.format, pay, `pay${index}`, 96 + index);
+    chains.push([source, depay, pay]);
+  }
+  return linkedBin(`media-${path}`, chains);
+}

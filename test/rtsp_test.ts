@@ -1,0 +1,104 @@
+/** Serving pipelines over RTSP, read by real ffprobe over TCP and UDP. */
+import assert from "node:assert/strict";
+import { run, startServer, TestClient } from "./helpers.ts";
+
+const server = await startServer();
+const client = await TestClient.connect(server.url);
+
+Deno.test.afterAll(async () => {
+  await client.close();
+  assert.equal(await server.stop(), 0);
+});
+
+/** ffprobe's view of the first video stream of an RTSP URL, counting the frames it read in `seconds`. */
+export async function probe(url: string, transport: "tcp" | "udp", seconds = 2) {
+  const result = await run("ffprobe", [
+    "-v",
+    "error",
+    "-rtsp_transport",
+    transport,
+    "-select_streams",
+    "v:0",
+    "-count_frames",
+    "-read_intervals",
+    `%+${seconds}`,
+    "-show_entries",
+    "stream=codec_name,width,height,r_frame_rate,nb_read_frames",
+    "-of",
+    "json",
+    url,
+  ]);
+  assert.equal(result.code, 0, result.stderr + server.logs.join("\n"));
+  const stream = JSON.parse(result.stdout).streams[0];
+  return { ...stream, nb_read_frames: Number(stream.nb_read_frames) };
+}
+
+const camera = (path: string) => [
+  { type: "videotestsrc", properties: { "is-live": true } },
+  { type: "capsfilter", properties: { caps: "video/x-raw,width=320,height=240,framerate=30/1" } },
+  {
+    type: "x264enc",
+    properties: { tune: "zerolatency", "key-int-max": 30, speed_preset: "ultrafast" },
+  },
+  { type: "rtspserversink", properties: { path } },
+];
+
+Deno.test("a managed pipeline is served at its rtspserversink path over TCP and UDP", async () => {
+  const created = await client.request("createPipeline", {
+    id: "cam",
+    pipeline: { elements: camera("cam") },
+  });
+  assert.equal(created.ok, true, JSON.stringify(created.error));
+  assert.equal((await client.request("startPipeline", { id: "cam" })).payload.state, "PLAYING");
+  for (const transport of ["tcp", "udp"] as const) {
+    const stream = await probe(`${server.rtspUrl}/cam`, transport);
+    assert.equal(stream.codec_name, "h264");
+    assert.equal(stream.width, 320);
+    assert.equal(stream.height, 240);
+    assert.equal(stream.r_frame_rate, "30/1");
+    assert.ok(stream.nb_read_frames >= 30, `${transport}: ${stream.nb_read_frames} frames`);
+  }
+  // Stopping removes the mount; starting again serves it again.
+  await client.request("stopPipeline", { id: "cam" });
+  const gone = await run("ffprobe", [
+    "-v",
+    "error",
+    "-rtsp_transport",
+    "tcp",
+    `${server.rtspUrl}/cam`,
+  ]);
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.stderr, /404|Not Found/i);
+  await client.request("startPipeline", { id: "cam" });
+  assert.equal((await probe(`${server.rtspUrl}/cam`, "tcp", 1)).codec_name, "h264");
+  await client.request("deletePipeline", { id: "cam" });
+});
+
+Deno.test("an RTSP path can be served by one pipeline only", async () => {
+  assert.equal(
+    (await client.request("createPipeline", {
+      id: "a",
+      pipeline: { elements: camera("shared-path") },
+    })).ok,
+    true,
+  );
+  const second = await client.request("createPipeline", {
+    id: "b",
+    pipeline: { elements: camera("shared-path") },
+  });
+  assert.equal(second.error?.code, "PATH_IN_USE");
+  const badPath = await client.request("createPipeline", {
+    id: "c",
+    pipeline: { elements: camera("bad path") },
+  });
+  assert.equal(badPath.error?.code, "INVALID_PROPERTY_VALUE");
+  await client.request("deletePipeline", { id: "a" });
+  assert.equal(
+    (await client.request("createPipeline", {
+      id: "b",
+      pipeline: { elements: camera("shared-path") },
+    })).ok,
+    true,
+  );
+  await client.request("deletePipeline", { id: "b" });
+});
