@@ -149,6 +149,15 @@ export const gstSymbols = {
   gst_structure_to_string: { parameters: ["pointer"], result: "pointer" },
   // GstBuffer *gst_buffer_new_memdup (gconstpointer data, gsize size): copies the bytes
   gst_buffer_new_memdup: { parameters: ["buffer", "usize"], result: "pointer" },
+  // GstEvent *gst_event_new_eos (void)
+  gst_event_new_eos: { parameters: [], result: "pointer" },
+  // gboolean gst_element_send_event (GstElement *element, GstEvent *event): takes the event
+  gst_element_send_event_async: {
+    name: "gst_element_send_event",
+    parameters: ["pointer", "pointer"],
+    result: "i32",
+    nonblocking: true,
+  },
   // GstElement *gst_bin_new (const gchar *name)
   gst_bin_new: { parameters: ["buffer"], result: "pointer" },
   // GstElement *gst_bin_get_by_name (GstBin *bin, const gchar *name)

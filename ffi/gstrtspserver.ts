@@ -21,6 +21,15 @@ export const rtspSymbols = {
     result: "u32",
     nonblocking: true,
   },
+  // GList *gst_rtsp_session_pool_filter (GstRTSPSessionPool *pool, GstRTSPSessionPoolFilterFunc func,
+  //   gpointer user_data): with no func, every session, each with a reference
+  gst_rtsp_session_pool_filter: {
+    parameters: ["pointer", "pointer", "pointer"],
+    result: "pointer",
+  },
+  // GstRTSPSessionMedia *gst_rtsp_session_get_media (GstRTSPSession *sess, const gchar *path,
+  //   gint *matched)
+  gst_rtsp_session_get_media: { parameters: ["pointer", "buffer", "buffer"], result: "pointer" },
   // guint gst_rtsp_session_pool_get_n_sessions (GstRTSPSessionPool *pool)
   gst_rtsp_session_pool_get_n_sessions: { parameters: ["pointer"], result: "u32" },
   // void gst_rtsp_mount_points_add_factory (GstRTSPMountPoints *mounts, const gchar *path,

@@ -7,6 +7,7 @@ import { type ManagerEvent, PipelineManager } from "./pipelines.ts";
 import type { Handlers } from "./protocol.ts";
 import { formatUrl, sendJson, startTransport, type Transport } from "./server.ts";
 import { RtspServer } from "./gst/rtsp.ts";
+import { pushRoute } from "./push.ts";
 
 /** How often bus messages are pulled (DESIGN.md rule 3: pulled, never pushed). */
 const BUS_POLL_MS = 50;
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
     path: config.path,
     handlers,
     routes: [
+      pushRoute(manager),
       (request, response, url) => {
         if (request.method !== "GET" || url.pathname !== "/healthz") return false;
         sendJson(response, 200, {

@@ -3,14 +3,14 @@
  *
  * In the pipeline an rtspserversink becomes payloader ! udpsink to a
  * loopback port; the media that gst-rtsp-server builds for clients is
- * udpsrc ! depayloader ! payloader (pay0, pay1, ...). The relay is plain
+ * udpsrc ! rtpjitterbuffer ! depayloader ! payloader (pay0, pay1, ...). The relay is plain
  * RTP over loopback because proxysink in GStreamer 1.22 does not replay
  * stream-start, caps and segment to a proxysrc that attaches mid-stream (a
  * late RTSP client), while udpsrc makes its own. No JS touches a buffer.
  */
 import dgram from "node:dgram";
 import type { JsonValue } from "./gst/gvalue.ts";
-import { linkedBin, makeElement, padCaps } from "./gst/element.ts";
+import { linkedBin, makeElement, padCaps, retain } from "./gst/element.ts";
 import type { Pointer } from "./gst/native.ts";
 import { setProperty } from "./gst/property.ts";
 
@@ -79,8 +79,13 @@ export async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-/** Builds the media bin for the relays of one path; null when a stream has not negotiated yet. */
-export function buildMediaBin(path: string, relays: Relay[]): Pointer | null {
+/**
+ * Builds the media bin for the relays of one path; null when a stream has
+ * not negotiated yet. `sources` gets the bin's udpsrc elements (with a
+ * reference each): UDP carries no end of stream, so whoever removes the
+ * path sends EOS into them to end the clients' sessions.
+ */
+export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[]): Pointer | null {
   const chains: Pointer[][] = [];
   for (const [index, relay] of relays.entries()) {
     const caps = padCaps(relay.payloader, "src", "current");
@@ -97,8 +102,14 @@ export function buildMediaBin(path: string, relays: Relay[]): Pointer | null {
     setProperty(sourceTarget, "port", relay.port);
     setProperty(sourceTarget, "caps", caps);
     setProperty(sourceTarget, "buffer-size", 4 * 1024 * 1024);
+    // Timestamps from the RTP packets, not from their arrival on loopback, so clients see the
+    // pipeline's own frame timing.
+    const jitter = makeElement("rtpjitterbuffer", `jitter${index}`)!;
+    setProperty({ object: jitter, label: `jitter${index}` }, "latency", 50);
     configurePayloader(relay.format, pay, `pay${index}`, 96 + index);
-    chains.push([source, depay, pay]);
+    chains.push([source, jitter, depay, pay]);
   }
-  return linkedBin(`media-${path}`, chains);
+  const bin = linkedBin(`media-${path}`, chains);
+  if (bin !== null) sources.push(...chains.map((chain) => retain(chain[0])));
+  return bin;
 }

@@ -28,7 +28,8 @@ import {
   RTSP_SINK,
   servableMediaTypes,
 } from "./media.ts";
-import { padCaps, padMediaType } from "./gst/element.ts";
+import { endAndRelease, padCaps, padMediaType } from "./gst/element.ts";
+import { AppSource, identityCounters } from "./gst/appsrc.ts";
 
 export interface ElementSpec {
   type: string;
@@ -51,6 +52,7 @@ export interface PipelineError {
 
 export interface PipelineInfo {
   id: string;
+  kind: PipelineKind;
   description: string;
   state: StateName;
   createdAt: string;
@@ -72,9 +74,13 @@ export interface SinkStatsEntry {
   fps: number | null;
 }
 
+export type PipelineKind = "pipeline" | "push";
+
 export interface PipelineStats {
   id: string;
-  kind: "pipeline";
+  kind: PipelineKind;
+  /** RTSP sessions open on the pipeline's paths, for pipelines that serve any. */
+  rtspClients?: number;
   state: StateName;
   uptime: number;
   position: number | null;
@@ -86,6 +92,23 @@ export interface PipelineStats {
 
 export const idPattern = /^[A-Za-z0-9._-]{1,128}$/;
 export const elementNamePattern = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Links two elements of the chain or throws LINK_FAILED with what each side can carry. */
+function link(
+  source: { name: string; pointer: Pointer },
+  sink: { name: string; pointer: Pointer },
+) {
+  if (linkElements(source.pointer, sink.pointer)) return;
+  const sourceCaps = padCaps(source.pointer, "src", "possible");
+  const sinkCaps = padCaps(sink.pointer, "sink", "possible");
+  throw new ServerError(
+    "LINK_FAILED",
+    `Could not link '${source.name}' to '${sink.name}': ` +
+      `'${source.name}' gives ${sourceCaps ?? "no static src pad"} and ` +
+      `'${sink.name}' takes ${sinkCaps ?? "no static sink pad"}`,
+    { from: source.name, to: sink.name, fromCaps: sourceCaps, toCaps: sinkCaps },
+  );
+}
 
 /** The element's name: `name`, or `properties.name` as gst-launch users write it, or type + position. */
 function elementName(
@@ -129,6 +152,9 @@ function requireValidId(id: string): void {
 
 interface ManagedPipeline {
   id: string;
+  kind: PipelineKind;
+  /** Figures the owner adds to this pipeline's stats (push streams: bytes, frames, bitrate). */
+  extraStats?: () => Record<string, unknown>;
   description: string;
   createdAt: Date;
   pipeline: Pipeline;
@@ -146,8 +172,10 @@ interface ManagedPipeline {
   queue: Promise<unknown>;
   deleted: boolean;
   previousSinks: Map<string, { rendered: number; at: number }>;
-  /** RTSP paths this pipeline serves while PLAYING, with the proxysinks feeding each. */
+  /** RTSP paths this pipeline serves while PLAYING, with the relays feeding each. */
   mounts: Map<string, Relay[]>;
+  /** The udpsrc elements of medias built for clients while mounted; they get EOS at unmount. */
+  mediaSources: Pointer[];
 }
 
 export interface ManagerOptions {
@@ -169,8 +197,21 @@ export class PipelineManager {
   readonly #paths = new Map<string, string>();
   readonly #options: ManagerOptions;
 
+  readonly #listeners = new Set<(event: ManagerEvent) => void>();
+
   constructor(options: ManagerOptions) {
     this.#options = options;
+  }
+
+  /** Calls `listener` with every event from now on; returns the function that stops it. */
+  subscribe(listener: (event: ManagerEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(event: ManagerEvent): void {
+    this.#options.emit(event);
+    for (const listener of this.#listeners) listener(event);
   }
 
   get size(): number {
@@ -178,7 +219,10 @@ export class PipelineManager {
   }
 
   /** Builds the pipeline in the NULL state; on any failure nothing stays behind. */
-  create(spec: PipelineSpec): PipelineInfo {
+  create(
+    spec: PipelineSpec,
+    options: { kind?: PipelineKind; extraStats?: () => Record<string, unknown> } = {},
+  ): PipelineInfo {
     requireValidId(spec.id);
     if (this.#pipelines.has(spec.id)) {
       throw new ServerError("DUPLICATE_ID", `A pipeline with id '${spec.id}' already exists`, {
@@ -192,6 +236,8 @@ export class PipelineManager {
       const elements = this.#build(pipeline, spec.pipeline.elements, mounts);
       const record: ManagedPipeline = {
         id: spec.id,
+        kind: options.kind ?? "pipeline",
+        extraStats: options.extraStats,
         description: spec.description ?? "",
         createdAt: new Date(),
         pipeline,
@@ -207,11 +253,12 @@ export class PipelineManager {
         deleted: false,
         previousSinks: new Map(),
         mounts,
+        mediaSources: [],
       };
       this.#pipelines.set(spec.id, record);
       for (const path of mounts.keys()) this.#paths.set(path, spec.id);
       const info = this.#info(record);
-      this.#options.emit({ type: "pipelineCreated", payload: info });
+      this.#emit({ type: "pipelineCreated", payload: info });
       return info;
     } catch (error) {
       // Still NULL with no streaming thread: releasing it cannot wait on anything.
@@ -255,13 +302,14 @@ export class PipelineManager {
     });
   }
 
+  /** Makes, configures and links the elements in order (linking as it goes, so an rtspserversink sees what reaches it). */
   #build(
     pipeline: Pipeline,
     specs: ElementSpec[],
     mounts: Map<string, Relay[]>,
   ): ManagedPipeline["elements"] {
     const elements: ManagedPipeline["elements"] = new Map();
-    const ordered: { name: string; pointer: Pointer }[] = [];
+    let previous: { name: string; pointer: Pointer } | undefined;
     specs.forEach((spec, index) => {
       const { name: nameProperty, ...properties } = spec.properties ?? {};
       const name = elementName(spec, nameProperty, index);
@@ -272,43 +320,30 @@ export class PipelineManager {
           { path: `payload.pipeline.elements[${index}].name`, name },
         );
       }
+      let pointer: Pointer | null;
       if (spec.type === RTSP_SINK) {
-        const relay = this.#rtspRelay(pipeline, spec, index, name, ordered.at(-1)?.pointer);
-        elements.set(name, { type: spec.type, pointer: relay.payloader });
-        ordered.push({ name, pointer: relay.payloader });
+        const relay = this.#rtspRelay(pipeline, spec, index, name, previous?.pointer);
         const path = this.#rtspPath(spec, index, name);
         mounts.set(path, [...(mounts.get(path) ?? []), relay]);
-        return;
-      }
-      const pointer = pipeline.addElement(spec.type, name);
-      if (pointer === null) {
-        throw new ServerError(
-          "UNKNOWN_ELEMENT",
-          `Element '${spec.type}' could not be made (its plugin failed to load)`,
-          { index, type: spec.type },
-        );
+        pointer = relay.payloader;
+      } else {
+        pointer = pipeline.addElement(spec.type, name);
+        if (pointer === null) {
+          throw new ServerError(
+            "UNKNOWN_ELEMENT",
+            `Element '${spec.type}' could not be made (its plugin failed to load)`,
+            { index, type: spec.type },
+          );
+        }
+        for (const [property, value] of Object.entries(properties)) {
+          setProperty({ object: pointer, label: name }, property, value);
+        }
       }
       elements.set(name, { type: spec.type, pointer });
-      ordered.push({ name, pointer });
-      for (const [property, value] of Object.entries(properties)) {
-        setProperty({ object: pointer, label: name }, property, value);
-      }
+      const current = { name, pointer };
+      if (previous) link(previous, current);
+      previous = current;
     });
-    for (let i = 0; i + 1 < ordered.length; i++) {
-      const source = ordered[i];
-      const sink = ordered[i + 1];
-      if (!linkElements(source.pointer, sink.pointer)) {
-        const sourceCaps = padCaps(source.pointer, "src", "possible");
-        const sinkCaps = padCaps(sink.pointer, "sink", "possible");
-        throw new ServerError(
-          "LINK_FAILED",
-          `Could not link '${source.name}' to '${sink.name}': ` +
-            `'${source.name}' gives ${sourceCaps ?? "no static src pad"} and ` +
-            `'${sink.name}' takes ${sinkCaps ?? "no static sink pad"}`,
-          { from: source.name, to: sink.name, fromCaps: sourceCaps, toCaps: sinkCaps },
-        );
-      }
-    }
     return elements;
   }
 
@@ -385,6 +420,22 @@ export class PipelineManager {
 
   has(id: string): boolean {
     return this.#pipelines.has(id);
+  }
+
+  /** The appsrc element `name` of a pipeline, for feeding it (push streams). */
+  appSource(id: string, name: string): AppSource {
+    return new AppSource(this.#element(id, name).object);
+  }
+
+  /** Per-buffer counters of an identity element `name` (push streams count frames with one). */
+  identityCounters(id: string, name: string): { buffers: number; bytes: number } {
+    return identityCounters(this.#element(id, name).object);
+  }
+
+  /** Ends the pipeline's run with an error found outside GStreamer (such as bytes that are not the declared format). */
+  fail(id: string, element: string, message: string): void {
+    const record = this.#pipelines.get(id);
+    if (record) this.#handle(record, { kind: "error", source: element, message, debug: null });
   }
 
   list(): PipelineInfo[] {
@@ -485,7 +536,7 @@ export class PipelineManager {
     for (const path of record.mounts.keys()) this.#paths.delete(path);
     return this.#serial(record, async () => {
       await record.pipeline.dispose();
-      this.#options.emit({ type: "pipelineDeleted", payload: { id } });
+      this.#emit({ type: "pipelineDeleted", payload: { id } });
       return { id };
     });
   }
@@ -513,7 +564,7 @@ export class PipelineManager {
         break;
       case "warning":
         record.warnings++;
-        this.#options.emit({
+        this.#emit({
           type: "pipelineWarning",
           payload: { id, element: message.source, message: message.message, debug: message.debug },
         });
@@ -529,7 +580,7 @@ export class PipelineManager {
           debug: message.debug,
           time: new Date().toISOString(),
         };
-        this.#options.emit({
+        this.#emit({
           type: "pipelineError",
           payload: { id, element: message.source, message: message.message, debug: message.debug },
         });
@@ -538,7 +589,7 @@ export class PipelineManager {
       case "eos":
         // A failed run can still drain to EOS; the error already ended it.
         if (record.runFailed) break;
-        this.#options.emit({ type: "pipelineEos", payload: { id } });
+        this.#emit({ type: "pipelineEos", payload: { id } });
         this.#stopAfterBusEvent(record);
         break;
     }
@@ -566,7 +617,7 @@ export class PipelineManager {
     record.duration = undefined;
     if (state === "PLAYING") record.playingSince ??= performance.now();
     else record.playingSince = null;
-    this.#options.emit({
+    this.#emit({
       type: "pipelineStateChanged",
       payload: { id: record.id, old, new: state },
     });
@@ -584,18 +635,23 @@ export class PipelineManager {
   #mount(record: ManagedPipeline): void {
     const rtsp = this.#options.rtsp;
     for (const [path, sinks] of record.mounts) {
-      if (rtsp && !rtsp.isMounted(path)) rtsp.mount(path, () => buildMediaBin(path, sinks));
+      if (rtsp && !rtsp.isMounted(path)) {
+        rtsp.mount(path, () => buildMediaBin(path, sinks, record.mediaSources));
+      }
     }
   }
 
   #unmount(record: ManagedPipeline): void {
     for (const path of record.mounts.keys()) this.#options.rtsp?.unmount(path);
+    // Clients of the removed paths see the end of the stream (RTCP BYE) instead of silence.
+    for (const source of record.mediaSources.splice(0)) void endAndRelease(source);
   }
 
   /** Per-pipeline figures from GStreamer's own counters; no per-buffer work. */
   async stats(): Promise<PipelineStats[]> {
     const now = performance.now();
     const records = [...this.#pipelines.values()];
+    const clients = this.#options.rtsp?.sessionsByPath();
     return await Promise.all(records.map(async (record) => {
       const active = record.state === "PLAYING" || record.state === "PAUSED";
       // Sinks are read before the await: the pipeline may be deleted meanwhile.
@@ -604,9 +660,13 @@ export class PipelineManager {
       if (active && record.duration === undefined) {
         record.duration = await record.pipeline.queryDuration().catch(() => null);
       }
+      const rtspClients = record.mounts.size === 0 ? undefined : [...record.mounts.keys()]
+        .reduce((sum, path) => sum + (clients?.get(path) ?? 0), 0);
       return {
+        ...record.extraStats?.(),
+        ...(rtspClients === undefined ? {} : { rtspClients }),
         id: record.id,
-        kind: "pipeline" as const,
+        kind: record.kind,
         state: record.state,
         uptime: record.playingSince === null ? 0 : Math.round(now - record.playingSince) / 1000,
         position,
@@ -652,6 +712,7 @@ export class PipelineManager {
   #info(record: ManagedPipeline): PipelineInfo {
     return {
       id: record.id,
+      kind: record.kind,
       description: record.description,
       state: record.state,
       createdAt: record.createdAt.toISOString(),

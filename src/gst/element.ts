@@ -1,5 +1,6 @@
 /** Loose elements and bins: what media builders need besides a Pipeline. */
-import { cstr, lib, type Pointer, readCString, takeCString } from "./native.ts";
+import { GValue } from "./gvalue.ts";
+import { cstr, gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
 
 /** A new floating element, or null when the factory is missing. */
 export function makeElement(factory: string, name: string): Pointer | null {
@@ -68,5 +69,45 @@ export function padMediaType(element: Pointer, padName: string): string | null {
     return name;
   } finally {
     gst.gst_object_unref(pad);
+  }
+}
+
+/** Counters from a GstStructure-typed property, such as basesink's or identity's `stats`; 0 where a field is missing. */
+export function structureCounters<const F extends string>(
+  element: Pointer,
+  property: Uint8Array<ArrayBuffer>,
+  fields: Record<F, Uint8Array<ArrayBuffer>>,
+): Record<F, number> {
+  const { gst, gobject } = lib();
+  const value = new GValue(gtype(gst.gst_structure_get_type()));
+  try {
+    gobject.g_object_get_property(element, property, value.buffer);
+    const structure = gobject.g_value_get_boxed(value.buffer);
+    const out = new BigUint64Array(1);
+    const counters = {} as Record<F, number>;
+    for (const [key, field] of Object.entries(fields) as [F, Uint8Array<ArrayBuffer>][]) {
+      counters[key] =
+        structure !== null && gst.gst_structure_get_uint64(structure, field, out) !== 0
+          ? Number(out[0])
+          : 0;
+    }
+    return counters;
+  } finally {
+    value.unset();
+  }
+}
+
+/** Keeps a reference to an element until `endAndRelease`. */
+export function retain(element: Pointer): Pointer {
+  return lib().gst.gst_object_ref(element)!;
+}
+
+/** Sends EOS into a source element (off the main thread), then drops our reference. */
+export async function endAndRelease(source: Pointer): Promise<void> {
+  const { gst } = lib();
+  try {
+    await gst.gst_element_send_event_async(source, gst.gst_event_new_eos());
+  } finally {
+    gst.gst_object_unref(source);
   }
 }

@@ -15,6 +15,7 @@ import {
   takeCString,
 } from "./native.ts";
 import { findProperty } from "./property.ts";
+import { structureCounters } from "./element.ts";
 
 export const stateNames = ["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"] as const;
 export type StateName = typeof stateNames[number];
@@ -45,8 +46,7 @@ export interface SinkStats {
 }
 
 const statsName = cstr("stats");
-const renderedName = cstr("rendered");
-const droppedName = cstr("dropped");
+const sinkFields = { rendered: cstr("rendered"), dropped: cstr("dropped") };
 
 let gstElementType: bigint | undefined;
 let gstStructureType: bigint | undefined;
@@ -243,21 +243,8 @@ export class Pipeline {
   }
 
   #readSinkStats(sink: { element: Pointer; name: string }): SinkStats {
-    const { gst, gobject } = lib();
-    const value = new GValue(gstStructureType!);
-    try {
-      gobject.g_object_get_property(sink.element, statsName, value.buffer);
-      const structure = gobject.g_value_get_boxed(value.buffer);
-      const field = (name: Uint8Array<ArrayBuffer>) => {
-        const out = new BigUint64Array(1);
-        return structure !== null && gst.gst_structure_get_uint64(structure, name, out) !== 0
-          ? Number(out[0])
-          : 0;
-      };
-      return { element: sink.name, rendered: field(renderedName), dropped: field(droppedName) };
-    } finally {
-      value.unset();
-    }
+    const { rendered, dropped } = structureCounters(sink.element, statsName, sinkFields);
+    return { element: sink.name, rendered, dropped };
   }
 
   /** Goes to NULL off the main thread, then releases the bus and the pipeline with its elements. */

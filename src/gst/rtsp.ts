@@ -102,6 +102,28 @@ export class RtspServer {
     return lib().rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions);
   }
 
+  /** Open RTSP sessions per mounted path. */
+  sessionsByPath(): Map<string, number> {
+    const { rtsp, gobject, glib } = lib();
+    const counts = new Map<string, number>();
+    const list = rtsp.gst_rtsp_session_pool_filter(this.#sessions, null, null);
+    const matched = new Int32Array(1);
+    for (let node = list; node !== null;) {
+      const view = new Deno.UnsafePointerView(node);
+      const session = Deno.UnsafePointer.create(view.getBigUint64(0))!;
+      for (const path of this.#factories.keys()) {
+        const media = rtsp.gst_rtsp_session_get_media(session, cstr(`/${path}`), matched);
+        if (media !== null && matched[0] === path.length + 1) {
+          counts.set(path, (counts.get(path) ?? 0) + 1);
+        }
+      }
+      gobject.g_object_unref(session);
+      node = Deno.UnsafePointer.create(view.getBigUint64(8));
+    }
+    if (list !== null) glib.g_list_free(list);
+    return counts;
+  }
+
   isMounted(path: string): boolean {
     return this.#factories.has(path);
   }
