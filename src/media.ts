@@ -21,6 +21,8 @@ export const pathPattern = /^[A-Za-z0-9._-]{1,64}$/;
 interface RtpFormat {
   pay: string;
   depay: string;
+  /** A static payload type, where the format has one that clients expect. */
+  pt?: number;
   /** Payloader settings; config-interval -1 sends parameter sets with every key frame, for late joiners. */
   properties?: Record<string, JsonValue>;
 }
@@ -39,7 +41,8 @@ const formats: Record<string, RtpFormat> = {
   "video/x-vp8": { pay: "rtpvp8pay", depay: "rtpvp8depay" },
   "video/x-vp9": { pay: "rtpvp9pay", depay: "rtpvp9depay" },
   "image/jpeg": { pay: "rtpjpegpay", depay: "rtpjpegdepay" },
-  "video/mpegts": { pay: "rtpmp2tpay", depay: "rtpmp2tdepay" },
+  // Static payload type 33 (RFC 3551): clients treat MP2T under a dynamic type as unknown data.
+  "video/mpegts": { pay: "rtpmp2tpay", depay: "rtpmp2tdepay", pt: 33 },
   "audio/x-opus": { pay: "rtpopuspay", depay: "rtpopusdepay" },
   "audio/mpeg": { pay: "rtpmp4gpay", depay: "rtpmp4gdepay" },
 };
@@ -61,7 +64,7 @@ export interface Relay {
 /** Payloader settings for a format, applied to a payloader element. */
 export function configurePayloader(format: RtpFormat, payloader: Pointer, label: string, pt = 96) {
   const target = { object: payloader, label };
-  setProperty(target, "pt", pt);
+  setProperty(target, "pt", format.pt ?? pt);
   for (const [name, value] of Object.entries(format.properties ?? {})) {
     setProperty(target, name, value);
   }

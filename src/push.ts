@@ -19,6 +19,8 @@ const DRAIN_TIMEOUT_MS = 10_000;
 
 interface PushFormat {
   label: string;
+  /** Whether the parser's output buffers are frames (an MPEG-TS parser outputs packet groups). */
+  countsFrames: boolean;
   caps: string;
   parser: string;
   parserProperties?: Record<string, number | boolean | string>;
@@ -26,6 +28,7 @@ interface PushFormat {
 
 const h264: PushFormat = {
   label: "H.264",
+  countsFrames: true,
   caps: "video/x-h264,stream-format=byte-stream",
   parser: "h264parse",
   parserProperties: { "config-interval": -1 },
@@ -37,12 +40,14 @@ const formats: Record<string, PushFormat> = {
   "application/octet-stream": h264,
   "video/h265": {
     label: "H.265",
+    countsFrames: true,
     caps: "video/x-h265,stream-format=byte-stream",
     parser: "h265parse",
     parserProperties: { "config-interval": -1 },
   },
   "video/mp2t": {
     label: "MPEG-TS",
+    countsFrames: false,
     caps: "video/mpegts,systemstream=true,packetsize=188",
     parser: "tsparse",
     parserProperties: { "set-timestamps": true, "alignment": 7 },
@@ -157,7 +162,13 @@ async function receive(
   const startedAt = performance.now();
   let bytes = 0;
   const rate = { bytes: 0, at: startedAt, bitrate: 0 };
-  const frames = () => manager.has(name) ? manager.identityCounters(name, "counter").buffers : 0;
+  // Buffers out of the parser: frames for raw video, groups of 7 TS packets for MPEG-TS.
+  const parsed = () => manager.has(name) ? manager.identityCounters(name, "counter").buffers : 0;
+  let lastParsed = 0;
+  const frames = () => {
+    lastParsed = manager.has(name) ? parsed() : lastParsed;
+    return format.countsFrames ? lastParsed : null;
+  };
   try {
     manager.create(
       {
@@ -242,7 +253,7 @@ async function receive(
       while (source.queuedBytes() > MAX_QUEUED_BYTES && !ended && !failure) {
         await waitForChange(5);
       }
-      if (bytes >= NO_FRAME_LIMIT && frames() === 0 && !failure) {
+      if (bytes >= NO_FRAME_LIMIT && parsed() === 0 && !failure) {
         manager.fail(name, "parser", `No ${format.label} frames in the first ${bytes} bytes`);
       }
     }
