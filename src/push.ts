@@ -203,26 +203,25 @@ async function receive(
     return;
   }
 
-  // The run ends on EOS (the body ended), an error, or a delete; whichever comes first.
-  let failure: { element: string; message: string } | null = null;
-  let ended = false;
-  let deleted = false;
+  // The run ends on EOS (after the body ended), an error, a stop or a delete; whichever comes first.
+  let outcome: "eos" | "error" | "stopped" | "deleted" | null = null;
+  let failure = { element: "", message: "" };
   let wake: (() => void) | null = null;
   const unsubscribe = manager.subscribe((event: ManagerEvent) => {
-    if (!("id" in event.payload) || event.payload.id !== name) return;
+    if (!("id" in event.payload) || event.payload.id !== name || outcome !== null) return;
     if (event.type === "pipelineError") {
+      outcome = "error";
       failure = { element: event.payload.element, message: event.payload.message };
+    } else if (event.type === "pipelineEos") {
+      outcome = "eos";
+    } else if (event.type === "pipelineDeleted") {
+      outcome = "deleted";
+    } else if (event.type === "pipelineStateChanged" && event.payload.new === "NULL") {
+      outcome = "stopped";
     }
-    if (event.type === "pipelineDeleted") deleted = true;
-    if (
-      event.type === "pipelineError" || event.type === "pipelineEos" ||
-      event.type === "pipelineDeleted" ||
-      (event.type === "pipelineStateChanged" && event.payload.new === "NULL")
-    ) {
-      ended = true;
-    }
-    if (ended || failure) wake?.();
+    if (outcome !== null) wake?.();
   });
+  const running = () => outcome === null;
   const waitForChange = (ms: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -242,7 +241,7 @@ async function receive(
   // before the error reply could be sent.
   const body = (request as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   try {
-    while (!ended && !failure) {
+    while (running()) {
       const next = await body.next();
       if (next.done) break;
       const chunk = next.value;
@@ -250,10 +249,10 @@ async function receive(
       if (!source.push(chunk as Uint8Array as Uint8Array<ArrayBuffer>)) break;
       bytes += chunk.byteLength;
       // Back-pressure: stop reading while GStreamer has not taken what it has.
-      while (source.queuedBytes() > MAX_QUEUED_BYTES && !ended && !failure) {
+      while (source.queuedBytes() > MAX_QUEUED_BYTES && running()) {
         await waitForChange(5);
       }
-      if (bytes >= NO_FRAME_LIMIT && parsed() === 0 && !failure) {
+      if (bytes >= NO_FRAME_LIMIT && parsed() === 0 && running()) {
         manager.fail(name, "parser", `No ${format.label} frames in the first ${bytes} bytes`);
       }
     }
@@ -262,10 +261,10 @@ async function receive(
     senderGone = true;
   }
 
-  if (!ended && !failure && manager.has(name)) {
+  if (running()) {
     source.end();
     const deadline = performance.now() + DRAIN_TIMEOUT_MS;
-    while (!ended && !failure && performance.now() < deadline) {
+    while (running() && performance.now() < deadline) {
       await waitForChange(deadline - performance.now());
     }
   }
@@ -276,23 +275,25 @@ async function receive(
     frames: frames(),
     durationMs: Math.round(performance.now() - startedAt),
   };
-  if (!deleted && manager.has(name)) await manager.delete(name).catch(() => {});
+  if (outcome !== "deleted" && manager.has(name)) await manager.delete(name).catch(() => {});
 
   if (senderGone || response.destroyed) return;
-  const failed = failure as { element: string; message: string } | null;
-  if (failed) {
-    httpError(response, 422, "STREAM_ERROR", `${failed.element}: ${failed.message}`, taken);
+  const ended = outcome as typeof outcome;
+  if (ended === "error") {
+    httpError(response, 422, "STREAM_ERROR", `${failure.element}: ${failure.message}`, taken);
     request.destroy();
-  } else if (deleted || !ended) {
+  } else if (ended === "eos") {
+    sendJson(response, 200, taken);
+  } else {
     httpError(
       response,
-      410,
+      ended === null ? 504 : 410,
       "STREAM_ENDED",
-      `Push '${name}' was deleted or stopped while it ran`,
+      ended === null
+        ? `Push '${name}' did not drain within ${DRAIN_TIMEOUT_MS} ms of the body's end`
+        : `Push '${name}' was ${ended} while it ran`,
       taken,
     );
     request.destroy();
-  } else {
-    sendJson(response, 200, taken);
   }
 }
