@@ -125,6 +125,8 @@ export const gstSymbols = {
   gst_object_get_name: { parameters: ["pointer"], result: "pointer" },
   // gchar *gst_object_get_path_string (GstObject *object)
   gst_object_get_path_string: { parameters: ["pointer"], result: "pointer" },
+  // GstObject *gst_object_get_parent (GstObject *object): with a reference, or NULL
+  gst_object_get_parent: { parameters: ["pointer"], result: "pointer" },
   // gpointer gst_object_ref (gpointer object)
   gst_object_ref: { parameters: ["pointer"], result: "pointer" },
   // gpointer gst_object_ref_sink (gpointer object)

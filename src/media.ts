@@ -1,7 +1,7 @@
 /**
  * RTSP serving for a pipeline's `rtspserversink` elements.
  *
- * In the pipeline an rtspserversink becomes payloader ! udpsink to a
+ * In the pipeline an rtspserversink becomes valve ! payloader ! udpsink to a
  * loopback port; the media that gst-rtsp-server builds for clients is
  * udpsrc ! rtpjitterbuffer ! depayloader ! payloader (pay0, pay1, ...). The relay is plain
  * RTP over loopback because proxysink in GStreamer 1.22 does not replay
@@ -10,7 +10,16 @@
  */
 import dgram from "node:dgram";
 import type { JsonValue } from "./gst/gvalue.ts";
-import { linkedBin, makeElement, padCaps, retain } from "./gst/element.ts";
+import {
+  endAndRelease,
+  hasParent,
+  linkedBin,
+  makeElement,
+  padCaps,
+  release,
+  retain,
+} from "./gst/element.ts";
+import { linkElements, type Pipeline } from "./gst/pipeline.ts";
 import type { Pointer } from "./gst/native.ts";
 import { setProperty } from "./gst/property.ts";
 
@@ -53,12 +62,80 @@ export function rtpFormat(mediaType: string | null): RtpFormat | undefined {
   return mediaType === null ? undefined : formats[mediaType];
 }
 
-/** One stream of a mount: the payloader in the pipeline and the udpsink that relays its packets. */
+/**
+ * One stream of a mount, in the pipeline: valve ! payloader ! udpsink. The
+ * valve stays closed while no client's media exists, so a stream nobody
+ * watches is not payloaded and sent.
+ */
 export interface Relay {
   format: RtpFormat;
+  valve: Pointer;
   payloader: Pointer;
   udpsink: Pointer;
   port: number;
+}
+
+/** A served path: its relays and the udpsrc elements of the medias built for its clients. */
+export interface Mount {
+  relays: Relay[];
+  mediaSources: Pointer[];
+}
+
+/** Adds valve ! payloader ! udpsink for a stream of `mediaType` to the pipeline; the valve is the chain's entry. */
+export function addRelay(pipeline: Pipeline, name: string, mediaType: string | null): Relay | null {
+  const format = rtpFormat(mediaType);
+  if (format === undefined) return null;
+  const valve = pipeline.addElement("valve", name);
+  const payloader = pipeline.addElement(format.pay, `${name}-pay`);
+  const udpsink = pipeline.addElement("udpsink", `${name}-relay`);
+  if (valve === null || payloader === null || udpsink === null) {
+    throw new Error(`Element 'valve', '${format.pay}' or 'udpsink' is missing`);
+  }
+  const valveTarget = { object: valve, label: name };
+  // Sticky events pass a closed valve, so the payloader is ready when the valve opens.
+  setProperty(valveTarget, "drop-mode", "forward-sticky-events");
+  setProperty(valveTarget, "drop", true);
+  configurePayloader(format, payloader, `${name}-pay`);
+  const relayTarget = { object: udpsink, label: `${name}-relay` };
+  setProperty(relayTarget, "host", "127.0.0.1");
+  setProperty(relayTarget, "sync", false);
+  setProperty(relayTarget, "async", false);
+  if (!linkElements(valve, payloader) || !linkElements(payloader, udpsink)) {
+    throw new Error(`Linking valve ! ${format.pay} ! udpsink failed`);
+  }
+  return { format, valve, payloader, udpsink, port: 0 };
+}
+
+export function setRelaysOpen(relays: Relay[], open: boolean): void {
+  for (const relay of relays) {
+    setProperty({ object: relay.valve, label: "valve" }, "drop", !open);
+  }
+}
+
+/** The media builder for a mount: builds the clients' media and opens the relays that feed it. */
+export function mediaBuilder(path: string, mount: Mount): () => Pointer | null {
+  return () => {
+    const bin = buildMediaBin(path, mount.relays, mount.mediaSources);
+    if (bin !== null) setRelaysOpen(mount.relays, true);
+    return bin;
+  };
+}
+
+/** Closes the relays of a mount whose medias are all gone (their last client left). */
+export function closeIdleRelays(mount: Mount): void {
+  const alive = mount.mediaSources.filter((source) => {
+    if (hasParent(source)) return true;
+    release(source);
+    return false;
+  });
+  mount.mediaSources.splice(0, mount.mediaSources.length, ...alive);
+  if (alive.length === 0) setRelaysOpen(mount.relays, false);
+}
+
+/** Removes a mount's medias: EOS into their sources ends the clients' sessions (UDP has no end of stream). */
+export function endMedias(mount: Mount): void {
+  for (const source of mount.mediaSources.splice(0)) void endAndRelease(source);
+  setRelaysOpen(mount.relays, false);
 }
 
 /** Payloader settings for a format, applied to a payloader element. */
@@ -109,6 +186,8 @@ export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[])
     // pipeline's own frame timing.
     const jitter = makeElement("rtpjitterbuffer", `jitter${index}`)!;
     setProperty({ object: jitter, label: `jitter${index}` }, "latency", 50);
+    // Loopback has no clock skew to correct: RTP timestamps alone keep frame spacing exact.
+    setProperty({ object: jitter, label: `jitter${index}` }, "mode", "none");
     configurePayloader(relay.format, pay, `pay${index}`, 96 + index);
     chains.push([source, jitter, depay, pay]);
   }

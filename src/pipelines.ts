@@ -19,16 +19,18 @@ import { getProperty, setProperty } from "./gst/property.ts";
 import { closestFactoryNames, elementFactories } from "./gst/registry.ts";
 import type { RtspServer } from "./gst/rtsp.ts";
 import {
-  buildMediaBin,
-  configurePayloader,
+  addRelay,
+  closeIdleRelays,
+  endMedias,
   freeUdpPort,
+  mediaBuilder,
+  type Mount,
   pathPattern,
   type Relay,
-  rtpFormat,
   RTSP_SINK,
   servableMediaTypes,
 } from "./media.ts";
-import { endAndRelease, padCaps, padMediaType } from "./gst/element.ts";
+import { padCaps, padMediaType } from "./gst/element.ts";
 import { AppSource, identityCounters } from "./gst/appsrc.ts";
 
 export interface ElementSpec {
@@ -172,10 +174,8 @@ interface ManagedPipeline {
   queue: Promise<unknown>;
   deleted: boolean;
   previousSinks: Map<string, { rendered: number; at: number }>;
-  /** RTSP paths this pipeline serves while PLAYING, with the relays feeding each. */
-  mounts: Map<string, Relay[]>;
-  /** The udpsrc elements of medias built for clients while mounted; they get EOS at unmount. */
-  mediaSources: Pointer[];
+  /** RTSP paths this pipeline serves while PLAYING. */
+  mounts: Map<string, Mount>;
 }
 
 export interface ManagerOptions {
@@ -232,7 +232,7 @@ export class PipelineManager {
     this.#checkElementTypes(spec.pipeline.elements);
     const pipeline = new Pipeline(spec.id);
     try {
-      const mounts = new Map<string, Relay[]>();
+      const mounts = new Map<string, Mount>();
       const elements = this.#build(pipeline, spec.pipeline.elements, mounts);
       const record: ManagedPipeline = {
         id: spec.id,
@@ -253,7 +253,6 @@ export class PipelineManager {
         deleted: false,
         previousSinks: new Map(),
         mounts,
-        mediaSources: [],
       };
       this.#pipelines.set(spec.id, record);
       for (const path of mounts.keys()) this.#paths.set(path, spec.id);
@@ -306,7 +305,7 @@ export class PipelineManager {
   #build(
     pipeline: Pipeline,
     specs: ElementSpec[],
-    mounts: Map<string, Relay[]>,
+    mounts: Map<string, Mount>,
   ): ManagedPipeline["elements"] {
     const elements: ManagedPipeline["elements"] = new Map();
     let previous: { name: string; pointer: Pointer } | undefined;
@@ -322,10 +321,12 @@ export class PipelineManager {
       }
       let pointer: Pointer | null;
       if (spec.type === RTSP_SINK) {
-        const relay = this.#rtspRelay(pipeline, spec, index, name, previous?.pointer);
         const path = this.#rtspPath(spec, index, name);
-        mounts.set(path, [...(mounts.get(path) ?? []), relay]);
-        pointer = relay.payloader;
+        const relay = this.#rtspRelay(pipeline, index, name, previous?.pointer);
+        const mount = mounts.get(path) ?? { relays: [], mediaSources: [] };
+        mount.relays.push(relay);
+        mounts.set(path, mount);
+        pointer = relay.valve;
       } else {
         pointer = pipeline.addElement(spec.type, name);
         if (pointer === null) {
@@ -347,17 +348,16 @@ export class PipelineManager {
     return elements;
   }
 
-  /** An rtspserversink in the pipeline: a payloader for what the element before it gives, then a loopback udpsink. */
+  /** An rtspserversink in the pipeline: a relay for what the element before it gives. */
   #rtspRelay(
     pipeline: Pipeline,
-    spec: ElementSpec,
     index: number,
     name: string,
     previous: Pointer | undefined,
   ): Relay {
     const mediaType = previous === undefined ? null : padMediaType(previous, "src");
-    const format = rtpFormat(mediaType);
-    if (format === undefined) {
+    const relay = addRelay(pipeline, name, mediaType);
+    if (relay === null) {
       throw new ServerError(
         "LINK_FAILED",
         `Element '${name}' cannot serve ${mediaType ?? "a stream of unknown format"} over RTSP; ` +
@@ -365,23 +365,7 @@ export class PipelineManager {
         { index, to: name, fromCaps: mediaType, servable: servableMediaTypes },
       );
     }
-    const payloader = pipeline.addElement(format.pay, name);
-    const udpsink = pipeline.addElement("udpsink", `${name}-relay`);
-    if (payloader === null || udpsink === null) {
-      throw new ServerError("UNKNOWN_ELEMENT", `Element '${format.pay}' or 'udpsink' is missing`, {
-        index,
-        type: spec.type,
-      });
-    }
-    configurePayloader(format, payloader, name);
-    const relayTarget = { object: udpsink, label: `${name}-relay` };
-    setProperty(relayTarget, "host", "127.0.0.1");
-    setProperty(relayTarget, "sync", false);
-    setProperty(relayTarget, "async", false);
-    if (!linkElements(payloader, udpsink)) {
-      throw new Error(`Linking ${format.pay} to udpsink failed`);
-    }
-    return { format, payloader, udpsink, port: 0 };
+    return relay;
   }
 
   /** The `path` of an rtspserversink, checked and free. */
@@ -624,7 +608,7 @@ export class PipelineManager {
   }
 
   async #assignRelayPorts(record: ManagedPipeline): Promise<void> {
-    for (const relays of record.mounts.values()) {
+    for (const { relays } of record.mounts.values()) {
       for (const relay of relays) {
         relay.port = await freeUdpPort();
         setProperty({ object: relay.udpsink, label: "relay" }, "port", relay.port);
@@ -634,17 +618,17 @@ export class PipelineManager {
 
   #mount(record: ManagedPipeline): void {
     const rtsp = this.#options.rtsp;
-    for (const [path, sinks] of record.mounts) {
-      if (rtsp && !rtsp.isMounted(path)) {
-        rtsp.mount(path, () => buildMediaBin(path, sinks, record.mediaSources));
-      }
+    for (const [path, mount] of record.mounts) {
+      if (rtsp && !rtsp.isMounted(path)) rtsp.mount(path, mediaBuilder(path, mount));
     }
   }
 
   #unmount(record: ManagedPipeline): void {
-    for (const path of record.mounts.keys()) this.#options.rtsp?.unmount(path);
-    // Clients of the removed paths see the end of the stream (RTCP BYE) instead of silence.
-    for (const source of record.mediaSources.splice(0)) void endAndRelease(source);
+    for (const [path, mount] of record.mounts) {
+      this.#options.rtsp?.unmount(path);
+      // Clients of the removed path see the end of the stream (RTCP BYE) instead of silence.
+      endMedias(mount);
+    }
   }
 
   /** Per-pipeline figures from GStreamer's own counters; no per-buffer work. */
@@ -652,6 +636,9 @@ export class PipelineManager {
     const now = performance.now();
     const records = [...this.#pipelines.values()];
     const clients = this.#options.rtsp?.sessionsByPath();
+    for (const record of records) {
+      for (const mount of record.mounts.values()) closeIdleRelays(mount);
+    }
     return await Promise.all(records.map(async (record) => {
       const active = record.state === "PLAYING" || record.state === "PAUSED";
       // Sinks are read before the await: the pipeline may be deleted meanwhile.

@@ -111,3 +111,17 @@ export async function endAndRelease(source: Pointer): Promise<void> {
     gst.gst_object_unref(source);
   }
 }
+
+/** Whether an element still sits in a bin (a media's elements lose their parent when it is freed). */
+export function hasParent(element: Pointer): boolean {
+  const { gst } = lib();
+  const parent = gst.gst_object_get_parent(element);
+  if (parent === null) return false;
+  gst.gst_object_unref(parent);
+  return true;
+}
+
+/** Drops our reference. */
+export function release(element: Pointer): void {
+  lib().gst.gst_object_unref(element);
+}
