@@ -20,6 +20,21 @@
  *     [--window 10] [--settle 5] [--launches 50]
  */
 import { type Reply, type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
+import {
+  cpuSplit,
+  findProcess,
+  mean,
+  measure,
+  mib,
+  ms,
+  parseNumberOptions,
+  serverProcessId,
+  sleep,
+  summarize,
+  type Summary,
+  type Usage,
+  verdict,
+} from "./measure.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -37,201 +52,15 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { pipelines: 500, launches: 50, live: 200, settle: 5, window: 10 };
-  for (let i = 0; i < args.length; i++) {
-    const match = args[i].match(/^--([a-z]+)(?:=(.*))?$/);
-    const key = match?.[1] as keyof Options | undefined;
-    if (!match || key === undefined || !Object.hasOwn(options, key)) {
-      throw new Error(
-        `Unknown argument '${args[i]}'; accepted: ${
-          Object.keys(options).map((k) => `--${k} N`).join(", ")
-        }`,
-      );
-    }
-    const text = match[2] ?? args[++i];
-    const value = Number(text);
-    if (text === undefined || !Number.isFinite(value) || value < 0) {
-      throw new Error(`--${key} takes a number, got '${text}'`);
-    }
-    options[key] = key === "settle" || key === "window" ? value : Math.floor(value);
-  }
+  const options = parseNumberOptions<Options>(
+    args,
+    { pipelines: 500, launches: 50, live: 200, settle: 5, window: 10 },
+    ["settle", "window"],
+  );
   if (options.pipelines < 1 || options.launches < 1 || options.live < 1 || options.window <= 0) {
     throw new Error("--pipelines, --launches and --live need at least 1, --window more than 0");
   }
   return options;
-}
-
-// ---------------------------------------------------------------- figures
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  // Nearest rank: the smallest value with at least p% of the values at or below it.
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[rank - 1];
-}
-
-function mean(values: number[]): number {
-  return values.reduce((sum, v) => sum + v, 0) / values.length;
-}
-
-interface Summary {
-  p50: number;
-  p99: number;
-  mean: number;
-  min: number;
-  max: number;
-  count: number;
-}
-
-function summarize(values: number[]): Summary {
-  return {
-    p50: percentile(values, 50),
-    p99: percentile(values, 99),
-    mean: mean(values),
-    min: Math.min(...values),
-    max: Math.max(...values),
-    count: values.length,
-  };
-}
-
-const ms = (value: number) => `${value.toFixed(value < 10 ? 2 : 1)} ms`;
-const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
-const sleep = (milliseconds: number) => new Promise((r) => setTimeout(r, milliseconds));
-
-// ---------------------------------------------------------------- /proc
-
-const clockTicks = await (async () => {
-  try {
-    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" })
-      .output();
-    const value = Number(new TextDecoder().decode(out.stdout).trim());
-    return Number.isInteger(value) && value > 0 ? value : 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function cmdline(pid: number): string[] {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter((s) => s !== "");
-  } catch {
-    return [];
-  }
-}
-
-function childPids(pid: number): number[] {
-  const pids: number[] = [];
-  try {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
-      if (text) pids.push(...text.split(/\s+/).map(Number));
-    }
-  } catch {
-    // gone, or no children file
-  }
-  return pids;
-}
-
-/** The pid whose command line matches, searching `pid` and then its descendants. */
-function findProcess(pid: number, matches: (args: string[]) => boolean): number | null {
-  if (matches(cmdline(pid))) return pid;
-  for (const child of childPids(pid)) {
-    const found = findProcess(child, matches);
-    if (found !== null) return found;
-  }
-  return null;
-}
-
-/** utime + stime of every thread of the process, in clock ticks. */
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  // The command name (field 2) may hold spaces; fields after its ')' start at field 3 (state).
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // fields 14 (utime) and 15 (stime)
-}
-
-function rssKib(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const match = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-  if (!match) throw new Error(`No VmRSS in /proc/${pid}/status`);
-  return Number(match[1]);
-}
-
-/**
- * CPU time per thread id, in seconds, with the thread's name (comm). From
- * schedstat (nanoseconds): per-thread utime/stime are whole ticks, and with
- * hundreds of threads each using a little the truncation would hide most of it.
- */
-function threadSeconds(pid: number): Map<string, { name: string; seconds: number }> {
-  const threads = new Map<string, { name: string; seconds: number }>();
-  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-    const dir = `/proc/${pid}/task/${task.name}`;
-    try {
-      const stat = Deno.readTextFileSync(`${dir}/stat`);
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      let seconds: number;
-      try {
-        seconds = Number(Deno.readTextFileSync(`${dir}/schedstat`).split(" ")[0]) / 1e9;
-      } catch {
-        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        seconds = (Number(fields[11]) + Number(fields[12])) / clockTicks;
-      }
-      threads.set(task.name, { name, seconds });
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return threads;
-}
-
-/**
- * Thread names grouped: GStreamer names a streaming thread after its pad
- * ("videotestsrc12:src"); the process's first thread is the JS main thread
- * in Deno and the bus loop in gst-launch-1.0; everything else (tokio
- * workers running nonblocking FFI calls, V8 helpers, GLib pools) is "other".
- */
-function threadGroup(pid: number, tid: string, name: string): string {
-  // comm is cut at 15 characters: "videotestsrc12:" and, from element 100 on, "videotestsrc100".
-  if (name.includes(":") || /^[a-z]+\d+$/i.test(name)) return "streaming";
-  if (tid === String(pid)) return "main";
-  return "other";
-}
-
-interface Usage {
-  /** Percent of one core over the window. */
-  cpuPercent: number;
-  /** The same, split by threadGroup(). */
-  cpuByGroup: Record<string, number>;
-  /** Mean of the per-second RSS samples over the window, in KiB. */
-  rssKib: number;
-  rssPeakKib: number;
-}
-
-async function measure(pid: number, windowSeconds: number): Promise<Usage> {
-  const rss: number[] = [rssKib(pid)];
-  const startThreads = threadSeconds(pid);
-  const startTicks = cpuTicks(pid);
-  const startedAt = performance.now();
-  const end = startedAt + windowSeconds * 1000;
-  for (let now = performance.now(); now < end; now = performance.now()) {
-    await sleep(Math.min(1000, end - now));
-    rss.push(rssKib(pid));
-  }
-  const ticks = cpuTicks(pid) - startTicks;
-  const endThreads = threadSeconds(pid);
-  const seconds = (performance.now() - startedAt) / 1000;
-  const percent = (delta: number) => (delta / clockTicks) / seconds * 100;
-  const cpuByGroup: Record<string, number> = { streaming: 0, main: 0, other: 0 };
-  for (const [tid, { name, seconds: after }] of endThreads) {
-    const group = threadGroup(pid, tid, name);
-    cpuByGroup[group] += (after - (startThreads.get(tid)?.seconds ?? 0)) / seconds * 100;
-  }
-  return {
-    cpuPercent: percent(ticks),
-    cpuByGroup,
-    rssKib: mean(rss),
-    rssPeakKib: Math.max(...rss),
-  };
 }
 
 // ---------------------------------------------------------------- gst-launch-1.0
@@ -587,13 +416,9 @@ async function partTwo(
 }
 
 function report(options: Options, r: Results): void {
-  const verdict = (ok: boolean) => (ok ? "PASS" : "MISS");
   const speedup = r.launch.p50 / r.ours.p50;
   const cpuRatio = r.oursUsage.cpuPercent / r.launchUsage.cpuPercent;
   const rssRatio = r.oursUsage.rssKib / r.launchUsage.rssKib;
-  const split = (usage: Usage) =>
-    Object.entries(usage.cpuByGroup).map(([group, value]) => `${group} ${value.toFixed(1)}%`)
-      .join(", ");
   const lines = [
     "",
     "=== control-plane benchmark ===",
@@ -611,7 +436,7 @@ function report(options: Options, r: Results): void {
     `steady CPU: ours ${r.oursUsage.cpuPercent.toFixed(1)}%, gst-launch ` +
     `${r.launchUsage.cpuPercent.toFixed(1)}% (of one core), ratio ${cpuRatio.toFixed(2)} ` +
     `(target <= 1.10): ${verdict(cpuRatio <= 1.10)}`,
-    `steady CPU by thread: ours ${split(r.oursUsage)}; gst-launch ${split(r.launchUsage)}`,
+    `steady CPU by thread: ours ${cpuSplit(r.oursUsage)}; gst-launch ${cpuSplit(r.launchUsage)}`,
     `steady RSS: ours ${mib(r.oursUsage.rssKib)} (peak ${mib(r.oursUsage.rssPeakKib)}), ` +
     `gst-launch ${mib(r.launchUsage.rssKib)} (peak ${mib(r.launchUsage.rssPeakKib)}), ` +
     `ratio ${rssRatio.toFixed(2)}`,
@@ -637,17 +462,7 @@ async function main(): Promise<void> {
     const startedAt = performance.now();
     server = await startServer();
     const serverStartMs = performance.now() - startedAt;
-    const serverPid = findProcess(
-      server.pid,
-      (a) => a.includes("run") && a.at(-1) === "src/main.ts",
-    );
-    if (serverPid === null) {
-      throw new Error(
-        `No 'deno run ... src/main.ts' at or under pid ${server.pid}: ${
-          cmdline(server.pid).join(" ")
-        }`,
-      );
-    }
+    const serverPid = serverProcessId(server);
     const client = await TestClient.connect(server.url);
     clients.push(client);
     const one = await partOne(client, options);

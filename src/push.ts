@@ -11,7 +11,7 @@ import { type HttpRoute, sendJson } from "./server.ts";
 import { pathPattern } from "./media.ts";
 
 /** The appsrc queue above which the handler stops reading the body, so TCP slows the sender. */
-const MAX_QUEUED_BYTES = 2 * 1024 * 1024;
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 /** A stream that gives no frame in this many bytes is not the declared format. */
 const NO_FRAME_LIMIT = 4 * 1024 * 1024;
 /** How long to wait for the last frames to leave after the body ended. */
@@ -250,7 +250,7 @@ async function receive(
       bytes += chunk.byteLength;
       // Back-pressure: stop reading while GStreamer has not taken what it has.
       while (source.queuedBytes() > MAX_QUEUED_BYTES && running()) {
-        await waitForChange(5);
+        await waitForChange(1);
       }
       if (bytes >= NO_FRAME_LIMIT && parsed() === 0 && running()) {
         manager.fail(name, "parser", `No ${format.label} frames in the first ${bytes} bytes`);
