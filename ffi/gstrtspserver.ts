@@ -10,6 +10,10 @@ export const rtspSymbols = {
   gst_rtsp_server_attach: { parameters: ["pointer", "pointer"], result: "u32" },
   // int gst_rtsp_server_get_bound_port (GstRTSPServer *server)
   gst_rtsp_server_get_bound_port: { parameters: ["pointer"], result: "i32" },
+  // GstRTSPThreadPool *gst_rtsp_server_get_thread_pool (GstRTSPServer *server)
+  gst_rtsp_server_get_thread_pool: { parameters: ["pointer"], result: "pointer" },
+  // void gst_rtsp_thread_pool_set_max_threads (GstRTSPThreadPool *pool, gint max_threads)
+  gst_rtsp_thread_pool_set_max_threads: { parameters: ["pointer", "i32"], result: "void" },
   // GstRTSPMountPoints *gst_rtsp_server_get_mount_points (GstRTSPServer *server)
   gst_rtsp_server_get_mount_points: { parameters: ["pointer"], result: "pointer" },
   // GstRTSPSessionPool *gst_rtsp_server_get_session_pool (GstRTSPServer *server)

@@ -30,6 +30,8 @@ export const pathPattern = /^[A-Za-z0-9._-]{1,64}$/;
 interface RtpFormat {
   pay: string;
   depay: string;
+  /** RTP caps a depayloader can start from before the stream has negotiated; absent where it needs more (AAC). */
+  rtpCaps?: string;
   /** A static payload type, where the format has one that clients expect. */
   pt?: number;
   /** Payloader settings; config-interval -1 sends parameter sets with every key frame, for late joiners. */
@@ -38,21 +40,44 @@ interface RtpFormat {
 
 const formats: Record<string, RtpFormat> = {
   "video/x-h264": {
+    rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264",
     pay: "rtph264pay",
     depay: "rtph264depay",
     properties: { "config-interval": -1 },
   },
   "video/x-h265": {
+    rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=H265",
     pay: "rtph265pay",
     depay: "rtph265depay",
     properties: { "config-interval": -1 },
   },
-  "video/x-vp8": { pay: "rtpvp8pay", depay: "rtpvp8depay" },
-  "video/x-vp9": { pay: "rtpvp9pay", depay: "rtpvp9depay" },
-  "image/jpeg": { pay: "rtpjpegpay", depay: "rtpjpegdepay" },
+  "video/x-vp8": {
+    rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8",
+    pay: "rtpvp8pay",
+    depay: "rtpvp8depay",
+  },
+  "video/x-vp9": {
+    rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP9",
+    pay: "rtpvp9pay",
+    depay: "rtpvp9depay",
+  },
+  "image/jpeg": {
+    rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=JPEG",
+    pay: "rtpjpegpay",
+    depay: "rtpjpegdepay",
+  },
   // Static payload type 33 (RFC 3551): clients treat MP2T under a dynamic type as unknown data.
-  "video/mpegts": { pay: "rtpmp2tpay", depay: "rtpmp2tdepay", pt: 33 },
-  "audio/x-opus": { pay: "rtpopuspay", depay: "rtpopusdepay" },
+  "video/mpegts": {
+    rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=MP2T",
+    pay: "rtpmp2tpay",
+    depay: "rtpmp2tdepay",
+    pt: 33,
+  },
+  "audio/x-opus": {
+    rtpCaps: "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS",
+    pay: "rtpopuspay",
+    depay: "rtpopusdepay",
+  },
   "audio/mpeg": { pay: "rtpmp4gpay", depay: "rtpmp4gdepay" },
 };
 
@@ -168,8 +193,8 @@ export async function freeUdpPort(): Promise<number> {
 export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[]): Pointer | null {
   const chains: Pointer[][] = [];
   for (const [index, relay] of relays.entries()) {
-    const caps = padCaps(relay.payloader, "src", "current");
-    if (caps === null) {
+    const caps = padCaps(relay.payloader, "src", "current") ?? relay.format.rtpCaps;
+    if (caps === undefined) {
       console.warn(`RTSP path '${path}': stream ${index} has not started yet`);
       return null;
     }

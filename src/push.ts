@@ -9,6 +9,7 @@ import { ServerError } from "./errors.ts";
 import type { ElementSpec, ManagerEvent, PipelineManager } from "./pipelines.ts";
 import { type HttpRoute, sendJson } from "./server.ts";
 import { pathPattern } from "./media.ts";
+import { BodyReader } from "./body.ts";
 
 /** The appsrc queue above which the handler stops reading the body, so TCP slows the sender. */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
@@ -76,8 +77,10 @@ function pushElements(name: string, format: PushFormat, framerate: string | null
         caps: framerate ? `${format.caps},framerate=${framerate}` : format.caps,
         format: "time",
         "is-live": true,
-        // Raw streams carry no timestamps: stamp each chunk with its arrival time, so a paced
-        // sender comes out at its own rate; the parser spreads frames within a chunk by frame rate.
+        // Raw streams carry no timestamps: each chunk is stamped with its arrival time, so a paced
+        // sender comes out at its own rate; the parser spreads the frames within a chunk by the
+        // frame rate (from the stream's parameter sets, or ?framerate). Without input timestamps
+        // h264parse in 1.22 stamps every frame 0, so arrival time is the only clock there is.
         "do-timestamp": true,
         block: false,
         "max-bytes": String(4 * MAX_QUEUED_BYTES),
@@ -146,13 +149,16 @@ export function pushRoute(manager: PipelineManager): HttpRoute {
       });
       return true;
     }
-    await receive(manager, request, response, name, format, framerate);
+    // Taken from the stream at once: see BodyReader for why.
+    const body = new BodyReader(request, MAX_QUEUED_BYTES);
+    await receive(manager, body, request, response, name, format, framerate);
     return true;
   };
 }
 
 async function receive(
   manager: PipelineManager,
+  body: BodyReader,
   request: http.IncomingMessage,
   response: http.ServerResponse,
   name: string,
@@ -194,6 +200,7 @@ async function receive(
     if (manager.has(name)) await manager.delete(name).catch(() => {});
     const known = error instanceof ServerError;
     if (!known) console.error(`Push '${name}' could not start:`, error);
+    response.once("finish", () => request.destroy());
     httpError(
       response,
       known && error.code === "PATH_IN_USE" ? 409 : 500,
@@ -237,14 +244,10 @@ async function receive(
 
   const source = manager.appSource(name, "source");
   let senderGone = false;
-  // Read by hand rather than with for-await: leaving that loop early would destroy the socket
-  // before the error reply could be sent.
-  const body = (request as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   try {
     while (running()) {
-      const next = await body.next();
-      if (next.done) break;
-      const chunk = next.value;
+      const chunk = await body.next();
+      if (chunk === null) break;
       // A Buffer is a Uint8Array over a plain ArrayBuffer; its bytes are copied into GStreamer.
       if (!source.push(chunk as Uint8Array as Uint8Array<ArrayBuffer>)) break;
       bytes += chunk.byteLength;
@@ -276,15 +279,20 @@ async function receive(
     durationMs: Math.round(performance.now() - startedAt),
   };
   if (outcome !== "deleted" && manager.has(name)) await manager.delete(name).catch(() => {});
+  console.log(
+    `Push '${name}' ended (${senderGone ? "sender gone" : outcome ?? "not drained"}): ` +
+      `${taken.bytes} bytes, ${taken.frames ?? "?"} frames in ${taken.durationMs} ms`,
+  );
 
   if (senderGone || response.destroyed) return;
   const ended = outcome as typeof outcome;
   if (ended === "error") {
+    response.once("finish", () => request.destroy());
     httpError(response, 422, "STREAM_ERROR", `${failure.element}: ${failure.message}`, taken);
-    request.destroy();
   } else if (ended === "eos") {
     sendJson(response, 200, taken);
   } else {
+    response.once("finish", () => request.destroy());
     httpError(
       response,
       ended === null ? 504 : 410,
@@ -294,6 +302,5 @@ async function receive(
         : `Push '${name}' was ${ended} while it ran`,
       taken,
     );
-    request.destroy();
   }
 }

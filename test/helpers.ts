@@ -12,6 +12,8 @@ export interface ServerProcess {
   pid: number;
   /** Every line the server printed so far. */
   logs: string[];
+  /** Waits for a printed line (already printed or to come) that contains `text`. */
+  waitForLog(text: string, timeoutMs?: number): Promise<string>;
   /** Resolves with the exit code once the process ends (by itself or by stop()). */
   exited: Promise<number>;
   /** Sends SIGTERM and waits for the exit code. */
@@ -46,6 +48,7 @@ export async function startServer(
     stderr: "piped",
   }).spawn();
   const logs: string[] = [];
+  const logWaiters: { text: string; resolve: (line: string) => void }[] = [];
   let resolveUrl: (url: string) => void;
   const urlFound = new Promise<string>((resolve) => (resolveUrl = resolve));
   let rtspUrl = "";
@@ -56,6 +59,10 @@ export async function startServer(
       pending = lines.pop() ?? "";
       for (const line of lines) {
         logs.push(line);
+        for (const waiter of logWaiters.filter((w) => line.includes(w.text))) {
+          logWaiters.splice(logWaiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
         const rtsp = line.match(/RTSP listening on (rtsp:\/\/\S+)/);
         if (rtsp) rtspUrl = rtsp[1];
         const match = line.match(/WebSocket listening on (ws:\/\/\S+)/);
@@ -91,6 +98,24 @@ export async function startServer(
     httpUrl: `http://${host}`,
     pid: child.pid,
     logs,
+    waitForLog(text, timeoutMs = 15000) {
+      const found = logs.find((line) => line.includes(text));
+      if (found !== undefined) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          text,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        };
+        const timer = setTimeout(() => {
+          logWaiters.splice(logWaiters.indexOf(waiter), 1);
+          reject(new Error(`No log line with '${text}' within ${timeoutMs} ms`));
+        }, timeoutMs);
+        logWaiters.push(waiter);
+      });
+    },
     exited,
     async stop() {
       try {

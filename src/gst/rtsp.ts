@@ -12,6 +12,9 @@ import { cstr, gtype, lib, type Pointer } from "./native.ts";
 /** Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ...), or null to refuse. */
 export type MediaBuilder = () => Pointer | null;
 
+/** Threads that RTSP clients are spread over. */
+const CLIENT_THREADS = 16;
+
 /** GstRTSPMediaFactoryClass.create_element: after GObjectClass (136 bytes) and gen_key. */
 const CREATE_ELEMENT_OFFSET = 144;
 
@@ -80,6 +83,11 @@ export class RtspServer {
     this.#server = rtsp.gst_rtsp_server_new()!;
     rtsp.gst_rtsp_server_set_address(this.#server, cstr(host));
     rtsp.gst_rtsp_server_set_service(this.#server, cstr(String(port)));
+    // Each client on a thread of its own: a DESCRIBE waiting for a stream's first data (a push
+    // whose sender is slow to start) then holds up only that client, not the whole server.
+    const threads = rtsp.gst_rtsp_server_get_thread_pool(this.#server)!;
+    rtsp.gst_rtsp_thread_pool_set_max_threads(threads, CLIENT_THREADS);
+    gst.gst_object_unref(threads);
     this.#mounts = rtsp.gst_rtsp_server_get_mount_points(this.#server)!;
     this.#sessions = rtsp.gst_rtsp_server_get_session_pool(this.#server)!;
     if (rtsp.gst_rtsp_server_attach(this.#server, null) === 0) {
