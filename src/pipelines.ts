@@ -530,6 +530,12 @@ export class PipelineManager {
     for (const record of this.#pipelines.values()) this.#drainBus(record);
   }
 
+  /** Pulls one pipeline's bus now, for a caller waiting on it more closely than the poll interval. */
+  pollBus(id: string): void {
+    const record = this.#pipelines.get(id);
+    if (record) this.#drainBus(record);
+  }
+
   #drainBus(record: ManagedPipeline): void {
     if (record.deleted) return;
     for (const message of record.pipeline.popMessages(busMessageTypes)) {

@@ -255,7 +255,8 @@ async function receive(
       while (source.queuedBytes() > MAX_QUEUED_BYTES && running()) {
         await waitForChange(1);
       }
-      if (bytes >= NO_FRAME_LIMIT && parsed() === 0 && running()) {
+      // Judged on what GStreamer has taken, not on what waits in the appsrc queue.
+      if (bytes - source.queuedBytes() >= NO_FRAME_LIMIT && parsed() === 0 && running()) {
         manager.fail(name, "parser", `No ${format.label} frames in the first ${bytes} bytes`);
       }
     }
@@ -267,8 +268,10 @@ async function receive(
   if (running()) {
     source.end();
     const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    // The end arrives within milliseconds; look at the bus closely instead of waiting for the poll.
     while (running() && performance.now() < deadline) {
-      await waitForChange(deadline - performance.now());
+      await waitForChange(2);
+      manager.pollBus(name);
     }
   }
   unsubscribe();
