@@ -30,6 +30,7 @@ import {
   parseNumberOptions,
   serverProcessId,
   sleep,
+  stopServer,
   summarize,
   type Summary,
   type Usage,
@@ -473,14 +474,7 @@ async function main(): Promise<void> {
   } finally {
     await killAllLaunched();
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
-    if (server) {
-      const code = await server.stop();
-      if (code !== 0) {
-        console.error(
-          `Server exited with ${code}; its last lines:\n${server.logs.slice(-20).join("\n")}`,
-        );
-      }
-    }
+    if (server) await stopServer(server);
     Deno.removeSignalListener("SIGINT", interrupted);
   }
 }

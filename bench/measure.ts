@@ -252,3 +252,13 @@ export function cpuSplit(usage: Usage): string {
   return Object.entries(usage.cpuByGroup).map(([group, value]) => `${group} ${value.toFixed(1)}%`)
     .join(", ");
 }
+
+/** Stops the benchmark's server, printing its last lines when it did not exit cleanly. */
+export async function stopServer(server: ServerProcess): Promise<void> {
+  const code = await server.stop();
+  if (code !== 0) {
+    console.error(
+      `Server exited with ${code}; its last lines:\n${server.logs.slice(-20).join("\n")}`,
+    );
+  }
+}

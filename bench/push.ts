@@ -53,6 +53,7 @@ import {
   serverProcessId,
   sleep,
   startUsage,
+  stopServer,
   summarize,
   type Summary,
   type Usage,
@@ -747,14 +748,7 @@ async function main(): Promise<void> {
   } finally {
     await killAll();
     await client?.close().catch(() => {});
-    if (server) {
-      const code = await server.stop();
-      if (code !== 0) {
-        console.error(
-          `Server exited with ${code}; its last lines:\n${server.logs.slice(-20).join("\n")}`,
-        );
-      }
-    }
+    if (server) await stopServer(server);
     Deno.removeSignalListener("SIGINT", interrupted);
   }
 }
