@@ -377,7 +377,6 @@ Deno.test("errors name what is wrong: every error code", async (t) => {
     expectError(await client.sendRaw(big), "MESSAGE_TOO_LARGE");
     expectOk(await client.request("getPipelines"));
   });
-  await t.step("STATE_CHANGE_FAILED is covered by the missing-file test", () => {});
   await t.step("a failed request leaves nothing behind", async () => {
     const before = expectOk(await client.request("getPipelines")).payload.pipelines.length;
     expectError(
