@@ -12,10 +12,6 @@ export const glibSymbols = {
   },
   // void g_main_loop_quit (GMainLoop *loop)
   g_main_loop_quit: { parameters: ["pointer"], result: "void" },
-  // gboolean g_main_loop_is_running (GMainLoop *loop)
-  g_main_loop_is_running: { parameters: ["pointer"], result: "i32" },
-  // void g_main_loop_unref (GMainLoop *loop)
-  g_main_loop_unref: { parameters: ["pointer"], result: "void" },
   // void g_error_free (GError *error)
   g_error_free: { parameters: ["pointer"], result: "void" },
   // void g_list_free (GList *list)

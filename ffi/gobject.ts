@@ -1,9 +1,5 @@
 /** libgobject-2.0 symbols. C signatures in the comments. GType is gsize. */
 export const gobjectSymbols = {
-  // gpointer g_object_ref (gpointer object)
-  g_object_ref: { parameters: ["pointer"], result: "pointer" },
-  // gpointer g_object_ref_sink (gpointer object)
-  g_object_ref_sink: { parameters: ["pointer"], result: "pointer" },
   // void g_object_unref (gpointer object)
   g_object_unref: { parameters: ["pointer"], result: "void" },
   // GParamSpec *g_object_class_find_property (GObjectClass *oclass, const gchar *property_name)
@@ -44,10 +40,6 @@ export const gobjectSymbols = {
   g_value_get_int: { parameters: ["buffer"], result: "i32" },
   // guint g_value_get_uint (const GValue *value)
   g_value_get_uint: { parameters: ["buffer"], result: "u32" },
-  // glong g_value_get_long (const GValue *value)
-  g_value_get_long: { parameters: ["buffer"], result: "i64" },
-  // gulong g_value_get_ulong (const GValue *value)
-  g_value_get_ulong: { parameters: ["buffer"], result: "u64" },
   // gint64 g_value_get_int64 (const GValue *value)
   g_value_get_int64: { parameters: ["buffer"], result: "i64" },
   // guint64 g_value_get_uint64 (const GValue *value)
@@ -68,13 +60,6 @@ export const gobjectSymbols = {
   g_strdup_value_contents: { parameters: ["buffer"], result: "pointer" },
   // gboolean g_param_value_validate (GParamSpec *pspec, GValue *value)
   g_param_value_validate: { parameters: ["pointer", "buffer"], result: "i32" },
-  // const GValue *g_param_spec_get_default_value (GParamSpec *pspec)
-  g_param_spec_get_default_value: {
-    parameters: ["pointer"],
-    result: "pointer",
-  },
-  // const gchar *g_param_spec_get_blurb (GParamSpec *pspec)
-  g_param_spec_get_blurb: { parameters: ["pointer"], result: "pointer" },
   // const gchar *g_type_name (GType type)
   g_type_name: { parameters: ["usize"], result: "pointer" },
   // GType g_type_from_name (const gchar *name)
@@ -87,12 +72,6 @@ export const gobjectSymbols = {
   g_type_class_ref: { parameters: ["usize"], result: "pointer" },
   // void g_type_class_unref (gpointer g_class)
   g_type_class_unref: { parameters: ["pointer"], result: "void" },
-  // gulong g_signal_connect_data (gpointer instance, const gchar *detailed_signal,
-  //   GCallback c_handler, gpointer data, GClosureNotify destroy_data, GConnectFlags connect_flags)
-  g_signal_connect_data: {
-    parameters: ["pointer", "buffer", "function", "pointer", "pointer", "i32"],
-    result: "u64",
-  },
   // GType g_type_register_static_simple (GType parent_type, const gchar *type_name, guint class_size,
   //   GClassInitFunc class_init, guint instance_size, GInstanceInitFunc instance_init, GTypeFlags flags)
   g_type_register_static_simple: {
@@ -109,6 +88,4 @@ export const gobjectSymbols = {
   },
   // void g_object_force_floating (GObject *object)
   g_object_force_floating: { parameters: ["pointer"], result: "void" },
-  // void g_signal_handler_disconnect (gpointer instance, gulong handler_id)
-  g_signal_handler_disconnect: { parameters: ["pointer", "u64"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;

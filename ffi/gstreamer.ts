@@ -33,8 +33,6 @@ export const gstSymbols = {
   gst_value_serialize: { parameters: ["buffer"], result: "pointer" },
   // void gst_plugin_feature_list_free (GList *list)
   gst_plugin_feature_list_free: { parameters: ["pointer"], result: "void" },
-  // GstElementFactory *gst_element_factory_find (const gchar *name)
-  gst_element_factory_find: { parameters: ["buffer"], result: "pointer" },
   // const gchar *gst_element_factory_get_metadata (GstElementFactory *factory, const gchar *key)
   gst_element_factory_get_metadata: {
     parameters: ["pointer", "buffer"],
@@ -42,8 +40,6 @@ export const gstSymbols = {
   },
   // GstElement *gst_element_factory_make (const gchar *factoryname, const gchar *name)
   gst_element_factory_make: { parameters: ["buffer", "buffer"], result: "pointer" },
-  // GstElementFactory *gst_element_get_factory (GstElement *element)
-  gst_element_get_factory: { parameters: ["pointer"], result: "pointer" },
   // GstElement *gst_pipeline_new (const gchar *name)
   gst_pipeline_new: { parameters: ["buffer"], result: "pointer" },
   // GstBus *gst_pipeline_get_bus (GstPipeline *pipeline)
@@ -123,8 +119,6 @@ export const gstSymbols = {
   },
   // gchar *gst_object_get_name (GstObject *object)
   gst_object_get_name: { parameters: ["pointer"], result: "pointer" },
-  // gchar *gst_object_get_path_string (GstObject *object)
-  gst_object_get_path_string: { parameters: ["pointer"], result: "pointer" },
   // GstObject *gst_object_get_parent (GstObject *object): with a reference, or NULL
   gst_object_get_parent: { parameters: ["pointer"], result: "pointer" },
   // gpointer gst_object_ref (gpointer object)
@@ -138,12 +132,6 @@ export const gstSymbols = {
   // gboolean gst_structure_get_uint64 (const GstStructure *structure,
   //   const gchar *fieldname, guint64 *value)
   gst_structure_get_uint64: {
-    parameters: ["pointer", "buffer", "buffer"],
-    result: "i32",
-  },
-  // gboolean gst_structure_get_double (const GstStructure *structure,
-  //   const gchar *fieldname, gdouble *value)
-  gst_structure_get_double: {
     parameters: ["pointer", "buffer", "buffer"],
     result: "i32",
   },
@@ -162,10 +150,6 @@ export const gstSymbols = {
   },
   // GstElement *gst_bin_new (const gchar *name)
   gst_bin_new: { parameters: ["buffer"], result: "pointer" },
-  // GstElement *gst_bin_get_by_name (GstBin *bin, const gchar *name)
-  gst_bin_get_by_name: { parameters: ["pointer", "buffer"], result: "pointer" },
-  // gboolean gst_element_sync_state_with_parent (GstElement *element)
-  gst_element_sync_state_with_parent: { parameters: ["pointer"], result: "i32" },
   // GstCaps *gst_pad_get_current_caps (GstPad *pad)
   gst_pad_get_current_caps: { parameters: ["pointer"], result: "pointer" },
   // guint gst_caps_get_size (const GstCaps *caps)
@@ -176,10 +160,6 @@ export const gstSymbols = {
   gst_structure_get_name: { parameters: ["pointer"], result: "pointer" },
   // GType gst_structure_get_type (void)
   gst_structure_get_type: { parameters: [], result: "usize" },
-  // GType gst_caps_get_type (void)
-  gst_caps_get_type: { parameters: [], result: "usize" },
   // GType gst_element_get_type (void)
   gst_element_get_type: { parameters: [], result: "usize" },
-  // GType gst_fraction_get_type (void)
-  gst_fraction_get_type: { parameters: [], result: "usize" },
 } as const satisfies Deno.ForeignLibraryInterface;

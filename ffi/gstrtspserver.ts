@@ -34,8 +34,6 @@ export const rtspSymbols = {
   // GstRTSPSessionMedia *gst_rtsp_session_get_media (GstRTSPSession *sess, const gchar *path,
   //   gint *matched)
   gst_rtsp_session_get_media: { parameters: ["pointer", "buffer", "buffer"], result: "pointer" },
-  // guint gst_rtsp_session_pool_get_n_sessions (GstRTSPSessionPool *pool)
-  gst_rtsp_session_pool_get_n_sessions: { parameters: ["pointer"], result: "u32" },
   // void gst_rtsp_mount_points_add_factory (GstRTSPMountPoints *mounts, const gchar *path,
   //   GstRTSPMediaFactory *factory): takes ownership of factory
   gst_rtsp_mount_points_add_factory: {
@@ -48,8 +46,4 @@ export const rtspSymbols = {
   gst_rtsp_media_factory_get_type: { parameters: [], result: "usize" },
   // void gst_rtsp_media_factory_set_shared (GstRTSPMediaFactory *factory, gboolean shared)
   gst_rtsp_media_factory_set_shared: { parameters: ["pointer", "i32"], result: "void" },
-  // void gst_rtsp_media_factory_set_protocols (GstRTSPMediaFactory *factory, GstRTSPLowerTrans protocols)
-  gst_rtsp_media_factory_set_protocols: { parameters: ["pointer", "i32"], result: "void" },
-  // void gst_rtsp_media_factory_set_latency (GstRTSPMediaFactory *factory, guint latency)
-  gst_rtsp_media_factory_set_latency: { parameters: ["pointer", "u32"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -105,11 +105,6 @@ export class RtspServer {
     }, 5000);
   }
 
-  /** RTSP sessions open now. */
-  sessionCount(): number {
-    return lib().rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions);
-  }
-
   /** Open RTSP sessions per mounted path. */
   sessionsByPath(): Map<string, number> {
     const { rtsp, gobject, glib } = lib();
