@@ -12,6 +12,35 @@ const port = (fallback: number) =>
     return value;
   });
 
+/** A whole number setting from `min` to `max`. */
+const count = (fallback: number, min: number, max: number, unit = "") =>
+  z.string().default(String(fallback)).transform((text, ctx) => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `accepts a whole number${unit} from ${min} to ${max}`,
+      });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+/** A comma-separated list; blanks are dropped. */
+const list = z.string().default("").transform((text) =>
+  text.split(",").map((item) => item.trim()).filter((item) => item.length > 0)
+);
+
+const optionalSecret = (what: string) =>
+  z.string().optional().transform((text, ctx) => {
+    if (text === undefined || text === "") return undefined;
+    if (text.length < 8) {
+      ctx.addIssue({ code: "custom", message: `accepts a ${what} of at least 8 characters` });
+      return z.NEVER;
+    }
+    return text;
+  });
+
 const configSchema = z.object({
   GSTREAMER_WS_HOST: z.string().trim().min(1, "accepts a host name or IP address").default(
     "localhost",
@@ -30,6 +59,30 @@ const configSchema = z.object({
     }
     return value;
   }),
+  GSTREAMER_DATA_DIR: z.string().trim().min(1, "accepts a directory, or :memory: to keep nothing")
+    .default("./data"),
+  GSTREAMER_MEDIA_DIR: z.string().trim().min(1, "accepts a directory").default("./media"),
+  GSTREAMER_AUTH_TOKEN: optionalSecret("token"),
+  GSTREAMER_RTSP_USER: z.string().optional().transform((text) => text || undefined),
+  GSTREAMER_RTSP_PASSWORD: optionalSecret("password"),
+  GSTREAMER_ALLOWED_ORIGINS: list,
+  GSTREAMER_ELEMENTS_ALLOW: list,
+  GSTREAMER_ELEMENTS_DENY: list,
+  GSTREAMER_MAX_PIPELINES: count(256, 1, 100000),
+  GSTREAMER_MAX_CLIENTS: count(256, 1, 100000),
+  GSTREAMER_MAX_PUSHES: count(16, 1, 10000),
+  GSTREAMER_MAX_REQUESTS_PER_SECOND: count(100, 0, 1000000, " (0: no limit)"),
+}).superRefine((c, ctx) => {
+  if ((c.GSTREAMER_RTSP_USER === undefined) !== (c.GSTREAMER_RTSP_PASSWORD === undefined)) {
+    const missing = c.GSTREAMER_RTSP_USER === undefined
+      ? "GSTREAMER_RTSP_USER"
+      : "GSTREAMER_RTSP_PASSWORD";
+    ctx.addIssue({
+      code: "custom",
+      path: [missing],
+      message: "is needed too: GSTREAMER_RTSP_USER and GSTREAMER_RTSP_PASSWORD go together",
+    });
+  }
 });
 
 export interface Config {
@@ -38,6 +91,20 @@ export interface Config {
   rtspPort: number;
   path: string;
   statsIntervalMs: number;
+  /** Where pipelines are kept; ":memory:" keeps nothing on disk. */
+  dataDir: string;
+  /** The only directory file-reading elements may read from. */
+  mediaDir: string;
+  authToken?: string;
+  rtspCredentials?: { user: string; password: string };
+  allowedOrigins: string[];
+  elementsAllow: string[];
+  elementsDeny: string[];
+  maxPipelines: number;
+  maxClients: number;
+  maxPushes: number;
+  /** Requests per second per WebSocket client; 0 means no limit. */
+  maxRequestsPerSecond: number;
 }
 
 export class ConfigError extends Error {
@@ -64,6 +131,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rtspPort: c.GSTREAMER_RTSP_PORT,
     path: c.GSTREAMER_WS_PATH,
     statsIntervalMs: c.GSTREAMER_STATS_INTERVAL_MS,
+    dataDir: c.GSTREAMER_DATA_DIR,
+    mediaDir: c.GSTREAMER_MEDIA_DIR,
+    authToken: c.GSTREAMER_AUTH_TOKEN,
+    rtspCredentials: c.GSTREAMER_RTSP_USER !== undefined && c.GSTREAMER_RTSP_PASSWORD !== undefined
+      ? { user: c.GSTREAMER_RTSP_USER, password: c.GSTREAMER_RTSP_PASSWORD }
+      : undefined,
+    allowedOrigins: c.GSTREAMER_ALLOWED_ORIGINS,
+    elementsAllow: c.GSTREAMER_ELEMENTS_ALLOW,
+    elementsDeny: c.GSTREAMER_ELEMENTS_DENY,
+    maxPipelines: c.GSTREAMER_MAX_PIPELINES,
+    maxClients: c.GSTREAMER_MAX_CLIENTS,
+    maxPushes: c.GSTREAMER_MAX_PUSHES,
+    maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
   };
 }
 

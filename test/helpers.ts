@@ -40,6 +40,8 @@ export async function startServer(
       GSTREAMER_WS_HOST: "127.0.0.1",
       GSTREAMER_WS_PORT: "0",
       GSTREAMER_RTSP_PORT: "0",
+      // Each test server keeps its pipelines to itself unless a test gives it a directory.
+      GSTREAMER_DATA_DIR: ":memory:",
       NO_COLOR: "1",
       ...env,
     },
