@@ -2,7 +2,9 @@
 # Starts the GStreamer control server, or runs its test suite, installing
 # whatever is missing first (GStreamer and its plugins, ffmpeg, Deno).
 #
-#   ./start_server.sh          start the server (configuration: README.md)
+#   ./start_server.sh          start the server (configuration: README.md); it is
+#                              started again when it dies, with back-off
+#   ./start_server.sh once     start the server without restarting it
 #   ./start_server.sh test     run the whole test suite
 #   ./start_server.sh bench    run the benchmarks
 #   ./start_server.sh install  install the dependencies only
@@ -83,10 +85,49 @@ install_all() {
   export PATH="$(dirname "$DENO"):$PATH"
 }
 
+# Exit status of a start-up that cannot work as configured (src/main.ts): restarting would not help.
+EXIT_CONFIG=78
+
+# Runs the server and starts it again whenever it dies (a crash, kill -9, an uncaught error),
+# waiting 1 s, doubling up to 60 s, back to 1 s after a minute of running. A clean exit
+# (SIGTERM/SIGINT to this script, or the server stopping by itself with status 0) ends it.
+supervise() {
+  local delay=1 started status child="" stopping=""
+  trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
+  while :; do
+    started=$SECONDS
+    "$DENO" task start &
+    child=$!
+    status=0
+    wait "$child" || status=$?
+    # A trapped signal interrupts wait; wait again for the server's own exit status.
+    while kill -0 "$child" 2>/dev/null; do wait "$child" || status=$?; done
+    child=""
+    if [ -n "$stopping" ]; then
+      # deno task reports the signal it passed on (143, 130) even when the server stopped cleanly.
+      case "$status" in 0 | 130 | 143) exit 0 ;; *) exit "$status" ;; esac
+    fi
+    if [ "$status" -eq 0 ]; then log "Server exited cleanly"; exit 0; fi
+    if [ "$status" -eq "$EXIT_CONFIG" ]; then log "Server cannot start as configured (status $status): not restarting"; exit "$status"; fi
+    if (( SECONDS - started >= 60 )); then delay=1; fi
+    log "Server died (exit status $status); restarting in ${delay}s"
+    sleep "$delay" &
+    child=$!
+    wait "$child" || true
+    kill "$child" 2>/dev/null || true
+    child=""
+    if [ -n "$stopping" ]; then exit 0; fi
+    delay=$(( delay * 2 > 60 ? 60 : delay * 2 ))
+  done
+}
+
 command="${1:-start}"
 case "$command" in
   install) install_all ;;
   start)
+    install_all
+    supervise ;;
+  once)
     install_all
     exec "$DENO" task start ;;
   test)
@@ -106,5 +147,5 @@ case "$command" in
   bench)
     install_all
     exec "$DENO" task bench ;;
-  *) log "Unknown command '$command' (start, test, bench or install)"; exit 2 ;;
+  *) log "Unknown command '$command' (start, once, test, bench or install)"; exit 2 ;;
 esac

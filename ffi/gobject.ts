@@ -60,6 +60,14 @@ export const gobjectSymbols = {
   g_strdup_value_contents: { parameters: ["buffer"], result: "pointer" },
   // gboolean g_param_value_validate (GParamSpec *pspec, GValue *value)
   g_param_value_validate: { parameters: ["pointer", "buffer"], result: "i32" },
+  // void g_param_value_set_default (GParamSpec *pspec, GValue *value)
+  g_param_value_set_default: { parameters: ["pointer", "buffer"], result: "void" },
+  // const gchar *g_param_spec_get_nick (GParamSpec *pspec)
+  g_param_spec_get_nick: { parameters: ["pointer"], result: "pointer" },
+  // const gchar *g_param_spec_get_blurb (GParamSpec *pspec)
+  g_param_spec_get_blurb: { parameters: ["pointer"], result: "pointer" },
+  // GParamSpec *g_param_spec_get_redirect_target (GParamSpec *pspec): NULL unless an override
+  g_param_spec_get_redirect_target: { parameters: ["pointer"], result: "pointer" },
   // const gchar *g_type_name (GType type)
   g_type_name: { parameters: ["usize"], result: "pointer" },
   // GType g_type_from_name (const gchar *name)

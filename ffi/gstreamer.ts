@@ -162,4 +162,17 @@ export const gstSymbols = {
   gst_structure_get_type: { parameters: [], result: "usize" },
   // GType gst_element_get_type (void)
   gst_element_get_type: { parameters: [], result: "usize" },
+  // GstElementFactory *gst_element_factory_find (const gchar *name): transfer full, or NULL
+  gst_element_factory_find: { parameters: ["buffer"], result: "pointer" },
+  // GstPluginFeature *gst_plugin_feature_load (GstPluginFeature *feature): transfer full, or NULL
+  gst_plugin_feature_load: { parameters: ["pointer"], result: "pointer" },
+  // GType gst_element_factory_get_element_type (GstElementFactory *factory): 0 until loaded
+  gst_element_factory_get_element_type: { parameters: ["pointer"], result: "usize" },
+  // const GList *gst_element_factory_get_static_pad_templates (GstElementFactory *factory)
+  gst_element_factory_get_static_pad_templates: {
+    parameters: ["pointer"],
+    result: "pointer",
+  },
+  // GstCaps *gst_static_caps_get (GstStaticCaps *static_caps): transfer full
+  gst_static_caps_get: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

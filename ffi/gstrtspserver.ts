@@ -46,4 +46,40 @@ export const rtspSymbols = {
   gst_rtsp_media_factory_get_type: { parameters: [], result: "usize" },
   // void gst_rtsp_media_factory_set_shared (GstRTSPMediaFactory *factory, gboolean shared)
   gst_rtsp_media_factory_set_shared: { parameters: ["pointer", "i32"], result: "void" },
+  // void gst_rtsp_media_factory_set_permissions (GstRTSPMediaFactory *factory,
+  //   GstRTSPPermissions *permissions): takes a reference of its own
+  gst_rtsp_media_factory_set_permissions: { parameters: ["pointer", "pointer"], result: "void" },
+  // GstRTSPAuth *gst_rtsp_auth_new (void)
+  gst_rtsp_auth_new: { parameters: [], result: "pointer" },
+  // gchar *gst_rtsp_auth_make_basic (const gchar *user, const gchar *pass): base64 of user:pass,
+  //   g_free it
+  gst_rtsp_auth_make_basic: { parameters: ["buffer", "buffer"], result: "pointer" },
+  // void gst_rtsp_auth_add_basic (GstRTSPAuth *auth, const gchar *basic, GstRTSPToken *token):
+  //   copies basic, takes a reference of token
+  gst_rtsp_auth_add_basic: { parameters: ["pointer", "pointer", "pointer"], result: "void" },
+  // void gst_rtsp_auth_set_supported_methods (GstRTSPAuth *auth, GstRTSPAuthMethod methods):
+  //   the schemes offered in WWW-Authenticate (GST_RTSP_AUTH_BASIC 1, GST_RTSP_AUTH_DIGEST 2)
+  gst_rtsp_auth_set_supported_methods: { parameters: ["pointer", "u32"], result: "void" },
+  // void gst_rtsp_server_set_auth (GstRTSPServer *server, GstRTSPAuth *auth): takes a reference;
+  //   clients accepted from then on use it
+  gst_rtsp_server_set_auth: { parameters: ["pointer", "pointer"], result: "void" },
+  // GstRTSPToken *gst_rtsp_token_new_empty (void)
+  gst_rtsp_token_new_empty: { parameters: [], result: "pointer" },
+  // void gst_rtsp_token_set_string (GstRTSPToken *token, const gchar *field,
+  //   const gchar *string_value): the token must be writable (a new one is)
+  gst_rtsp_token_set_string: { parameters: ["pointer", "buffer", "buffer"], result: "void" },
+  // GstRTSPPermissions *gst_rtsp_permissions_new (void): no roles (there is no _new_empty)
+  gst_rtsp_permissions_new: { parameters: [], result: "pointer" },
+  // void gst_rtsp_permissions_add_role_empty (GstRTSPPermissions *permissions, const gchar *role)
+  gst_rtsp_permissions_add_role_empty: { parameters: ["pointer", "buffer"], result: "void" },
+  // void gst_rtsp_permissions_add_permission_for_role (GstRTSPPermissions *permissions,
+  //   const gchar *role, const gchar *permission, gboolean allowed)
+  gst_rtsp_permissions_add_permission_for_role: {
+    parameters: ["pointer", "buffer", "buffer", "i32"],
+    result: "void",
+  },
+  // void gst_mini_object_unref (GstMiniObject *mini_object): libgstreamer's, found through this
+  //   library's dependencies; gst_rtsp_token_unref and gst_rtsp_permissions_unref are inline
+  //   wrappers of it, not symbols
+  gst_mini_object_unref: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;

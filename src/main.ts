@@ -8,13 +8,24 @@ import type { Handlers } from "./protocol.ts";
 import { formatUrl, sendJson, startTransport, type Transport } from "./server.ts";
 import { RtspServer } from "./gst/rtsp.ts";
 import { pushRoute } from "./push.ts";
+import { ElementPolicy } from "./policy.ts";
+import { PipelineStore } from "./store.ts";
+import { requestSchemas } from "./protocol.ts";
+import { mkdirSync } from "node:fs";
 
 /** How often bus messages are pulled (DESIGN.md rule 3: pulled, never pushed). */
 const BUS_POLL_MS = 50;
 
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Exit status for a start-up that cannot succeed as configured (sysexits EX_CONFIG): not worth restarting. */
+export const EXIT_CONFIG = 78;
+
 function fail(message: string): never {
   console.error(message);
-  Deno.exit(1);
+  Deno.exit(EXIT_CONFIG);
 }
 
 async function main(): Promise<void> {
@@ -47,11 +58,59 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`${(error as Error).message} (GSTREAMER_RTSP_PORT=${config.rtspPort})`);
   }
+  if (config.rtspCredentials !== undefined || config.authToken !== undefined) {
+    // Basic auth for every RTSP client: the configured user, and "token" with the API token.
+    const credentials = [
+      ...(config.rtspCredentials ? [config.rtspCredentials] : []),
+      ...(config.authToken !== undefined ? [{ user: "token", password: config.authToken }] : []),
+    ];
+    try {
+      rtsp.requireBasicAuth(credentials);
+    } catch (error) {
+      fail(`${(error as Error).message} (GSTREAMER_RTSP_USER)`);
+    }
+    console.log("RTSP requires basic auth");
+  }
 
   // Events go out once the transport exists; the manager is made first because the handlers use it.
   const outlet: { transport?: Transport } = {};
   const emit = (event: ManagerEvent) => outlet.transport?.broadcast(event);
-  const manager = new PipelineManager({ emit, refusedElements: runtime.refusedElements, rtsp });
+  let store: PipelineStore;
+  try {
+    store = new PipelineStore(config.dataDir);
+  } catch (error) {
+    fail(
+      `Cannot open the pipeline store in GSTREAMER_DATA_DIR=${config.dataDir}: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  let policy: ElementPolicy;
+  try {
+    mkdirSync(config.mediaDir, { recursive: true });
+    policy = new ElementPolicy({
+      mediaDir: config.mediaDir,
+      allow: config.elementsAllow,
+      deny: config.elementsDeny,
+      fixed: runtime.refusedElements,
+    });
+  } catch (error) {
+    fail(`Cannot use GSTREAMER_MEDIA_DIR=${config.mediaDir}: ${(error as Error).message}`);
+  }
+  const manager = new PipelineManager({
+    emit,
+    policy,
+    rtsp,
+    store,
+    maxPipelines: config.maxPipelines,
+  });
+  // Before the transport listens, so the first client already sees every stored pipeline.
+  const createSchema = requestSchemas.createPipeline.omit({ id: true });
+  const restored = manager.restore((definition) => createSchema.parse(definition));
+  console.log(
+    `Pipelines: ${store.location}, ${restored.restored} restored` +
+      (restored.unbuildable > 0 ? `, ${restored.unbuildable} could not be rebuilt` : ""),
+  );
 
   const handlers: Handlers = {
     createPipeline: (p) => manager.create(p),
@@ -74,8 +133,13 @@ async function main(): Promise<void> {
     port: config.port,
     path: config.path,
     handlers,
+    authToken: config.authToken,
+    openPaths: ["/healthz"],
+    allowedOrigins: config.allowedOrigins,
+    maxClients: config.maxClients,
+    maxRequestsPerSecond: config.maxRequestsPerSecond,
     routes: [
-      pushRoute(manager),
+      pushRoute(manager, config.maxPushes),
       (request, response, url) => {
         if (request.method !== "GET" || url.pathname !== "/healthz") return false;
         sendJson(response, 200, {
@@ -125,7 +189,15 @@ async function main(): Promise<void> {
     }
   }, config.statsIntervalMs);
 
-  console.log(runtime.version);
+  console.log(`${runtime.version}, process ${Deno.pid}`);
+  console.log(`Media files: ${policy.mediaDir}`);
+  if (config.authToken === undefined && !isLoopback(config.host)) {
+    console.warn(
+      `WARNING: listening on ${config.host}, which is reachable from other machines, ` +
+        "with no GSTREAMER_AUTH_TOKEN: anyone who can reach this port can run pipelines on it. " +
+        "Set GSTREAMER_AUTH_TOKEN, or bind to 127.0.0.1.",
+    );
+  }
   console.log(`RTSP listening on ${formatUrl("rtsp", config.host, rtsp.port)}`);
   console.log(`WebSocket listening on ${transport.url}`);
 
@@ -137,6 +209,7 @@ async function main(): Promise<void> {
     clearInterval(busTimer);
     clearInterval(statsTimer);
     await manager.shutdown();
+    store.close();
     await rtsp.stop();
     await transport.close();
     console.log("Stopped");

@@ -32,6 +32,8 @@ import {
 } from "./media.ts";
 import { padCaps, padMediaType } from "./gst/element.ts";
 import { AppSource, identityCounters } from "./gst/appsrc.ts";
+import type { ElementPolicy } from "./policy.ts";
+import type { DesiredState, PipelineStore, StoredPipeline } from "./store.ts";
 
 export interface ElementSpec {
   type: string;
@@ -39,10 +41,13 @@ export interface ElementSpec {
   properties?: Record<string, JsonValue>;
 }
 
+export type RestartPolicy = "never" | "on-failure" | "always";
+
 export interface PipelineSpec {
   id: string;
   description?: string;
   pipeline: { elements: ElementSpec[] };
+  restart?: RestartPolicy;
 }
 
 export interface PipelineError {
@@ -57,6 +62,10 @@ export interface PipelineInfo {
   kind: PipelineKind;
   description: string;
   state: StateName;
+  /** What the pipeline should be doing: kept on disk and brought back after a restart. */
+  desiredState: DesiredState;
+  restart: RestartPolicy;
+  restarts: number;
   createdAt: string;
   lastError: PipelineError | null;
 }
@@ -67,7 +76,11 @@ export type ManagerEvent =
   | { type: "pipelineStateChanged"; payload: { id: string; old: StateName; new: StateName } }
   | { type: "pipelineError"; payload: { id: string } & Omit<PipelineError, "time"> }
   | { type: "pipelineWarning"; payload: { id: string } & Omit<PipelineError, "time"> }
-  | { type: "pipelineEos"; payload: { id: string } };
+  | { type: "pipelineEos"; payload: { id: string } }
+  | {
+    type: "pipelineRestarting";
+    payload: { id: string; attempt: number; delayMs: number; reason: string };
+  };
 
 export interface SinkStatsEntry {
   element: string;
@@ -90,6 +103,8 @@ export interface PipelineStats {
   sinks: SinkStatsEntry[];
   errors: number;
   warnings: number;
+  /** Times the supervisor restarted it (restart policy on-failure or always). */
+  restarts: number;
 }
 
 export const idPattern = /^[A-Za-z0-9._-]{1,128}$/;
@@ -176,23 +191,42 @@ interface ManagedPipeline {
   previousSinks: Map<string, { rendered: number; at: number }>;
   /** RTSP paths this pipeline serves while PLAYING. */
   mounts: Map<string, Mount>;
+  /** The createPipeline payload it was made from (what the store keeps). */
+  definition: Omit<PipelineSpec, "id">;
+  desiredState: DesiredState;
+  restart: RestartPolicy;
+  restarts: number;
+  /** Failures since it was last healthy for a minute: the back-off doubles with each. */
+  failureStreak: number;
+  pendingRestart: { timer: ReturnType<typeof setTimeout>; delayMs: number } | null;
 }
 
 export interface ManagerOptions {
   emit: (event: ManagerEvent) => void;
-  /** Elements refused outright, with the reason (see gst/registry.ts). */
-  refusedElements: Map<string, string>;
+  /** Which elements and file locations clients may use. */
+  policy: ElementPolicy;
+  /** Keeps definitions and desired states of pipelines (not pushes) across restarts. */
+  store?: PipelineStore;
+  /** Most pipelines (not counting pushes) that may exist at once. */
+  maxPipelines?: number;
   /** Serves `rtspserversink` elements; without it they are refused. */
   rtsp?: RtspServer;
   /** How long startPipeline waits for an async change to PLAYING before replying with the pending state. */
   startTimeoutMs?: number;
 }
 
+/** Supervised restarts wait 1 s, doubling per failure up to a minute; a minute of PLAYING resets that. */
+const RESTART_BASE_MS = 1000;
+const RESTART_MAX_MS = 60_000;
+const HEALTHY_AFTER_MS = 60_000;
+
 const busMessageTypes = MessageType.EOS | MessageType.ERROR | MessageType.WARNING |
   MessageType.STATE_CHANGED | MessageType.DURATION_CHANGED;
 
 export class PipelineManager {
   readonly #pipelines = new Map<string, ManagedPipeline>();
+  /** Stored definitions that no longer build (a plugin removed): kept, listed, and deletable. */
+  readonly #unbuildable = new Map<string, { stored: StoredPipeline; error: PipelineError }>();
   /** RTSP path -> id of the pipeline that serves it. */
   readonly #paths = new Map<string, string>();
   readonly #options: ManagerOptions;
@@ -215,31 +249,55 @@ export class PipelineManager {
   }
 
   get size(): number {
-    return this.#pipelines.size;
+    return this.#pipelines.size + this.#unbuildable.size;
   }
 
-  /** Builds the pipeline in the NULL state; on any failure nothing stays behind. */
+  /** Builds the pipeline in the NULL state and stores it; on any failure nothing stays behind. */
   create(
     spec: PipelineSpec,
-    options: { kind?: PipelineKind; extraStats?: () => Record<string, unknown> } = {},
+    options: {
+      kind?: PipelineKind;
+      extraStats?: () => Record<string, unknown>;
+      /** Set when bringing back a stored pipeline: it is not stored again. */
+      restoring?: StoredPipeline;
+    } = {},
   ): PipelineInfo {
     requireValidId(spec.id);
-    if (this.#pipelines.has(spec.id)) {
+    if (this.#pipelines.has(spec.id) || this.#unbuildable.has(spec.id)) {
       throw new ServerError("DUPLICATE_ID", `A pipeline with id '${spec.id}' already exists`, {
         id: spec.id,
       });
+    }
+    const kind = options.kind ?? "pipeline";
+    const limit = this.#options.maxPipelines;
+    if (kind === "pipeline" && !options.restoring && limit !== undefined) {
+      const count = [...this.#pipelines.values()].filter((r) => r.kind === "pipeline").length +
+        this.#unbuildable.size;
+      if (count >= limit) {
+        throw new ServerError(
+          "LIMIT_REACHED",
+          `The server already has ${count} pipelines, its limit (GSTREAMER_MAX_PIPELINES); ` +
+            "delete one first",
+          { limit, setting: "GSTREAMER_MAX_PIPELINES" },
+        );
+      }
     }
     this.#checkElementTypes(spec.pipeline.elements);
     const pipeline = new Pipeline(spec.id);
     try {
       const mounts = new Map<string, Mount>();
       const elements = this.#build(pipeline, spec.pipeline.elements, mounts);
+      const { id: _id, ...definition } = spec;
+      const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
+      if (kind === "pipeline" && !options.restoring) {
+        this.#options.store?.insert(spec.id, definition, createdAt.toISOString());
+      }
       const record: ManagedPipeline = {
         id: spec.id,
-        kind: options.kind ?? "pipeline",
+        kind,
         extraStats: options.extraStats,
         description: spec.description ?? "",
-        createdAt: new Date(),
+        createdAt,
         pipeline,
         elements,
         state: "NULL",
@@ -253,6 +311,12 @@ export class PipelineManager {
         deleted: false,
         previousSinks: new Map(),
         mounts,
+        definition,
+        desiredState: "stopped",
+        restart: spec.restart ?? "never",
+        restarts: 0,
+        failureStreak: 0,
+        pendingRestart: null,
       };
       this.#pipelines.set(spec.id, record);
       for (const path of mounts.keys()) this.#paths.set(path, spec.id);
@@ -280,14 +344,7 @@ export class PipelineManager {
         }
         return;
       }
-      const refusal = this.#options.refusedElements.get(element.type);
-      if (refusal !== undefined) {
-        throw new ServerError(
-          "ELEMENT_NOT_ALLOWED",
-          `Element '${element.type}' is not allowed: ${refusal}`,
-          { index, type: element.type, reason: refusal },
-        );
-      }
+      this.#options.policy.checkType(element.type, { index });
       if (!factories.has(element.type)) {
         const suggestions = closestFactoryNames(element.type);
         throw new ServerError(
@@ -337,7 +394,8 @@ export class PipelineManager {
           );
         }
         for (const [property, value] of Object.entries(properties)) {
-          setProperty({ object: pointer, label: name }, property, value);
+          const allowed = this.#options.policy.checkProperty(spec.type, name, property, value);
+          setProperty({ object: pointer, label: name }, property, allowed);
         }
       }
       elements.set(name, { type: spec.type, pointer });
@@ -403,7 +461,7 @@ export class PipelineManager {
   }
 
   has(id: string): boolean {
-    return this.#pipelines.has(id);
+    return this.#pipelines.has(id) || this.#unbuildable.has(id);
   }
 
   /** The appsrc element `name` of a pipeline, for feeding it (push streams). */
@@ -423,11 +481,14 @@ export class PipelineManager {
   }
 
   list(): PipelineInfo[] {
-    return [...this.#pipelines.values()].map((record) => this.#info(record));
+    return [
+      ...[...this.#pipelines.values()].map((record) => this.#info(record)),
+      ...[...this.#unbuildable.keys()].map((id) => this.#unbuildableInfo(id)!),
+    ];
   }
 
   get(id: string): PipelineInfo {
-    return this.#info(this.#require(id));
+    return this.#unbuildableInfo(id) ?? this.#info(this.#require(id));
   }
 
   getElementProperty(id: string, element: string, property: string) {
@@ -437,6 +498,7 @@ export class PipelineManager {
 
   setElementProperty(id: string, element: string, property: string, value: JsonValue) {
     const target = this.#element(id, element);
+    const type = this.#require(id).elements.get(element)!.type;
     if (property === "name") {
       throw new ServerError(
         "INVALID_PROPERTY_VALUE",
@@ -444,7 +506,11 @@ export class PipelineManager {
         { id, element, property },
       );
     }
-    setProperty(target, property, value);
+    setProperty(
+      target,
+      property,
+      this.#options.policy.checkProperty(type, element, property, value),
+    );
     return { id, element, property, value: getProperty(target, property) };
   }
 
@@ -462,10 +528,45 @@ export class PipelineManager {
     return { object: element.pointer, label: name };
   }
 
-  /** Goes to PLAYING; resolves with the state reached, confirmed by GStreamer. */
+  /**
+   * Goes to PLAYING; resolves with the state reached, confirmed by GStreamer. The wish to
+   * play is stored first, so a supervised pipeline whose start fails keeps trying.
+   */
   start(id: string): Promise<{ id: string; state: StateName; pending?: StateName }> {
     const record = this.#require(id);
-    return this.#serial(record, async () => {
+    this.#cancelRestart(record);
+    this.#setDesiredState(record, "playing");
+    return this.#attemptStart(record);
+  }
+
+  /** One start; when it fails, a supervised pipeline is scheduled to try again. */
+  async #attemptStart(
+    record: ManagedPipeline,
+  ): Promise<{ id: string; state: StateName; pending?: StateName }> {
+    try {
+      return await this.#serial(record, () => this.#play(record));
+    } catch (error) {
+      if (record.deleted || record.desiredState !== "playing") throw error;
+      if (record.restart === "never") {
+        this.#setDesiredState(record, "stopped");
+        throw error;
+      }
+      const delayMs = this.#scheduleRestart(record, "start failed");
+      if (error instanceof ServerError) {
+        throw new ServerError(error.code, `${error.message}; trying again in ${delayMs} ms`, {
+          ...error.details,
+          restartInMs: delayMs,
+        });
+      }
+      throw error;
+    }
+  }
+
+  async #play(
+    record: ManagedPipeline,
+  ): Promise<{ id: string; state: StateName; pending?: StateName }> {
+    const { id } = record;
+    {
       record.runFailed = false;
       await this.#assignRelayPorts(record);
       const result = await record.pipeline.setState(State.PLAYING);
@@ -484,7 +585,61 @@ export class PipelineManager {
       return reached.pending === "VOID_PENDING"
         ? { id, state: reached.state }
         : { id, state: reached.state, pending: reached.pending };
+    }
+  }
+
+  /** Starts the pipeline again after the back-off; returns the delay. Only one restart is pending at a time. */
+  #scheduleRestart(record: ManagedPipeline, reason: string): number {
+    if (record.pendingRestart) return record.pendingRestart.delayMs;
+    const healthy = record.playingSince !== null &&
+      performance.now() - record.playingSince >= HEALTHY_AFTER_MS;
+    if (healthy) record.failureStreak = 0;
+    const delayMs = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** record.failureStreak);
+    record.failureStreak++;
+    const timer = setTimeout(() => {
+      record.pendingRestart = null;
+      if (record.deleted || record.desiredState !== "playing") return;
+      record.restarts++;
+      console.log(`Restarting pipeline '${record.id}' (restart ${record.restarts})`);
+      // A failed attempt schedules the next one itself.
+      this.#attemptStart(record).catch(() => {});
+    }, delayMs);
+    record.pendingRestart = { timer, delayMs };
+    this.#emit({
+      type: "pipelineRestarting",
+      payload: { id: record.id, attempt: record.restarts + 1, delayMs, reason },
     });
+    return delayMs;
+  }
+
+  #cancelRestart(record: ManagedPipeline): void {
+    if (!record.pendingRestart) return;
+    clearTimeout(record.pendingRestart.timer);
+    record.pendingRestart = null;
+  }
+
+  /** Records (and stores, for client pipelines) what the pipeline should be doing. */
+  #setDesiredState(record: ManagedPipeline, state: DesiredState): void {
+    if (record.desiredState === state) return;
+    if (record.kind === "pipeline" && !record.deleted) {
+      this.#options.store?.setDesiredState(record.id, state);
+    }
+    record.desiredState = state;
+  }
+
+  /** A run ended by itself (error or EOS): restart it if its policy says so, else it stays stopped. */
+  #runEnded(record: ManagedPipeline, how: "error" | "eos"): void {
+    const restart = record.restart === "always" ||
+      (record.restart === "on-failure" && how === "error");
+    try {
+      if (restart && record.desiredState === "playing") {
+        this.#scheduleRestart(record, how === "error" ? "error" : "end of stream");
+      } else {
+        this.#setDesiredState(record, "stopped");
+      }
+    } catch (error) {
+      console.error(`Pipeline '${record.id}': ${(error as Error).message}`);
+    }
   }
 
   async #failStart(record: ManagedPipeline): Promise<never> {
@@ -502,7 +657,15 @@ export class PipelineManager {
 
   /** Goes to NULL; a stopped pipeline can be started again. */
   stop(id: string): Promise<{ id: string; state: StateName }> {
+    const unbuildable = this.#unbuildable.get(id);
+    if (unbuildable) {
+      this.#options.store?.setDesiredState(id, "stopped");
+      unbuildable.stored.desiredState = "stopped";
+      return Promise.resolve({ id, state: "NULL" });
+    }
     const record = this.#require(id);
+    this.#cancelRestart(record);
+    this.#setDesiredState(record, "stopped");
     return this.#serial(record, async () => {
       this.#drainBus(record);
       await record.pipeline.setState(State.NULL);
@@ -511,18 +674,30 @@ export class PipelineManager {
     });
   }
 
-  /** Stops and frees the pipeline from any state. */
+  /** Stops and frees the pipeline from any state, and forgets it. */
   delete(id: string): Promise<{ id: string }> {
+    if (this.#unbuildable.has(id)) {
+      this.#options.store?.remove(id);
+      this.#unbuildable.delete(id);
+      this.#emit({ type: "pipelineDeleted", payload: { id } });
+      return Promise.resolve({ id });
+    }
     const record = this.#require(id);
-    this.#unmount(record);
-    record.deleted = true;
-    this.#pipelines.delete(id);
-    for (const path of record.mounts.keys()) this.#paths.delete(path);
-    return this.#serial(record, async () => {
-      await record.pipeline.dispose();
+    if (record.kind === "pipeline") this.#options.store?.remove(id);
+    return this.#release(record).then(() => {
       this.#emit({ type: "pipelineDeleted", payload: { id } });
       return { id };
     });
+  }
+
+  /** Stops and frees the pipeline, leaving the store alone. */
+  #release(record: ManagedPipeline): Promise<void> {
+    this.#cancelRestart(record);
+    this.#unmount(record);
+    record.deleted = true;
+    this.#pipelines.delete(record.id);
+    for (const path of record.mounts.keys()) this.#paths.delete(path);
+    return this.#serial(record, () => record.pipeline.dispose());
   }
 
   /** Pulls every pipeline's waiting bus messages and turns them into events; never waits. */
@@ -575,12 +750,14 @@ export class PipelineManager {
           payload: { id, element: message.source, message: message.message, debug: message.debug },
         });
         this.#stopAfterBusEvent(record);
+        this.#runEnded(record, "error");
         break;
       case "eos":
         // A failed run can still drain to EOS; the error already ended it.
         if (record.runFailed) break;
         this.#emit({ type: "pipelineEos", payload: { id } });
         this.#stopAfterBusEvent(record);
+        this.#runEnded(record, "eos");
         break;
     }
   }
@@ -667,6 +844,7 @@ export class PipelineManager {
         sinks,
         errors: record.errors,
         warnings: record.warnings,
+        restarts: record.restarts,
       };
     }));
   }
@@ -682,14 +860,23 @@ export class PipelineManager {
     });
   }
 
-  /** Stops and frees every pipeline. */
+  /** Stops and frees every pipeline; the store keeps them for the next start. */
   async shutdown(): Promise<void> {
-    await Promise.allSettled([...this.#pipelines.keys()].map((id) => this.delete(id)));
+    await Promise.allSettled([...this.#pipelines.values()].map((record) => this.#release(record)));
   }
 
   #require(id: string): ManagedPipeline {
     requireValidId(id);
     const record = this.#pipelines.get(id);
+    const unbuildable = this.#unbuildable.get(id);
+    if (unbuildable) {
+      throw new ServerError(
+        "STATE_CHANGE_FAILED",
+        `Pipeline '${id}' could not be rebuilt from its stored definition: ` +
+          `${unbuildable.error.message}; delete it, or restore what it needs and restart the server`,
+        { id, error: unbuildable.error },
+      );
+    }
     if (!record) {
       throw new ServerError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
     }
@@ -708,8 +895,73 @@ export class PipelineManager {
       kind: record.kind,
       description: record.description,
       state: record.state,
+      desiredState: record.desiredState,
+      restart: record.restart,
+      restarts: record.restarts,
       createdAt: record.createdAt.toISOString(),
       lastError: record.lastError,
     };
+  }
+
+  #unbuildableInfo(id: string): PipelineInfo | undefined {
+    const entry = this.#unbuildable.get(id);
+    if (!entry) return undefined;
+    const { stored, error } = entry;
+    return {
+      id,
+      kind: "pipeline",
+      description: String(stored.definition.description ?? ""),
+      state: "NULL",
+      desiredState: stored.desiredState,
+      restart: (stored.definition.restart as RestartPolicy | undefined) ?? "never",
+      restarts: 0,
+      createdAt: stored.createdAt,
+      lastError: error,
+    };
+  }
+
+  /**
+   * Brings back every stored pipeline and starts those that were playing. One that no
+   * longer builds is kept in the list with the reason as its lastError.
+   */
+  restore(parse: (definition: unknown) => Omit<PipelineSpec, "id">): {
+    restored: number;
+    unbuildable: number;
+    starting: Promise<unknown>;
+  } {
+    const store = this.#options.store;
+    const starts: Promise<unknown>[] = [];
+    let restored = 0;
+    for (const stored of store?.all() ?? []) {
+      try {
+        this.create({ ...parse(stored.definition), id: stored.id }, { restoring: stored });
+        restored++;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        const details = error instanceof ServerError ? error.details : undefined;
+        const entry = {
+          stored,
+          error: {
+            element: String(details?.element ?? details?.type ?? ""),
+            message: `Could not rebuild the stored pipeline: ${message}`,
+            debug: null,
+            time: new Date().toISOString(),
+          },
+        };
+        this.#unbuildable.set(stored.id, entry);
+        console.error(`Pipeline '${stored.id}' could not be restored: ${message}`);
+        continue;
+      }
+      if (stored.desiredState === "playing") {
+        const record = this.#pipelines.get(stored.id)!;
+        record.desiredState = "playing";
+        starts.push(
+          this.#attemptStart(record).catch((error) =>
+            console.error(`Restored pipeline '${stored.id}' did not start: ${error.message}`)
+          ),
+        );
+      }
+    }
+    return { restored, unbuildable: this.#unbuildable.size, starting: Promise.all(starts) };
   }
 }

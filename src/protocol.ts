@@ -48,6 +48,9 @@ export const requestSchemas = {
         1000,
       ),
     }),
+    restart: z.enum(["never", "on-failure", "always"], {
+      error: "Expected one of: never, on-failure, always",
+    }).optional(),
   }),
   startPipeline: z.object({ id: idSchema }),
   stopPipeline: z.object({ id: idSchema }),
@@ -129,26 +132,40 @@ export function errorReply(
   };
 }
 
-/** Answers one text frame with exactly one reply. */
-export async function handleMessage(text: string, handlers: Handlers): Promise<Reply> {
+/** The parsed message with what a reply echoes (request type and id), as far as they can be read. */
+export function readEnvelope(
+  text: string,
+): { json: unknown; request: string | null; requestId: RequestId; parseError?: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return {
+      json: undefined,
+      request: null,
+      requestId: null,
+      parseError: (error as Error).message,
+    };
+  }
   let request: string | null = null;
   let requestId: RequestId = null;
+  if (typeof json === "object" && json !== null && !Array.isArray(json)) {
+    const record = json as Record<string, unknown>;
+    if (typeof record.type === "string") request = record.type;
+    const id = requestIdSchema.safeParse(record.requestId);
+    if (id.success) requestId = id.data;
+  }
+  return { json, request, requestId };
+}
+
+/** Answers one text frame with exactly one reply. */
+export async function handleMessage(text: string, handlers: Handlers): Promise<Reply> {
+  const { json, request, requestId, parseError } = readEnvelope(text);
   try {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new ServerError(
-        "INVALID_REQUEST",
-        `Message is not valid JSON: ${(error as Error).message}`,
-        { path: null },
-      );
-    }
-    if (typeof json === "object" && json !== null && !Array.isArray(json)) {
-      const record = json as Record<string, unknown>;
-      if (typeof record.type === "string") request = record.type;
-      const id = requestIdSchema.safeParse(record.requestId);
-      if (id.success) requestId = id.data;
+    if (parseError !== undefined) {
+      throw new ServerError("INVALID_REQUEST", `Message is not valid JSON: ${parseError}`, {
+        path: null,
+      });
     }
     const envelope = envelopeSchema.safeParse(json);
     if (!envelope.success) throw invalidRequest(envelope.error, []);

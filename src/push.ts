@@ -92,7 +92,9 @@ function pushElements(name: string, format: PushFormat, framerate: string | null
   ];
 }
 
-export function pushRoute(manager: PipelineManager): HttpRoute {
+/** `maxPushes`: how many pushes may run at once (GSTREAMER_MAX_PUSHES). */
+export function pushRoute(manager: PipelineManager, maxPushes = Infinity): HttpRoute {
+  let active = 0;
   return async (request, response, url) => {
     const match = url.pathname.match(/^\/push(?:\/([^/]*))?\/?$/);
     if (!match) return false;
@@ -149,9 +151,25 @@ export function pushRoute(manager: PipelineManager): HttpRoute {
       });
       return true;
     }
-    // Taken from the stream at once: see BodyReader for why.
-    const body = new BodyReader(request, MAX_QUEUED_BYTES);
-    await receive(manager, body, request, response, name, format, framerate);
+    if (active >= maxPushes) {
+      response.once("finish", () => request.destroy());
+      httpError(
+        response,
+        503,
+        "LIMIT_REACHED",
+        `${active} pushes are running, the server's limit (GSTREAMER_MAX_PUSHES); try again later`,
+        { limit: maxPushes, setting: "GSTREAMER_MAX_PUSHES" },
+      );
+      return true;
+    }
+    active++;
+    try {
+      // Taken from the stream at once: see BodyReader for why.
+      const body = new BodyReader(request, MAX_QUEUED_BYTES);
+      await receive(manager, body, request, response, name, format, framerate);
+    } finally {
+      active--;
+    }
     return true;
   };
 }

@@ -4,12 +4,20 @@
  * client half-closes (DESIGN.md), which the push endpoint cannot afford, and
  * one server serves every route.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
 import { ServerError } from "./errors.ts";
-import { errorReply, handleMessage, type Handlers, MAX_MESSAGE_BYTES } from "./protocol.ts";
+import {
+  errorReply,
+  handleMessage,
+  type Handlers,
+  MAX_MESSAGE_BYTES,
+  readEnvelope,
+} from "./protocol.ts";
 
 /** Frames above this are refused by closing (1009); up to it they get a MESSAGE_TOO_LARGE reply. */
 const HARD_FRAME_LIMIT = 16 * MAX_MESSAGE_BYTES;
@@ -29,6 +37,79 @@ export interface TransportOptions {
   handlers: Handlers;
   /** Tried in order for plain HTTP requests; a route returns true when it answered. */
   routes: HttpRoute[];
+  /** When set, WebSocket connections and every HTTP path but `openPaths` must present it. */
+  authToken?: string;
+  /** HTTP paths anyone may reach (health checks). */
+  openPaths?: string[];
+  /** Browser origins allowed to open a WebSocket; empty allows any. */
+  allowedOrigins?: string[];
+  maxClients?: number;
+  /** Per WebSocket client; 0 or absent means no limit. */
+  maxRequestsPerSecond?: number;
+}
+
+/** Compares in constant time whatever the lengths (both sides are hashed first). */
+export function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The token a request presents: Authorization Bearer, the `token` query parameter, or a WebSocket subprotocol. */
+function presentsToken(request: http.IncomingMessage, url: URL, token: string): boolean {
+  const candidates: string[] = [];
+  const authorization = request.headers.authorization;
+  const bearer = authorization?.match(/^Bearer\s+(.+)$/i);
+  if (bearer) candidates.push(bearer[1].trim());
+  const query = url.searchParams.get("token");
+  if (query !== null) candidates.push(query);
+  const protocols = request.headers["sec-websocket-protocol"];
+  if (protocols) candidates.push(...protocols.split(",").map((p) => p.trim()));
+  // Every candidate is compared, so the time taken does not tell which one was close.
+  return candidates.map((candidate) => sameSecret(candidate, token)).includes(true);
+}
+
+const unauthorizedBody = {
+  error: {
+    code: "UNAUTHORIZED",
+    message: "This server needs its token: send 'Authorization: Bearer <token>', " +
+      "or a 'token' query parameter, or (WebSocket) the token as a subprotocol",
+  },
+};
+
+/** Answers an upgrade request that is refused, with a JSON body like every other HTTP error. */
+function refuseUpgrade(
+  socket: Duplex,
+  status: number,
+  reason: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  const lines = [
+    `HTTP/1.1 ${status} ${reason}`,
+    "Content-Type: application/json",
+    `Content-Length: ${Buffer.byteLength(text)}`,
+    "Connection: close",
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.end(`${lines.join("\r\n")}\r\n\r\n${text}`);
+}
+
+/** A token bucket: `rate` requests a second, bursts up to `rate`. */
+class RequestBudget {
+  #tokens: number;
+  #at = performance.now();
+  constructor(readonly rate: number) {
+    this.#tokens = rate;
+  }
+  take(): boolean {
+    const now = performance.now();
+    this.#tokens = Math.min(this.rate, this.#tokens + ((now - this.#at) * this.rate) / 1000);
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
 }
 
 export interface Transport {
@@ -55,11 +136,32 @@ export function formatUrl(scheme: string, host: string, port: number, path = "")
 
 export async function startTransport(options: TransportOptions): Promise<Transport> {
   const clients = new Set<WebSocket>();
-  const wss = new WebSocketServer({ noServer: true, maxPayload: HARD_FRAME_LIMIT });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: HARD_FRAME_LIMIT,
+    // A browser that offered subprotocols (perhaps ["bearer", token]) needs one chosen; never echo the token.
+    handleProtocols: (protocols) => {
+      const offered = [...protocols];
+      return offered.find((p) => token === undefined || !sameSecret(p, token)) ?? offered[0] ??
+        false;
+    },
+  });
 
+  const token = options.authToken;
+  const openPaths = new Set(options.openPaths ?? []);
+  const allowedOrigins = new Set(options.allowedOrigins ?? []);
   const server = http.createServer(async (request, response) => {
     try {
       const url = new URL(request.url ?? "/", "http://localhost");
+      if (
+        token !== undefined && !openPaths.has(url.pathname) && !presentsToken(request, url, token)
+      ) {
+        response.setHeader("www-authenticate", 'Bearer realm="gstreamer"');
+        // The request body is not read: the connection closes after the reply.
+        response.once("finish", () => request.destroy());
+        sendJson(response, 401, unauthorizedBody);
+        return;
+      }
       for (const route of options.routes) {
         if (await route(request, response, url)) return;
       }
@@ -91,11 +193,41 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
     }
+    if (token !== undefined && !presentsToken(request, url, token)) {
+      refuseUpgrade(socket, 401, "Unauthorized", unauthorizedBody, {
+        "WWW-Authenticate": 'Bearer realm="gstreamer"',
+      });
+      return;
+    }
+    const origin = request.headers.origin;
+    if (origin !== undefined && allowedOrigins.size > 0 && !allowedOrigins.has(origin)) {
+      refuseUpgrade(socket, 403, "Forbidden", {
+        error: {
+          code: "ORIGIN_NOT_ALLOWED",
+          message:
+            `Origin '${origin}' may not connect; GSTREAMER_ALLOWED_ORIGINS lists the ones that may`,
+        },
+      });
+      return;
+    }
+    if (options.maxClients !== undefined && clients.size >= options.maxClients) {
+      refuseUpgrade(socket, 503, "Service Unavailable", {
+        error: {
+          code: "LIMIT_REACHED",
+          message: `${clients.size} clients are connected, the server's limit ` +
+            "(GSTREAMER_MAX_CLIENTS); try again later",
+          details: { limit: options.maxClients, setting: "GSTREAMER_MAX_CLIENTS" },
+        },
+      });
+      return;
+    }
     wss.handleUpgrade(request, socket, head, (ws) => accept(ws));
   });
 
   function accept(ws: WebSocket): void {
     clients.add(ws);
+    const rate = options.maxRequestsPerSecond;
+    const budget = rate ? new RequestBudget(rate) : null;
     ws.on("close", () => clients.delete(ws));
     ws.on("error", (error) => console.warn("WebSocket client error:", error.message));
     ws.on("message", async (data, isBinary) => {
@@ -119,6 +251,18 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           ),
           null,
           null,
+        );
+      } else if (budget && !budget.take()) {
+        const { request, requestId } = readEnvelope(bytes.toString("utf8"));
+        reply = errorReply(
+          new ServerError(
+            "RATE_LIMITED",
+            `More than ${budget.rate} requests a second from this client ` +
+              "(GSTREAMER_MAX_REQUESTS_PER_SECOND); this one was not run, send it again later",
+            { limit: budget.rate, setting: "GSTREAMER_MAX_REQUESTS_PER_SECOND" },
+          ),
+          request,
+          requestId,
         );
       } else {
         reply = await handleMessage(bytes.toString("utf8"), options.handlers);

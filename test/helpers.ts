@@ -20,21 +20,28 @@ export interface ServerProcess {
   stop(): Promise<number>;
 }
 
+/** The server run directly; pass another (such as start_server.sh) to startServer to test it. */
+const directLaunch = {
+  command: Deno.execPath(),
+  args: [
+    "run",
+    "--allow-ffi",
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-sys",
+    "src/main.ts",
+  ],
+};
+
 export async function startServer(
   env: Record<string, string> = {},
   startTimeoutMs = 20000,
+  launch: { command: string; args: string[] } = directLaunch,
 ): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-env",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-sys",
-      "src/main.ts",
-    ],
+  const child = new Deno.Command(launch.command, {
+    args: launch.args,
     cwd: root,
     env: {
       GSTREAMER_WS_HOST: "127.0.0.1",
@@ -285,4 +292,48 @@ export async function run(
     stdout: new TextDecoder().decode(output.stdout),
     stderr: new TextDecoder().decode(output.stderr),
   };
+}
+
+/** What a process holds: open file descriptors and threads, read from /proc (Linux). */
+export interface ResourceCounts {
+  fds: number;
+  threads: number;
+}
+
+/** The open file descriptors (entries of /proc/PID/fd) and threads (`Threads:` of /proc/PID/status) of a process. */
+export async function resourceCounts(pid: number): Promise<ResourceCounts> {
+  let fds = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) fds++;
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const threads = Number(status.match(/^Threads:\s+(\d+)/m)?.[1]);
+  if (!Number.isInteger(threads)) throw new Error(`No Threads: line in /proc/${pid}/status`);
+  return { fds, threads };
+}
+
+/**
+ * Polls `condition` every 150 ms until it returns true (or a truthy value, which is returned), and
+ * fails after `timeoutMs` naming `what`. A condition that throws counts as not yet met; its last
+ * error is in the failure. For waiting on observable state, never for passing time.
+ */
+export async function waitUntil<T>(
+  condition: () => T | Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown = undefined;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value as NonNullable<T>;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (performance.now() >= deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
 }

@@ -141,7 +141,7 @@ Deno.test("a filesrc of a missing file fails with STATE_CHANGE_FAILED and a pipe
       id,
       pipeline: {
         elements: [
-          { type: "filesrc", properties: { location: "/nonexistent/clip.h264" } },
+          { type: "filesrc", properties: { location: "missing/clip.h264" } },
           { type: "fakesink" },
         ],
       },

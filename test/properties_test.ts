@@ -52,8 +52,8 @@ async function expectInvalid(type: string, property: string, given: unknown, pat
 }
 
 Deno.test("string properties", async () => {
-  await expectValue("filesrc", "location", "/tmp/some file.h264", "/tmp/some file.h264");
-  await expectInvalid("filesrc", "location", 5, /string/);
+  await expectValue("rtspsrc", "user-agent", "some agent, é", "some agent, é");
+  await expectInvalid("rtspsrc", "user-agent", 5, /string/);
 });
 
 Deno.test("int properties are range checked", async () => {

@@ -10,6 +10,17 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     rtspPort: 8554,
     path: "/gstreamer",
     statsIntervalMs: 1000,
+    dataDir: "./data",
+    mediaDir: "./media",
+    authToken: undefined,
+    rtspCredentials: undefined,
+    allowedOrigins: [],
+    elementsAllow: [],
+    elementsDeny: [],
+    maxPipelines: 256,
+    maxClients: 256,
+    maxPushes: 16,
+    maxRequestsPerSecond: 100,
   });
 });
 
@@ -20,6 +31,13 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     [{ GSTREAMER_WS_PORT: "-1" }, /GSTREAMER_WS_PORT/],
     [{ GSTREAMER_WS_PATH: "no-slash" }, /GSTREAMER_WS_PATH.*starts with '\/'/],
     [{ GSTREAMER_WS_HOST: " " }, /GSTREAMER_WS_HOST/],
+    [{ GSTREAMER_AUTH_TOKEN: "short" }, /GSTREAMER_AUTH_TOKEN.*at least 8/],
+    [{ GSTREAMER_RTSP_USER: "viewer" }, /GSTREAMER_RTSP_PASSWORD.*go together/],
+    [{ GSTREAMER_MAX_PIPELINES: "0" }, /GSTREAMER_MAX_PIPELINES.*from 1/],
+    [
+      { GSTREAMER_MAX_REQUESTS_PER_SECOND: "many" },
+      /GSTREAMER_MAX_REQUESTS_PER_SECOND.*0: no limit/,
+    ],
     [{ GSTREAMER_STATS_INTERVAL_MS: "5" }, /GSTREAMER_STATS_INTERVAL_MS.*100 to 60000/],
   ];
   for (const [env, pattern] of cases) {
@@ -30,14 +48,14 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
 Deno.test("an invalid setting stops start-up with a message naming it", async () => {
   await assert.rejects(
     startServer({ GSTREAMER_WS_PORT: "eighty" }),
-    /exited with 1[\s\S]*GSTREAMER_WS_PORT="eighty"[\s\S]*0 to 65535/,
+    /exited with 78[\s\S]*GSTREAMER_WS_PORT="eighty"[\s\S]*0 to 65535/,
   );
 });
 
 Deno.test("missing GStreamer libraries are named with how to install them", async () => {
   await assert.rejects(
     startServer({ GSTREAMER_LIB_DIR: "/nonexistent/lib" }),
-    /exited with 1[\s\S]*Could not open the glib-2.0 library[\s\S]*\/nonexistent\/lib\/libglib-2.0.so.0[\s\S]*apt-get install/,
+    /exited with 78[\s\S]*Could not open the glib-2.0 library[\s\S]*\/nonexistent\/lib\/libglib-2.0.so.0[\s\S]*apt-get install/,
   );
 });
 

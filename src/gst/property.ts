@@ -18,9 +18,22 @@ import {
 } from "./gvalue.ts";
 import { cstr, lib, type Pointer, readCString } from "./native.ts";
 
-const PARAM_READABLE = 1;
-const PARAM_WRITABLE = 2;
-const PARAM_CONSTRUCT_ONLY = 8;
+/** GParamFlags (gparam.h) and GStreamer's user flags (gstparamspecs.h, G_PARAM_USER_SHIFT = 8). */
+export const ParamFlag = {
+  READABLE: 1 << 0,
+  WRITABLE: 1 << 1,
+  CONSTRUCT: 1 << 2,
+  CONSTRUCT_ONLY: 1 << 3,
+  LAX_VALIDATION: 1 << 4,
+  EXPLICIT_NOTIFY: 1 << 30,
+  DEPRECATED: 2 ** 31,
+  GST_CONTROLLABLE: 1 << 9,
+  GST_MUTABLE_READY: 1 << 10,
+  GST_MUTABLE_PAUSED: 1 << 11,
+  GST_MUTABLE_PLAYING: 1 << 12,
+  GST_DOC_SHOW_DEFAULT: 1 << 13,
+  GST_CONDITIONALLY_AVAILABLE: 1 << 14,
+} as const;
 
 export interface ParamSpec {
   pointer: Pointer;
@@ -50,19 +63,24 @@ export function findProperty(object: Pointer, name: string): ParamSpec | null {
 }
 
 export function listProperties(object: Pointer): ParamSpec[] {
+  return listClassProperties(classOf(object));
+}
+
+/**
+ * Every property of a GObjectClass. Overrides (GParamSpecOverride, from
+ * g_object_class_override_property) are followed to the spec they redirect
+ * to, as g_object_class_find_property does, so the typed fields are real.
+ */
+export function listClassProperties(klass: Pointer): ParamSpec[] {
   const g = lib();
   const count = new Uint32Array(1);
-  const array = g.gobject.g_object_class_list_properties(
-    classOf(object),
-    count,
-  );
+  const array = g.gobject.g_object_class_list_properties(klass, count);
   if (array === null) return [];
   const view = new Deno.UnsafePointerView(array);
   const specs: ParamSpec[] = [];
   for (let i = 0; i < count[0]; i++) {
-    specs.push(
-      readParamSpec(Deno.UnsafePointer.create(view.getBigUint64(i * 8))!),
-    );
+    const pointer = Deno.UnsafePointer.create(view.getBigUint64(i * 8))!;
+    specs.push(readParamSpec(g.gobject.g_param_spec_get_redirect_target(pointer) ?? pointer));
   }
   g.glib.g_free(array);
   return specs;
@@ -189,10 +207,10 @@ export function setProperty(
       { element: target.label, property: name, value, ...expected },
     );
   };
-  if ((spec.flags & PARAM_WRITABLE) === 0) {
+  if ((spec.flags & ParamFlag.WRITABLE) === 0) {
     throw invalid("the property is read-only");
   }
-  if ((spec.flags & PARAM_CONSTRUCT_ONLY) !== 0) {
+  if ((spec.flags & ParamFlag.CONSTRUCT_ONLY) !== 0) {
     throw invalid("the property can only be set when the element is made");
   }
   const g = lib();
@@ -269,7 +287,7 @@ function jsonKind(value: JsonValue): string {
 /** Reads a property as JSON. */
 export function getProperty(target: PropertyTarget, name: string): JsonValue {
   const spec = requireProperty(target, name);
-  if ((spec.flags & PARAM_READABLE) === 0) {
+  if ((spec.flags & ParamFlag.READABLE) === 0) {
     throw new ServerError(
       "INVALID_PROPERTY_VALUE",
       `Property '${name}' of element '${target.label}' is write-only`,

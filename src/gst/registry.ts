@@ -1,6 +1,6 @@
 /** The element factories GStreamer knows, and the ones we keep out of reach. */
 import { closest, distance } from "fastest-levenshtein";
-import { cstr, lib, readCString, takeCString } from "./native.ts";
+import { cstr, lib, type Pointer, readCString, takeCString } from "./native.ts";
 
 export interface FactoryInfo {
   name: string;
@@ -24,21 +24,29 @@ export function elementFactories(): Map<string, FactoryInfo> {
   );
   for (let node = list; node !== null;) {
     const nodeView = new Deno.UnsafePointerView(node);
-    const factory = Deno.UnsafePointer.create(nodeView.getBigUint64(0))!;
-    const name = takeCString(gst.gst_object_get_name(factory)) ?? "";
-    const metadata = (key: string) =>
-      readCString(gst.gst_element_factory_get_metadata(factory, cstr(key))) ?? "";
-    factories.set(name, {
-      name,
-      longName: metadata("long-name"),
-      klass: metadata("klass"),
-      rank: gst.gst_plugin_feature_get_rank(factory),
-      plugin: readCString(gst.gst_plugin_feature_get_plugin_name(factory)) ?? "",
-    });
+    const info = factoryInfo(Deno.UnsafePointer.create(nodeView.getBigUint64(0))!);
+    factories.set(info.name, info);
     node = Deno.UnsafePointer.create(nodeView.getBigUint64(8));
   }
   gst.gst_plugin_feature_list_free(list);
   return factories;
+}
+
+/** One metadata entry of a factory ("long-name", "klass", "description", "author", ...), "" when unset. */
+export function factoryMetadata(factory: Pointer, key: string): string {
+  return readCString(lib().gst.gst_element_factory_get_metadata(factory, cstr(key))) ?? "";
+}
+
+/** What the registry says about one GstElementFactory (borrowed, not unreffed here). */
+export function factoryInfo(factory: Pointer): FactoryInfo {
+  const { gst } = lib();
+  return {
+    name: takeCString(gst.gst_object_get_name(factory)) ?? "",
+    longName: factoryMetadata(factory, "long-name"),
+    klass: factoryMetadata(factory, "klass"),
+    rank: gst.gst_plugin_feature_get_rank(factory),
+    plugin: readCString(gst.gst_plugin_feature_get_plugin_name(factory)) ?? "",
+  };
 }
 
 /** Up to `count` factory names closest to a misspelt one. */

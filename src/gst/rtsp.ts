@@ -12,6 +12,50 @@ import { cstr, gtype, lib, type Pointer } from "./native.ts";
 /** Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ...), or null to refuse. */
 export type MediaBuilder = () => Pointer | null;
 
+/** The media factory role of every authenticated RTSP user (they all may do the same). */
+const AUTH_ROLE = "user";
+
+/** GstRTSPAuth: the GObject (24 bytes), then its GstRTSPAuthPrivate pointer. */
+const AUTH_PRIV_OFFSET = 24;
+/**
+ * GstRTSPAuthPrivate (1.22 here, unchanged in GStreamer main): GstRTSPMethod methods at 72,
+ * GstRTSPAuthMethod auth_methods at 76. `methods` are the requests that need credentials whatever
+ * they ask for; GstRTSPAuth starts it at 0 and has no setter, so by default only requests for a
+ * mounted media (DESCRIBE, SETUP) need them: OPTIONS gets 200 and an unknown path 404.
+ */
+const AUTH_METHODS_OFFSET = 72;
+/** GST_RTSP_DESCRIBE (1 << 0) to GST_RTSP_POST (1 << 12). */
+const ALL_RTSP_METHODS = 0x1fff;
+const GST_RTSP_AUTH_BASIC = 1;
+const GST_RTSP_AUTH_DIGEST = 2;
+
+/**
+ * Makes `auth` ask for credentials on every request (OPTIONS, GET_PARAMETER, any path), not only
+ * on those for a mounted media. The private field is written only once the public setter of the
+ * field beside it has proved the layout; false (nothing written) when it does not match.
+ */
+function authenticateEveryRequest(auth: Pointer): boolean {
+  const { rtsp } = lib();
+  const priv = Deno.UnsafePointer.create(
+    new Deno.UnsafePointerView(auth).getBigUint64(AUTH_PRIV_OFFSET),
+  );
+  if (priv === null) return false;
+  const fields = new Uint32Array(
+    Deno.UnsafePointerView.getArrayBuffer(priv, 8, AUTH_METHODS_OFFSET),
+  );
+  const setterWrites = (value: number) => {
+    rtsp.gst_rtsp_auth_set_supported_methods(auth, value);
+    return fields[1] === value;
+  };
+  const layoutMatches = fields[0] === 0 &&
+    setterWrites(GST_RTSP_AUTH_BASIC | GST_RTSP_AUTH_DIGEST) &&
+    setterWrites(GST_RTSP_AUTH_BASIC);
+  rtsp.gst_rtsp_auth_set_supported_methods(auth, GST_RTSP_AUTH_BASIC);
+  if (!layoutMatches) return false;
+  fields[0] = ALL_RTSP_METHODS;
+  return true;
+}
+
 /** Threads that RTSP clients are spread over. */
 const CLIENT_THREADS = 16;
 
@@ -73,8 +117,11 @@ export class RtspServer {
   readonly #sessions: Pointer;
   readonly #loop: Pointer;
   readonly #loopDone: Promise<void>;
+  #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
   readonly #factories = new Map<string, bigint>();
+  /** Given to every factory mounted once basic auth is required; kept as long as #server. */
+  #permissions: Pointer | null = null;
   readonly port: number;
 
   /** Listens on host:port (0 picks a free port) and runs the GLib main loop on its own thread. */
@@ -98,11 +145,69 @@ export class RtspServer {
     }
     this.port = rtsp.gst_rtsp_server_get_bound_port(this.#server);
     this.#loop = glib.g_main_loop_new(null, 0)!;
-    this.#loopDone = glib.g_main_loop_run(this.#loop);
+    // Connections wait in the listen backlog until the loop runs. It starts after the code that
+    // made the server has run to its end, so requireBasicAuth called right after construction is
+    // in place before any client is accepted (each client keeps the auth it was accepted with).
+    this.#loopDone = Promise.resolve().then(() => {
+      this.#loopStarted = true;
+      return glib.g_main_loop_run(this.#loop);
+    });
     // Sessions of clients that vanished without TEARDOWN expire; the pool only drops them when asked.
     this.#cleanupTimer = setInterval(() => {
       void rtsp.gst_rtsp_session_pool_cleanup_async(this.#sessions);
     }, 5000);
+  }
+
+  /**
+   * Requires HTTP basic auth from RTSP clients: only these user/password pairs are accepted, and
+   * every request (any method, any path) is answered 401 with a `WWW-Authenticate: Basic`
+   * challenge to anyone else. Call it once, right after construction, in the same synchronous run
+   * (before any await), so that no client is accepted without it.
+   */
+  requireBasicAuth(credentials: { user: string; password: string }[]): void {
+    if (this.#permissions !== null) throw new Error("RTSP basic auth is already required");
+    if (this.#loopStarted || this.#factories.size > 0) {
+      throw new Error(
+        "RTSP basic auth must be required right after the server is made, before clients or paths",
+      );
+    }
+    if (credentials.length === 0) throw new Error("RTSP basic auth needs at least one user");
+    for (const { user } of credentials) {
+      // RFC 7617: the user-id cannot contain a colon; "a:b" + "c" would also match "a" + "b:c".
+      if (user === "" || user.includes(":")) {
+        throw new Error(`RTSP user name ${JSON.stringify(user)} must be non-empty, without ':'`);
+      }
+    }
+    const { rtsp, gobject, glib } = lib();
+    const permissions = rtsp.gst_rtsp_permissions_new()!;
+    rtsp.gst_rtsp_permissions_add_role_empty(permissions, cstr(AUTH_ROLE));
+    for (const permission of ["media.factory.access", "media.factory.construct"]) {
+      rtsp.gst_rtsp_permissions_add_permission_for_role(
+        permissions,
+        cstr(AUTH_ROLE),
+        cstr(permission),
+        1,
+      );
+    }
+    const token = rtsp.gst_rtsp_token_new_empty()!;
+    rtsp.gst_rtsp_token_set_string(token, cstr("media.factory.role"), cstr(AUTH_ROLE));
+    const auth = rtsp.gst_rtsp_auth_new()!;
+    for (const { user, password } of credentials) {
+      const basic = rtsp.gst_rtsp_auth_make_basic(cstr(user), cstr(password));
+      rtsp.gst_rtsp_auth_add_basic(auth, basic, token);
+      glib.g_free(basic);
+    }
+    rtsp.gst_mini_object_unref(token);
+    if (!authenticateEveryRequest(auth)) {
+      console.warn(
+        "This GStreamer's GstRTSPAuth is laid out differently than expected: RTSP media need " +
+          "basic auth, but OPTIONS and requests for unknown paths are answered without it",
+      );
+    }
+    // Clients accepted from here on (all of them: the loop has not run yet) check every request.
+    rtsp.gst_rtsp_server_set_auth(this.#server, auth);
+    gobject.g_object_unref(auth);
+    this.#permissions = permissions;
   }
 
   /** Open RTSP sessions per mounted path. */
@@ -137,6 +242,10 @@ export class RtspServer {
     if (this.#factories.has(path)) throw new Error(`RTSP path '${path}' is already mounted`);
     const factory = gobject.g_object_new_with_properties(mediaFactoryType(), 0, null, null)!;
     rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
+    // Without permissions for the token's role, GstRTSPAuth refuses the factory to everyone.
+    if (this.#permissions !== null) {
+      rtsp.gst_rtsp_media_factory_set_permissions(factory, this.#permissions);
+    }
     const key = BigInt(Deno.UnsafePointer.value(factory));
     builders.set(key, build);
     this.#factories.set(path, key);

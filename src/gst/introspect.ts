@@ -1,0 +1,228 @@
+/**
+ * What `gst-inspect-1.0` tells a person, as JSON: the element factories in the
+ * registry, and for one of them its metadata, properties (with type, flags,
+ * default and range or values) and pad templates. Read-only, on the main
+ * thread: no element is made, the element class is enough.
+ */
+import { ServerError } from "../errors.ts";
+import {
+  type EnumValue,
+  enumValues,
+  Fundamental,
+  fundamentalOf,
+  GValue,
+  type JsonValue,
+  readGValue,
+} from "./gvalue.ts";
+import { cstr, gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
+import { describeExpected, listClassProperties, ParamFlag, type ParamSpec } from "./property.ts";
+import {
+  closestFactoryNames,
+  elementFactories,
+  type FactoryInfo,
+  factoryInfo,
+  factoryMetadata,
+} from "./registry.ts";
+
+/** One element factory in a listing. */
+export type ElementSummary = FactoryInfo;
+
+export interface PropertyInfo {
+  name: string;
+  nick: string;
+  blurb: string;
+  /** The GType name of the value ("gint", "GstVideoTestSrcPattern", "GstCaps", ...). */
+  type: string;
+  flags: string[];
+  /** The default as JSON: enums by nick, flags as "a+b", 64-bit integers beyond 2^53 as strings. */
+  default: JsonValue;
+  /** For numeric types; 64-bit bounds beyond 2^53 as decimal strings. */
+  minimum?: number | string;
+  maximum?: number | string;
+  /** For enum and flags types: every value the type defines. */
+  values?: EnumValue[];
+}
+
+export interface PadTemplateInfo {
+  name: string;
+  direction: "src" | "sink" | "unknown";
+  presence: "always" | "sometimes" | "request";
+  /** The template caps as gst_caps_to_string writes them ("ANY" for any). */
+  caps: string;
+}
+
+export interface ElementDetails extends FactoryInfo {
+  description: string;
+  author: string;
+  /** Sorted by name, as gst-inspect-1.0 lists them. */
+  properties: PropertyInfo[];
+  /** Sorted by name, as gst-inspect-1.0 lists them. */
+  padTemplates: PadTemplateInfo[];
+}
+
+/**
+ * Every element factory, sorted by name; `filter` keeps those whose name,
+ * long name or klass contains it, ignoring case ("Sink/Video"), and ignoring
+ * a "." or "-" inside a word, so "h264" finds "x264 H.264 Encoder" and
+ * "mpeg-4" finds mpeg4videoparse.
+ */
+export function listElements(filter?: string): ElementSummary[] {
+  const needle = filter?.trim().toLowerCase() ?? "";
+  const compactNeedle = compact(needle);
+  const matches = (info: FactoryInfo) =>
+    needle === "" ||
+    [info.name, info.longName, info.klass].some((field) => {
+      const text = field.toLowerCase();
+      return text.includes(needle) || compact(text).includes(compactNeedle);
+    });
+  return [...elementFactories().values()]
+    .filter(matches)
+    .map((info) => ({ ...info }))
+    .sort(byName);
+}
+
+/** Code-point order, the same on every machine. */
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** Drops a "." or "-" between two letters or digits: "h.264" becomes "h264", "ac-3" "ac3". */
+function compact(text: string): string {
+  return text.replace(/(?<=[\p{L}\p{N}])[.-](?=[\p{L}\p{N}])/gu, "");
+}
+
+/** Everything about one element type, or UNKNOWN_ELEMENT with the closest names. */
+export function inspectElement(type: string): ElementDetails {
+  const { gst, gobject } = lib();
+  const found = gst.gst_element_factory_find(cstr(type));
+  if (found === null) {
+    const suggestions = closestFactoryNames(type);
+    throw new ServerError(
+      "UNKNOWN_ELEMENT",
+      `Unknown element type '${type}'; closest: ${suggestions.join(", ")}`,
+      { type, suggestions },
+    );
+  }
+  let factory: Pointer | null = null;
+  try {
+    // The registry's factory knows no GType until its plugin is loaded; loading returns a new reference.
+    factory = gst.gst_plugin_feature_load(found);
+    const elementType = factory === null
+      ? 0n
+      : gtype(gst.gst_element_factory_get_element_type(factory));
+    if (factory === null || elementType === 0n) {
+      throw new ServerError(
+        "UNKNOWN_ELEMENT",
+        `Element '${type}' could not be inspected (its plugin failed to load)`,
+        { type },
+      );
+    }
+    const klass = gobject.g_type_class_ref(elementType);
+    if (klass === null) {
+      throw new Error(`g_type_class_ref returned NULL for element '${type}'`);
+    }
+    try {
+      return {
+        ...factoryInfo(factory),
+        description: factoryMetadata(factory, "description"),
+        author: factoryMetadata(factory, "author"),
+        properties: listClassProperties(klass)
+          .map(describeProperty)
+          .sort(byName),
+        padTemplates: padTemplates(factory),
+      };
+    } finally {
+      gobject.g_type_class_unref(klass);
+    }
+  } finally {
+    if (factory !== null) gst.gst_object_unref(factory);
+    gst.gst_object_unref(found);
+  }
+}
+
+const flagNames: [number, string][] = [
+  [ParamFlag.READABLE, "readable"],
+  [ParamFlag.WRITABLE, "writable"],
+  [ParamFlag.CONSTRUCT, "construct"],
+  [ParamFlag.CONSTRUCT_ONLY, "construct-only"],
+  [ParamFlag.LAX_VALIDATION, "lax-validation"],
+  [ParamFlag.EXPLICIT_NOTIFY, "explicit-notify"],
+  [ParamFlag.DEPRECATED, "deprecated"],
+  [ParamFlag.GST_CONTROLLABLE, "controllable"],
+  [ParamFlag.GST_MUTABLE_READY, "mutable-ready"],
+  [ParamFlag.GST_MUTABLE_PAUSED, "mutable-paused"],
+  [ParamFlag.GST_MUTABLE_PLAYING, "mutable-playing"],
+  [ParamFlag.GST_DOC_SHOW_DEFAULT, "doc-show-default"],
+  [ParamFlag.GST_CONDITIONALLY_AVAILABLE, "conditionally-available"],
+];
+
+function describeProperty(spec: ParamSpec): PropertyInfo {
+  const { gobject } = lib();
+  const expected = describeExpected(spec);
+  const info: PropertyInfo = {
+    name: spec.name,
+    nick: readCString(gobject.g_param_spec_get_nick(spec.pointer)) ?? "",
+    blurb: readCString(gobject.g_param_spec_get_blurb(spec.pointer)) ?? "",
+    type: expected.type,
+    flags: flagNames.filter(([bit]) => (spec.flags & bit) !== 0).map(([, name]) => name),
+    default: defaultValue(spec),
+  };
+  if (expected.minimum !== undefined) info.minimum = expected.minimum;
+  if (expected.maximum !== undefined) info.maximum = expected.maximum;
+  const fundamental = fundamentalOf(spec.valueType);
+  if (fundamental === Fundamental.ENUM || fundamental === Fundamental.FLAGS) {
+    info.values = enumValues(spec.valueType);
+  }
+  return info;
+}
+
+/** The spec's default (what g_param_spec_get_default_value holds), copied into our own GValue. */
+function defaultValue(spec: ParamSpec): JsonValue {
+  const value = new GValue(spec.valueType);
+  try {
+    lib().gobject.g_param_value_set_default(spec.pointer, value.buffer);
+    return readGValue(value.buffer, spec.valueType);
+  } finally {
+    value.unset();
+  }
+}
+
+const directions = ["unknown", "src", "sink"] as const;
+const presences = ["always", "sometimes", "request"] as const;
+
+/** The factory's GstStaticPadTemplates: name_template at 0, direction at 8, presence at 12, static_caps at 16. */
+function padTemplates(factory: Pointer): PadTemplateInfo[] {
+  const { gst } = lib();
+  const templates: PadTemplateInfo[] = [];
+  // The list and the templates belong to the factory.
+  let node = gst.gst_element_factory_get_static_pad_templates(factory);
+  while (node !== null) {
+    const nodeView = new Deno.UnsafePointerView(node);
+    const template = Deno.UnsafePointer.create(nodeView.getBigUint64(0))!;
+    const view = new Deno.UnsafePointerView(template);
+    templates.push({
+      name: readCString(Deno.UnsafePointer.create(view.getBigUint64(0))) ?? "",
+      direction: directions[view.getInt32(8)] ?? "unknown",
+      presence: presences[view.getInt32(12)] ?? "always",
+      caps: staticCapsString(Deno.UnsafePointer.offset(template, 16)!),
+    });
+    node = Deno.UnsafePointer.create(nodeView.getBigUint64(8));
+  }
+  return templates.sort(byName);
+}
+
+function staticCapsString(staticCaps: Pointer): string {
+  const { gst } = lib();
+  const caps = gst.gst_static_caps_get(staticCaps);
+  if (caps === null) {
+    // Unparseable template caps: give the text the plugin declared (GstStaticCaps.string at 8).
+    return readCString(
+      Deno.UnsafePointer.create(new Deno.UnsafePointerView(staticCaps).getBigUint64(8)),
+    ) ?? "";
+  }
+  try {
+    return takeCString(gst.gst_caps_to_string(caps)) ?? "";
+  } finally {
+    gst.gst_caps_unref(caps);
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Pipelines survive the server: definitions and desired states are kept in
+ * SQLite under GSTREAMER_DATA_DIR and come back on the next start, even
+ * after kill -9.
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { type Reply, type ServerProcess, startServer, TestClient } from "./helpers.ts";
+
+function expectOk(reply: Reply): Reply {
+  assert.equal(reply.ok, true, `expected ok, got ${JSON.stringify(reply.error)}`);
+  return reply;
+}
+
+const testPipeline = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  description: `kept ${id}`,
+  pipeline: {
+    elements: [
+      { type: "videotestsrc", properties: { "is-live": true, pattern: "ball" } },
+      { type: "capsfilter", properties: { caps: "video/x-raw,width=64,height=48" } },
+      { type: "fakesink", name: "out" },
+    ],
+  },
+  ...extra,
+});
+
+async function withServer<T>(
+  env: Record<string, string>,
+  body: (server: ServerProcess, client: TestClient) => Promise<T>,
+): Promise<T> {
+  const server = await startServer(env);
+  const client = await TestClient.connect(server.url);
+  try {
+    return await body(server, client);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}
+
+async function pipelinesById(client: TestClient) {
+  const reply = expectOk(await client.request("getPipelines", {}));
+  // deno-lint-ignore no-explicit-any
+  return new Map<string, any>(reply.payload.pipelines.map((p: { id: string }) => [p.id, p]));
+}
+
+Deno.test("pipelines and their desired state come back after a restart", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  const created = await withServer(env, async (_server, client) => {
+    const playing = expectOk(await client.request("createPipeline", testPipeline("playing")));
+    expectOk(await client.request("startPipeline", { id: "playing" }));
+    expectOk(
+      await client.request("createPipeline", testPipeline("stopped", { restart: "always" })),
+    );
+    expectOk(await client.request("startPipeline", { id: "stopped" }));
+    expectOk(await client.request("stopPipeline", { id: "stopped" }));
+    expectOk(await client.request("createPipeline", testPipeline("deleted")));
+    expectOk(await client.request("deletePipeline", { id: "deleted" }));
+    return playing.payload.createdAt;
+  });
+  await withServer(env, async (server, client) => {
+    assert.ok(server.logs.some((line) => line.includes("2 restored")), server.logs.join("\n"));
+    const pipelines = await pipelinesById(client);
+    assert.deepEqual([...pipelines.keys()], ["playing", "stopped"]);
+    const stopped = pipelines.get("stopped");
+    assert.equal(stopped.state, "NULL");
+    assert.equal(stopped.desiredState, "stopped");
+    assert.equal(stopped.restart, "always");
+    const playing = pipelines.get("playing");
+    assert.equal(playing.createdAt, created);
+    assert.equal(playing.description, "kept playing");
+    assert.equal(playing.desiredState, "playing");
+    const stats = await client.nextStats((p) =>
+      p.id === "playing" && p.state === "PLAYING" && p.sinks[0]?.rendered > 0
+    );
+    assert.ok(stats);
+  });
+});
+
+Deno.test("kill -9 during a burst of creates loses no acknowledged pipeline", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_kill_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  const server = await startServer(env);
+  const client = await TestClient.connect(server.url);
+  const acknowledged: string[] = [];
+  const burst = Array.from({ length: 300 }, (_, i) => `burst-${i}`);
+  let killed = false;
+  const requests = burst.map((id) =>
+    client.request("createPipeline", testPipeline(id), 8000).then((reply) => {
+      if (reply.ok) acknowledged.push(id);
+      // Killed while requests are still in flight: some are acknowledged, some not yet.
+      if (acknowledged.length === 100 && !killed) {
+        killed = true;
+        Deno.kill(server.pid, "SIGKILL");
+      }
+    }).catch(() => {})
+  );
+  await server.exited;
+  await Promise.allSettled(requests);
+  await client.close();
+  assert.ok(killed, "the server was killed during the burst");
+  assert.ok(acknowledged.length >= 100 && acknowledged.length < burst.length);
+
+  // The file is a readable database before the server touches it again.
+  const db = new DatabaseSync(`${dataDir}/pipelines.db`, { readOnly: true });
+  const integrity = db.prepare("PRAGMA integrity_check").get() as Record<string, string>;
+  assert.equal(Object.values(integrity)[0], "ok");
+  db.close();
+
+  await withServer(env, async (_server, restarted) => {
+    const pipelines = await pipelinesById(restarted);
+    const missing = acknowledged.filter((id) => !pipelines.has(id));
+    assert.deepEqual(missing, [], "every acknowledged create is back");
+    for (const id of pipelines.keys()) assert.ok(burst.includes(id), `unexpected ${id}`);
+  });
+});
+
+Deno.test("a stored pipeline that no longer builds comes back in an error state", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_broken_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  await withServer(env, async (_server, client) => {
+    expectOk(await client.request("createPipeline", testPipeline("fine")));
+    expectOk(await client.request("createPipeline", testPipeline("broken")));
+    expectOk(await client.request("startPipeline", { id: "broken" }));
+  });
+  // As if the plugin of one of its elements had been removed since.
+  const db = new DatabaseSync(`${dataDir}/pipelines.db`);
+  const row = db.prepare("SELECT definition FROM pipelines WHERE id = 'broken'").get() as {
+    definition: string;
+  };
+  const definition = JSON.parse(row.definition);
+  definition.pipeline.elements[0].type = "removedpluginsrc";
+  db.prepare("UPDATE pipelines SET definition = ? WHERE id = 'broken'").run(
+    JSON.stringify(definition),
+  );
+  db.close();
+
+  await withServer(env, async (server, client) => {
+    assert.ok(server.logs.some((line) => line.includes("1 could not be rebuilt")));
+    const pipelines = await pipelinesById(client);
+    assert.equal(pipelines.get("fine").state, "NULL");
+    const broken = pipelines.get("broken");
+    assert.equal(broken.state, "NULL");
+    assert.equal(broken.desiredState, "playing");
+    assert.match(broken.lastError.message, /removedpluginsrc/);
+    const start = await client.request("startPipeline", { id: "broken" });
+    assert.equal(start.error?.code, "STATE_CHANGE_FAILED");
+    assert.match(start.error!.message, /could not be rebuilt.*removedpluginsrc/);
+    // Still usable: a valid pipeline runs beside it, and the broken one can be deleted.
+    expectOk(await client.request("startPipeline", { id: "fine" }));
+    expectOk(await client.request("deletePipeline", { id: "broken" }));
+    assert.equal((await pipelinesById(client)).has("broken"), false);
+  });
+  await withServer(env, async (_server, client) => {
+    assert.deepEqual([...(await pipelinesById(client)).keys()], ["fine"]);
+  });
+});
+
+Deno.test("GSTREAMER_DATA_DIR=:memory: keeps nothing", async () => {
+  const cwdEntries = async () => {
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(new URL("../", import.meta.url))) names.push(entry.name);
+    return names.sort();
+  };
+  const before = await cwdEntries();
+  const env = { GSTREAMER_DATA_DIR: ":memory:" };
+  await withServer(env, async (server, client) => {
+    assert.ok(server.logs.some((line) => line.includes("Pipelines: :memory:")));
+    expectOk(await client.request("createPipeline", testPipeline("ephemeral")));
+  });
+  await withServer(env, async (_server, client) => {
+    assert.equal((await pipelinesById(client)).size, 0);
+  });
+  const after = (await cwdEntries()).filter((name) => name !== "media");
+  assert.deepEqual(after, before.filter((name) => name !== "media"));
+});
+
+Deno.test("an unwritable data directory stops start-up with a message naming it", async () => {
+  const file = await Deno.makeTempFile({ prefix: "not_a_dir_" });
+  await assert.rejects(
+    startServer({ GSTREAMER_DATA_DIR: file }),
+    new RegExp(`exited with 78[\\s\\S]*GSTREAMER_DATA_DIR=${file}`),
+  );
+});
