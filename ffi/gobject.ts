@@ -96,4 +96,10 @@ export const gobjectSymbols = {
   },
   // void g_object_force_floating (GObject *object)
   g_object_force_floating: { parameters: ["pointer"], result: "void" },
+  // gulong g_signal_connect_data (gpointer instance, const gchar *detailed_signal,
+  //   GCallback c_handler, gpointer data, GClosureNotify destroy_data, GConnectFlags connect_flags)
+  g_signal_connect_data: {
+    parameters: ["pointer", "buffer", "function", "pointer", "pointer", "i32"],
+    result: "u64",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -175,4 +175,27 @@ export const gstSymbols = {
   },
   // GstCaps *gst_static_caps_get (GstStaticCaps *static_caps): transfer full
   gst_static_caps_get: { parameters: ["pointer"], result: "pointer" },
+  // gboolean gst_element_link_pads (GstElement *src, const gchar *srcpadname,
+  //                                 GstElement *dest, const gchar *destpadname)
+  // A NULL pad name picks any compatible pad, requesting one from a request template if needed.
+  gst_element_link_pads: {
+    parameters: ["pointer", "buffer", "pointer", "buffer"],
+    result: "i32",
+  },
+  // gboolean gst_element_seek (GstElement *element, gdouble rate, GstFormat format,
+  //   GstSeekFlags flags, GstSeekType start_type, gint64 start, GstSeekType stop_type, gint64 stop)
+  // A flushing seek waits for the streaming threads: never on the main thread.
+  gst_element_seek_async: {
+    name: "gst_element_seek",
+    parameters: ["pointer", "f64", "i32", "i32", "i32", "i64", "i32", "i64"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // gchar *gst_debug_bin_to_dot_data (GstBin *bin, GstDebugGraphDetails details): transfer full
+  gst_debug_bin_to_dot_data_async: {
+    name: "gst_debug_bin_to_dot_data",
+    parameters: ["pointer", "i32"],
+    result: "pointer",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;

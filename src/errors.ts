@@ -21,6 +21,8 @@ export const errorCodes = [
   "ORIGIN_NOT_ALLOWED",
   "STORAGE_FAILED",
   "STATE_CHANGE_FAILED",
+  "INVALID_STATE",
+  "SEEK_FAILED",
   "INTERNAL",
 ] as const;
 

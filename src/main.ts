@@ -5,12 +5,13 @@ import { initGstreamer } from "./gst/init.ts";
 import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./health.ts";
 import { type ManagerEvent, PipelineManager } from "./pipelines.ts";
 import type { Handlers } from "./protocol.ts";
-import { formatUrl, sendJson, startTransport, type Transport } from "./server.ts";
+import { formatUrl, sendJson, startTransport, STATS_TICK_MS, type Transport } from "./server.ts";
 import { RtspServer } from "./gst/rtsp.ts";
 import { pushRoute } from "./push.ts";
 import { ElementPolicy } from "./policy.ts";
 import { PipelineStore } from "./store.ts";
-import { requestSchemas } from "./protocol.ts";
+import { eventTypes, requestSchemas } from "./protocol.ts";
+import { inspectElement, listElements } from "./gst/introspect.ts";
 import { mkdirSync } from "node:fs";
 
 /** How often bus messages are pulled (DESIGN.md rule 3: pulled, never pushed). */
@@ -115,12 +116,28 @@ async function main(): Promise<void> {
   const handlers: Handlers = {
     createPipeline: (p) => manager.create(p),
     startPipeline: (p) => manager.start(p.id),
+    pausePipeline: (p) => manager.pause(p.id),
     stopPipeline: (p) => manager.stop(p.id),
     deletePipeline: (p) => manager.delete(p.id),
     getPipelines: () => ({ pipelines: manager.list() }),
     getPipeline: (p) => manager.get(p.id),
     getElementProperty: (p) => manager.getElementProperty(p.id, p.element, p.property),
     setElementProperty: (p) => manager.setElementProperty(p.id, p.element, p.property, p.value),
+    sendEos: (p) => manager.sendEos(p.id),
+    seek: (p) => manager.seek(p.id, p.position, p.rate, p.flush),
+    getPipelineGraph: (p) => manager.graph(p.id),
+    listElements: (p) => ({ elements: listElements(p.filter) }),
+    inspectElement: (p) => inspectElement(p.type),
+    subscribe: (p, context) => {
+      context.subscription.events = p.events ? new Set(p.events) : undefined;
+      context.subscription.pipelines = p.pipelines ? new Set(p.pipelines) : undefined;
+      context.subscription.statsIntervalMs = p.statsIntervalMs ?? config.statsIntervalMs;
+      return {
+        events: p.events ?? [...eventTypes],
+        pipelines: p.pipelines ?? null,
+        statsIntervalMs: context.subscription.statsIntervalMs,
+      };
+    },
   };
 
   const startedAt = performance.now();
@@ -138,6 +155,7 @@ async function main(): Promise<void> {
     allowedOrigins: config.allowedOrigins,
     maxClients: config.maxClients,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
+    statsIntervalMs: config.statsIntervalMs,
     routes: [
       pushRoute(manager, config.maxPushes),
       (request, response, url) => {
@@ -165,9 +183,15 @@ async function main(): Promise<void> {
   outlet.transport = transport;
   const busTimer = setInterval(() => manager.pollBuses(), BUS_POLL_MS);
   let collecting = false;
+  let collectedAt = performance.now();
+  // Ticks often enough for the fastest client interval (100 ms); collects only when a client is
+  // due, or at the server's interval for /healthz and /metrics.
   const statsTimer = setInterval(async () => {
     if (collecting) return; // a slow round is skipped, not stacked
+    const now = performance.now();
+    if (!transport.statsDue(now) && now - collectedAt < config.statsIntervalMs - 5) return;
     collecting = true;
+    collectedAt = now;
     try {
       const pipelines = await manager.stats();
       latest = {
@@ -181,13 +205,13 @@ async function main(): Promise<void> {
           uptime: Math.round(performance.now() - startedAt) / 1000,
         },
       };
-      transport.broadcast({ type: "stats", payload: latest });
+      transport.sendStats(latest, now);
     } catch (error) {
       console.error("Collecting stats failed:", error);
     } finally {
       collecting = false;
     }
-  }, config.statsIntervalMs);
+  }, STATS_TICK_MS);
 
   console.log(`${runtime.version}, process ${Deno.pid}`);
   console.log(`Media files: ${policy.mediaDir}`);

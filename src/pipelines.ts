@@ -8,7 +8,7 @@ import type { JsonValue } from "./gst/gvalue.ts";
 import type { Pointer } from "./gst/native.ts";
 import {
   type BusMessage,
-  linkElements,
+  elementState,
   MessageType,
   Pipeline,
   State,
@@ -32,6 +32,10 @@ import {
 } from "./media.ts";
 import { padCaps, padMediaType } from "./gst/element.ts";
 import { AppSource, identityCounters } from "./gst/appsrc.ts";
+import { inspectElement } from "./gst/introspect.ts";
+import { linkPads, watchDynamicPads } from "./gst/pads.ts";
+import { formatLaunch, LaunchParseError, parseLaunch } from "./launch.ts";
+import { changedProperties } from "./gst/introspect.ts";
 import type { ElementPolicy } from "./policy.ts";
 import type { DesiredState, PipelineStore, StoredPipeline } from "./store.ts";
 
@@ -43,11 +47,44 @@ export interface ElementSpec {
 
 export type RestartPolicy = "never" | "on-failure" | "always";
 
+/** A link between two elements: each end is "name" or "name.pad". */
+export interface LinkSpec {
+  from: string;
+  to: string;
+  caps?: string;
+}
+
+/** Elements, and the links between them; without links each element links to the next. */
+export interface PipelineDescription {
+  elements: ElementSpec[];
+  links?: LinkSpec[];
+}
+
 export interface PipelineSpec {
   id: string;
   description?: string;
-  pipeline: { elements: ElementSpec[] };
+  /** The description, or gst-launch text that parses into one. */
+  pipeline: PipelineDescription | string;
   restart?: RestartPolicy;
+}
+
+/** A link waiting for its source's pad to appear. */
+interface DynamicLink {
+  index: number;
+  source: { name: string; pad: string | null; pointer: Pointer };
+  sink: { name: string; pad: string | null; pointer: Pointer };
+  linked: boolean;
+  /** Pads that appeared and did not fit, with their caps (for the error). */
+  refused: string[];
+}
+
+interface Built {
+  elements: Map<string, { type: string; pointer: Pointer }>;
+  dynamicLinks: DynamicLink[];
+  /** Elements the server added (caps filters of links), not part of the description. */
+  internal: Set<string>;
+  /** The description with every element named and every link explicit. */
+  layout: PipelineDescription;
 }
 
 export interface PipelineError {
@@ -56,6 +93,22 @@ export interface PipelineError {
   debug: string | null;
   time: string;
 }
+
+export interface ElementDetails {
+  name: string;
+  type: string;
+  state: StateName;
+  pending?: StateName;
+  properties: Record<string, JsonValue>;
+}
+
+export type PipelineDetails =
+  | PipelineInfo
+  | PipelineInfo & {
+    elements: ElementDetails[];
+    links: LinkSpec[];
+    launch: string | null;
+  };
 
 export interface PipelineInfo {
   id: string;
@@ -110,23 +163,6 @@ export interface PipelineStats {
 export const idPattern = /^[A-Za-z0-9._-]{1,128}$/;
 export const elementNamePattern = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** Links two elements of the chain or throws LINK_FAILED with what each side can carry. */
-function link(
-  source: { name: string; pointer: Pointer },
-  sink: { name: string; pointer: Pointer },
-) {
-  if (linkElements(source.pointer, sink.pointer)) return;
-  const sourceCaps = padCaps(source.pointer, "src", "possible");
-  const sinkCaps = padCaps(sink.pointer, "sink", "possible");
-  throw new ServerError(
-    "LINK_FAILED",
-    `Could not link '${source.name}' to '${sink.name}': ` +
-      `'${source.name}' gives ${sourceCaps ?? "no static src pad"} and ` +
-      `'${sink.name}' takes ${sinkCaps ?? "no static sink pad"}`,
-    { from: source.name, to: sink.name, fromCaps: sourceCaps, toCaps: sinkCaps },
-  );
-}
-
 /** The element's name: `name`, or `properties.name` as gst-launch users write it, or type + position. */
 function elementName(
   spec: ElementSpec,
@@ -153,6 +189,34 @@ function elementName(
     return nameProperty;
   }
   return spec.name ?? `${spec.type}${index}`;
+}
+
+/** The layout as gst-launch text, or null when it cannot be written as one (a property holds a list or an object). */
+function launchText(layout: PipelineDescription): string | null {
+  try {
+    return formatLaunch({ elements: layout.elements, links: layout.links ?? [] });
+  } catch {
+    return null;
+  }
+}
+
+function linkEndText(end: { name: string; pad: string | null }): string {
+  return end.pad === null ? end.name : `${end.name}.${end.pad}`;
+}
+
+/** The description of a createPipeline: as given, or parsed from gst-launch text. */
+function describe(pipeline: PipelineDescription | string): PipelineDescription {
+  if (typeof pipeline !== "string") return pipeline;
+  try {
+    return parseLaunch(pipeline);
+  } catch (error) {
+    if (!(error instanceof LaunchParseError)) throw error;
+    throw new ServerError(
+      "INVALID_REQUEST",
+      `Invalid request at 'payload.pipeline': ${error.message}`,
+      { path: "payload.pipeline", offset: error.offset, expected: error.expected },
+    );
+  }
 }
 
 function requireValidId(id: string): void {
@@ -191,6 +255,12 @@ interface ManagedPipeline {
   previousSinks: Map<string, { rendered: number; at: number }>;
   /** RTSP paths this pipeline serves while PLAYING. */
   mounts: Map<string, Mount>;
+  /** Its elements and links as built (launch text parsed). */
+  layout: PipelineDescription;
+  internal: Set<string>;
+  dynamicLinks: DynamicLink[];
+  /** Stops the pad-added handlers; called when the pipeline is released. */
+  unwatch: (() => void)[];
   /** The createPipeline payload it was made from (what the store keeps). */
   definition: Omit<PipelineSpec, "id">;
   desiredState: DesiredState;
@@ -282,11 +352,16 @@ export class PipelineManager {
         );
       }
     }
-    this.#checkElementTypes(spec.pipeline.elements);
+    const description = describe(spec.pipeline);
+    this.#checkElementTypes(description.elements);
     const pipeline = new Pipeline(spec.id);
     try {
       const mounts = new Map<string, Mount>();
-      const elements = this.#build(pipeline, spec.pipeline.elements, mounts);
+      const { elements, dynamicLinks, internal, layout } = this.#build(
+        pipeline,
+        description,
+        mounts,
+      );
       const { id: _id, ...definition } = spec;
       const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
       if (kind === "pipeline" && !options.restoring) {
@@ -300,6 +375,10 @@ export class PipelineManager {
         createdAt,
         pipeline,
         elements,
+        layout,
+        internal,
+        dynamicLinks,
+        unwatch: [],
         state: "NULL",
         playingSince: null,
         duration: undefined,
@@ -320,6 +399,7 @@ export class PipelineManager {
       };
       this.#pipelines.set(spec.id, record);
       for (const path of mounts.keys()) this.#paths.set(path, spec.id);
+      this.#watchDynamicLinks(record);
       const info = this.#info(record);
       this.#emit({ type: "pipelineCreated", payload: info });
       return info;
@@ -358,52 +438,211 @@ export class PipelineManager {
     });
   }
 
-  /** Makes, configures and links the elements in order (linking as it goes, so an rtspserversink sees what reaches it). */
+  /**
+   * Makes and configures the elements, then makes the links in order: the given
+   * `links`, or each element to the next. A link from an element whose pads come
+   * later (sometimes pads) is made when the pad appears. An rtspserversink is made
+   * at its link, so it sees what reaches it.
+   */
   #build(
     pipeline: Pipeline,
-    specs: ElementSpec[],
+    description: PipelineDescription,
     mounts: Map<string, Mount>,
-  ): ManagedPipeline["elements"] {
+  ): Built {
     const elements: ManagedPipeline["elements"] = new Map();
-    let previous: { name: string; pointer: Pointer } | undefined;
+    const specs = description.elements;
+    const rtspSinks = new Map<string, { spec: ElementSpec; index: number }>();
     specs.forEach((spec, index) => {
       const { name: nameProperty, ...properties } = spec.properties ?? {};
       const name = elementName(spec, nameProperty, index);
-      if (elements.has(name)) {
+      if (elements.has(name) || rtspSinks.has(name)) {
         throw new ServerError(
           "INVALID_REQUEST",
           `Two elements are named '${name}'; element names must be unique in a pipeline`,
           { path: `payload.pipeline.elements[${index}].name`, name },
         );
       }
-      let pointer: Pointer | null;
       if (spec.type === RTSP_SINK) {
-        const path = this.#rtspPath(spec, index, name);
-        const relay = this.#rtspRelay(pipeline, index, name, previous?.pointer);
-        const mount = mounts.get(path) ?? { relays: [], mediaSources: [] };
-        mount.relays.push(relay);
-        mounts.set(path, mount);
-        pointer = relay.valve;
-      } else {
-        pointer = pipeline.addElement(spec.type, name);
-        if (pointer === null) {
-          throw new ServerError(
-            "UNKNOWN_ELEMENT",
-            `Element '${spec.type}' could not be made (its plugin failed to load)`,
-            { index, type: spec.type },
-          );
-        }
-        for (const [property, value] of Object.entries(properties)) {
-          const allowed = this.#options.policy.checkProperty(spec.type, name, property, value);
-          setProperty({ object: pointer, label: name }, property, allowed);
-        }
+        rtspSinks.set(name, { spec, index });
+        return;
+      }
+      const pointer = pipeline.addElement(spec.type, name);
+      if (pointer === null) {
+        throw new ServerError(
+          "UNKNOWN_ELEMENT",
+          `Element '${spec.type}' could not be made (its plugin failed to load)`,
+          { index, type: spec.type },
+        );
+      }
+      for (const [property, value] of Object.entries(properties)) {
+        const allowed = this.#options.policy.checkProperty(spec.type, name, property, value);
+        setProperty({ object: pointer, label: name }, property, allowed);
       }
       elements.set(name, { type: spec.type, pointer });
-      const current = { name, pointer };
-      if (previous) link(previous, current);
-      previous = current;
     });
-    return elements;
+
+    const names = specs.map((spec, index) =>
+      elementName(spec, spec.properties?.name as JsonValue | undefined, index)
+    );
+    const links: LinkSpec[] = description.links ??
+      names.slice(1).map((name, i) => ({ from: names[i], to: name }));
+    const layout: PipelineDescription = {
+      elements: specs.map(({ type, properties }, index) => {
+        const { name: _name, ...rest } = properties ?? {};
+        return Object.keys(rest).length > 0
+          ? { type, name: names[index], properties: rest }
+          : { type, name: names[index] };
+      }),
+      links,
+    };
+    const built: Built = { elements, dynamicLinks: [], internal: new Set(), layout };
+    links.forEach((spec, index) => {
+      const path = `payload.pipeline.links[${index}]`;
+      const from = this.#linkEnd(spec.from, elements, rtspSinks, `${path}.from`);
+      const to = this.#linkEnd(spec.to, elements, rtspSinks, `${path}.to`);
+      if (rtspSinks.has(from.name)) {
+        throw new ServerError(
+          "LINK_FAILED",
+          `'${from.name}' is an ${RTSP_SINK}: nothing can be linked from it`,
+          { path: `${path}.from`, from: from.name },
+        );
+      }
+      let source = { name: from.name, pad: from.pad, pointer: elements.get(from.name)!.pointer };
+      if (spec.caps !== undefined) {
+        // A caps filter is an element of its own, as gst-launch makes it.
+        let filterName = `${from.name}-caps${index}`;
+        while (elements.has(filterName) || rtspSinks.has(filterName)) filterName += "_";
+        const filter = pipeline.addElement("capsfilter", filterName)!;
+        setProperty({ object: filter, label: `${path}.caps` }, "caps", spec.caps);
+        elements.set(filterName, { type: "capsfilter", pointer: filter });
+        built.internal.add(filterName);
+        this.#link(built, source, { name: filterName, pad: null, pointer: filter }, index);
+        source = { name: filterName, pad: null, pointer: filter };
+      }
+      const rtspSink = rtspSinks.get(to.name);
+      if (rtspSink) {
+        if (elements.has(to.name)) {
+          throw new ServerError(
+            "LINK_FAILED",
+            `${RTSP_SINK} '${to.name}' takes one stream; it is already linked`,
+            { path: `${path}.to`, to: to.name },
+          );
+        }
+        const rtspPath = this.#rtspPath(rtspSink.spec, rtspSink.index, to.name);
+        const relay = this.#rtspRelay(pipeline, rtspSink.index, to.name, source.pointer);
+        const mount = mounts.get(rtspPath) ?? { relays: [], mediaSources: [] };
+        mount.relays.push(relay);
+        mounts.set(rtspPath, mount);
+        elements.set(to.name, { type: RTSP_SINK, pointer: relay.valve });
+      }
+      const sink = { name: to.name, pad: to.pad, pointer: elements.get(to.name)!.pointer };
+      this.#link(built, source, sink, index);
+    });
+    for (const [name, { index }] of rtspSinks) {
+      if (!elements.has(name)) {
+        throw new ServerError(
+          "LINK_FAILED",
+          `${RTSP_SINK} '${name}' is not linked to anything; link an encoded stream to it`,
+          { path: `payload.pipeline.elements[${index}]`, to: name },
+        );
+      }
+    }
+    return built;
+  }
+
+  /** Makes each waiting link when its source's pad appears; reports the ones that never can. */
+  #watchDynamicLinks(record: ManagedPipeline): void {
+    const bySource = Map.groupBy(record.dynamicLinks, (link) => link.source.pointer);
+    for (const [source, links] of bySource) {
+      const sourceName = links[0].source.name;
+      const fail = (message: string) =>
+        this.#handle(record, { kind: "error", source: sourceName, message, debug: null });
+      record.unwatch.push(watchDynamicPads(source, {
+        padAdded: (_pad, padName) => {
+          for (const link of links) {
+            if (link.linked || (link.source.pad !== null && link.source.pad !== padName)) continue;
+            if (linkPads(source, padName, link.sink.pointer, link.sink.pad)) {
+              link.linked = true;
+              return;
+            }
+            const caps = padCaps(source, padName, "current") ??
+              padCaps(source, padName, "possible") ?? "unknown caps";
+            link.refused.push(`${padName} (${caps})`);
+            if (link.source.pad !== null) {
+              fail(
+                `Pad '${sourceName}.${padName}' appeared but could not link to '${
+                  linkEndText(link.sink)
+                }': it gives ${caps}`,
+              );
+            }
+          }
+        },
+        noMorePads: () => {
+          for (const link of links) {
+            if (link.linked) continue;
+            fail(
+              `No pad of '${linkEndText(link.source)}' could link to '${linkEndText(link.sink)}'` +
+                (link.refused.length > 0
+                  ? `; pads that appeared: ${link.refused.join(", ")}`
+                  : "; no matching pad appeared"),
+            );
+          }
+        },
+      }));
+    }
+  }
+
+  /** `name` or `name.pad` of a link, checked against the elements. */
+  #linkEnd(
+    text: string,
+    elements: ManagedPipeline["elements"],
+    rtspSinks: Map<string, unknown>,
+    path: string,
+  ): { name: string; pad: string | null } {
+    const known = (name: string) => elements.has(name) || rtspSinks.has(name);
+    // Element names may contain '.', so the whole text is tried as a name first.
+    if (known(text)) return { name: text, pad: null };
+    const dot = text.lastIndexOf(".");
+    if (dot > 0 && dot < text.length - 1 && known(text.slice(0, dot))) {
+      return { name: text.slice(0, dot), pad: text.slice(dot + 1) };
+    }
+    const names = [...elements.keys(), ...rtspSinks.keys()];
+    throw new ServerError(
+      "INVALID_REQUEST",
+      `Invalid request at '${path}': ${JSON.stringify(text)} names no element of the pipeline ` +
+        `(give "name" or "name.pad"); elements: ${names.join(", ")}`,
+      { path, elements: names },
+    );
+  }
+
+  /** Links now, or when the source's pad appears (sometimes pads); LINK_FAILED when it never could. */
+  #link(
+    built: Built,
+    source: { name: string; pad: string | null; pointer: Pointer },
+    sink: { name: string; pad: string | null; pointer: Pointer },
+    index: number,
+  ): void {
+    if (linkPads(source.pointer, source.pad, sink.pointer, sink.pad)) return;
+    const type = built.elements.get(source.name)!.type;
+    const laterPads = inspectElement(type).padTemplates.some((template) =>
+      template.direction === "src" && template.presence === "sometimes"
+    );
+    const sourcePadExists = source.pad !== null &&
+      padCaps(source.pointer, source.pad, "possible") !== null;
+    if (laterPads && !sourcePadExists) {
+      built.dynamicLinks.push({ index, source, sink, linked: false, refused: [] });
+      return;
+    }
+    const end = linkEndText;
+    const sourceCaps = padCaps(source.pointer, source.pad ?? "src", "possible");
+    const sinkCaps = padCaps(sink.pointer, sink.pad ?? "sink", "possible");
+    throw new ServerError(
+      "LINK_FAILED",
+      `Could not link '${end(source)}' to '${end(sink)}': ` +
+        `'${source.name}' gives ${sourceCaps ?? "no such static src pad"} and ` +
+        `'${sink.name}' takes ${sinkCaps ?? "no such static sink pad"}`,
+      { from: end(source), to: end(sink), fromCaps: sourceCaps, toCaps: sinkCaps, link: index },
+    );
   }
 
   /** An rtspserversink in the pipeline: a relay for what the element before it gives. */
@@ -487,8 +726,89 @@ export class PipelineManager {
     ];
   }
 
-  get(id: string): PipelineInfo {
-    return this.#unbuildableInfo(id) ?? this.#info(this.#require(id));
+  /** The pipeline with its elements (live state, properties that differ from defaults), links and launch text. */
+  get(id: string): PipelineDetails {
+    const unbuildable = this.#unbuildableInfo(id);
+    if (unbuildable) return unbuildable;
+    const record = this.#require(id);
+    const elements = record.layout.elements.map((spec) => {
+      const element = record.elements.get(spec.name!)!;
+      if (spec.type === RTSP_SINK) {
+        return {
+          name: spec.name!,
+          type: spec.type,
+          state: record.state,
+          properties: spec.properties ?? {},
+        };
+      }
+      const { state, pending } = elementState(element.pointer);
+      return {
+        name: spec.name!,
+        type: spec.type,
+        state,
+        ...(pending === "VOID_PENDING" ? {} : { pending }),
+        properties: changedProperties(element.pointer, spec.name!),
+      };
+    });
+    return {
+      ...this.#info(record),
+      elements,
+      links: record.layout.links ?? [],
+      launch: launchText(record.layout),
+    };
+  }
+
+  /** Ends the stream: sources stop, and the sinks' end of stream ends the run (pipelineEos). */
+  sendEos(id: string): Promise<{ id: string }> {
+    const record = this.#require(id);
+    return this.#serial(record, async () => {
+      this.#requireRunning(record, "sendEos");
+      if (!await record.pipeline.sendEos()) {
+        throw new ServerError("INVALID_STATE", `Pipeline '${id}' did not take the end of stream`, {
+          id,
+          state: record.state,
+        });
+      }
+      return { id };
+    });
+  }
+
+  /** Moves playback to `position` ms at `rate` (negative plays backwards); flushing by default. */
+  seek(
+    id: string,
+    position: number,
+    rate = 1,
+    flush = true,
+  ): Promise<{ id: string; position: number; rate: number }> {
+    const record = this.#require(id);
+    return this.#serial(record, async () => {
+      this.#requireRunning(record, "seek");
+      if (!await record.pipeline.seek(position, rate, flush)) {
+        throw new ServerError(
+          "SEEK_FAILED",
+          `Pipeline '${id}' could not seek to ${position} ms at rate ${rate}: ` +
+            "its elements refused (live sources and some formats cannot seek)",
+          { id, position, rate },
+        );
+      }
+      return { id, position, rate };
+    });
+  }
+
+  /** The pipeline as a Graphviz DOT graph. */
+  async graph(id: string): Promise<{ id: string; dot: string }> {
+    const record = this.#require(id);
+    return { id, dot: await record.pipeline.dot() };
+  }
+
+  #requireRunning(record: ManagedPipeline, what: string): void {
+    if (record.state !== "PLAYING" && record.state !== "PAUSED") {
+      throw new ServerError(
+        "INVALID_STATE",
+        `Pipeline '${record.id}' is ${record.state}: ${what} needs it PLAYING or PAUSED`,
+        { id: record.id, state: record.state },
+      );
+    }
   }
 
   getElementProperty(id: string, element: string, property: string) {
@@ -539,14 +859,23 @@ export class PipelineManager {
     return this.#attemptStart(record);
   }
 
+  /** Goes to PAUSED (prerolled: sinks hold their first buffer); kept as the desired state. */
+  pause(id: string): Promise<{ id: string; state: StateName; pending?: StateName }> {
+    const record = this.#require(id);
+    this.#cancelRestart(record);
+    this.#setDesiredState(record, "paused");
+    return this.#attemptStart(record);
+  }
+
   /** One start; when it fails, a supervised pipeline is scheduled to try again. */
   async #attemptStart(
     record: ManagedPipeline,
   ): Promise<{ id: string; state: StateName; pending?: StateName }> {
     try {
-      return await this.#serial(record, () => this.#play(record));
+      const target = record.desiredState === "paused" ? "PAUSED" : "PLAYING";
+      return await this.#serial(record, () => this.#run(record, target));
     } catch (error) {
-      if (record.deleted || record.desiredState !== "playing") throw error;
+      if (record.deleted || record.desiredState === "stopped") throw error;
       if (record.restart === "never") {
         this.#setDesiredState(record, "stopped");
         throw error;
@@ -562,30 +891,38 @@ export class PipelineManager {
     }
   }
 
-  async #play(
+  /** Goes to PLAYING or PAUSED and waits (off the main thread) for GStreamer to get there. */
+  async #run(
     record: ManagedPipeline,
+    target: "PLAYING" | "PAUSED",
   ): Promise<{ id: string; state: StateName; pending?: StateName }> {
     const { id } = record;
-    {
+    const resuming = record.state === "PLAYING" || record.state === "PAUSED";
+    if (!resuming) {
       record.runFailed = false;
-      await this.#assignRelayPorts(record);
-      const result = await record.pipeline.setState(State.PLAYING);
-      let reached: { state: StateName; pending: StateName };
-      if (result === StateChange.ASYNC) {
-        const waited = await record.pipeline.waitForState(this.#options.startTimeoutMs ?? 5000);
-        if (waited.result === StateChange.FAILURE) return this.#failStart(record);
-        reached = waited;
-      } else if (result === StateChange.FAILURE) {
-        return this.#failStart(record);
-      } else {
-        reached = record.pipeline.currentState();
+      // Sometimes pads are removed when a pipeline stops and appear again on the next run.
+      for (const link of record.dynamicLinks) {
+        link.linked = false;
+        link.refused = [];
       }
-      this.#drainBus(record);
-      this.#setState(record, reached.state);
-      return reached.pending === "VOID_PENDING"
-        ? { id, state: reached.state }
-        : { id, state: reached.state, pending: reached.pending };
+      await this.#assignRelayPorts(record);
     }
+    const result = await record.pipeline.setState(State[target]);
+    let reached: { state: StateName; pending: StateName };
+    if (result === StateChange.ASYNC) {
+      const waited = await record.pipeline.waitForState(this.#options.startTimeoutMs ?? 5000);
+      if (waited.result === StateChange.FAILURE) return this.#failStart(record, target);
+      reached = waited;
+    } else if (result === StateChange.FAILURE) {
+      return this.#failStart(record, target);
+    } else {
+      reached = record.pipeline.currentState();
+    }
+    this.#drainBus(record);
+    this.#setState(record, reached.state);
+    return reached.pending === "VOID_PENDING"
+      ? { id, state: reached.state }
+      : { id, state: reached.state, pending: reached.pending };
   }
 
   /** Starts the pipeline again after the back-off; returns the delay. Only one restart is pending at a time. */
@@ -598,7 +935,7 @@ export class PipelineManager {
     record.failureStreak++;
     const timer = setTimeout(() => {
       record.pendingRestart = null;
-      if (record.deleted || record.desiredState !== "playing") return;
+      if (record.deleted || record.desiredState === "stopped") return;
       record.restarts++;
       console.log(`Restarting pipeline '${record.id}' (restart ${record.restarts})`);
       // A failed attempt schedules the next one itself.
@@ -632,7 +969,7 @@ export class PipelineManager {
     const restart = record.restart === "always" ||
       (record.restart === "on-failure" && how === "error");
     try {
-      if (restart && record.desiredState === "playing") {
+      if (restart && record.desiredState !== "stopped") {
         this.#scheduleRestart(record, how === "error" ? "error" : "end of stream");
       } else {
         this.#setDesiredState(record, "stopped");
@@ -642,14 +979,14 @@ export class PipelineManager {
     }
   }
 
-  async #failStart(record: ManagedPipeline): Promise<never> {
+  async #failStart(record: ManagedPipeline, target: StateName): Promise<never> {
     this.#drainBus(record);
     const cause = record.lastError;
     await record.pipeline.setState(State.NULL);
     this.#setState(record, "NULL");
     throw new ServerError(
       "STATE_CHANGE_FAILED",
-      `Pipeline '${record.id}' could not go to PLAYING` +
+      `Pipeline '${record.id}' could not go to ${target}` +
         (cause ? `: ${cause.element}: ${cause.message}` : ""),
       { id: record.id, error: cause },
     );
@@ -693,6 +1030,7 @@ export class PipelineManager {
   /** Stops and frees the pipeline, leaving the store alone. */
   #release(record: ManagedPipeline): Promise<void> {
     this.#cancelRestart(record);
+    for (const unwatch of record.unwatch) unwatch();
     this.#unmount(record);
     record.deleted = true;
     this.#pipelines.delete(record.id);
@@ -952,9 +1290,9 @@ export class PipelineManager {
         console.error(`Pipeline '${stored.id}' could not be restored: ${message}`);
         continue;
       }
-      if (stored.desiredState === "playing") {
+      if (stored.desiredState !== "stopped") {
         const record = this.#pipelines.get(stored.id)!;
-        record.desiredState = "playing";
+        record.desiredState = stored.desiredState;
         starts.push(
           this.#attemptStart(record).catch((error) =>
             console.error(`Restored pipeline '${stored.id}' did not start: ${error.message}`)

@@ -9,6 +9,19 @@ import { elementNamePattern } from "./pipelines.ts";
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
+/** Every event type the server sends. */
+export const eventTypes = [
+  "pipelineCreated",
+  "pipelineDeleted",
+  "pipelineStateChanged",
+  "pipelineError",
+  "pipelineWarning",
+  "pipelineEos",
+  "pipelineRestarting",
+  "stats",
+] as const;
+export type EventType = typeof eventTypes[number];
+
 const requestIdSchema = z.union([z.string(), z.number()]);
 
 const envelopeSchema = z.object({
@@ -37,22 +50,33 @@ export const elementSchema = z.object({
   properties: z.record(z.string(), jsonValue).optional(),
 });
 
+export const linkSchema = z.object({
+  from: z.string().min(1, 'Expected "name" or "name.pad"'),
+  to: z.string().min(1, 'Expected "name" or "name.pad"'),
+  caps: z.string().min(1, "Expected caps such as video/x-raw,width=320").optional(),
+});
+
 const idSchema = z.string({ error: "Expected a pipeline id (string)" });
 
 export const requestSchemas = {
   createPipeline: z.object({
     id: idSchema,
     description: z.string().max(4096).optional(),
-    pipeline: z.object({
-      elements: z.array(elementSchema).min(1, "A pipeline needs at least one element").max(
-        1000,
-      ),
-    }),
+    pipeline: z.union([
+      z.string().min(1, "Expected gst-launch text").max(65536),
+      z.object({
+        elements: z.array(elementSchema).min(1, "A pipeline needs at least one element").max(
+          1000,
+        ),
+        links: z.array(linkSchema).max(4000).optional(),
+      }),
+    ], { error: "Expected gst-launch text or an object with 'elements' (and 'links')" }),
     restart: z.enum(["never", "on-failure", "always"], {
       error: "Expected one of: never, on-failure, always",
     }).optional(),
   }),
   startPipeline: z.object({ id: idSchema }),
+  pausePipeline: z.object({ id: idSchema }),
   stopPipeline: z.object({ id: idSchema }),
   deletePipeline: z.object({ id: idSchema }),
   getPipelines: z.object({}),
@@ -64,13 +88,52 @@ export const requestSchemas = {
     property: z.string(),
     value: jsonValue,
   }),
+  sendEos: z.object({ id: idSchema }),
+  seek: z.object({
+    id: idSchema,
+    position: z.number({ error: "Expected the position in milliseconds" }).min(0).max(
+      Number.MAX_SAFE_INTEGER / 1e6,
+    ),
+    rate: z.number().refine((rate) => rate !== 0 && Math.abs(rate) <= 64, {
+      error: "Expected a rate other than 0, from -64 to 64",
+    }).optional(),
+    flush: z.boolean().optional(),
+  }),
+  getPipelineGraph: z.object({ id: idSchema }),
+  listElements: z.object({ filter: z.string().max(256).optional() }),
+  inspectElement: z.object({ type: z.string().min(1, "Expected an element factory name") }),
+  subscribe: z.object({
+    events: z.array(z.enum(eventTypes, {
+      error: `Expected event types among: ${eventTypes.join(", ")}`,
+    })).optional(),
+    pipelines: z.array(idSchema).max(10000).optional(),
+    statsIntervalMs: z.number().int().min(100, "Expected 100 to 60000 ms").max(
+      60000,
+      "Expected 100 to 60000 ms",
+    ).optional(),
+  }),
 } as const;
 
 export type RequestType = keyof typeof requestSchemas;
+
+/** What one WebSocket client asked to receive (subscribe); absent fields mean everything. */
+export interface Subscription {
+  events?: Set<EventType>;
+  pipelines?: Set<string>;
+  statsIntervalMs: number;
+}
+
+/** The connection a request came on. */
+export interface RequestContext {
+  subscription: Subscription;
+}
 export type RequestPayload<T extends RequestType> = z.infer<typeof requestSchemas[T]>;
 
 export type Handlers = {
-  [T in RequestType]: (payload: RequestPayload<T>) => unknown | Promise<unknown>;
+  [T in RequestType]: (
+    payload: RequestPayload<T>,
+    context: RequestContext,
+  ) => unknown | Promise<unknown>;
 };
 
 export type RequestId = string | number | null;
@@ -94,9 +157,26 @@ export function formatPath(path: readonly PropertyKey[]): string {
   );
 }
 
+/**
+ * The issue to report: for a value that fits no branch of a union, the issue of the
+ * one branch whose type it has (so an element list gets its own precise error).
+ */
+function closestIssue(issue: z.core.$ZodIssue): { issue: z.core.$ZodIssue; path: PropertyKey[] } {
+  if (issue.code === "invalid_union") {
+    const sameType = issue.errors.filter((branch) =>
+      branch.length > 0 && !(branch[0].code === "invalid_type" && branch[0].path.length === 0)
+    );
+    if (sameType.length === 1) {
+      const inner = closestIssue(sameType[0][0]);
+      return { issue: inner.issue, path: [...issue.path, ...inner.path] };
+    }
+  }
+  return { issue, path: issue.path };
+}
+
 function invalidRequest(error: z.ZodError, prefix: readonly PropertyKey[]): ServerError {
-  const issue = error.issues[0];
-  const path = formatPath([...prefix, ...issue.path]);
+  const { issue, path: issuePath } = closestIssue(error.issues[0]);
+  const path = formatPath([...prefix, ...issuePath]);
   return new ServerError(
     "INVALID_REQUEST",
     `Invalid request at '${path || "(message)"}': ${issue.message}`,
@@ -159,7 +239,11 @@ export function readEnvelope(
 }
 
 /** Answers one text frame with exactly one reply. */
-export async function handleMessage(text: string, handlers: Handlers): Promise<Reply> {
+export async function handleMessage(
+  text: string,
+  handlers: Handlers,
+  context: RequestContext,
+): Promise<Reply> {
   const { json, request, requestId, parseError } = readEnvelope(text);
   try {
     if (parseError !== undefined) {
@@ -180,8 +264,8 @@ export async function handleMessage(text: string, handlers: Handlers): Promise<R
     const requestType = type as RequestType;
     const parsed = requestSchemas[requestType].safeParse(payload ?? {});
     if (!parsed.success) throw invalidRequest(parsed.error, ["payload"]);
-    const handler = handlers[requestType] as (payload: unknown) => unknown;
-    const result = await handler(parsed.data);
+    const handler = handlers[requestType] as (payload: unknown, context: RequestContext) => unknown;
+    const result = await handler(parsed.data, context);
     return { type: "result", request: type, requestId, ok: true, payload: result ?? {} };
   } catch (error) {
     return errorReply(error, request, requestId);

@@ -13,11 +13,17 @@ import { type WebSocket, WebSocketServer } from "ws";
 import { ServerError } from "./errors.ts";
 import {
   errorReply,
+  type EventType,
   handleMessage,
   type Handlers,
   MAX_MESSAGE_BYTES,
   readEnvelope,
+  type Subscription,
 } from "./protocol.ts";
+
+/** How early a client's stats may go out: the stats timer ticks every STATS_TICK_MS. */
+export const STATS_TICK_MS = 100;
+const STATS_TICK_SLACK_MS = 5;
 
 /** Frames above this are refused by closing (1009); up to it they get a MESSAGE_TOO_LARGE reply. */
 const HARD_FRAME_LIMIT = 16 * MAX_MESSAGE_BYTES;
@@ -46,6 +52,8 @@ export interface TransportOptions {
   maxClients?: number;
   /** Per WebSocket client; 0 or absent means no limit. */
   maxRequestsPerSecond?: number;
+  /** How often a client gets stats until it subscribes with its own interval. */
+  statsIntervalMs: number;
 }
 
 /** Compares in constant time whatever the lengths (both sides are hashed first). */
@@ -116,8 +124,25 @@ export interface Transport {
   port: number;
   url: string;
   clientCount(): number;
+  /** Sends an event to every client subscribed to it. */
   broadcast(message: { type: string; payload: unknown }): void;
+  /** Whether some client's stats interval has passed (so a snapshot is worth collecting). */
+  statsDue(now: number): boolean;
+  /** Sends the snapshot to the clients whose interval has passed, narrowed to their pipelines. */
+  sendStats(snapshot: { pipelines: { id: string }[] }, now: number): void;
   close(): Promise<void>;
+}
+
+interface Client {
+  subscription: Subscription;
+  lastStatsAt: number;
+}
+
+/** Whether an event (not stats) is one the subscription asks for. */
+function wants(subscription: Subscription, message: { type: string; payload: unknown }): boolean {
+  if (subscription.events && !subscription.events.has(message.type as EventType)) return false;
+  const id = (message.payload as { id?: unknown } | null)?.id;
+  return !subscription.pipelines || typeof id !== "string" || subscription.pipelines.has(id);
 }
 
 export function sendJson(response: http.ServerResponse, status: number, body: unknown): void {
@@ -135,7 +160,7 @@ export function formatUrl(scheme: string, host: string, port: number, path = "")
 }
 
 export async function startTransport(options: TransportOptions): Promise<Transport> {
-  const clients = new Set<WebSocket>();
+  const clients = new Map<WebSocket, Client>();
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: HARD_FRAME_LIMIT,
@@ -225,7 +250,11 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   });
 
   function accept(ws: WebSocket): void {
-    clients.add(ws);
+    const client: Client = {
+      subscription: { statsIntervalMs: options.statsIntervalMs },
+      lastStatsAt: performance.now(),
+    };
+    clients.set(ws, client);
     const rate = options.maxRequestsPerSecond;
     const budget = rate ? new RequestBudget(rate) : null;
     ws.on("close", () => clients.delete(ws));
@@ -265,19 +294,23 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           requestId,
         );
       } else {
-        reply = await handleMessage(bytes.toString("utf8"), options.handlers);
+        reply = await handleMessage(bytes.toString("utf8"), options.handlers, client);
       }
       send(ws, reply);
     });
   }
 
   function send(ws: WebSocket, message: unknown): void {
+    sendText(ws, JSON.stringify(message));
+  }
+
+  function sendText(ws: WebSocket, text: string): void {
     if (ws.readyState !== ws.OPEN) return;
     if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       ws.close(1013, "Client is not reading its messages");
       return;
     }
-    ws.send(JSON.stringify(message));
+    ws.send(text);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -294,18 +327,46 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     url: formatUrl("ws", options.host, port, options.path),
     clientCount: () => clients.size,
     broadcast(message) {
-      const text = JSON.stringify(message);
-      for (const ws of clients) {
-        if (ws.readyState !== ws.OPEN) continue;
-        if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-          ws.close(1013, "Client is not reading its messages");
-          continue;
+      let text: string | undefined;
+      for (const [ws, client] of clients) {
+        if (!wants(client.subscription, message)) continue;
+        text ??= JSON.stringify(message);
+        sendText(ws, text);
+      }
+    },
+    statsDue(now) {
+      for (const client of clients.values()) {
+        const { subscription } = client;
+        if (subscription.events && !subscription.events.has("stats")) continue;
+        // A few ms early is on time: ticks do not land exactly on the interval.
+        if (now - client.lastStatsAt >= subscription.statsIntervalMs - STATS_TICK_SLACK_MS) {
+          return true;
         }
-        ws.send(text);
+      }
+      return false;
+    },
+    sendStats(snapshot, now) {
+      let everything: string | undefined;
+      for (const [ws, client] of clients) {
+        const { subscription } = client;
+        if (subscription.events && !subscription.events.has("stats")) continue;
+        if (now - client.lastStatsAt < subscription.statsIntervalMs - STATS_TICK_SLACK_MS) continue;
+        client.lastStatsAt = now;
+        if (subscription.pipelines) {
+          const chosen = subscription.pipelines;
+          const payload = {
+            ...snapshot,
+            pipelines: snapshot.pipelines.filter((p) => chosen.has(p.id)),
+          };
+          sendText(ws, JSON.stringify({ type: "stats", payload }));
+        } else {
+          everything ??= JSON.stringify({ type: "stats", payload: snapshot });
+          sendText(ws, everything);
+        }
       }
     },
     async close() {
-      const closed = [...clients].map((ws) =>
+      const closed = [...clients.keys()].map((ws) =>
         new Promise<void>((resolve) => {
           ws.once("close", () => resolve());
           ws.close(1001, "Server shutting down");

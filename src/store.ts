@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { ServerError } from "./errors.ts";
 
-export type DesiredState = "playing" | "stopped";
+export type DesiredState = "playing" | "paused" | "stopped";
 
 export interface StoredPipeline {
   id: string;
@@ -42,7 +42,7 @@ export class PipelineStore {
       CREATE TABLE IF NOT EXISTS pipelines (
         id TEXT PRIMARY KEY,
         definition TEXT NOT NULL,
-        desired_state TEXT NOT NULL CHECK (desired_state IN ('playing', 'stopped')),
+        desired_state TEXT NOT NULL CHECK (desired_state IN ('playing', 'paused', 'stopped')),
         created_at TEXT NOT NULL
       );
     `);

@@ -15,7 +15,14 @@ import {
   readGValue,
 } from "./gvalue.ts";
 import { cstr, gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
-import { describeExpected, listClassProperties, ParamFlag, type ParamSpec } from "./property.ts";
+import {
+  describeExpected,
+  getProperty,
+  listClassProperties,
+  listProperties,
+  ParamFlag,
+  type ParamSpec,
+} from "./property.ts";
 import {
   closestFactoryNames,
   elementFactories,
@@ -225,4 +232,21 @@ function staticCapsString(staticCaps: Pointer): string {
   } finally {
     gst.gst_caps_unref(caps);
   }
+}
+
+/**
+ * The writable properties of a live element whose value differs from their
+ * default (what a user set, or what the element changed itself), as JSON.
+ */
+export function changedProperties(element: Pointer, label: string): Record<string, JsonValue> {
+  const changed: Record<string, JsonValue> = {};
+  for (const spec of listProperties(element)) {
+    const readWrite = ParamFlag.READABLE | ParamFlag.WRITABLE;
+    if ((spec.flags & readWrite) !== readWrite || spec.name === "name" || spec.name === "parent") {
+      continue;
+    }
+    const value = getProperty({ object: element, label }, spec.name);
+    if (JSON.stringify(value) !== JSON.stringify(defaultValue(spec))) changed[spec.name] = value;
+  }
+  return changed;
 }

@@ -21,6 +21,11 @@ export const stateNames = ["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"]
 export type StateName = typeof stateNames[number];
 export const State = { NULL: 1, READY: 2, PAUSED: 3, PLAYING: 4 } as const;
 
+const SeekFlag = { FLUSH: 1 << 0, ACCURATE: 1 << 1 } as const;
+const SeekType = { NONE: 0, SET: 1 } as const;
+/** GST_DEBUG_GRAPH_SHOW_ALL: media types, caps, non-default parameters and states. */
+const DEBUG_GRAPH_SHOW_ALL = 15;
+
 export const StateChange = { FAILURE: 0, SUCCESS: 1, ASYNC: 2, NO_PREROLL: 3 } as const;
 
 export const MessageType = {
@@ -258,6 +263,46 @@ export class Pipeline {
     gst.gst_object_unref(this.#pipeline);
   }
 
+  /** Sends end-of-stream into the pipeline (its sources end, the sinks post EOS); off the main thread. */
+  async sendEos(): Promise<boolean> {
+    const { gst } = lib();
+    const event = gst.gst_event_new_eos();
+    return await this.#withRef(() => gst.gst_element_send_event_async(this.#pipeline, event)) !==
+      0;
+  }
+
+  /**
+   * Seeks in time: forward from `positionMs`, or (negative rate) backward from it.
+   * A flushing seek waits for the streaming threads, so it runs on a pool thread.
+   */
+  async seek(positionMs: number, rate: number, flush: boolean): Promise<boolean> {
+    const position = BigInt(Math.round(positionMs)) * NANOSECONDS_PER_MS;
+    const flags = (flush ? SeekFlag.FLUSH : 0) | SeekFlag.ACCURATE;
+    const [startType, start, stopType, stop] = rate >= 0
+      ? [SeekType.SET, position, SeekType.NONE, -1n]
+      : [SeekType.SET, 0n, SeekType.SET, position];
+    return await this.#withRef(() =>
+      lib().gst.gst_element_seek_async(
+        this.#pipeline,
+        rate,
+        FORMAT_TIME,
+        flags,
+        startType,
+        start,
+        stopType,
+        stop,
+      )
+    ) !== 0;
+  }
+
+  /** The pipeline as a Graphviz DOT graph (gst_debug_bin_to_dot_data, every detail). */
+  async dot(): Promise<string> {
+    const pointer = await this.#withRef(() =>
+      lib().gst.gst_debug_bin_to_dot_data_async(this.#pipeline, DEBUG_GRAPH_SHOW_ALL)
+    );
+    return takeCString(pointer) ?? "";
+  }
+
   /** Holds a reference across a call that runs on a pool thread, so dispose cannot free the pipeline under it. */
   async #withRef<T>(call: () => Promise<T>): Promise<T> {
     if (this.#disposed) throw new Error("The pipeline was disposed");
@@ -275,6 +320,14 @@ let gstBinType: bigint | undefined;
 function isBin(element: Pointer): boolean {
   gstBinType ??= gtype(lib().gobject.g_type_from_name(cstr("GstBin")));
   return lib().gobject.g_type_is_a(instanceType(element), gstBinType) !== 0;
+}
+
+/** An element's current and pending state, without waiting. */
+export function elementState(element: Pointer): { state: StateName; pending: StateName } {
+  const state = new Int32Array(1);
+  const pending = new Int32Array(1);
+  lib().gst.gst_element_get_state(element, state, pending, 0n);
+  return { state: stateNames[state[0]], pending: stateNames[pending[0]] };
 }
 
 export function linkElements(source: Pointer, sink: Pointer): boolean {
