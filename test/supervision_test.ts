@@ -206,3 +206,64 @@ Deno.test("start_server.sh starts the server again after kill -9, with the pipel
     await supervised.stop();
   }
 });
+
+Deno.test("restart always: an rtspsrc whose camera goes away and comes back recovers by itself", async () => {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const cameraPort = String((probe.addr as Deno.NetAddr).port);
+  probe.close();
+  const startCamera = async () => {
+    const camera = await startServer({ GSTREAMER_RTSP_PORT: cameraPort });
+    const control = await TestClient.connect(camera.url);
+    expectOk(
+      await control.request("createPipeline", {
+        id: "cam",
+        pipeline: "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 " +
+          "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtspserversink path=cam",
+      }),
+    );
+    expectOk(await control.request("startPipeline", { id: "cam" }));
+    await control.close();
+    return camera;
+  };
+  let camera = await startCamera();
+  const id = "watcher";
+  try {
+    expectOk(
+      await client.request("createPipeline", {
+        id,
+        restart: "always",
+        pipeline: `rtspsrc location=rtsp://127.0.0.1:${cameraPort}/cam protocols=tcp latency=0 ` +
+          "! rtph264depay ! h264parse ! fakesink name=out",
+      }),
+    );
+    expectOk(await client.request("startPipeline", { id }));
+    const rendering = (after: number) =>
+      client.nextStats((p) => p.id === id && p.state === "PLAYING" && p.sinks[0]?.rendered > after);
+    await rendering(0);
+
+    Deno.kill(camera.pid, "SIGKILL");
+    await camera.exited;
+    // rtspsrc reports a server that went away as a warning and the end of the stream.
+    const warning = await client.event("pipelineWarning", (p) => p.id === id);
+    assert.match(warning.payload.debug, /server closed the connection/i);
+    const dropped = await client.event("pipelineEos", (p) => p.id === id);
+    await restarting(id, 1);
+    // The first attempt fails while the camera is away (the back-off doubles); then it comes back.
+    assert.equal((await restarting(id, 2)).payload.delayMs, 2000);
+    camera = await startCamera();
+    await client.waitFor(
+      (m) =>
+        m.type === "pipelineStateChanged" && m.payload.id === id && m.payload.new === "PLAYING" &&
+        client.received.indexOf(m) > client.received.indexOf(dropped),
+      60000,
+      "the watcher to play again",
+    );
+    await rendering(0);
+    const info = expectOk(await client.request("getPipeline", { id }));
+    assert.ok(info.payload.restarts >= 1);
+    assert.equal(info.payload.desiredState, "playing");
+  } finally {
+    await client.request("deletePipeline", { id });
+    await camera.stop();
+  }
+});
