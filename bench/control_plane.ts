@@ -19,10 +19,14 @@
  *   deno run --allow-all bench/control_plane.ts [--pipelines 500] [--live 200]
  *     [--window 10] [--settle 5] [--launches 50]
  */
-import { type Reply, type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
+import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
 import {
   cpuSplit,
+  createAndStart,
+  expectOk,
   findProcess,
+  killAllLaunched,
+  launchUntilPlaying,
   mean,
   measure,
   mib,
@@ -64,125 +68,7 @@ function parseOptions(args: string[]): Options {
   return options;
 }
 
-// ---------------------------------------------------------------- gst-launch-1.0
-
-/** Every gst-launch-1.0 we started and have not reaped yet; killed in `finally`. */
-const launched = new Set<Deno.ChildProcess>();
-
-interface Launch {
-  child: Deno.ChildProcess;
-  /** Milliseconds from spawn until gst-launch-1.0 reported PLAYING. */
-  playingAfter: number;
-  output: () => string;
-  kill: () => Promise<void>;
-}
-
-/**
- * Spawns gst-launch-1.0 and resolves once the pipeline has reached PLAYING.
- *
- * What gst-launch-1.0 1.22 prints for `videotestsrc ! fakesink` (with -m one
- * sees the bus messages in between):
- *
- *   Setting pipeline to PAUSED ...
- *   Pipeline is PREROLLING ...        (a live pipeline prints "Pipeline is live
- *   Pipeline is PREROLLED ...          and does not need PREROLL ..." instead)
- *   Setting pipeline to PLAYING ...   printed BEFORE gst_element_set_state(PLAYING)
- *   Redistribute latency...           the sink's LATENCY message
- *   New clock: GstSystemClock         the pipeline's NEW_CLOCK message
- *
- * "Setting pipeline to PLAYING ..." only says the change is about to be
- * asked for. gst-launch-1.0 prints from its main thread, which calls
- * gst_element_set_state(PLAYING) synchronously right after that line and
- * only then runs the bus loop that prints "Redistribute latency..." and "New
- * clock"; NEW_CLOCK is posted by the pipeline inside its PAUSED->PLAYING
- * change. So "New clock" marks PLAYING reached: the set_state call has
- * returned and the pipeline did its PAUSED->PLAYING change (with -m the
- * elements' and pipeline's state-changed ...->PLAYING messages follow it
- * within microseconds). It is also printed for live pipelines, where
- * "Redistribute latency..." may be missing, so one marker serves both parts.
- */
-async function launchUntilPlaying(args: string[], timeoutMs = 20000): Promise<Launch> {
-  const startedAt = performance.now();
-  const child = new Deno.Command("gst-launch-1.0", {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  launched.add(child);
-  let text = "";
-  let marked: (at: number) => void;
-  const playing = new Promise<number>((resolve) => (marked = resolve));
-  const pump = async (stream: ReadableStream<Uint8Array>, watch: boolean) => {
-    let pending = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const at = performance.now();
-      text += chunk;
-      if (!watch) continue;
-      const lines = (pending + chunk).split("\n");
-      pending = lines.pop() ?? "";
-      if (lines.some((line) => line.startsWith("New clock"))) marked(at - startedAt);
-    }
-  };
-  const pumps = Promise.all([pump(child.stdout, true), pump(child.stderr, false)]);
-  const reaped = child.status.then(async (status) => {
-    await pumps.catch(() => {});
-    launched.delete(child);
-    return status;
-  });
-  const kill = async () => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await reaped;
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const playingAfter = await Promise.race([
-      playing,
-      reaped.then((status) => {
-        throw new Error(
-          `gst-launch-1.0 exited (${status.code}) before PLAYING:\n${text.slice(-2000)}`,
-        );
-      }),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`gst-launch-1.0 not PLAYING after ${timeoutMs} ms:\n${text}`)),
-          timeoutMs,
-        );
-      }),
-    ]);
-    return { child, playingAfter, output: () => text, kill };
-  } catch (error) {
-    await kill();
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function killAllLaunched(): Promise<void> {
-  await Promise.all([...launched].map(async (child) => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status.catch(() => {});
-    launched.delete(child);
-  }));
-}
-
 // ---------------------------------------------------------------- our server
-
-function expectOk(reply: Reply, what: string): Reply {
-  if (!reply.ok) {
-    throw new Error(`${what} failed: ${reply.error?.code}: ${reply.error?.message}`);
-  }
-  return reply;
-}
 
 const simpleElements = [{ type: "videotestsrc" }, { type: "fakesink" }];
 const liveCaps = "video/x-raw,width=64,height=48";
@@ -248,22 +134,6 @@ async function chooseLiveChain(client: TestClient): Promise<LiveChain> {
   throw new Error(`create ${id} failed: ${reply.error?.code}: ${reply.error?.message}`);
 }
 
-/** Create + start, timed from sending createPipeline to the startPipeline reply. */
-async function createAndStart(
-  client: TestClient,
-  id: string,
-  elements: unknown[],
-): Promise<number> {
-  const startedAt = performance.now();
-  expectOk(await client.request("createPipeline", { id, pipeline: { elements } }), `create ${id}`);
-  const start = expectOk(await client.request("startPipeline", { id }), `start ${id}`);
-  const elapsed = performance.now() - startedAt;
-  if (start.payload?.state !== "PLAYING") {
-    throw new Error(`start ${id} replied ${JSON.stringify(start.payload)}, not PLAYING`);
-  }
-  return elapsed;
-}
-
 /** Runs `work` over `items` with at most `limit` in flight. */
 async function eachLimited<T>(
   items: T[],
@@ -301,16 +171,16 @@ async function partOne(
 ): Promise<Pick<Results, "firstPipelineMs" | "ours" | "launch">> {
   console.log(`Part 1: ${options.pipelines} x create+start through the server ...`);
   // The first request builds the element-factory table; timed apart, not in the figures.
-  const firstPipelineMs = await createAndStart(client, "warmup-0", simpleElements);
+  const firstPipelineMs = await createAndStart(client, "warmup-0", { elements: simpleElements });
   expectOk(await client.request("deletePipeline", { id: "warmup-0" }), "delete warmup-0");
   for (let i = 1; i < 5; i++) {
-    await createAndStart(client, `warmup-${i}`, simpleElements);
+    await createAndStart(client, `warmup-${i}`, { elements: simpleElements });
     expectOk(await client.request("deletePipeline", { id: `warmup-${i}` }), "delete warmup");
   }
   const times: number[] = [];
   for (let i = 0; i < options.pipelines; i++) {
     const id = `cp-${i}`;
-    times.push(await createAndStart(client, id, simpleElements));
+    times.push(await createAndStart(client, id, { elements: simpleElements }));
     expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
     client.received.length = 0; // events and stats we do not look at
   }
@@ -369,7 +239,7 @@ async function partTwo(
   try {
     const launchPid = findProcess(launch.child.pid, (a) => a[0]?.endsWith("gst-launch-1.0"));
     if (launchPid === null) throw new Error(`gst-launch-1.0 (pid ${launch.child.pid}) not found`);
-    await eachLimited(ids, 8, (id) => createAndStart(client, id, chain.elements));
+    await eachLimited(ids, 8, (id) => createAndStart(client, id, { elements: chain.elements }));
     client.received.length = 0;
     await sleep(settle * 1000);
     stats.length = 0;

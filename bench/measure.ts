@@ -1,9 +1,10 @@
 /**
  * Helpers shared by the benchmarks: option parsing, summaries, and process
  * measurement from /proc (CPU from /proc/<pid>/stat and the threads'
- * schedstat, RSS from /proc/<pid>/status).
+ * schedstat, RSS from /proc/<pid>/status), timing gst-launch-1.0 until
+ * PLAYING, and timing createPipeline + startPipeline on our server.
  */
-import type { ServerProcess } from "../test/helpers.ts";
+import type { Reply, ServerProcess, TestClient } from "../test/helpers.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -261,4 +262,217 @@ export async function stopServer(server: ServerProcess): Promise<void> {
       `Server exited with ${code}; its last lines:\n${server.logs.slice(-20).join("\n")}`,
     );
   }
+}
+
+// ---------------------------------------------------------------- gst-launch-1.0
+
+/** Every gst-launch-1.0 launchUntilPlaying started and nobody reaped yet; see killAllLaunched. */
+const launched = new Set<Deno.ChildProcess>();
+
+export interface Launch {
+  child: Deno.ChildProcess;
+  /** Milliseconds from spawn until gst-launch-1.0 reported PLAYING. */
+  playingAfter: number;
+  output: () => string;
+  kill: () => Promise<void>;
+}
+
+/**
+ * Spawns gst-launch-1.0 and resolves once the pipeline has reached PLAYING.
+ *
+ * What gst-launch-1.0 1.22 prints for `videotestsrc ! fakesink` (with -m one
+ * sees the bus messages in between):
+ *
+ *   Setting pipeline to PAUSED ...
+ *   Pipeline is PREROLLING ...        (a live pipeline prints "Pipeline is live
+ *   Pipeline is PREROLLED ...          and does not need PREROLL ..." instead)
+ *   Setting pipeline to PLAYING ...   printed BEFORE gst_element_set_state(PLAYING)
+ *   Redistribute latency...           the sink's LATENCY message
+ *   New clock: GstSystemClock         the pipeline's NEW_CLOCK message
+ *
+ * "Setting pipeline to PLAYING ..." only says the change is about to be
+ * asked for. gst-launch-1.0 prints from its main thread, which calls
+ * gst_element_set_state(PLAYING) synchronously right after that line and
+ * only then runs the bus loop that prints "Redistribute latency..." and "New
+ * clock"; NEW_CLOCK is posted by the pipeline inside its PAUSED->PLAYING
+ * change. So "New clock" marks PLAYING reached: the set_state call has
+ * returned and the pipeline did its PAUSED->PLAYING change (with -m the
+ * elements' and pipeline's state-changed ...->PLAYING messages follow it
+ * within microseconds). It is also printed for live pipelines, where
+ * "Redistribute latency..." may be missing, so one marker serves both kinds.
+ */
+export async function launchUntilPlaying(args: string[], timeoutMs = 20000): Promise<Launch> {
+  const startedAt = performance.now();
+  const child = new Deno.Command("gst-launch-1.0", {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  launched.add(child);
+  let text = "";
+  let marked: (at: number) => void;
+  const playing = new Promise<number>((resolve) => (marked = resolve));
+  const pump = async (stream: ReadableStream<Uint8Array>, watch: boolean) => {
+    let pending = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const at = performance.now();
+      text += chunk;
+      if (!watch) continue;
+      const lines = (pending + chunk).split("\n");
+      pending = lines.pop() ?? "";
+      if (lines.some((line) => line.startsWith("New clock"))) marked(at - startedAt);
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout, true), pump(child.stderr, false)]);
+  const reaped = child.status.then(async (status) => {
+    await pumps.catch(() => {});
+    launched.delete(child);
+    return status;
+  });
+  const kill = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await reaped;
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const playingAfter = await Promise.race([
+      playing,
+      reaped.then((status) => {
+        throw new Error(
+          `gst-launch-1.0 exited (${status.code}) before PLAYING:\n${text.slice(-2000)}`,
+        );
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`gst-launch-1.0 not PLAYING after ${timeoutMs} ms:\n${text}`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    return { child, playingAfter, output: () => text, kill };
+  } catch (error) {
+    await kill();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Kills and reaps every gst-launch-1.0 still running (for `finally` and SIGINT). */
+export async function killAllLaunched(): Promise<void> {
+  await Promise.all([...launched].map(async (child) => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await child.status.catch(() => {});
+    launched.delete(child);
+  }));
+}
+
+// ---------------------------------------------------------------- our server
+
+/** The reply, or an Error naming `what` and the server's error. */
+export function expectOk(reply: Reply, what: string): Reply {
+  if (!reply.ok) {
+    throw new Error(`${what} failed: ${reply.error?.code}: ${reply.error?.message}`);
+  }
+  return reply;
+}
+
+/**
+ * Create + start, timed from sending createPipeline to the startPipeline reply;
+ * `pipeline` is createPipeline's: gst-launch text or elements (and links).
+ */
+export async function createAndStart(
+  client: TestClient,
+  id: string,
+  pipeline: string | { elements: unknown[]; links?: unknown[] },
+): Promise<number> {
+  const startedAt = performance.now();
+  expectOk(await client.request("createPipeline", { id, pipeline }), `create ${id}`);
+  const start = expectOk(await client.request("startPipeline", { id }), `start ${id}`);
+  const elapsed = performance.now() - startedAt;
+  if (start.payload?.state !== "PLAYING") {
+    throw new Error(`start ${id} replied ${JSON.stringify(start.payload)}, not PLAYING`);
+  }
+  return elapsed;
+}
+
+// ---------------------------------------------------------------- /proc counts
+
+/** Resident memory, open file descriptors and threads of one process. */
+export interface ProcessCounts {
+  /** VmRSS from /proc/<pid>/status, in KiB. */
+  rssKib: number;
+  /** Entries of /proc/<pid>/fd. */
+  fds: number;
+  /** The Threads: line of /proc/<pid>/status. */
+  threads: number;
+}
+
+export function processCounts(pid: number): ProcessCounts {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const rss = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
+  const threads = status.match(/^Threads:\s+(\d+)/m);
+  if (!rss || !threads) throw new Error(`No VmRSS or Threads in /proc/${pid}/status`);
+  let fds = 0;
+  for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) fds++;
+  return { rssKib: Number(rss[1]), fds, threads: Number(threads[1]) };
+}
+
+/** Tallies names into a map of name to count. */
+function tally(names: Iterable<string>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const name of names) counts.set(name, (counts.get(name) ?? 0) + 1);
+  return counts;
+}
+
+/**
+ * Open descriptors by kind: the link target with numbers dropped
+ * ("socket", "pipe", "anon_inode:[eventfd]", "/dev/null", a file's path).
+ */
+export function fdKinds(pid: number): Map<string, number> {
+  const kinds: string[] = [];
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      kinds.push(Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`).replace(/:\[\d+\]$/, ""));
+    } catch {
+      // closed between the listing and the read
+    }
+  }
+  return tally(kinds);
+}
+
+/** Threads by name (comm), digits dropped: "tokio-runtime-w", "videotestsrc:src", "gmain". */
+export function threadNames(pid: number): Map<string, number> {
+  const names: string[] = [];
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      names.push(
+        Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim()
+          .replace(/\d+/g, "#"),
+      );
+    } catch {
+      // ended between the listing and the read
+    }
+  }
+  return tally(names);
+}
+
+/** "socket +3, pipe -1": the names whose counts differ from `before` to `after`. */
+export function tallyChange(before: Map<string, number>, after: Map<string, number>): string {
+  const names = new Set([...before.keys(), ...after.keys()]);
+  const changes: string[] = [];
+  for (const name of [...names].sort()) {
+    const delta = (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    if (delta !== 0) changes.push(`${name} ${delta > 0 ? "+" : ""}${delta}`);
+  }
+  return changes.length ? changes.join(", ") : "none";
 }

@@ -151,7 +151,7 @@ async function main(): Promise<void> {
     path: config.path,
     handlers,
     authToken: config.authToken,
-    openPaths: ["/healthz"],
+    openPaths: ["/healthz", "/schema.json"],
     allowedOrigins: config.allowedOrigins,
     maxClients: config.maxClients,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
@@ -175,6 +175,18 @@ async function main(): Promise<void> {
         const text = await metrics.metrics();
         response.writeHead(200, { "content-type": metrics.contentType });
         response.end(text);
+        return true;
+      },
+      async (request, response, url) => {
+        if (request.method !== "GET" || url.pathname !== "/schema.json") return false;
+        // The JSON Schema of every message (src/schema.ts; docs/schema.json), built on first use.
+        const { schemaText } = await import("./schema.ts");
+        const body = new TextEncoder().encode(schemaText());
+        response.writeHead(200, {
+          "content-type": "application/schema+json",
+          "content-length": body.length,
+        });
+        response.end(body);
         return true;
       },
     ],

@@ -15,7 +15,8 @@ import {
   StateChange,
   type StateName,
 } from "./gst/pipeline.ts";
-import { getProperty, setProperty } from "./gst/property.ts";
+import { findProperty, getProperty, setProperty } from "./gst/property.ts";
+import { Fundamental, fundamentalOf } from "./gst/gvalue.ts";
 import { closestFactoryNames, elementFactories } from "./gst/registry.ts";
 import type { RtspServer } from "./gst/rtsp.ts";
 import {
@@ -198,6 +199,12 @@ function launchText(layout: PipelineDescription): string | null {
   } catch {
     return null;
   }
+}
+
+/** Whether the element's property holds text (a string GType), such as a file name. */
+function holdsText(element: Pointer, property: string): boolean {
+  const spec = findProperty(element, property);
+  return spec !== null && fundamentalOf(spec.valueType) === Fundamental.STRING;
 }
 
 function linkEndText(end: { name: string; pad: string | null }): string {
@@ -475,7 +482,13 @@ export class PipelineManager {
         );
       }
       for (const [property, value] of Object.entries(properties)) {
-        const allowed = this.#options.policy.checkProperty(spec.type, name, property, value);
+        const allowed = this.#options.policy.checkProperty(
+          spec.type,
+          name,
+          property,
+          value,
+          holdsText(pointer, property),
+        );
         setProperty({ object: pointer, label: name }, property, allowed);
       }
       elements.set(name, { type: spec.type, pointer });
@@ -829,7 +842,13 @@ export class PipelineManager {
     setProperty(
       target,
       property,
-      this.#options.policy.checkProperty(type, element, property, value),
+      this.#options.policy.checkProperty(
+        type,
+        element,
+        property,
+        value,
+        holdsText(target.object, property),
+      ),
     );
     return { id, element, property, value: getProperty(target, property) };
   }
@@ -882,7 +901,8 @@ export class PipelineManager {
       }
       const delayMs = this.#scheduleRestart(record, "start failed");
       if (error instanceof ServerError) {
-        throw new ServerError(error.code, `${error.message}; trying again in ${delayMs} ms`, {
+        const message = error.message.replace(/\.$/, "");
+        throw new ServerError(error.code, `${message}; trying again in ${delayMs} ms`, {
           ...error.details,
           restartInMs: delayMs,
         });
@@ -1001,8 +1021,8 @@ export class PipelineManager {
       return Promise.resolve({ id, state: "NULL" });
     }
     const record = this.#require(id);
-    this.#cancelRestart(record);
     this.#setDesiredState(record, "stopped");
+    this.#cancelRestart(record);
     return this.#serial(record, async () => {
       this.#drainBus(record);
       await record.pipeline.setState(State.NULL);
@@ -1281,7 +1301,7 @@ export class PipelineManager {
           stored,
           error: {
             element: String(details?.element ?? details?.type ?? ""),
-            message: `Could not rebuild the stored pipeline: ${message}`,
+            message,
             debug: null,
             time: new Date().toISOString(),
           },

@@ -14,6 +14,7 @@ export const defaultDeniedElements: ReadonlyMap<string, string> = new Map([
   ...["filesink", "multifilesink", "splitmuxsink", "giosink", "curlfilesink", "hlssink", "hlssink2"]
     .map((name) => [name, "it writes files on the server"] as const),
   ["dashsink", "it writes files on the server"],
+  ["qtmoovrecover", "it writes files on the server"],
   ...["fdsrc", "fdsink", "multifdsink", "socketsrc", "multisocketsink", "giostreamsrc"]
     .map((name) => [name, "it reads or writes the server's own file descriptors"] as const),
   ["giostreamsink", "it reads or writes the server's own file descriptors"],
@@ -36,6 +37,13 @@ const fileElements = new Set([
 ]);
 
 const urlPattern = /^([a-z][a-z0-9+.-]*):\/\//i;
+
+/**
+ * Text properties that name files or directories on the server, read or written: location,
+ * temp-location, moov-recovery-file, faststart-file, multipass-cache-file, temp-template,
+ * ssh-priv-keyfile, ... They are confined like locations.
+ */
+const fileProperty = /(^|-)(location|file|filename|keyfile|dir|directory|template|profile)$/;
 
 export interface PolicyOptions {
   /** Every local file an element reads must be inside this directory. */
@@ -89,12 +97,29 @@ export class ElementPolicy {
    * inside the media directory (relative ones against it); one that leads out
    * of it, by `..` or by a symlink, is refused with PROPERTY_NOT_ALLOWED.
    */
-  checkProperty(type: string, element: string, property: string, value: JsonValue): JsonValue {
+  checkProperty(
+    type: string,
+    element: string,
+    property: string,
+    value: JsonValue,
+    holdsText: boolean,
+  ): JsonValue {
+    // Judged by the name GObject finds, which may be given as `Type::name` or with `_` for `-`.
+    const name = canonicalPropertyName(property);
+    if (/(^|-)fd$/.test(name)) {
+      throw new ServerError(
+        "PROPERTY_NOT_ALLOWED",
+        `Property '${property}' of element '${element}' names one of the server's own file ` +
+          "descriptors, which clients may not use",
+        { element, property, value },
+      );
+    }
     if (typeof value !== "string") return value;
-    const isLocation = property === "location" || property.endsWith("-location");
-    const isUri = property === "uri" || property.endsWith("-uri");
+    const isUri = /(?:^|-)(?:sub)?uri$/.test(name); // uri, dest-uri, playbin's suburi...
+    const isLocation = !isUri && holdsText && fileProperty.test(name);
     if (!isLocation && !isUri) return value;
-    const scheme = value.match(urlPattern)?.[1]?.toLowerCase();
+    // GLib opens `file:/path` as well as `file:///path`: any `file:` prefix is a file URI.
+    const scheme = /^file:/i.test(value) ? "file" : value.match(urlPattern)?.[1]?.toLowerCase();
     const refuse = (why: string): never => {
       throw new ServerError(
         "PROPERTY_NOT_ALLOWED",
@@ -131,6 +156,15 @@ export class ElementPolicy {
     const rel = relative(this.mediaDir, path);
     return rel === "" || (rel.split(sep)[0] !== ".." && !isAbsolute(rel));
   }
+}
+
+/**
+ * The property name g_object_class_find_property resolves `property` to: a `Type::` prefix
+ * dropped and every character other than letters, digits and `-` read as `-`.
+ */
+function canonicalPropertyName(property: string): string {
+  const prefix = property.lastIndexOf("::");
+  return (prefix === -1 ? property : property.slice(prefix + 2)).replace(/[^A-Za-z0-9-]/g, "-");
 }
 
 /** The real path of `path`, or of its nearest existing ancestor joined with the rest. */

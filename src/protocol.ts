@@ -24,30 +24,57 @@ export type EventType = typeof eventTypes[number];
 
 const requestIdSchema = z.union([z.string(), z.number()]);
 
+/** How deep arrays and objects may nest in a JSON value of a request (a property value). */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Whether arrays and objects nest at most MAX_JSON_DEPTH deep in `value`. Checked without
+ * recursion: a recursive schema overflowed the stack on a deeply nested value (INTERNAL).
+ */
+function withinJsonDepth(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== "object" || item === null) continue;
+    if (depth > MAX_JSON_DEPTH) return false;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+const tooDeep = `Arrays and objects may nest at most ${MAX_JSON_DEPTH} deep`;
+
+// Messages come from JSON.parse, so every defined value is JSON: only objects and depth need
+// checking. Not z.record: zod 4 tells a plain object by reading its `constructor`, which is a JSON
+// key like any other ({"constructor": null} threw, so INTERNAL; {"constructor": 1} was refused).
+const jsonObject = z.custom<Record<string, unknown>>(
+  (value) => typeof value === "object" && value !== null && !Array.isArray(value),
+  { error: "Expected an object" },
+);
+
+const jsonValue = z.custom<JsonValue>((value) => value !== undefined, {
+  error: "Expected a JSON value",
+}).refine(withinJsonDepth, { error: tooDeep });
+
+const jsonValues = jsonObject.superRefine((object, ctx) => {
+  for (const [key, value] of Object.entries(object)) {
+    if (!withinJsonDepth(value)) ctx.addIssue({ code: "custom", path: [key], message: tooDeep });
+  }
+}) as z.ZodType<Record<string, JsonValue>>;
+
 const envelopeSchema = z.object({
   type: z.string({ error: "Expected a string naming the request type" }),
   // null is taken as "not given", as JSON encoders often write absent fields.
   requestId: requestIdSchema.nullish(),
-  payload: z.record(z.string(), z.unknown()).nullish(),
+  payload: jsonObject.nullish(),
 });
-
-const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
-  z.union([
-    z.string(),
-    z.number(),
-    z.boolean(),
-    z.null(),
-    z.array(jsonValue),
-    z.record(z.string(), jsonValue),
-  ])
-);
 
 export const elementSchema = z.object({
   type: z.string().min(1, "Expected an element factory name"),
   name: z.string().regex(elementNamePattern, {
     error: "Element names are 1 to 64 characters of letters, digits, '.', '_' and '-'",
   }).optional(),
-  properties: z.record(z.string(), jsonValue).optional(),
+  properties: jsonValues.optional(),
 });
 
 export const linkSchema = z.object({

@@ -164,7 +164,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: HARD_FRAME_LIMIT,
-    // A browser that offered subprotocols (perhaps ["bearer", token]) needs one chosen; never echo the token.
+    // A browser that offered subprotocols needs one chosen, or it drops the connection: "bearer" of
+    // ["bearer", token] rather than the token; a token offered alone can only be echoed.
     handleProtocols: (protocols) => {
       const offered = [...protocols];
       return offered.find((p) => token === undefined || !sameSecret(p, token)) ?? offered[0] ??
@@ -239,7 +240,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       refuseUpgrade(socket, 503, "Service Unavailable", {
         error: {
           code: "LIMIT_REACHED",
-          message: `${clients.size} clients are connected, the server's limit ` +
+          message: `${clients.size} ${clients.size === 1 ? "client is" : "clients are"} ` +
+            "connected, the server's limit " +
             "(GSTREAMER_MAX_CLIENTS); try again later",
           details: { limit: options.maxClients, setting: "GSTREAMER_MAX_CLIENTS" },
         },
