@@ -46,6 +46,14 @@ export const gstSymbols = {
   gst_pipeline_get_bus: { parameters: ["pointer"], result: "pointer" },
   // gboolean gst_bin_add (GstBin *bin, GstElement *element)
   gst_bin_add: { parameters: ["pointer", "pointer"], result: "i32" },
+  // gboolean gst_bin_remove (GstBin *bin, GstElement *element)
+  gst_bin_remove: { parameters: ["pointer", "pointer"], result: "i32" },
+  // GstElement *gst_element_factory_make_with_properties (const gchar *factoryname, guint n,
+  //                                                       const gchar *names[], const GValue values[])
+  gst_element_factory_make_with_properties: {
+    parameters: ["buffer", "u32", "buffer", "buffer"],
+    result: "pointer",
+  },
   // GstIterator *gst_bin_iterate_sinks (GstBin *bin)
   gst_bin_iterate_sinks: { parameters: ["pointer"], result: "pointer" },
   // GstIteratorResult gst_iterator_next (GstIterator *it, GValue *elem)
@@ -82,6 +90,9 @@ export const gstSymbols = {
     result: "i32",
     nonblocking: true,
   },
+  // void gst_mini_object_unref (GstMiniObject *mini_object): also how tokens, permissions and
+  //   queries are released (their *_unref functions are inline wrappers, not symbols)
+  gst_mini_object_unref: { parameters: ["pointer"], result: "void" },
   // gboolean gst_element_query_duration (GstElement *element, GstFormat format, gint64 *duration)
   gst_element_query_duration_async: {
     name: "gst_element_query_duration",

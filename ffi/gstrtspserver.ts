@@ -78,8 +78,4 @@ export const rtspSymbols = {
     parameters: ["pointer", "buffer", "buffer", "i32"],
     result: "void",
   },
-  // void gst_mini_object_unref (GstMiniObject *mini_object): libgstreamer's, found through this
-  //   library's dependencies; gst_rtsp_token_unref and gst_rtsp_permissions_unref are inline
-  //   wrappers of it, not symbols
-  gst_mini_object_unref: { parameters: ["pointer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -5,10 +5,18 @@
  * import { GstClient } from "@gst-control/server/client";
  *
  * const client = await GstClient.connect("ws://localhost:8080/gstreamer", { token: "..." });
- * await client.createPipeline({ id: "demo", pipeline: "videotestsrc ! fakesink" });
- * const { state } = await client.startPipeline({ id: "demo" });
- * for await (const event of client.events("pipelineStateChanged")) {
- *   console.log(event.payload.id, event.payload.new);
+ * const changes = client.events("pipelineStateChanged", "pipelineEos");
+ * await client.createPipeline({ id: "demo", pipeline: "videotestsrc num-buffers=90 ! fakesink" });
+ * await client.startPipeline({ id: "demo" }); // { id: "demo", state: "PLAYING" }
+ * for await (const event of changes) {
+ *   console.log(event.type, event.payload);
+ *   if (event.type === "pipelineEos") break; // ends this iterator
+ * }
+ * await client.deletePipeline({ id: "demo" });
+ * try {
+ *   await client.getPipeline({ id: "demo" });
+ * } catch (error) {
+ *   if (error instanceof GstClientError) console.log(error.code); // "PIPELINE_NOT_FOUND"
  * }
  * await client.close();
  * ```
@@ -423,12 +431,12 @@ class Stream<E> implements EventStream<E> {
   }
 }
 
-type State = "open" | "reconnecting" | "closed";
+/** "resubscribing": connected again, sending the last subscribe before anything else. */
+type State = "open" | "reconnecting" | "resubscribing" | "closed";
 
 export class GstClient {
   readonly url: string;
   #options: GstClientOptions;
-  #WebSocket: typeof WebSocket;
   #socket: WebSocket;
   #state: State = "open";
   #pending = new Map<string, Pending>();
@@ -444,7 +452,6 @@ export class GstClient {
   private constructor(url: string, options: GstClientOptions, socket: WebSocket) {
     this.url = url;
     this.#options = options;
-    this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this.#socket = socket;
     this.#attach(socket);
   }
@@ -481,6 +488,16 @@ export class GstClient {
     type: T,
     payload: RequestInput<T>,
     options: RequestOptions = {},
+  ): Promise<ResultPayload<T>> {
+    return this.#request(type, payload, options, false);
+  }
+
+  /** `first`: sent while resubscribing (the subscribe itself); others wait until it is done. */
+  #request<T extends RequestType>(
+    type: T,
+    payload: RequestInput<T>,
+    options: RequestOptions,
+    first: boolean,
   ): Promise<ResultPayload<T>> {
     if (this.#state === "closed") {
       return Promise.reject(new GstClientError("CLOSED", "The client is closed", undefined, type));
@@ -521,7 +538,9 @@ export class GstClient {
         }, timeoutMs),
       };
       this.#pending.set(requestId, pending);
-      if (this.#state === "open") this.#send(pending);
+      if (this.#state === "open" || (first && this.#state === "resubscribing")) {
+        this.#send(pending);
+      }
     });
   }
 
@@ -662,18 +681,15 @@ export class GstClient {
 
   #send(pending: Pending): void {
     pending.sent = true;
-    try {
-      this.#socket.send(pending.text);
-    } catch (error) {
-      // The socket closed under us: the close handler rejects it (it counts as sent).
-      if (this.#socket.readyState === this.#WebSocket.OPEN) throw error;
-    }
+    // A socket that is closing drops it; its close event then rejects the request.
+    this.#socket.send(pending.text);
   }
 
   #attach(socket: WebSocket): void {
     socket.addEventListener("message", (event) => this.#receive(event.data));
     socket.addEventListener("close", (event) => {
-      if (socket !== this.#socket || this.#state !== "open") return;
+      if (socket !== this.#socket) return;
+      if (this.#state !== "open" && this.#state !== "resubscribing") return;
       this.#dropped(event.code, event.reason);
     });
   }
@@ -717,9 +733,21 @@ export class GstClient {
     }
     if (typeof message.type !== "string" || !knownEvents.has(message.type)) return;
     const event = message as ServerEvent;
+    if (this.#state === "resubscribing" && !this.#subscribedTo(event)) return;
     for (const stream of this.#streams) {
       if (stream.accepts(event)) stream.push(event);
     }
+  }
+
+  /**
+   * Whether the last subscribe asks for `event`: until the server has it again after a
+   * reconnection, the connection gets every event.
+   */
+  #subscribedTo(event: ServerEvent): boolean {
+    const { events, pipelines } = this.#lastSubscribe ?? {};
+    if (events && !events.includes(event.type)) return false;
+    const id = (event.payload as { id?: unknown }).id;
+    return !pipelines || typeof id !== "string" || pipelines.includes(id);
   }
 
   #failPending(code: ClientErrorCode, why: string, which: (pending: Pending) => boolean): void {
@@ -748,7 +776,7 @@ export class GstClient {
         "before the reply; the request may or may not have run",
       (pending) => pending.sent || !reconnecting,
     );
-    for (const listener of this.#disconnectListeners) listener({ code, reason, reconnecting });
+    this.#notify(this.#disconnectListeners, { code, reason, reconnecting });
     if (reconnecting) {
       this.#scheduleReconnect(1);
     } else {
@@ -793,23 +821,25 @@ export class GstClient {
     }
     this.#socket = socket;
     this.#attach(socket);
-    // The subscription first, so the filter is in force before anything else is sent.
     let subscription: ResultPayload<"subscribe"> | null = null;
     const subscribe = this.#lastSubscribe;
     if (subscribe !== undefined) {
-      this.#state = "open";
-      try {
-        subscription = await this.subscribe(subscribe);
-      } catch {
-        // Lost again (the close handler is reconnecting already), or refused: go on without it.
-        if (this.#state !== "open") return;
-      }
+      // The subscription first, so that the filter is in force before anything else is sent.
+      this.#state = "resubscribing";
+      subscription = await this.#request("subscribe", subscribe, {}, true).catch(() => null);
+      // Closed, or lost again (and reconnecting already), meanwhile.
+      if (this.#state !== "resubscribing" || this.#socket !== socket) return;
     }
     this.#state = "open";
     for (const pending of this.#pending.values()) {
       if (!pending.sent) this.#send(pending);
     }
-    for (const listener of this.#reconnectListeners) listener({ attempts: attempt, subscription });
+    this.#notify(this.#reconnectListeners, { attempts: attempt, subscription });
+  }
+
+  /** Calls the listeners after this turn, so that one that throws cannot break the client. */
+  #notify<T>(listeners: Set<(info: T) => void>, info: T): void {
+    for (const listener of listeners) queueMicrotask(() => listener(info));
   }
 }
 

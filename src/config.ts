@@ -72,6 +72,7 @@ const configSchema = z.object({
   GSTREAMER_MAX_CLIENTS: count(256, 1, 100000),
   GSTREAMER_MAX_PUSHES: count(16, 1, 10000),
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(100, 0, 1000000, " (0: no limit)"),
+  GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
 }).superRefine((c, ctx) => {
   if ((c.GSTREAMER_RTSP_USER === undefined) !== (c.GSTREAMER_RTSP_PASSWORD === undefined)) {
     const missing = c.GSTREAMER_RTSP_USER === undefined
@@ -105,6 +106,8 @@ export interface Config {
   maxPushes: number;
   /** Requests per second per WebSocket client; 0 means no limit. */
   maxRequestsPerSecond: number;
+  /** An HTTP connection (a push included) that sends nothing for this long is closed. */
+  httpIdleTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -144,6 +147,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxClients: c.GSTREAMER_MAX_CLIENTS,
     maxPushes: c.GSTREAMER_MAX_PUSHES,
     maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
+    httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
   };
 }
 

@@ -156,6 +156,7 @@ async function main(): Promise<void> {
     maxClients: config.maxClients,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
     statsIntervalMs: config.statsIntervalMs,
+    httpIdleTimeoutMs: config.httpIdleTimeoutMs,
     routes: [
       pushRoute(manager, config.maxPushes),
       (request, response, url) => {

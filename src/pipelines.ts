@@ -15,8 +15,15 @@ import {
   StateChange,
   type StateName,
 } from "./gst/pipeline.ts";
-import { findProperty, getProperty, setProperty } from "./gst/property.ts";
-import { Fundamental, fundamentalOf } from "./gst/gvalue.ts";
+import {
+  convertProperty,
+  findProperty,
+  getProperty,
+  isConstructOnly,
+  requireProperty,
+  setProperty,
+} from "./gst/property.ts";
+import { Fundamental, fundamentalOf, type GValue } from "./gst/gvalue.ts";
 import { closestFactoryNames, elementFactories } from "./gst/registry.ts";
 import type { RtspServer } from "./gst/rtsp.ts";
 import {
@@ -266,6 +273,8 @@ interface ManagedPipeline {
   layout: PipelineDescription;
   internal: Set<string>;
   dynamicLinks: DynamicLink[];
+  /** Whether its last start found it live (a live source: no preroll, no seeking). */
+  live: boolean;
   /** Stops the pad-added handlers; called when the pipeline is released. */
   unwatch: (() => void)[];
   /** The createPipeline payload it was made from (what the store keeps). */
@@ -386,6 +395,7 @@ export class PipelineManager {
         internal,
         dynamicLinks,
         unwatch: [],
+        live: false,
         state: "NULL",
         playingSince: null,
         duration: undefined,
@@ -473,23 +483,50 @@ export class PipelineManager {
         rtspSinks.set(name, { spec, index });
         return;
       }
-      const pointer = pipeline.addElement(spec.type, name);
-      if (pointer === null) {
-        throw new ServerError(
+      const notMade = () =>
+        new ServerError(
           "UNKNOWN_ELEMENT",
           `Element '${spec.type}' could not be made (its plugin failed to load)`,
           { index, type: spec.type },
         );
-      }
-      for (const [property, value] of Object.entries(properties)) {
-        const allowed = this.#options.policy.checkProperty(
-          spec.type,
-          name,
+      let pointer = pipeline.addElement(spec.type, name);
+      if (pointer === null) throw notMade();
+      const allowed = Object.entries(properties).map(([property, value]) =>
+        [
           property,
-          value,
-          holdsText(pointer, property),
-        );
-        setProperty({ object: pointer, label: name }, property, allowed);
+          this.#options.policy.checkProperty(
+            spec.type,
+            name,
+            property,
+            value,
+            holdsText(pointer!, property),
+          ),
+        ] as const
+      );
+      // Construct-only properties can only be given as the element is made: make it again with them.
+      const atConstruction = allowed.filter(([property]) =>
+        isConstructOnly({ object: pointer!, label: name }, property)
+      );
+      if (atConstruction.length > 0) {
+        const target = { object: pointer, label: name };
+        const values: { name: string; value: GValue }[] = [];
+        try {
+          for (const [property, value] of atConstruction) {
+            const spec = requireProperty(target, property);
+            values.push({
+              name: spec.name,
+              value: convertProperty(target, spec, value, "construct"),
+            });
+          }
+          pointer = pipeline.remakeElement(pointer, spec.type, name, values);
+        } finally {
+          for (const { value } of values) value.unset();
+        }
+        if (pointer === null) throw notMade();
+      }
+      for (const [property, value] of allowed) {
+        if (atConstruction.some(([given]) => given === property)) continue;
+        setProperty({ object: pointer, label: name }, property, value);
       }
       elements.set(name, { type: spec.type, pointer });
     });
@@ -760,7 +797,7 @@ export class PipelineManager {
         type: spec.type,
         state,
         ...(pending === "VOID_PENDING" ? {} : { pending }),
-        properties: changedProperties(element.pointer, spec.name!),
+        properties: changedProperties(element.pointer, spec.type, spec.name!),
       };
     });
     return {
@@ -796,6 +833,14 @@ export class PipelineManager {
     const record = this.#require(id);
     return this.#serial(record, async () => {
       this.#requireRunning(record, "seek");
+      // GStreamer takes a seek on a live pipeline and then stalls it: refuse instead.
+      if (record.live) {
+        throw new ServerError(
+          "SEEK_FAILED",
+          `Pipeline '${id}' is live (a live source sets its pace), so it cannot seek`,
+          { id, position, rate, live: true },
+        );
+      }
       if (!await record.pipeline.seek(position, rate, flush)) {
         throw new ServerError(
           "SEEK_FAILED",
@@ -926,6 +971,10 @@ export class PipelineManager {
         link.refused = [];
       }
       await this.#assignRelayPorts(record);
+      // Through PAUSED first: only that step tells a live pipeline (NO_PREROLL), which cannot seek.
+      const paused = await record.pipeline.setState(State.PAUSED);
+      if (paused === StateChange.FAILURE) return this.#failStart(record, target);
+      record.live = paused === StateChange.NO_PREROLL;
     }
     const result = await record.pipeline.setState(State[target]);
     let reached: { state: StateName; pending: StateName };

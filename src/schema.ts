@@ -24,8 +24,6 @@ import {
   sharedSchemas,
 } from "./messages.ts";
 
-export const SCHEMA_PATH = "/schema.json";
-
 const pascal = (name: string) => name[0].toUpperCase() + name.slice(1);
 
 /** The `$defs` name of the message each request, result reply and event is. */

@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
@@ -54,6 +54,8 @@ export interface TransportOptions {
   maxRequestsPerSecond?: number;
   /** How often a client gets stats until it subscribes with its own interval. */
   statsIntervalMs: number;
+  /** An HTTP connection that sends nothing for this long is closed (WebSockets are exempt). */
+  httpIdleTimeoutMs?: number;
 }
 
 /** Compares in constant time whatever the lengths (both sides are hashed first). */
@@ -213,7 +215,16 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     }
   });
 
+  // Deno's node:http ignores headersTimeout/requestTimeout; an idle socket timeout covers
+  // connections that never send a request, stall mid-headers, or stop sending a push body.
+  if (options.httpIdleTimeoutMs !== undefined) {
+    const idleMs = options.httpIdleTimeoutMs;
+    server.on("connection", (socket) => socket.setTimeout(idleMs, () => socket.destroy()));
+  }
+
   server.on("upgrade", (request, socket, head) => {
+    // A WebSocket may stay quiet as long as it likes (the upgrade socket is a net.Socket).
+    (socket as Socket).setTimeout(0);
     const url = new URL(request.url ?? "/", "http://localhost");
     if (url.pathname !== options.path) {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");

@@ -21,6 +21,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     maxClients: 256,
     maxPushes: 16,
     maxRequestsPerSecond: 100,
+    httpIdleTimeoutMs: 30000,
   });
 });
 

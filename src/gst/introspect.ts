@@ -234,19 +234,52 @@ function staticCapsString(staticCaps: Pointer): string {
   }
 }
 
-/**
- * The writable properties of a live element whose value differs from their
- * default (what a user set, or what the element changed itself), as JSON.
- */
-export function changedProperties(element: Pointer, label: string): Record<string, JsonValue> {
-  const changed: Record<string, JsonValue> = {};
+/** Property values of a freshly made element, per factory: what "unchanged" means. */
+const freshValues = new Map<string, Map<string, string>>();
+
+/** The readable and writable properties of an element, as JSON text by name. */
+function writableValues(element: Pointer, label: string): Map<string, string> {
+  const values = new Map<string, string>();
+  const readWrite = ParamFlag.READABLE | ParamFlag.WRITABLE;
   for (const spec of listProperties(element)) {
-    const readWrite = ParamFlag.READABLE | ParamFlag.WRITABLE;
     if ((spec.flags & readWrite) !== readWrite || spec.name === "name" || spec.name === "parent") {
       continue;
     }
-    const value = getProperty({ object: element, label }, spec.name);
-    if (JSON.stringify(value) !== JSON.stringify(defaultValue(spec))) changed[spec.name] = value;
+    try {
+      values.set(spec.name, JSON.stringify(getProperty({ object: element, label }, spec.name)));
+    } catch {
+      // A value JSON cannot show is left out rather than failing the whole answer.
+    }
+  }
+  return values;
+}
+
+/**
+ * The writable properties of a live element whose value differs from a freshly made
+ * element of the same factory (as gst-inspect-1.0 shows defaults): what a user set, or
+ * what changed while it ran.
+ */
+export function changedProperties(
+  element: Pointer,
+  factory: string,
+  label: string,
+): Record<string, JsonValue> {
+  let fresh = freshValues.get(factory);
+  if (fresh === undefined) {
+    const { gst } = lib();
+    const made = gst.gst_element_factory_make(cstr(factory), null);
+    if (made === null) return {};
+    const owned = gst.gst_object_ref_sink(made)!;
+    try {
+      fresh = writableValues(owned, label);
+    } finally {
+      gst.gst_object_unref(owned);
+    }
+    freshValues.set(factory, fresh);
+  }
+  const changed: Record<string, JsonValue> = {};
+  for (const [name, text] of writableValues(element, label)) {
+    if (fresh.get(name) !== text) changed[name] = JSON.parse(text);
   }
   return changed;
 }

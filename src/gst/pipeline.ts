@@ -3,7 +3,7 @@
  * main thread, bus messages pulled without waiting, and the counters
  * GStreamer already keeps (position, duration, sinks' stats).
  */
-import { GValue, instanceType } from "./gvalue.ts";
+import { Fundamental, GValue, GVALUE_SIZE, instanceType } from "./gvalue.ts";
 import {
   cstr,
   gtype,
@@ -84,6 +84,46 @@ export class Pipeline {
       return null;
     }
     return element;
+  }
+
+  /**
+   * Makes `factory` again with construct-only properties (they can only be given at that moment)
+   * in place of `element`, which leaves the pipeline; null when it cannot be made.
+   */
+  remakeElement(
+    element: Pointer,
+    factory: string,
+    name: string,
+    properties: { name: string; value: GValue }[],
+  ): Pointer | null {
+    const { gst } = lib();
+    const nameValue = new GValue(Fundamental.STRING);
+    lib().gobject.g_value_set_string(nameValue.buffer, cstr(name));
+    const all = [{ name: "name", value: nameValue }, ...properties];
+    const names = all.map((p) => cstr(p.name));
+    const nameArray = new BigUint64Array(
+      names.map((n) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(n)))),
+    );
+    // GValues side by side, as C lays out an array of them; the function copies what it needs.
+    const values = new Uint8Array(all.length * GVALUE_SIZE);
+    all.forEach((p, i) => values.set(p.value.buffer, i * GVALUE_SIZE));
+    try {
+      gst.gst_bin_remove(this.#pipeline, element);
+      const made = gst.gst_element_factory_make_with_properties(
+        cstr(factory),
+        all.length,
+        new Uint8Array(nameArray.buffer),
+        values,
+      );
+      if (made === null) return null;
+      if (gst.gst_bin_add(this.#pipeline, made) === 0) {
+        gst.gst_object_unref(gst.gst_object_ref_sink(made));
+        return null;
+      }
+      return made;
+    } finally {
+      nameValue.unset();
+    }
   }
 
   setState(state: number): Promise<number> {

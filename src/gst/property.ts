@@ -197,6 +197,32 @@ export function setProperty(
   value: JsonValue,
 ): void {
   const spec = requireProperty(target, name);
+  const gvalue = convertProperty(target, spec, value, "now");
+  try {
+    lib().gobject.g_object_set_property(target.object, cstr(name), gvalue.buffer);
+  } finally {
+    gvalue.unset();
+  }
+}
+
+/** Whether the property can only be given when the object is made. */
+export function isConstructOnly(target: PropertyTarget, name: string): boolean {
+  const spec = findProperty(target.object, name);
+  return spec !== null && (spec.flags & ParamFlag.CONSTRUCT_ONLY) !== 0;
+}
+
+/**
+ * A JSON value converted for the property `spec` of `target`, checked for type and range:
+ * to set now, or to give when an object of the same type is made ("construct"). The
+ * caller unsets the GValue.
+ */
+export function convertProperty(
+  target: PropertyTarget,
+  spec: ParamSpec,
+  value: JsonValue,
+  when: "now" | "construct",
+): GValue {
+  const name = spec.name;
   const invalid = (reason: string): ServerError => {
     const expected = describeExpected(spec);
     return new ServerError(
@@ -210,11 +236,12 @@ export function setProperty(
   if ((spec.flags & ParamFlag.WRITABLE) === 0) {
     throw invalid("the property is read-only");
   }
-  if ((spec.flags & ParamFlag.CONSTRUCT_ONLY) !== 0) {
+  if (when === "now" && (spec.flags & ParamFlag.CONSTRUCT_ONLY) !== 0) {
     throw invalid("the property can only be set when the element is made");
   }
   const g = lib();
   const gvalue = new GValue(spec.valueType);
+  let converted = false;
   try {
     const fundamental = fundamentalOf(spec.valueType);
     if (fundamental === Fundamental.STRING) {
@@ -254,9 +281,10 @@ export function setProperty(
     if (g.gobject.g_param_value_validate(spec.pointer, gvalue.buffer) !== 0) {
       throw invalid("it is out of range");
     }
-    g.gobject.g_object_set_property(target.object, cstr(name), gvalue.buffer);
+    converted = true;
+    return gvalue;
   } finally {
-    gvalue.unset();
+    if (!converted) gvalue.unset();
   }
 }
 

@@ -197,7 +197,7 @@ export class RtspServer {
       rtsp.gst_rtsp_auth_add_basic(auth, basic, token);
       glib.g_free(basic);
     }
-    rtsp.gst_mini_object_unref(token);
+    lib().gst.gst_mini_object_unref(token);
     if (!authenticateEveryRequest(auth)) {
       console.warn(
         "This GStreamer's GstRTSPAuth is laid out differently than expected: RTSP media need " +

@@ -1,0 +1,711 @@
+/**
+ * Live control against the real server and real GStreamer: properties changed
+ * while PLAYING with an effect a TCP client sees, typed reads, refusals,
+ * pause and resume, end of stream, seeking, the DOT graph, getPipeline's
+ * element details, introspection over the protocol, and per-client
+ * subscriptions (events, pipelines, stats interval).
+ */
+import assert from "node:assert/strict";
+import {
+  type Reply,
+  run,
+  type ServerEvent,
+  startServer,
+  TestClient,
+  waitUntil,
+} from "./helpers.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Media, the server and one client for the file
+
+const mediaDir = await Deno.makeTempDir({ prefix: "live_control_test_" });
+{
+  /** 10 s of 160x120 H.264 in MP4, a key frame every second. */
+  const made = await run("gst-launch-1.0", [
+    "-q",
+    ...("videotestsrc num-buffers=300 ! video/x-raw,width=160,height=120,framerate=30/1 ! " +
+      "x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! mp4mux ! " +
+      `filesink location=${mediaDir}/ten-seconds.mp4`).split(" "),
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+}
+
+const STATS_INTERVAL_MS = 250;
+const server = await startServer({
+  GSTREAMER_MEDIA_DIR: mediaDir,
+  GSTREAMER_STATS_INTERVAL_MS: String(STATS_INTERVAL_MS),
+});
+const client = await TestClient.connect(server.url);
+const logs = () => `\n--- server log (last 40 lines) ---\n${server.logs.slice(-40).join("\n")}`;
+
+Deno.test.afterAll(async () => {
+  await client.close();
+  assert.equal(await server.stop(), 0, logs());
+  await Deno.remove(mediaDir, { recursive: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function expectOk(reply: Reply): Reply {
+  assert.equal(reply.ok, true, `expected ok, got ${JSON.stringify(reply.error)}${logs()}`);
+  return reply;
+}
+
+function expectError(reply: Reply, code: string): NonNullable<Reply["error"]> {
+  assert.equal(reply.ok, false, `expected ${code}, got ${JSON.stringify(reply)}`);
+  assert.equal(reply.error?.code, code, reply.error?.message ?? "");
+  assert.ok(reply.error?.message, "errors carry a message");
+  return reply.error!;
+}
+
+let counter = 0;
+function freshId(label: string): string {
+  return `${label}-${++counter}`;
+}
+
+async function create(id: string, pipeline: unknown): Promise<void> {
+  expectOk(await client.request("createPipeline", { id, pipeline }));
+}
+
+async function start(id: string): Promise<void> {
+  const started = expectOk(await client.request("startPipeline", { id }));
+  assert.deepEqual(started.payload, { id, state: "PLAYING" });
+}
+
+async function remove(...ids: string[]): Promise<void> {
+  for (const id of ids) expectOk(await client.request("deletePipeline", { id }));
+}
+
+async function details(id: string) {
+  return expectOk(await client.request("getPipeline", { id })).payload;
+}
+
+// deno-lint-ignore no-explicit-any
+type Stats = any;
+
+/** The pipeline's entry in the next stats broadcast that matches. */
+async function nextStats(id: string, predicate: (p: Stats) => boolean = () => true) {
+  const message = await client.nextStats((p) => p.id === id && predicate(p), 15000);
+  return message.payload.pipelines.find((p: { id: string }) => p.id === id);
+}
+
+function rendered(pipeline: Stats, sink: string): number {
+  return pipeline.sinks.find((s: { element: string }) => s.element === sink)?.rendered ?? 0;
+}
+
+async function getProperty(id: string, element: string, property: string): Promise<unknown> {
+  const reply = expectOk(await client.request("getElementProperty", { id, element, property }));
+  assert.deepEqual(
+    { id: reply.payload.id, element: reply.payload.element, property: reply.payload.property },
+    { id, element, property },
+  );
+  return reply.payload.value;
+}
+
+/**
+ * Reads fixed-size frames from a TCP server until one satisfies `done`; fails after
+ * `timeoutMs` with what it saw. Returns every frame read.
+ */
+async function readFramesUntil(
+  conn: Deno.Conn,
+  frameSize: number,
+  done: (frame: Uint8Array) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<Uint8Array[]> {
+  const frames: Uint8Array[] = [];
+  let pending = new Uint8Array(0);
+  const chunk = new Uint8Array(4096);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    for (;;) {
+      const read = await Promise.race([conn.read(chunk), deadline]);
+      if (read === "timeout") {
+        const last = frames.at(-1);
+        throw new Error(
+          `No frame that is ${what} within ${timeoutMs} ms; ${frames.length} frames, ` +
+            `the last: ${last ? [...last.slice(0, 8)].join(",") : "none"}`,
+        );
+      }
+      if (read === null) throw new Error(`The server closed the connection before ${what}`);
+      const joined = new Uint8Array(pending.length + read);
+      joined.set(pending);
+      joined.set(chunk.subarray(0, read), pending.length);
+      let offset = 0;
+      for (; offset + frameSize <= joined.length; offset += frameSize) {
+        const frame = joined.slice(offset, offset + frameSize);
+        frames.push(frame);
+        if (done(frame)) return frames;
+      }
+      pending = joined.slice(offset);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const every = (value: number) => (frame: Uint8Array) => frame.every((byte) => byte === value);
+
+// ---------------------------------------------------------------------------------------------
+// Properties while playing
+
+Deno.test("setElementProperty while PLAYING changes what flows: black frames become white", async () => {
+  const id = freshId("tcp");
+  await create(
+    id,
+    "videotestsrc name=src is-live=true pattern=black ! " +
+      "video/x-raw,format=GRAY8,width=8,height=8,framerate=30/1 ! " +
+      "tcpserversink name=out host=127.0.0.1 port=0",
+  );
+  await start(id);
+  const port = await getProperty(id, "out", "current-port");
+  assert.equal(typeof port, "number");
+  assert.ok((port as number) > 0, `bound port ${port}`);
+
+  // Each buffer is one 8x8 GRAY8 frame, 64 bytes; a new client starts at a buffer.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: port as number });
+  try {
+    // In GRAY8, videotestsrc's black is 16 and its white 235 (video range).
+    const first = await readFramesUntil(conn, 64, () => true, 10000, "any frame");
+    assert.ok(every(16)(first[0]), `a black frame: ${first[0]}`);
+
+    const set = expectOk(
+      await client.request("setElementProperty", {
+        id,
+        element: "src",
+        property: "pattern",
+        value: "white",
+      }),
+    );
+    assert.deepEqual(set.payload, { id, element: "src", property: "pattern", value: "white" });
+    const frames = await readFramesUntil(conn, 64, every(235), 10000, "white");
+    // Frames change whole: each one is all black or all white, never torn or garbled.
+    for (const frame of frames) assert.ok(every(16)(frame) || every(235)(frame), `${frame}`);
+    // And stay white.
+    const after = await readFramesUntil(conn, 64, () => true, 10000, "any frame");
+    assert.ok(every(235)(after[0]), `${after[0]}`);
+  } finally {
+    conn.close();
+  }
+  assert.equal(await getProperty(id, "src", "pattern"), "white");
+  const src = (await details(id)).elements.find((e: { name: string }) => e.name === "src");
+  assert.equal(src.properties.pattern, "white", "getPipeline shows the value set while playing");
+  await remove(id);
+});
+
+Deno.test("getElementProperty returns typed JSON values", async () => {
+  const id = freshId("typed");
+  await create(id, {
+    elements: [
+      {
+        type: "videotestsrc",
+        name: "src",
+        properties: { "num-buffers": "250", "is-live": "true", pattern: 18 },
+      },
+      { type: "capsfilter", name: "filter", properties: { caps: "video/x-raw,width=64" } },
+      { type: "fakesink", name: "sink" },
+    ],
+  });
+  assert.equal(await getProperty(id, "src", "num-buffers"), 250);
+  assert.equal(await getProperty(id, "src", "is-live"), true);
+  assert.equal(await getProperty(id, "src", "pattern"), "ball");
+  assert.equal(await getProperty(id, "src", "foreground-color"), 0xffffffff);
+  assert.equal(await getProperty(id, "filter", "caps"), "video/x-raw, width=(int)64");
+  assert.equal(await getProperty(id, "sink", "last-message"), null);
+  expectError(
+    await client.request("getElementProperty", { id, element: "src", property: "nope" }),
+    "UNKNOWN_PROPERTY",
+  );
+  const missing = expectError(
+    await client.request("getElementProperty", { id, element: "nope", property: "name" }),
+    "ELEMENT_NOT_FOUND",
+  );
+  assert.deepEqual(missing.details?.elements, ["src", "filter", "sink"]);
+  await remove(id);
+});
+
+Deno.test("read-only and construct-only properties are refused with a clear message", async () => {
+  const fakesink = expectOk(await client.request("inspectElement", { type: "fakesink" }));
+  const lastMessage = fakesink.payload.properties.find((p: { name: string }) =>
+    p.name === "last-message"
+  );
+  assert.deepEqual(lastMessage.flags, ["readable"], "last-message is read-only");
+  const compositor = expectOk(await client.request("inspectElement", { type: "compositor" }));
+  const forceLive = compositor.payload.properties.find((p: { name: string }) =>
+    p.name === "force-live"
+  );
+  assert.ok(forceLive.flags.includes("construct-only"), JSON.stringify(forceLive.flags));
+
+  const id = freshId("refusals");
+  await create(id, "videotestsrc is-live=true ! compositor name=mix ! fakesink name=sink");
+  await start(id);
+  const readOnly = expectError(
+    await client.request("setElementProperty", {
+      id,
+      element: "sink",
+      property: "last-message",
+      value: "hello",
+    }),
+    "INVALID_PROPERTY_VALUE",
+  );
+  assert.match(readOnly.message, /'last-message'/);
+  assert.match(readOnly.message, /read-only/);
+  assert.equal(readOnly.details?.property, "last-message");
+  const constructOnly = expectError(
+    await client.request("setElementProperty", {
+      id,
+      element: "mix",
+      property: "force-live",
+      value: true,
+    }),
+    "INVALID_PROPERTY_VALUE",
+  );
+  assert.match(constructOnly.message, /'force-live'/);
+  assert.match(constructOnly.message, /only be set when the element is made/);
+  assert.equal(await getProperty(id, "mix", "force-live"), false, "unchanged");
+  const name = expectError(
+    await client.request("setElementProperty", {
+      id,
+      element: "mix",
+      property: "name",
+      value: "x",
+    }),
+    "INVALID_PROPERTY_VALUE",
+  );
+  assert.match(name.message, /fixed/);
+  await remove(id);
+});
+
+Deno.test("a construct-only property can be set when the pipeline is created, as gst-launch-1.0 does", async () => {
+  // `gst-launch-1.0 videotestsrc num-buffers=3 ! compositor force-live=true ! fakesink` runs.
+  const id = freshId("construct-only");
+  const reply = await client.request("createPipeline", {
+    id,
+    pipeline: "videotestsrc ! compositor name=mix force-live=true ! fakesink",
+  });
+  expectOk(reply);
+  assert.equal(await getProperty(id, "mix", "force-live"), true);
+  await remove(id);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Pause, resume, end of stream
+
+Deno.test("pausePipeline holds the pipeline in PAUSED and startPipeline resumes it", async () => {
+  const id = freshId("pause");
+  await create(id, "videotestsrc name=src ! fakesink name=sink sync=true");
+  await start(id);
+  const playing = await nextStats(id, (p) => rendered(p, "sink") > 0);
+  assert.equal(playing.state, "PLAYING");
+
+  const paused = expectOk(await client.request("pausePipeline", { id }));
+  assert.deepEqual(paused.payload, { id, state: "PAUSED" });
+  await client.event(
+    "pipelineStateChanged",
+    (p) => p.id === id && p.old === "PLAYING" && p.new === "PAUSED",
+  );
+  const info = await details(id);
+  assert.equal(info.state, "PAUSED");
+  assert.equal(info.desiredState, "paused");
+  for (const element of info.elements) {
+    assert.equal(element.state, "PAUSED", JSON.stringify(element));
+    assert.equal(element.pending, undefined, JSON.stringify(element));
+  }
+  // Nothing moves while paused: two stats in a row give the same position.
+  const one = await nextStats(id);
+  const two = await nextStats(id);
+  assert.equal(one.state, "PAUSED");
+  assert.equal(typeof one.position, "number");
+  assert.equal(two.position, one.position);
+  assert.equal(rendered(two, "sink"), rendered(one, "sink"));
+
+  await start(id);
+  const resumed = await nextStats(id, (p) => p.position > one.position);
+  assert.equal(resumed.state, "PLAYING");
+  const again = await details(id);
+  assert.equal(again.desiredState, "playing");
+  assert.ok(again.elements.every((e: { state: string }) => e.state === "PLAYING"));
+  await remove(id);
+});
+
+Deno.test("sendEos on a live source ends the run: pipelineEos, then NULL", async () => {
+  const id = freshId("eos");
+  await create(id, "videotestsrc is-live=true ! fakesink name=sink");
+  await start(id);
+  await nextStats(id, (p) => rendered(p, "sink") > 0);
+  const reply = expectOk(await client.request("sendEos", { id }));
+  assert.deepEqual(reply.payload, { id });
+  await client.event("pipelineEos", (p) => p.id === id);
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+  const info = await details(id);
+  assert.equal(info.state, "NULL");
+  assert.equal(info.desiredState, "stopped");
+  assert.equal(info.lastError, null);
+  assert.ok(!client.received.some((m) => m.type === "pipelineError" && m.payload?.id === id));
+  await remove(id);
+});
+
+Deno.test("sendEos and seek on a pipeline that is not running are INVALID_STATE", async () => {
+  const id = freshId("not-running");
+  await create(id, "videotestsrc ! fakesink");
+  for (const [type, payload] of [["sendEos", { id }], ["seek", { id, position: 1000 }]] as const) {
+    const error = expectError(await client.request(type, payload), "INVALID_STATE");
+    assert.deepEqual(error.details, { id, state: "NULL" }, type);
+    assert.match(error.message, /NULL/);
+  }
+  expectError(await client.request("sendEos", { id: "no-such" }), "PIPELINE_NOT_FOUND");
+  expectError(await client.request("seek", { id: "no-such", position: 0 }), "PIPELINE_NOT_FOUND");
+  const rate = expectError(
+    await client.request("seek", { id, position: 0, rate: 0 }),
+    "INVALID_REQUEST",
+  );
+  assert.equal(rate.details?.path, "payload.rate");
+  const position = expectError(
+    await client.request("seek", { id, position: -1 }),
+    "INVALID_REQUEST",
+  );
+  assert.equal(position.details?.path, "payload.position");
+  await remove(id);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Seeking
+
+Deno.test("seek in a paused file moves its position, and it plays on from there", async () => {
+  const id = freshId("seek");
+  await create(
+    id,
+    "filesrc location=ten-seconds.mp4 ! qtdemux name=d " +
+      "d.video_0 ! queue ! h264parse ! avdec_h264 ! fakesink name=sink sync=true",
+  );
+  const paused = expectOk(await client.request("pausePipeline", { id }));
+  assert.deepEqual(paused.payload, { id, state: "PAUSED" });
+  const before = await nextStats(id, (p) => p.position !== null);
+  assert.ok(before.position < 1000, `starts at the beginning: ${before.position}`);
+  assert.equal(before.duration, 10000);
+
+  const seek = expectOk(await client.request("seek", { id, position: 5000 }));
+  assert.deepEqual(seek.payload, { id, position: 5000, rate: 1 });
+  const moved = await nextStats(id, (p) => p.position >= 5000);
+  assert.equal(moved.state, "PAUSED");
+  assert.ok(moved.position < 6000, `position ${moved.position}`);
+
+  await start(id);
+  const playing = await nextStats(id, (p) => p.state === "PLAYING" && rendered(p, "sink") > 0);
+  assert.ok(playing.position >= 5000, `plays on from 5 s: ${playing.position}`);
+  // A seek while PLAYING, close to the end, brings the end of stream.
+  expectOk(await client.request("seek", { id, position: 9500 }));
+  await client.event("pipelineEos", (p) => p.id === id);
+  await remove(id);
+});
+
+Deno.test("seek on a live source that cannot seek is SEEK_FAILED", async () => {
+  const id = freshId("seek-udp");
+  await create(id, "udpsrc name=src port=0 ! fakesink");
+  // Live: PAUSED without waiting for data.
+  const paused = expectOk(await client.request("pausePipeline", { id }));
+  assert.equal(paused.payload.state, "PAUSED");
+  const error = expectError(
+    await client.request("seek", { id, position: 1000 }),
+    "SEEK_FAILED",
+  );
+  assert.deepEqual(error.details, { id, position: 1000, rate: 1, live: true });
+  assert.equal((await details(id)).state, "PAUSED");
+  await remove(id);
+});
+
+Deno.test("seek on a live videotestsrc is SEEK_FAILED, and the pipeline plays on", async () => {
+  const id = freshId("seek-live");
+  await create(id, "videotestsrc is-live=true ! fakesink name=sink");
+  await start(id);
+  await nextStats(id, (p) => rendered(p, "sink") > 0);
+  const reply = await client.request("seek", { id, position: 1000 });
+  try {
+    expectError(reply, "SEEK_FAILED");
+    // Still playing: the next stats show it PLAYING with frames counted.
+    const after = await nextStats(id);
+    assert.equal(after.state, "PLAYING");
+    assert.ok(rendered(after, "sink") > 0);
+  } finally {
+    await remove(id);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The graph and the element details
+
+Deno.test("getPipelineGraph gives the pipeline as DOT", async () => {
+  const id = freshId("dot");
+  await create(id, "videotestsrc name=camera ! videoconvert name=convert ! fakesink name=screen");
+  const stopped = expectOk(await client.request("getPipelineGraph", { id }));
+  assert.equal(stopped.payload.id, id);
+  const dot: string = stopped.payload.dot;
+  assert.ok(dot.startsWith("digraph"), dot.slice(0, 40));
+  assert.match(dot, new RegExp(`label="<GstPipeline>\\\\n${id}\\\\n`));
+  for (const name of ["camera", "convert", "screen"]) {
+    assert.match(dot, new RegExp(`\\\\n${name}\\\\n`), `the graph names ${name}`);
+  }
+  // While playing, the links carry the negotiated caps.
+  await start(id);
+  const playing: string = expectOk(await client.request("getPipelineGraph", { id })).payload.dot;
+  assert.match(playing, /camera_0x[0-9a-f]+_src_0x[0-9a-f]+ -> convert_0x[0-9a-f]+_sink_/);
+  assert.match(playing, /label="video\/x-raw\\l/);
+  expectError(await client.request("getPipelineGraph", { id: "no-such" }), "PIPELINE_NOT_FOUND");
+  await remove(id);
+});
+
+Deno.test("getPipeline gives each element's live state and the properties that were set", async () => {
+  const id = freshId("elements");
+  await create(id, {
+    elements: [
+      { type: "videotestsrc", name: "src", properties: { pattern: "ball", "is-live": true } },
+      { type: "queue", name: "q" },
+      { type: "fakesink", name: "sink" },
+    ],
+  });
+  const created = await details(id);
+  assert.deepEqual(
+    created.elements.map(({ name, type, state }: Record<string, string>) => ({
+      name,
+      type,
+      state,
+    })),
+    [
+      { name: "src", type: "videotestsrc", state: "NULL" },
+      { name: "q", type: "queue", state: "NULL" },
+      { name: "sink", type: "fakesink", state: "NULL" },
+    ],
+  );
+  // What was set, typed; untouched properties (horizontal-speed, num-buffers) are left out.
+  assert.deepEqual(created.elements[0].properties, { pattern: "ball", "is-live": true });
+  assert.deepEqual(created.elements[1].properties, {});
+  assert.deepEqual(created.links, [{ from: "src", to: "q" }, { from: "q", to: "sink" }]);
+  assert.equal(
+    created.launch,
+    "videotestsrc name=src pattern=ball is-live=true ! queue name=q ! fakesink name=sink",
+  );
+
+  await start(id);
+  expectOk(
+    await client.request("setElementProperty", {
+      id,
+      element: "q",
+      property: "max-size-buffers",
+      value: 5,
+    }),
+  );
+  const playing = await details(id);
+  assert.ok(playing.elements.every((e: { state: string }) => e.state === "PLAYING"));
+  assert.deepEqual(playing.elements[1].properties, { "max-size-buffers": 5 });
+  await remove(id);
+});
+
+Deno.test("getPipeline leaves out properties an untouched element has by default", async () => {
+  // gst-inspect-1.0 gives fakesink's sync as "Default: false" and videoconvert's qos as
+  // "Default: true": an element that was not given them has not changed them.
+  const id = freshId("untouched");
+  await create(id, "videotestsrc ! videoconvert ! fakesink");
+  const info = await details(id);
+  for (const element of info.elements) {
+    assert.deepEqual(element.properties, {}, `${element.name}: ${JSON.stringify(element)}`);
+  }
+  await remove(id);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Introspection
+
+Deno.test("listElements filters the element factories by name, long name or klass", async () => {
+  const all = expectOk(await client.request("listElements", {})).payload.elements;
+  const names = all.map((e: { name: string }) => e.name);
+  assert.deepEqual(names, [...names].sort());
+  const testSources = expectOk(await client.request("listElements", { filter: "testsrc" })).payload
+    .elements;
+  const testNames = testSources.map((e: { name: string }) => e.name);
+  assert.ok(testNames.includes("videotestsrc") && testNames.includes("audiotestsrc"), testNames);
+  assert.ok(testSources.length < all.length);
+  for (const element of testSources) {
+    const text = `${element.name} ${element.longName} ${element.klass}`.toLowerCase();
+    assert.ok(text.includes("testsrc"), JSON.stringify(element));
+  }
+  const videoTest = testSources.find((e: { name: string }) => e.name === "videotestsrc");
+  assert.equal(videoTest.klass, "Source/Video");
+  const videoSinks = expectOk(await client.request("listElements", { filter: "sink/video" }))
+    .payload.elements;
+  assert.ok(videoSinks.some((e: { name: string }) => e.name === "autovideosink"));
+  assert.ok(videoSinks.every((e: { klass: string }) => /sink\/video/i.test(e.klass)));
+  const none = expectOk(await client.request("listElements", { filter: "no-such-element-xyz" }));
+  assert.deepEqual(none.payload.elements, []);
+});
+
+Deno.test("inspectElement describes videotestsrc: pattern values, defaults, pad templates", async () => {
+  const reply = expectOk(await client.request("inspectElement", { type: "videotestsrc" }));
+  const info = reply.payload;
+  assert.equal(info.name, "videotestsrc");
+  assert.equal(info.klass, "Source/Video");
+  const pattern = info.properties.find((p: { name: string }) => p.name === "pattern");
+  assert.equal(pattern.type, "GstVideoTestSrcPattern");
+  assert.equal(pattern.default, "smpte");
+  const nicks = pattern.values.map((v: { nick: string }) => v.nick);
+  for (const nick of ["smpte", "snow", "black", "white", "ball"]) assert.ok(nicks.includes(nick));
+  assert.deepEqual(
+    pattern.values.find((v: { nick: string }) => v.nick === "ball"),
+    { value: 18, name: "Moving ball", nick: "ball" },
+  );
+  const numBuffers = info.properties.find((p: { name: string }) => p.name === "num-buffers");
+  assert.deepEqual(
+    [numBuffers.type, numBuffers.minimum, numBuffers.maximum, numBuffers.default],
+    ["gint", -1, 2147483647, -1],
+  );
+  assert.deepEqual(
+    info.padTemplates.map(({ name, direction, presence }: Record<string, string>) => ({
+      name,
+      direction,
+      presence,
+    })),
+    [{ name: "src", direction: "src", presence: "always" }],
+  );
+  assert.match(info.padTemplates[0].caps, /^video\/x-raw/);
+});
+
+Deno.test("inspectElement of an unknown type is UNKNOWN_ELEMENT with suggestions", async () => {
+  const error = expectError(
+    await client.request("inspectElement", { type: "videotestsrcc" }),
+    "UNKNOWN_ELEMENT",
+  );
+  assert.equal(error.details?.type, "videotestsrcc");
+  assert.equal((error.details?.suggestions as string[])[0], "videotestsrc");
+  assert.match(error.message, /videotestsrc/);
+  const empty = expectError(
+    await client.request("inspectElement", { type: "" }),
+    "INVALID_REQUEST",
+  );
+  assert.equal(empty.details?.path, "payload.type");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Subscriptions
+
+Deno.test("a client subscribed to some events of some pipelines gets only those", async () => {
+  const p1 = freshId("p1");
+  const p2 = freshId("p2");
+  await using subscriber = await TestClient.connect(server.url);
+  const subscribed = expectOk(
+    await subscriber.request("subscribe", { events: ["pipelineStateChanged"], pipelines: [p1] }),
+  );
+  assert.deepEqual(subscribed.payload, {
+    events: ["pipelineStateChanged"],
+    pipelines: [p1],
+    statsIntervalMs: STATS_INTERVAL_MS,
+  });
+  const mark = subscriber.received.length;
+  const everything = client.received.length;
+
+  await create(p1, "videotestsrc is-live=true ! fakesink name=sink");
+  await create(p2, "videotestsrc is-live=true ! fakesink name=sink");
+  // p2 changes state, and runs long enough for stats to go out (to the others) twice.
+  await start(p2);
+  await nextStats(p2, (p) => rendered(p, "sink") > 0);
+  await nextStats(p2);
+  expectOk(await client.request("stopPipeline", { id: p2 }));
+  await client.event("pipelineStateChanged", (p) => p.id === p2 && p.new === "NULL");
+  // Then p1 changes state: once the subscriber has it, anything of p2 would have come before.
+  await start(p1);
+  await subscriber.waitFor(
+    (m) => m.type === "pipelineStateChanged" && m.payload.id === p1 && m.payload.new === "PLAYING",
+    15000,
+    "p1 PLAYING",
+  );
+  const got = subscriber.received.slice(mark) as ServerEvent[];
+  assert.deepEqual(
+    got.map((m) => ({ type: m.type, ...m.payload })),
+    [
+      { type: "pipelineStateChanged", id: p1, old: "NULL", new: "READY" },
+      { type: "pipelineStateChanged", id: p1, old: "READY", new: "PAUSED" },
+      { type: "pipelineStateChanged", id: p1, old: "PAUSED", new: "PLAYING" },
+    ],
+  );
+
+  // A client that never subscribed got all of it: both pipelines' events, and stats.
+  const all = client.received.slice(everything) as ServerEvent[];
+  for (const id of [p1, p2]) {
+    assert.ok(all.some((m) => m.type === "pipelineCreated" && m.payload.id === id), id);
+    assert.ok(
+      all.some((m) => m.type === "pipelineStateChanged" && m.payload.id === id),
+      id,
+    );
+  }
+  assert.ok(all.some((m) => m.type === "stats"));
+  await remove(p1, p2);
+});
+
+Deno.test("each client gets stats at its own interval, for its own pipelines", async () => {
+  const watched = freshId("watched");
+  const other = freshId("other");
+  await create(watched, "videotestsrc is-live=true ! fakesink");
+  await create(other, "videotestsrc is-live=true ! fakesink");
+  await using slow = await TestClient.connect(server.url);
+  await using fast = await TestClient.connect(server.url);
+  const slowReply = expectOk(await slow.request("subscribe", { statsIntervalMs: 60000 }));
+  assert.equal(slowReply.payload.statsIntervalMs, 60000);
+  assert.equal(slowReply.payload.pipelines, null);
+  const fastReply = expectOk(
+    await fast.request("subscribe", { statsIntervalMs: 200, pipelines: [watched] }),
+  );
+  assert.equal(fastReply.payload.statsIntervalMs, 200);
+  const slowMark = slow.received.length;
+  const fastMark = fast.received.length;
+  // The fast client's own stats are the clock: five of them, while the slow one gets none.
+  const isStats = (m: { type: string }) => m.type === "stats";
+  await waitUntil(
+    () => fast.received.slice(fastMark).filter(isStats).length >= 5,
+    15000,
+    "five stats for the 200 ms client",
+  );
+  assert.equal(slow.received.slice(slowMark).filter(isStats).length, 0);
+  for (const message of fast.received.slice(fastMark).filter(isStats) as ServerEvent[]) {
+    assert.deepEqual(message.payload.pipelines.map((p: { id: string }) => p.id), [watched]);
+    assert.equal(typeof message.payload.server.rssBytes, "number");
+  }
+  // Subscribing again with no interval goes back to the server's.
+  const reset = expectOk(await fast.request("subscribe", {}));
+  assert.equal(reset.payload.statsIntervalMs, STATS_INTERVAL_MS);
+  assert.equal(reset.payload.pipelines, null);
+  assert.equal(reset.payload.events.length, 8);
+  await remove(watched, other);
+});
+
+Deno.test("an invalid subscribe is INVALID_REQUEST and leaves the subscription as it was", async () => {
+  await using subscriber = await TestClient.connect(server.url);
+  expectOk(await subscriber.request("subscribe", { events: ["pipelineDeleted"] }));
+  const cases: [unknown, string][] = [
+    [{ statsIntervalMs: 50 }, "payload.statsIntervalMs"],
+    [{ statsIntervalMs: 60001 }, "payload.statsIntervalMs"],
+    [{ statsIntervalMs: 250.5 }, "payload.statsIntervalMs"],
+    [{ events: ["pipelineCreated", "nope"] }, "payload.events[1]"],
+    [{ events: "stats" }, "payload.events"],
+    [{ pipelines: [7] }, "payload.pipelines[0]"],
+  ];
+  for (const [payload, path] of cases) {
+    const error = expectError(await subscriber.request("subscribe", payload), "INVALID_REQUEST");
+    assert.equal(error.details?.path, path, JSON.stringify(payload));
+  }
+  const mark = subscriber.received.length;
+  const id = freshId("after-invalid");
+  await create(id, "videotestsrc ! fakesink");
+  await remove(id);
+  await subscriber.waitFor(
+    (m) => m.type === "pipelineDeleted" && m.payload.id === id,
+    15000,
+    "pipelineDeleted",
+  );
+  assert.deepEqual(
+    subscriber.received.slice(mark).map((m) => m.type),
+    ["pipelineDeleted"],
+    "still only pipelineDeleted",
+  );
+});
