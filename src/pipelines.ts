@@ -812,7 +812,8 @@ export class PipelineManager {
   sendEos(id: string): Promise<{ id: string }> {
     const record = this.#require(id);
     return this.#serial(record, async () => {
-      this.#requireRunning(record, "sendEos");
+      // Paused, nothing flows: GStreamer would hold the event (and this queue) until it plays.
+      this.#requireRunning(record, "sendEos", ["PLAYING"]);
       if (!await record.pipeline.sendEos()) {
         throw new ServerError("INVALID_STATE", `Pipeline '${id}' did not take the end of stream`, {
           id,
@@ -832,7 +833,12 @@ export class PipelineManager {
   ): Promise<{ id: string; position: number; rate: number }> {
     const record = this.#require(id);
     return this.#serial(record, async () => {
-      this.#requireRunning(record, "seek");
+      // A seek that does not flush waits for data to flow, which a paused pipeline never gives.
+      this.#requireRunning(
+        record,
+        flush ? "seek" : "seek without flush",
+        flush ? undefined : ["PLAYING"],
+      );
       // GStreamer takes a seek on a live pipeline and then stalls it: refuse instead.
       if (record.live) {
         throw new ServerError(
@@ -845,7 +851,7 @@ export class PipelineManager {
         throw new ServerError(
           "SEEK_FAILED",
           `Pipeline '${id}' could not seek to ${position} ms at rate ${rate}: ` +
-            "its elements refused (live sources and some formats cannot seek)",
+            "its elements refused (some formats and sources cannot seek)",
           { id, position, rate },
         );
       }
@@ -859,11 +865,15 @@ export class PipelineManager {
     return { id, dot: await record.pipeline.dot() };
   }
 
-  #requireRunning(record: ManagedPipeline, what: string): void {
-    if (record.state !== "PLAYING" && record.state !== "PAUSED") {
+  #requireRunning(
+    record: ManagedPipeline,
+    what: string,
+    states: StateName[] = ["PLAYING", "PAUSED"],
+  ): void {
+    if (!states.includes(record.state)) {
       throw new ServerError(
         "INVALID_STATE",
-        `Pipeline '${record.id}' is ${record.state}: ${what} needs it PLAYING or PAUSED`,
+        `Pipeline '${record.id}' is ${record.state}: ${what} needs it ${states.join(" or ")}`,
         { id: record.id, state: record.state },
       );
     }
@@ -988,6 +998,8 @@ export class PipelineManager {
       reached = record.pipeline.currentState();
     }
     this.#drainBus(record);
+    // An error while it started (a bus error, a link that failed when its pad appeared) ends it.
+    if (record.runFailed) return this.#failStart(record, target);
     this.#setState(record, reached.state);
     return reached.pending === "VOID_PENDING"
       ? { id, state: reached.state }
@@ -1074,7 +1086,15 @@ export class PipelineManager {
     this.#cancelRestart(record);
     return this.#serial(record, async () => {
       this.#drainBus(record);
-      await record.pipeline.setState(State.NULL);
+      if (await record.pipeline.setState(State.NULL) === StateChange.FAILURE) {
+        const { state } = record.pipeline.currentState();
+        this.#setState(record, state);
+        throw new ServerError(
+          "STATE_CHANGE_FAILED",
+          `Pipeline '${id}' could not go to NULL; it is ${state}`,
+          { id, state },
+        );
+      }
       this.#setState(record, "NULL");
       return { id, state: "NULL" as const };
     });

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { ServerError } from "./errors.ts";
 import type { JsonValue } from "./gst/gvalue.ts";
-import { elementNamePattern } from "./pipelines.ts";
+import { elementNamePattern, idPattern } from "./pipelines.ts";
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -70,7 +70,10 @@ const envelopeSchema = z.object({
 });
 
 export const elementSchema = z.object({
-  type: z.string().min(1, "Expected an element factory name"),
+  type: z.string().min(1, "Expected an element factory name").max(
+    256,
+    "Element factory names are at most 256 characters",
+  ),
   name: z.string().regex(elementNamePattern, {
     error: "Element names are 1 to 64 characters of letters, digits, '.', '_' and '-'",
   }).optional(),
@@ -128,12 +131,19 @@ export const requestSchemas = {
   }),
   getPipelineGraph: z.object({ id: idSchema }),
   listElements: z.object({ filter: z.string().max(256).optional() }),
-  inspectElement: z.object({ type: z.string().min(1, "Expected an element factory name") }),
+  inspectElement: z.object({
+    type: z.string().min(1, "Expected an element factory name").max(
+      256,
+      "Element factory names are at most 256 characters",
+    ),
+  }),
   subscribe: z.object({
     events: z.array(z.enum(eventTypes, {
       error: `Expected event types among: ${eventTypes.join(", ")}`,
     })).optional(),
-    pipelines: z.array(idSchema).max(10000).optional(),
+    pipelines: z.array(idSchema.regex(idPattern, {
+      error: "Pipeline ids are 1 to 128 characters of letters, digits, '.', '_' and '-'",
+    })).max(10000).optional(),
     statsIntervalMs: z.number().int().min(100, "Expected 100 to 60000 ms").max(
       60000,
       "Expected 100 to 60000 ms",

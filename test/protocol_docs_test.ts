@@ -4,11 +4,13 @@
  * small limits and temporary data and media directories; restarted where the
  * document says so), and every documented reply, event, HTTP answer and log
  * line is compared with the real one. The marker scheme and the placeholders
- * are explained in the comment at the top of docs/protocol.md.
+ * are explained in the comment at the top of docs/protocol.md. Coverage: every
+ * request type (in its own section), event and error code has an example, and
+ * README.md's protocol summary names every request type and event.
  */
 import assert from "node:assert/strict";
 import { errorCodes } from "../src/errors.ts";
-import { requestSchemas } from "../src/protocol.ts";
+import { eventTypes, requestSchemas } from "../src/protocol.ts";
 import {
   type Reply,
   type ServerEvent,
@@ -20,18 +22,7 @@ import {
 
 const docPath = "docs/protocol.md";
 const docUrl = new URL("../docs/protocol.md", import.meta.url);
-
-/** Every event the server sends; each needs an executable example. */
-const eventTypes = [
-  "pipelineCreated",
-  "pipelineDeleted",
-  "pipelineStateChanged",
-  "pipelineError",
-  "pipelineWarning",
-  "pipelineEos",
-  "pipelineRestarting",
-  "stats",
-];
+const readmeUrl = new URL("../README.md", import.meta.url);
 
 /** Error codes no request can produce on purpose; the doc only describes them. */
 const notReproducible = new Set(["INTERNAL", "STORAGE_FAILED"]);
@@ -423,7 +414,16 @@ Deno.test("docs/protocol.md documents every request type, event and error code w
       `${docPath} has no example of a successful '${type}' request`,
     );
     assert.ok(markdown.includes(`### ${type}`), `${docPath} has no '### ${type}' section`);
+    // The request's own section shows it, not only some other section.
+    assert.ok(
+      examples.some((e) =>
+        e.kind === "request" && e.section === type &&
+        (e.json as { type?: unknown } | undefined)?.type === type
+      ),
+      `${docPath}: section '### ${type}' has no example of a '${type}' request`,
+    );
   }
+  // Every event the server sends (src/protocol.ts) needs an executable example.
   for (const type of eventTypes) {
     assert.ok(
       jsonBlocks(examples, "event").some((e) => e.type === type),
@@ -450,6 +450,24 @@ Deno.test("docs/protocol.md documents every request type, event and error code w
     assert.ok(
       markdown.includes(`${name}=${value}`),
       `${docPath} does not say that its examples run with ${name}=${value}`,
+    );
+  }
+});
+
+Deno.test("README.md's protocol summary names every request type and event, and links the reference", async () => {
+  const readme = await Deno.readTextFile(readmeUrl);
+  const start = readme.indexOf("\n## Protocol\n");
+  assert.ok(start >= 0, "README.md has no '## Protocol' section");
+  const next = readme.indexOf("\n## ", start + 1);
+  const summary = readme.slice(start, next < 0 ? undefined : next);
+  assert.ok(
+    summary.includes("(docs/protocol.md)"),
+    "README.md's protocol summary does not link docs/protocol.md",
+  );
+  for (const type of [...Object.keys(requestSchemas), ...eventTypes]) {
+    assert.ok(
+      summary.includes(`\`${type}\``),
+      `README.md's protocol summary does not name \`${type}\``,
     );
   }
 });

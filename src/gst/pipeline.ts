@@ -61,7 +61,7 @@ export class Pipeline {
   readonly #bus: Pointer;
   #disposed = false;
 
-  constructor(name: string) {
+  constructor(readonly name: string) {
     const { gst } = lib();
     const pipeline = gst.gst_pipeline_new(cstr(name));
     if (pipeline === null) throw new Error(`gst_pipeline_new('${name}') failed`);
@@ -297,9 +297,16 @@ export class Pipeline {
     if (this.#disposed) return;
     this.#disposed = true;
     const { gst } = lib();
-    await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
+    const result = await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
     this.forgetSinks();
     gst.gst_object_unref(this.#bus);
+    if (result === StateChange.FAILURE) {
+      // Freeing an element that is not in NULL crashes the process; keeping it is the lesser harm.
+      console.error(
+        `Pipeline '${this.name}' refused to go to NULL; it is left allocated rather than freed`,
+      );
+      return;
+    }
     gst.gst_object_unref(this.#pipeline);
   }
 

@@ -52,7 +52,8 @@ export function factoryInfo(factory: Pointer): FactoryInfo {
 /** Up to `count` factory names closest to a misspelt one. */
 export function closestFactoryNames(name: string, count = 3): string[] {
   const names = [...elementFactories().keys()];
-  const lower = name.toLowerCase();
+  // Factory names are short; comparing a huge one against each would stall the server.
+  const lower = name.toLowerCase().slice(0, 64);
   const ranked = names
     .map((candidate) => ({
       candidate,
