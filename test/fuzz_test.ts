@@ -28,7 +28,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { errorCodes } from "../src/errors.ts";
 import { eventTypes, MAX_MESSAGE_BYTES, requestSchemas } from "../src/protocol.ts";
-import { type Reply, startServer, TestClient } from "./helpers.ts";
+import { expectOk, startServer, TestClient } from "./helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261121);
 /** Phase (a), sent with the other phases' messages not in flight. */
@@ -1692,11 +1692,6 @@ Deno.test.afterAll(async () => {
   }
   assert.equal(code, 0, "server exits 0 on SIGTERM (within 15 s)");
 });
-
-function expectOk(reply: Reply): Reply {
-  assert.equal(reply.ok, true, `expected ok, got ${JSON.stringify(reply.error)}`);
-  return reply;
-}
 
 Deno.test("fuzzing the protocol: every message gets one well-formed reply, the server keeps working", async (t) => {
   console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} replays this run)`);

@@ -337,3 +337,29 @@ export async function waitUntil<T>(
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
 }
+
+/** The reply, after checking it is a success; `context` (such as the server's log) is added to a failure. */
+export function expectOk(reply: Reply, context: () => string = () => ""): Reply {
+  if (!reply.ok || reply.type !== "result") {
+    throw new Error(`expected ok, got ${JSON.stringify(reply.error)}${context()}`);
+  }
+  return reply;
+}
+
+/** The error of a reply, after checking it is one with `code` and a message. */
+export function expectError(reply: Reply, code: string): NonNullable<Reply["error"]> {
+  if (reply.ok || reply.type !== "error") {
+    throw new Error(`expected ${code}, got ${JSON.stringify(reply)}`);
+  }
+  if (reply.error?.code !== code) {
+    throw new Error(`expected ${code}, got ${reply.error?.code}: ${reply.error?.message}`);
+  }
+  if (!reply.error.message) throw new Error("errors carry a message");
+  return reply.error;
+}
+
+let idCounter = 0;
+/** A unique pipeline id, so tests do not see each other's events. */
+export function freshId(label: string): string {
+  return `${label}-${++idCounter}`;
+}

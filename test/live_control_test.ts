@@ -7,6 +7,9 @@
  */
 import assert from "node:assert/strict";
 import {
+  expectError,
+  expectOk as expectReplyOk,
+  freshId,
   type Reply,
   run,
   type ServerEvent,
@@ -37,6 +40,7 @@ const server = await startServer({
 });
 const client = await TestClient.connect(server.url);
 const logs = () => `\n--- server log (last 40 lines) ---\n${server.logs.slice(-40).join("\n")}`;
+const expectOk = (reply: Reply) => expectReplyOk(reply, logs);
 
 Deno.test.afterAll(async () => {
   await client.close();
@@ -46,23 +50,6 @@ Deno.test.afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-function expectOk(reply: Reply): Reply {
-  assert.equal(reply.ok, true, `expected ok, got ${JSON.stringify(reply.error)}${logs()}`);
-  return reply;
-}
-
-function expectError(reply: Reply, code: string): NonNullable<Reply["error"]> {
-  assert.equal(reply.ok, false, `expected ${code}, got ${JSON.stringify(reply)}`);
-  assert.equal(reply.error?.code, code, reply.error?.message ?? "");
-  assert.ok(reply.error?.message, "errors carry a message");
-  return reply.error!;
-}
-
-let counter = 0;
-function freshId(label: string): string {
-  return `${label}-${++counter}`;
-}
 
 async function create(id: string, pipeline: unknown): Promise<void> {
   expectOk(await client.request("createPipeline", { id, pipeline }));

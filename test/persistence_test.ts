@@ -5,12 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { type Reply, type ServerProcess, startServer, TestClient } from "./helpers.ts";
-
-function expectOk(reply: Reply): Reply {
-  assert.equal(reply.ok, true, `expected ok, got ${JSON.stringify(reply.error)}`);
-  return reply;
-}
+import { expectOk, type ServerProcess, startServer, TestClient } from "./helpers.ts";
 
 const testPipeline = (id: string, extra: Record<string, unknown> = {}) => ({
   id,

@@ -3,7 +3,7 @@
  * back-off, and start_server.sh bringing the whole server back after a crash.
  */
 import assert from "node:assert/strict";
-import { type Reply, type ServerEvent, startServer, TestClient, waitUntil } from "./helpers.ts";
+import { expectOk, type ServerEvent, startServer, TestClient, waitUntil } from "./helpers.ts";
 
 const mediaDir = await Deno.makeTempDir({ prefix: "supervision_media_" });
 const server = await startServer({ GSTREAMER_MEDIA_DIR: mediaDir });
@@ -13,11 +13,6 @@ Deno.test.afterAll(async () => {
   await client.close();
   assert.equal(await server.stop(), 0, "server exits 0 on SIGTERM");
 });
-
-function expectOk(reply: Reply): Reply {
-  assert.equal(reply.ok, true, `expected ok, got ${JSON.stringify(reply.error)}`);
-  return reply;
-}
 
 const restarting = (id: string, attempt: number) =>
   client.event("pipelineRestarting", (p) => p.id === id && p.attempt === attempt);
