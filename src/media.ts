@@ -191,13 +191,18 @@ export async function freeUdpPort(): Promise<number> {
  * path sends EOS into them to end the clients' sessions.
  */
 export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[]): Pointer | null {
+  // Every stream's caps first: a stream not started yet refuses the media before anything is made.
+  const streamCaps = relays.map((relay) =>
+    padCaps(relay.payloader, "src", "current") ?? relay.format.rtpCaps
+  );
+  const waiting = streamCaps.findIndex((caps) => caps === undefined);
+  if (waiting !== -1) {
+    console.warn(`RTSP path '${path}': stream ${waiting} has not started yet`);
+    return null;
+  }
   const chains: Pointer[][] = [];
   for (const [index, relay] of relays.entries()) {
-    const caps = padCaps(relay.payloader, "src", "current") ?? relay.format.rtpCaps;
-    if (caps === undefined) {
-      console.warn(`RTSP path '${path}': stream ${index} has not started yet`);
-      return null;
-    }
+    const caps = streamCaps[index]!;
     const source = makeElement("udpsrc", `relay${index}`)!;
     // Not "depay${index}": gst-rtsp-server takes elements of that name for RECORD streams.
     const depay = makeElement(relay.format.depay, `unpack${index}`)!;

@@ -11,8 +11,11 @@ export function makeElement(factory: string, name: string): Pointer | null {
 export function linkedBin(name: string, chains: Pointer[][]): Pointer | null {
   const { gst } = lib();
   const bin = gst.gst_object_ref_sink(gst.gst_bin_new(cstr(name)))!;
+  // Every element goes in first, so a failed link frees them all with the bin (none stays floating).
   for (const chain of chains) {
     for (const element of chain) gst.gst_bin_add(bin, element);
+  }
+  for (const chain of chains) {
     for (let i = 0; i + 1 < chain.length; i++) {
       if (gst.gst_element_link(chain[i], chain[i + 1]) === 0) {
         gst.gst_object_unref(bin);

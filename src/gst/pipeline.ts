@@ -313,9 +313,10 @@ export class Pipeline {
   /** Sends end-of-stream into the pipeline (its sources end, the sinks post EOS); off the main thread. */
   async sendEos(): Promise<boolean> {
     const { gst } = lib();
-    const event = gst.gst_event_new_eos();
-    return await this.#withRef(() => gst.gst_element_send_event_async(this.#pipeline, event)) !==
-      0;
+    // Made inside the call: send_event takes it, and nothing takes it when #withRef refuses.
+    return await this.#withRef(() =>
+      gst.gst_element_send_event_async(this.#pipeline, gst.gst_event_new_eos())
+    ) !== 0;
   }
 
   /**
