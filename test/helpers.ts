@@ -52,6 +52,9 @@ export async function startServer(
       // Each test server keeps its pipelines to itself unless a test gives it a directory.
       GSTREAMER_DATA_DIR: ":memory:",
       NO_COLOR: "1",
+      // A GLib/GStreamer CRITICAL (a call on a freed or wrong object) aborts the server and fails
+      // the test instead of scrolling past in the log (docs/architecture.md, ownership rules).
+      G_DEBUG: "fatal-criticals",
       ...env,
     },
     stdin: "null",
