@@ -33,7 +33,7 @@
  *
  *   deno run --allow-all bench/build.ts [--runs 100]
  */
-import { parseLaunch } from "../src/launch.ts";
+import { parseLaunch } from "../src/domain/launch.ts";
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
 import {
   createAndStart,
@@ -67,7 +67,7 @@ const PARSE_BATCH = 1000;
 
 // ---------------------------------------------------------------- the graphs
 
-interface Graph {
+export interface Graph {
   key: string;
   label: string;
   text: string;
@@ -88,7 +88,8 @@ function chainMiddle(i: number): string {
   ][i % 6];
 }
 
-const chain: Graph = {
+/** The 50-element chain; also built by event_loop.ts. */
+export const chain: Graph = {
   key: "chain",
   label: "50-element chain",
   text: [

@@ -16,4 +16,10 @@ export const glibSymbols = {
   g_error_free: { parameters: ["pointer"], result: "void" },
   // void g_list_free (GList *list)
   g_list_free: { parameters: ["pointer"], result: "void" },
+  // GError *g_error_new_literal (GQuark domain, gint code, const gchar *message): layout check
+  g_error_new_literal: { parameters: ["u32", "i32", "buffer"], result: "pointer" },
+  // GList *g_list_append (GList *list, gpointer data): layout check
+  g_list_append: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // GList *g_list_last (GList *list): layout check
+  g_list_last: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

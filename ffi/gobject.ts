@@ -102,4 +102,52 @@ export const gobjectSymbols = {
     parameters: ["pointer", "buffer", "function", "pointer", "pointer", "i32"],
     result: "u64",
   },
+  // gint8 g_value_get_schar (const GValue *value)
+  g_value_get_schar: { parameters: ["buffer"], result: "i8" },
+  // guchar g_value_get_uchar (const GValue *value)
+  g_value_get_uchar: { parameters: ["buffer"], result: "u8" },
+  // glong g_value_get_long (const GValue *value): 64-bit on the LP64 systems we run on
+  g_value_get_long: { parameters: ["buffer"], result: "i64" },
+  // gulong g_value_get_ulong (const GValue *value)
+  g_value_get_ulong: { parameters: ["buffer"], result: "u64" },
+  // void g_value_set_int (GValue *value, gint v_int): layout check
+  g_value_set_int: { parameters: ["buffer", "i32"], result: "void" },
+  // const gchar *g_type_name_from_instance (GTypeInstance *instance): layout check
+  g_type_name_from_instance: { parameters: ["pointer"], result: "pointer" },
+  // const gchar *g_param_spec_get_name (GParamSpec *pspec): layout check
+  g_param_spec_get_name: { parameters: ["pointer"], result: "pointer" },
+  // GParamSpec *g_param_spec_ref_sink (GParamSpec *pspec)
+  g_param_spec_ref_sink: { parameters: ["pointer"], result: "pointer" },
+  // void g_param_spec_unref (GParamSpec *pspec)
+  g_param_spec_unref: { parameters: ["pointer"], result: "void" },
+  // GParamSpec *g_param_spec_char (const gchar *name, const gchar *nick, const gchar *blurb,
+  //   gint8 minimum, gint8 maximum, gint8 default_value, GParamFlags flags): layout check
+  g_param_spec_char: {
+    parameters: ["buffer", "pointer", "pointer", "i8", "i8", "i8", "u32"],
+    result: "pointer",
+  },
+  // GParamSpec *g_param_spec_int (..., gint minimum, gint maximum, gint default_value, flags)
+  g_param_spec_int: {
+    parameters: ["buffer", "pointer", "pointer", "i32", "i32", "i32", "u32"],
+    result: "pointer",
+  },
+  // GParamSpec *g_param_spec_int64 (..., gint64 minimum, gint64 maximum, gint64 default, flags)
+  g_param_spec_int64: {
+    parameters: ["buffer", "pointer", "pointer", "i64", "i64", "i64", "u32"],
+    result: "pointer",
+  },
+  // GParamSpec *g_param_spec_float (..., gfloat minimum, gfloat maximum, gfloat default, flags)
+  g_param_spec_float: {
+    parameters: ["buffer", "pointer", "pointer", "f32", "f32", "f32", "u32"],
+    result: "pointer",
+  },
+  // GParamSpec *g_param_spec_double (..., gdouble minimum, gdouble maximum, gdouble default, flags)
+  g_param_spec_double: {
+    parameters: ["buffer", "pointer", "pointer", "f64", "f64", "f64", "u32"],
+    result: "pointer",
+  },
+  // GEnumValue *g_enum_get_value (GEnumClass *enum_class, gint value): layout check
+  g_enum_get_value: { parameters: ["pointer", "i32"], result: "pointer" },
+  // GFlagsValue *g_flags_get_first_value (GFlagsClass *flags_class, guint value): layout check
+  g_flags_get_first_value: { parameters: ["pointer", "u32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -209,4 +209,18 @@ export const gstSymbols = {
     result: "pointer",
     nonblocking: true,
   },
+  // GstMessage *gst_message_new_eos (GstObject *src): layout check
+  gst_message_new_eos: { parameters: ["pointer"], result: "pointer" },
+  // GType gst_state_get_type (void): layout check
+  gst_state_get_type: { parameters: [], result: "usize" },
+  // GType gst_seek_flags_get_type (void): layout check
+  gst_seek_flags_get_type: { parameters: [], result: "usize" },
+  // gst_element_link_pads on a pool thread: linking in NULL touches no streaming thread, but a
+  // long chain queries caps along everything linked so far (docs/architecture.md: building).
+  gst_element_link_pads_async: {
+    name: "gst_element_link_pads",
+    parameters: ["pointer", "buffer", "pointer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;

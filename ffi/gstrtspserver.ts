@@ -78,4 +78,9 @@ export const rtspSymbols = {
     parameters: ["pointer", "buffer", "buffer", "i32"],
     result: "void",
   },
+  // GstElement *gst_rtsp_media_factory_create_element (GstRTSPMediaFactory *factory,
+  //   const GstRTSPUrl *url): calls the class's create_element (layout check)
+  gst_rtsp_media_factory_create_element: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // void gst_rtsp_media_factory_set_launch (GstRTSPMediaFactory *factory, const gchar *launch)
+  gst_rtsp_media_factory_set_launch: { parameters: ["pointer", "buffer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -1,20 +1,24 @@
-/** Starts the server: configuration, GStreamer, the pipeline manager, the transport, signals. */
-import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
-import { LibraryLoadError } from "../ffi/loader.ts";
-import { initGstreamer } from "./gst/init.ts";
-import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./health.ts";
-import { type ManagerEvent, PipelineManager } from "./pipelines.ts";
-import type { Handlers } from "./protocol.ts";
-import { formatUrl, sendJson, startTransport, STATS_TICK_MS, type Transport } from "./server.ts";
-import { RtspServer } from "./gst/rtsp.ts";
-import { pushRoute } from "./push.ts";
-import { ElementPolicy } from "./policy.ts";
-import { PipelineStore } from "./store.ts";
-import { eventTypes, requestSchemas } from "./protocol.ts";
-import { inspectElement, listElements } from "./gst/introspect.ts";
+/**
+ * Starts the server: configuration, GStreamer, the pipeline registry, the API, the transport,
+ * signals. The layers and their rules: docs/architecture.md.
+ */
 import { mkdirSync } from "node:fs";
+import { LibraryLoadError } from "../ffi/loader.ts";
+import { requestHandlers } from "./api/handlers.ts";
+import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./api/health.ts";
+import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
+import { ElementPolicy } from "./domain/policy.ts";
+import { PipelineRegistry } from "./domain/registry.ts";
+import { PipelineStore } from "./domain/store.ts";
+import type { PipelineEvent } from "./domain/types.ts";
+import { initGstreamer } from "./gst/init.ts";
+import { LayoutError } from "./gst/layout.ts";
+import { RtspServer } from "./gst/rtsp.ts";
+import { pushRoute } from "./transport/push.ts";
+import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
+import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
 
-/** How often bus messages are pulled (DESIGN.md rule 3: pulled, never pushed). */
+/** How often bus messages are pulled (docs/architecture.md: the bus is pulled, never pushed). */
 const BUS_POLL_MS = 50;
 
 function isLoopback(host: string): boolean {
@@ -42,7 +46,7 @@ async function main(): Promise<void> {
   try {
     runtime = initGstreamer();
   } catch (error) {
-    if (error instanceof LibraryLoadError) fail(error.message);
+    if (error instanceof LibraryLoadError || error instanceof LayoutError) fail(error.message);
     throw error;
   }
   if (runtime.refusedElements.size > 0) {
@@ -73,9 +77,9 @@ async function main(): Promise<void> {
     console.log("RTSP requires basic auth");
   }
 
-  // Events go out once the transport exists; the manager is made first because the handlers use it.
+  // Events go out once the transport exists; the registry is made first because the handlers use it.
   const outlet: { transport?: Transport } = {};
-  const emit = (event: ManagerEvent) => outlet.transport?.broadcast(event);
+  const emit = (event: PipelineEvent) => outlet.transport?.broadcast(event);
   let store: PipelineStore;
   try {
     store = new PipelineStore(config.dataDir);
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`Cannot use GSTREAMER_MEDIA_DIR=${config.mediaDir}: ${(error as Error).message}`);
   }
-  const manager = new PipelineManager({
+  const registry = new PipelineRegistry({
     emit,
     policy,
     rtsp,
@@ -106,39 +110,11 @@ async function main(): Promise<void> {
     maxPipelines: config.maxPipelines,
   });
   // Before the transport listens, so the first client already sees every stored pipeline.
-  const createSchema = requestSchemas.createPipeline.omit({ id: true });
-  const restored = manager.restore((definition) => createSchema.parse(definition));
+  const restored = await registry.restore();
   console.log(
     `Pipelines: ${store.location}, ${restored.restored} restored` +
       (restored.unbuildable > 0 ? `, ${restored.unbuildable} could not be rebuilt` : ""),
   );
-
-  const handlers: Handlers = {
-    createPipeline: (p) => manager.create(p),
-    startPipeline: (p) => manager.start(p.id),
-    pausePipeline: (p) => manager.pause(p.id),
-    stopPipeline: (p) => manager.stop(p.id),
-    deletePipeline: (p) => manager.delete(p.id),
-    getPipelines: () => ({ pipelines: manager.list() }),
-    getPipeline: (p) => manager.get(p.id),
-    getElementProperty: (p) => manager.getElementProperty(p.id, p.element, p.property),
-    setElementProperty: (p) => manager.setElementProperty(p.id, p.element, p.property, p.value),
-    sendEos: (p) => manager.sendEos(p.id),
-    seek: (p) => manager.seek(p.id, p.position, p.rate, p.flush),
-    getPipelineGraph: (p) => manager.graph(p.id),
-    listElements: (p) => ({ elements: listElements(p.filter) }),
-    inspectElement: (p) => inspectElement(p.type),
-    subscribe: (p, context) => {
-      context.subscription.events = p.events ? new Set(p.events) : undefined;
-      context.subscription.pipelines = p.pipelines ? new Set(p.pipelines) : undefined;
-      context.subscription.statsIntervalMs = p.statsIntervalMs ?? config.statsIntervalMs;
-      return {
-        events: p.events ?? [...eventTypes],
-        pipelines: p.pipelines ?? null,
-        statsIntervalMs: context.subscription.statsIntervalMs,
-      };
-    },
-  };
 
   const startedAt = performance.now();
   const cpu = new CpuMeter();
@@ -149,7 +125,7 @@ async function main(): Promise<void> {
     host: config.host,
     port: config.port,
     path: config.path,
-    handlers,
+    handlers: requestHandlers(registry, { statsIntervalMs: config.statsIntervalMs }),
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json"],
     allowedOrigins: config.allowedOrigins,
@@ -158,43 +134,21 @@ async function main(): Promise<void> {
     statsIntervalMs: config.statsIntervalMs,
     httpIdleTimeoutMs: config.httpIdleTimeoutMs,
     routes: [
-      pushRoute(manager, config.maxPushes),
-      (request, response, url) => {
-        if (request.method !== "GET" || url.pathname !== "/healthz") return false;
-        sendJson(response, 200, {
-          status: "ok",
-          gstreamer: runtime.version,
-          uptime: Math.round(performance.now() - startedAt) / 1000,
-          pipelines: manager.size,
-          clients: outlet.transport?.clientCount() ?? 0,
-          server: latest?.server ?? null,
-        });
-        return true;
-      },
-      async (request, response, url) => {
-        if (request.method !== "GET" || url.pathname !== "/metrics") return false;
-        const text = await metrics.metrics();
-        response.writeHead(200, { "content-type": metrics.contentType });
-        response.end(text);
-        return true;
-      },
-      async (request, response, url) => {
-        if (request.method !== "GET" || url.pathname !== "/schema.json") return false;
-        // The JSON Schema of every message (src/schema.ts; docs/schema.json), built on first use.
-        const { schemaText } = await import("./schema.ts");
-        const body = new TextEncoder().encode(schemaText());
-        response.writeHead(200, {
-          "content-type": "application/schema+json",
-          "content-length": body.length,
-        });
-        response.end(body);
-        return true;
-      },
+      pushRoute(registry, config.maxPushes),
+      healthRoute({
+        version: runtime.version,
+        startedAt,
+        pipelines: () => registry.size,
+        clients: () => outlet.transport?.clientCount() ?? 0,
+        latest: () => latest,
+      }),
+      metricsRoute(metrics),
+      schemaRoute,
     ],
   });
 
   outlet.transport = transport;
-  const busTimer = setInterval(() => manager.pollBuses(), BUS_POLL_MS);
+  const busTimer = setInterval(() => registry.pollBuses(), BUS_POLL_MS);
   let collecting = false;
   let collectedAt = performance.now();
   // Ticks often enough for the fastest client interval (100 ms); collects only when a client is
@@ -206,7 +160,7 @@ async function main(): Promise<void> {
     collecting = true;
     collectedAt = now;
     try {
-      const pipelines = await manager.stats();
+      const pipelines = await registry.stats();
       latest = {
         timestamp: new Date().toISOString(),
         pipelines,
@@ -245,7 +199,7 @@ async function main(): Promise<void> {
     console.log(`${signal} received: stopping every pipeline`);
     clearInterval(busTimer);
     clearInterval(statsTimer);
-    await manager.shutdown();
+    await registry.shutdown();
     store.close();
     await rtsp.stop();
     await transport.close();

@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { type EventType, GstClient, GstClientError } from "../src/client.ts";
 import type { GstClientOptions, ServerEvent } from "../src/client.ts";
-import { parseServerMessage } from "../src/messages.ts";
-import { eventTypes, requestSchemas, type RequestType } from "../src/protocol.ts";
-import { definitionNames, schemaText } from "../src/schema.ts";
+import { parseServerMessage } from "../src/api/messages.ts";
+import { eventTypes, requestSchemas, type RequestType } from "../src/api/protocol.ts";
+import { definitionNames, schemaText } from "../src/api/schema.ts";
 import { startServer } from "./helpers.ts";
 
 const requestTypes = Object.keys(requestSchemas) as RequestType[];

@@ -26,8 +26,8 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { errorCodes } from "../src/errors.ts";
-import { eventTypes, MAX_MESSAGE_BYTES, requestSchemas } from "../src/protocol.ts";
+import { errorCodes } from "../src/api/errors.ts";
+import { eventTypes, MAX_MESSAGE_BYTES, requestSchemas } from "../src/api/protocol.ts";
 import { expectOk, startServer, TestClient } from "./helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261121);

@@ -3,10 +3,10 @@
  * registry, and checked against what `gst-inspect-1.0` itself prints.
  */
 import assert from "node:assert/strict";
-import { ServerError } from "../src/errors.ts";
+import { GstError as ServerError } from "../src/gst/errors.ts";
 import { initGstreamer } from "../src/gst/init.ts";
 import {
-  type ElementDetails,
+  type InspectedElement as ElementDetails,
   inspectElement,
   listElements,
   type PropertyInfo,

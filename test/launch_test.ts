@@ -1,16 +1,12 @@
 /**
- * parseLaunch() and formatLaunch() (src/launch.ts): a corpus of real
+ * parseLaunch() and formatLaunch() (src/domain/launch.ts): a corpus of real
  * gst-launch-1.0 lines with their exact descriptions, round trips, error
  * offsets, and a cross-check of corpus lines against the real gst-launch-1.0.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  formatLaunch,
-  LaunchParseError,
-  parseLaunch,
-  type PipelineDescription,
-} from "../src/launch.ts";
+import { formatLaunch, LaunchParseError, parseLaunch } from "../src/domain/launch.ts";
+import type { ExplicitDescription as PipelineDescription } from "../src/domain/spec.ts";
 
 type ElementRow = [type: string, name: string, properties?: Record<string, string>];
 type LinkRow = [from: string, to: string, caps?: string];

@@ -9,8 +9,8 @@
  * README.md's protocol summary names every request type and event.
  */
 import assert from "node:assert/strict";
-import { errorCodes } from "../src/errors.ts";
-import { eventTypes, requestSchemas } from "../src/protocol.ts";
+import { errorCodes } from "../src/api/errors.ts";
+import { eventTypes, requestSchemas } from "../src/api/protocol.ts";
 import {
   type Reply,
   type ServerEvent,

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 // @ts-types="npm:@types/ws@8.18.1"
 import WebSocket from "ws";
 import { loadConfig } from "../src/config.ts";
-import { defaultDeniedElements } from "../src/policy.ts";
+import { defaultDeniedElements } from "../src/domain/policy.ts";
 import {
   type Reply,
   run,

@@ -1,5 +1,6 @@
 /** GValue storage and reading GValues back into JSON. */
-import { gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
+import { gtype, lib, readCString, takeCString } from "./native.ts";
+import { instanceType, Layout, readI32, readPointer, readString, readU32 } from "./layout.ts";
 
 /** Fundamental GType ids (G_TYPE_MAKE_FUNDAMENTAL(n) = n << 2). */
 export const Fundamental = {
@@ -23,7 +24,7 @@ export const Fundamental = {
   OBJECT: 80n,
 } as const;
 
-export const GVALUE_SIZE = 24;
+export const GVALUE_SIZE = Layout.GValue.size;
 
 /** A zeroed GValue initialised to `type`; call `unset` when done. */
 export class GValue {
@@ -58,16 +59,21 @@ export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonVa
   switch (fundamentalOf(type)) {
     case Fundamental.BOOLEAN:
       return g.g_value_get_boolean(value) !== 0;
+    // Each fundamental type has its own getter: GLib type-checks them (a CRITICAL otherwise).
     case Fundamental.CHAR:
+      return g.g_value_get_schar(value);
+    case Fundamental.UCHAR:
+      return g.g_value_get_uchar(value);
     case Fundamental.INT:
       return g.g_value_get_int(value);
-    case Fundamental.UCHAR:
     case Fundamental.UINT:
       return g.g_value_get_uint(value);
     case Fundamental.LONG:
+      return jsonNumber(g.g_value_get_long(value));
+    case Fundamental.ULONG:
+      return jsonNumber(g.g_value_get_ulong(value));
     case Fundamental.INT64:
       return jsonNumber(g.g_value_get_int64(value));
-    case Fundamental.ULONG:
     case Fundamental.UINT64:
       return jsonNumber(g.g_value_get_uint64(value));
     case Fundamental.FLOAT:
@@ -103,25 +109,11 @@ export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonVa
 }
 
 /** 64-bit integers beyond 2^53 stay exact as decimal strings. */
-function jsonNumber(value: number | bigint): number | string {
+export function jsonNumber(value: number | bigint): number | string {
   if (typeof value === "number") return value;
   return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
     ? Number(value)
     : value.toString();
-}
-
-/** G_TYPE_FROM_INSTANCE: the class pointer is the first field of an instance, the GType the first of a class. */
-export function instanceType(instance: Pointer): bigint {
-  const klass = Deno.UnsafePointer.create(
-    new Deno.UnsafePointerView(instance).getBigUint64(0),
-  )!;
-  return new Deno.UnsafePointerView(klass).getBigUint64(0);
-}
-
-export function classOf(instance: Pointer): Pointer {
-  return Deno.UnsafePointer.create(
-    new Deno.UnsafePointerView(instance).getBigUint64(0),
-  )!;
 }
 
 export interface EnumValue {
@@ -137,31 +129,25 @@ export function enumValues(type: bigint): EnumValue[] {
   const klass = g.g_type_class_ref(type);
   if (klass === null) return [];
   try {
-    const classView = new Deno.UnsafePointerView(klass);
-    // GEnumClass: n_values at 16, values at 24; GFlagsClass: n_values at 12, values at 16
-    const count = classView.getUint32(isFlags ? 12 : 16);
-    const values = Deno.UnsafePointer.create(
-      classView.getBigUint64(isFlags ? 16 : 24),
-    );
+    const fields = isFlags ? Layout.GFlagsClass : Layout.GEnumClass;
+    const count = readU32(klass, fields.nValues);
+    const values = readPointer(klass, fields.values);
     if (values === null) return [];
-    const valuesView = new Deno.UnsafePointerView(values);
     const out: EnumValue[] = [];
     for (let i = 0; i < count; i++) {
-      const base = i * 24; // GEnumValue / GFlagsValue: value, name, nick
+      const value = Deno.UnsafePointer.offset(values, i * Layout.GEnumValue.size)!;
       out.push({
-        value: isFlags ? valuesView.getUint32(base) : valuesView.getInt32(base),
-        name: pointerString(valuesView.getBigUint64(base + 8)),
-        nick: pointerString(valuesView.getBigUint64(base + 16)),
+        value: isFlags
+          ? readU32(value, Layout.GEnumValue.value)
+          : readI32(value, Layout.GEnumValue.value),
+        name: readString(value, Layout.GEnumValue.name) ?? "",
+        nick: readString(value, Layout.GEnumValue.nick) ?? "",
       });
     }
     return out;
   } finally {
     g.g_type_class_unref(klass);
   }
-}
-
-function pointerString(address: bigint): string {
-  return readCString(Deno.UnsafePointer.create(address)) ?? "";
 }
 
 /** Flags as the nicks they are written with ("a+b"), largest flags first; "0" for none. */

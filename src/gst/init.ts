@@ -1,5 +1,6 @@
 /** Starts GStreamer once and makes it safe to run headless. */
-import { lib, pointerSlot, readCString, slotPointer, takeCString } from "./native.ts";
+import { lib, pointerSlot, slotPointer, takeCString } from "./native.ts";
+import { takeGErrorMessage, verifyLayout } from "./layout.ts";
 import { crashingElements, demoteElements } from "./registry.ts";
 
 export interface GstRuntime {
@@ -12,21 +13,17 @@ let runtime: GstRuntime | undefined;
 
 export function initGstreamer(): GstRuntime {
   if (runtime) return runtime;
-  const { gst, glib } = lib();
+  const { gst } = lib();
   const error = pointerSlot();
   if (gst.gst_init_check(null, null, error) === 0) {
-    const gerror = slotPointer(error);
-    const message = gerror === null ? "unknown error" : readCString(
-      Deno.UnsafePointer.create(new Deno.UnsafePointerView(gerror).getBigUint64(8)),
-    );
-    if (gerror !== null) glib.g_error_free(gerror);
+    const message = takeGErrorMessage(slotPointer(error)) ?? "unknown error";
     throw new Error(`GStreamer failed to initialise: ${message}`);
   }
+  const version = takeCString(gst.gst_version_string()) ?? "GStreamer (unknown version)";
+  // Before anything reads or writes a GStreamer structure directly (throws LayoutError).
+  verifyLayout(version);
   const refusedElements = crashingElements();
   demoteElements(refusedElements.keys());
-  runtime = {
-    version: takeCString(gst.gst_version_string()) ?? "GStreamer (unknown version)",
-    refusedElements,
-  };
+  runtime = { version, refusedElements };
   return runtime;
 }

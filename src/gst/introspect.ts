@@ -4,7 +4,8 @@
  * default and range or values) and pad templates. Read-only, on the main
  * thread: no element is made, the element class is enough.
  */
-import { ServerError } from "../errors.ts";
+import { GstError } from "./errors.ts";
+import { Layout, readI32, readPointer, readString } from "./layout.ts";
 import {
   type EnumValue,
   enumValues,
@@ -58,7 +59,7 @@ export interface PadTemplateInfo {
   caps: string;
 }
 
-export interface ElementDetails extends FactoryInfo {
+export interface InspectedElement extends FactoryInfo {
   description: string;
   author: string;
   /** Sorted by name, as gst-inspect-1.0 lists them. */
@@ -99,12 +100,12 @@ function compact(text: string): string {
 }
 
 /** Everything about one element type, or UNKNOWN_ELEMENT with the closest names. */
-export function inspectElement(type: string): ElementDetails {
+export function inspectElement(type: string): InspectedElement {
   const { gst, gobject } = lib();
   const found = gst.gst_element_factory_find(cstr(type));
   if (found === null) {
     const suggestions = closestFactoryNames(type);
-    throw new ServerError(
+    throw new GstError(
       "UNKNOWN_ELEMENT",
       `Unknown element type '${type}'; closest: ${suggestions.join(", ")}`,
       { type, suggestions },
@@ -118,7 +119,7 @@ export function inspectElement(type: string): ElementDetails {
       ? 0n
       : gtype(gst.gst_element_factory_get_element_type(factory));
     if (factory === null || elementType === 0n) {
-      throw new ServerError(
+      throw new GstError(
         "UNKNOWN_ELEMENT",
         `Element '${type}' could not be inspected (its plugin failed to load)`,
         { type },
@@ -197,23 +198,24 @@ function defaultValue(spec: ParamSpec): JsonValue {
 const directions = ["unknown", "src", "sink"] as const;
 const presences = ["always", "sometimes", "request"] as const;
 
-/** The factory's GstStaticPadTemplates: name_template at 0, direction at 8, presence at 12, static_caps at 16. */
+/** The factory's GstStaticPadTemplates. */
 function padTemplates(factory: Pointer): PadTemplateInfo[] {
   const { gst } = lib();
+  const fields = Layout.GstStaticPadTemplate;
   const templates: PadTemplateInfo[] = [];
   // The list and the templates belong to the factory.
-  let node = gst.gst_element_factory_get_static_pad_templates(factory);
-  while (node !== null) {
-    const nodeView = new Deno.UnsafePointerView(node);
-    const template = Deno.UnsafePointer.create(nodeView.getBigUint64(0))!;
-    const view = new Deno.UnsafePointerView(template);
+  for (
+    let node = gst.gst_element_factory_get_static_pad_templates(factory);
+    node !== null;
+    node = readPointer(node, Layout.GList.next)
+  ) {
+    const template = readPointer(node, Layout.GList.data)!;
     templates.push({
-      name: readCString(Deno.UnsafePointer.create(view.getBigUint64(0))) ?? "",
-      direction: directions[view.getInt32(8)] ?? "unknown",
-      presence: presences[view.getInt32(12)] ?? "always",
-      caps: staticCapsString(Deno.UnsafePointer.offset(template, 16)!),
+      name: readString(template, fields.nameTemplate) ?? "",
+      direction: directions[readI32(template, fields.direction)] ?? "unknown",
+      presence: presences[readI32(template, fields.presence)] ?? "always",
+      caps: staticCapsString(Deno.UnsafePointer.offset(template, fields.staticCaps)!),
     });
-    node = Deno.UnsafePointer.create(nodeView.getBigUint64(8));
   }
   return templates.sort(byName);
 }
@@ -222,10 +224,8 @@ function staticCapsString(staticCaps: Pointer): string {
   const { gst } = lib();
   const caps = gst.gst_static_caps_get(staticCaps);
   if (caps === null) {
-    // Unparseable template caps: give the text the plugin declared (GstStaticCaps.string at 8).
-    return readCString(
-      Deno.UnsafePointer.create(new Deno.UnsafePointerView(staticCaps).getBigUint64(8)),
-    ) ?? "";
+    // Unparseable template caps: give the text the plugin declared.
+    return readString(staticCaps, Layout.GstStaticCaps.string) ?? "";
   }
   try {
     return takeCString(gst.gst_caps_to_string(caps)) ?? "";

@@ -61,7 +61,25 @@ export function watchDynamicPads(element: Pointer, handlers: DynamicPadHandlers)
   return () => watched.delete(id);
 }
 
-/** Links `source`'s pad (any compatible one when null, requested from a template if needed) to `sink`'s. */
+/**
+ * Links `source`'s pad (any compatible one when null, requested from a template if needed) to
+ * `sink`'s, on a pool thread: while a pipeline is built (NULL, no streaming thread) a link
+ * queries caps along everything already linked, which holds a long chain for milliseconds. The
+ * caller owns both elements for the whole call.
+ */
+export async function linkPadsOffThread(
+  source: Pointer,
+  sourcePad: string | null,
+  sink: Pointer,
+  sinkPad: string | null,
+): Promise<boolean> {
+  const sourceName = sourcePad === null ? null : cstr(sourcePad);
+  const sinkName = sinkPad === null ? null : cstr(sinkPad);
+  const linked = await lib().gst.gst_element_link_pads_async(source, sourceName, sink, sinkName);
+  return linked !== 0;
+}
+
+/** Links now, on this thread: for pad-added handlers, whose streaming thread waits for us. */
 export function linkPads(
   source: Pointer,
   sourcePad: string | null,

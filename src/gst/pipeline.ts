@@ -3,17 +3,9 @@
  * main thread, bus messages pulled without waiting, and the counters
  * GStreamer already keeps (position, duration, sinks' stats).
  */
-import { Fundamental, GValue, GVALUE_SIZE, instanceType } from "./gvalue.ts";
-import {
-  cstr,
-  gtype,
-  lib,
-  type Pointer,
-  pointerSlot,
-  readCString,
-  slotPointer,
-  takeCString,
-} from "./native.ts";
+import { Fundamental, GValue, GVALUE_SIZE } from "./gvalue.ts";
+import { cstr, gtype, lib, type Pointer, pointerSlot, slotPointer, takeCString } from "./native.ts";
+import { instanceType, Layout, readI32, readPointer, takeGErrorMessage } from "./layout.ts";
 import { findProperty } from "./property.ts";
 import { structureCounters } from "./element.ts";
 
@@ -157,15 +149,14 @@ export class Pipeline {
 
   /** Every waiting bus message of the given types, oldest first; never waits. */
   popMessages(types: number): BusMessage[] {
-    const { gst, glib } = lib();
+    const { gst } = lib();
     const messages: BusMessage[] = [];
     for (;;) {
       const message = gst.gst_bus_pop_filtered(this.#bus, types);
       if (message === null) return messages;
       try {
-        const view = new Deno.UnsafePointerView(message);
-        const type = view.getInt32(64); // GstMessage.type
-        const source = Deno.UnsafePointer.create(view.getBigUint64(80)); // GstMessage.src
+        const type = readI32(message, Layout.GstMessage.type);
+        const source = readPointer(message, Layout.GstMessage.src);
         const sourceName = source === null
           ? ""
           : takeCString(gst.gst_object_get_name(source)) ?? "";
@@ -180,15 +171,10 @@ export class Pipeline {
             ? gst.gst_message_parse_error
             : gst.gst_message_parse_warning;
           parse(message, error, debug);
-          const gerror = slotPointer(error);
-          const text = gerror === null ? "" : readCString(
-            Deno.UnsafePointer.create(new Deno.UnsafePointerView(gerror).getBigUint64(8)),
-          ) ?? "";
-          if (gerror !== null) glib.g_error_free(gerror);
           messages.push({
             kind: type === MessageType.ERROR ? "error" : "warning",
             source: sourceName,
-            message: text,
+            message: takeGErrorMessage(slotPointer(error)) ?? "",
             debug: takeCString(slotPointer(debug)),
           });
         } else if (

@@ -5,18 +5,19 @@
  * through the GParamSpec (g_param_value_validate), so every type GStreamer
  * knows works the same way it does on the command line.
  */
-import { ServerError } from "../errors.ts";
+import { GstError } from "./errors.ts";
 import {
-  classOf,
   enumValues,
   Fundamental,
   fundamentalOf,
   GValue,
+  jsonNumber,
   type JsonValue,
   readGValue,
   typeName,
 } from "./gvalue.ts";
-import { cstr, lib, type Pointer, readCString } from "./native.ts";
+import { classOf, Layout, readPointer, readString, readU32, readU64 } from "./layout.ts";
+import { cstr, lib, type Pointer } from "./native.ts";
 
 /** GParamFlags (gparam.h) and GStreamer's user flags (gstparamspecs.h, G_PARAM_USER_SHIFT = 8). */
 export const ParamFlag = {
@@ -44,13 +45,13 @@ export interface ParamSpec {
 }
 
 function readParamSpec(pointer: Pointer): ParamSpec {
-  const view = new Deno.UnsafePointerView(pointer);
+  const fields = Layout.GParamSpec;
   return {
     pointer,
-    name: readCString(Deno.UnsafePointer.create(view.getBigUint64(8))) ?? "",
-    flags: view.getUint32(16),
-    valueType: view.getBigUint64(24),
-    ownerType: view.getBigUint64(32),
+    name: readString(pointer, fields.name) ?? "",
+    flags: readU32(pointer, fields.flags),
+    valueType: readU64(pointer, fields.valueType),
+    ownerType: readU64(pointer, fields.ownerType),
   };
 }
 
@@ -76,10 +77,9 @@ export function listClassProperties(klass: Pointer): ParamSpec[] {
   const count = new Uint32Array(1);
   const array = g.gobject.g_object_class_list_properties(klass, count);
   if (array === null) return [];
-  const view = new Deno.UnsafePointerView(array);
   const specs: ParamSpec[] = [];
   for (let i = 0; i < count[0]; i++) {
-    const pointer = Deno.UnsafePointer.create(view.getBigUint64(i * 8))!;
+    const pointer = readPointer(array, i * 8)!; // a C array of GParamSpec pointers
     specs.push(readParamSpec(g.gobject.g_param_spec_get_redirect_target(pointer) ?? pointer));
   }
   g.glib.g_free(array);
@@ -126,10 +126,11 @@ export function describeExpected(spec: ParamSpec): {
   const type = typeName(spec.valueType);
   const numeric = numericRanges.get(fundamentalOf(spec.valueType));
   if (numeric) {
-    // Numeric GParamSpec subclasses keep minimum and maximum right after the 72-byte GParamSpec.
+    // Numeric GParamSpec subclasses keep minimum and maximum right after the GParamSpec.
     const view = new Deno.UnsafePointerView(spec.pointer);
-    const minimum = numberOrString(numeric.read(view, 72));
-    const maximum = numberOrString(numeric.read(view, 72 + numeric.size));
+    const at = Layout.GParamSpec.numericMinimum;
+    const minimum = jsonNumber(numeric.read(view, at));
+    const maximum = jsonNumber(numeric.read(view, at + numeric.size));
     return { type, minimum, maximum, expected: `${numeric.noun} from ${minimum} to ${maximum}` };
   }
   switch (fundamentalOf(spec.valueType)) {
@@ -164,14 +165,6 @@ export function describeExpected(spec: ParamSpec): {
   }
 }
 
-function numberOrString(value: number | bigint): number | string {
-  if (typeof value === "number") return value;
-  return value >= BigInt(Number.MIN_SAFE_INTEGER) &&
-      value <= BigInt(Number.MAX_SAFE_INTEGER)
-    ? Number(value)
-    : value.toString();
-}
-
 export interface PropertyTarget {
   object: Pointer;
   /** The element's name as the user knows it, for messages. */
@@ -183,7 +176,7 @@ export function requireProperty(target: PropertyTarget, name: string): ParamSpec
   const spec = findProperty(target.object, name);
   if (spec !== null) return spec;
   const known = listProperties(target.object).map((s) => s.name).sort();
-  throw new ServerError(
+  throw new GstError(
     "UNKNOWN_PROPERTY",
     `Element '${target.label}' has no property '${name}'; it has: ${known.join(", ")}`,
     { element: target.label, property: name, properties: known },
@@ -223,9 +216,9 @@ export function convertProperty(
   when: "now" | "construct",
 ): GValue {
   const name = spec.name;
-  const invalid = (reason: string): ServerError => {
+  const invalid = (reason: string): GstError => {
     const expected = describeExpected(spec);
-    return new ServerError(
+    return new GstError(
       "INVALID_PROPERTY_VALUE",
       `Invalid value ${
         JSON.stringify(value)
@@ -316,7 +309,7 @@ function jsonKind(value: JsonValue): string {
 export function getProperty(target: PropertyTarget, name: string): JsonValue {
   const spec = requireProperty(target, name);
   if ((spec.flags & ParamFlag.READABLE) === 0) {
-    throw new ServerError(
+    throw new GstError(
       "INVALID_PROPERTY_VALUE",
       `Property '${name}' of element '${target.label}' is write-only`,
       { element: target.label, property: name },
@@ -329,4 +322,10 @@ export function getProperty(target: PropertyTarget, name: string): JsonValue {
   } finally {
     gvalue.unset();
   }
+}
+
+/** Whether the object's property holds text (a string GType), such as a file name. */
+export function holdsText(object: Pointer, name: string): boolean {
+  const spec = findProperty(object, name);
+  return spec !== null && fundamentalOf(spec.valueType) === Fundamental.STRING;
 }

@@ -1,6 +1,7 @@
 /** The element factories GStreamer knows, and the ones we keep out of reach. */
 import { closest, distance } from "fastest-levenshtein";
 import { cstr, lib, type Pointer, readCString, takeCString } from "./native.ts";
+import { Layout, readPointer } from "./layout.ts";
 
 export interface FactoryInfo {
   name: string;
@@ -22,11 +23,9 @@ export function elementFactories(): Map<string, FactoryInfo> {
     gst.gst_registry_get(),
     gst.gst_element_factory_get_type(),
   );
-  for (let node = list; node !== null;) {
-    const nodeView = new Deno.UnsafePointerView(node);
-    const info = factoryInfo(Deno.UnsafePointer.create(nodeView.getBigUint64(0))!);
+  for (let node = list; node !== null; node = readPointer(node, Layout.GList.next)) {
+    const info = factoryInfo(readPointer(node, Layout.GList.data)!);
     factories.set(info.name, info);
-    node = Deno.UnsafePointer.create(nodeView.getBigUint64(8));
   }
   gst.gst_plugin_feature_list_free(list);
   return factories;

@@ -8,6 +8,7 @@
  * waits while it runs, so the callback only builds elements and never waits.
  */
 import { cstr, gtype, lib, type Pointer } from "./native.ts";
+import { Layout, readPointer, RtspAuthScheme, u32Fields, writeSlot } from "./layout.ts";
 
 /** Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ...), or null to refuse. */
 export type MediaBuilder = () => Pointer | null;
@@ -15,52 +16,24 @@ export type MediaBuilder = () => Pointer | null;
 /** The media factory role of every authenticated RTSP user (they all may do the same). */
 const AUTH_ROLE = "user";
 
-/** GstRTSPAuth: the GObject (24 bytes), then its GstRTSPAuthPrivate pointer. */
-const AUTH_PRIV_OFFSET = 24;
-/**
- * GstRTSPAuthPrivate (1.22 here, unchanged in GStreamer main): GstRTSPMethod methods at 72,
- * GstRTSPAuthMethod auth_methods at 76. `methods` are the requests that need credentials whatever
- * they ask for; GstRTSPAuth starts it at 0 and has no setter, so by default only requests for a
- * mounted media (DESCRIBE, SETUP) need them: OPTIONS gets 200 and an unknown path 404.
- */
-const AUTH_METHODS_OFFSET = 72;
 /** GST_RTSP_DESCRIBE (1 << 0) to GST_RTSP_POST (1 << 12). */
 const ALL_RTSP_METHODS = 0x1fff;
-const GST_RTSP_AUTH_BASIC = 1;
-const GST_RTSP_AUTH_DIGEST = 2;
 
 /**
  * Makes `auth` ask for credentials on every request (OPTIONS, GET_PARAMETER, any path), not only
- * on those for a mounted media. The private field is written only once the public setter of the
- * field beside it has proved the layout; false (nothing written) when it does not match.
+ * on those for a mounted media. GstRTSPAuth keeps the methods that need credentials whatever
+ * they ask for in a private field with no setter, starting at 0, so by default only requests for
+ * a mounted media (DESCRIBE, SETUP) need them: OPTIONS gets 200 and an unknown path 404. The
+ * field's offset is proved at start-up (src/gst/layout.ts).
  */
-function authenticateEveryRequest(auth: Pointer): boolean {
-  const { rtsp } = lib();
-  const priv = Deno.UnsafePointer.create(
-    new Deno.UnsafePointerView(auth).getBigUint64(AUTH_PRIV_OFFSET),
-  );
-  if (priv === null) return false;
-  const fields = new Uint32Array(
-    Deno.UnsafePointerView.getArrayBuffer(priv, 8, AUTH_METHODS_OFFSET),
-  );
-  const setterWrites = (value: number) => {
-    rtsp.gst_rtsp_auth_set_supported_methods(auth, value);
-    return fields[1] === value;
-  };
-  const layoutMatches = fields[0] === 0 &&
-    setterWrites(GST_RTSP_AUTH_BASIC | GST_RTSP_AUTH_DIGEST) &&
-    setterWrites(GST_RTSP_AUTH_BASIC);
-  rtsp.gst_rtsp_auth_set_supported_methods(auth, GST_RTSP_AUTH_BASIC);
-  if (!layoutMatches) return false;
-  fields[0] = ALL_RTSP_METHODS;
-  return true;
+function authenticateEveryRequest(auth: Pointer): void {
+  lib().rtsp.gst_rtsp_auth_set_supported_methods(auth, RtspAuthScheme.BASIC);
+  const priv = readPointer(auth, Layout.GstRTSPAuth.priv)!;
+  u32Fields(priv, Layout.GstRTSPAuthPrivate.methods, 1)[0] = ALL_RTSP_METHODS;
 }
 
 /** Threads that RTSP clients are spread over. */
 const CLIENT_THREADS = 16;
-
-/** GstRTSPMediaFactoryClass.create_element: after GObjectClass (136 bytes) and gen_key. */
-const CREATE_ELEMENT_OFFSET = 144;
 
 const builders = new Map<bigint, MediaBuilder>();
 let factoryType: bigint | undefined;
@@ -82,28 +55,23 @@ createElement.unref();
 
 const classInit = new Deno.UnsafeCallback(
   { parameters: ["pointer", "pointer"], result: "void" } as const,
-  (klass) => {
-    const slot = new BigUint64Array(
-      Deno.UnsafePointerView.getArrayBuffer(klass!, 8, CREATE_ELEMENT_OFFSET),
-    );
-    slot[0] = BigInt(Deno.UnsafePointer.value(createElement.pointer));
-  },
+  (klass) =>
+    writeSlot(klass!, Layout.GstRTSPMediaFactoryClass.createElement, createElement.pointer),
 );
 
 function mediaFactoryType(): bigint {
   if (factoryType !== undefined) return factoryType;
   const { rtsp, gobject } = lib();
   const parent = gtype(rtsp.gst_rtsp_media_factory_get_type());
-  // GTypeQuery: type, type_name, class_size (guint at 16), instance_size (guint at 20)
-  const query = new Uint8Array(24);
+  const query = new Uint8Array(Layout.GTypeQuery.size);
   gobject.g_type_query(parent, query);
   const sizes = new DataView(query.buffer);
   factoryType = gtype(gobject.g_type_register_static_simple(
     parent,
     cstr("GstControlMediaFactory"),
-    sizes.getUint32(16, true),
+    sizes.getUint32(Layout.GTypeQuery.classSize, true),
     classInit.pointer,
-    sizes.getUint32(20, true),
+    sizes.getUint32(Layout.GTypeQuery.instanceSize, true),
     null,
     0,
   ));
@@ -198,12 +166,7 @@ export class RtspServer {
       glib.g_free(basic);
     }
     lib().gst.gst_mini_object_unref(token);
-    if (!authenticateEveryRequest(auth)) {
-      console.warn(
-        "This GStreamer's GstRTSPAuth is laid out differently than expected: RTSP media need " +
-          "basic auth, but OPTIONS and requests for unknown paths are answered without it",
-      );
-    }
+    authenticateEveryRequest(auth);
     // Clients accepted from here on (all of them: the loop has not run yet) check every request.
     rtsp.gst_rtsp_server_set_auth(this.#server, auth);
     gobject.g_object_unref(auth);
@@ -216,9 +179,8 @@ export class RtspServer {
     const counts = new Map<string, number>();
     const list = rtsp.gst_rtsp_session_pool_filter(this.#sessions, null, null);
     const matched = new Int32Array(1);
-    for (let node = list; node !== null;) {
-      const view = new Deno.UnsafePointerView(node);
-      const session = Deno.UnsafePointer.create(view.getBigUint64(0))!;
+    for (let node = list; node !== null; node = readPointer(node, Layout.GList.next)) {
+      const session = readPointer(node, Layout.GList.data)!;
       for (const path of this.#factories.keys()) {
         const media = rtsp.gst_rtsp_session_get_media(session, cstr(`/${path}`), matched);
         if (media !== null && matched[0] === path.length + 1) {
@@ -226,7 +188,6 @@ export class RtspServer {
         }
       }
       gobject.g_object_unref(session);
-      node = Deno.UnsafePointer.create(view.getBigUint64(8));
     }
     if (list !== null) glib.g_list_free(list);
     return counts;

@@ -7,9 +7,9 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { ServerError } from "./errors.ts";
+import { DomainError } from "./errors.ts";
 
-export type DesiredState = "playing" | "paused" | "stopped";
+import type { DesiredState } from "./types.ts";
 
 export interface StoredPipeline {
   id: string;
@@ -94,7 +94,7 @@ export class PipelineStore {
       write();
     } catch (error) {
       console.error(`Writing pipeline '${id}' to ${this.location} failed:`, error);
-      throw new ServerError(
+      throw new DomainError(
         "STORAGE_FAILED",
         `The change to pipeline '${id}' could not be saved: ${(error as Error).message}`,
         { id, store: this.location },

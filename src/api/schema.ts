@@ -1,6 +1,6 @@
 /**
  * One JSON Schema document (draft 2020-12) for the whole WebSocket protocol, generated from the
- * zod schemas (src/protocol.ts for requests, src/messages.ts for replies and events). Its `$defs`
+ * zod schemas (src/api/protocol.ts and src/domain/spec.ts for requests, src/api/messages.ts for replies and events). Its `$defs`
  * hold, for every request type T (PascalCase P):
  *
  *   - `PRequest`: the message a client sends (type, requestId, payload), and `PRequestPayload`;
@@ -14,7 +14,8 @@
  * docs/schema.json (test/client_test.ts checks that they agree).
  */
 import { z } from "zod";
-import { elementSchema, eventTypes, requestSchemas, type RequestType } from "./protocol.ts";
+import { elementSchema } from "../domain/spec.ts";
+import { eventTypes, requestSchemas, type RequestType } from "./protocol.ts";
 import {
   errorReplySchema,
   eventPayloadSchemas,
@@ -36,7 +37,7 @@ export const definitionNames = {
 
 /**
  * The JSON Schema of the custom zod types the request schemas use: zod cannot describe a
- * z.custom, and src/protocol.ts checks JSON values with them (without recursion).
+ * z.custom, and src/domain/spec.ts checks JSON values with them (without recursion).
  */
 function customTypes(): Map<unknown, Record<string, unknown>> {
   const jsonValue = { $ref: "#/$defs/JsonValue" };

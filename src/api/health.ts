@@ -1,7 +1,7 @@
 /** The `stats` snapshot broadcast every interval, and the same figures for /healthz and /metrics. */
 import process from "node:process";
 import { Gauge, Registry } from "prom-client";
-import type { PipelineStats } from "./pipelines.ts";
+import type { PipelineStats } from "../domain/types.ts";
 
 export interface ServerStats {
   rssBytes: number;

@@ -1,5 +1,6 @@
 /**
- * RTSP serving for a pipeline's `rtspserversink` elements.
+ * RTSP serving for a pipeline's `rtspserversink` elements: the relays in the pipeline, the
+ * media built for clients, and the RTSP paths with their own lifetime (RtspMounts).
  *
  * In the pipeline an rtspserversink becomes valve ! payloader ! udpsink to a
  * loopback port; the media that gst-rtsp-server builds for clients is
@@ -9,7 +10,7 @@
  * late RTSP client), while udpsrc makes its own. No JS touches a buffer.
  */
 import dgram from "node:dgram";
-import type { JsonValue } from "./gst/gvalue.ts";
+import type { JsonValue } from "../gst/gvalue.ts";
 import {
   endAndRelease,
   hasParent,
@@ -18,14 +19,15 @@ import {
   padCaps,
   release,
   retain,
-} from "./gst/element.ts";
-import { linkElements, type Pipeline } from "./gst/pipeline.ts";
-import type { Pointer } from "./gst/native.ts";
-import { setProperty } from "./gst/property.ts";
+} from "../gst/element.ts";
+import { linkElements, type Pipeline } from "../gst/pipeline.ts";
+import type { Pointer } from "../gst/native.ts";
+import { setProperty } from "../gst/property.ts";
+import type { RtspServer } from "../gst/rtsp.ts";
+import { DomainError } from "./errors.ts";
 
 /** The pseudo element that serves the stream reaching it at rtsp://HOST:RTSP_PORT/{path}. */
 export const RTSP_SINK = "rtspserversink";
-export const pathPattern = /^[A-Za-z0-9._-]{1,64}$/;
 
 interface RtpFormat {
   pay: string;
@@ -224,4 +226,91 @@ export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[])
   const bin = linkedBin(`media-${path}`, chains);
   if (bin !== null) sources.push(...chains.map((chain) => retain(chain[0])));
   return bin;
+}
+
+/** How often mounts whose clients all left have their relays closed. */
+const IDLE_SWEEP_MS = 1000;
+
+/**
+ * The RTSP paths in use, who owns each, and what the RTSP server serves. A path is claimed
+ * when its pipeline is made (so two pipelines cannot both serve it), served while that
+ * pipeline plays, and freed when it is deleted. Relays nobody watches are closed by this
+ * object's own timer, whatever else runs.
+ */
+export class RtspMounts {
+  readonly #server: RtspServer | undefined;
+  /** Path -> the id of the pipeline that claimed it, and its mount. */
+  readonly #paths = new Map<string, { owner: string; mount: Mount }>();
+  readonly #sweep: ReturnType<typeof setInterval> | undefined;
+
+  constructor(server: RtspServer | undefined) {
+    this.#server = server;
+    if (server) {
+      this.#sweep = setInterval(() => {
+        for (const { mount } of this.#paths.values()) closeIdleRelays(mount);
+      }, IDLE_SWEEP_MS);
+      Deno.unrefTimer(this.#sweep);
+    }
+  }
+
+  get available(): boolean {
+    return this.#server !== undefined;
+  }
+
+  /** The id of the pipeline that claimed `path`, if one did. */
+  owner(path: string): string | undefined {
+    return this.#paths.get(path)?.owner;
+  }
+
+  /** Throws PATH_IN_USE when another pipeline claimed `path`. */
+  requireFree(path: string): void {
+    const owner = this.owner(path);
+    if (owner !== undefined) {
+      throw new DomainError("PATH_IN_USE", `RTSP path '${path}' is already served by '${owner}'`, {
+        path,
+        id: owner,
+      });
+    }
+  }
+
+  claim(owner: string, mounts: ReadonlyMap<string, Mount>): void {
+    for (const path of mounts.keys()) this.requireFree(path);
+    for (const [path, mount] of mounts) this.#paths.set(path, { owner, mount });
+  }
+
+  /** Serves the paths (their pipeline is PLAYING). */
+  serve(mounts: ReadonlyMap<string, Mount>): void {
+    const server = this.#server;
+    if (!server) return;
+    for (const [path, mount] of mounts) {
+      if (!server.isMounted(path)) server.mount(path, mediaBuilder(path, mount));
+    }
+  }
+
+  /** Stops serving the paths; their clients see the end of the stream (RTCP BYE), not silence. */
+  unserve(mounts: ReadonlyMap<string, Mount>): void {
+    for (const [path, mount] of mounts) {
+      this.#server?.unmount(path);
+      endMedias(mount);
+    }
+  }
+
+  /** Stops serving and frees the paths. */
+  release(mounts: ReadonlyMap<string, Mount>): void {
+    this.unserve(mounts);
+    for (const path of mounts.keys()) this.#paths.delete(path);
+  }
+
+  /** Open RTSP sessions on the given paths, summed; undefined when there are none to serve. */
+  clientCounts(): (mounts: ReadonlyMap<string, Mount>) => number | undefined {
+    const sessions = this.#server?.sessionsByPath();
+    return (mounts) =>
+      mounts.size === 0
+        ? undefined
+        : [...mounts.keys()].reduce((sum, path) => sum + (sessions?.get(path) ?? 0), 0);
+  }
+
+  close(): void {
+    clearInterval(this.#sweep);
+  }
 }

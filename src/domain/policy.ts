@@ -6,8 +6,8 @@
 import { realpathSync } from "node:fs";
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { ServerError } from "./errors.ts";
-import type { JsonValue } from "./gst/gvalue.ts";
+import { DomainError } from "./errors.ts";
+import type { JsonValue } from "../gst/gvalue.ts";
 
 /** Refused unless GSTREAMER_ELEMENTS_ALLOW names them, with the reason given to clients. */
 export const defaultDeniedElements: ReadonlyMap<string, string> = new Map([
@@ -85,7 +85,7 @@ export class ElementPolicy {
   checkType(type: string, details: Record<string, unknown>): void {
     const reason = this.refusal(type);
     if (reason === undefined) return;
-    throw new ServerError(
+    throw new DomainError(
       "ELEMENT_NOT_ALLOWED",
       `Element '${type}' is not allowed: ${reason}`,
       { ...details, type, reason },
@@ -107,7 +107,7 @@ export class ElementPolicy {
     // Judged by the name GObject finds, which may be given as `Type::name` or with `_` for `-`.
     const name = canonicalPropertyName(property);
     if (/(^|-)fd$/.test(name)) {
-      throw new ServerError(
+      throw new DomainError(
         "PROPERTY_NOT_ALLOWED",
         `Property '${property}' of element '${element}' names one of the server's own file ` +
           "descriptors, which clients may not use",
@@ -121,7 +121,7 @@ export class ElementPolicy {
     // GLib opens `file:/path` as well as `file:///path`: any `file:` prefix is a file URI.
     const scheme = /^file:/i.test(value) ? "file" : value.match(urlPattern)?.[1]?.toLowerCase();
     const refuse = (why: string): never => {
-      throw new ServerError(
+      throw new DomainError(
         "PROPERTY_NOT_ALLOWED",
         `Property '${property}' of element '${element}' ${why}; files are read from ` +
           `GSTREAMER_MEDIA_DIR (${this.mediaDir}) only`,

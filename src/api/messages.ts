@@ -1,8 +1,8 @@
 /**
  * What the server sends, as zod schemas: the payload of each request's result reply, the result
- * and error reply envelopes, and every event. The request schemas are in `src/protocol.ts`.
+ * and error reply envelopes, and every event. The request schemas are in `src/api/protocol.ts`.
  *
- * These schemas are the contract: `src/schema.ts` turns them into the JSON Schema served at
+ * These schemas are the contract: `src/api/schema.ts` turns them into the JSON Schema served at
  * `GET /schema.json` (and kept in docs/schema.json), `src/client.ts` takes its types from them,
  * and test/client_test.ts checks every message a real server sends against them. The checks at
  * the end of this file make `deno check` fail when the server's own types drift from them.
@@ -10,34 +10,32 @@
  * Objects are strict: a field the server starts sending must be added here first.
  */
 import { z } from "zod";
-import type * as Client from "./client.ts";
+import type * as Client from "../client.ts";
 import { type ErrorCode, errorCodes } from "./errors.ts";
-import type { JsonValue } from "./gst/gvalue.ts";
-import type { EnumValue } from "./gst/gvalue.ts";
+import type { EnumValue, JsonValue } from "../gst/gvalue.ts";
 import type {
-  ElementDetails as InspectedElement,
+  InspectedElement,
   inspectElement,
   listElements,
   PadTemplateInfo,
   PropertyInfo,
-} from "./gst/introspect.ts";
-import type { StateName } from "./gst/pipeline.ts";
+} from "../gst/introspect.ts";
+import type { StateName } from "../gst/pipeline.ts";
 import type { ServerStats, StatsSnapshot } from "./health.ts";
+import type { PipelineRegistry } from "../domain/registry.ts";
+import { type elementSchema, linkSchema } from "../domain/spec.ts";
 import type {
-  ElementDetails as PipelineElement,
-  ManagerEvent,
   PipelineDetails,
+  PipelineElement,
   PipelineError,
+  PipelineEvent,
   PipelineInfo,
-  PipelineManager,
   PipelineStats,
   SinkStatsEntry,
-} from "./pipelines.ts";
+} from "../domain/types.ts";
 import {
-  type elementSchema,
   type EventType,
   eventTypes,
-  linkSchema,
   type Reply,
   requestSchemas,
   type RequestType,
@@ -386,29 +384,29 @@ type KeysOf<T> = T extends unknown ? keyof T : never;
 type Infer<T extends z.ZodType> = z.infer<T>;
 type Returned<T extends (...args: never[]) => unknown> = Awaited<ReturnType<T>>;
 type PayloadOf<E, K> = Extract<E, { type: K }> extends { payload: infer P } ? P : never;
-/** The fields push streams add to their stats (src/push.ts, extraStats). */
+/** The fields push streams add to their stats (src/domain/push.ts). */
 type PushStatsKeys = "bytesIn" | "frames" | "bitrate" | "format";
 type ErrorVariant = Extract<Reply, { ok: false }>;
 
-/** What each handler in src/main.ts returns (they are typed `unknown` there). */
+/** What each handler in src/api/handlers.ts returns (they are typed `unknown` there). */
 type HandlerResults = {
-  createPipeline: ReturnType<PipelineManager["create"]>;
-  startPipeline: Returned<PipelineManager["start"]>;
-  pausePipeline: Returned<PipelineManager["pause"]>;
-  stopPipeline: Returned<PipelineManager["stop"]>;
-  deletePipeline: Returned<PipelineManager["delete"]>;
-  getPipelines: { pipelines: ReturnType<PipelineManager["list"]> };
-  getPipeline: ReturnType<PipelineManager["get"]>;
-  getElementProperty: ReturnType<PipelineManager["getElementProperty"]>;
-  setElementProperty: ReturnType<PipelineManager["setElementProperty"]>;
-  sendEos: Returned<PipelineManager["sendEos"]>;
-  seek: Returned<PipelineManager["seek"]>;
-  getPipelineGraph: Returned<PipelineManager["graph"]>;
+  createPipeline: Returned<PipelineRegistry["create"]>;
+  startPipeline: Returned<PipelineRegistry["start"]>;
+  pausePipeline: Returned<PipelineRegistry["pause"]>;
+  stopPipeline: Returned<PipelineRegistry["stop"]>;
+  deletePipeline: Returned<PipelineRegistry["delete"]>;
+  getPipelines: { pipelines: ReturnType<PipelineRegistry["list"]> };
+  getPipeline: Returned<PipelineRegistry["get"]>;
+  getElementProperty: Returned<PipelineRegistry["getElementProperty"]>;
+  setElementProperty: Returned<PipelineRegistry["setElementProperty"]>;
+  sendEos: Returned<PipelineRegistry["sendEos"]>;
+  seek: Returned<PipelineRegistry["seek"]>;
+  getPipelineGraph: Returned<PipelineRegistry["graph"]>;
   listElements: { elements: ReturnType<typeof listElements> };
   inspectElement: ReturnType<typeof inspectElement>;
   subscribe: { events: EventType[]; pipelines: string[] | null; statsIntervalMs: number };
 };
-type ServerEvents = ManagerEvent | { type: "stats"; payload: StatsSnapshot };
+type ServerEvents = PipelineEvent | { type: "stats"; payload: StatsSnapshot };
 type ResultPayloads = { [T in RequestType]: ResultPayload<T> };
 type RequestPayloads = { [T in RequestType]: z.infer<typeof requestSchemas[T]> };
 type KeysByType<M> = { [K in keyof M]: KeysOf<M[K]> };
@@ -443,7 +441,7 @@ type _DriftChecks = [
   Same<EventKeys<ServerEvents>, EventKeys<ServerEvent>>,
   Same<ServerEvent["type"], EventType>,
   Same<ResultReply["request"], RequestType>,
-  // The error reply as src/protocol.ts builds it (its code comes from a ServerError).
+  // The error reply as src/api/protocol.ts builds it (its code from src/api/errors.ts).
   Fits<
     Omit<ErrorVariant, "error"> & {
       error: Omit<ErrorVariant["error"], "code"> & { code: ErrorCode };
@@ -451,7 +449,7 @@ type _DriftChecks = [
     ErrorReply
   >,
   // The client's copies. Its request payloads are compared with z.infer: z.input of `properties`
-  // is unknown, as src/protocol.ts casts that schema to z.ZodType<Record<string, JsonValue>>
+  // is unknown, as src/domain/spec.ts casts that schema to z.ZodType<Record<string, JsonValue>>
   // (input type unknown); no request schema has a default or a transform, so otherwise they agree.
   Same<Client.RequestType, RequestType>,
   Same<Client.EventType, EventType>,

@@ -51,13 +51,8 @@
  * child properties (`sink_1::xpos=10`), the `:` link-all operator, URI
  * elements (`file:///a.mp4 ! ...`), presets (`@preset=`) and comments (`#`).
  */
-import type { ElementSpec, LinkSpec } from "./pipelines.ts";
-
-/** A description as launch text has it: every element named, every link explicit. */
-export interface PipelineDescription {
-  elements: ElementSpec[];
-  links: LinkSpec[];
-}
+import { defaultElementName } from "./names.ts";
+import type { ElementSpec, ExplicitDescription, LinkSpec } from "./spec.ts";
 
 /** A description that is not valid (or not supported) launch syntax. */
 export class LaunchParseError extends Error {
@@ -184,7 +179,7 @@ class Parser {
 
   constructor(readonly text: string) {}
 
-  parse(): PipelineDescription {
+  parse(): ExplicitDescription {
     this.skipSpace();
     if (this.atEnd()) {
       throw new LaunchParseError(this.pos, "an element", {
@@ -694,10 +689,10 @@ class Parser {
 
   // --- names and links -------------------------------------------------------
 
-  resolve(): PipelineDescription {
+  resolve(): ExplicitDescription {
     const owners = new Map<string, number>();
     const names = this.elements.map((element, index) => {
-      const name = element.name ?? `${element.type}${index}`;
+      const name = element.name ?? defaultElementName(element.type, index);
       const other = owners.get(name);
       if (other !== undefined) {
         const previous = this.elements[other];
@@ -772,7 +767,7 @@ class Parser {
  * elements and explicit links. Throws LaunchParseError with the offset of the
  * problem and what was expected there.
  */
-export function parseLaunch(text: string): PipelineDescription {
+export function parseLaunch(text: string): ExplicitDescription {
   return new Parser(text).parse();
 }
 
@@ -824,7 +819,7 @@ function propertyText(value: unknown, where: string): string {
  * Error for what launch syntax cannot say (unknown link ends, names with '.',
  * a referenced name that is not an identifier, caps without a media type...).
  */
-export function formatLaunch(description: PipelineDescription): string {
+export function formatLaunch(description: ExplicitDescription): string {
   const { elements, links } = description;
   if (elements.length === 0) {
     throw new Error("formatLaunch: a pipeline description needs at least one element");
@@ -845,7 +840,7 @@ export function formatLaunch(description: PipelineDescription): string {
         `formatLaunch: element ${index} is named both '${element.name}' and '${property}'`,
       );
     }
-    const name = element.name ?? property ?? `${element.type}${index}`;
+    const name = element.name ?? property ?? defaultElementName(element.type, index);
     if (name === "" || name.includes(".")) {
       throw new Error(
         `formatLaunch: element ${index} has name ${JSON.stringify(name)}; ` +
@@ -935,7 +930,7 @@ export function formatLaunch(description: PipelineDescription): string {
     const element = elements[index];
     const name = names[index];
     const parts = [element.type];
-    if (referenced.has(index) || name !== `${element.type}${index}`) {
+    if (referenced.has(index) || name !== defaultElementName(element.type, index)) {
       if (referenced.has(index) && !IDENTIFIER.test(name)) {
         throw new Error(
           `formatLaunch: element ${index} is named ${JSON.stringify(name)}, ` +

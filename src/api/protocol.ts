@@ -1,11 +1,12 @@
 /**
- * The WebSocket JSON protocol: request schemas, dispatch, and the one place
- * where errors become replies.
+ * The WebSocket JSON protocol: request schemas, dispatch, and replies (errors become replies
+ * through src/api/errors.ts).
  */
 import { z } from "zod";
-import { ServerError } from "./errors.ts";
-import type { JsonValue } from "./gst/gvalue.ts";
-import { elementNamePattern, idPattern } from "./pipelines.ts";
+import { formatPath } from "../domain/errors.ts";
+import { ID_RULE, idPattern } from "../domain/names.ts";
+import { definitionSchema, jsonObject, jsonValue } from "../domain/spec.ts";
+import { ApiError, toWireError } from "./errors.ts";
 
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
@@ -24,44 +25,6 @@ export type EventType = typeof eventTypes[number];
 
 const requestIdSchema = z.union([z.string(), z.number()]);
 
-/** How deep arrays and objects may nest in a JSON value of a request (a property value). */
-export const MAX_JSON_DEPTH = 32;
-
-/**
- * Whether arrays and objects nest at most MAX_JSON_DEPTH deep in `value`. Checked without
- * recursion: a recursive schema overflowed the stack on a deeply nested value (INTERNAL).
- */
-function withinJsonDepth(value: unknown): boolean {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (typeof item !== "object" || item === null) continue;
-    if (depth > MAX_JSON_DEPTH) return false;
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-  return true;
-}
-
-const tooDeep = `Arrays and objects may nest at most ${MAX_JSON_DEPTH} deep`;
-
-// Messages come from JSON.parse, so every defined value is JSON: only objects and depth need
-// checking. Not z.record: zod 4 tells a plain object by reading its `constructor`, which is a JSON
-// key like any other ({"constructor": null} threw, so INTERNAL; {"constructor": 1} was refused).
-const jsonObject = z.custom<Record<string, unknown>>(
-  (value) => typeof value === "object" && value !== null && !Array.isArray(value),
-  { error: "Expected an object" },
-);
-
-const jsonValue = z.custom<JsonValue>((value) => value !== undefined, {
-  error: "Expected a JSON value",
-}).refine(withinJsonDepth, { error: tooDeep });
-
-const jsonValues = jsonObject.superRefine((object, ctx) => {
-  for (const [key, value] of Object.entries(object)) {
-    if (!withinJsonDepth(value)) ctx.addIssue({ code: "custom", path: [key], message: tooDeep });
-  }
-}) as z.ZodType<Record<string, JsonValue>>;
-
 const envelopeSchema = z.object({
   type: z.string({ error: "Expected a string naming the request type" }),
   // null is taken as "not given", as JSON encoders often write absent fields.
@@ -69,42 +32,10 @@ const envelopeSchema = z.object({
   payload: jsonObject.nullish(),
 });
 
-export const elementSchema = z.object({
-  type: z.string().min(1, "Expected an element factory name").max(
-    256,
-    "Element factory names are at most 256 characters",
-  ),
-  name: z.string().regex(elementNamePattern, {
-    error: "Element names are 1 to 64 characters of letters, digits, '.', '_' and '-'",
-  }).optional(),
-  properties: jsonValues.optional(),
-});
-
-export const linkSchema = z.object({
-  from: z.string().min(1, 'Expected "name" or "name.pad"'),
-  to: z.string().min(1, 'Expected "name" or "name.pad"'),
-  caps: z.string().min(1, "Expected caps such as video/x-raw,width=320").optional(),
-});
-
 const idSchema = z.string({ error: "Expected a pipeline id (string)" });
 
 export const requestSchemas = {
-  createPipeline: z.object({
-    id: idSchema,
-    description: z.string().max(4096).optional(),
-    pipeline: z.union([
-      z.string().min(1, "Expected gst-launch text").max(65536),
-      z.object({
-        elements: z.array(elementSchema).min(1, "A pipeline needs at least one element").max(
-          1000,
-        ),
-        links: z.array(linkSchema).max(4000).optional(),
-      }),
-    ], { error: "Expected gst-launch text or an object with 'elements' (and 'links')" }),
-    restart: z.enum(["never", "on-failure", "always"], {
-      error: "Expected one of: never, on-failure, always",
-    }).optional(),
-  }),
+  createPipeline: z.object({ id: idSchema, ...definitionSchema.shape }),
   startPipeline: z.object({ id: idSchema }),
   pausePipeline: z.object({ id: idSchema }),
   stopPipeline: z.object({ id: idSchema }),
@@ -141,9 +72,9 @@ export const requestSchemas = {
     events: z.array(z.enum(eventTypes, {
       error: `Expected event types among: ${eventTypes.join(", ")}`,
     })).optional(),
-    pipelines: z.array(idSchema.regex(idPattern, {
-      error: "Pipeline ids are 1 to 128 characters of letters, digits, '.', '_' and '-'",
-    })).max(10000).optional(),
+    pipelines: z.array(idSchema.regex(idPattern, { error: `Pipeline ids are ${ID_RULE}` })).max(
+      10000,
+    ).optional(),
     statsIntervalMs: z.number().int().min(100, "Expected 100 to 60000 ms").max(
       60000,
       "Expected 100 to 60000 ms",
@@ -185,15 +116,6 @@ export type Reply =
     error: { code: string; message: string; details?: Record<string, unknown> };
   };
 
-/** A JSON path such as `payload.pipeline.elements[0].type`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (text, key) =>
-      typeof key === "number" ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key),
-    "",
-  );
-}
-
 /**
  * The issue to report: for a value that fits no branch of a union, the issue of the
  * one branch whose type it has (so an element list gets its own precise error).
@@ -211,10 +133,10 @@ function closestIssue(issue: z.core.$ZodIssue): { issue: z.core.$ZodIssue; path:
   return { issue, path: issue.path };
 }
 
-function invalidRequest(error: z.ZodError, prefix: readonly PropertyKey[]): ServerError {
+function invalidRequest(error: z.ZodError, prefix: readonly PropertyKey[]): ApiError {
   const { issue, path: issuePath } = closestIssue(error.issues[0]);
   const path = formatPath([...prefix, ...issuePath]);
-  return new ServerError(
+  return new ApiError(
     "INVALID_REQUEST",
     `Invalid request at '${path || "(message)"}': ${issue.message}`,
     { path: path || null },
@@ -226,19 +148,8 @@ export function errorReply(
   request: string | null,
   requestId: RequestId,
 ): Reply {
-  if (error instanceof ServerError) {
-    return {
-      type: "error",
-      request,
-      requestId,
-      ok: false,
-      error: {
-        code: error.code,
-        message: error.message,
-        ...(error.details ? { details: error.details } : {}),
-      },
-    };
-  }
+  const wire = toWireError(error);
+  if (wire !== null) return { type: "error", request, requestId, ok: false, error: wire };
   console.error(`Request '${request}' failed unexpectedly:`, error);
   return {
     type: "error",
@@ -284,7 +195,7 @@ export async function handleMessage(
   const { json, request, requestId, parseError } = readEnvelope(text);
   try {
     if (parseError !== undefined) {
-      throw new ServerError("INVALID_REQUEST", `Message is not valid JSON: ${parseError}`, {
+      throw new ApiError("INVALID_REQUEST", `Message is not valid JSON: ${parseError}`, {
         path: null,
       });
     }
@@ -292,7 +203,7 @@ export async function handleMessage(
     if (!envelope.success) throw invalidRequest(envelope.error, []);
     const { type, payload } = envelope.data;
     if (!Object.hasOwn(requestSchemas, type)) {
-      throw new ServerError(
+      throw new ApiError(
         "UNKNOWN_TYPE",
         `Unknown request type '${type}'; known types: ${Object.keys(requestSchemas).join(", ")}`,
         { type, known: Object.keys(requestSchemas) },

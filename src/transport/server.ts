@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
-import { ServerError } from "./errors.ts";
+import { ApiError } from "../api/errors.ts";
 import {
   errorReply,
   type EventType,
@@ -19,7 +19,7 @@ import {
   MAX_MESSAGE_BYTES,
   readEnvelope,
   type Subscription,
-} from "./protocol.ts";
+} from "../api/protocol.ts";
 
 /** How early a client's stats may go out: the stats timer ticks every STATS_TICK_MS. */
 export const STATS_TICK_MS = 100;
@@ -278,7 +278,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       let reply;
       if (isBinary) {
         reply = errorReply(
-          new ServerError("INVALID_REQUEST", "Binary frames are not accepted; send JSON as text", {
+          new ApiError("INVALID_REQUEST", "Binary frames are not accepted; send JSON as text", {
             path: null,
           }),
           null,
@@ -286,7 +286,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         );
       } else if (bytes.length > MAX_MESSAGE_BYTES) {
         reply = errorReply(
-          new ServerError(
+          new ApiError(
             "MESSAGE_TOO_LARGE",
             `Message of ${bytes.length} bytes is over the limit of ${MAX_MESSAGE_BYTES} bytes`,
             { limit: MAX_MESSAGE_BYTES, size: bytes.length },
@@ -297,7 +297,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       } else if (budget && !budget.take()) {
         const { request, requestId } = readEnvelope(bytes.toString("utf8"));
         reply = errorReply(
-          new ServerError(
+          new ApiError(
             "RATE_LIMITED",
             `More than ${budget.rate} requests a second from this client ` +
               "(GSTREAMER_MAX_REQUESTS_PER_SECOND); this one was not run, send it again later",

@@ -1,0 +1,36 @@
+/** What each request does: the registry's operations and introspection, by request type. */
+import type { PipelineRegistry } from "../domain/registry.ts";
+import { inspectElement, listElements } from "../gst/introspect.ts";
+import { eventTypes, type Handlers } from "./protocol.ts";
+
+export function requestHandlers(
+  registry: PipelineRegistry,
+  options: { statsIntervalMs: number },
+): Handlers {
+  return {
+    createPipeline: (p) => registry.create(p),
+    startPipeline: (p) => registry.start(p.id),
+    pausePipeline: (p) => registry.pause(p.id),
+    stopPipeline: (p) => registry.stop(p.id),
+    deletePipeline: (p) => registry.delete(p.id),
+    getPipelines: () => ({ pipelines: registry.list() }),
+    getPipeline: (p) => registry.get(p.id),
+    getElementProperty: (p) => registry.getElementProperty(p.id, p.element, p.property),
+    setElementProperty: (p) => registry.setElementProperty(p.id, p.element, p.property, p.value),
+    sendEos: (p) => registry.sendEos(p.id),
+    seek: (p) => registry.seek(p.id, p.position, p.rate, p.flush),
+    getPipelineGraph: (p) => registry.graph(p.id),
+    listElements: (p) => ({ elements: listElements(p.filter) }),
+    inspectElement: (p) => inspectElement(p.type),
+    subscribe: (p, context) => {
+      context.subscription.events = p.events ? new Set(p.events) : undefined;
+      context.subscription.pipelines = p.pipelines ? new Set(p.pipelines) : undefined;
+      context.subscription.statsIntervalMs = p.statsIntervalMs ?? options.statsIntervalMs;
+      return {
+        events: p.events ?? [...eventTypes],
+        pipelines: p.pipelines ?? null,
+        statsIntervalMs: context.subscription.statsIntervalMs,
+      };
+    },
+  };
+}

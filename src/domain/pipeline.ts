@@ -1,0 +1,593 @@
+/**
+ * One managed pipeline: its native GstPipeline and elements (owned through `built`), its
+ * operation queue, its state as GStreamer reports it, its bus, and its restart supervisor.
+ *
+ * Ownership (docs/architecture.md): operations that touch native objects across an await run
+ * one at a time in the pipeline's queue, and disposing the pipeline is the last operation ever
+ * queued, so nothing queued can see it freed. Synchronous reads (getPipeline, properties) look
+ * the pipeline up again each time and find nothing once it is deleted.
+ */
+import type { JsonValue } from "../gst/gvalue.ts";
+import { changedProperties } from "../gst/introspect.ts";
+import type { Pointer } from "../gst/native.ts";
+import { linkPads, watchDynamicPads } from "../gst/pads.ts";
+import { padCaps } from "../gst/element.ts";
+import {
+  type BusMessage,
+  elementState,
+  MessageType,
+  State,
+  StateChange,
+  type StateName,
+} from "../gst/pipeline.ts";
+import { getProperty, holdsText, setProperty } from "../gst/property.ts";
+import { type BuiltElement, type BuiltPipeline, linkEndText } from "./builder.ts";
+import { DomainError, errorMessage } from "./errors.ts";
+import { formatLaunch } from "./launch.ts";
+import { freeUdpPort, RTSP_SINK, type RtspMounts } from "./mounts.ts";
+import type { ElementPolicy } from "./policy.ts";
+import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
+import { collectStats, SinkRates } from "./stats.ts";
+import type { PipelineStore } from "./store.ts";
+import { Supervisor } from "./supervisor.ts";
+import type {
+  DesiredState,
+  PipelineDetails,
+  PipelineError,
+  PipelineEvent,
+  PipelineInfo,
+  PipelineKind,
+  PipelineStats,
+} from "./types.ts";
+
+const busMessageTypes = MessageType.EOS | MessageType.ERROR | MessageType.WARNING |
+  MessageType.STATE_CHANGED | MessageType.DURATION_CHANGED;
+
+/** What every pipeline shares: where events go, the RTSP paths, the store and the policy. */
+export interface PipelineHost {
+  emit(event: PipelineEvent): void;
+  mounts: RtspMounts;
+  policy: ElementPolicy;
+  store?: PipelineStore;
+  /** How long a start waits for an async change to PLAYING before replying with the pending state. */
+  startTimeoutMs: number;
+}
+
+export interface PipelineInit {
+  id: string;
+  kind: PipelineKind;
+  definition: PipelineDefinition;
+  createdAt: Date;
+  built: BuiltPipeline;
+  extraStats?: () => Record<string, unknown>;
+}
+
+type Reached = { id: string; state: StateName; pending?: StateName };
+
+export class ManagedPipeline {
+  readonly id: string;
+  readonly kind: PipelineKind;
+  readonly definition: PipelineDefinition;
+  readonly createdAt: Date;
+  readonly extraStats?: () => Record<string, unknown>;
+  readonly #built: BuiltPipeline;
+  readonly #host: PipelineHost;
+  readonly #supervisor: Supervisor;
+  readonly rates = new SinkRates();
+  /** Stops the pad-added handlers; called when the pipeline is released. */
+  readonly #unwatch: (() => void)[] = [];
+
+  state: StateName = "NULL";
+  desiredState: DesiredState = "stopped";
+  playingSince: number | null = null;
+  duration: number | null | undefined = undefined;
+  lastError: PipelineError | null = null;
+  errors = 0;
+  warnings = 0;
+  /** An error was already recorded since the last start. */
+  #runFailed = false;
+  /** Whether its last start found it live (a live source: no preroll, no seeking). */
+  #live = false;
+  #deleted = false;
+  /** Tail of the operation queue: state changes and the final dispose run one at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(init: PipelineInit, host: PipelineHost) {
+    this.id = init.id;
+    this.kind = init.kind;
+    this.definition = init.definition;
+    this.createdAt = init.createdAt;
+    this.extraStats = init.extraStats;
+    this.#built = init.built;
+    this.#host = host;
+    this.#supervisor = new Supervisor(init.definition.restart ?? "never", {
+      wanted: () => !this.#deleted && this.desiredState !== "stopped",
+      restart: () => {
+        console.log(`Restarting pipeline '${this.id}' (restart ${this.restarts})`);
+        // A failed attempt schedules the next one itself.
+        this.#attemptStart().catch(() => {});
+      },
+      scheduled: (attempt, delayMs, reason) =>
+        this.#host.emit({
+          type: "pipelineRestarting",
+          payload: { id: this.id, attempt, delayMs, reason },
+        }),
+    });
+    this.#watchDynamicLinks();
+  }
+
+  get gst() {
+    return this.#built.pipeline;
+  }
+
+  get restart(): RestartPolicy {
+    return this.#supervisor.policy;
+  }
+
+  get restarts(): number {
+    return this.#supervisor.restarts;
+  }
+
+  get mounts() {
+    return this.#built.mounts;
+  }
+
+  get deleted(): boolean {
+    return this.#deleted;
+  }
+
+  info(): PipelineInfo {
+    return {
+      id: this.id,
+      kind: this.kind,
+      description: this.definition.description ?? "",
+      state: this.state,
+      desiredState: this.desiredState,
+      restart: this.restart,
+      restarts: this.restarts,
+      createdAt: this.createdAt.toISOString(),
+      lastError: this.lastError,
+    };
+  }
+
+  /** The pipeline with its elements (live state, properties that differ from defaults), links and launch text. */
+  details(): PipelineDetails {
+    const { layout, elements } = this.#built;
+    return {
+      ...this.info(),
+      elements: layout.elements.map((spec) => {
+        const name = spec.name!;
+        if (spec.type === RTSP_SINK) {
+          return { name, type: spec.type, state: this.state, properties: spec.properties ?? {} };
+        }
+        const { pointer } = elements.get(name)!;
+        const { state, pending } = elementState(pointer);
+        return {
+          name,
+          type: spec.type,
+          state,
+          ...(pending === "VOID_PENDING" ? {} : { pending }),
+          properties: changedProperties(pointer, spec.type, name),
+        };
+      }),
+      links: layout.links,
+      launch: launchText(this.#built.layout),
+    };
+  }
+
+  /** An element by name, or ELEMENT_NOT_FOUND listing the names there are. */
+  element(name: string): BuiltElement {
+    const element = this.#built.elements.get(name);
+    if (element) return element;
+    const names = [...this.#built.elements.keys()];
+    throw new DomainError(
+      "ELEMENT_NOT_FOUND",
+      `Pipeline '${this.id}' has no element named '${name}'; it has: ${names.join(", ")}`,
+      { id: this.id, element: name, elements: names },
+    );
+  }
+
+  getElementProperty(element: string, property: string) {
+    const target = { object: this.element(element).pointer, label: element };
+    return { id: this.id, element, property, value: getProperty(target, property) };
+  }
+
+  setElementProperty(element: string, property: string, value: JsonValue) {
+    const { pointer, type } = this.element(element);
+    const target = { object: pointer, label: element };
+    if (property === "name") {
+      throw new DomainError(
+        "INVALID_PROPERTY_VALUE",
+        `The name of element '${element}' is fixed once the pipeline is made`,
+        { id: this.id, element, property },
+      );
+    }
+    const allowed = this.#host.policy.checkProperty(
+      type,
+      element,
+      property,
+      value,
+      holdsText(pointer, property),
+    );
+    setProperty(target, property, allowed);
+    return { id: this.id, element, property, value: getProperty(target, property) };
+  }
+
+  /**
+   * Goes to PLAYING (or PAUSED); resolves with the state reached, confirmed by GStreamer. The
+   * wish is stored first, so a supervised pipeline whose start fails keeps trying.
+   */
+  start(target: "playing" | "paused"): Promise<Reached> {
+    this.#supervisor.cancel();
+    this.#setDesiredState(target);
+    return this.#attemptStart();
+  }
+
+  /** Goes to NULL; a stopped pipeline can be started again. */
+  stop(): Promise<{ id: string; state: StateName }> {
+    this.#setDesiredState("stopped");
+    this.#supervisor.cancel();
+    return this.#serial(async () => {
+      this.#drainBus();
+      const reached = await this.#toNull();
+      if (reached !== "NULL") {
+        throw new DomainError(
+          "STATE_CHANGE_FAILED",
+          `Pipeline '${this.id}' could not go to NULL; it is ${reached}`,
+          { id: this.id, state: reached },
+        );
+      }
+      return { id: this.id, state: reached };
+    });
+  }
+
+  /** Ends the stream: sources stop, and the sinks' end of stream ends the run (pipelineEos). */
+  sendEos(): Promise<{ id: string }> {
+    return this.#serial(async () => {
+      // Paused, nothing flows: GStreamer would hold the event (and this queue) until it plays.
+      this.#requireRunning("sendEos", ["PLAYING"]);
+      if (!await this.gst.sendEos()) {
+        throw new DomainError(
+          "INVALID_STATE",
+          `Pipeline '${this.id}' did not take the end of stream`,
+          { id: this.id, state: this.state },
+        );
+      }
+      return { id: this.id };
+    });
+  }
+
+  /** Moves playback to `position` ms at `rate` (negative plays backwards); flushing by default. */
+  seek(position: number, rate = 1, flush = true) {
+    const id = this.id;
+    return this.#serial(async () => {
+      // A seek that does not flush waits for data to flow, which a paused pipeline never gives.
+      this.#requireRunning(flush ? "seek" : "seek without flush", flush ? undefined : ["PLAYING"]);
+      // GStreamer takes a seek on a live pipeline and then stalls it: refuse instead.
+      if (this.#live) {
+        throw new DomainError(
+          "SEEK_FAILED",
+          `Pipeline '${id}' is live (a live source sets its pace), so it cannot seek`,
+          { id, position, rate, live: true },
+        );
+      }
+      if (!await this.gst.seek(position, rate, flush)) {
+        throw new DomainError(
+          "SEEK_FAILED",
+          `Pipeline '${id}' could not seek to ${position} ms at rate ${rate}: ` +
+            "its elements refused (some formats and sources cannot seek)",
+          { id, position, rate },
+        );
+      }
+      return { id, position, rate };
+    });
+  }
+
+  /** The pipeline as a Graphviz DOT graph. */
+  async graph(): Promise<{ id: string; dot: string }> {
+    return { id: this.id, dot: await this.gst.dot() };
+  }
+
+  /** Ends the run with an error found outside GStreamer (bytes that are not the declared format). */
+  fail(element: string, message: string): void {
+    this.#handle({ kind: "error", source: element, message, debug: null });
+  }
+
+  /** Pulls the waiting bus messages and turns them into events; never waits. */
+  drainBus(): void {
+    this.#drainBus();
+  }
+
+  stats(now: number, rtspClients: number | undefined): Promise<PipelineStats> {
+    return collectStats(this, now, rtspClients);
+  }
+
+  /** What the store keeps of it, or sets again after a restore. */
+  restoreDesiredState(state: DesiredState): Promise<Reached> | null {
+    if (state === "stopped") return null;
+    this.desiredState = state;
+    return this.#attemptStart();
+  }
+
+  /**
+   * Stops and frees it (the pipeline leaves the registry first). Queued behind any operation
+   * under way, and the last one: nothing queued after can see it freed.
+   */
+  release(): Promise<void> {
+    this.#supervisor.cancel();
+    for (const unwatch of this.#unwatch) unwatch();
+    this.#host.mounts.release(this.mounts);
+    this.#deleted = true;
+    return this.#serial(() => this.gst.dispose());
+  }
+
+  #requireRunning(what: string, states: StateName[] = ["PLAYING", "PAUSED"]): void {
+    if (!states.includes(this.state)) {
+      throw new DomainError(
+        "INVALID_STATE",
+        `Pipeline '${this.id}' is ${this.state}: ${what} needs it ${states.join(" or ")}`,
+        { id: this.id, state: this.state },
+      );
+    }
+  }
+
+  /** One start; when it fails, a supervised pipeline is scheduled to try again. */
+  async #attemptStart(): Promise<Reached> {
+    try {
+      const target = this.desiredState === "paused" ? "PAUSED" : "PLAYING";
+      return await this.#serial(() => this.#run(target));
+    } catch (error) {
+      if (this.#deleted || this.desiredState === "stopped") throw error;
+      if (!this.#supervisor.restartsAfter("start failed")) {
+        this.#setDesiredState("stopped");
+        throw error;
+      }
+      const delayMs = this.#supervisor.schedule("start failed", this.playingSince);
+      if (error instanceof DomainError) {
+        const message = error.message.replace(/\.$/, "");
+        throw new DomainError(error.code, `${message}; trying again in ${delayMs} ms`, {
+          ...error.details,
+          restartInMs: delayMs,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /** Goes to PLAYING or PAUSED and waits (off the main thread) for GStreamer to get there. */
+  async #run(target: "PLAYING" | "PAUSED"): Promise<Reached> {
+    const { id } = this;
+    const resuming = this.state === "PLAYING" || this.state === "PAUSED";
+    if (!resuming) {
+      this.#runFailed = false;
+      // Sometimes pads are removed when a pipeline stops and appear again on the next run.
+      for (const link of this.#built.dynamicLinks) {
+        link.linked = false;
+        link.refused = [];
+      }
+      await this.#assignRelayPorts();
+      // Through PAUSED first: only that step tells a live pipeline (NO_PREROLL), which cannot seek.
+      const paused = await this.gst.setState(State.PAUSED);
+      if (paused === StateChange.FAILURE) return this.#failStart(target);
+      this.#live = paused === StateChange.NO_PREROLL;
+    }
+    const result = await this.gst.setState(State[target]);
+    let reached: { state: StateName; pending: StateName };
+    if (result === StateChange.ASYNC) {
+      const waited = await this.gst.waitForState(this.#host.startTimeoutMs);
+      if (waited.result === StateChange.FAILURE) return this.#failStart(target);
+      reached = waited;
+    } else if (result === StateChange.FAILURE) {
+      return this.#failStart(target);
+    } else {
+      reached = this.gst.currentState();
+    }
+    this.#drainBus();
+    // An error while it started (a bus error, a link that failed when its pad appeared) ends it.
+    if (this.#runFailed) return this.#failStart(target);
+    this.#setState(reached.state);
+    return reached.pending === "VOID_PENDING"
+      ? { id, state: reached.state }
+      : { id, state: reached.state, pending: reached.pending };
+  }
+
+  async #failStart(target: StateName): Promise<never> {
+    this.#drainBus();
+    const cause = this.lastError;
+    await this.#toNull();
+    throw new DomainError(
+      "STATE_CHANGE_FAILED",
+      `Pipeline '${this.id}' could not go to ${target}` +
+        (cause ? `: ${cause.element}: ${cause.message}` : ""),
+      { id: this.id, error: cause },
+    );
+  }
+
+  /**
+   * Goes to NULL and records the state GStreamer reached: NULL, or, when the change fails, the
+   * state it stayed in (never NULL when it is not). Only ever run from the queue.
+   */
+  async #toNull(): Promise<StateName> {
+    const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
+    const state = failed ? this.gst.currentState().state : "NULL";
+    this.#setState(state);
+    return state;
+  }
+
+  /** Records (and stores, for client pipelines) what the pipeline should be doing. */
+  #setDesiredState(state: DesiredState): void {
+    if (this.desiredState === state) return;
+    if (this.kind === "pipeline" && !this.#deleted) {
+      this.#host.store?.setDesiredState(this.id, state);
+    }
+    this.desiredState = state;
+  }
+
+  /** A run ended by itself (error or EOS): restart it if its policy says so, else it stays stopped. */
+  #runEnded(how: "error" | "eos"): void {
+    try {
+      if (this.#supervisor.restartsAfter(how) && this.desiredState !== "stopped") {
+        this.#supervisor.schedule(how === "error" ? "error" : "end of stream", this.playingSince);
+      } else {
+        this.#setDesiredState("stopped");
+      }
+    } catch (error) {
+      console.error(`Pipeline '${this.id}': ${errorMessage(error)}`);
+    }
+  }
+
+  #serial<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(operation, operation);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #drainBus(): void {
+    if (this.#deleted) return;
+    for (const message of this.gst.popMessages(busMessageTypes)) this.#handle(message);
+  }
+
+  #handle(message: BusMessage): void {
+    const { id } = this;
+    switch (message.kind) {
+      case "state-changed":
+        this.#setState(message.new);
+        break;
+      case "duration-changed":
+        this.duration = undefined;
+        break;
+      case "warning":
+        this.warnings++;
+        this.#host.emit({
+          type: "pipelineWarning",
+          payload: { id, element: message.source, message: message.message, debug: message.debug },
+        });
+        break;
+      case "error":
+        // The first error of a run is the cause; the ones that follow (flow errors upstream) are its echo.
+        if (this.#runFailed) break;
+        this.#runFailed = true;
+        this.errors++;
+        this.lastError = {
+          element: message.source,
+          message: message.message,
+          debug: message.debug,
+          time: new Date().toISOString(),
+        };
+        this.#host.emit({
+          type: "pipelineError",
+          payload: { id, element: message.source, message: message.message, debug: message.debug },
+        });
+        this.#stopAfterBusEvent();
+        this.#runEnded("error");
+        break;
+      case "eos":
+        // A failed run can still drain to EOS; the error already ended it.
+        if (this.#runFailed) break;
+        this.#host.emit({ type: "pipelineEos", payload: { id } });
+        this.#stopAfterBusEvent();
+        this.#runEnded("eos");
+        break;
+    }
+  }
+
+  /** An error or EOS ends the run: the pipeline goes to NULL (queued behind any operation under way). */
+  #stopAfterBusEvent(): void {
+    void this.#serial(async () => {
+      if (this.#deleted || this.state === "NULL") return;
+      const reached = await this.#toNull();
+      if (reached !== "NULL") {
+        console.error(
+          `Pipeline '${this.id}' could not go to NULL after its run ended; it is ${reached}`,
+        );
+      }
+    }).catch((error) =>
+      console.error(`Stopping pipeline '${this.id}' failed:`, errorMessage(error))
+    );
+  }
+
+  #setState(state: StateName): void {
+    if (this.#deleted || this.state === state) return;
+    const old = this.state;
+    this.state = state;
+    if (state === "NULL" || state === "READY") {
+      this.gst.forgetSinks();
+      this.#host.mounts.unserve(this.mounts);
+    }
+    if (state === "PLAYING") this.#host.mounts.serve(this.mounts);
+    // Known once data flows; asked again when the pipeline (re)starts or GStreamer says it changed.
+    this.duration = undefined;
+    if (state === "PLAYING") this.playingSince ??= performance.now();
+    else this.playingSince = null;
+    this.#host.emit({ type: "pipelineStateChanged", payload: { id: this.id, old, new: state } });
+  }
+
+  /** Each relay gets a free loopback port; run from the queue, so its elements stay alive. */
+  async #assignRelayPorts(): Promise<void> {
+    for (const { relays } of this.mounts.values()) {
+      for (const relay of relays) {
+        relay.port = await freeUdpPort();
+        setProperty({ object: relay.udpsink, label: "relay" }, "port", relay.port);
+      }
+    }
+  }
+
+  /** Makes each waiting link when its source's pad appears; reports the ones that never can. */
+  #watchDynamicLinks(): void {
+    const bySource = Map.groupBy(this.#built.dynamicLinks, (link) => link.source.pointer);
+    for (const [source, links] of bySource) {
+      const sourceName = links[0].source.name;
+      const fail = (message: string) =>
+        this.#handle({ kind: "error", source: sourceName, message, debug: null });
+      this.#unwatch.push(watchDynamicPads(source, {
+        padAdded: (_pad, padName) => linkAppearedPad(source, padName, links, fail),
+        noMorePads: () => {
+          for (const link of links) {
+            if (link.linked) continue;
+            fail(
+              `No pad of '${linkEndText(link.source)}' could link to '${linkEndText(link.sink)}'` +
+                (link.refused.length > 0
+                  ? `; pads that appeared: ${link.refused.join(", ")}`
+                  : "; no matching pad appeared"),
+            );
+          }
+        },
+      }));
+    }
+  }
+}
+
+/** Links a pad that appeared to the first waiting link it fits (called while its streaming thread waits). */
+function linkAppearedPad(
+  source: Pointer,
+  padName: string,
+  links: BuiltPipeline["dynamicLinks"],
+  fail: (message: string) => void,
+): void {
+  for (const link of links) {
+    if (link.linked || (link.source.pad !== null && link.source.pad !== padName)) continue;
+    if (linkPads(source, padName, link.sink.pointer, link.sink.pad)) {
+      link.linked = true;
+      return;
+    }
+    const caps = padCaps(source, padName, "current") ?? padCaps(source, padName, "possible") ??
+      "unknown caps";
+    link.refused.push(`${padName} (${caps})`);
+    if (link.source.pad !== null) {
+      fail(
+        `Pad '${link.source.name}.${padName}' appeared but could not link to '${
+          linkEndText(link.sink)
+        }': it gives ${caps}`,
+      );
+    }
+  }
+}
+
+/** The layout as gst-launch text, or null when it cannot be written as one (a property holds a list or an object). */
+function launchText(layout: BuiltPipeline["layout"]): string | null {
+  try {
+    return formatLaunch(layout);
+  } catch {
+    return null;
+  }
+}

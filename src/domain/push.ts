@@ -1,0 +1,297 @@
+/**
+ * A push: a video stream taken from a sender (the HTTP body of POST /push/{name}) and served
+ * at rtsp://HOST:RTSP_PORT/{name}. It is a pipeline of kind "push"
+ * (appsrc ! parser ! identity ! rtspserversink), so it shows in getPipelines, stats and events
+ * like any other, and it may be stopped or deleted like any other while the sender still sends.
+ *
+ * The session owns its own references to the appsrc and the counter (taken as the pipeline is
+ * registered), so a delete never frees what it still writes into: it sees the end of its run
+ * and says how the run ended.
+ */
+import type { AppSource, IdentityCounters } from "../gst/appsrc.ts";
+import { DomainError } from "./errors.ts";
+import type { ElementSpec } from "./spec.ts";
+import type { PipelineEvent } from "./types.ts";
+import type { PushElements } from "./registry.ts";
+
+/** The appsrc queue above which the sender is not read, so TCP slows it down. */
+export const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** A stream that gives no frame in this many bytes is not the declared format. */
+const NO_FRAME_LIMIT = 4 * 1024 * 1024;
+/** How long to wait for the last frames to leave after the body ended. */
+export const DRAIN_TIMEOUT_MS = 10_000;
+
+export interface PushFormat {
+  label: string;
+  /** Whether the parser's output buffers are frames (an MPEG-TS parser outputs packet groups). */
+  countsFrames: boolean;
+  caps: string;
+  parser: string;
+  parserProperties?: Record<string, number | boolean | string>;
+}
+
+const h264: PushFormat = {
+  label: "H.264",
+  countsFrames: true,
+  caps: "video/x-h264,stream-format=byte-stream",
+  parser: "h264parse",
+  parserProperties: { "config-interval": -1 },
+};
+
+/** Formats by Content-Type (parameters such as "; charset" are ignored). */
+export const pushFormats: Record<string, PushFormat> = {
+  "video/h264": h264,
+  "application/octet-stream": h264,
+  "video/h265": {
+    label: "H.265",
+    countsFrames: true,
+    caps: "video/x-h265,stream-format=byte-stream",
+    parser: "h265parse",
+    parserProperties: { "config-interval": -1 },
+  },
+  "video/mp2t": {
+    label: "MPEG-TS",
+    countsFrames: false,
+    caps: "video/mpegts,systemstream=true,packetsize=188",
+    parser: "tsparse",
+    parserProperties: { "set-timestamps": true, "alignment": 7 },
+  },
+};
+
+/** What a push needs of the registry, and nothing more. */
+export interface PushHost {
+  has(id: string): boolean;
+  pathInUse(path: string): boolean;
+  createPush(
+    spec: { id: string; description: string; pipeline: { elements: ElementSpec[] } },
+    extraStats: () => Record<string, unknown>,
+  ): Promise<PushElements>;
+  start(id: string): unknown;
+  delete(id: string): Promise<unknown>;
+  fail(id: string, element: string, message: string): void;
+  pollBus(id: string): void;
+  subscribe(listener: (event: PipelineEvent) => void): () => void;
+}
+
+/** The element list of a push pipeline. */
+function pushElements(name: string, format: PushFormat, framerate: string | null): ElementSpec[] {
+  return [
+    {
+      type: "appsrc",
+      name: "source",
+      properties: {
+        caps: framerate ? `${format.caps},framerate=${framerate}` : format.caps,
+        format: "time",
+        "is-live": true,
+        // Raw streams carry no timestamps: each chunk is stamped with its arrival time, so a paced
+        // sender comes out at its own rate; the parser spreads the frames within a chunk by the
+        // frame rate (from the stream's parameter sets, or ?framerate). Without input timestamps
+        // h264parse in 1.22 stamps every frame 0, so arrival time is the only clock there is.
+        "do-timestamp": true,
+        block: false,
+        "max-bytes": String(4 * MAX_QUEUED_BYTES),
+      },
+    },
+    { type: format.parser, name: "parser", properties: format.parserProperties ?? {} },
+    { type: "identity", name: "counter", properties: { silent: true } },
+    { type: "rtspserversink", name: "rtsp", properties: { path: name } },
+  ];
+}
+
+/** How a push's run ended: its end of stream, an error, or a stop or delete by someone else. */
+export type PushOutcome = "eos" | "error" | "stopped" | "deleted";
+
+export interface PushResult {
+  /** null when the stream did not drain in time after the body ended. */
+  outcome: PushOutcome | null;
+  failure: { element: string; message: string };
+  taken: { name: string; bytes: number; frames: number | null; durationMs: number };
+}
+
+export class PushSession {
+  readonly #host: PushHost;
+  readonly name: string;
+  readonly format: PushFormat;
+  readonly #source: AppSource;
+  readonly #counter: IdentityCounters;
+  readonly #startedAt: number;
+  readonly #unsubscribe: () => void;
+  #bytes = 0;
+  #outcome: PushOutcome | null = null;
+  #failure = { element: "", message: "" };
+  #wake: (() => void) | null = null;
+
+  private constructor(
+    host: PushHost,
+    name: string,
+    format: PushFormat,
+    elements: PushElements,
+    startedAt: number,
+  ) {
+    this.#host = host;
+    this.name = name;
+    this.format = format;
+    this.#source = elements.source;
+    this.#counter = elements.counter;
+    this.#startedAt = startedAt;
+    // The run ends on EOS (after the body ended), an error, a stop or a delete; whichever comes first.
+    this.#unsubscribe = host.subscribe((event) => {
+      if (!("id" in event.payload) || event.payload.id !== name || this.#outcome !== null) return;
+      if (event.type === "pipelineError") {
+        this.#outcome = "error";
+        this.#failure = { element: event.payload.element, message: event.payload.message };
+      } else if (event.type === "pipelineEos") {
+        this.#outcome = "eos";
+      } else if (event.type === "pipelineDeleted") {
+        this.#outcome = "deleted";
+      } else if (event.type === "pipelineStateChanged" && event.payload.new === "NULL") {
+        this.#outcome = "stopped";
+      }
+      if (this.#outcome !== null) this.#wake?.();
+    });
+  }
+
+  /**
+   * Creates and starts the push pipeline. Throws DomainError (PATH_IN_USE, LIMIT_REACHED...)
+   * when it cannot run; a delete that lands while it starts is not an error: the session then
+   * reports "deleted" at once.
+   */
+  static async open(
+    host: PushHost,
+    name: string,
+    format: PushFormat,
+    options: { framerate: string | null; from: string },
+  ): Promise<PushSession> {
+    const startedAt = performance.now();
+    // Stats may be read as soon as the pipeline exists, before the session does.
+    const made: { session?: PushSession } = {};
+    const stats = () => (made.session ? made.session.#stats() : {});
+    const elements = await host.createPush(
+      {
+        id: name,
+        description: `push of ${format.label} from ${options.from}`,
+        pipeline: { elements: pushElements(name, format, options.framerate) },
+      },
+      stats,
+    );
+    const session = new PushSession(host, name, format, elements, startedAt);
+    made.session = session;
+    try {
+      await host.start(name);
+    } catch (error) {
+      if (session.#outcome !== null) return session; // deleted or stopped while it started
+      if (error instanceof DomainError && error.code === "PIPELINE_NOT_FOUND") {
+        session.#outcome = "deleted";
+        return session;
+      }
+      await session.#close();
+      throw error;
+    }
+    return session;
+  }
+
+  #rate = { bytes: 0, at: performance.now(), bitrate: 0 };
+
+  #stats(): Record<string, unknown> {
+    const now = performance.now();
+    const rate = this.#rate;
+    if (now - rate.at >= 500) {
+      rate.bitrate = Math.round(((this.#bytes - rate.bytes) * 8 * 1000) / (now - rate.at));
+      rate.bytes = this.#bytes;
+      rate.at = now;
+    }
+    return {
+      bytesIn: this.#bytes,
+      frames: this.#frames(),
+      bitrate: rate.bitrate,
+      format: this.format.label,
+    };
+  }
+
+  /** Buffers out of the parser: frames for raw video, null for MPEG-TS (groups of TS packets). */
+  #frames(): number | null {
+    return this.format.countsFrames ? this.#counter.read().buffers : null;
+  }
+
+  /** Whether the run is still on: nobody stopped or deleted it, no error, no end yet. */
+  get running(): boolean {
+    return this.#outcome === null;
+  }
+
+  /**
+   * Feeds one chunk; waits while GStreamer has not taken what it has (back-pressure); false
+   * once the appsrc refuses data. Ends the run with an error when many bytes gave no frame.
+   */
+  async write(chunk: Uint8Array<ArrayBuffer>): Promise<boolean> {
+    if (!this.running || !this.#source.push(chunk)) return false;
+    this.#bytes += chunk.byteLength;
+    while (this.#source.queuedBytes() > MAX_QUEUED_BYTES && this.running) {
+      await this.#waitForChange(1);
+    }
+    // Judged on what GStreamer has taken, not on what waits in the appsrc queue.
+    const taken = this.#bytes - this.#source.queuedBytes();
+    if (taken >= NO_FRAME_LIMIT && this.#counter.read().buffers === 0 && this.running) {
+      this.#host.fail(
+        this.name,
+        "parser",
+        `No ${this.format.label} frames in the first ${this.#bytes} bytes`,
+      );
+    }
+    return this.running;
+  }
+
+  /**
+   * Ends the stream (when still running), waits for it to drain, deletes the pipeline and
+   * drops the session's references. `senderGone`: the sender disconnected mid-body.
+   */
+  async finish(senderGone = false): Promise<PushResult> {
+    if (this.running) {
+      this.#source.end();
+      const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+      // The end arrives within milliseconds; look at the bus closely instead of waiting for the poll.
+      while (this.running && performance.now() < deadline) {
+        await this.#waitForChange(2);
+        this.#host.pollBus(this.name);
+      }
+    }
+    const taken = await this.#close();
+    console.log(
+      `Push '${this.name}' ended (${
+        senderGone ? "sender gone" : this.#outcome ?? "not drained"
+      }): ` +
+        `${taken.bytes} bytes, ${taken.frames ?? "?"} frames in ${taken.durationMs} ms`,
+    );
+    return { outcome: this.#outcome, failure: this.#failure, taken };
+  }
+
+  /** Deletes the pipeline (unless someone did) and drops the session's references. */
+  async #close(): Promise<PushResult["taken"]> {
+    this.#unsubscribe();
+    const taken = {
+      name: this.name,
+      bytes: this.#bytes,
+      frames: this.#frames(),
+      durationMs: Math.round(performance.now() - this.#startedAt),
+    };
+    if (this.#outcome !== "deleted" && this.#host.has(this.name)) {
+      await this.#host.delete(this.name).catch(() => {});
+    }
+    this.#source.release();
+    this.#counter.release();
+    return taken;
+  }
+
+  #waitForChange(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,378 @@
+/**
+ * The registry of pipelines: the one place requests about pipelines enter the domain. It makes
+ * pipelines (through the builder), finds them by id, forgets them, keeps the store in step,
+ * and reports stored definitions that no longer build.
+ *
+ * A pipeline being built has its id reserved: requests naming it wait for the build, so a
+ * client that sends createPipeline and startPipeline without waiting still gets them in order.
+ */
+import { AppSource, IdentityCounters } from "../gst/appsrc.ts";
+import type { JsonValue } from "../gst/gvalue.ts";
+import type { StateName } from "../gst/pipeline.ts";
+import type { RtspServer } from "../gst/rtsp.ts";
+import { buildPipeline } from "./builder.ts";
+import { DomainError, errorMessage } from "./errors.ts";
+import { RtspMounts } from "./mounts.ts";
+import { requireValidId } from "./names.ts";
+import { ManagedPipeline, type PipelineHost } from "./pipeline.ts";
+import type { ElementPolicy } from "./policy.ts";
+import { definitionSchema, type PipelineSpec, type RestartPolicy } from "./spec.ts";
+import type { PipelineStore, StoredPipeline } from "./store.ts";
+import type {
+  PipelineDetails,
+  PipelineError,
+  PipelineEvent,
+  PipelineInfo,
+  PipelineKind,
+  PipelineStats,
+} from "./types.ts";
+
+export interface RegistryOptions {
+  emit: (event: PipelineEvent) => void;
+  /** Which elements and file locations clients may use. */
+  policy: ElementPolicy;
+  /** Keeps definitions and desired states of pipelines (not pushes) across restarts. */
+  store?: PipelineStore;
+  /** Most pipelines (not counting pushes) that may exist at once. */
+  maxPipelines?: number;
+  /** Serves `rtspserversink` elements; without it they are refused. */
+  rtsp?: RtspServer;
+  /** How long startPipeline waits for an async change to PLAYING before replying with the pending state. */
+  startTimeoutMs?: number;
+}
+
+interface CreateOptions {
+  kind?: PipelineKind;
+  extraStats?: () => Record<string, unknown>;
+  /** Set when bringing back a stored pipeline: it is not stored again. */
+  restoring?: StoredPipeline;
+}
+
+/** A push's own references to its appsrc and frame counter (see src/domain/push.ts). */
+export interface PushElements {
+  source: AppSource;
+  counter: IdentityCounters;
+}
+
+export class PipelineRegistry {
+  readonly #pipelines = new Map<string, ManagedPipeline>();
+  /** Ids being built, with their kind; settles when the build has ended either way. */
+  readonly #building = new Map<string, { kind: PipelineKind; done: Promise<void> }>();
+  /** Stored definitions that no longer build (a plugin removed): kept, listed, and deletable. */
+  readonly #unbuildable = new Map<string, { stored: StoredPipeline; error: PipelineError }>();
+  readonly #listeners = new Set<(event: PipelineEvent) => void>();
+  readonly #options: RegistryOptions;
+  readonly #host: PipelineHost;
+
+  constructor(options: RegistryOptions) {
+    this.#options = options;
+    this.#host = {
+      emit: (event) => this.#emit(event),
+      mounts: new RtspMounts(options.rtsp),
+      policy: options.policy,
+      store: options.store,
+      startTimeoutMs: options.startTimeoutMs ?? 5000,
+    };
+  }
+
+  /** Calls `listener` with every event from now on; returns the function that stops it. */
+  subscribe(listener: (event: PipelineEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(event: PipelineEvent): void {
+    this.#options.emit(event);
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  get size(): number {
+    return this.#pipelines.size + this.#unbuildable.size;
+  }
+
+  has(id: string): boolean {
+    return this.#pipelines.has(id) || this.#unbuildable.has(id) || this.#building.has(id);
+  }
+
+  /** Whether an RTSP path is taken (by a pipeline or a push). */
+  pathInUse(path: string): boolean {
+    return this.#host.mounts.owner(path) !== undefined;
+  }
+
+  /** Builds the pipeline in the NULL state and stores it; on any failure nothing stays behind. */
+  async create(spec: PipelineSpec, options: CreateOptions = {}): Promise<PipelineInfo> {
+    return (await this.#create(spec, options, (pipeline) => pipeline.info())).result;
+  }
+
+  /**
+   * Creates a push pipeline and takes references to its appsrc `source` and identity `counter`
+   * in the same step that registers it, so the push owns them whatever happens next.
+   */
+  async createPush(
+    spec: PipelineSpec,
+    extraStats: () => Record<string, unknown>,
+  ): Promise<PushElements> {
+    const { result } = await this.#create(spec, { kind: "push", extraStats }, (pipeline) => ({
+      source: new AppSource(pipeline.element("source").pointer),
+      counter: new IdentityCounters(pipeline.element("counter").pointer),
+    }));
+    return result;
+  }
+
+  async #create<T>(
+    spec: PipelineSpec,
+    options: CreateOptions,
+    onRegistered: (pipeline: ManagedPipeline) => T,
+  ): Promise<{ pipeline: ManagedPipeline; result: T }> {
+    const { id, ...definition } = spec;
+    requireValidId(id);
+    if (this.has(id)) {
+      throw new DomainError("DUPLICATE_ID", `A pipeline with id '${id}' already exists`, { id });
+    }
+    const kind = options.kind ?? "pipeline";
+    if (kind === "pipeline" && !options.restoring) this.#checkLimit();
+    const building = buildPipeline(id, definition, this.#host);
+    this.#building.set(id, { kind, done: building.then(() => {}, () => {}) });
+    let built;
+    try {
+      built = await building;
+    } finally {
+      this.#building.delete(id);
+    }
+    // From here to the end nothing awaits: the pipeline is registered in one step.
+    const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
+    try {
+      this.#host.mounts.claim(id, built.mounts);
+    } catch (error) {
+      void built.pipeline.dispose();
+      throw error;
+    }
+    try {
+      if (kind === "pipeline" && !options.restoring) {
+        this.#options.store?.insert(id, definition, createdAt.toISOString());
+      }
+    } catch (error) {
+      this.#host.mounts.release(built.mounts);
+      void built.pipeline.dispose();
+      throw error;
+    }
+    const pipeline = new ManagedPipeline(
+      { id, kind, definition, createdAt, built, extraStats: options.extraStats },
+      this.#host,
+    );
+    this.#pipelines.set(id, pipeline);
+    const result = onRegistered(pipeline);
+    this.#emit({ type: "pipelineCreated", payload: pipeline.info() });
+    return { pipeline, result };
+  }
+
+  #checkLimit(): void {
+    const limit = this.#options.maxPipelines;
+    if (limit === undefined) return;
+    const count = [...this.#pipelines.values()].filter((p) => p.kind === "pipeline").length +
+      [...this.#building.values()].filter((b) => b.kind === "pipeline").length +
+      this.#unbuildable.size;
+    if (count >= limit) {
+      throw new DomainError(
+        "LIMIT_REACHED",
+        `The server already has ${count} pipelines, its limit (GSTREAMER_MAX_PIPELINES); ` +
+          "delete one first",
+        { limit, setting: "GSTREAMER_MAX_PIPELINES" },
+      );
+    }
+  }
+
+  /**
+   * Runs `operation` on the pipeline `id`: at once, or after its build when it is being built
+   * (then on what the build left: the pipeline, or PIPELINE_NOT_FOUND).
+   */
+  #with<T>(id: string, operation: (pipeline: ManagedPipeline) => T): T | Promise<Awaited<T>> {
+    requireValidId(id);
+    const building = this.#building.get(id);
+    if (building) return building.done.then(() => this.#with(id, operation)) as Promise<Awaited<T>>;
+    return operation(this.#require(id));
+  }
+
+  #require(id: string): ManagedPipeline {
+    const unbuildable = this.#unbuildable.get(id);
+    if (unbuildable) {
+      throw new DomainError(
+        "STATE_CHANGE_FAILED",
+        `Pipeline '${id}' could not be rebuilt from its stored definition: ` +
+          `${unbuildable.error.message}; delete it, or restore what it needs and restart the server`,
+        { id, error: unbuildable.error },
+      );
+    }
+    const pipeline = this.#pipelines.get(id);
+    if (!pipeline) {
+      throw new DomainError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
+    }
+    return pipeline;
+  }
+
+  list(): PipelineInfo[] {
+    return [
+      ...[...this.#pipelines.values()].map((pipeline) => pipeline.info()),
+      ...[...this.#unbuildable.keys()].map((id) => this.#unbuildableInfo(id)!),
+    ];
+  }
+
+  get(id: string): PipelineDetails | Promise<PipelineDetails> {
+    const unbuildable = this.#unbuildableInfo(id);
+    if (unbuildable) return unbuildable;
+    return this.#with(id, (pipeline) => pipeline.details());
+  }
+
+  start(id: string) {
+    return this.#with(id, (pipeline) => pipeline.start("playing"));
+  }
+
+  /** Goes to PAUSED (prerolled: sinks hold their first buffer); kept as the desired state. */
+  pause(id: string) {
+    return this.#with(id, (pipeline) => pipeline.start("paused"));
+  }
+
+  stop(id: string): Promise<{ id: string; state: StateName }> {
+    const unbuildable = this.#unbuildable.get(id);
+    if (unbuildable) {
+      this.#options.store?.setDesiredState(id, "stopped");
+      unbuildable.stored.desiredState = "stopped";
+      return Promise.resolve({ id, state: "NULL" });
+    }
+    return Promise.resolve(this.#with(id, (pipeline) => pipeline.stop()));
+  }
+
+  /** Stops and frees the pipeline from any state, and forgets it. */
+  delete(id: string): Promise<{ id: string }> {
+    if (this.#unbuildable.has(id)) {
+      this.#options.store?.remove(id);
+      this.#unbuildable.delete(id);
+      this.#emit({ type: "pipelineDeleted", payload: { id } });
+      return Promise.resolve({ id });
+    }
+    return Promise.resolve(this.#with(id, async (pipeline) => {
+      if (pipeline.kind === "pipeline") this.#options.store?.remove(id);
+      await this.#release(pipeline);
+      this.#emit({ type: "pipelineDeleted", payload: { id } });
+      return { id };
+    }));
+  }
+
+  /** Forgets the pipeline at once (later lookups fail), then stops and frees it. */
+  #release(pipeline: ManagedPipeline): Promise<void> {
+    this.#pipelines.delete(pipeline.id);
+    return pipeline.release();
+  }
+
+  getElementProperty(id: string, element: string, property: string) {
+    return this.#with(id, (pipeline) => pipeline.getElementProperty(element, property));
+  }
+
+  setElementProperty(id: string, element: string, property: string, value: JsonValue) {
+    return this.#with(id, (pipeline) => pipeline.setElementProperty(element, property, value));
+  }
+
+  sendEos(id: string) {
+    return this.#with(id, (pipeline) => pipeline.sendEos());
+  }
+
+  seek(id: string, position: number, rate?: number, flush?: boolean) {
+    return this.#with(id, (pipeline) => pipeline.seek(position, rate, flush));
+  }
+
+  graph(id: string) {
+    return this.#with(id, (pipeline) => pipeline.graph());
+  }
+
+  /** Ends the pipeline's run with an error found outside GStreamer. */
+  fail(id: string, element: string, message: string): void {
+    this.#pipelines.get(id)?.fail(element, message);
+  }
+
+  /** Pulls every pipeline's waiting bus messages and turns them into events; never waits. */
+  pollBuses(): void {
+    for (const pipeline of this.#pipelines.values()) pipeline.drainBus();
+  }
+
+  /** Pulls one pipeline's bus now, for a caller waiting on it more closely than the poll interval. */
+  pollBus(id: string): void {
+    this.#pipelines.get(id)?.drainBus();
+  }
+
+  /** Per-pipeline figures from GStreamer's own counters; no per-buffer work. */
+  stats(): Promise<PipelineStats[]> {
+    const now = performance.now();
+    const clients = this.#host.mounts.clientCounts();
+    return Promise.all(
+      [...this.#pipelines.values()].map((pipeline) =>
+        pipeline.stats(now, clients(pipeline.mounts))
+      ),
+    );
+  }
+
+  /** Stops and frees every pipeline (after the builds under way); the store keeps them. */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.#building.values()].map((building) => building.done));
+    await Promise.allSettled([...this.#pipelines.values()].map((p) => this.#release(p)));
+    this.#host.mounts.close();
+  }
+
+  #unbuildableInfo(id: string): PipelineInfo | undefined {
+    const entry = this.#unbuildable.get(id);
+    if (!entry) return undefined;
+    const { stored, error } = entry;
+    return {
+      id,
+      kind: "pipeline",
+      description: String(stored.definition.description ?? ""),
+      state: "NULL",
+      desiredState: stored.desiredState,
+      restart: (stored.definition.restart as RestartPolicy | undefined) ?? "never",
+      restarts: 0,
+      createdAt: stored.createdAt,
+      lastError: error,
+    };
+  }
+
+  /**
+   * Brings back every stored pipeline and starts those that were playing. One that no
+   * longer builds is kept in the list with the reason as its lastError.
+   */
+  async restore(): Promise<{ restored: number; unbuildable: number; starting: Promise<unknown> }> {
+    const starts: Promise<unknown>[] = [];
+    let restored = 0;
+    for (const stored of this.#options.store?.all() ?? []) {
+      let pipeline: ManagedPipeline;
+      try {
+        const definition = definitionSchema.parse(stored.definition);
+        ({ pipeline } = await this.#create(
+          { ...definition, id: stored.id },
+          { restoring: stored },
+          () => undefined,
+        ));
+        restored++;
+      } catch (error) {
+        const message = errorMessage(error);
+        const details = (error as { details?: Record<string, unknown> }).details;
+        this.#unbuildable.set(stored.id, {
+          stored,
+          error: {
+            element: String(details?.element ?? details?.type ?? ""),
+            message,
+            debug: null,
+            time: new Date().toISOString(),
+          },
+        });
+        console.error(`Pipeline '${stored.id}' could not be restored: ${message}`);
+        continue;
+      }
+      const starting = pipeline.restoreDesiredState(stored.desiredState);
+      starts.push(
+        starting?.catch((error) =>
+          console.error(`Restored pipeline '${stored.id}' did not start: ${errorMessage(error)}`)
+        ) ?? Promise.resolve(),
+      );
+    }
+    return { restored, unbuildable: this.#unbuildable.size, starting: Promise.all(starts) };
+  }
+}

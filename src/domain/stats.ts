@@ -1,0 +1,68 @@
+/** Per-pipeline figures from GStreamer's own counters (docs/architecture.md: no per-buffer JS). */
+import type { Pipeline, StateName } from "../gst/pipeline.ts";
+import type { PipelineKind, PipelineStats, SinkStatsEntry } from "./types.ts";
+
+/** What a stats round reads of a pipeline. */
+export interface StatsSource {
+  id: string;
+  kind: PipelineKind;
+  state: StateName;
+  playingSince: number | null;
+  errors: number;
+  warnings: number;
+  restarts: number;
+  gst: Pipeline;
+  rates: SinkRates;
+  /** Cached duration (ms, null when unknown); undefined means ask GStreamer at the next round. */
+  duration: number | null | undefined;
+  /** Figures the owner adds (push streams: bytes, frames, bitrate). */
+  extraStats?: () => Record<string, unknown>;
+}
+
+/** Rendered counts of a pipeline's sinks at the last round, for frames per second. */
+export class SinkRates {
+  readonly #previous = new Map<string, { rendered: number; at: number }>();
+
+  /** Each sink's counts with its rate since the last call. */
+  next(sinks: { element: string; rendered: number; dropped: number }[], now: number) {
+    return sinks.map((sink): SinkStatsEntry => {
+      const previous = this.#previous.get(sink.element);
+      this.#previous.set(sink.element, { rendered: sink.rendered, at: now });
+      const fps = previous && now > previous.at && sink.rendered >= previous.rendered
+        ? Math.round(((sink.rendered - previous.rendered) * 1000 / (now - previous.at)) * 10) / 10
+        : null;
+      return { ...sink, fps };
+    });
+  }
+}
+
+/**
+ * One pipeline's stats. Sinks are read before the first await; the queries after it hold
+ * their own reference to the pipeline (Pipeline#withRef), so a delete meanwhile is safe.
+ */
+export async function collectStats(
+  source: StatsSource,
+  now: number,
+  rtspClients: number | undefined,
+): Promise<PipelineStats> {
+  const active = source.state === "PLAYING" || source.state === "PAUSED";
+  const sinks = active ? source.rates.next(source.gst.sinkStats(), now) : [];
+  const position = active ? await source.gst.queryPosition().catch(() => null) : null;
+  if (active && source.duration === undefined) {
+    source.duration = await source.gst.queryDuration().catch(() => null);
+  }
+  return {
+    ...source.extraStats?.(),
+    ...(rtspClients === undefined ? {} : { rtspClients }),
+    id: source.id,
+    kind: source.kind,
+    state: source.state,
+    uptime: source.playingSince === null ? 0 : Math.round(now - source.playingSince) / 1000,
+    position,
+    duration: active ? source.duration ?? null : null,
+    sinks,
+    errors: source.errors,
+    warnings: source.warnings,
+    restarts: source.restarts,
+  };
+}
