@@ -2,7 +2,7 @@
  * libgstreamer-1.0 symbols. C signatures in the comments.
  * Names ending in `_async` are second declarations of a C symbol with
  * `nonblocking: true`: they run on Deno's FFI thread pool and return a
- * Promise, for calls that may wait on a streaming thread (DESIGN.md rule 1).
+ * Promise, for calls that may wait on a streaming thread (docs/architecture.md, threading rule 1).
  */
 export const gstSymbols = {
   // gboolean gst_init_check (int *argc, char ***argv, GError **error)

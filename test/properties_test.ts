@@ -123,6 +123,21 @@ Deno.test("caps properties take caps strings", async () => {
   await expectInvalid("capsfilter", "caps", "not caps at all ,,", /caps/);
 });
 
+Deno.test("caps and structures whose name GStreamer would assert on are refused, not a CRITICAL", async () => {
+  // The parser reads these names, then gst_structure_new_empty asserts on them: under
+  // G_DEBUG=fatal-criticals (as the server runs here) that would abort the process.
+  for (const caps of ["1abc", "video/x-raw;9", '"-x",a=1', 'video/x-raw, a=(string)"b;c"; -y']) {
+    await expectInvalid("capsfilter", "caps", caps, /not a media type or structure name/);
+  }
+  await expectValue("capsfilter", "caps", "ANY", "ANY");
+  await expectValue(
+    "capsfilter",
+    "caps",
+    'video/x-raw, a=(string)"b;9"',
+    'video/x-raw, a=(string)"b\\;9"',
+  );
+});
+
 Deno.test("fraction properties take 'n/d'", async () => {
   await expectValue("vp8enc", "timebase", "1/90000", "1/90000");
   await expectInvalid("vp8enc", "timebase", "fast", /fraction/);

@@ -100,16 +100,34 @@ export function structureCounters<const F extends string>(
   }
 }
 
+export const stateNames = ["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"] as const;
+export type StateName = typeof stateNames[number];
+
+/** An element's current and pending state, without waiting. */
+export function elementState(element: Pointer): { state: StateName; pending: StateName } {
+  const state = new Int32Array(1);
+  const pending = new Int32Array(1);
+  lib().gst.gst_element_get_state(element, state, pending, 0n);
+  return { state: stateNames[state[0]], pending: stateNames[pending[0]] };
+}
+
 /** Keeps a reference to an element until `endAndRelease`. */
 export function retain(element: Pointer): Pointer {
   return lib().gst.gst_object_ref(element)!;
 }
 
-/** Sends EOS into a source element (off the main thread), then drops our reference. */
+/**
+ * Sends EOS into a source element that still runs in its bin (off the main thread), then drops
+ * our reference. A stopped udpsrc has freed its cancellable, and an EOS sent to it makes
+ * GStreamer 1.22 unref NULL (a CRITICAL): a source whose media is gone only needs releasing.
+ */
 export async function endAndRelease(source: Pointer): Promise<void> {
   const { gst } = lib();
   try {
-    await gst.gst_element_send_event_async(source, gst.gst_event_new_eos());
+    const { state } = elementState(source);
+    if (hasParent(source) && (state === "PLAYING" || state === "PAUSED")) {
+      await gst.gst_element_send_event_async(source, gst.gst_event_new_eos());
+    }
   } finally {
     gst.gst_object_unref(source);
   }

@@ -1,6 +1,6 @@
 /**
  * Sometimes pads (decodebin, demuxers, rtspsrc): their `pad-added` and
- * `no-more-pads` signals are control callbacks (DESIGN.md rule 4). GStreamer
+ * `no-more-pads` signals are control callbacks (docs/architecture.md, threading rule 5). GStreamer
  * emits them on a streaming thread, which waits while the JS handler runs on
  * the main thread; the handler links pads, which takes no lock the emitting
  * thread holds. One pair of callbacks serves every element and is never

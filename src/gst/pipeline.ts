@@ -7,10 +7,10 @@ import { Fundamental, GValue, GVALUE_SIZE } from "./gvalue.ts";
 import { cstr, gtype, lib, type Pointer, pointerSlot, slotPointer, takeCString } from "./native.ts";
 import { instanceType, Layout, readI32, readPointer, takeGErrorMessage } from "./layout.ts";
 import { findProperty } from "./property.ts";
-import { structureCounters } from "./element.ts";
 
-export const stateNames = ["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"] as const;
-export type StateName = typeof stateNames[number];
+import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
+
+export { elementState, type StateName, stateNames };
 export const State = { NULL: 1, READY: 2, PAUSED: 3, PLAYING: 4 } as const;
 
 const SeekFlag = { FLUSH: 1 << 0, ACCURATE: 1 << 1 } as const;
@@ -141,10 +141,7 @@ export class Pipeline {
 
   /** The current and pending state, without waiting. */
   currentState(): { state: StateName; pending: StateName } {
-    const state = new Int32Array(1);
-    const pending = new Int32Array(1);
-    lib().gst.gst_element_get_state(this.#pipeline, state, pending, 0n);
-    return { state: stateNames[state[0]], pending: stateNames[pending[0]] };
+    return elementState(this.#pipeline);
   }
 
   /** Every waiting bus message of the given types, oldest first; never waits. */
@@ -354,14 +351,6 @@ let gstBinType: bigint | undefined;
 function isBin(element: Pointer): boolean {
   gstBinType ??= gtype(lib().gobject.g_type_from_name(cstr("GstBin")));
   return lib().gobject.g_type_is_a(instanceType(element), gstBinType) !== 0;
-}
-
-/** An element's current and pending state, without waiting. */
-export function elementState(element: Pointer): { state: StateName; pending: StateName } {
-  const state = new Int32Array(1);
-  const pending = new Int32Array(1);
-  lib().gst.gst_element_get_state(element, state, pending, 0n);
-  return { state: stateNames[state[0]], pending: stateNames[pending[0]] };
 }
 
 export function linkElements(source: Pointer, sink: Pointer): boolean {

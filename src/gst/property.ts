@@ -267,6 +267,16 @@ export function convertProperty(
           throw invalid("it is out of range");
         }
       }
+      const structured = typeName(spec.valueType);
+      if (structured === "GstCaps" || structured === "GstStructure") {
+        const bad = invalidStructureName(text);
+        if (bad !== null) {
+          throw invalid(
+            `${JSON.stringify(bad)} is not a media type or structure name (a letter, then ` +
+              "letters, digits or / - _ . : +)",
+          );
+        }
+      }
       if (g.gst.gst_value_deserialize(gvalue.buffer, cstr(text)) === 0) {
         throw invalid("it could not be converted");
       }
@@ -279,6 +289,42 @@ export function convertProperty(
   } finally {
     if (!converted) gvalue.unset();
   }
+}
+
+const nameCharacter = /[A-Za-z0-9_+\-/:.]/;
+
+/**
+ * The first structure name in caps or structure text that GStreamer would parse and then refuse
+ * with a CRITICAL (gst_structure_new_empty asserts gst_structure_validate_name, and the parser
+ * reads names that start with a digit, "-" and more); null when every name is valid. Structures
+ * are separated by ";" outside quotes; a name is a bare word or a quoted string.
+ */
+export function invalidStructureName(text: string): string | null {
+  let i = 0;
+  const at = () => text[i];
+  while (i < text.length) {
+    while (i < text.length && /\s/.test(at())) i++;
+    let name = "";
+    if (at() === '"') {
+      for (i++; i < text.length && at() !== '"'; i++) {
+        if (at() === "\\") i++;
+        name += text[i] ?? "";
+      }
+      i++;
+    } else {
+      while (i < text.length && nameCharacter.test(at())) name += text[i++];
+    }
+    const special = ["ANY", "EMPTY", "NONE"].includes(name);
+    if (name !== "" && !special && !/^[A-Za-z][A-Za-z0-9\/\-_.:+]*$/.test(name)) return name;
+    // On to the next structure: skip to a ";" outside quotes.
+    let quoted = false;
+    for (; i < text.length && (quoted || at() !== ";"); i++) {
+      if (at() === "\\") i++;
+      else if (at() === '"') quoted = !quoted;
+    }
+    i++;
+  }
+  return null;
 }
 
 /** The gst-launch text for a JSON value, or undefined when the JSON kind cannot fit. */

@@ -4,7 +4,7 @@
  *
  * The media factory is a GType subclass of GstRTSPMediaFactory registered
  * from here; its create_element vfunc is a thread-safe JS callback (a rare
- * control call, once per shared media: DESIGN.md rule 4). The loop thread
+ * control call, once per shared media: docs/architecture.md, threading rule 5). The loop thread
  * waits while it runs, so the callback only builds elements and never waits.
  */
 import { cstr, gtype, lib, type Pointer } from "./native.ts";

@@ -1,7 +1,8 @@
 /**
  * The HTTP and WebSocket transport. node:http rather than Deno.serve: Deno
  * 2.9's own HTTP path loses the unread tail of a request body when the
- * client half-closes (DESIGN.md), which the push endpoint cannot afford, and
+ * client half-closes (ffmpeg does, after every push: denoland/deno #36624, checked on 2.9.6),
+ * which the push endpoint cannot afford; node:http loses nothing when read at once (body.ts). And
  * one server serves every route.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
