@@ -420,9 +420,15 @@ function checkMediaFactorySlot(expect: Expect, table: LayoutTable): void {
     (klass) => writeSlot(klass!, offset, probe.pointer),
   );
   try {
+    // A fresh type name each time: a type lives as long as the process, and a process (a test
+    // run) may check more than once.
+    let probeName = "GstControlLayoutProbe";
+    for (let i = 1; BigInt(gobject.g_type_from_name(cstr(probeName))) !== 0n; i++) {
+      probeName = `GstControlLayoutProbe${i}`;
+    }
     const type = gobject.g_type_register_static_simple(
       parent,
-      cstr(`GstControlLayoutProbe${probeCount++}`),
+      cstr(probeName),
       classSize,
       classInit.pointer,
       sizes.getUint32(table.GTypeQuery.instanceSize, true),
@@ -448,5 +454,3 @@ function checkMediaFactorySlot(expect: Expect, table: LayoutTable): void {
     probe.close();
   }
 }
-
-let probeCount = 0;
