@@ -3,40 +3,22 @@
  * errors keep their code, GStreamer-layer errors get theirs from a table, errors of the API and
  * transport themselves are ApiErrors, and anything else is INTERNAL (src/api/protocol.ts).
  */
-import { DomainError, type DomainErrorCode, FieldError, formatPath } from "../domain/errors.ts";
+import { DomainError, domainErrorCodes, FieldError, formatPath } from "../domain/errors.ts";
 import { GstError, type GstErrorCode } from "../gst/errors.ts";
 
-export const errorCodes = [
-  "UNKNOWN_ELEMENT",
-  "ELEMENT_NOT_ALLOWED",
-  "PROPERTY_NOT_ALLOWED",
-  "UNKNOWN_PROPERTY",
-  "INVALID_PROPERTY_VALUE",
-  "LINK_FAILED",
-  "DUPLICATE_ID",
-  "PATH_IN_USE",
-  "INVALID_ID",
-  "PIPELINE_NOT_FOUND",
-  "ELEMENT_NOT_FOUND",
-  "INVALID_REQUEST",
+/** Codes of the protocol and the transport themselves; the domain's codes come first. */
+const apiErrorCodes = [
   "UNKNOWN_TYPE",
   "MESSAGE_TOO_LARGE",
-  "LIMIT_REACHED",
   "RATE_LIMITED",
   "UNAUTHORIZED",
   "ORIGIN_NOT_ALLOWED",
-  "STORAGE_FAILED",
-  "STATE_CHANGE_FAILED",
-  "INVALID_STATE",
-  "SEEK_FAILED",
   "INTERNAL",
 ] as const;
 
-export type ErrorCode = typeof errorCodes[number];
+export const errorCodes = [...domainErrorCodes, ...apiErrorCodes] as const;
 
-/** Every domain code is a wire code (a compile error here otherwise). */
-type _DomainCodesAreWireCodes = DomainErrorCode extends ErrorCode ? true : never;
-const _domainCodesChecked: _DomainCodesAreWireCodes = true;
+export type ErrorCode = typeof errorCodes[number];
 
 /** The wire code of each GStreamer-layer error. */
 const gstCodes: Record<GstErrorCode, ErrorCode> = {

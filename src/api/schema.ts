@@ -156,7 +156,7 @@ export function schemaText(): string {
 }
 
 if (import.meta.main) {
-  const path = new URL("../docs/schema.json", import.meta.url);
+  const path = new URL("../../docs/schema.json", import.meta.url);
   await Deno.writeTextFile(path, schemaText());
   console.log(`Wrote ${path.pathname}`);
 }
