@@ -124,7 +124,7 @@ export function buildSchema(): Record<string, unknown> {
       if (!replacement) {
         throw new Error(
           `A ${zodSchema._zod.def.type} zod type at ${path.join("/") || "(root)"} has no JSON ` +
-            "Schema: give it one in customTypes() in src/schema.ts",
+            "Schema: give it one in customTypes() in src/api/schema.ts",
         );
       }
       Object.assign(jsonSchema, structuredClone(replacement));
@@ -141,7 +141,7 @@ export function buildSchema(): Record<string, unknown> {
     title: "GStreamer control server WebSocket protocol",
     description: "Every message of the protocol (docs/protocol.md): the requests a client " +
       "sends, and the replies and events the server sends. Generated from the server's zod " +
-      "schemas by src/schema.ts.",
+      "schemas by src/api/schema.ts.",
     anyOf: [{ $ref: "#/$defs/Request" }, { $ref: "#/$defs/ServerMessage" }],
     $defs: defs,
   };
