@@ -209,6 +209,16 @@ export const gstSymbols = {
     result: "pointer",
     nonblocking: true,
   },
+  // GstPad *gst_pad_get_peer (GstPad *pad): transfer full, or NULL
+  gst_pad_get_peer: { parameters: ["pointer"], result: "pointer" },
+  // gboolean gst_pad_send_event (GstPad *pad, GstEvent *event): takes the event; a serialized
+  //   event on a sink pad waits for the pad's stream lock, so never on the main thread
+  gst_pad_send_event_async: {
+    name: "gst_pad_send_event",
+    parameters: ["pointer", "pointer"],
+    result: "i32",
+    nonblocking: true,
+  },
   // GstMessage *gst_message_new_eos (GstObject *src): layout check
   gst_message_new_eos: { parameters: ["pointer"], result: "pointer" },
   // GType gst_state_get_type (void): layout check

@@ -12,9 +12,12 @@
  */
 import assert from "node:assert/strict";
 import {
+  assertBackTo as assertServerBackTo,
+  pipelineIds as listPipelineIds,
   type Reply,
-  resourceCounts,
   type ServerEvent,
+  type ServerSnapshot,
+  serverSnapshot,
   startServer,
   TestClient,
   waitUntil,
@@ -22,8 +25,6 @@ import {
 
 /** Tests of known server bugs are skipped unless FAULTS_TEST_KNOWN_BUGS=1; drop the flag once fixed. */
 const knownBugs = Deno.env.get("FAULTS_TEST_KNOWN_BUGS") === "1";
-/** How long counts may take to come back (pooled threads idle out within about 15 s). */
-const SETTLE_MS = 25_000;
 /** Every child process is killed after this long, so a hang fails the test instead of blocking it. */
 const CHILD_TIMEOUT_MS = 30_000;
 
@@ -85,45 +86,11 @@ Deno.test.afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // Resource counts
 
-interface Snapshot {
-  fds: number;
-  threads: number;
-  pipelines: string[];
-}
-
-async function pipelineIds(): Promise<string[]> {
-  const reply = await client.request("getPipelines");
-  assert.equal(reply.ok, true, JSON.stringify(reply.error));
-  return reply.payload.pipelines.map((pipeline: { id: string }) => pipeline.id).sort();
-}
-
-async function snapshot(): Promise<Snapshot> {
-  return { ...(await resourceCounts(server.pid)), pipelines: await pipelineIds() };
-}
-
-const show = (s: Snapshot) => `fds ${s.fds}, threads ${s.threads}, pipelines [${s.pipelines}]`;
-
+const pipelineIds = () => listPipelineIds(client);
+const snapshot = () => serverSnapshot(server, client);
 /** Polls until the server holds no more descriptors and threads than `before`, and the same pipelines. */
-async function assertBackTo(before: Snapshot, what: string): Promise<Snapshot> {
-  const after = await waitUntil(
-    async () => {
-      const now = await snapshot();
-      const excess = [
-        now.fds > before.fds ? `fds ${now.fds}` : "",
-        now.threads > before.threads ? `threads ${now.threads}` : "",
-        now.pipelines.join() !== before.pipelines.join() ? `pipelines [${now.pipelines}]` : "",
-      ].filter(Boolean);
-      if (excess.length > 0) throw new Error(`${excess.join(", ")} (before: ${show(before)})`);
-      return now;
-    },
-    SETTLE_MS,
-    `${what}: descriptors, threads and pipelines back to where they were`,
-  ).catch((error) => {
-    throw new Error(`${error.message}${logs()}`);
-  });
-  console.log(`  ${what}: before ${show(before)}; after ${show(after)}`);
-  return after;
-}
+const assertBackTo = (before: ServerSnapshot, what: string) =>
+  assertServerBackTo(server, client, before, what, logs);
 
 /**
  * Runs `round` once to warm up, takes the baseline, runs it again (the fault under test) and

@@ -315,6 +315,66 @@ export async function resourceCounts(pid: number): Promise<ResourceCounts> {
   return { fds, threads };
 }
 
+/** How long a server's counts may take to come back to a baseline (pooled threads idle out within about 15 s). */
+export const SETTLE_MS = 25_000;
+
+/** What the server holds: its open file descriptors and threads, and its pipelines' ids. */
+export interface ServerSnapshot extends ResourceCounts {
+  pipelines: string[];
+}
+
+/** The ids of the server's pipelines, sorted (getPipelines). */
+export async function pipelineIds(client: TestClient): Promise<string[]> {
+  const reply = expectOk(await client.request("getPipelines"));
+  return reply.payload.pipelines.map((pipeline: { id: string }) => pipeline.id).sort();
+}
+
+/** The server's descriptors, threads and pipelines now. */
+export async function serverSnapshot(
+  server: ServerProcess,
+  client: TestClient,
+): Promise<ServerSnapshot> {
+  return { ...(await resourceCounts(server.pid)), pipelines: await pipelineIds(client) };
+}
+
+export const showSnapshot = (s: ServerSnapshot) =>
+  `fds ${s.fds}, threads ${s.threads}, pipelines [${s.pipelines}]`;
+
+/**
+ * Polls until the server holds no more descriptors and threads than `before`, and the same
+ * pipelines, within `settleMs`; prints both. `context` (such as the server's log) is added to a
+ * failure.
+ */
+export async function assertBackTo(
+  server: ServerProcess,
+  client: TestClient,
+  before: ServerSnapshot,
+  what: string,
+  context: () => string = () => "",
+  settleMs = SETTLE_MS,
+): Promise<ServerSnapshot> {
+  const after = await waitUntil(
+    async () => {
+      const now = await serverSnapshot(server, client);
+      const excess = [
+        now.fds > before.fds ? `fds ${now.fds}` : "",
+        now.threads > before.threads ? `threads ${now.threads}` : "",
+        now.pipelines.join() !== before.pipelines.join() ? `pipelines [${now.pipelines}]` : "",
+      ].filter(Boolean);
+      if (excess.length > 0) {
+        throw new Error(`${excess.join(", ")} (before: ${showSnapshot(before)})`);
+      }
+      return now;
+    },
+    settleMs,
+    `${what}: descriptors, threads and pipelines back to where they were`,
+  ).catch((error) => {
+    throw new Error(`${error.message}${context()}`);
+  });
+  console.log(`  ${what}: before ${showSnapshot(before)}; after ${showSnapshot(after)}`);
+  return after;
+}
+
 /**
  * Polls `condition` every 150 ms until it returns true (or a truthy value, which is returned), and
  * fails after `timeoutMs` naming `what`. A condition that throws counts as not yet met; its last

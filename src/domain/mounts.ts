@@ -19,6 +19,7 @@ import {
   padCaps,
   release,
   retain,
+  sourceState,
 } from "../gst/element.ts";
 import { linkElements, type Pipeline } from "../gst/pipeline.ts";
 import type { Pointer } from "../gst/native.ts";
@@ -159,12 +160,6 @@ export function closeIdleRelays(mount: Mount): void {
   if (alive.length === 0) setRelaysOpen(mount.relays, false);
 }
 
-/** Removes a mount's medias: EOS into their sources ends the clients' sessions (UDP has no end of stream). */
-export function endMedias(mount: Mount): void {
-  for (const source of mount.mediaSources.splice(0)) void endAndRelease(source);
-  setRelaysOpen(mount.relays, false);
-}
-
 /** Payloader settings for a format, applied to a payloader element. */
 export function configurePayloader(format: RtpFormat, payloader: Pointer, label: string, pt = 96) {
   const target = { object: payloader, label };
@@ -228,8 +223,10 @@ export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[])
   return bin;
 }
 
-/** How often mounts whose clients all left have their relays closed. */
-const IDLE_SWEEP_MS = 1000;
+/** How often relays nobody watches are closed, and media sources waiting to be ended are looked at. */
+const SWEEP_MS = 250;
+/** How long a media source whose media never starts is kept waiting to be ended. */
+const ENDING_MAX_MS = 60_000;
 
 /**
  * The RTSP paths in use, who owns each, and what the RTSP server serves. A path is claimed
@@ -241,15 +238,39 @@ export class RtspMounts {
   readonly #server: RtspServer | undefined;
   /** Path -> the id of the pipeline that claimed it, and its mount. */
   readonly #paths = new Map<string, { owner: string; mount: Mount }>();
+  /**
+   * Sources of medias whose path went away while the media was not playing yet: they get their
+   * EOS once it plays, or are released once their media is freed.
+   */
+  readonly #ending: { source: Pointer; since: number }[] = [];
   readonly #sweep: ReturnType<typeof setInterval> | undefined;
 
   constructor(server: RtspServer | undefined) {
     this.#server = server;
     if (server) {
-      this.#sweep = setInterval(() => {
-        for (const { mount } of this.#paths.values()) closeIdleRelays(mount);
-      }, IDLE_SWEEP_MS);
+      this.#sweep = setInterval(() => this.#sweepOnce(), SWEEP_MS);
       Deno.unrefTimer(this.#sweep);
+    }
+  }
+
+  #sweepOnce(): void {
+    for (const { mount } of this.#paths.values()) closeIdleRelays(mount);
+    for (const { source, since } of this.#ending.splice(0)) this.#end(source, since);
+  }
+
+  /**
+   * Ends a media's stream: EOS into its udpsrc (UDP carries no end of stream), so its clients
+   * see the end (RTCP BYE) instead of silence, and a client still setting up is not left
+   * waiting for data that will never come. Each source is released exactly once.
+   */
+  #end(source: Pointer, since: number): void {
+    const state = sourceState(source);
+    if (state === "playing") {
+      void endAndRelease(source);
+    } else if (state === "gone" || performance.now() - since > ENDING_MAX_MS) {
+      release(source);
+    } else {
+      this.#ending.push({ source, since });
     }
   }
 
@@ -287,11 +308,13 @@ export class RtspMounts {
     }
   }
 
-  /** Stops serving the paths; their clients see the end of the stream (RTCP BYE), not silence. */
+  /** Stops serving the paths and ends their medias. */
   unserve(mounts: ReadonlyMap<string, Mount>): void {
+    const now = performance.now();
     for (const [path, mount] of mounts) {
       this.#server?.unmount(path);
-      endMedias(mount);
+      for (const source of mount.mediaSources.splice(0)) this.#end(source, now);
+      setRelaysOpen(mount.relays, false);
     }
   }
 
@@ -312,5 +335,6 @@ export class RtspMounts {
 
   close(): void {
     clearInterval(this.#sweep);
+    for (const { source } of this.#ending.splice(0)) release(source);
   }
 }

@@ -117,18 +117,31 @@ export function retain(element: Pointer): Pointer {
 }
 
 /**
- * Sends EOS into a source element that still runs in its bin (off the main thread), then drops
- * our reference. A stopped udpsrc has freed its cancellable, and an EOS sent to it makes
- * GStreamer 1.22 unref NULL (a CRITICAL): a source whose media is gone only needs releasing.
+ * Where a media's source element is: `gone` (its media was freed: it has no parent),
+ * `playing` (its streaming thread runs), or `waiting` (any other state).
+ */
+export function sourceState(source: Pointer): "gone" | "playing" | "waiting" {
+  if (!hasParent(source)) return "gone";
+  return elementState(source).state === "PLAYING" ? "playing" : "waiting";
+}
+
+/**
+ * Ends the stream of a playing source element: EOS into the pad its output goes to (off the
+ * main thread), then drops our reference to the source. Not `gst_element_send_event` on the
+ * source: a basesrc holds its live lock while it waits for its streaming thread, and a media
+ * being torn down at that moment waits for that lock while the streaming thread waits for the
+ * media (a deadlock seen with gst-rtsp-server 1.22). Only for a `playing` source: a udpsrc in
+ * NULL has freed its cancellable.
  */
 export async function endAndRelease(source: Pointer): Promise<void> {
   const { gst } = lib();
+  const output = gst.gst_element_get_static_pad(source, cstr("src"));
+  const peer = output === null ? null : gst.gst_pad_get_peer(output);
   try {
-    const { state } = elementState(source);
-    if (hasParent(source) && (state === "PLAYING" || state === "PAUSED")) {
-      await gst.gst_element_send_event_async(source, gst.gst_event_new_eos());
-    }
+    if (peer !== null) await gst.gst_pad_send_event_async(peer, gst.gst_event_new_eos());
   } finally {
+    if (peer !== null) gst.gst_object_unref(peer);
+    if (output !== null) gst.gst_object_unref(output);
     gst.gst_object_unref(source);
   }
 }

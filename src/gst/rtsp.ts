@@ -10,7 +10,7 @@
 import { cstr, gtype, lib, type Pointer } from "./native.ts";
 import { Layout, readPointer, RtspAuthScheme, u32Fields, writeSlot } from "./layout.ts";
 
-/** Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ...), or null to refuse. */
+/** Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ...), or null when it cannot. */
 export type MediaBuilder = () => Pointer | null;
 
 /** The media factory role of every authenticated RTSP user (they all may do the same). */
@@ -38,15 +38,25 @@ const CLIENT_THREADS = 16;
 const builders = new Map<bigint, MediaBuilder>();
 let factoryType: bigint | undefined;
 
+/**
+ * An empty media, for a request that cannot be served: the path was unmounted while the
+ * request waited for this callback, or its stream cannot be described yet. The client gets an
+ * RTSP error; returning NULL instead makes gst-rtsp-server log a CRITICAL ("could not create
+ * element").
+ */
+function emptyMedia(): Pointer {
+  return lib().gst.gst_bin_new(cstr("media-unavailable"))!; // floating, as the vfunc returns it
+}
+
 const createElement = Deno.UnsafeCallback.threadSafe(
   { parameters: ["pointer", "pointer"], result: "pointer" } as const,
   (factory) => {
     try {
       const build = factory && builders.get(BigInt(Deno.UnsafePointer.value(factory)));
-      return build ? build() : null;
+      return build?.() ?? emptyMedia();
     } catch (error) {
       console.error("Building an RTSP media failed:", error);
-      return null;
+      return emptyMedia();
     }
   },
 );
