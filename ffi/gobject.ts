@@ -102,6 +102,8 @@ export const gobjectSymbols = {
     parameters: ["pointer", "buffer", "function", "pointer", "pointer", "i32"],
     result: "u64",
   },
+  // void g_value_set_schar (GValue *value, gint8 v_char): test/gvalue_test.ts
+  g_value_set_schar: { parameters: ["buffer", "i8"], result: "void" },
   // gint8 g_value_get_schar (const GValue *value)
   g_value_get_schar: { parameters: ["buffer"], result: "i8" },
   // guchar g_value_get_uchar (const GValue *value)
