@@ -152,9 +152,9 @@ export class PushSession {
   }
 
   /**
-   * Creates and starts the push pipeline. Throws DomainError (PATH_IN_USE, LIMIT_REACHED...)
-   * when it cannot run; a delete that lands while it starts is not an error: the session then
-   * reports "deleted" at once.
+   * Creates and starts the push pipeline. Throws (PATH_IN_USE, STATE_CHANGE_FAILED...) when it
+   * cannot run, leaving nothing behind; a delete that lands while it starts is not an error:
+   * the session then reports "deleted" at once.
    */
   static async open(
     host: PushHost,
@@ -179,7 +179,8 @@ export class PushSession {
     try {
       await host.start(name);
     } catch (error) {
-      if (session.#outcome !== null) return session; // deleted or stopped while it started
+      // Deleted by someone else while it started: the push reports that, not an error.
+      if (session.#outcome === "deleted") return session;
       if (error instanceof DomainError && error.code === "PIPELINE_NOT_FOUND") {
         session.#outcome = "deleted";
         return session;
