@@ -231,8 +231,8 @@ const ENDING_MAX_MS = 60_000;
 /**
  * The RTSP paths in use, who owns each, and what the RTSP server serves. A path is claimed
  * when its pipeline is made (so two pipelines cannot both serve it), served while that
- * pipeline plays, and freed when it is deleted. Relays nobody watches are closed by this
- * object's own timer, whatever else runs.
+ * pipeline plays, and freed when it is deleted. Relays nobody watches are closed, and medias
+ * of paths that went away are ended, by this object's own timer, whatever else runs.
  */
 export class RtspMounts {
   readonly #server: RtspServer | undefined;
@@ -259,9 +259,10 @@ export class RtspMounts {
   }
 
   /**
-   * Ends a media's stream: EOS into its udpsrc (UDP carries no end of stream), so its clients
-   * see the end (RTCP BYE) instead of silence, and a client still setting up is not left
-   * waiting for data that will never come. Each source is released exactly once.
+   * Ends a media's stream with an EOS after its udpsrc (UDP carries no end of stream; see
+   * endAndRelease for where it goes), so its clients see the end (RTCP BYE) instead of silence.
+   * A media not playing yet is looked at again on the next sweep. Each source is released
+   * exactly once.
    */
   #end(source: Pointer, since: number): void {
     const state = sourceState(source);
