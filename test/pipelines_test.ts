@@ -274,6 +274,9 @@ Deno.test("errors name what is wrong: every error code", async (t) => {
     );
     assert.ok((reply.error!.details!.properties as string[]).includes("pattern"));
     assert.match(reply.error!.message, /patern/);
+    // The closest names come first, as for a misspelt element type.
+    assert.equal((reply.error!.details!.suggestions as string[])[0], "pattern");
+    assert.match(reply.error!.message, /has no property 'patern'; closest: pattern, /);
   });
   await t.step("INVALID_PROPERTY_VALUE gives the expected type and range", async () => {
     const reply = expectError(

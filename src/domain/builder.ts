@@ -398,8 +398,8 @@ class Builder {
     if (unknown !== undefined) {
       throw new DomainError(
         "UNKNOWN_PROPERTY",
-        `Element '${name}' has no property '${unknown}'; it has: path`,
-        { element: name, property: unknown, properties: ["path"] },
+        `Element '${name}' has no property '${unknown}'; closest: path; it has: path`,
+        { element: name, property: unknown, suggestions: ["path"], properties: ["path"] },
       );
     }
     if (typeof path !== "string" || !namePattern.test(path)) {

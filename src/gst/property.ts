@@ -18,6 +18,7 @@ import {
 } from "./gvalue.ts";
 import { classOf, Layout, readPointer, readString, readU32, readU64 } from "./layout.ts";
 import { cstr, lib, type Pointer } from "./native.ts";
+import { closestNames } from "./registry.ts";
 
 /** GParamFlags (gparam.h) and GStreamer's user flags (gstparamspecs.h, G_PARAM_USER_SHIFT = 8). */
 export const ParamFlag = {
@@ -171,15 +172,17 @@ export interface PropertyTarget {
   label: string;
 }
 
-/** Finds a property or throws UNKNOWN_PROPERTY listing the ones that exist. */
+/** Finds a property or throws UNKNOWN_PROPERTY with the closest names and all that exist. */
 export function requireProperty(target: PropertyTarget, name: string): ParamSpec {
   const spec = findProperty(target.object, name);
   if (spec !== null) return spec;
   const known = listProperties(target.object).map((s) => s.name).sort();
+  const suggestions = closestNames(name, known);
   throw new GstError(
     "UNKNOWN_PROPERTY",
-    `Element '${target.label}' has no property '${name}'; it has: ${known.join(", ")}`,
-    { element: target.label, property: name, properties: known },
+    `Element '${target.label}' has no property '${name}'; closest: ${suggestions.join(", ")}; ` +
+      `it has: ${known.join(", ")}`,
+    { element: target.label, property: name, suggestions, properties: known },
   );
 }
 

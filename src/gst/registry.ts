@@ -50,8 +50,12 @@ export function factoryInfo(factory: Pointer): FactoryInfo {
 
 /** Up to `count` factory names closest to a misspelt one. */
 export function closestFactoryNames(name: string, count = 3): string[] {
-  const names = [...elementFactories().keys()];
-  // Factory names are short; comparing a huge one against each would stall the server.
+  return closestNames(name, [...elementFactories().keys()], count);
+}
+
+/** Up to `count` of `names` closest to a misspelt one (element types, property names). */
+export function closestNames(name: string, names: string[], count = 3): string[] {
+  // Names are short; comparing a huge one against each would stall the server.
   const lower = name.toLowerCase().slice(0, 64);
   const ranked = names
     .map((candidate) => ({
