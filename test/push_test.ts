@@ -4,7 +4,7 @@
  * garbage, an aborted body).
  */
 import assert from "node:assert/strict";
-import { type Reply, type ServerEvent, startServer, TestClient } from "./helpers.ts";
+import { expectOk, type Reply, type ServerEvent, startServer, TestClient } from "./helpers.ts";
 
 /** Every child process is killed after this long, so a hang fails the test instead of blocking it. */
 const CHILD_TIMEOUT_MS = 30_000;
@@ -783,6 +783,29 @@ Deno.test("bad pushes are refused with their codes and change nothing; POST /pus
   // No name: the stream is "live", at rtsp://HOST:PORT/live.
   await pushAndRead("/push", "live");
   await assertServesNewPush("after-refusals");
+});
+
+Deno.test("a push to a name a pipeline holds gets 409 saying which pipeline and how", async () => {
+  // A stopped pipeline holds its id, and a pipeline with an rtspserversink holds its path.
+  const camera = (path: string) =>
+    `videotestsrc is-live=true ! x264enc tune=zerolatency ! rtspserversink path=${path}`;
+  expectOk(
+    await client.request("createPipeline", { id: "parked", pipeline: camera("parked-path") }),
+  );
+  const byId = await post("/push/parked", longBytes.slice(0, 4096));
+  assert.equal(byId.status, 409, JSON.stringify(byId.body));
+  assert.equal(byId.body.error?.code, "STREAM_IN_USE");
+  assert.match(byId.body.error?.message ?? "", /A pipeline named 'parked' exists \(it is NULL\)/);
+  assert.equal(byId.body.error?.details?.state, "NULL");
+  const byPath = await post("/push/parked-path", longBytes.slice(0, 4096));
+  assert.equal(byPath.status, 409, JSON.stringify(byPath.body));
+  assert.match(
+    byPath.body.error?.message ?? "",
+    /RTSP path 'parked-path' is served by pipeline 'parked'/,
+  );
+  assert.equal(byPath.body.error?.details?.servedBy, "parked");
+  expectOk(await client.request("deletePipeline", { id: "parked" }));
+  assert.deepEqual(await pipelineIds(), []);
 });
 
 Deno.test("a running push is listed with kind push and has push stats", async () => {

@@ -11,7 +11,7 @@
 import type { AppSource, IdentityCounters } from "../gst/appsrc.ts";
 import { DomainError } from "./errors.ts";
 import type { ElementSpec } from "./spec.ts";
-import type { PipelineEvent } from "./types.ts";
+import type { PipelineEvent, PipelineInfo } from "./types.ts";
 import type { PushElements } from "./registry.ts";
 
 /** The appsrc queue above which the sender is not read, so TCP slows it down. */
@@ -61,7 +61,8 @@ export const pushFormats: Record<string, PushFormat> = {
 /** What a push needs of the registry, and nothing more. */
 export interface PushHost {
   has(id: string): boolean;
-  pathInUse(path: string): boolean;
+  find(id: string): PipelineInfo | undefined;
+  pathOwner(path: string): string | undefined;
   createPush(
     spec: { id: string; description: string; pipeline: { elements: ElementSpec[] } },
     extraStats: () => Record<string, unknown>,
@@ -71,6 +72,45 @@ export interface PushHost {
   fail(id: string, element: string, message: string): void;
   pollBus(id: string): void;
   subscribe(listener: (event: PipelineEvent) => void): () => void;
+}
+
+/**
+ * Why a push cannot take `name`, with what holds it; null when it is free. A push's name is
+ * both a pipeline id and an RTSP path, so either may hold it.
+ */
+export function nameConflict(
+  host: PushHost,
+  name: string,
+): { message: string; details: Record<string, unknown> } | null {
+  const existing = host.find(name);
+  const servedBy = host.pathOwner(name);
+  if (existing?.kind === "push") {
+    return {
+      message:
+        `'${name}' is already being pushed; push to another name, or wait for that push to end`,
+      details: { name, id: name, kind: "push" },
+    };
+  }
+  if (existing) {
+    return {
+      message: `A pipeline named '${name}' exists (it is ${existing.state}); a push needs a name ` +
+        "no pipeline has: push to another name, or delete that pipeline",
+      details: { name, id: name, kind: existing.kind, state: existing.state },
+    };
+  }
+  if (host.has(name)) {
+    return {
+      message: `A pipeline named '${name}' is being created; push to another name`,
+      details: { name, id: name },
+    };
+  }
+  if (servedBy !== undefined) {
+    return {
+      message: `RTSP path '${name}' is served by pipeline '${servedBy}'; push to another name`,
+      details: { name, servedBy },
+    };
+  }
+  return null;
 }
 
 /** The element list of a push pipeline. */

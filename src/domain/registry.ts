@@ -94,9 +94,14 @@ export class PipelineRegistry {
     return this.#pipelines.has(id) || this.#unbuildable.has(id) || this.#building.has(id);
   }
 
-  /** Whether an RTSP path is taken (by a pipeline or a push). */
-  pathInUse(path: string): boolean {
-    return this.#host.mounts.owner(path) !== undefined;
+  /** The id of the pipeline (or push) that serves an RTSP path, if one does. */
+  pathOwner(path: string): string | undefined {
+    return this.#host.mounts.owner(path);
+  }
+
+  /** The pipeline's info, if it exists (a stored one that no longer builds included). */
+  find(id: string): PipelineInfo | undefined {
+    return this.#pipelines.get(id)?.info() ?? this.#unbuildableInfo(id);
   }
 
   /** Builds the pipeline in the NULL state and stores it; on any failure nothing stays behind. */

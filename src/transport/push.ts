@@ -8,6 +8,7 @@ import { NAME_RULE, namePattern } from "../domain/names.ts";
 import {
   DRAIN_TIMEOUT_MS,
   MAX_QUEUED_BYTES,
+  nameConflict,
   pushFormats,
   type PushHost,
   PushSession,
@@ -83,10 +84,9 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       );
       return true;
     }
-    if (host.has(name) || host.pathInUse(name)) {
-      httpError(response, 409, "STREAM_IN_USE", `'${name}' is already being pushed or served`, {
-        name,
-      });
+    const conflict = nameConflict(host, name);
+    if (conflict) {
+      httpError(response, 409, "STREAM_IN_USE", conflict.message, conflict.details);
       return true;
     }
     if (active >= maxPushes) {
