@@ -31,6 +31,35 @@ const list = z.string().default("").transform((text) =>
   text.split(",").map((item) => item.trim()).filter((item) => item.length > 0)
 );
 
+/**
+ * Browser origins: scheme://host[:port], as browsers send them. A trailing slash is dropped
+ * (http://host:9090/ is the origin http://host:9090); a path, query or fragment is refused,
+ * since no browser sends one and the setting would then refuse every client.
+ */
+const origins = list.transform((items, ctx) => {
+  const normalised: string[] = [];
+  for (const item of items) {
+    let url: URL;
+    try {
+      url = new URL(item);
+    } catch {
+      url = new URL("invalid:");
+    }
+    const hasPath = url.pathname !== "/" && url.pathname !== "";
+    if (!/^https?:$/.test(url.protocol) || url.host === "" || hasPath || url.search || url.hash) {
+      ctx.addIssue({
+        code: "custom",
+        message: `lists ${JSON.stringify(item)}, which is not an origin; it accepts origins ` +
+          "separated by commas, each scheme://host[:port] as a browser sends it, such as " +
+          "http://console.example:9090",
+      });
+      return z.NEVER;
+    }
+    normalised.push(url.origin);
+  }
+  return normalised;
+});
+
 const optionalSecret = (what: string) =>
   z.string().optional().transform((text, ctx) => {
     if (text === undefined || text === "") return undefined;
@@ -65,7 +94,7 @@ const configSchema = z.object({
   GSTREAMER_AUTH_TOKEN: optionalSecret("token"),
   GSTREAMER_RTSP_USER: z.string().optional().transform((text) => text || undefined),
   GSTREAMER_RTSP_PASSWORD: optionalSecret("password"),
-  GSTREAMER_ALLOWED_ORIGINS: list,
+  GSTREAMER_ALLOWED_ORIGINS: origins,
   GSTREAMER_ELEMENTS_ALLOW: list,
   GSTREAMER_ELEMENTS_DENY: list,
   GSTREAMER_MAX_PIPELINES: count(256, 1, 100000),

@@ -702,6 +702,64 @@ Deno.test("GSTREAMER_ALLOWED_ORIGINS: other browser origins get 403 ORIGIN_NOT_A
   });
 });
 
+Deno.test("GSTREAMER_ALLOWED_ORIGINS: a trailing slash is dropped, a refusal is logged", async () => {
+  await withServer(
+    { GSTREAMER_ALLOWED_ORIGINS: "https://ok.example/, http://Host.example:9090" },
+    async (server) => {
+      // Browsers send the origin without a slash (and with the host in lower case).
+      for (const origin of ["https://ok.example", "http://host.example:9090"]) {
+        const ws = await openedWs(server.url, [], { origin });
+        try {
+          expectOk(await wsRequest(ws, "getPipelines"));
+        } finally {
+          await closeWs(ws);
+        }
+      }
+      assertJsonRefusal(
+        await rawUpgrade(server.url, { Origin: "https://evil.example" }),
+        403,
+        "ORIGIN_NOT_ALLOWED",
+      );
+      const line = await server.waitForLog(
+        "Refused a WebSocket from origin 'https://evil.example'",
+      );
+      assert.match(
+        line,
+        /GSTREAMER_ALLOWED_ORIGINS allows only https:\/\/ok\.example, http:\/\/host\.example:9090/,
+      );
+    },
+  );
+});
+
+Deno.test("GSTREAMER_ALLOWED_ORIGINS with a path or no scheme stops start-up, naming the entry", () => {
+  for (
+    const value of [
+      "http://host:9090/app",
+      "host.example",
+      "https://ok.example/?x=1",
+      "ftp://a.example",
+    ]
+  ) {
+    assert.throws(
+      () => loadConfig({ GSTREAMER_ALLOWED_ORIGINS: `https://ok.example,${value}` }),
+      (error: Error) => {
+        assert.match(error.message, /^Invalid GSTREAMER_ALLOWED_ORIGINS=/);
+        assert.ok(
+          error.message.includes(`lists ${JSON.stringify(value)}, which is not an origin`),
+          error.message,
+        );
+        assert.match(error.message, /scheme:\/\/host\[:port\]/);
+        return true;
+      },
+      value,
+    );
+  }
+  assert.deepEqual(
+    loadConfig({ GSTREAMER_ALLOWED_ORIGINS: "https://ok.example/" }).allowedOrigins,
+    ["https://ok.example"],
+  );
+});
+
 // ---------------------------------------------------------------------------------------------
 // Limits
 

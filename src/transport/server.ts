@@ -28,6 +28,8 @@ const STATS_TICK_SLACK_MS = 5;
 
 /** Frames above this are refused by closing (1009); up to it they get a MESSAGE_TOO_LARGE reply. */
 const HARD_FRAME_LIMIT = 16 * MAX_MESSAGE_BYTES;
+/** A refused browser origin is logged at most this often. */
+const ORIGIN_LOG_INTERVAL_MS = 60_000;
 /** A client that lets this much pile up unread is too slow to keep. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
@@ -179,6 +181,18 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   const token = options.authToken;
   const openPaths = new Set(options.openPaths ?? []);
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
+  /** When each refused origin was last logged: a page that retries does not flood the log. */
+  const refusedOrigins = new Map<string, number>();
+  const logRefusedOrigin = (origin: string) => {
+    const now = performance.now();
+    if (now - (refusedOrigins.get(origin) ?? -Infinity) < ORIGIN_LOG_INTERVAL_MS) return;
+    if (refusedOrigins.size >= 1000) refusedOrigins.clear();
+    refusedOrigins.set(origin, now);
+    console.warn(
+      `Refused a WebSocket from origin '${origin}': GSTREAMER_ALLOWED_ORIGINS allows only ` +
+        [...allowedOrigins].join(", "),
+    );
+  };
   const server = http.createServer(async (request, response) => {
     try {
       const url = new URL(request.url ?? "/", "http://localhost");
@@ -239,6 +253,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     }
     const origin = request.headers.origin;
     if (origin !== undefined && allowedOrigins.size > 0 && !allowedOrigins.has(origin)) {
+      logRefusedOrigin(origin);
       refuseUpgrade(socket, 403, "Forbidden", {
         error: {
           code: "ORIGIN_NOT_ALLOWED",
