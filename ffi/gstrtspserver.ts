@@ -16,6 +16,12 @@ export const rtspSymbols = {
   gst_rtsp_thread_pool_set_max_threads: { parameters: ["pointer", "i32"], result: "void" },
   // GstRTSPMountPoints *gst_rtsp_server_get_mount_points (GstRTSPServer *server)
   gst_rtsp_server_get_mount_points: { parameters: ["pointer"], result: "pointer" },
+  // void gst_rtsp_server_set_mount_points (GstRTSPServer *server, GstRTSPMountPoints *mounts):
+  //   takes a reference of its own
+  gst_rtsp_server_set_mount_points: { parameters: ["pointer", "pointer"], result: "void" },
+  // void gst_rtsp_server_set_session_pool (GstRTSPServer *server, GstRTSPSessionPool *pool):
+  //   takes a reference of its own
+  gst_rtsp_server_set_session_pool: { parameters: ["pointer", "pointer"], result: "void" },
   // GstRTSPSessionPool *gst_rtsp_server_get_session_pool (GstRTSPServer *server)
   gst_rtsp_server_get_session_pool: { parameters: ["pointer"], result: "pointer" },
   // guint gst_rtsp_session_pool_cleanup (GstRTSPSessionPool *pool): removes expired sessions

@@ -14,6 +14,7 @@ import type { PipelineEvent } from "./domain/types.ts";
 import { initGstreamer } from "./gst/init.ts";
 import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
+import { listenAddresses } from "./transport/addresses.ts";
 import { pushRoute } from "./transport/push.ts";
 import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
 import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
@@ -57,9 +58,16 @@ async function main(): Promise<void> {
     );
   }
 
+  // HTTP, WebSocket and RTSP listen on the same addresses: every address the host stands for.
+  let addresses: string[];
+  try {
+    addresses = await listenAddresses(config.host);
+  } catch (error) {
+    fail(`Cannot resolve GSTREAMER_WS_HOST=${config.host}: ${(error as Error).message}`);
+  }
   let rtsp: RtspServer;
   try {
-    rtsp = new RtspServer(config.host, config.rtspPort);
+    rtsp = new RtspServer(addresses, config.rtspPort);
   } catch (error) {
     fail(`${(error as Error).message} (GSTREAMER_RTSP_PORT=${config.rtspPort})`);
   }
@@ -123,6 +131,7 @@ async function main(): Promise<void> {
 
   const transport = await startTransport({
     host: config.host,
+    addresses,
     port: config.port,
     path: config.path,
     handlers: requestHandlers(registry, { statsIntervalMs: config.statsIntervalMs }),

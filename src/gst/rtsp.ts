@@ -89,8 +89,32 @@ function mediaFactoryType(): bigint {
   return factoryType;
 }
 
+/** A gst-rtsp-server on `address`:`service`, attached to the default main context; null when it cannot listen. */
+function listenOn(
+  address: string,
+  service: string,
+  prepare: (server: Pointer) => void = () => {},
+): Pointer | null {
+  const { rtsp, gst } = lib();
+  const server = rtsp.gst_rtsp_server_new()!;
+  rtsp.gst_rtsp_server_set_address(server, cstr(address));
+  rtsp.gst_rtsp_server_set_service(server, cstr(service));
+  // Each client on a thread of its own: a DESCRIBE waiting for a stream's first data (a push
+  // whose sender is slow to start) then holds up only that client, not the whole server.
+  const threads = rtsp.gst_rtsp_server_get_thread_pool(server)!;
+  rtsp.gst_rtsp_thread_pool_set_max_threads(threads, CLIENT_THREADS);
+  gst.gst_object_unref(threads);
+  prepare(server);
+  if (rtsp.gst_rtsp_server_attach(server, null) === 0) {
+    gst.gst_object_unref(server);
+    return null;
+  }
+  return server;
+}
+
 export class RtspServer {
-  readonly #server: Pointer;
+  /** One per address; the first made the mount points and the session pool the others share. */
+  readonly #servers: Pointer[];
   readonly #mounts: Pointer;
   readonly #sessions: Pointer;
   readonly #loop: Pointer;
@@ -98,30 +122,36 @@ export class RtspServer {
   #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
   readonly #factories = new Map<string, bigint>();
-  /** Given to every factory mounted once basic auth is required; kept as long as #server. */
+  /** Given to every factory mounted once basic auth is required; kept as long as the servers. */
   #permissions: Pointer | null = null;
   readonly port: number;
 
-  /** Listens on host:port (0 picks a free port) and runs the GLib main loop on its own thread. */
-  constructor(host: string, port: number) {
-    const { rtsp, glib, gst } = lib();
-    this.#server = rtsp.gst_rtsp_server_new()!;
-    rtsp.gst_rtsp_server_set_address(this.#server, cstr(host));
-    rtsp.gst_rtsp_server_set_service(this.#server, cstr(String(port)));
-    // Each client on a thread of its own: a DESCRIBE waiting for a stream's first data (a push
-    // whose sender is slow to start) then holds up only that client, not the whole server.
-    const threads = rtsp.gst_rtsp_server_get_thread_pool(this.#server)!;
-    rtsp.gst_rtsp_thread_pool_set_max_threads(threads, CLIENT_THREADS);
-    gst.gst_object_unref(threads);
-    this.#mounts = rtsp.gst_rtsp_server_get_mount_points(this.#server)!;
-    this.#sessions = rtsp.gst_rtsp_server_get_session_pool(this.#server)!;
-    if (rtsp.gst_rtsp_server_attach(this.#server, null) === 0) {
-      gst.gst_object_unref(this.#mounts);
-      gst.gst_object_unref(this.#sessions);
-      gst.gst_object_unref(this.#server);
-      throw new Error(`The RTSP server could not listen on ${host}:${port}`);
+  /**
+   * Listens on each address (IP addresses; 0 for `port` picks a free port, which the others then
+   * share) and runs the GLib main loop on its own thread. One gst-rtsp-server per address, all
+   * with the same mount points, sessions and auth: one server binds one address.
+   */
+  constructor(addresses: string[], port: number) {
+    const { rtsp, glib } = lib();
+    const [first, ...others] = addresses;
+    const server = listenOn(first, String(port));
+    if (server === null) throw new Error(`The RTSP server could not listen on ${first}:${port}`);
+    this.#servers = [server];
+    this.#mounts = rtsp.gst_rtsp_server_get_mount_points(server)!;
+    this.#sessions = rtsp.gst_rtsp_server_get_session_pool(server)!;
+    this.port = rtsp.gst_rtsp_server_get_bound_port(server);
+    for (const address of others) {
+      const other = listenOn(address, String(this.port), (made) => {
+        rtsp.gst_rtsp_server_set_mount_points(made, this.#mounts);
+        rtsp.gst_rtsp_server_set_session_pool(made, this.#sessions);
+      });
+      if (other === null) {
+        // One address of several (::1 on a machine without IPv6) is not worth refusing to start.
+        console.warn(`Not listening on RTSP address ${address}:${this.port}`);
+      } else {
+        this.#servers.push(other);
+      }
     }
-    this.port = rtsp.gst_rtsp_server_get_bound_port(this.#server);
     this.#loop = glib.g_main_loop_new(null, 0)!;
     // Connections wait in the listen backlog until the loop runs. It starts after the code that
     // made the server has run to its end, so requireBasicAuth called right after construction is
@@ -178,7 +208,7 @@ export class RtspServer {
     lib().gst.gst_mini_object_unref(token);
     authenticateEveryRequest(auth);
     // Clients accepted from here on (all of them: the loop has not run yet) check every request.
-    rtsp.gst_rtsp_server_set_auth(this.#server, auth);
+    for (const server of this.#servers) rtsp.gst_rtsp_server_set_auth(server, auth);
     gobject.g_object_unref(auth);
     this.#permissions = permissions;
   }

@@ -40,7 +40,10 @@ export type HttpRoute = (
 ) => boolean | Promise<boolean>;
 
 export interface TransportOptions {
+  /** The host as configured, for the printed URL. */
   host: string;
+  /** Where to listen: every address `host` stands for (addresses.ts). */
+  addresses: string[];
   port: number;
   path: string;
   handlers: Handlers;
@@ -193,7 +196,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         [...allowedOrigins].join(", "),
     );
   };
-  const server = http.createServer(async (request, response) => {
+  const handleRequest = async (request: http.IncomingMessage, response: http.ServerResponse) => {
     try {
       const url = new URL(request.url ?? "/", "http://localhost");
       if (
@@ -228,16 +231,9 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         response.destroy();
       }
     }
-  });
+  };
 
-  // Deno's node:http ignores headersTimeout/requestTimeout; an idle socket timeout covers
-  // connections that never send a request, stall mid-headers, or stop sending a push body.
-  if (options.httpIdleTimeoutMs !== undefined) {
-    const idleMs = options.httpIdleTimeoutMs;
-    server.on("connection", (socket) => socket.setTimeout(idleMs, () => socket.destroy()));
-  }
-
-  server.on("upgrade", (request, socket, head) => {
+  const handleUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // A WebSocket may stay quiet as long as it likes (the upgrade socket is a net.Socket).
     (socket as Socket).setTimeout(0);
     const url = new URL(request.url ?? "/", "http://localhost");
@@ -276,7 +272,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       return;
     }
     wss.handleUpgrade(request, socket, head, (ws) => accept(ws));
-  });
+  };
 
   function accept(ws: WebSocket): void {
     const client: Client = {
@@ -342,14 +338,39 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     ws.send(text);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
+  /** One HTTP server per address, all with the same routes, sockets and clients. */
+  const listen = async (address: string, port: number): Promise<http.Server> => {
+    const server = http.createServer(handleRequest);
+    // Deno's node:http ignores headersTimeout/requestTimeout; an idle socket timeout covers
+    // connections that never send a request, stall mid-headers, or stop sending a push body.
+    if (options.httpIdleTimeoutMs !== undefined) {
+      const idleMs = options.httpIdleTimeoutMs;
+      server.on("connection", (socket) => socket.setTimeout(idleMs, () => socket.destroy()));
+    }
+    server.on("upgrade", handleUpgrade);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, address, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
-  const port = (server.address() as AddressInfo).port;
+    return server;
+  };
+  const [first, ...others] = options.addresses;
+  const servers = [await listen(first, options.port)];
+  // The others on the port the first got (it may have been 0: any free port).
+  const port = (servers[0].address() as AddressInfo).port;
+  for (const address of others) {
+    try {
+      servers.push(await listen(address, port));
+    } catch (error) {
+      // One address of several (::1 on a machine without IPv6) is not worth refusing to start.
+      console.warn(
+        `Not listening on ${formatUrl("http", address, port)}: ${(error as Error).message}`,
+      );
+    }
+  }
 
   return {
     port,
@@ -407,8 +428,10 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         })
       );
       await Promise.all(closed);
-      server.closeAllConnections?.();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(servers.map((server) => {
+        server.closeAllConnections?.();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      }));
     },
   };
 }
