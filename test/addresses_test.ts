@@ -4,7 +4,7 @@
  * whichever address the client resolves `localhost` to.
  */
 import assert from "node:assert/strict";
-import { expectOk, run, startServer, TestClient } from "./helpers.ts";
+import { cameraLaunch, expectOk, run, startServer, TestClient } from "./helpers.ts";
 
 // The default host, given explicitly: the other tests' servers run on 127.0.0.1.
 const server = await startServer({ GSTREAMER_WS_HOST: "localhost" });
@@ -48,8 +48,7 @@ Deno.test("RTSP serves a pipeline at the printed URL and at both loopback addres
   expectOk(
     await client.request("createPipeline", {
       id: "cam",
-      pipeline: "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! " +
-        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtspserversink path=cam",
+      pipeline: cameraLaunch("cam"),
     }),
   );
   expectOk(await client.request("startPipeline", { id: "cam" }));

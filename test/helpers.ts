@@ -428,3 +428,9 @@ let idCounter = 0;
 export function freshId(label: string): string {
   return `${label}-${++idCounter}`;
 }
+
+/** Launch text of a small live H.264 camera served at rtsp://HOST:PORT/{path}. */
+export function cameraLaunch(path: string): string {
+  return "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! " +
+    `x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtspserversink path=${path}`;
+}

@@ -3,7 +3,14 @@
  * back-off, and start_server.sh bringing the whole server back after a crash.
  */
 import assert from "node:assert/strict";
-import { expectOk, type ServerEvent, startServer, TestClient, waitUntil } from "./helpers.ts";
+import {
+  cameraLaunch,
+  expectOk,
+  type ServerEvent,
+  startServer,
+  TestClient,
+  waitUntil,
+} from "./helpers.ts";
 
 const mediaDir = await Deno.makeTempDir({ prefix: "supervision_media_" });
 const server = await startServer({ GSTREAMER_MEDIA_DIR: mediaDir });
@@ -212,8 +219,7 @@ Deno.test("restart always: an rtspsrc whose camera goes away and comes back reco
     expectOk(
       await control.request("createPipeline", {
         id: "cam",
-        pipeline: "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 " +
-          "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtspserversink path=cam",
+        pipeline: cameraLaunch("cam"),
       }),
     );
     expectOk(await control.request("startPipeline", { id: "cam" }));
