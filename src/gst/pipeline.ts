@@ -7,9 +7,9 @@ import { Fundamental, GValue, GVALUE_SIZE } from "./gvalue.ts";
 import { cstr, gtype, lib, type Pointer, pointerSlot, slotPointer, takeCString } from "./native.ts";
 import { instanceType, Layout, readI32, readPointer, takeGErrorMessage } from "./layout.ts";
 import { findProperty } from "./property.ts";
-
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
 
+// The state names live with elements (element.ts); pipelines share them.
 export { elementState, type StateName, stateNames };
 export const State = { NULL: 1, READY: 2, PAUSED: 3, PLAYING: 4 } as const;
 
