@@ -89,4 +89,28 @@ export const rtspSymbols = {
   gst_rtsp_media_factory_create_element: { parameters: ["pointer", "pointer"], result: "pointer" },
   // void gst_rtsp_media_factory_set_launch (GstRTSPMediaFactory *factory, const gchar *launch)
   gst_rtsp_media_factory_set_launch: { parameters: ["pointer", "buffer"], result: "void" },
+  // void gst_rtsp_media_factory_set_transport_mode (GstRTSPMediaFactory *factory,
+  //   GstRTSPTransportMode mode): GST_RTSP_TRANSPORT_MODE_PLAY 1, _RECORD 2
+  gst_rtsp_media_factory_set_transport_mode: { parameters: ["pointer", "u32"], result: "void" },
+  // GType gst_rtsp_auth_get_type (void)
+  gst_rtsp_auth_get_type: { parameters: [], result: "usize" },
+  // void gst_rtsp_auth_set_default_token (GstRTSPAuth *auth, GstRTSPToken *token): takes a
+  //   reference; the token of clients that give no credentials
+  gst_rtsp_auth_set_default_token: { parameters: ["pointer", "pointer"], result: "void" },
+  // gboolean gst_rtsp_auth_check (const gchar *check): asks the current context's auth
+  gst_rtsp_auth_check: { parameters: ["buffer"], result: "i32" },
+  // void gst_rtsp_context_push_current (GstRTSPContext *ctx) / _pop_current: this thread's context
+  gst_rtsp_context_push_current: { parameters: ["pointer"], result: "void" },
+  gst_rtsp_context_pop_current: { parameters: ["pointer"], result: "void" },
+  // GType gst_rtsp_token_get_type (void)
+  gst_rtsp_token_get_type: { parameters: [], result: "usize" },
+  // const gchar *gst_rtsp_token_get_string (GstRTSPToken *token, const gchar *field)
+  gst_rtsp_token_get_string: { parameters: ["pointer", "buffer"], result: "pointer" },
+  // GType gst_rtsp_client_get_type (void)
+  gst_rtsp_client_get_type: { parameters: [], result: "usize" },
+  // GstRTSPResult gst_rtsp_client_send_message (GstRTSPClient *client, GstRTSPSession *session,
+  //   GstRTSPMessage *message): copies what it sends
+  gst_rtsp_client_send_message: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
+  // GstRTSPConnection *gst_rtsp_client_get_connection (GstRTSPClient *client): the client keeps it
+  gst_rtsp_client_get_connection: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -8,7 +8,9 @@ export type LibraryName =
   | "gobject-2.0"
   | "gstreamer-1.0"
   | "gstapp-1.0"
-  | "gstrtspserver-1.0";
+  | "gstrtspserver-1.0"
+  | "gstrtsp-1.0"
+  | "gstsdp-1.0";
 
 /** Package names that provide each library, for the install hint. */
 const installHint: Record<LibraryName, { apt: string; brew: string }> = {
@@ -17,6 +19,8 @@ const installHint: Record<LibraryName, { apt: string; brew: string }> = {
   "gstreamer-1.0": { apt: "libgstreamer1.0-0", brew: "gstreamer" },
   "gstapp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
   "gstrtspserver-1.0": { apt: "libgstrtspserver-1.0-0", brew: "gstreamer" },
+  "gstrtsp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
+  "gstsdp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
 };
 
 export class LibraryLoadError extends Error {

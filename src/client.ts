@@ -35,7 +35,7 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | {
 };
 export type StateName = "VOID_PENDING" | "NULL" | "READY" | "PAUSED" | "PLAYING";
 export type RestartPolicy = "never" | "on-failure" | "always";
-export type PipelineKind = "pipeline" | "push";
+export type PipelineKind = "pipeline" | "push" | "publish";
 
 export type RequestType =
   | "createPipeline"

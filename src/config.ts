@@ -94,6 +94,8 @@ const configSchema = z.object({
   GSTREAMER_AUTH_TOKEN: optionalSecret("token"),
   GSTREAMER_RTSP_USER: z.string().optional().transform((text) => text || undefined),
   GSTREAMER_RTSP_PASSWORD: optionalSecret("password"),
+  GSTREAMER_RTSP_PUBLISH_USER: z.string().optional().transform((text) => text || undefined),
+  GSTREAMER_RTSP_PUBLISH_PASSWORD: optionalSecret("password"),
   GSTREAMER_ALLOWED_ORIGINS: origins,
   GSTREAMER_ELEMENTS_ALLOW: list,
   GSTREAMER_ELEMENTS_DENY: list,
@@ -103,15 +105,16 @@ const configSchema = z.object({
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(100, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
 }).superRefine((c, ctx) => {
-  if ((c.GSTREAMER_RTSP_USER === undefined) !== (c.GSTREAMER_RTSP_PASSWORD === undefined)) {
-    const missing = c.GSTREAMER_RTSP_USER === undefined
-      ? "GSTREAMER_RTSP_USER"
-      : "GSTREAMER_RTSP_PASSWORD";
-    ctx.addIssue({
-      code: "custom",
-      path: [missing],
-      message: "is needed too: GSTREAMER_RTSP_USER and GSTREAMER_RTSP_PASSWORD go together",
-    });
+  for (const prefix of ["GSTREAMER_RTSP", "GSTREAMER_RTSP_PUBLISH"] as const) {
+    const user = `${prefix}_USER` as const;
+    const password = `${prefix}_PASSWORD` as const;
+    if ((c[user] === undefined) !== (c[password] === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [c[user] === undefined ? user : password],
+        message: `is needed too: ${user} and ${password} go together`,
+      });
+    }
   }
 });
 
@@ -126,7 +129,10 @@ export interface Config {
   /** The only directory file-reading elements may read from. */
   mediaDir: string;
   authToken?: string;
+  /** The RTSP user who may read. */
   rtspCredentials?: { user: string; password: string };
+  /** The RTSP user who may publish (and read). */
+  rtspPublishCredentials?: { user: string; password: string };
   allowedOrigins: string[];
   elementsAllow: string[];
   elementsDeny: string[];
@@ -168,6 +174,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     authToken: c.GSTREAMER_AUTH_TOKEN,
     rtspCredentials: c.GSTREAMER_RTSP_USER !== undefined && c.GSTREAMER_RTSP_PASSWORD !== undefined
       ? { user: c.GSTREAMER_RTSP_USER, password: c.GSTREAMER_RTSP_PASSWORD }
+      : undefined,
+    rtspPublishCredentials: c.GSTREAMER_RTSP_PUBLISH_USER !== undefined &&
+        c.GSTREAMER_RTSP_PUBLISH_PASSWORD !== undefined
+      ? { user: c.GSTREAMER_RTSP_PUBLISH_USER, password: c.GSTREAMER_RTSP_PUBLISH_PASSWORD }
       : undefined,
     allowedOrigins: c.GSTREAMER_ALLOWED_ORIGINS,
     elementsAllow: c.GSTREAMER_ELEMENTS_ALLOW,

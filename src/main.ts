@@ -8,6 +8,7 @@ import { requestHandlers } from "./api/handlers.ts";
 import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./api/health.ts";
 import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
 import { ElementPolicy } from "./domain/policy.ts";
+import { PublishHub } from "./domain/publish.ts";
 import { PipelineRegistry } from "./domain/registry.ts";
 import { PipelineStore } from "./domain/store.ts";
 import type { PipelineEvent } from "./domain/types.ts";
@@ -71,16 +72,17 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`${(error as Error).message} (GSTREAMER_RTSP_PORT=${config.rtspPort})`);
   }
-  if (config.rtspCredentials !== undefined || config.authToken !== undefined) {
-    // Basic auth for every RTSP client: the configured user, and "token" with the API token.
-    const credentials = [
-      ...(config.rtspCredentials ? [config.rtspCredentials] : []),
-      ...(config.authToken !== undefined ? [{ user: "token", password: config.authToken }] : []),
-    ];
+  const { rtspCredentials, rtspPublishCredentials, authToken } = config;
+  if (rtspCredentials || rtspPublishCredentials || authToken !== undefined) {
+    // Basic auth for every RTSP client: the reading user; the publishing user and "token" with
+    // the API token, who may also publish.
     try {
-      rtsp.requireBasicAuth(credentials);
+      rtsp.requireBasicAuth(rtspCredentials ? [rtspCredentials] : [], [
+        ...(rtspPublishCredentials ? [rtspPublishCredentials] : []),
+        ...(authToken !== undefined ? [{ user: "token", password: authToken }] : []),
+      ]);
     } catch (error) {
-      fail(`${(error as Error).message} (GSTREAMER_RTSP_USER)`);
+      fail(`${(error as Error).message} (GSTREAMER_RTSP_USER, GSTREAMER_RTSP_PUBLISH_USER)`);
     }
     console.log("RTSP requires basic auth");
   }
@@ -118,6 +120,8 @@ async function main(): Promise<void> {
     maxPipelines: config.maxPipelines,
   });
   // Before the transport listens, so the first client already sees every stored pipeline.
+  // ANNOUNCE/RECORD publishers, counted with pushes against GSTREAMER_MAX_PUSHES.
+  const publishers = new PublishHub(registry, rtsp, config.maxPushes);
   const restored = await registry.restore();
   console.log(
     `Pipelines: ${store.location}, ${restored.restored} restored` +
@@ -208,6 +212,7 @@ async function main(): Promise<void> {
     console.log(`${signal} received: stopping every pipeline`);
     clearInterval(busTimer);
     clearInterval(statsTimer);
+    await publishers.close();
     await registry.shutdown();
     store.close();
     await rtsp.stop();

@@ -69,7 +69,9 @@ export const pipelineErrorSchema = z.strictObject({
 
 export const pipelineInfoSchema = z.strictObject({
   id,
-  kind: z.enum(["pipeline", "push"]).describe('"push" for a stream taken by POST /push/{name}'),
+  kind: z.enum(["pipeline", "push", "publish"]).describe(
+    '"push" for a stream taken by POST /push/{name}; "publish" for one published over RTSP (ANNOUNCE/RECORD)',
+  ),
   description: z.string(),
   state: stateNameSchema,
   desiredState: z.enum(["playing", "paused", "stopped"]).describe(
@@ -158,7 +160,7 @@ export const sinkStatsSchema = z.strictObject({
 
 export const pipelineStatsSchema = z.strictObject({
   id,
-  kind: z.enum(["pipeline", "push"]),
+  kind: z.enum(["pipeline", "push", "publish"]),
   rtspClients: count.optional().describe("RTSP sessions, for pipelines that serve RTSP paths"),
   state: stateNameSchema,
   uptime: z.number().describe("Seconds since it reached PLAYING; 0 when not playing"),

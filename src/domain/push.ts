@@ -75,38 +75,40 @@ export interface PushHost {
 }
 
 /**
- * Why a push cannot take `name`, with what holds it; null when it is free. A push's name is
- * both a pipeline id and an RTSP path, so either may hold it.
+ * Why a push or a publish cannot take `name`, with what holds it; null when it is free. Its
+ * name is both a pipeline id and an RTSP path, so either may hold it.
  */
 export function nameConflict(
-  host: PushHost,
+  host: Pick<PushHost, "find" | "has" | "pathOwner">,
   name: string,
+  action: "push" | "publish" = "push",
 ): { message: string; details: Record<string, unknown> } | null {
   const existing = host.find(name);
   const servedBy = host.pathOwner(name);
-  if (existing?.kind === "push") {
+  if (existing?.kind === "push" || existing?.kind === "publish") {
+    const doing = existing.kind === "push" ? "pushed" : "published";
     return {
-      message:
-        `'${name}' is already being pushed; push to another name, or wait for that push to end`,
-      details: { name, id: name, kind: "push" },
+      message: `'${name}' is already being ${doing}; ${action} to another name, or wait for ` +
+        `that ${existing.kind} to end`,
+      details: { name, id: name, kind: existing.kind },
     };
   }
   if (existing) {
     return {
-      message: `A pipeline named '${name}' exists (it is ${existing.state}); a push needs a name ` +
-        "no pipeline has: push to another name, or delete that pipeline",
+      message: `A pipeline named '${name}' exists (it is ${existing.state}); a ${action} needs ` +
+        `a name no pipeline has: ${action} to another name, or delete that pipeline`,
       details: { name, id: name, kind: existing.kind, state: existing.state },
     };
   }
   if (host.has(name)) {
     return {
-      message: `A pipeline named '${name}' is being created; push to another name`,
+      message: `A pipeline named '${name}' is being created; ${action} to another name`,
       details: { name, id: name },
     };
   }
   if (servedBy !== undefined) {
     return {
-      message: `RTSP path '${name}' is served by pipeline '${servedBy}'; push to another name`,
+      message: `RTSP path '${name}' is served by pipeline '${servedBy}'; ${action} to another name`,
       details: { name, servedBy },
     };
   }

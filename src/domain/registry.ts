@@ -7,7 +7,9 @@
  * client that sends createPipeline and startPipeline without waiting still gets them in order.
  */
 import { AppSource, IdentityCounters } from "../gst/appsrc.ts";
+import { retain } from "../gst/element.ts";
 import type { JsonValue } from "../gst/gvalue.ts";
+import type { Pointer } from "../gst/native.ts";
 import type { StateName } from "../gst/pipeline.ts";
 import type { RtspServer } from "../gst/rtsp.ts";
 import { buildPipeline } from "./builder.ts";
@@ -52,6 +54,12 @@ interface CreateOptions {
 export interface PushElements {
   source: AppSource;
   counter: IdentityCounters;
+}
+
+/** A publish's own references to its udpsrc elements and counters (see src/domain/publish.ts). */
+export interface PublishElements {
+  sources: Pointer[];
+  counters: IdentityCounters[];
 }
 
 export class PipelineRegistry {
@@ -120,6 +128,22 @@ export class PipelineRegistry {
     const { result } = await this.#create(spec, { kind: "push", extraStats }, (pipeline) => ({
       source: new AppSource(pipeline.element("source").pointer),
       counter: new IdentityCounters(pipeline.element("counter").pointer),
+    }));
+    return result;
+  }
+
+  /**
+   * Creates an RTSP publish's pipeline (src/domain/publish.ts), taking references to its
+   * `sources` (udpsrc elements) and identity `counters` as it is registered.
+   */
+  async createPublish(
+    spec: PipelineSpec,
+    extraStats: () => Record<string, unknown>,
+    names: { sources: string[]; counters: string[] },
+  ): Promise<PublishElements> {
+    const { result } = await this.#create(spec, { kind: "publish", extraStats }, (pipeline) => ({
+      sources: names.sources.map((name) => retain(pipeline.element(name).pointer)),
+      counters: names.counters.map((name) => new IdentityCounters(pipeline.element(name).pointer)),
     }));
     return result;
   }

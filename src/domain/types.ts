@@ -3,7 +3,7 @@ import type { JsonValue } from "../gst/gvalue.ts";
 import type { StateName } from "../gst/pipeline.ts";
 import type { LinkSpec, RestartPolicy } from "./spec.ts";
 
-export type PipelineKind = "pipeline" | "push";
+export type PipelineKind = "pipeline" | "push" | "publish";
 
 /** What a pipeline should be doing: kept on disk and brought back after a restart. */
 export type DesiredState = "playing" | "paused" | "stopped";

@@ -35,6 +35,16 @@ export const Layout = {
   GstRTSPAuthPrivate: { methods: 72, authMethods: 76 },
   /** The create_element vfunc: after GObjectClass (136 bytes) and gen_key. */
   GstRTSPMediaFactoryClass: { createElement: 144 },
+  /** The check vfunc: after GObjectClass (136 bytes) and authenticate. */
+  GstRTSPAuthClass: { check: 144 },
+  /**
+   * The request being handled (rtsp-context.h): server, conn, client, request, uri, method,
+   * auth, token... `auth` is proved at start-up; the fields read beside it (client, request,
+   * token) are checked by their type each time one is read.
+   */
+  GstRTSPContext: { size: 128, client: 16, request: 24, auth: 48, token: 56 },
+  /** A GstMiniObject (a token, a caps) starts with its GType. */
+  GstMiniObject: { type: 0 },
 } as const;
 
 /** The table's shape, with any offsets (a test checks that a wrong one is caught). */
@@ -130,6 +140,7 @@ export function verifyLayout(version: string, table: LayoutTable = Layout): void
   checkPadTemplates(expect, table);
   checkRtspAuth(expect, table);
   checkMediaFactorySlot(expect, table);
+  checkRtspAuthCheckSlot(expect, table);
 }
 
 type Expect = (check: string, actual: unknown, expected: unknown) => void;
@@ -392,6 +403,88 @@ function checkRtspAuth(expect: Expect, table: LayoutTable): void {
   } finally {
     gobject.g_object_unref(auth);
   }
+  const token = rtsp.gst_rtsp_token_new_empty()!;
+  try {
+    expect(
+      "GstMiniObject.type (a GstRTSPToken)",
+      readU64(token, table.GstMiniObject.type),
+      BigInt(rtsp.gst_rtsp_token_get_type()),
+    );
+  } finally {
+    lib().gst.gst_mini_object_unref(token);
+  }
+}
+
+/** A fresh name for a probe type: a type lives as long as the process, which may check twice. */
+function probeTypeName(base: string): string {
+  const { gobject } = lib();
+  let name = base;
+  for (let i = 1; BigInt(gobject.g_type_from_name(cstr(name))) !== 0n; i++) name = `${base}${i}`;
+  return name;
+}
+
+/**
+ * The auth's check slot and the context's auth field: a probe subclass puts a plain callback in
+ * its check slot, a context we made names a probe instance as its auth, and the public
+ * gst_rtsp_auth_check must reach the callback with that auth and that context.
+ */
+function checkRtspAuthCheckSlot(expect: Expect, table: LayoutTable): void {
+  const { rtsp, gobject } = lib();
+  const offset = table.GstRTSPAuthClass.check;
+  const parent = BigInt(rtsp.gst_rtsp_auth_get_type());
+  const query = new Uint8Array(table.GTypeQuery.size);
+  gobject.g_type_query(parent, query);
+  const sizes = new DataView(query.buffer);
+  const classSize = sizes.getUint32(table.GTypeQuery.classSize, true);
+  expect("GstRTSPAuthClass size holds check", offset + 8 <= classSize, true);
+  let seen: { auth: bigint; ctx: bigint } | null = null;
+  const probe = new Deno.UnsafeCallback(
+    { parameters: ["pointer", "pointer", "pointer"], result: "i32" } as const,
+    (auth, ctx) => {
+      seen = { auth: Deno.UnsafePointer.value(auth), ctx: Deno.UnsafePointer.value(ctx) };
+      return 1;
+    },
+  );
+  const classInit = new Deno.UnsafeCallback(
+    { parameters: ["pointer", "pointer"], result: "void" } as const,
+    (klass) => writeSlot(klass!, offset, probe.pointer),
+  );
+  const context = new BigUint64Array(table.GstRTSPContext.size / 8);
+  const contextPointer = Deno.UnsafePointer.of(context)!;
+  try {
+    const type = gobject.g_type_register_static_simple(
+      parent,
+      cstr(probeTypeName("GstControlAuthProbe")),
+      classSize,
+      classInit.pointer,
+      sizes.getUint32(table.GTypeQuery.instanceSize, true),
+      null,
+      0,
+    );
+    expect("registering the auth probe type", BigInt(type) !== 0n, true);
+    const auth = gobject.g_object_new_with_properties(type, 0, null, null)!;
+    context[table.GstRTSPContext.auth / 8] = BigInt(Deno.UnsafePointer.value(auth));
+    rtsp.gst_rtsp_context_push_current(contextPointer);
+    try {
+      // With the auth field elsewhere, the check finds no auth and says yes without a call.
+      rtsp.gst_rtsp_auth_check(cstr("layout.probe"));
+      const called = seen as { auth: bigint; ctx: bigint } | null;
+      expect("GstRTSPContext.auth / GstRTSPAuthClass.check", called !== null, true);
+      expect("GstRTSPAuthClass.check (auth)", called!.auth, Deno.UnsafePointer.value(auth));
+      expect(
+        "GstRTSPAuthClass.check (context)",
+        called!.ctx,
+        Deno.UnsafePointer.value(contextPointer),
+      );
+    } finally {
+      rtsp.gst_rtsp_context_pop_current(contextPointer);
+      gobject.g_object_unref(auth);
+    }
+  } finally {
+    // The class keeps classInit's and probe's addresses, but is never instantiated again.
+    classInit.close();
+    probe.close();
+  }
 }
 
 /**
@@ -420,15 +513,9 @@ function checkMediaFactorySlot(expect: Expect, table: LayoutTable): void {
     (klass) => writeSlot(klass!, offset, probe.pointer),
   );
   try {
-    // A fresh type name each time: a type lives as long as the process, and a process (a test
-    // run) may check more than once.
-    let probeName = "GstControlLayoutProbe";
-    for (let i = 1; BigInt(gobject.g_type_from_name(cstr(probeName))) !== 0n; i++) {
-      probeName = `GstControlLayoutProbe${i}`;
-    }
     const type = gobject.g_type_register_static_simple(
       parent,
-      cstr(probeName),
+      cstr(probeTypeName("GstControlLayoutProbe")),
       classSize,
       classInit.pointer,
       sizes.getUint32(table.GTypeQuery.instanceSize, true),

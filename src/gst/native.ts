@@ -8,6 +8,7 @@ import { gobjectSymbols } from "../../ffi/gobject.ts";
 import { gstSymbols } from "../../ffi/gstreamer.ts";
 import { appSymbols } from "../../ffi/gstapp.ts";
 import { rtspSymbols } from "../../ffi/gstrtspserver.ts";
+import { rtspMessageSymbols, sdpSymbols } from "../../ffi/gstrtsp.ts";
 
 export type Pointer = Deno.PointerObject;
 
@@ -18,6 +19,8 @@ function load() {
     gst: openLibrary("gstreamer-1.0", gstSymbols).symbols,
     app: openLibrary("gstapp-1.0", appSymbols).symbols,
     rtsp: openLibrary("gstrtspserver-1.0", rtspSymbols).symbols,
+    rtspMessage: openLibrary("gstrtsp-1.0", rtspMessageSymbols).symbols,
+    sdp: openLibrary("gstsdp-1.0", sdpSymbols).symbols,
   };
 }
 

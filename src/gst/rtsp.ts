@@ -6,15 +6,110 @@
  * from here; its create_element vfunc is a thread-safe JS callback (a rare
  * control call, once per shared media: docs/architecture.md, threading rule 5). The loop thread
  * waits while it runs, so the callback only builds elements and never waits.
+ *
+ * Publishing (ANNOUNCE/RECORD) goes through the auth: a GstRTSPAuth subclass whose check vfunc
+ * is another such callback. gst-rtsp-server looks for the media of an ANNOUNCE before anything
+ * else can see the request, so the auth's URL check, which comes first, is where a publish is
+ * accepted (a record factory is mounted at its path) or refused with a status of our own.
  */
-import { cstr, gtype, lib, type Pointer } from "./native.ts";
-import { Layout, readPointer, RtspAuthScheme, u32Fields, writeSlot } from "./layout.ts";
+import {
+  cstr,
+  gtype,
+  lib,
+  type Pointer,
+  pointerSlot,
+  readCString,
+  slotPointer,
+  takeCString,
+} from "./native.ts";
+import {
+  instanceType,
+  Layout,
+  readPointer,
+  readU64,
+  RtspAuthScheme,
+  u32Fields,
+  writeSlot,
+} from "./layout.ts";
 
-/** Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ...), or null when it cannot. */
+/**
+ * Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ... or, for
+ * a publish, depay0, depay1, ... taking the publisher's RTP), or null when it cannot.
+ */
 export type MediaBuilder = () => Pointer | null;
 
-/** The media factory role of every authenticated RTSP user (they all may do the same). */
-const AUTH_ROLE = "user";
+/** Media factory roles: readers may read; publishers may read and publish. */
+const READ_ROLE = "user";
+const PUBLISH_ROLE = "publisher";
+
+/** GST_RTSP_TRANSPORT_MODE_RECORD. */
+const TRANSPORT_MODE_RECORD = 2;
+/** GST_RTSP_ANNOUNCE, in GstRTSPMethod. */
+const METHOD_ANNOUNCE = 1 << 1;
+const GST_RTSP_MESSAGE_REQUEST = 1;
+
+/** One stream of a publisher's SDP: its media ("video", "audio"), encoding and RTP caps. */
+export interface SdpStream {
+  media: string;
+  /** The encoding name of the rtpmap, upper case ("H264", "MPEG4-GENERIC", "OPUS"). */
+  encoding: string;
+  /** application/x-rtp caps as depayloaders take them (with sprop-parameter-sets, config...). */
+  caps: string;
+}
+
+/** A publisher's ANNOUNCE, as far as the server can say yes or no to it. */
+export interface AnnounceRequest {
+  /** The path without its leading '/', percent-decoded. */
+  path: string;
+  streams: SdpStream[];
+  /** The publisher's IP address. */
+  from: string;
+}
+
+/** Yes (with the builder of the record media's bin), or a refusal with its RTSP status. */
+export type AnnounceAnswer =
+  | { record: MediaBuilder }
+  | { status: number; reason: string };
+
+export type AnnounceHandler = (request: AnnounceRequest) => AnnounceAnswer;
+
+/**
+ * The streams of an SDP (an ANNOUNCE body), with caps made by GStreamer's own SDP code (what
+ * gst-rtsp-server gives its depayloaders); null when it is not SDP or a stream's first format
+ * has no rtpmap.
+ */
+export function sdpStreams(text: string): SdpStream[] | null {
+  const { sdp, gst } = lib();
+  const slot = pointerSlot();
+  if (sdp.gst_sdp_message_new_from_text(cstr(text), slot) !== 0) return null;
+  const message = slotPointer(slot);
+  if (message === null) return null;
+  try {
+    const streams: SdpStream[] = [];
+    const count = sdp.gst_sdp_message_medias_len(message);
+    for (let index = 0; index < count; index++) {
+      const media = sdp.gst_sdp_message_get_media(message, index)!;
+      const kind = readCString(sdp.gst_sdp_media_get_media(media)) ?? "";
+      const format = sdp.gst_sdp_media_formats_len(media) > 0
+        ? Number(readCString(sdp.gst_sdp_media_get_format(media, 0)))
+        : NaN;
+      if (!Number.isInteger(format)) return null;
+      const caps = sdp.gst_sdp_media_get_caps_from_media(media, format);
+      if (caps === null) return null;
+      const text = takeCString(gst.gst_caps_to_string(caps)) ?? "";
+      gst.gst_caps_unref(caps);
+      const encoding = /encoding-name=\(string\)([^,;]+)/.exec(text)?.[1].toUpperCase() ?? "";
+      streams.push({
+        media: kind,
+        encoding,
+        caps: text.replace(/^application\/x-unknown/, "application/x-rtp"),
+      });
+    }
+    return streams;
+  } finally {
+    sdp.gst_sdp_message_free(message);
+  }
+}
 
 /** GST_RTSP_DESCRIBE (1 << 0) to GST_RTSP_POST (1 << 12). */
 const ALL_RTSP_METHODS = 0x1fff;
@@ -37,6 +132,9 @@ const CLIENT_THREADS = 16;
 
 const builders = new Map<bigint, MediaBuilder>();
 let factoryType: bigint | undefined;
+/** Each server's auth -> what that server says to a request once the default check passed. */
+const requestCheckers = new Map<bigint, (context: Pointer) => boolean>();
+let authType: bigint | undefined;
 
 /**
  * An empty media, for a request that cannot be served: the path was unmounted while the
@@ -69,24 +167,159 @@ const classInit = new Deno.UnsafeCallback(
     writeSlot(klass!, Layout.GstRTSPMediaFactoryClass.createElement, createElement.pointer),
 );
 
-function mediaFactoryType(): bigint {
-  if (factoryType !== undefined) return factoryType;
+type AuthCheck = (auth: Pointer, context: Pointer, check: Pointer) => number;
+let parentCheck: AuthCheck | undefined;
+
+/** GstRTSPAuth's own check: authentication, the factory permissions, the transport settings. */
+function defaultCheck(): AuthCheck {
+  if (parentCheck) return parentCheck;
   const { rtsp, gobject } = lib();
-  const parent = gtype(rtsp.gst_rtsp_media_factory_get_type());
+  const parentClass = gobject.g_type_class_ref(gtype(rtsp.gst_rtsp_auth_get_type()))!;
+  const signature = { parameters: ["pointer", "pointer", "pointer"], result: "i32" } as const;
+  const slot = readPointer(parentClass, Layout.GstRTSPAuthClass.check)!;
+  const check = new Deno.UnsafeFnPointer(slot as Deno.PointerObject<typeof signature>, signature);
+  // The class reference is kept: the function it points at lives as long as the library.
+  parentCheck = (auth, context, name) => check.call(auth, context, name);
+  return parentCheck;
+}
+
+const URL_CHECK = "auth.check.url";
+
+const authCheck = Deno.UnsafeCallback.threadSafe(
+  { parameters: ["pointer", "pointer", "pointer"], result: "i32" } as const,
+  (auth, context, check) => {
+    try {
+      if (defaultCheck()(auth!, context!, check!) === 0) return 0;
+      if (readCString(check) !== URL_CHECK) return 1;
+      const checkRequest = requestCheckers.get(BigInt(Deno.UnsafePointer.value(auth)));
+      return checkRequest === undefined || checkRequest(context!) ? 1 : 0;
+    } catch (error) {
+      console.error("Checking an RTSP request failed:", error);
+      return 0;
+    }
+  },
+);
+authCheck.unref();
+
+const authClassInit = new Deno.UnsafeCallback(
+  { parameters: ["pointer", "pointer"], result: "void" } as const,
+  (klass) => writeSlot(klass!, Layout.GstRTSPAuthClass.check, authCheck.pointer),
+);
+
+/** Registers a GType subclass of `parent` whose class_init is `classInit`. */
+function registerSubclass(parent: bigint, name: string, classInit: Pointer): bigint {
+  const { gobject } = lib();
   const query = new Uint8Array(Layout.GTypeQuery.size);
   gobject.g_type_query(parent, query);
   const sizes = new DataView(query.buffer);
-  factoryType = gtype(gobject.g_type_register_static_simple(
+  const type = gtype(gobject.g_type_register_static_simple(
     parent,
-    cstr("GstControlMediaFactory"),
+    cstr(name),
     sizes.getUint32(Layout.GTypeQuery.classSize, true),
-    classInit.pointer,
+    classInit,
     sizes.getUint32(Layout.GTypeQuery.instanceSize, true),
     null,
     0,
   ));
-  if (factoryType === 0n) throw new Error("Registering the RTSP media factory type failed");
+  if (type === 0n) throw new Error(`Registering the ${name} type failed`);
+  return type;
+}
+
+function controlAuthType(): bigint {
+  authType ??= registerSubclass(
+    gtype(lib().rtsp.gst_rtsp_auth_get_type()),
+    "GstControlAuth",
+    authClassInit.pointer,
+  );
+  return authType;
+}
+
+/** Whether `instance` is a `type` (or of a subclass): how fields read beside a proved one are checked. */
+function isInstanceOf(instance: Deno.PointerValue, type: number | bigint): boolean {
+  return instance !== null && lib().gobject.g_type_is_a(instanceType(instance), gtype(type)) !== 0;
+}
+
+/** The request a context is handling: its method, URI and client; null if it is not one. */
+function contextRequest(
+  context: Pointer,
+): { message: Pointer; method: number; uri: string; client: Pointer } | null {
+  const { rtspMessage, rtsp } = lib();
+  const message = readPointer(context, Layout.GstRTSPContext.request);
+  const client = readPointer(context, Layout.GstRTSPContext.client);
+  if (message === null || !isInstanceOf(client, rtsp.gst_rtsp_client_get_type())) return null;
+  if (rtspMessage.gst_rtsp_message_get_type(message) !== GST_RTSP_MESSAGE_REQUEST) return null;
+  const method = new Int32Array(1);
+  const uri = pointerSlot();
+  const version = new Int32Array(1);
+  if (rtspMessage.gst_rtsp_message_parse_request(message, method, uri, version) !== 0) return null;
+  return { message, method: method[0], uri: readCString(slotPointer(uri)) ?? "", client: client! };
+}
+
+/** The media factory role of the context's token (set once the request is authenticated). */
+function contextRole(context: Pointer): string | null {
+  const { rtsp } = lib();
+  const token = readPointer(context, Layout.GstRTSPContext.token);
+  if (token === null) return null;
+  if (readU64(token, Layout.GstMiniObject.type) !== BigInt(rtsp.gst_rtsp_token_get_type())) {
+    return null;
+  }
+  return readCString(rtsp.gst_rtsp_token_get_string(token, cstr("media.factory.role")));
+}
+
+/** The body of a request, as text. */
+function requestBody(message: Pointer): string {
+  const data = pointerSlot();
+  const size = new Uint32Array(1);
+  lib().rtspMessage.gst_rtsp_message_get_body(message, data, size);
+  const body = slotPointer(data);
+  if (body === null || size[0] === 0) return "";
+  return new TextDecoder().decode(Deno.UnsafePointerView.getArrayBuffer(body, size[0]));
+}
+
+/** Answers a request with `status` and `reason` (a reason of our own: clients print it). */
+function respond(client: Pointer, request: Pointer, status: number, reason: string): void {
+  const { rtspMessage, rtsp } = lib();
+  const slot = pointerSlot();
+  const phrase = reason.replace(/[\r\n]+/g, " ");
+  if (rtspMessage.gst_rtsp_message_new_response(slot, status, cstr(phrase), request) !== 0) return;
+  const response = slotPointer(slot)!;
+  rtsp.gst_rtsp_client_send_message(client, null, response);
+  rtspMessage.gst_rtsp_message_free(response);
+}
+
+function mediaFactoryType(): bigint {
+  factoryType ??= registerSubclass(
+    gtype(lib().rtsp.gst_rtsp_media_factory_get_type()),
+    "GstControlMediaFactory",
+    classInit.pointer,
+  );
   return factoryType;
+}
+
+/** Permissions granting each role its media factory permissions. */
+function factoryPermissions(roles: Record<string, string[]>): Pointer {
+  const { rtsp } = lib();
+  const permissions = rtsp.gst_rtsp_permissions_new()!;
+  for (const [role, granted] of Object.entries(roles)) {
+    rtsp.gst_rtsp_permissions_add_role_empty(permissions, cstr(role));
+    for (const permission of granted) {
+      rtsp.gst_rtsp_permissions_add_permission_for_role(
+        permissions,
+        cstr(role),
+        cstr(permission),
+        1,
+      );
+    }
+  }
+  return permissions;
+}
+
+/** A token with the media factory role `role`. */
+function roleToken(role: string): Pointer {
+  const { rtsp } = lib();
+  const token = rtsp.gst_rtsp_token_new_empty()!;
+  rtsp.gst_rtsp_token_set_string(token, cstr("media.factory.role"), cstr(role));
+  return token;
 }
 
 /** A gst-rtsp-server on `address`:`service`, attached to the default main context; null when it cannot listen. */
@@ -122,8 +355,15 @@ export class RtspServer {
   #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
   readonly #factories = new Map<string, bigint>();
-  /** Given to every factory mounted once basic auth is required; kept as long as the servers. */
-  #permissions: Pointer | null = null;
+  /** Paths where a publisher's record media is made until the path is served for readers. */
+  readonly #recordFactories = new Map<string, bigint>();
+  /** Who may do what on a factory: readers read; publishers read, and publish to record factories. */
+  readonly #permissions: Pointer;
+  readonly #recordPermissions: Pointer;
+  /** The auth every server checks each request with (a GstControlAuth); kept as long as they are. */
+  readonly #auth: Pointer;
+  #authRequired = false;
+  #announce: AnnounceHandler | null = null;
   readonly port: number;
 
   /**
@@ -132,9 +372,27 @@ export class RtspServer {
    * with the same mount points, sessions and auth: one server binds one address.
    */
   constructor(addresses: string[], port: number) {
-    const { rtsp, glib } = lib();
+    const { rtsp, glib, gobject, gst } = lib();
+    this.#permissions = factoryPermissions({
+      [READ_ROLE]: ["media.factory.access", "media.factory.construct"],
+      [PUBLISH_ROLE]: ["media.factory.access", "media.factory.construct"],
+    });
+    this.#recordPermissions = factoryPermissions({
+      [PUBLISH_ROLE]: ["media.factory.access", "media.factory.construct"],
+    });
+    this.#auth = gobject.g_object_new_with_properties(controlAuthType(), 0, null, null)!;
+    // Until basic auth is required, a client without credentials may read and publish.
+    const anyone = roleToken(PUBLISH_ROLE);
+    rtsp.gst_rtsp_auth_set_default_token(this.#auth, anyone);
+    gst.gst_mini_object_unref(anyone);
+    requestCheckers.set(
+      BigInt(Deno.UnsafePointer.value(this.#auth)),
+      (context) => this.#checkRequest(context),
+    );
     const [first, ...others] = addresses;
-    const server = listenOn(first, String(port));
+    const server = listenOn(first, String(port), (made) => {
+      rtsp.gst_rtsp_server_set_auth(made, this.#auth);
+    });
     if (server === null) throw new Error(`The RTSP server could not listen on ${first}:${port}`);
     this.#servers = [server];
     this.#mounts = rtsp.gst_rtsp_server_get_mount_points(server)!;
@@ -144,6 +402,7 @@ export class RtspServer {
       const other = listenOn(address, String(this.port), (made) => {
         rtsp.gst_rtsp_server_set_mount_points(made, this.#mounts);
         rtsp.gst_rtsp_server_set_session_pool(made, this.#sessions);
+        rtsp.gst_rtsp_server_set_auth(made, this.#auth);
       });
       if (other === null) {
         // One address of several (::1 on a machine without IPv6) is not worth refusing to start.
@@ -172,45 +431,88 @@ export class RtspServer {
    * challenge to anyone else. Call it once, right after construction, in the same synchronous run
    * (before any await), so that no client is accepted without it.
    */
-  requireBasicAuth(credentials: { user: string; password: string }[]): void {
-    if (this.#permissions !== null) throw new Error("RTSP basic auth is already required");
+  requireBasicAuth(
+    readers: { user: string; password: string }[],
+    publishers: { user: string; password: string }[] = [],
+  ): void {
+    if (this.#authRequired) throw new Error("RTSP basic auth is already required");
     if (this.#loopStarted || this.#factories.size > 0) {
       throw new Error(
         "RTSP basic auth must be required right after the server is made, before clients or paths",
       );
     }
-    if (credentials.length === 0) throw new Error("RTSP basic auth needs at least one user");
-    for (const { user } of credentials) {
+    if (readers.length + publishers.length === 0) {
+      throw new Error("RTSP basic auth needs at least one user");
+    }
+    for (const { user } of [...readers, ...publishers]) {
       // RFC 7617: the user-id cannot contain a colon; "a:b" + "c" would also match "a" + "b:c".
       if (user === "" || user.includes(":")) {
         throw new Error(`RTSP user name ${JSON.stringify(user)} must be non-empty, without ':'`);
       }
     }
-    const { rtsp, gobject, glib } = lib();
-    const permissions = rtsp.gst_rtsp_permissions_new()!;
-    rtsp.gst_rtsp_permissions_add_role_empty(permissions, cstr(AUTH_ROLE));
-    for (const permission of ["media.factory.access", "media.factory.construct"]) {
-      rtsp.gst_rtsp_permissions_add_permission_for_role(
-        permissions,
-        cstr(AUTH_ROLE),
-        cstr(permission),
-        1,
+    const { rtsp, glib, gst } = lib();
+    for (const [role, credentials] of [[READ_ROLE, readers], [PUBLISH_ROLE, publishers]] as const) {
+      const token = roleToken(role);
+      for (const { user, password } of credentials) {
+        const basic = rtsp.gst_rtsp_auth_make_basic(cstr(user), cstr(password));
+        rtsp.gst_rtsp_auth_add_basic(this.#auth, basic, token);
+        glib.g_free(basic);
+      }
+      gst.gst_mini_object_unref(token);
+    }
+    // Clients without credentials get no token, so no access: a 401 with the challenge.
+    rtsp.gst_rtsp_auth_set_default_token(this.#auth, null);
+    authenticateEveryRequest(this.#auth);
+    this.#authRequired = true;
+  }
+
+  /** Decides ANNOUNCE requests (publishing); without a handler they are refused. */
+  onAnnounce(handler: AnnounceHandler): void {
+    this.#announce = handler;
+  }
+
+  /**
+   * What this server says to a request after GstRTSPAuth's own URL check passed: every request
+   * but ANNOUNCE goes on; an ANNOUNCE is answered here when refused, or gets its record factory.
+   */
+  #checkRequest(context: Pointer): boolean {
+    const request = contextRequest(context);
+    if (request === null) {
+      console.error("An RTSP request could not be read from its context; refused");
+      return false;
+    }
+    if (request.method !== METHOD_ANNOUNCE) return true;
+    const refuse = (status: number, reason: string) => {
+      console.warn(`RTSP publish to ${request.uri} refused: ${status} ${reason}`);
+      respond(request.client, request.message, status, reason);
+      return false;
+    };
+    if (this.#authRequired && contextRole(context) !== PUBLISH_ROLE) {
+      return refuse(
+        403,
+        "Forbidden: these credentials may read but not publish; publish as " +
+          "GSTREAMER_RTSP_PUBLISH_USER, or as user 'token' with the API token",
       );
     }
-    const token = rtsp.gst_rtsp_token_new_empty()!;
-    rtsp.gst_rtsp_token_set_string(token, cstr("media.factory.role"), cstr(AUTH_ROLE));
-    const auth = rtsp.gst_rtsp_auth_new()!;
-    for (const { user, password } of credentials) {
-      const basic = rtsp.gst_rtsp_auth_make_basic(cstr(user), cstr(password));
-      rtsp.gst_rtsp_auth_add_basic(auth, basic, token);
-      glib.g_free(basic);
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(request.uri).pathname).replace(/^\/+|\/+$/g, "");
+    } catch {
+      return refuse(400, `Bad Request: cannot read the path of ${request.uri}`);
     }
-    lib().gst.gst_mini_object_unref(token);
-    authenticateEveryRequest(auth);
-    // Clients accepted from here on (all of them: the loop has not run yet) check every request.
-    for (const server of this.#servers) rtsp.gst_rtsp_server_set_auth(server, auth);
-    gobject.g_object_unref(auth);
-    this.#permissions = permissions;
+    const streams = sdpStreams(requestBody(request.message));
+    if (streams === null || streams.length === 0) {
+      return refuse(400, "Bad Request: the ANNOUNCE body is not an SDP with at least one stream");
+    }
+    const connection = lib().rtsp.gst_rtsp_client_get_connection(request.client);
+    const from = connection === null
+      ? "?"
+      : readCString(lib().rtspMessage.gst_rtsp_connection_get_ip(connection)) ?? "?";
+    const answer = this.#announce?.({ path, streams, from }) ??
+      { status: 405, reason: "Method Not Allowed: this server takes no publishers" };
+    if ("status" in answer) return refuse(answer.status, answer.reason);
+    this.#mountRecord(path, answer.record);
+    return true;
   }
 
   /** Open RTSP sessions per mounted path. */
@@ -237,20 +539,50 @@ export class RtspServer {
     return this.#factories.has(path);
   }
 
-  /** Serves `build`'s media at rtsp://host:port/{path}, shared by every client. */
+  /**
+   * Serves `build`'s media at rtsp://host:port/{path}, shared by every client. It takes the
+   * place of a record factory at the path: the publisher keeps the record media it made.
+   */
   mount(path: string, build: MediaBuilder): void {
-    const { rtsp, gobject } = lib();
     if (this.#factories.has(path)) throw new Error(`RTSP path '${path}' is already mounted`);
+    this.#forgetRecord(path);
+    const factory = this.#newFactory(build, this.#permissions);
+    lib().rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
+    this.#factories.set(path, BigInt(Deno.UnsafePointer.value(factory)));
+    lib().rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
+  }
+
+  /** A factory of ours building with `build`, with `permissions` (without, auth refuses it to all). */
+  #newFactory(build: MediaBuilder, permissions: Pointer): Pointer {
+    const { rtsp, gobject } = lib();
     const factory = gobject.g_object_new_with_properties(mediaFactoryType(), 0, null, null)!;
-    rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
-    // Without permissions for the token's role, GstRTSPAuth refuses the factory to everyone.
-    if (this.#permissions !== null) {
-      rtsp.gst_rtsp_media_factory_set_permissions(factory, this.#permissions);
-    }
-    const key = BigInt(Deno.UnsafePointer.value(factory));
-    builders.set(key, build);
-    this.#factories.set(path, key);
+    rtsp.gst_rtsp_media_factory_set_permissions(factory, permissions);
+    builders.set(BigInt(Deno.UnsafePointer.value(factory)), build);
+    return factory;
+  }
+
+  /** Makes the publisher's record media at `path` (its depay0, depay1... take its RTP). */
+  #mountRecord(path: string, build: MediaBuilder): void {
+    const { rtsp } = lib();
+    this.#forgetRecord(path);
+    const factory = this.#newFactory(build, this.#recordPermissions);
+    rtsp.gst_rtsp_media_factory_set_transport_mode(factory, TRANSPORT_MODE_RECORD);
+    this.#recordFactories.set(path, BigInt(Deno.UnsafePointer.value(factory)));
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
+  }
+
+  #forgetRecord(path: string): void {
+    const key = this.#recordFactories.get(path);
+    if (key === undefined) return;
+    this.#recordFactories.delete(path);
+    builders.delete(key);
+  }
+
+  /** Takes away the record factory of a publish that ended before the path was served. */
+  unmountRecord(path: string): void {
+    if (!this.#recordFactories.has(path)) return;
+    this.#forgetRecord(path);
+    lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
   }
 
   unmount(path: string): void {
@@ -265,6 +597,7 @@ export class RtspServer {
   async stop(): Promise<void> {
     clearInterval(this.#cleanupTimer);
     for (const path of [...this.#factories.keys()]) this.unmount(path);
+    for (const path of [...this.#recordFactories.keys()]) this.unmountRecord(path);
     lib().glib.g_main_loop_quit(this.#loop);
     await this.#loopDone;
   }

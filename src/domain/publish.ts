@@ -1,0 +1,395 @@
+/**
+ * RTSP publishing: a stream an encoder sends with ANNOUNCE/RECORD (ffmpeg -f rtsp,
+ * rtspclientsink), served at the same rtsp://HOST:RTSP_PORT/{name} to every reader, like a push.
+ *
+ * gst-rtsp-server receives the publisher's RTP into a record media it owns, whose bin is
+ * depay0 (identity) ! udpsink per stream, to a loopback port. The publish itself is a pipeline
+ * of kind "publish" in the registry (udpsrc ! depayloader ! parser ! identity ! rtspserversink
+ * per stream), so it shows in getPipelines, stats and events, and readers get it as they get any
+ * served pipeline. When the publisher leaves (TEARDOWN, a dropped connection, or silence), the
+ * publish ends: EOS through its pipeline, which readers see as the end, and the name is freed.
+ */
+import {
+  endAndRelease,
+  linkedBin,
+  makeElement,
+  release,
+  retain,
+  sourceState,
+} from "../gst/element.ts";
+import type { Pointer } from "../gst/native.ts";
+import { setProperty } from "../gst/property.ts";
+import type { AnnounceAnswer, AnnounceRequest, RtspServer, SdpStream } from "../gst/rtsp.ts";
+import { freeUdpPort } from "./mounts.ts";
+import { NAME_RULE, namePattern } from "./names.ts";
+import { nameConflict, type PushHost } from "./push.ts";
+import type { PublishElements } from "./registry.ts";
+import type { ElementSpec, LinkSpec, PipelineSpec } from "./spec.ts";
+
+/** What a publish needs of the registry. */
+export interface PublishHost extends Omit<PushHost, "createPush" | "fail" | "pollBus"> {
+  createPublish(
+    spec: PipelineSpec,
+    extraStats: () => Record<string, unknown>,
+    names: { sources: string[]; counters: string[] },
+  ): Promise<PublishElements>;
+}
+
+interface PublishCodec {
+  label: string;
+  depay: string;
+  parser: string;
+}
+
+/** Codecs a publisher may send, by SDP encoding name. */
+const publishCodecs: Record<string, PublishCodec> = {
+  H264: { label: "H.264", depay: "rtph264depay", parser: "h264parse" },
+  H265: { label: "H.265", depay: "rtph265depay", parser: "h265parse" },
+  "MPEG4-GENERIC": { label: "AAC", depay: "rtpmp4gdepay", parser: "aacparse" },
+  "MP4A-LATM": { label: "AAC", depay: "rtpmp4adepay", parser: "aacparse" },
+  OPUS: { label: "Opus", depay: "rtpopusdepay", parser: "opusparse" },
+};
+
+const ACCEPTED = "H.264 or H.265 video, with AAC or Opus audio";
+
+/** A publisher that has not sent RECORD this long after ANNOUNCE is given up. */
+const START_TIMEOUT_MS = 20_000;
+/** A publisher that sends nothing this long is gone (as MediaMTX's default read timeout). */
+const IDLE_TIMEOUT_MS = 10_000;
+/** How long the end of a publish may take to pass through its pipeline before it is deleted. */
+const DRAIN_TIMEOUT_MS = 3_000;
+const WATCH_MS = 250;
+/** Loopback ports kept ready: a publish takes them at once, while gst-rtsp-server waits. */
+const SPARE_PORTS = 4;
+
+/** Free loopback UDP ports asked of the kernel ahead of need (the ANNOUNCE cannot wait). */
+class PortPool {
+  readonly #spare: number[] = [];
+  #filling = false;
+
+  constructor() {
+    this.#fill();
+  }
+
+  take(count: number): number[] | null {
+    const taken = this.#spare.length >= count ? this.#spare.splice(0, count) : null;
+    this.#fill();
+    return taken;
+  }
+
+  #fill(): void {
+    if (this.#filling || this.#spare.length >= SPARE_PORTS) return;
+    this.#filling = true;
+    void (async () => {
+      try {
+        while (this.#spare.length < SPARE_PORTS) this.#spare.push(await freeUdpPort());
+      } catch (error) {
+        console.error("Finding free UDP ports for RTSP publishing failed:", error);
+      } finally {
+        this.#filling = false;
+      }
+    })();
+  }
+}
+
+/** How a publish ended. */
+type PublishEnd = "publisher left" | "publisher silent" | "publisher never recorded" | "removed";
+
+class PublishSession {
+  readonly name: string;
+  readonly #host: PublishHost;
+  readonly #server: RtspServer;
+  readonly #streams: (SdpStream & { codec: PublishCodec; port: number })[];
+  readonly #from: string;
+  readonly #announcedAt = performance.now();
+  /** The record media's first udpsink: PLAYING while the publisher records. */
+  #recordSink: Pointer | null = null;
+  #recording = false;
+  #elements: PublishElements | null = null;
+  /** The pipeline was made and started (a stop by anyone after this ends the publish). */
+  #started = false;
+  /** Making the pipeline failed: there is nothing to end but our own references. */
+  #creationFailed = false;
+  #lastFrames = { count: -1, at: performance.now() };
+  #ended: PublishEnd | null = null;
+  readonly #onEnd: () => void;
+  #rate = { bytes: 0, at: performance.now(), bitrate: 0 };
+
+  constructor(
+    host: PublishHost,
+    server: RtspServer,
+    request: AnnounceRequest,
+    streams: (SdpStream & { codec: PublishCodec; port: number })[],
+    onEnd: () => void,
+  ) {
+    this.name = request.path;
+    this.#host = host;
+    this.#server = server;
+    this.#streams = streams;
+    this.#from = request.from;
+    this.#onEnd = onEnd;
+  }
+
+  get format(): string {
+    return this.#streams.map((stream) => stream.codec.label).join(" + ");
+  }
+
+  /** The record media's bin, built once (gst-rtsp-server may ask again for a reader: it gets none). */
+  recordBin(): Pointer | null {
+    if (this.#recordSink !== null || this.#ended !== null) return null;
+    const chains = this.#streams.map((stream, index) => {
+      // gst-rtsp-server takes the element named depay{index} as the receiver of stream {index}.
+      const entry = makeElement("identity", `depay${index}`)!;
+      const out = makeElement("udpsink", `forward${index}`)!;
+      const target = { object: out, label: `forward${index}` };
+      setProperty(target, "host", "127.0.0.1");
+      setProperty(target, "port", stream.port);
+      setProperty(target, "sync", false);
+      setProperty(target, "async", false);
+      return [entry, out];
+    });
+    const bin = linkedBin(`record-${this.name}`, chains);
+    if (bin !== null) this.#recordSink = retain(chains[0][1]);
+    return bin;
+  }
+
+  /** Creates and starts the publish pipeline; the publisher's SETUP and RECORD go on meanwhile. */
+  start(): void {
+    // Called before any await: the registry reserves the name in this same step.
+    const created = this.#host.createPublish(this.#spec(), () => this.#stats(), {
+      sources: this.#streams.map((_, index) => `in${index}`),
+      counters: this.#streams.map((_, index) => `count${index}`),
+    });
+    void created.then(async (elements) => {
+      this.#elements = elements;
+      if (this.#ended !== null) return this.#finish();
+      await this.#host.start(this.name);
+      this.#started = true;
+    }).catch((error) => {
+      console.error(`Publish '${this.name}' could not start:`, error);
+      this.#creationFailed = this.#elements === null;
+      if (this.#ended === null) void this.end("removed");
+      else if (this.#creationFailed) this.#release();
+    });
+  }
+
+  #spec(): PipelineSpec {
+    const elements: ElementSpec[] = [];
+    const links: LinkSpec[] = [];
+    for (const [index, stream] of this.#streams.entries()) {
+      const chain: ElementSpec[] = [
+        {
+          type: "udpsrc",
+          name: `in${index}`,
+          properties: {
+            address: "127.0.0.1",
+            port: stream.port,
+            caps: stream.caps,
+            "buffer-size": 4 * 1024 * 1024,
+          },
+        },
+        { type: stream.codec.depay, name: `unpack${index}` },
+        { type: stream.codec.parser, name: `parse${index}` },
+        { type: "identity", name: `count${index}`, properties: { silent: true } },
+        { type: "rtspserversink", name: `rtsp${index}`, properties: { path: this.name } },
+      ];
+      elements.push(...chain);
+      for (let at = 1; at < chain.length; at++) {
+        links.push({ from: chain[at - 1].name!, to: chain[at].name! });
+      }
+    }
+    return {
+      id: this.name,
+      description: `RTSP publish of ${this.format} from ${this.#from}`,
+      pipeline: { elements, links },
+    };
+  }
+
+  #counts(): { frames: number; bytes: number } {
+    const read = this.#elements?.counters.map((counter) => counter.read()) ?? [];
+    return {
+      // Video buffers out of a parser are frames; the first stream is the video when there is one.
+      frames: read[0]?.buffers ?? 0,
+      bytes: read.reduce((sum, counts) => sum + counts.bytes, 0),
+    };
+  }
+
+  #stats(): Record<string, unknown> {
+    const { frames, bytes } = this.#counts();
+    const now = performance.now();
+    const rate = this.#rate;
+    if (now - rate.at >= 500) {
+      rate.bitrate = Math.round(((bytes - rate.bytes) * 8 * 1000) / (now - rate.at));
+      rate.bytes = bytes;
+      rate.at = now;
+    }
+    return {
+      from: this.#from,
+      format: this.format,
+      recording: this.#recording,
+      frames,
+      bytesIn: bytes,
+      bitrate: rate.bitrate,
+    };
+  }
+
+  /** Looks at the publisher and the pipeline; ends the publish when either is gone. */
+  watch(): void {
+    if (this.#ended !== null) return;
+    const now = performance.now();
+    // Deleted or stopped by a client: the publish is over (the publisher's packets go nowhere).
+    if (this.#started && this.#host.find(this.name)?.state !== "PLAYING") {
+      void this.end("removed");
+      return;
+    }
+    const playing = this.#recordSink !== null && sourceState(this.#recordSink) === "playing";
+    if (!this.#recording) {
+      if (playing) {
+        this.#recording = true;
+        this.#lastFrames = { count: this.#counts().frames, at: now };
+      } else if (now - this.#announcedAt > START_TIMEOUT_MS) {
+        void this.end("publisher never recorded");
+      }
+      return;
+    }
+    if (!playing) {
+      void this.end("publisher left");
+      return;
+    }
+    const { frames } = this.#counts();
+    if (frames !== this.#lastFrames.count) {
+      this.#lastFrames = { count: frames, at: now };
+    } else if (now - this.#lastFrames.at > IDLE_TIMEOUT_MS) {
+      void this.end("publisher silent");
+    }
+  }
+
+  /** Ends the publish once: its stream ends for readers, then its pipeline is deleted. */
+  async end(reason: PublishEnd): Promise<void> {
+    if (this.#ended !== null) return;
+    this.#ended = reason;
+    this.#server.unmountRecord(this.name);
+    console.log(
+      `Publish '${this.name}' from ${this.#from} ended (${reason}): ` +
+        `${this.#counts().frames} frames, ${this.#counts().bytes} bytes in ` +
+        `${Math.round(performance.now() - this.#announcedAt)} ms`,
+    );
+    // Still being created: #finish runs once the creation settles.
+    if (this.#elements !== null) await this.#finish();
+    else if (this.#creationFailed) this.#release();
+  }
+
+  async #finish(): Promise<void> {
+    const elements = this.#elements!;
+    if (this.#host.has(this.name) && this.#ended !== "removed") {
+      const ended = new Promise<void>((resolve) => {
+        const timer = setTimeout(done, DRAIN_TIMEOUT_MS);
+        const stop = this.#host.subscribe((event) => {
+          if (event.type === "pipelineEos" && event.payload.id === this.name) done();
+        });
+        function done() {
+          clearTimeout(timer);
+          stop();
+          resolve();
+        }
+      });
+      // UDP carries no end of stream: readers see the end by an EOS sent after each udpsrc.
+      const sources = elements.sources.splice(0);
+      await Promise.all(
+        sources.map((source) =>
+          sourceState(source) === "playing" ? endAndRelease(source) : release(source)
+        ),
+      );
+      await ended;
+    }
+    if (this.#host.has(this.name)) await this.#host.delete(this.name).catch(() => {});
+    for (const source of elements.sources.splice(0)) release(source);
+    for (const counter of elements.counters) counter.release();
+    this.#release();
+  }
+
+  /** Drops the record media's sink and frees the name for the next publisher. */
+  #release(): void {
+    if (this.#recordSink !== null) release(this.#recordSink);
+    this.#recordSink = null;
+    this.#onEnd();
+  }
+}
+
+/**
+ * Takes publishers on the RTSP server: says yes or no to each ANNOUNCE, and runs the publishes.
+ * `maxPublishes` bounds how many run at once (GSTREAMER_MAX_PUSHES: pushes and publishes alike).
+ */
+export class PublishHub {
+  readonly #host: PublishHost;
+  readonly #server: RtspServer;
+  readonly #sessions = new Map<string, PublishSession>();
+  readonly #ports = new PortPool();
+  readonly #maxPublishes: number;
+  readonly #watch: ReturnType<typeof setInterval>;
+
+  constructor(host: PublishHost, server: RtspServer, maxPublishes = Infinity) {
+    this.#host = host;
+    this.#server = server;
+    this.#maxPublishes = maxPublishes;
+    server.onAnnounce((request) => this.#announce(request));
+    this.#watch = setInterval(() => {
+      for (const session of this.#sessions.values()) session.watch();
+    }, WATCH_MS);
+    Deno.unrefTimer(this.#watch);
+  }
+
+  #announce(request: AnnounceRequest): AnnounceAnswer {
+    const name = request.path;
+    if (!namePattern.test(name)) {
+      return {
+        status: 400,
+        reason: `Bad Request: invalid stream name ${JSON.stringify(name)}: names are ${NAME_RULE}`,
+      };
+    }
+    const conflict = nameConflict(this.#host, name, "publish");
+    if (conflict) return { status: 409, reason: `Conflict: ${conflict.message}` };
+    const unsupported = request.streams.findIndex((stream) => !publishCodecs[stream.encoding]);
+    if (unsupported !== -1) {
+      const stream = request.streams[unsupported];
+      return {
+        status: 415,
+        reason: `Unsupported Media Type: stream ${unsupported} is ${stream.media} ` +
+          `${stream.encoding || "(no encoding)"}; publish ${ACCEPTED}`,
+      };
+    }
+    if (this.#sessions.size >= this.#maxPublishes) {
+      return {
+        status: 503,
+        reason: `Service Unavailable: ${this.#sessions.size} publishes are running, the ` +
+          "server's limit (GSTREAMER_MAX_PUSHES); try again later",
+      };
+    }
+    const ports = this.#ports.take(request.streams.length);
+    if (ports === null) {
+      return { status: 503, reason: "Service Unavailable: no free UDP port yet; try again" };
+    }
+    const streams = request.streams.map((stream, index) => ({
+      ...stream,
+      codec: publishCodecs[stream.encoding],
+      port: ports[index],
+    }));
+    const session = new PublishSession(
+      this.#host,
+      this.#server,
+      request,
+      streams,
+      () => this.#sessions.delete(name),
+    );
+    this.#sessions.set(name, session);
+    session.start();
+    console.log(`Publish '${name}' of ${session.format} from ${request.from} accepted`);
+    return { record: () => session.recordBin() };
+  }
+
+  /** Ends every publish (the server is stopping). */
+  async close(): Promise<void> {
+    clearInterval(this.#watch);
+    await Promise.all([...this.#sessions.values()].map((session) => session.end("removed")));
+  }
+}
