@@ -366,7 +366,9 @@ function assertPushReply(body: unknown, name: string, bytes: number, frames: num
   const reply = body as { durationMs: unknown };
   assert.equal(typeof reply.durationMs, "number", JSON.stringify(body));
   assert.ok((reply.durationMs as number) >= 0, JSON.stringify(body));
-  assert.deepEqual(body, { name, bytes, frames, durationMs: reply.durationMs });
+  // What the server saw of the stream: the clips are 320x240 H.264 at 30 frame/s.
+  const detected = { format: "H.264", codec: "H.264", width: 320, height: 240, framerate: "30/1" };
+  assert.deepEqual(body, { name, bytes, frames, durationMs: reply.durationMs, detected });
 }
 
 /**
@@ -739,18 +741,22 @@ Deno.test("a fetch body aborted mid-stream ends the push cleanly and frees the n
   await assertServesNewPush("aborted");
 });
 
-Deno.test("garbage posted as H.264 is refused with 422 STREAM_ERROR and a pipelineError", async () => {
+Deno.test("garbage posted as H.264 is refused with 422 before any pipeline is made", async () => {
   const garbage = new Uint8Array(1024 * 1024);
   for (let offset = 0; offset < garbage.length; offset += 65536) {
     crypto.getRandomValues(garbage.subarray(offset, offset + 65536));
   }
-  const since = mark();
+  const created = server.logs.length;
   const reply = await post("/push/garbage", garbage);
   assert.equal(reply.status, 422, JSON.stringify(reply.body));
-  assert.equal(reply.body.error?.code, "STREAM_ERROR", JSON.stringify(reply.body));
-  await eventSince(since, ["pipelineError"], "garbage");
-  await deleted(since, "garbage");
+  assert.equal(reply.body.error?.code, "UNRECOGNISED_STREAM", JSON.stringify(reply.body));
+  assert.match(reply.body.error?.message ?? "", /The body is not H\.264/);
   assert.ok(!(await pipelineIds()).includes("garbage"));
+  await server.waitForLog("/push/garbage from");
+  assert.ok(
+    server.logs.slice(created).some((line) => /refused: 422 UNRECOGNISED_STREAM/.test(line)),
+    "the refusal is not in the server log",
+  );
   await assertServesNewPush("garbage");
 });
 
@@ -776,7 +782,7 @@ Deno.test("bad pushes are refused with their codes and change nothing; POST /pus
   }
   const get = await fetch(pushUrl("x"));
   assert.equal(get.status, 405);
-  assert.equal(get.headers.get("allow"), "POST");
+  assert.equal(get.headers.get("allow"), "POST, PUT");
   assert.equal((await get.json()).error?.code, "METHOD_NOT_ALLOWED");
   assert.deepEqual(await pipelineIds(), []);
 

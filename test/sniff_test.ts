@@ -293,3 +293,28 @@ Deno.test("conversionHint()'s ffmpeg commands make the declared format", async (
     assert.equal(await sniffHintOutput(hint, bytes), declared, `${name} as ${declared}: ${hint}`);
   }
 });
+
+Deno.test("sniff() recognises H.264 in AVC form (lengths, no start codes), as h264parse gives souphttpclientsink", async () => {
+  const output = await new Deno.Command("gst-launch-1.0", {
+    args: [
+      ..."-q videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240 ! x264enc".split(" "),
+      ..."! h264parse ! video/x-h264,stream-format=avc,alignment=au ! fdsink fd=1".split(" "),
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.ok(output.stdout.length > 1000, "gst-launch-1.0 wrote no stream");
+  assertSniffs(output.stdout, "avc", "H.264 in AVC form (4-byte lengths, no start codes)", "AVC");
+  assertSniffs(
+    output.stdout.subarray(0, 1024),
+    "avc",
+    "H.264 in AVC form (4-byte lengths, no start codes)",
+    "its first 1 KiB",
+  );
+  const hint = conversionHint("avc", "h264");
+  assert.ok(hint?.includes("stream-format=byte-stream"), `hint: ${hint}`);
+  // The same bytes with one length broken are not AVC.
+  const broken = output.stdout.slice();
+  broken[3] ^= 0x40;
+  assert.notEqual(sniff(broken).format, "avc");
+});

@@ -10,6 +10,7 @@
  */
 import type { AppSource, IdentityCounters } from "../gst/appsrc.ts";
 import { DomainError } from "./errors.ts";
+import { conversionHint, sniff, type SniffedFormat } from "./sniff.ts";
 import type { ElementSpec } from "./spec.ts";
 import type { PipelineEvent, PipelineInfo } from "./types.ts";
 import type { PushElements } from "./registry.ts";
@@ -23,6 +24,8 @@ export const DRAIN_TIMEOUT_MS = 10_000;
 
 export interface PushFormat {
   label: string;
+  /** What the body's first bytes are when they are this format (src/domain/sniff.ts). */
+  sniffed: "h264" | "h265" | "mpegts";
   /** Whether the parser's output buffers are frames (an MPEG-TS parser outputs packet groups). */
   countsFrames: boolean;
   caps: string;
@@ -32,6 +35,7 @@ export interface PushFormat {
 
 const h264: PushFormat = {
   label: "H.264",
+  sniffed: "h264",
   countsFrames: true,
   caps: "video/x-h264,stream-format=byte-stream",
   parser: "h264parse",
@@ -41,9 +45,9 @@ const h264: PushFormat = {
 /** Formats by Content-Type (parameters such as "; charset" are ignored). */
 export const pushFormats: Record<string, PushFormat> = {
   "video/h264": h264,
-  "application/octet-stream": h264,
   "video/h265": {
     label: "H.265",
+    sniffed: "h265",
     countsFrames: true,
     caps: "video/x-h265,stream-format=byte-stream",
     parser: "h265parse",
@@ -51,12 +55,95 @@ export const pushFormats: Record<string, PushFormat> = {
   },
   "video/mp2t": {
     label: "MPEG-TS",
+    sniffed: "mpegts",
     countsFrames: false,
     caps: "video/mpegts,systemstream=true,packetsize=188",
     parser: "tsparse",
     parserProperties: { "set-timestamps": true, "alignment": 7 },
   },
 };
+
+/** Content-Types that say nothing of the format: it is recognised from the body's first bytes. */
+export const undeclaredContentTypes = ["application/octet-stream"];
+
+/** A body refused before anything was made of it: its HTTP status, code and message. */
+export interface BodyRefusal {
+  status: 415 | 422;
+  code: "UNSUPPORTED_MEDIA_TYPE" | "UNRECOGNISED_STREAM";
+  message: string;
+  details: Record<string, unknown>;
+}
+
+/**
+ * The format of a push from its first bytes and the declared one (null: none declared): the
+ * format to push, or why the body is refused. A body that is another known format is refused
+ * with 415 and the ffmpeg option that fixes it; bytes of no known format with 422.
+ */
+export function judgeBody(
+  declared: PushFormat | null,
+  firstBytes: Uint8Array,
+): { format: PushFormat } | BodyRefusal {
+  const found = sniff(firstBytes);
+  if (declared !== null && found.format === declared.sniffed) return { format: declared };
+  if (declared === null) {
+    const format = Object.values(pushFormats).find((known) => known.sniffed === found.format);
+    if (format) return { format };
+  }
+  const wanted = declared?.label ?? "H.264, H.265 (Annex-B) or MPEG-TS";
+  const details = { detected: found.label, declared: declared?.label ?? null };
+  if (found.format === "unknown") {
+    return {
+      status: 422,
+      code: "UNRECOGNISED_STREAM",
+      message: firstBytes.byteLength === 0
+        ? `The body is empty; send ${wanted}`
+        : `The body is not ${wanted}: its first ${firstBytes.byteLength} bytes are no stream ` +
+          "format the server knows (raw frames or random bytes?)",
+      details,
+    };
+  }
+  const hint = conversionHint(found.format, declared?.sniffed ?? containerTarget(found.format));
+  return {
+    status: 415,
+    code: "UNSUPPORTED_MEDIA_TYPE",
+    message: `The body is ${found.label}, not ${wanted}` + (hint ? `: ${hint}` : ""),
+    details: { ...details, hint },
+  };
+}
+
+/** What a container's video is best converted to when no format was declared. */
+function containerTarget(found: SniffedFormat): "h264" | "mpegts" {
+  return ["mp4", "flv", "matroska", "avc"].includes(found) ? "h264" : "mpegts";
+}
+
+/** What the server saw of a pushed stream: codec, size and rate when its parser said them. */
+export interface DetectedStream {
+  format: string;
+  codec: string | null;
+  width: number | null;
+  height: number | null;
+  framerate: string | null;
+}
+
+const codecsByMediaType: Record<string, string> = {
+  "video/x-h264": "H.264",
+  "video/x-h265": "H.265",
+};
+
+/** The stream described by a parser's output caps (null before it gave any). */
+export function detectedStream(format: PushFormat, caps: string | null): DetectedStream {
+  const field = (name: string) => caps?.match(new RegExp(`\\b${name}=\\(\\w+\\)([^,;]+)`))?.[1];
+  const mediaType = caps?.split(",")[0].trim();
+  const framerate = field("framerate");
+  return {
+    format: format.label,
+    codec: mediaType === undefined ? null : codecsByMediaType[mediaType] ?? null,
+    width: field("width") ? Number(field("width")) : null,
+    height: field("height") ? Number(field("height")) : null,
+    // 0/1 is what a parser says of a stream that does not state its rate.
+    framerate: framerate && framerate !== "0/1" ? framerate : null,
+  };
+}
 
 /** What a push needs of the registry, and nothing more. */
 export interface PushHost {
@@ -147,7 +234,13 @@ export interface PushResult {
   /** null when the stream did not drain in time after the body ended. */
   outcome: PushOutcome | null;
   failure: { element: string; message: string };
-  taken: { name: string; bytes: number; frames: number | null; durationMs: number };
+  taken: {
+    name: string;
+    bytes: number;
+    frames: number | null;
+    durationMs: number;
+    detected: DetectedStream;
+  };
 }
 
 export class PushSession {
@@ -256,6 +349,11 @@ export class PushSession {
     return this.format.countsFrames ? this.#counter.read().buffers : null;
   }
 
+  /** Frames out of the parser so far (null for MPEG-TS). */
+  get frames(): number | null {
+    return this.#frames();
+  }
+
   /** Whether the run is still on: nobody stopped or deleted it, no error, no end yet. */
   get running(): boolean {
     return this.#outcome === null;
@@ -277,7 +375,9 @@ export class PushSession {
       this.#host.fail(
         this.name,
         "parser",
-        `No ${this.format.label} frames in the first ${this.#bytes} bytes`,
+        `No ${this.format.label} frames in the first ${this.#bytes} bytes (no parameter sets ` +
+          "or key frames? souphttpclientsink drops the buffers h264parse marks as headers: " +
+          "give it the encoder's byte-stream output directly)",
       );
     }
     return this.running;
@@ -315,6 +415,7 @@ export class PushSession {
       bytes: this.#bytes,
       frames: this.#frames(),
       durationMs: Math.round(performance.now() - this.#startedAt),
+      detected: detectedStream(this.format, this.#counter.caps()),
     };
     if (this.#outcome !== "deleted" && this.#host.has(this.name)) {
       await this.#host.delete(this.name).catch(() => {});

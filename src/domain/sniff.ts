@@ -4,13 +4,15 @@
  * what it sent and how to send something accepted, instead of a parser error later on.
  *
  * Pure: bytes in, an answer out. Magic numbers are checked first (they sit at fixed offsets),
- * then MPEG-TS (its payload may hold 00 00 01, which would read as Annex-B), then Annex-B.
+ * then MPEG-TS (its payload may hold 00 00 01, which would read as Annex-B), then Annex-B, then
+ * H.264 with 4-byte lengths instead of start codes (the AVC form).
  */
 
 export type SniffedFormat =
   | "mpegts"
   | "h264"
   | "h265"
+  | "avc"
   | "mp4"
   | "flv"
   | "matroska"
@@ -29,6 +31,7 @@ const labels: Record<SniffedFormat, string> = {
   mpegts: "MPEG-TS",
   h264: "H.264 Annex-B",
   h265: "H.265 Annex-B",
+  avc: "H.264 in AVC form (4-byte lengths, no start codes)",
   mp4: "MP4/MOV",
   flv: "FLV",
   matroska: "Matroska/WebM",
@@ -58,6 +61,12 @@ export function conversionHint(
   declared: "h264" | "h265" | "mpegts",
 ): string | null {
   if (found === declared || found === "unknown") return null;
+  if (found === "avc") {
+    return "send Annex-B H.264 (start codes): from GStreamer, x264enc ! " +
+      "video/x-h264,stream-format=byte-stream ! souphttpclientsink, with no h264parse before " +
+      "the sink (souphttpclientsink drops the buffers h264parse marks as headers: parameter sets " +
+      "and key frames); from ffmpeg, -bsf:v h264_mp4toannexb -f h264";
+  }
   if (found === "mpegts") return "send it with Content-Type video/mp2t";
   if (found === "h264" || found === "h265") {
     const contentType = `video/${found}`;
@@ -94,6 +103,8 @@ function sniffWithCertainty(whole: Uint8Array): Answer {
   if (ts >= 2) return answer("mpegts", ts >= MIN_TS_PACKETS);
   const annexB = annexBCodec(bytes);
   if (annexB) return answer(annexB.codec, annexB.fromParameterSet);
+  const lengthPrefixed = lengthPrefixedNals(bytes);
+  if (lengthPrefixed >= 2) return answer("avc", lengthPrefixed >= 3);
   return answer("unknown", false);
 }
 
@@ -251,6 +262,24 @@ function annexBCodec(
   // One accidental 00 00 01 in other data must not make an answer.
   if (valid.length < 2 && !fromParameterSet) return undefined;
   return { codec, fromParameterSet };
+}
+
+/**
+ * How many H.264 NAL units follow each other as 4-byte big-endian length and unit, from the
+ * first byte to the end (the last may be cut off); 0 when the chain breaks before the end.
+ */
+function lengthPrefixedNals(bytes: Uint8Array): number {
+  let at = 0;
+  let count = 0;
+  while (at + 5 <= bytes.length) {
+    const length = new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0);
+    if (length === 0 || h264Type({ first: bytes[at + 4], second: bytes[at + 5] }) === undefined) {
+      return 0;
+    }
+    count++;
+    at += 4 + length;
+  }
+  return at >= bytes.length ? count : 0;
 }
 
 /**

@@ -5,7 +5,7 @@
  * pipeline may be deleted meanwhile; the element then stays valid (flushing) until `release`.
  */
 import { cstr, lib, type Pointer } from "./native.ts";
-import { structureCounters } from "./element.ts";
+import { padCaps, structureCounters } from "./element.ts";
 
 const FLOW_OK = 0;
 const statsName = cstr("stats");
@@ -61,5 +61,11 @@ export class IdentityCounters extends OwnedElement {
     return element === null
       ? { buffers: 0, bytes: 0 }
       : structureCounters(element, statsName, counterFields);
+  }
+
+  /** The caps of what leaves the element (a parser's output: codec, size, rate); null before any. */
+  caps(): string | null {
+    const element = this.element;
+    return element === null ? null : padCaps(element, "src", "current");
   }
 }
