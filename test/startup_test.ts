@@ -14,6 +14,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     mediaDir: "./media",
     authToken: undefined,
     rtspCredentials: undefined,
+    rtspPublishCredentials: undefined,
     allowedOrigins: [],
     elementsAllow: [],
     elementsDeny: [],
@@ -34,6 +35,11 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     [{ GSTREAMER_WS_HOST: " " }, /GSTREAMER_WS_HOST/],
     [{ GSTREAMER_AUTH_TOKEN: "short" }, /GSTREAMER_AUTH_TOKEN.*at least 8/],
     [{ GSTREAMER_RTSP_USER: "viewer" }, /GSTREAMER_RTSP_PASSWORD.*go together/],
+    [
+      { GSTREAMER_RTSP_PUBLISH_PASSWORD: "secret-pw" },
+      /GSTREAMER_RTSP_PUBLISH_USER.*go together/,
+    ],
+    [{ GSTREAMER_RTSP_PUBLISH_USER: "a:b", GSTREAMER_RTSP_PUBLISH_PASSWORD: "x" }, /at least 8/],
     [{ GSTREAMER_MAX_PIPELINES: "0" }, /GSTREAMER_MAX_PIPELINES.*from 1/],
     [
       { GSTREAMER_MAX_REQUESTS_PER_SECOND: "many" },
