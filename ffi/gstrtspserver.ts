@@ -111,6 +111,10 @@ export const rtspSymbols = {
   // GstRTSPResult gst_rtsp_client_send_message (GstRTSPClient *client, GstRTSPSession *session,
   //   GstRTSPMessage *message): copies what it sends
   gst_rtsp_client_send_message: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
+  // GstRTSPMedia *gst_rtsp_session_media_get_media (GstRTSPSessionMedia *media): transfer none
+  gst_rtsp_session_media_get_media: { parameters: ["pointer"], result: "pointer" },
+  // GstRTSPTransportMode gst_rtsp_media_get_transport_mode (GstRTSPMedia *media)
+  gst_rtsp_media_get_transport_mode: { parameters: ["pointer"], result: "u32" },
   // GstRTSPConnection *gst_rtsp_client_get_connection (GstRTSPClient *client): the client keeps it
   gst_rtsp_client_get_connection: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -58,6 +58,8 @@ const START_TIMEOUT_MS = 20_000;
 const IDLE_TIMEOUT_MS = 10_000;
 /** How long the end of a publish may take to pass through its pipeline before it is deleted. */
 const DRAIN_TIMEOUT_MS = 3_000;
+/** Counters that stand still this long after the publisher left: nothing more is coming. */
+const QUIET_MS = 500;
 const WATCH_MS = 250;
 /** Loopback ports kept ready: a publish takes them at once, while gst-rtsp-server waits. */
 const SPARE_PORTS = 4;
@@ -269,19 +271,31 @@ class PublishSession {
     if (this.#ended !== null) return;
     this.#ended = reason;
     this.#server.unmountRecord(this.name);
-    console.log(
-      `Publish '${this.name}' from ${this.#from} ended (${reason}): ` +
-        `${this.#counts().frames} frames, ${this.#counts().bytes} bytes in ` +
-        `${Math.round(performance.now() - this.#announcedAt)} ms`,
-    );
     // Still being created: #finish runs once the creation settles.
     if (this.#elements !== null) await this.#finish();
     else if (this.#creationFailed) this.#release();
   }
 
+  /**
+   * Waits until what the publisher sent before it left has gone through the pipeline: the
+   * counters stand still for QUIET_MS (a busy machine may still hold packets in the socket).
+   */
+  async #drained(): Promise<void> {
+    const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    let last = this.#counts().bytes;
+    let since = performance.now();
+    while (performance.now() < deadline && performance.now() - since < QUIET_MS) {
+      await new Promise((resolve) => setTimeout(resolve, QUIET_MS / 5));
+      const bytes = this.#counts().bytes;
+      if (bytes !== last) [last, since] = [bytes, performance.now()];
+    }
+  }
+
   async #finish(): Promise<void> {
     const elements = this.#elements!;
     if (this.#host.has(this.name) && this.#ended !== "removed") {
+      // The EOS goes after each udpsrc, ahead of what it has not read yet: let that arrive first.
+      await this.#drained();
       const ended = new Promise<void>((resolve) => {
         const timer = setTimeout(done, DRAIN_TIMEOUT_MS);
         const stop = this.#host.subscribe((event) => {
@@ -302,6 +316,11 @@ class PublishSession {
       );
       await ended;
     }
+    const { frames, bytes } = this.#counts();
+    console.log(
+      `Publish '${this.name}' from ${this.#from} ended (${this.#ended}): ${frames} frames, ` +
+        `${bytes} bytes in ${Math.round(performance.now() - this.#announcedAt)} ms`,
+    );
     if (this.#host.has(this.name)) await this.#host.delete(this.name).catch(() => {});
     for (const source of elements.sources.splice(0)) release(source);
     for (const counter of elements.counters) counter.release();

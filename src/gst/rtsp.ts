@@ -322,6 +322,26 @@ function roleToken(role: string): Pointer {
   return token;
 }
 
+/** A publish's record factory, from its ANNOUNCE to the end of the publish. */
+interface RecordMount {
+  /** The factory's address, its key in `builders`. */
+  key: bigint;
+  /** Its record media has been made (the ANNOUNCE found the factory). */
+  made: boolean;
+  /** It is the factory at its path (not yet replaced by the path's play factory). */
+  mounted: boolean;
+  /** The path's play factory, mounted in its place once the record media is made. */
+  waitingPlay?: MediaBuilder;
+}
+
+/** Whether a session's media is a publisher's record media. */
+function isRecording(sessionMedia: Pointer): boolean {
+  const { rtsp } = lib();
+  const media = rtsp.gst_rtsp_session_media_get_media(sessionMedia);
+  return media !== null &&
+    (rtsp.gst_rtsp_media_get_transport_mode(media) & TRANSPORT_MODE_RECORD) !== 0;
+}
+
 /** A gst-rtsp-server on `address`:`service`, attached to the default main context; null when it cannot listen. */
 function listenOn(
   address: string,
@@ -355,8 +375,8 @@ export class RtspServer {
   #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
   readonly #factories = new Map<string, bigint>();
-  /** Paths where a publisher's record media is made until the path is served for readers. */
-  readonly #recordFactories = new Map<string, bigint>();
+  /** Record factories of publishes under way, by path. */
+  readonly #records = new Map<string, RecordMount>();
   /** Who may do what on a factory: readers read; publishers read, and publish to record factories. */
   readonly #permissions: Pointer;
   readonly #recordPermissions: Pointer;
@@ -436,7 +456,7 @@ export class RtspServer {
     publishers: { user: string; password: string }[] = [],
   ): void {
     if (this.#authRequired) throw new Error("RTSP basic auth is already required");
-    if (this.#loopStarted || this.#factories.size > 0) {
+    if (this.#loopStarted || this.#factories.size > 0 || this.#records.size > 0) {
       throw new Error(
         "RTSP basic auth must be required right after the server is made, before clients or paths",
       );
@@ -515,7 +535,7 @@ export class RtspServer {
     return true;
   }
 
-  /** Open RTSP sessions per mounted path. */
+  /** Open RTSP sessions per mounted path: its readers (publishers are not counted). */
   sessionsByPath(): Map<string, number> {
     const { rtsp, gobject, glib } = lib();
     const counts = new Map<string, number>();
@@ -525,7 +545,8 @@ export class RtspServer {
       const session = readPointer(node, Layout.GList.data)!;
       for (const path of this.#factories.keys()) {
         const media = rtsp.gst_rtsp_session_get_media(session, cstr(`/${path}`), matched);
-        if (media !== null && matched[0] === path.length + 1) {
+        // A publisher's session (its record media) is not a reader of the path.
+        if (media !== null && matched[0] === path.length + 1 && !isRecording(media)) {
           counts.set(path, (counts.get(path) ?? 0) + 1);
         }
       }
@@ -535,20 +556,33 @@ export class RtspServer {
     return counts;
   }
 
+  /** Whether `path` is served (or will be, once its publisher's record media is made). */
   isMounted(path: string): boolean {
-    return this.#factories.has(path);
+    return this.#factories.has(path) || this.#records.get(path)?.waitingPlay !== undefined;
   }
 
   /**
    * Serves `build`'s media at rtsp://host:port/{path}, shared by every client. It takes the
-   * place of a record factory at the path: the publisher keeps the record media it made.
+   * place of a record factory at the path once the publisher's record media is made (the
+   * publisher keeps it): until then the ANNOUNCE under way must still find the record factory.
    */
   mount(path: string, build: MediaBuilder): void {
-    if (this.#factories.has(path)) throw new Error(`RTSP path '${path}' is already mounted`);
-    this.#forgetRecord(path);
+    if (this.isMounted(path)) throw new Error(`RTSP path '${path}' is already mounted`);
+    const record = this.#records.get(path);
+    if (record !== undefined && !record.made) {
+      record.waitingPlay = build;
+      return;
+    }
+    this.#mountPlay(path, build);
+  }
+
+  #mountPlay(path: string, build: MediaBuilder): void {
     const factory = this.#newFactory(build, this.#permissions);
     lib().rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
     this.#factories.set(path, BigInt(Deno.UnsafePointer.value(factory)));
+    const record = this.#records.get(path);
+    if (record) record.mounted = false;
+    // Takes the place of the record factory, whose builder stays for a request that found it.
     lib().rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
   }
 
@@ -564,28 +598,38 @@ export class RtspServer {
   /** Makes the publisher's record media at `path` (its depay0, depay1... take its RTP). */
   #mountRecord(path: string, build: MediaBuilder): void {
     const { rtsp } = lib();
-    this.#forgetRecord(path);
-    const factory = this.#newFactory(build, this.#recordPermissions);
+    this.unmountRecord(path);
+    const record: RecordMount = { key: 0n, made: false, mounted: true };
+    const factory = this.#newFactory(() => {
+      const bin = build();
+      record.made = true;
+      const play = record.waitingPlay;
+      record.waitingPlay = undefined;
+      if (play !== undefined) this.#mountPlay(path, play);
+      return bin;
+    }, this.#recordPermissions);
     rtsp.gst_rtsp_media_factory_set_transport_mode(factory, TRANSPORT_MODE_RECORD);
-    this.#recordFactories.set(path, BigInt(Deno.UnsafePointer.value(factory)));
+    record.key = BigInt(Deno.UnsafePointer.value(factory));
+    this.#records.set(path, record);
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
   }
 
-  #forgetRecord(path: string): void {
-    const key = this.#recordFactories.get(path);
-    if (key === undefined) return;
-    this.#recordFactories.delete(path);
-    builders.delete(key);
-  }
-
-  /** Takes away the record factory of a publish that ended before the path was served. */
+  /** Forgets a publish's record factory (its publish ended), taking it off the path if it is there. */
   unmountRecord(path: string): void {
-    if (!this.#recordFactories.has(path)) return;
-    this.#forgetRecord(path);
-    lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
+    const record = this.#records.get(path);
+    if (record === undefined) return;
+    this.#records.delete(path);
+    builders.delete(record.key);
+    if (record.waitingPlay !== undefined) {
+      this.#mountPlay(path, record.waitingPlay);
+    } else if (record.mounted) {
+      lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
+    }
   }
 
   unmount(path: string): void {
+    const record = this.#records.get(path);
+    if (record !== undefined) record.waitingPlay = undefined;
     const key = this.#factories.get(path);
     if (key === undefined) return;
     this.#factories.delete(path);
@@ -597,8 +641,10 @@ export class RtspServer {
   async stop(): Promise<void> {
     clearInterval(this.#cleanupTimer);
     for (const path of [...this.#factories.keys()]) this.unmount(path);
-    for (const path of [...this.#recordFactories.keys()]) this.unmountRecord(path);
+    for (const path of [...this.#records.keys()]) this.unmountRecord(path);
     lib().glib.g_main_loop_quit(this.#loop);
     await this.#loopDone;
+    // The servers keep their references to the auth; a request after this finds no checker.
+    requestCheckers.delete(BigInt(Deno.UnsafePointer.value(this.#auth)));
   }
 }
