@@ -773,16 +773,8 @@ async function rawReplies(conn: Deno.Conn, count: number): Promise<HttpReply[]> 
 
 Deno.test({
   name: "a PUT right after a refused one on the same connection is answered, or left to send again",
-  // BUG (src/transport/push.ts, closeAfterReply): a refusal after which the server closes the
-  // connection (409 RANGE_NOT_CONTINUED here; also the 415/422 of a judged body, 409
-  // STREAM_IN_USE, 503, and the 410/422/504 ends) says `Connection: keep-alive`, and a request
-  // that follows on that connection (pipelined, or sent by a keep-alive client as soon as it has
-  // the reply) is still taken: here the right continuation completes the push (the log says
-  // "ended (eos): <all> bytes, <all> frames") but its 200 is never sent. fetch, which reuses
-  // connections, then sends the PUT again on a new one and is told 409 RANGE_NOT_CONTINUED for
-  // a push that got every byte (seen 1 to 4 times in 60 tries under CPU load). The reply should
-  // say `Connection: close` and nothing after it on that connection be taken.
-  ignore: true,
+  // A refusal after which the server closes the connection says `Connection: close`, so a
+  // keep-alive client does not send its next request on it, unanswered (fetch under load did).
   fn: async () => {
     const name = "put-after-refusal";
     const since = mark();

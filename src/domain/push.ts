@@ -10,7 +10,7 @@
  */
 import type { AppSource, IdentityCounters } from "../gst/appsrc.ts";
 import { DomainError } from "./errors.ts";
-import { conversionHint, sniff, type SniffedFormat } from "./sniff.ts";
+import { conversionHint, sniff, SNIFF_BYTES, type SniffedFormat } from "./sniff.ts";
 import type { ElementSpec } from "./spec.ts";
 import type { PipelineEvent, PipelineInfo } from "./types.ts";
 import type { PushElements } from "./registry.ts";
@@ -97,7 +97,9 @@ export function judgeBody(
       code: "UNRECOGNISED_STREAM",
       message: firstBytes.byteLength === 0
         ? `The body is empty; send ${wanted}`
-        : `The body is not ${wanted}: its first ${firstBytes.byteLength} bytes are no stream ` +
+        : `The body is not ${wanted}: its first ${
+          Math.min(firstBytes.byteLength, SNIFF_BYTES)
+        } bytes are no stream ` +
           "format the server knows (raw frames or random bytes?)",
       details,
     };

@@ -44,10 +44,18 @@ function sendError(
   sendJson(response, status, { error: { code, message, ...(details ? { details } : {}) } });
 }
 
-/** Replies that end the exchange: the connection closes once the reply is out. */
+/**
+ * Replies that end the exchange: the connection closes once the reply is out, and the reply says
+ * so, so a client does not send its next request on it (that request would be taken unanswered).
+ */
 function closeAfterReply(request: http.IncomingMessage, response: http.ServerResponse): void {
+  if (!response.headersSent) response.setHeader("connection", "close");
+  closingSockets.add(request.socket);
   response.once("finish", () => request.destroy());
 }
+
+/** Connections whose last reply closes them: a request pipelined after it is not taken. */
+const closingSockets = new WeakSet<object>();
 
 /** `Content-Range: bytes FROM-TO/TOTAL` (TOTAL may be `*`); null when absent. */
 interface ContentRange {
@@ -96,6 +104,10 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
   return async (request, response, url) => {
     const match = url.pathname.match(/^\/push(?:\/([^/]*))?\/?$/);
     if (!match) return false;
+    if (closingSockets.has(request.socket)) {
+      request.destroy();
+      return true;
+    }
     // Every refusal is logged: a sender (souphttpclientsink) may not show the reply to anyone.
     const httpError: typeof sendError = (response, status, code, message, details) => {
       console.warn(
