@@ -166,7 +166,7 @@ const rtspUrl = (name: string) => `${server.rtspUrl}/${name}`;
 const logs = () => `\n--- server log ---\n${server.logs.join("\n")}`;
 
 type Format = "h264" | "ts" | "h265";
-/** ffmpeg's output options for each pushed format (raw H.264 goes as ffmpeg's default Content-Type, application/octet-stream). */
+/** ffmpeg's output options for each pushed format (raw H.264 goes with no Content-Type, as ffmpeg 5.1 sends it: recognised from its bytes). */
 const outputOptions: Record<Format, string[]> = {
   h264: ["-c", "copy", "-f", "h264"],
   ts: ["-c", "copy", "-content_type", "video/mp2t", "-f", "mpegts"],
