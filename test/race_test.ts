@@ -2,6 +2,8 @@
  * A race test against the real server with real clients. Round after round, at random moments,
  * pipelines and pushes are deleted, stopped and started again while
  * - pushes stream H.264 into the server (fetch with a paced ReadableStream body),
+ * - RTSP publishers (ffmpeg -f rtsp over TCP or UDP) publish, and are killed, stopped or have
+ *   their publish deleted,
  * - RTSP readers (ffmpeg, ffprobe, gst-launch-1.0 rtspsrc) read the pushes and a camera pipeline
  *   that serves its stream with an `rtspserversink`,
  * - a client takes stats ten times a second (statsIntervalMs 100),
@@ -142,6 +144,9 @@ Deno.test.afterAll(async () => {
 const figures = {
   rounds: 0,
   pushes: 0,
+  publishes: 0,
+  /** How each publisher (ffmpeg) ended: its exit code or signal -> count. */
+  publisherEnds: new Map<string, number>(),
   readers: 0,
   /** HTTP status (or how the push ended without one) -> count. */
   statuses: new Map<string, number>(),
@@ -310,10 +315,16 @@ const playing = (since: number, id: string, until: Promise<unknown>) =>
 // ---------------------------------------------------------------------------------------------
 // A round
 
+interface Child {
+  process: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+}
+
 interface Round {
   over: boolean;
   senders: Promise<void>[];
-  readers: { process: Deno.ChildProcess; status: Promise<Deno.CommandStatus> }[];
+  readers: Child[];
+  publishers: Child[];
 }
 
 interface Target {
@@ -635,6 +646,81 @@ async function pushLife(name: string, rng: Rng, round: Round): Promise<void> {
   await Promise.all(pending);
 }
 
+const publishProperties: [string, string][] = [
+  ["in0", "port"],
+  ["count0", "stats"],
+  ["parse0", "config-interval"],
+  ["rtsp0", "drop"],
+];
+
+/** An RTSP publisher of `name`: ffmpeg looping the MP4 clip (H.264 and AAC) over TCP or UDP. */
+function startPublisher(name: string, rng: Rng, round: Round): void {
+  if (round.over || !alive()) return;
+  figures.publishes++;
+  const transport = rng.pick(["tcp", "udp"] as const);
+  const process = new Deno.Command("ffmpeg", {
+    args: [
+      ...["-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", `${mediaDir}/clip.mp4`],
+      ...["-c", "copy", "-f", "rtsp", "-rtsp_transport", transport, `${server.rtspUrl}/${name}`],
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const timer = setTimeout(() => kill(process, "SIGKILL"), CHILD_TIMEOUT_MS);
+  const status = process.status.finally(() => clearTimeout(timer));
+  void status.then((ended) => count(figures.publisherEnds, ended.signal ?? String(ended.code)));
+  round.publishers.push({ process, status });
+}
+
+/**
+ * An RTSP publish of the round: its publisher killed (the connection drops) or interrupted (it
+ * sends TEARDOWN), or the publish deleted or stopped, at a random moment; perhaps published again
+ * under the same name (refused while the name is taken, else a new publish).
+ */
+async function publishLife(name: string, rng: Rng, round: Round): Promise<void> {
+  const pending: Promise<unknown>[] = [];
+  const since = control.client.received.length;
+  startPublisher(name, rng.fork(), round);
+  const over = round.publishers.at(-1)?.status ?? Promise.resolve();
+  if (rng.chance(0.6)) {
+    pending.push(readerWhenPlaying(name, name, since, rng.fork(), round, over));
+  }
+  const trigger = rng.pick(["none", "created", "playing", "later", "later"] as const);
+  if (trigger !== "none") {
+    if (trigger === "created") await eventAfter(since, "pipelineCreated", name, over);
+    else await playing(since, name, over);
+    if (trigger === "later") await moment(rng);
+    const action = rng.pick(["kill", "interrupt", "delete", "stop", "stop+start"] as const);
+    const publisher = round.publishers.at(-1)?.process;
+    switch (action) {
+      case "kill":
+        if (publisher) kill(publisher, "SIGKILL");
+        break;
+      case "interrupt":
+        if (publisher) kill(publisher, "SIGINT");
+        break;
+      case "delete":
+        pending.push(control.request("deletePipeline", { id: name }));
+        break;
+      case "stop":
+        pending.push(control.request("stopPipeline", { id: name }));
+        break;
+      case "stop+start":
+        pending.push(
+          control.request("stopPipeline", { id: name }),
+          control.request("startPipeline", { id: name }),
+        );
+        break;
+    }
+  }
+  if (rng.chance(0.4) && alive()) {
+    await moment(rng, 4);
+    startPublisher(name, rng.fork(), round);
+  }
+  await Promise.all(pending);
+}
+
 /** getPipeline and getElementProperty on the round's pipelines, one at a time, until it ends. */
 async function readLoop(targets: Target[], rng: Rng, round: Round): Promise<void> {
   while (!round.over && alive()) {
@@ -655,6 +741,7 @@ async function runRound(n: number, rng: Rng): Promise<void> {
     over: false,
     senders: [],
     readers: [],
+    publishers: [],
   };
   const graph = rng.pick(Object.keys(graphs) as (keyof typeof graphs)[]);
   const cam: Target = { id: `cam-${n}`, properties: cameraProperties };
@@ -663,18 +750,22 @@ async function runRound(n: number, rng: Rng): Promise<void> {
     id: `push-${n}-${x}`,
     properties: pushProperties,
   }));
-  const targets = [cam, demux, ...pushes];
+  const publish: Target = { id: `pub-${n}`, properties: publishProperties };
+  const targets = [cam, demux, ...pushes, publish];
   const readLoops = [readLoop(targets, rng.fork(), round), readLoop(targets, rng.fork(), round)];
   await Promise.all([
     pipelineLife(cam, camera(cam.id), cam.id, rng.fork(), round),
     pipelineLife(demux, graphs[graph], null, rng.fork(), round),
     ...pushes.map((push) => pushLife(push.id, rng.fork(), round)),
+    publishLife(publish.id, rng.fork(), round),
   ]);
 
   // Teardown: whatever is left is deleted at once, pushes still streaming among them.
   await Promise.all(targets.map((t) => control.request("deletePipeline", { id: t.id })));
   await Promise.all(round.senders);
   round.over = true;
+  for (const publisher of round.publishers) kill(publisher.process, "SIGKILL");
+  await Promise.all(round.publishers.map((publisher) => publisher.status));
   await Promise.all(readLoops);
   for (const reader of round.readers) kill(reader.process, "SIGTERM");
   await Promise.all(round.readers.map((reader) => reader.status));
@@ -755,6 +846,11 @@ Deno.test("deletes, stops and restarts racing pushes, RTSP readers, stats, reads
         `(control ${control.sent.size}, reads ${reads.sent.size}, stats ${stats.sent.size})`,
         `  error replies: ${showCounts(figures.errorCodes)}`,
         `  pushes started: ${figures.pushes}; HTTP statuses: ${showCounts(figures.statuses)}`,
+        `  RTSP publishers started: ${figures.publishes}, accepted: ${
+          server.logs.filter((line) => /^Publish '[^']*' of .* accepted$/.test(line)).length
+        }, publishes ended: ${
+          server.logs.filter((line) => /^Publish '[^']*' from .* ended/.test(line)).length
+        }; publishers' exits: ${showCounts(figures.publisherEnds)}`,
         `  RTSP readers started: ${figures.readers}`,
         `  stats broadcasts received: ${
           stats.client.received.filter((m) => m.type === "stats").length
