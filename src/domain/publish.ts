@@ -368,6 +368,13 @@ export class PublishHub {
     }
     const conflict = nameConflict(this.#host, name, "publish");
     if (conflict) return { status: 409, reason: `Conflict: ${conflict.message}` };
+    // A publish that is ending (its pipeline deleted, its name not yet free) still holds its path.
+    if (this.#sessions.has(name)) {
+      return {
+        status: 409,
+        reason: `Conflict: the publish of '${name}' is ending; publish again in a moment`,
+      };
+    }
     const unsupported = request.streams.findIndex((stream) => !publishCodecs[stream.encoding]);
     if (unsupported !== -1) {
       const stream = request.streams[unsupported];
@@ -398,7 +405,9 @@ export class PublishHub {
       this.#server,
       request,
       streams,
-      () => this.#sessions.delete(name),
+      () => {
+        if (this.#sessions.get(name) === session) this.#sessions.delete(name);
+      },
     );
     this.#sessions.set(name, session);
     session.start();

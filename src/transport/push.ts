@@ -203,7 +203,13 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       // Taken from the stream at once: see BodyReader for why.
       const body = new BodyReader(request, MAX_QUEUED_BYTES);
       const head = await readHead(body);
-      if (head === "sender gone") return true;
+      if (head === "sender gone") {
+        console.log(
+          `Push '${name}' from ${request.socket.remoteAddress ?? "?"}: the sender left before ` +
+            "its first bytes told the format; nothing was made",
+        );
+        return true;
+      }
       const judged = judgeBody(declared, head.bytes);
       if ("status" in judged) {
         closeAfterReply(request, response);
