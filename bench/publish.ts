@@ -585,13 +585,11 @@ async function runOne(
         "-show_entries", "packet=size,flags", "-of", "csv=p=0", url,
       ]));
     }
-    // A publish's rtspClients counts its publisher's session too.
-    const others = kind === "publish" ? 1 : 0;
     let readersInAfter: number | null = null;
     const arrivals: { at: number; clients: number }[] = [];
     for (const deadline = readersAt + 30000; performance.now() < deadline;) {
       await Promise.race([within(stats.next(), deadline - performance.now()), senderGone]);
-      const clients = (stats.pipeline(name)?.rtspClients ?? others) - others;
+      const clients = stats.pipeline(name)?.rtspClients ?? 0;
       arrivals.push({ at: performance.now() - readersAt, clients });
       if (clients >= options.readers) {
         readersInAfter = performance.now() - readersAt;
@@ -601,7 +599,7 @@ async function runOne(
     if (readersInAfter === null) {
       console.warn(`${kind}: not every reader showed in the stats within 30 s`);
     }
-    const readersSeen = (stats.pipeline(name)?.rtspClients ?? others) - others;
+    const readersSeen = stats.pipeline(name)?.rtspClients ?? 0;
 
     // The window: from every reader in until the sender exits.
     const meter = startUsage(serverPid);
@@ -621,7 +619,7 @@ async function runOne(
         senderMeter.sample();
         const entry = stats.pipeline(name);
         if (!entry) continue;
-        minClientsInWindow = Math.min(minClientsInWindow, (entry.rtspClients ?? 0) - others);
+        minClientsInWindow = Math.min(minClientsInWindow, entry.rtspClients ?? 0);
         if (typeof entry.bitrate === "number" && entry.bitrate > 0) bitrates.push(entry.bitrate);
       }
     })();
