@@ -609,6 +609,9 @@ export class RtspServer {
       return bin;
     }, this.#recordPermissions);
     rtsp.gst_rtsp_media_factory_set_transport_mode(factory, TRANSPORT_MODE_RECORD);
+    // When the publisher leaves, what the record media still holds (its jitter buffer) goes on to
+    // the publish before the media stops, instead of being flushed.
+    rtsp.gst_rtsp_media_factory_set_eos_shutdown(factory, 1);
     record.key = BigInt(Deno.UnsafePointer.value(factory));
     this.#records.set(path, record);
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
