@@ -92,9 +92,6 @@ export const rtspSymbols = {
   // void gst_rtsp_media_factory_set_transport_mode (GstRTSPMediaFactory *factory,
   //   GstRTSPTransportMode mode): GST_RTSP_TRANSPORT_MODE_PLAY 1, _RECORD 2
   gst_rtsp_media_factory_set_transport_mode: { parameters: ["pointer", "u32"], result: "void" },
-  // void gst_rtsp_media_factory_set_eos_shutdown (GstRTSPMediaFactory *factory,
-  //   gboolean eos_shutdown): medias send EOS through their pipeline before they stop
-  gst_rtsp_media_factory_set_eos_shutdown: { parameters: ["pointer", "i32"], result: "void" },
   // GType gst_rtsp_auth_get_type (void)
   gst_rtsp_auth_get_type: { parameters: [], result: "usize" },
   // void gst_rtsp_auth_set_default_token (GstRTSPAuth *auth, GstRTSPToken *token): takes a

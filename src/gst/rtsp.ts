@@ -609,9 +609,9 @@ export class RtspServer {
       return bin;
     }, this.#recordPermissions);
     rtsp.gst_rtsp_media_factory_set_transport_mode(factory, TRANSPORT_MODE_RECORD);
-    // When the publisher leaves, what the record media still holds (its jitter buffer) goes on to
-    // the publish before the media stops, instead of being flushed.
-    rtsp.gst_rtsp_media_factory_set_eos_shutdown(factory, 1);
+    // Not eos-shutdown: it would pass on what the record media's jitter buffer holds when the
+    // publisher leaves, but a media whose publisher vanished before its streams were set up never
+    // sees that EOS and never stops (the race test left 16 RTP sessions and 89 sockets).
     record.key = BigInt(Deno.UnsafePointer.value(factory));
     this.#records.set(path, record);
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
