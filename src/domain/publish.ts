@@ -381,7 +381,7 @@ export class PublishHub {
       return {
         status: 415,
         reason: `Unsupported Media Type: stream ${unsupported} is ${stream.media} ` +
-          `${stream.encoding || "(no encoding)"}; publish ${ACCEPTED}`,
+          `${stream.encoding || "with a static payload type (no rtpmap)"}; publish ${ACCEPTED}`,
       };
     }
     if (this.#sessions.size >= this.#maxPublishes) {
