@@ -26,7 +26,7 @@ apt_packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 libgstrtspserver-1.0-0
-  gstreamer1.0-rtsp ffmpeg ca-certificates
+  gstreamer1.0-rtsp ffmpeg ca-certificates iproute2
 )
 
 install_linux() {

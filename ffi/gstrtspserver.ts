@@ -8,6 +8,8 @@ export const rtspSymbols = {
   gst_rtsp_server_set_service: { parameters: ["pointer", "buffer"], result: "void" },
   // guint gst_rtsp_server_attach (GstRTSPServer *server, GMainContext *context): 0 on failure
   gst_rtsp_server_attach: { parameters: ["pointer", "pointer"], result: "u32" },
+  // void gst_rtsp_server_set_backlog (GstRTSPServer *server, gint backlog)
+  gst_rtsp_server_set_backlog: { parameters: ["pointer", "i32"], result: "void" },
   // int gst_rtsp_server_get_bound_port (GstRTSPServer *server)
   gst_rtsp_server_get_bound_port: { parameters: ["pointer"], result: "i32" },
   // GstRTSPThreadPool *gst_rtsp_server_get_thread_pool (GstRTSPServer *server)

@@ -102,3 +102,18 @@ Deno.test("an RTSP path can be served by one pipeline only", async () => {
   );
   await client.request("deletePipeline", { id: "b" });
 });
+
+Deno.test("the RTSP port takes many connections at once: its listen backlog is not gst-rtsp-server's 5", async () => {
+  // Every accept waits for the JS thread (the auth's connect check); with a backlog of 5, 50
+  // clients connecting at once under load had their handshakes dropped until one was reset.
+  const port = new URL(server.rtspUrl).port;
+  const listening = await run("ss", ["-ltnH", `sport = :${port}`]);
+  assert.equal(listening.code, 0, listening.stderr);
+  const somaxconn = Number((await Deno.readTextFile("/proc/sys/net/core/somaxconn")).trim());
+  const backlogs = listening.stdout.trim().split("\n").map((line) => Number(line.split(/\s+/)[2]));
+  assert.ok(backlogs.length > 0, `nothing listens on ${port}: ${listening.stdout}`);
+  // ss shows a listening socket's backlog as its Send-Q.
+  for (const backlog of backlogs) {
+    assert.equal(backlog, Math.min(1024, somaxconn), listening.stdout);
+  }
+});

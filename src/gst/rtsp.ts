@@ -127,6 +127,14 @@ function authenticateEveryRequest(auth: Pointer): void {
   u32Fields(priv, Layout.GstRTSPAuthPrivate.methods, 1)[0] = ALL_RTSP_METHODS;
 }
 
+/**
+ * Connections that may wait to be accepted. gst-rtsp-server's default is 5, and every accept
+ * waits for the JS thread (the auth's connect check): 50 clients connecting at once under load
+ * overflowed it, and the kernel dropped their handshakes until a connection was reset. The
+ * kernel caps it at net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 1024;
+
 /** Threads that RTSP clients are spread over. */
 const CLIENT_THREADS = 16;
 
@@ -352,6 +360,7 @@ function listenOn(
   const server = rtsp.gst_rtsp_server_new()!;
   rtsp.gst_rtsp_server_set_address(server, cstr(address));
   rtsp.gst_rtsp_server_set_service(server, cstr(service));
+  rtsp.gst_rtsp_server_set_backlog(server, LISTEN_BACKLOG);
   // Each client on a thread of its own: a DESCRIBE waiting for a stream's first data (a push
   // whose sender is slow to start) then holds up only that client, not the whole server.
   const threads = rtsp.gst_rtsp_server_get_thread_pool(server)!;
