@@ -1,25 +1,32 @@
 /**
- * Control-plane benchmark (DESIGN.md, "Tests and benchmarks"): our server
- * against gst-launch-1.0 doing the same work, in the same run.
+ * Control-plane benchmark (DESIGN.md, "Tests and benchmarks"; issue 14): our server against the
+ * peer users would pick instead, RidgeRun's gstd (bench/build_gstd.sh builds it), against
+ * gst-launch-1.0, and against the floor (the same work in-process from C, bench/floor.c), all in
+ * the same run.
  *
- * Part 1, control-plane latency: createPipeline + startPipeline until the
- * reply says PLAYING (`videotestsrc ! fakesink`, non-live), one request after
- * the other over one WebSocket, against spawning `gst-launch-1.0 videotestsrc
- * ! fakesink` until it has reached PLAYING. Target: our p50 at least 10x lower.
+ * Part 1, control-plane latency: create `videotestsrc ! fakesink`, bring it to PLAYING, delete it,
+ * one cycle after the other over one connection. Ours at the defaults (the disk store: every
+ * acknowledged change is on disk) and with GSTREAMER_DATA_DIR=:memory: beside it; gstd over its
+ * TCP protocol (pipeline_play does not wait, so its state is polled until PLAYING); the C floor;
+ * gst-launch-1.0 spawned until PLAYING. The systems take turns in rounds, so that load from
+ * elsewhere on a shared machine falls on all of them alike.
  *
- * Part 2, steady-state cost: N live `videotestsrc is-live=true !
- * video/x-raw,width=64,height=48 ! fakesink` pipelines in the server (stats
- * on, one client receiving them) against one gst-launch-1.0 process running
- * the same N chains at the same time; CPU of both from /proc/<pid>/stat over
- * one shared window after the settle time, RSS from /proc/<pid>/status. Target: CPU ratio at
- * most 1.10.
+ * Part 2, concurrency: `--clients` connections at once, each doing `--client-cycles` cycles;
+ * total cycles per second, ours (disk and :memory:) against gstd with as many connections.
  *
- * Targets are reported as PASS/MISS; a miss never fails the run.
+ * Part 3, steady-state cost: `--live` live `videotestsrc is-live=true ! video/x-raw,width=64,
+ * height=48 ! fakesink` pipelines in our server at the defaults (stats on, one client receiving
+ * them), in gstd, and as chains of one gst-launch-1.0 process, all measured over the same window:
+ * CPU from /proc/<pid>/stat, RSS from /proc/<pid>/status.
  *
- *   deno run --allow-all bench/control_plane.ts [--pipelines 500] [--live 200]
- *     [--window 10] [--settle 5] [--launches 50]
+ * Targets are reported as PASS/MISS; a miss never fails the run. Without gstd (not installed,
+ * GSTD unset) or a C compiler, their columns say so and the rest still runs.
+ *
+ *   deno run --allow-all bench/control_plane.ts [--cycles 200] [--rounds 4] [--clients 50]
+ *     [--client-cycles 10] [--launches 30] [--live 200] [--window 10] [--settle 5]
  */
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
+import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
 import {
   cpuSplit,
   createAndStart,
@@ -44,26 +51,47 @@ import {
 // ---------------------------------------------------------------- options
 
 interface Options {
-  /** Part 1: pipelines created and started through the server. */
-  pipelines: number;
+  /** Part 1: create -> PLAYING -> delete cycles timed per system, over all rounds. */
+  cycles: number;
+  /** Part 1: the systems take turns this many times. */
+  rounds: number;
   /** Part 1: gst-launch-1.0 start-ups timed for the baseline. */
   launches: number;
-  /** Part 2: live pipelines (and chains in the one gst-launch-1.0 process). */
+  /** Part 2: connections working at once. */
+  clients: number;
+  /** Part 2: cycles each connection does. */
+  "client-cycles": number;
+  /** Part 3: live pipelines (in each system). */
   live: number;
-  /** Part 2: seconds to let things settle before measuring. */
+  /** Part 3: seconds to let things settle before measuring. */
   settle: number;
-  /** Part 2: seconds of the CPU measurement window. */
+  /** Part 3: seconds of the CPU measurement window. */
   window: number;
 }
 
 function parseOptions(args: string[]): Options {
   const options = parseNumberOptions<Options>(
     args,
-    { pipelines: 500, launches: 50, live: 200, settle: 5, window: 10 },
+    {
+      cycles: 200,
+      rounds: 4,
+      launches: 30,
+      clients: 50,
+      "client-cycles": 10,
+      live: 200,
+      settle: 5,
+      window: 10,
+    },
     ["settle", "window"],
   );
-  if (options.pipelines < 1 || options.launches < 1 || options.live < 1 || options.window <= 0) {
-    throw new Error("--pipelines, --launches and --live need at least 1, --window more than 0");
+  if (
+    options.cycles < options.rounds || options.rounds < 1 || options.launches < 1 ||
+    options.clients < 1 || options["client-cycles"] < 1 || options.live < 1 || options.window <= 0
+  ) {
+    throw new Error(
+      "--rounds, --launches, --clients, --client-cycles and --live need at least 1, --cycles at " +
+        "least --rounds, --window more than 0",
+    );
   }
   return options;
 }
@@ -148,78 +176,250 @@ async function eachLimited<T>(
   );
 }
 
-// ---------------------------------------------------------------- the run
+// ---------------------------------------------------------------- systems
 
-interface Results {
-  serverStartMs: number;
+const simpleLaunch = "videotestsrc ! fakesink";
+
+interface CycleTimes {
+  /** From the create request until the pipeline is PLAYING. */
+  playingMs: number;
+  /** The whole create -> PLAYING -> delete cycle. */
+  cycleMs: number;
+}
+
+/** One connection to a system under test, doing cycles one after the other. */
+interface Connection {
+  cycle(name: string): Promise<CycleTimes>;
+  close(): Promise<void>;
+}
+
+interface System {
+  label: string;
+  connect(): Promise<Connection>;
+}
+
+function ourSystem(label: string, server: ServerProcess): System {
+  return {
+    label,
+    async connect() {
+      const client = await TestClient.connect(server.url);
+      return {
+        async cycle(id) {
+          const startedAt = performance.now();
+          const playingMs = await createAndStart(client, id, { elements: simpleElements });
+          expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
+          client.received.length = 0; // events and stats we do not look at
+          return { playingMs, cycleMs: performance.now() - startedAt };
+        },
+        close: () => client.close(),
+      };
+    },
+  };
+}
+
+function gstdSystem(gstd: Gstd): System {
+  return {
+    label: `gstd ${gstd.version}`,
+    async connect() {
+      const connection = await GstdClient.connect(gstd.port);
+      return {
+        async cycle(name) {
+          const startedAt = performance.now();
+          const playingMs = await gstdCreateUntilPlaying(connection, name, simpleLaunch);
+          await connection.command(`pipeline_delete ${name}`);
+          return { playingMs, cycleMs: performance.now() - startedAt };
+        },
+        close: () => Promise.resolve(connection.close()),
+      };
+    },
+  };
+}
+
+/** bench/floor.c compiled into `dir`; null (with the reason printed) when it cannot be built. */
+async function buildFloor(dir: string): Promise<string | null> {
+  const binary = `${dir}/floor`;
+  const source = new URL("./floor.c", import.meta.url).pathname;
+  const build = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `cc "$1" -o "$2" $(pkg-config --cflags --libs gstreamer-1.0)`,
+      "sh",
+      source,
+      binary,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch((error) => ({ success: false, stderr: new TextEncoder().encode(`${error}`) }));
+  if (!build.success) {
+    console.warn(
+      `WARNING: no C floor (bench/floor.c did not build: ${
+        new TextDecoder().decode(build.stderr).trim().split("\n")[0]
+      }); bench/build_gstd.sh installs gcc and the GStreamer headers`,
+    );
+    return null;
+  }
+  return binary;
+}
+
+/** `cycles` create -> PLAYING times (ms) of the C floor. */
+async function runFloor(binary: string, cycles: number): Promise<number[]> {
+  const output = await new Deno.Command(binary, { args: [String(cycles)], stdout: "piped" })
+    .output();
+  if (!output.success) throw new Error(`${binary} failed with ${output.code}`);
+  return new TextDecoder().decode(output.stdout).trim().split("\n").map((us) => Number(us) / 1000);
+}
+
+// ---------------------------------------------------------------- part 1: latency
+
+interface Latency {
+  label: string;
+  playing: Summary;
+  cycle: Summary;
+}
+
+interface PartOne {
   firstPipelineMs: number;
-  ours: Summary;
+  latencies: Latency[];
+  floor: Summary | null;
   launch: Summary;
+}
+
+async function partOne(systems: System[], floor: string | null, options: Options) {
+  const perRound = Math.floor(options.cycles / options.rounds);
+  console.log(
+    `Part 1: ${perRound * options.rounds} x create -> PLAYING -> delete in ${options.rounds} ` +
+      `rounds, for ${
+        [...systems.map((s) => s.label), ...(floor ? ["the C floor"] : [])].join(", ")
+      } ...`,
+  );
+  const connections = await Promise.all(systems.map((system) => system.connect()));
+  // The first cycle builds the element-factory table; it and four more are not counted.
+  const firstPipelineMs = (await connections[0].cycle("warmup-0")).playingMs;
+  for (const connection of connections) {
+    for (let i = 1; i < 5; i++) await connection.cycle(`warmup-${i}`);
+  }
+  const times = systems.map(() => ({ playing: [] as number[], cycle: [] as number[] }));
+  const floorTimes: number[] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    for (const [i, connection] of connections.entries()) {
+      for (let k = 0; k < perRound; k++) {
+        const { playingMs, cycleMs } = await connection.cycle(`cp-${round}-${k}`);
+        times[i].playing.push(playingMs);
+        times[i].cycle.push(cycleMs);
+      }
+    }
+    if (floor) floorTimes.push(...await runFloor(floor, perRound));
+  }
+  await Promise.all(connections.map((connection) => connection.close()));
+
+  console.log(`Part 1: ${options.launches} x gst-launch-1.0 ${simpleLaunch} until PLAYING ...`);
+  const launchTimes: number[] = [];
+  for (let i = 0; i < options.launches; i++) {
+    const launch = await launchUntilPlaying(simpleLaunch.split(" "));
+    launchTimes.push(launch.playingAfter);
+    await launch.kill();
+  }
+  return {
+    firstPipelineMs,
+    latencies: systems.map((system, i) => ({
+      label: system.label,
+      playing: summarize(times[i].playing),
+      cycle: summarize(times[i].cycle),
+    })),
+    floor: floor ? summarize(floorTimes) : null,
+    launch: summarize(launchTimes),
+  };
+}
+
+// ---------------------------------------------------------------- part 2: concurrency
+
+interface Throughput {
+  label: string;
+  cyclesPerSecond: number;
+  cycle: Summary;
+}
+
+async function concurrentCycles(system: System, options: Options): Promise<Throughput> {
+  const perClient = options["client-cycles"];
+  const connections = await Promise.all(
+    Array.from({ length: options.clients }, () => system.connect()),
+  );
+  const times: number[] = [];
+  const startedAt = performance.now();
+  await Promise.all(connections.map(async (connection, c) => {
+    for (let k = 0; k < perClient; k++) {
+      times.push((await connection.cycle(`cc-${c}-${k}`)).cycleMs);
+    }
+  }));
+  const seconds = (performance.now() - startedAt) / 1000;
+  await Promise.all(connections.map((connection) => connection.close()));
+  return { label: system.label, cyclesPerSecond: times.length / seconds, cycle: summarize(times) };
+}
+
+async function partTwo(systems: System[], options: Options): Promise<Throughput[]> {
+  console.log(
+    `Part 2: ${options.clients} connections at once, ${options["client-cycles"]} cycles each, ` +
+      `for ${systems.map((s) => s.label).join(", ")} ...`,
+  );
+  const results: Throughput[] = [];
+  for (const system of systems) results.push(await concurrentCycles(system, options));
+  return results;
+}
+
+// ---------------------------------------------------------------- part 3: steady state
+
+interface PartThree {
   live: number;
   chain: string;
-  oursUsage: Usage;
-  launchUsage: Usage;
+  ours: Usage;
+  gstd: Usage | null;
+  launch: Usage;
   statsSeen: number;
   statsCpuPercent: number | null;
   fpsMean: number | null;
   playingInStats: number;
 }
 
-async function partOne(
-  client: TestClient,
-  options: Options,
-): Promise<Pick<Results, "firstPipelineMs" | "ours" | "launch">> {
-  console.log(`Part 1: ${options.pipelines} x create+start through the server ...`);
-  // The first request builds the element-factory table; timed apart, not in the figures.
-  const firstPipelineMs = await createAndStart(client, "warmup-0", { elements: simpleElements });
-  expectOk(await client.request("deletePipeline", { id: "warmup-0" }), "delete warmup-0");
-  for (let i = 1; i < 5; i++) {
-    await createAndStart(client, `warmup-${i}`, { elements: simpleElements });
-    expectOk(await client.request("deletePipeline", { id: `warmup-${i}` }), "delete warmup");
+/** Creates and plays `names` in gstd from `launch`, and waits until every one is PLAYING. */
+async function gstdLive(gstd: Gstd, names: string[], launch: string): Promise<void> {
+  const connection = await GstdClient.connect(gstd.port);
+  try {
+    for (const name of names) {
+      await connection.command(`pipeline_create ${name} ${launch}`);
+      await connection.command(`pipeline_play ${name}`);
+    }
+    for (const name of names) {
+      const deadline = performance.now() + 10_000;
+      while (
+        (await connection.command(`read /pipelines/${name}/state`)).response?.value !== "playing"
+      ) {
+        if (performance.now() > deadline) throw new Error(`gstd: ${name} not PLAYING after 10 s`);
+        await sleep(20);
+      }
+    }
+  } finally {
+    connection.close();
   }
-  const times: number[] = [];
-  for (let i = 0; i < options.pipelines; i++) {
-    const id = `cp-${i}`;
-    times.push(await createAndStart(client, id, { elements: simpleElements }));
-    expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
-    client.received.length = 0; // events and stats we do not look at
-  }
-  const remaining = expectOk(await client.request("getPipelines"), "getPipelines");
-  if (remaining.payload.pipelines.length !== 0) {
-    throw new Error(`${remaining.payload.pipelines.length} pipelines left after part 1`);
-  }
-
-  console.log(`Part 1: ${options.launches} x gst-launch-1.0 videotestsrc ! fakesink ...`);
-  const launchTimes: number[] = [];
-  for (let i = 0; i < options.launches; i++) {
-    const launch = await launchUntilPlaying(["videotestsrc", "!", "fakesink"]);
-    launchTimes.push(launch.playingAfter);
-    await launch.kill();
-  }
-  return { firstPipelineMs, ours: summarize(times), launch: summarize(launchTimes) };
 }
 
-async function partTwo(
+async function gstdDeleteAll(gstd: Gstd, names: string[]): Promise<void> {
+  const connection = await GstdClient.connect(gstd.port);
+  try {
+    for (const name of names) await connection.command(`pipeline_delete ${name}`).catch(() => {});
+  } finally {
+    connection.close();
+  }
+}
+
+async function partThree(
   client: TestClient,
   statsClient: TestClient,
   serverPid: number,
+  gstd: Gstd | null,
   options: Options,
-): Promise<
-  Pick<
-    Results,
-    | "live"
-    | "chain"
-    | "oursUsage"
-    | "launchUsage"
-    | "statsSeen"
-    | "statsCpuPercent"
-    | "fpsMean"
-    | "playingInStats"
-  >
-> {
+): Promise<PartThree> {
   const { live, settle, window } = options;
   const chain = await chooseLiveChain(client);
-  console.log(`Part 2: ${live} live pipelines in the server ...`);
   const ids = Array.from({ length: live }, (_, i) => `live-${i}`);
   // deno-lint-ignore no-explicit-any
   const stats: any[] = [];
@@ -228,31 +428,35 @@ async function partTwo(
     if (message.type === "stats") stats.push(message.payload);
   };
   statsClient.socket.addEventListener("message", onMessage);
-  let oursUsage: Usage;
+  let ours: Usage;
+  let gstdUsage: Usage | null = null;
   let launchUsage: Usage;
-  // Both run at once and are measured over the same window, so that load
-  // from elsewhere on a shared machine falls on both alike (each needs about
-  // a third of one core; the machine has two).
-  console.log(`Part 2: ${live} live chains in one gst-launch-1.0 beside them ...`);
-  const args = Array.from({ length: live }, () => chain.launch).flat();
-  const launch = await launchUntilPlaying(args, 60000);
+  // All run at once and are measured over the same window, so that load from elsewhere on a
+  // shared machine falls on each alike (each needs about a fifth of one core; there are two).
+  console.log(`Part 3: ${live} live chains in one gst-launch-1.0 ...`);
+  const launch = await launchUntilPlaying(
+    Array.from({ length: live }, () => chain.launch).flat(),
+    60000,
+  );
   try {
     const launchPid = findProcess(launch.child.pid, (a) => a[0]?.endsWith("gst-launch-1.0"));
     if (launchPid === null) throw new Error(`gst-launch-1.0 (pid ${launch.child.pid}) not found`);
+    console.log(`Part 3: ${live} live pipelines in our server${gstd ? " and in gstd" : ""} ...`);
     await eachLimited(ids, 8, (id) => createAndStart(client, id, { elements: chain.elements }));
+    if (gstd) await gstdLive(gstd, ids.map((id) => id.replace("-", "_")), chain.launch.join(" "));
     client.received.length = 0;
     await sleep(settle * 1000);
     stats.length = 0;
     statsClient.received.length = 0;
-    console.log(
-      `Part 2: measuring the server (pid ${serverPid}) and gst-launch-1.0 (pid ${launchPid}) for ${window} s ...`,
-    );
-    [oursUsage, launchUsage] = await Promise.all([
+    console.log(`Part 3: measuring for ${window} s ...`);
+    [ours, launchUsage, gstdUsage] = await Promise.all([
       measure(serverPid, window),
       measure(launchPid, window),
+      gstd ? measure(gstd.pid, window) : Promise.resolve(null),
     ]);
   } finally {
     await launch.kill();
+    if (gstd) await gstdDeleteAll(gstd, ids.map((id) => id.replace("-", "_")));
     statsClient.socket.removeEventListener("message", onMessage);
     statsClient.received.length = 0;
     const existing = await client.request("getPipelines").catch(() => null);
@@ -264,87 +468,186 @@ async function partTwo(
   const last = stats.at(-1);
   // deno-lint-ignore no-explicit-any
   const livePipelines: any[] = last?.pipelines ?? [];
-  const playingInStats = livePipelines.filter((p) => p.state === "PLAYING").length;
   const fps = livePipelines.flatMap((p) =>
     // deno-lint-ignore no-explicit-any
     p.sinks.map((s: any) => s.fps).filter((f: unknown) => typeof f === "number")
   );
   const statsCpu = stats.map((s) => s.server?.cpuPercent).filter((v) => typeof v === "number");
-  const after = expectOk(await client.request("getPipelines"), "getPipelines");
-  if (after.payload.pipelines.length !== 0) {
-    throw new Error(`${after.payload.pipelines.length} pipelines left after part 2`);
-  }
   return {
     live,
     chain: chain.label,
-    oursUsage,
-    launchUsage,
+    ours,
+    gstd: gstdUsage,
+    launch: launchUsage,
     statsSeen: stats.length,
     statsCpuPercent: statsCpu.length ? mean(statsCpu) : null,
     fpsMean: fps.length ? mean(fps) : null,
-    playingInStats,
+    playingInStats: livePipelines.filter((p) => p.state === "PLAYING").length,
   };
 }
 
-function report(options: Options, r: Results): void {
-  const speedup = r.launch.p50 / r.ours.p50;
-  const cpuRatio = r.oursUsage.cpuPercent / r.launchUsage.cpuPercent;
-  const rssRatio = r.oursUsage.rssKib / r.launchUsage.rssKib;
+// ---------------------------------------------------------------- report
+
+const ratio = (ours: number, theirs: number) => `${(ours / theirs).toFixed(2)}x`;
+
+function report(
+  options: Options,
+  serverStartMs: number,
+  one: PartOne,
+  two: Throughput[],
+  three: PartThree,
+  gstd: Gstd | null,
+): void {
+  const [disk] = one.latencies;
+  const peer = gstd ? one.latencies.find((l) => l.label.startsWith("gstd")) : undefined;
   const lines = [
     "",
     "=== control-plane benchmark ===",
-    `server start to listening: ${ms(r.serverStartMs)}; first create+start (builds the ` +
-    `factory table, not counted): ${ms(r.firstPipelineMs)}`,
-    `part 1: ${r.ours.count} x create+start over one WebSocket; ` +
-    `${r.launch.count} x gst-launch-1.0 spawn until "New clock"`,
-    `control plane p50: ours ${ms(r.ours.p50)}, gst-launch ${ms(r.launch.p50)}, ` +
-    `ratio ${speedup.toFixed(1)}x (target >= 10x): ${verdict(speedup >= 10)}`,
-    `control plane p99: ours ${ms(r.ours.p99)}, gst-launch ${ms(r.launch.p99)}`,
-    `control plane mean: ours ${ms(r.ours.mean)}, gst-launch ${ms(r.launch.mean)}`,
-    `control plane min/max: ours ${ms(r.ours.min)} / ${ms(r.ours.max)}, ` +
-    `gst-launch ${ms(r.launch.min)} / ${ms(r.launch.max)}`,
-    `part 2: ${r.live} x '${r.chain}', settle ${options.settle} s, window ${options.window} s`,
-    `steady CPU: ours ${r.oursUsage.cpuPercent.toFixed(1)}%, gst-launch ` +
-    `${r.launchUsage.cpuPercent.toFixed(1)}% (of one core), ratio ${cpuRatio.toFixed(2)} ` +
-    `(target <= 1.10): ${verdict(cpuRatio <= 1.10)}`,
-    `steady CPU by thread: ours ${cpuSplit(r.oursUsage)}; gst-launch ${cpuSplit(r.launchUsage)}`,
-    `steady RSS: ours ${mib(r.oursUsage.rssKib)} (peak ${mib(r.oursUsage.rssPeakKib)}), ` +
-    `gst-launch ${mib(r.launchUsage.rssKib)} (peak ${mib(r.launchUsage.rssPeakKib)}), ` +
-    `ratio ${rssRatio.toFixed(2)}`,
-    `server's own stats in the window: ${r.statsSeen} snapshots, ` +
-    `${r.playingInStats}/${r.live} PLAYING, mean sink fps ` +
-    `${r.fpsMean === null ? "n/a" : r.fpsMean.toFixed(1)}, mean reported cpu ` +
-    `${r.statsCpuPercent === null ? "n/a" : `${r.statsCpuPercent.toFixed(1)}%`}`,
+    `server start to listening: ${ms(serverStartMs)}; first create+start (builds the factory ` +
+    `table, not counted): ${ms(one.firstPipelineMs)}; gstd: ${
+      gstd ? gstd.version : "not installed (bench/build_gstd.sh)"
+    }`,
+    "",
+    `part 1: create -> PLAYING (p50 / p99 / mean), and the whole cycle with delete (p50 / p99), ` +
+    `${disk.playing.count} cycles each over one connection:`,
+    ...one.latencies.map((l) =>
+      `  ${l.label.padEnd(30)} ${ms(l.playing.p50)} / ${ms(l.playing.p99)} / ${
+        ms(l.playing.mean)
+      }` +
+      `; cycle ${ms(l.cycle.p50)} / ${ms(l.cycle.p99)}`
+    ),
+    one.floor
+      ? `  ${"C floor (bench/floor.c)".padEnd(30)} ${ms(one.floor.p50)} / ${ms(one.floor.p99)} / ${
+        ms(one.floor.mean)
+      }`
+      : "  C floor: not built",
+    `  ${"gst-launch-1.0 spawn".padEnd(30)} ${ms(one.launch.p50)} / ${ms(one.launch.p99)} / ${
+      ms(one.launch.mean)
+    } (${one.launch.count} launches)`,
   ];
+  for (const l of one.latencies.filter((l) => !l.label.startsWith("gstd"))) {
+    if (peer) {
+      lines.push(
+        `  ${l.label} vs gstd: p50 ${ratio(l.playing.p50, peer.playing.p50)} (target <= 1): ` +
+          `${verdict(l.playing.p50 <= peer.playing.p50)}, p99 ${
+            ratio(l.playing.p99, peer.playing.p99)
+          } (target <= 1): ${verdict(l.playing.p99 <= peer.playing.p99)}`,
+      );
+    }
+    if (one.floor) {
+      lines.push(
+        `  ${l.label} vs the C floor: p50 ${ratio(l.playing.p50, one.floor.p50)} (target <= 3): ` +
+          verdict(l.playing.p50 <= 3 * one.floor.p50),
+      );
+    }
+    lines.push(
+      `  ${l.label} vs gst-launch-1.0: ${
+        (one.launch.p50 / l.playing.p50).toFixed(1)
+      }x faster at p50`,
+    );
+  }
+  const peerThroughput = two.find((t) => t.label.startsWith("gstd"));
+  lines.push(
+    "",
+    `part 2: ${options.clients} connections at once, ${options["client-cycles"]} cycles each ` +
+      `(cycles per second; cycle p50 / p99):`,
+    ...two.map((t) =>
+      `  ${t.label.padEnd(30)} ${t.cyclesPerSecond.toFixed(0)} cycles/s; ${ms(t.cycle.p50)} / ${
+        ms(t.cycle.p99)
+      }` +
+      (peerThroughput && t !== peerThroughput
+        ? `; ${ratio(t.cyclesPerSecond, peerThroughput.cyclesPerSecond)} gstd's (target >= 1): ${
+          verdict(t.cyclesPerSecond >= peerThroughput.cyclesPerSecond)
+        }`
+        : "")
+    ),
+  );
+  const usageLine = (label: string, usage: Usage) =>
+    `  ${label.padEnd(30)} CPU ${usage.cpuPercent.toFixed(1)}% of one core, RSS ${
+      mib(usage.rssKib)
+    } (peak ${mib(usage.rssPeakKib)}); ${cpuSplit(usage)}`;
+  const cpuToLaunch = three.ours.cpuPercent / three.launch.cpuPercent;
+  lines.push(
+    "",
+    `part 3: ${three.live} x '${three.chain}', settle ${options.settle} s, one ${options.window} s window:`,
+    usageLine(`ours (${disk.label})`, three.ours),
+    ...(three.gstd
+      ? [usageLine(gstd!.version ? `gstd ${gstd!.version}` : "gstd", three.gstd)]
+      : []),
+    usageLine("one gst-launch-1.0", three.launch),
+    ...(three.gstd
+      ? [
+        `  ours vs gstd: CPU ${
+          ratio(three.ours.cpuPercent, three.gstd.cpuPercent)
+        } (target <= 1): ${verdict(three.ours.cpuPercent <= three.gstd.cpuPercent)}, RSS ${
+          ratio(three.ours.rssKib, three.gstd.rssKib)
+        }`,
+      ]
+      : []),
+    `  ours vs gst-launch-1.0: CPU ${cpuToLaunch.toFixed(2)}x (target <= 1.10): ${
+      verdict(cpuToLaunch <= 1.10)
+    }`,
+    `  the server's own stats in the window: ${three.statsSeen} snapshots, ` +
+      `${three.playingInStats}/${three.live} PLAYING, mean sink fps ${
+        three.fpsMean === null ? "n/a" : three.fpsMean.toFixed(1)
+      }, mean reported cpu ${
+        three.statsCpuPercent === null ? "n/a" : `${three.statsCpuPercent.toFixed(1)}%`
+      }`,
+  );
   console.log(lines.join("\n"));
 }
 
+// ---------------------------------------------------------------- main
+
 async function main(): Promise<void> {
   const options = parseOptions(Deno.args);
-  let server: ServerProcess | undefined;
+  const servers: ServerProcess[] = [];
   const clients: TestClient[] = [];
-  const interrupted = async () => {
+  let gstd: Gstd | null = null;
+  const scratch = await Deno.makeTempDir({ prefix: "control-plane-" });
+  const cleanUp = async () => {
     await killAllLaunched();
-    await server?.stop();
+    await Promise.all(clients.map((c) => c.close().catch(() => {})));
+    for (const server of servers) await stopServer(server);
+    await gstd?.stop();
+    await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  };
+  const interrupted = async () => {
+    await cleanUp();
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", interrupted);
   try {
     const startedAt = performance.now();
-    server = await startServer();
+    // The defaults: pipelines stored on disk (a fresh directory, on the same disk as ./data).
+    const disk = await startServer({ GSTREAMER_DATA_DIR: `${scratch}/data` });
     const serverStartMs = performance.now() - startedAt;
-    const serverPid = serverProcessId(server);
-    const client = await TestClient.connect(server.url);
+    servers.push(disk);
+    const memory = await startServer({ GSTREAMER_DATA_DIR: ":memory:" });
+    servers.push(memory);
+    const gstdPath = await findGstd();
+    if (gstdPath) gstd = await startGstd(gstdPath);
+    else {console.warn(
+        "WARNING: gstd is not installed; run bench/build_gstd.sh (as root) to compare",
+      );}
+    const floor = await buildFloor(scratch);
+    const systems = [
+      ourSystem("ours, disk store (default)", disk),
+      ourSystem("ours, :memory:", memory),
+      ...(gstd ? [gstdSystem(gstd)] : []),
+    ];
+    const one = await partOne(systems, floor, options);
+    const two = await partTwo(systems, options);
+    await stopServer(memory);
+    servers.splice(servers.indexOf(memory), 1);
+    const client = await TestClient.connect(disk.url);
     clients.push(client);
-    const one = await partOne(client, options);
-    const statsClient = await TestClient.connect(server.url);
+    const statsClient = await TestClient.connect(disk.url);
     clients.push(statsClient);
-    const two = await partTwo(client, statsClient, serverPid, options);
-    report(options, { serverStartMs, ...one, ...two });
+    const three = await partThree(client, statsClient, serverProcessId(disk), gstd, options);
+    report(options, serverStartMs, one, two, three, gstd);
   } finally {
-    await killAllLaunched();
-    await Promise.all(clients.map((c) => c.close().catch(() => {})));
-    if (server) await stopServer(server);
+    await cleanUp();
     Deno.removeSignalListener("SIGINT", interrupted);
   }
 }
