@@ -102,7 +102,7 @@ const configSchema = z.object({
   GSTREAMER_MAX_PIPELINES: count(256, 1, 100000),
   GSTREAMER_MAX_CLIENTS: count(256, 1, 100000),
   GSTREAMER_MAX_PUSHES: count(16, 1, 10000),
-  GSTREAMER_MAX_REQUESTS_PER_SECOND: count(100, 0, 1000000, " (0: no limit)"),
+  GSTREAMER_MAX_REQUESTS_PER_SECOND: count(1000, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
 }).superRefine((c, ctx) => {
   for (const prefix of ["GSTREAMER_RTSP", "GSTREAMER_RTSP_PUBLISH"] as const) {

@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   const emit = (event: PipelineEvent) => outlet.transport?.broadcast(event);
   let store: PipelineStore;
   try {
-    store = new PipelineStore(config.dataDir);
+    store = await PipelineStore.open(config.dataDir);
   } catch (error) {
     fail(
       `Cannot open the pipeline store in GSTREAMER_DATA_DIR=${config.dataDir}: ${
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
     clearInterval(statsTimer);
     await publishers.close();
     await registry.shutdown();
-    store.close();
+    await store.close();
     await rtsp.stop();
     await transport.close();
     console.log("Stopped");

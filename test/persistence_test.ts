@@ -112,6 +112,137 @@ Deno.test("kill -9 during a burst of creates loses no acknowledged pipeline", as
   });
 });
 
+Deno.test("kill -9 while many clients start pipelines at once loses no acknowledged start", async () => {
+  // Concurrent changes share commits (group commit); each reply still means it is on disk.
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_starts_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  const server = await startServer(env);
+  const clients = await Promise.all(
+    Array.from({ length: 10 }, () => TestClient.connect(server.url)),
+  );
+  const created: string[] = [];
+  await Promise.all(clients.map(async (client, c) => {
+    for (let i = 0; i < 10; i++) {
+      const id = `start-${c}-${i}`;
+      expectOk(await client.request("createPipeline", testPipeline(id)));
+      created.push(id);
+    }
+  }));
+  const started: string[] = [];
+  let killed = false;
+  const starts = clients.flatMap((client, c) =>
+    Array.from({ length: 10 }, (_, i) => `start-${c}-${i}`).map((id) =>
+      client.request("startPipeline", { id }, 8000).then((reply) => {
+        if (reply.ok) started.push(id);
+        if (started.length === 40 && !killed) {
+          killed = true;
+          Deno.kill(server.pid, "SIGKILL");
+        }
+      }).catch(() => {})
+    )
+  );
+  await server.exited;
+  await Promise.allSettled(starts);
+  await Promise.all(clients.map((client) => client.close()));
+  assert.ok(killed, "the server was killed while the starts were under way");
+
+  await withServer(env, async (_server, restarted) => {
+    const pipelines = await pipelinesById(restarted);
+    assert.deepEqual(created.filter((id) => !pipelines.has(id)), [], "every created pipeline");
+    const notPlaying = started.filter((id) => pipelines.get(id)?.desiredState !== "playing");
+    assert.deepEqual(notPlaying, [], "every acknowledged start is stored as playing");
+  });
+});
+
+Deno.test("a create that fails after its row was written leaves no row behind", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_failed_create_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  await withServer(env, async (_server, client) => {
+    const served = (id: string, path: string) => ({
+      id,
+      pipeline: {
+        elements: [
+          { type: "videotestsrc", properties: { "is-live": true } },
+          { type: "x264enc", properties: { tune: "zerolatency" } },
+          { type: "rtspserversink", properties: { path } },
+        ],
+      },
+    });
+    expectOk(await client.request("createPipeline", served("owner", "taken")));
+    // Refused once built: the path is served already; and a link GStreamer refuses.
+    const conflict = await client.request("createPipeline", served("second", "taken"));
+    assert.equal(conflict.ok, false, JSON.stringify(conflict));
+    const badLink = await client.request("createPipeline", {
+      id: "bad-link",
+      pipeline: {
+        elements: [{ type: "audiotestsrc" }, { type: "videoconvert" }, { type: "fakesink" }],
+      },
+    });
+    assert.equal(badLink.error?.code, "LINK_FAILED", JSON.stringify(badLink));
+  });
+  await withServer(env, async (_server, client) => {
+    assert.deepEqual([...(await pipelinesById(client)).keys()], ["owner"]);
+  });
+});
+
+/**
+ * Makes the store refuse writes to pipelines whose id starts with `fail-`, as a full or failing
+ * disk would: a trigger in the database file, added beside the running server.
+ */
+function refuseWritesToFailIds(dataDir: string): void {
+  const db = new DatabaseSync(`${dataDir}/pipelines.db`);
+  for (const event of ["INSERT", "UPDATE", "DELETE"]) {
+    const row = event === "DELETE" ? "OLD" : "NEW";
+    db.exec(`
+      CREATE TRIGGER refuse_${event.toLowerCase()} BEFORE ${event} ON pipelines
+      WHEN ${row}.id LIKE 'fail-%' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;
+    `);
+  }
+  db.close();
+}
+
+Deno.test("a change the store cannot save fails with STORAGE_FAILED and changes nothing", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_storage_failed_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  await withServer(env, async (_server, client) => {
+    expectOk(await client.request("createPipeline", testPipeline("fail-kept")));
+    expectOk(await client.request("createPipeline", testPipeline("kept")));
+    refuseWritesToFailIds(dataDir);
+
+    // A create: refused, and the id is free; a create beside it, in the same moment, is kept.
+    const [refused, beside] = await Promise.all([
+      client.request("createPipeline", testPipeline("fail-new")),
+      client.request("createPipeline", testPipeline("beside")),
+    ]);
+    assert.equal(refused.error?.code, "STORAGE_FAILED", JSON.stringify(refused));
+    assert.match(refused.error!.message, /fail-new.*could not be saved: disk on fire/);
+    expectOk(beside);
+    let pipelines = await pipelinesById(client);
+    assert.ok(!pipelines.has("fail-new"));
+
+    // A start: refused, and the pipeline is back where it was (stopped, in NULL).
+    const start = await client.request("startPipeline", { id: "fail-kept" });
+    assert.equal(start.error?.code, "STORAGE_FAILED", JSON.stringify(start));
+    pipelines = await pipelinesById(client);
+    assert.equal(pipelines.get("fail-kept").desiredState, "stopped");
+    assert.equal(pipelines.get("fail-kept").state, "NULL");
+
+    // A delete: refused, and the pipeline is still there.
+    const deleted = await client.request("deletePipeline", { id: "fail-kept" });
+    assert.equal(deleted.error?.code, "STORAGE_FAILED", JSON.stringify(deleted));
+    assert.ok((await pipelinesById(client)).has("fail-kept"));
+
+    // Others are untouched.
+    expectOk(await client.request("startPipeline", { id: "kept" }));
+  });
+  await withServer(env, async (_server, client) => {
+    const pipelines = await pipelinesById(client);
+    assert.deepEqual([...pipelines.keys()].sort(), ["beside", "fail-kept", "kept"]);
+    assert.equal(pipelines.get("fail-kept").desiredState, "stopped");
+    assert.equal(pipelines.get("kept").desiredState, "playing");
+  });
+});
+
 Deno.test("a stored pipeline that no longer builds comes back in an error state", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "persist_broken_" });
   const env = { GSTREAMER_DATA_DIR: dataDir };

@@ -21,7 +21,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     maxPipelines: 256,
     maxClients: 256,
     maxPushes: 16,
-    maxRequestsPerSecond: 100,
+    maxRequestsPerSecond: 1000,
     httpIdleTimeoutMs: 30000,
   });
 });

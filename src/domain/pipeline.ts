@@ -219,14 +219,16 @@ export class ManagedPipeline {
    */
   start(target: "playing" | "paused"): Promise<Reached> {
     this.#supervisor.cancel();
-    this.#setDesiredState(target);
-    return this.#attemptStart();
+    return this.#changeDesiredState(target, () => this.#attemptStart());
   }
 
   /** Goes to NULL; a stopped pipeline can be started again. */
   stop(): Promise<{ id: string; state: StateName }> {
-    this.#setDesiredState("stopped");
     this.#supervisor.cancel();
+    return this.#changeDesiredState("stopped", () => this.#stopRun());
+  }
+
+  #stopRun(): Promise<{ id: string; state: StateName }> {
     return this.#serial(async () => {
       this.#drainBus();
       const reached = await this.#toNull();
@@ -239,6 +241,31 @@ export class ManagedPipeline {
       }
       return { id: this.id, state: reached };
     });
+  }
+
+  /**
+   * Sets the desired state and does `change`, while the store commits the new desired state on
+   * its own thread; replies once both are done. When the commit fails, the pipeline goes back to
+   * the desired state it had (the one still stored) and the request fails with STORAGE_FAILED.
+   */
+  async #changeDesiredState<T>(state: DesiredState, change: () => Promise<T>): Promise<T> {
+    const previous = this.desiredState;
+    const saving = this.#setDesiredState(state);
+    const changing = change();
+    if (saving === null) return await changing;
+    const [saved, changed] = await Promise.allSettled([saving, changing]);
+    if (saved.status === "rejected") {
+      if (this.desiredState === state && !this.#deleted) {
+        this.desiredState = previous;
+        const back = previous === "stopped" ? this.#stopRun() : this.#attemptStart();
+        await back.catch((error) =>
+          console.error(`Pipeline '${this.id}' could not go back to ${previous}:`, error)
+        );
+      }
+      throw saved.reason;
+    }
+    if (changed.status === "rejected") throw changed.reason;
+    return changed.value;
   }
 
   /** Ends the stream: sources stop, and the sinks' end of stream ends the run (pipelineEos). */
@@ -339,7 +366,7 @@ export class ManagedPipeline {
     } catch (error) {
       if (this.#deleted || this.desiredState === "stopped") throw error;
       if (!this.#supervisor.restartsAfter("start failed")) {
-        this.#setDesiredState("stopped");
+        this.#setDesiredStateLater("stopped");
         throw error;
       }
       const delayMs = this.#supervisor.schedule("start failed", this.playingSince);
@@ -414,13 +441,20 @@ export class ManagedPipeline {
     return state;
   }
 
-  /** Records (and stores, for client pipelines) what the pipeline should be doing. */
-  #setDesiredState(state: DesiredState): void {
-    if (this.desiredState === state) return;
-    if (this.kind === "pipeline" && !this.#deleted) {
-      this.#host.store?.setDesiredState(this.id, state);
-    }
+  /**
+   * Records what the pipeline should be doing, and for client pipelines stores it: the promise
+   * resolves once that is committed (null when there is nothing to store).
+   */
+  #setDesiredState(state: DesiredState): Promise<void> | null {
+    if (this.desiredState === state) return null;
     this.desiredState = state;
+    if (this.kind !== "pipeline" || this.#deleted) return null;
+    return this.#host.store?.setDesiredState(this.id, state) ?? null;
+  }
+
+  /** The same, when nothing waits for the commit; the store logs a write that fails. */
+  #setDesiredStateLater(state: DesiredState): void {
+    void this.#setDesiredState(state)?.catch(() => {});
   }
 
   /** A run ended by itself (error or EOS): restart it if its policy says so, else it stays stopped. */
@@ -429,7 +463,7 @@ export class ManagedPipeline {
       if (this.#supervisor.restartsAfter(how) && this.desiredState !== "stopped") {
         this.#supervisor.schedule(how === "error" ? "error" : "end of stream", this.playingSince);
       } else {
-        this.#setDesiredState("stopped");
+        this.#setDesiredStateLater("stopped");
       }
     } catch (error) {
       console.error(`Pipeline '${this.id}': ${errorMessage(error)}`);

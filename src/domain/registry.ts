@@ -160,31 +160,37 @@ export class PipelineRegistry {
     }
     const kind = options.kind ?? "pipeline";
     if (kind === "pipeline" && !options.restoring) this.#checkLimit();
+    const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
     const building = buildPipeline(id, definition, this.#host);
-    this.#building.set(id, { kind, done: building.then(() => {}, () => {}) });
+    // The row is committed while the pipeline is built; the reply waits for both.
+    const storing = kind === "pipeline" && !options.restoring
+      ? this.#options.store?.insert(id, definition, createdAt.toISOString())
+      : undefined;
+    const registering = (async () => {
+      const [builtResult, stored] = await Promise.allSettled([building, storing]);
+      if (builtResult.status === "rejected") {
+        if (storing && stored.status === "fulfilled") await this.#unstore(id);
+        throw builtResult.reason;
+      }
+      const built = builtResult.value;
+      try {
+        if (stored.status === "rejected") throw stored.reason;
+        this.#host.mounts.claim(id, built.mounts);
+      } catch (error) {
+        void built.pipeline.dispose();
+        if (storing && stored.status === "fulfilled") await this.#unstore(id);
+        throw error;
+      }
+      return built;
+    })();
+    this.#building.set(id, { kind, done: registering.then(() => {}, () => {}) });
     let built;
     try {
-      built = await building;
+      built = await registering;
     } finally {
       this.#building.delete(id);
     }
     // From here to the end nothing awaits: the pipeline is registered in one step.
-    const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
-    try {
-      this.#host.mounts.claim(id, built.mounts);
-    } catch (error) {
-      void built.pipeline.dispose();
-      throw error;
-    }
-    try {
-      if (kind === "pipeline" && !options.restoring) {
-        this.#options.store?.insert(id, definition, createdAt.toISOString());
-      }
-    } catch (error) {
-      this.#host.mounts.release(built.mounts);
-      void built.pipeline.dispose();
-      throw error;
-    }
     const pipeline = new ManagedPipeline(
       { id, kind, definition, createdAt, built, extraStats: options.extraStats },
       this.#host,
@@ -193,6 +199,15 @@ export class PipelineRegistry {
     const result = onRegistered(pipeline);
     this.#emit({ type: "pipelineCreated", payload: pipeline.info() });
     return { pipeline, result };
+  }
+
+  /** Takes back the row of a create that failed after it was stored (the id is still held). */
+  async #unstore(id: string): Promise<void> {
+    await this.#options.store?.remove(id).catch(() =>
+      console.error(
+        `Pipeline '${id}' failed to be created but stays stored; it comes back at the next start`,
+      )
+    );
   }
 
   #checkLimit(): void {
@@ -264,9 +279,11 @@ export class PipelineRegistry {
   stop(id: string): Promise<{ id: string; state: StateName }> {
     const unbuildable = this.#unbuildable.get(id);
     if (unbuildable) {
-      this.#options.store?.setDesiredState(id, "stopped");
-      unbuildable.stored.desiredState = "stopped";
-      return Promise.resolve({ id, state: "NULL" });
+      return (async () => {
+        await this.#options.store?.setDesiredState(id, "stopped");
+        unbuildable.stored.desiredState = "stopped";
+        return { id, state: "NULL" as const };
+      })();
     }
     return Promise.resolve(this.#with(id, (pipeline) => pipeline.stop()));
   }
@@ -274,13 +291,15 @@ export class PipelineRegistry {
   /** Stops and frees the pipeline from any state, and forgets it. */
   delete(id: string): Promise<{ id: string }> {
     if (this.#unbuildable.has(id)) {
-      this.#options.store?.remove(id);
-      this.#unbuildable.delete(id);
-      this.#emit({ type: "pipelineDeleted", payload: { id } });
-      return Promise.resolve({ id });
+      return (async () => {
+        await this.#options.store?.remove(id);
+        this.#unbuildable.delete(id);
+        this.#emit({ type: "pipelineDeleted", payload: { id } });
+        return { id };
+      })();
     }
     return Promise.resolve(this.#with(id, async (pipeline) => {
-      if (pipeline.kind === "pipeline") this.#options.store?.remove(id);
+      if (pipeline.kind === "pipeline") await this.#options.store?.remove(id);
       await this.#release(pipeline);
       this.#emit({ type: "pipelineDeleted", payload: { id } });
       return { id };

@@ -1,12 +1,14 @@
 /**
  * Where pipeline definitions and their desired state live between runs: an
  * embedded SQLite database (node:sqlite). Every write is committed with
- * synchronous=FULL before it returns, so an acknowledged change survives
- * `kill -9` and power loss; WAL keeps the file readable after either.
+ * synchronous=FULL before its promise resolves, so an acknowledged change
+ * survives `kill -9` and power loss; WAL keeps the file readable after either.
+ * Writes run on a worker thread (src/domain/store_worker.ts), never on the main
+ * thread, and writes that arrive together share one commit.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import { DomainError } from "./errors.ts";
 
 import type { DesiredState } from "./types.ts";
@@ -19,40 +21,121 @@ export interface StoredPipeline {
   createdAt: string;
 }
 
+/** One row change, as the writer takes it. */
+export interface StoreWrite {
+  op: "insert" | "setState" | "remove";
+  id: string;
+  definition?: string;
+  createdAt?: string;
+  state?: DesiredState;
+}
+
+/** From the main thread to the writer. */
+export type StoreRequest =
+  | { type: "open"; location: string }
+  | { type: "write"; batch: { seq: number; write: StoreWrite }[] }
+  | { type: "close" };
+
+/** From the writer to the main thread. */
+export type StoreReply =
+  | { type: "opened" }
+  | { type: "openFailed"; message: string }
+  | { type: "written"; committed: number[]; failed: { seq: number; message: string }[] }
+  | { type: "closed" };
+
+/** Runs one row change on `db` (the writer thread's connection, or the in-memory one). */
+export function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
+  const insert = db.prepare(
+    "INSERT INTO pipelines (id, definition, desired_state, created_at) VALUES (?, ?, 'stopped', ?)",
+  );
+  const setState = db.prepare("UPDATE pipelines SET desired_state = ? WHERE id = ?");
+  const remove = db.prepare("DELETE FROM pipelines WHERE id = ?");
+  return (write) => {
+    if (write.op === "insert") insert.run(write.id, write.definition!, write.createdAt!);
+    else if (write.op === "setState") setState.run(write.state!, write.id);
+    else remove.run(write.id);
+  };
+}
+
+interface Waiting {
+  id: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
 /** Kept on disk in `dataDir/pipelines.db`, or in memory only when `dataDir` is ":memory:". */
 export class PipelineStore {
   readonly location: string;
+  /** The main thread's connection: the schema, and reading at start-up. */
   readonly #db: DatabaseSync;
-  readonly #insert: StatementSync;
-  readonly #setState: StatementSync;
-  readonly #remove: StatementSync;
+  /** The writer thread; null in memory, where writes cost nothing and run here. */
+  readonly #writer: Worker | null;
+  readonly #waiting = new Map<number, Waiting>();
+  #nextSeq = 0;
+  /** Writes waiting for the batch with the writer to be committed. */
+  #queued: { seq: number; write: StoreWrite }[] = [];
+  #writing = false;
+  #broken: string | null = null;
+  #closed: Promise<void> | null = null;
 
-  constructor(dataDir: string) {
-    if (dataDir === ":memory:") {
-      this.location = ":memory:";
-    } else {
+  private constructor(location: string, db: DatabaseSync, writer: Worker | null) {
+    this.location = location;
+    this.#db = db;
+    this.#writer = writer;
+  }
+
+  /** Opens (creating if needed) the store, and its writer thread once the file is known good. */
+  static async open(dataDir: string): Promise<PipelineStore> {
+    let location = ":memory:";
+    if (dataDir !== ":memory:") {
       mkdirSync(dataDir, { recursive: true });
-      this.location = join(dataDir, "pipelines.db");
+      location = join(dataDir, "pipelines.db");
     }
-    this.#db = new DatabaseSync(this.location);
-    this.#db.exec(`
-      PRAGMA journal_mode = WAL;
-      PRAGMA synchronous = FULL;
-      PRAGMA busy_timeout = 5000;
-      CREATE TABLE IF NOT EXISTS pipelines (
-        id TEXT PRIMARY KEY,
-        definition TEXT NOT NULL,
-        desired_state TEXT NOT NULL CHECK (desired_state IN ('playing', 'paused', 'stopped')),
-        created_at TEXT NOT NULL
+    const db = new DatabaseSync(location);
+    try {
+      db.exec(`
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = FULL;
+        PRAGMA busy_timeout = 5000;
+        CREATE TABLE IF NOT EXISTS pipelines (
+          id TEXT PRIMARY KEY,
+          definition TEXT NOT NULL,
+          desired_state TEXT NOT NULL CHECK (desired_state IN ('playing', 'paused', 'stopped')),
+          created_at TEXT NOT NULL
+        );
+      `);
+      // Reading once at open also proves the file is a database this build can use.
+      db.prepare("SELECT count(*) FROM pipelines").get();
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    if (location === ":memory:") return new PipelineStore(location, db, null);
+    const writer = new Worker(new URL("./store_worker.ts", import.meta.url), { type: "module" });
+    const opened = await new Promise<StoreReply>((resolve) => {
+      writer.onmessage = (event: MessageEvent<StoreReply>) => resolve(event.data);
+      writer.onerror = (event) => {
+        event.preventDefault();
+        resolve({ type: "openFailed", message: event.message });
+      };
+      writer.postMessage({ type: "open", location } satisfies StoreRequest);
+    });
+    if (opened.type !== "opened") {
+      writer.terminate();
+      db.close();
+      throw new Error(
+        `the store's writer could not open ${location}: ${
+          opened.type === "openFailed" ? opened.message : opened.type
+        }`,
       );
-    `);
-    // Reading once at open also proves the file is a database this build can use.
-    this.#db.prepare("SELECT count(*) FROM pipelines").get();
-    this.#insert = this.#db.prepare(
-      "INSERT INTO pipelines (id, definition, desired_state, created_at) VALUES (?, ?, 'stopped', ?)",
-    );
-    this.#setState = this.#db.prepare("UPDATE pipelines SET desired_state = ? WHERE id = ?");
-    this.#remove = this.#db.prepare("DELETE FROM pipelines WHERE id = ?");
+    }
+    const store = new PipelineStore(location, db, writer);
+    writer.onmessage = (event: MessageEvent<StoreReply>) => store.#onReply(event.data);
+    writer.onerror = (event) => {
+      event.preventDefault();
+      store.#fail(`the store's writer stopped: ${event.message}`);
+    };
+    return store;
   }
 
   /** Every stored pipeline in the order they were created. */
@@ -73,32 +156,103 @@ export class PipelineStore {
     }));
   }
 
-  insert(id: string, definition: Record<string, unknown>, createdAt: string): void {
-    this.#write(id, () => this.#insert.run(id, JSON.stringify(definition), createdAt));
+  insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void> {
+    return this.#write({ op: "insert", id, definition: JSON.stringify(definition), createdAt });
   }
 
-  setDesiredState(id: string, state: DesiredState): void {
-    this.#write(id, () => this.#setState.run(state, id));
+  setDesiredState(id: string, state: DesiredState): Promise<void> {
+    return this.#write({ op: "setState", id, state });
   }
 
-  remove(id: string): void {
-    this.#write(id, () => this.#remove.run(id));
+  remove(id: string): Promise<void> {
+    return this.#write({ op: "remove", id });
   }
 
-  close(): void {
-    if (this.#db.isOpen) this.#db.close();
+  /** Commits what is pending, then closes; writes after this are refused. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      if (this.#writer !== null && this.#broken === null) {
+        await new Promise<void>((resolve) => {
+          this.#afterClose = resolve;
+          this.#writer!.postMessage({ type: "close" } satisfies StoreRequest);
+        });
+      }
+      this.#writer?.terminate();
+      this.#fail("the store is closed");
+      if (this.#db.isOpen) this.#db.close();
+    })();
+    return this.#closed;
   }
 
-  #write(id: string, write: () => unknown): void {
-    try {
-      write();
-    } catch (error) {
-      console.error(`Writing pipeline '${id}' to ${this.location} failed:`, error);
-      throw new DomainError(
-        "STORAGE_FAILED",
-        `The change to pipeline '${id}' could not be saved: ${(error as Error).message}`,
-        { id, store: this.location },
-      );
+  #afterClose: (() => void) | null = null;
+  /** The in-memory store's writes, on this thread: they cost what a map would. */
+  #writeHere: ((write: StoreWrite) => void) | null = null;
+
+  #write(write: StoreWrite): Promise<void> {
+    if (this.#broken !== null || this.#closed !== null) {
+      return Promise.reject(this.#storageFailed(write.id, this.#broken ?? "the store is closed"));
     }
+    if (this.#writer === null) {
+      try {
+        this.#writeHere ??= rowWriter(this.#db);
+        this.#writeHere(write);
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(this.#storageFailed(write.id, (error as Error).message));
+      }
+    }
+    const seq = this.#nextSeq++;
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting.set(seq, { id: write.id, resolve, reject });
+      this.#queued.push({ seq, write });
+      if (!this.#writing) this.#sendQueued();
+    });
+  }
+
+  /**
+   * Group commit: one batch is with the writer at a time, and what is queued meanwhile goes as the
+   * next batch, committed in one transaction (one fsync).
+   */
+  #sendQueued(): void {
+    const batch = this.#queued;
+    this.#queued = [];
+    this.#writing = true;
+    this.#writer!.postMessage({ type: "write", batch } satisfies StoreRequest);
+  }
+
+  #onReply(reply: StoreReply): void {
+    if (reply.type === "written") {
+      this.#writing = false;
+      for (const seq of reply.committed) {
+        this.#waiting.get(seq)?.resolve();
+        this.#waiting.delete(seq);
+      }
+      for (const { seq, message } of reply.failed) {
+        const waiting = this.#waiting.get(seq);
+        this.#waiting.delete(seq);
+        waiting?.reject(this.#storageFailed(waiting.id, message));
+      }
+      if (this.#queued.length > 0 && this.#broken === null) this.#sendQueued();
+    } else if (reply.type === "closed") {
+      this.#afterClose?.();
+    }
+  }
+
+  /** Refuses every write from now on, and fails the ones waiting. */
+  #fail(reason: string): void {
+    this.#broken ??= reason;
+    for (const [seq, waiting] of this.#waiting) {
+      this.#waiting.delete(seq);
+      waiting.reject(this.#storageFailed(waiting.id, reason));
+    }
+  }
+
+  #storageFailed(id: string, reason: string): DomainError {
+    console.error(`Writing pipeline '${id}' to ${this.location} failed: ${reason}`);
+    return new DomainError(
+      "STORAGE_FAILED",
+      `The change to pipeline '${id}' could not be saved: ${reason}`,
+      { id, store: this.location },
+    );
   }
 }
