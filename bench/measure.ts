@@ -2,7 +2,12 @@
  * Helpers shared by the benchmarks: option parsing, summaries, and process
  * measurement from /proc (CPU from /proc/<pid>/stat and the threads'
  * schedstat, RSS from /proc/<pid>/status), timing gst-launch-1.0 until
- * PLAYING, and timing createPipeline + startPipeline on our server.
+ * PLAYING, and timing createPipeline + startPipeline on our server. For the
+ * RTSP benchmarks (bench/push.ts, bench/publish.ts): child processes with
+ * stdout and stderr apart, the server's stats broadcasts, a joiner's time to
+ * its first frame, ffprobe readers and their frames counted against the clip
+ * (with why a reader is short), and the CPU of a group of processes and of
+ * the machine.
  */
 import type { Reply, ServerProcess, TestClient } from "../test/helpers.ts";
 
@@ -475,4 +480,604 @@ export function tallyChange(before: Map<string, number>, after: Map<string, numb
     if (delta !== 0) changes.push(`${name} ${delta > 0 ? "+" : ""}${delta}`);
   }
   return changes.length ? changes.join(", ") : "none";
+}
+
+// ---------------------------------------------------------------- child processes
+
+/** Every child spawn() started and nobody reaped yet; see killChildren. */
+const children = new Set<Deno.ChildProcess>();
+
+export interface Line {
+  /** performance.now() when the chunk holding the line's end arrived. */
+  at: number;
+  text: string;
+  stream: "stdout" | "stderr";
+}
+
+export interface Exit {
+  /** The exit code (Deno gives 128 + the signal's number when a signal ended the process). */
+  code: number;
+  /** The signal that ended it, if one did. */
+  signal: Deno.Signal | null;
+  /** performance.now() when the exit was seen. */
+  at: number;
+}
+
+export interface Child {
+  process: Deno.ChildProcess;
+  spawnedAt: number;
+  /** The lines of stdout and stderr, each as it arrived. */
+  lines: Line[];
+  /** Everything it printed so far, stdout and stderr, line by line. */
+  output(): string;
+  /** What it printed on stdout only, as printed. */
+  stdout(): string;
+  /** The last `count` lines it printed on stderr, joined with " | ". */
+  stderrTail(count?: number): string;
+  exited: Promise<Exit>;
+  /** The signal we sent it (kill, reap), if we did. */
+  readonly killedWith: Deno.Signal | null;
+  kill(signal?: Deno.Signal): Promise<void>;
+}
+
+/** Spawns a child with stdout and stderr read apart, and keeps it for killChildren. */
+export function spawn(command: string, args: string[], stdin: "null" | "piped" = "null"): Child {
+  const spawnedAt = performance.now();
+  const process = new Deno.Command(command, { args, stdin, stdout: "piped", stderr: "piped" })
+    .spawn();
+  children.add(process);
+  const lines: Line[] = [];
+  const out: string[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>, name: Line["stream"]) => {
+    let pending = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      if (name === "stdout") out.push(chunk);
+      const at = performance.now();
+      const parts = (pending + chunk).split("\n");
+      pending = parts.pop() ?? "";
+      for (const text of parts) lines.push({ at, text, stream: name });
+    }
+    if (pending) lines.push({ at: performance.now(), text: pending, stream: name });
+  };
+  const pumps = Promise.all([pump(process.stdout, "stdout"), pump(process.stderr, "stderr")]);
+  const exited = process.status.then(async (status) => {
+    const at = performance.now();
+    await pumps.catch(() => {});
+    children.delete(process);
+    return { code: status.code, signal: status.signal, at };
+  });
+  let killedWith: Deno.Signal | null = null;
+  return {
+    process,
+    spawnedAt,
+    lines,
+    output: () => lines.map((line) => line.text).join("\n"),
+    stdout: () => out.join(""),
+    stderrTail: (count = 3) =>
+      lines.filter((line) => line.stream === "stderr" && line.text.trim() !== "").slice(-count)
+        .map((line) => line.text.trim()).join(" | "),
+    exited,
+    get killedWith() {
+      return killedWith;
+    },
+    async kill(signal: Deno.Signal = "SIGKILL") {
+      try {
+        process.kill(signal);
+        killedWith ??= signal;
+      } catch {
+        // already exited
+      }
+      await exited;
+    },
+  };
+}
+
+/** Kills and reaps every child spawn() started and nobody reaped yet (for `finally` and SIGINT). */
+export async function killChildren(): Promise<void> {
+  await Promise.all([...children].map(async (child) => {
+    try {
+      if (child.stdin) await child.stdin.close().catch(() => {});
+      child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await child.status.catch(() => {});
+    children.delete(child);
+  }));
+}
+
+/** Runs to the end; throws with the output when the exit code is not 0. */
+export async function runChecked(command: string, args: string[]): Promise<Child> {
+  const child = spawn(command, args);
+  const { code } = await child.exited;
+  if (code !== 0) {
+    throw new Error(`${command} ${args.join(" ")} exited ${code}:\n${child.output().slice(-2000)}`);
+  }
+  return child;
+}
+
+/** Resolves with the value, or null after `timeoutMs`. */
+export async function within<T>(promise: Promise<T>, timeoutMs: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Waits up to `timeoutMs` for the child to end by itself; then SIGTERM (ffprobe then prints
+ * what it has and exits), and SIGKILL 3 s later. The exit, or null when it had to be ended.
+ */
+export async function reap(child: Child, timeoutMs: number): Promise<Exit | null> {
+  const ended = await within(child.exited, timeoutMs);
+  if (ended !== null) return ended;
+  await within(child.kill("SIGTERM"), 3000);
+  await child.kill("SIGKILL");
+  return null;
+}
+
+/** "exit 0", "exit 1", "killed by SIGKILL (exit 137)", "did not end within 20 s; we sent SIGTERM". */
+export function describeEnd(child: Child, exit: Exit | null, timeoutMs: number): string {
+  if (exit === null) {
+    return `did not end within ${(timeoutMs / 1000).toFixed(0)} s; we sent ${
+      child.killedWith ?? "a signal"
+    }`;
+  }
+  if (exit.signal !== null) {
+    return `ended by ${exit.signal}${
+      child.killedWith === exit.signal ? " (ours)" : ""
+    } (exit ${exit.code})`;
+  }
+  return `exit ${exit.code}`;
+}
+
+// ---------------------------------------------------------------- the server's stats
+
+// deno-lint-ignore no-explicit-any
+export type PipelineStats = Record<string, any>;
+
+/** Keeps the latest `stats` broadcast of one WebSocket client. */
+export class StatsWatcher {
+  latest: { at: number; pipelines: PipelineStats[] } | null = null;
+  #waiters: (() => void)[] = [];
+
+  constructor(readonly client: TestClient) {
+    client.socket.addEventListener("message", (event) => {
+      const message = JSON.parse(String(event.data));
+      client.received.length = 0; // we look at stats only, and keep the latest
+      if (message.type !== "stats") return;
+      this.latest = { at: performance.now(), pipelines: message.payload.pipelines };
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+  }
+
+  pipeline(id: string): PipelineStats | undefined {
+    return this.latest?.pipelines.find((p) => p.id === id);
+  }
+
+  next(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Waits for a broadcast where `predicate` holds for the pipeline's entry (undefined when absent). */
+  async until(
+    id: string,
+    predicate: (pipeline: PipelineStats | undefined) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<PipelineStats | undefined> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.latest || !predicate(this.pipeline(id))) {
+      const left = deadline - performance.now();
+      if (left <= 0 || (await within(this.next(), left)) === null) {
+        throw new Error(
+          `Timed out after ${timeoutMs} ms waiting for ${what}; last stats of '${id}': ${
+            JSON.stringify(this.pipeline(id))
+          }`,
+        );
+      }
+    }
+    return this.pipeline(id);
+  }
+}
+
+// ---------------------------------------------------------------- a joiner's first frame
+
+export interface Join {
+  /** Spawn to the first decoded frame. */
+  firstFrame: number;
+  /** Spawn to the PLAY reply. */
+  setup: number;
+  /** Spawn to exit. */
+  exit: number;
+}
+
+/**
+ * One RTSP/TCP client that joins and decodes one frame: `gst-launch-1.0 -m rtspsrc
+ * protocols=tcp latency=0 ! rtph264depay wait-for-keyframe=true ! avdec_h264
+ * output-corrupt=false ! fakesink num-buffers=1`. Without those two settings the "first frame"
+ * is a P frame decoded against nothing (grey garbage) within ~30 ms of PLAY. Times from the
+ * client's own output: "Sent PLAY request" (its setup: process start, GStreamer init, OPTIONS,
+ * DESCRIBE, SETUP, PLAY) and the EOS after the first frame at the sink. A failure is told as a
+ * string, with its times after `from` when given.
+ */
+export async function joinOnce(
+  url: string,
+  from?: number,
+  timeoutMs = 15000,
+): Promise<Join | string> {
+  // deno-fmt-ignore
+  const client = spawn("gst-launch-1.0", [
+    "-m", "rtspsrc", `location=${url}`, "protocols=tcp", "latency=0", "!",
+    "rtph264depay", "wait-for-keyframe=true", "!", "avdec_h264", "output-corrupt=false",
+    "!", "fakesink", "num-buffers=1",
+  ]);
+  const ended = await within(client.exited, timeoutMs);
+  if (ended === null) await client.kill();
+  const at = (marker: string) => client.lines.find((line) => line.text.startsWith(marker))?.at;
+  const played = at("Progress: (request) Sent PLAY request");
+  const frame = at("Got EOS from element");
+  if (ended?.code !== 0 || played === undefined || frame === undefined) {
+    const after = (at: number, since: number) => `${((at - since) / 1000).toFixed(1)} s`;
+    const when = from === undefined
+      ? ""
+      : ` (spawned ${after(client.spawnedAt, from)} after the first frames, ended ${
+        after(performance.now(), from)
+      })`;
+    return `${ended === null ? "timed out" : `exit ${ended.code}`}${when}: ${
+      client.output().split("\n").slice(-3).join(" | ")
+    }`;
+  }
+  return {
+    firstFrame: frame - client.spawnedAt,
+    setup: played - client.spawnedAt,
+    exit: ended.at - client.spawnedAt,
+  };
+}
+
+// ---------------------------------------------------------------- readers and frames lost
+
+/** One packet (frame) of a video stream as ffprobe lists it. */
+export interface Packet {
+  size: number;
+  key: boolean;
+}
+
+/**
+ * ffprobe's arguments that list every packet of the first video stream on stdout, one line
+ * each: `packet|size=1234|flags=K_`, followed over RTSP by an empty `|side_data|` section (which
+ * then ends the line with a blank line after it). ffprobe's log (-v error: "Missing reference
+ * picture" from a reader that starts mid-GOP, connection errors) goes to stderr and is never
+ * parsed.
+ */
+const LIST_PACKETS = [
+  "-v",
+  "error",
+  "-select_streams",
+  "v:0",
+  "-show_entries",
+  "packet=size,flags",
+  "-of",
+  "compact=p=1:nk=0",
+];
+
+/**
+ * The packets in ffprobe's stdout (LIST_PACKETS): lines that start `packet|size=N|flags=F`;
+ * every other line is skipped, and so is a last line without its newline (cut short by a kill).
+ */
+export function parsePackets(stdout: string): Packet[] {
+  const packets: Packet[] = [];
+  const lines = stdout.split("\n");
+  lines.pop(); // after the last newline: "" or a line cut short
+  for (const line of lines) {
+    const match = line.match(/^packet\|size=(\d+)\|flags=([A-Z_]+)(?:\||\r?$)/);
+    if (match) packets.push({ size: Number(match[1]), key: match[2].includes("K") });
+  }
+  return packets;
+}
+
+/** The packets of a file's first video stream, by ffprobe (no decoding). */
+export async function probePackets(path: string): Promise<Packet[]> {
+  const probe = await runChecked("ffprobe", [...LIST_PACKETS, path]);
+  const packets = parsePackets(probe.stdout());
+  if (packets.length === 0 || !packets[0].key) {
+    throw new Error(`ffprobe found no packets, or no key frame first, in ${path}`);
+  }
+  return packets;
+}
+
+/**
+ * An RTSP/TCP reader: `ffprobe -rtsp_transport tcp` listing every packet it gets (demuxed, not
+ * decoded, which is what lets 50 of them run on 2 cores); it ends when the server ends the
+ * stream.
+ */
+export function startReader(url: string): Child {
+  return spawn("ffprobe", [...LIST_PACKETS, "-rtsp_transport", "tcp", url]);
+}
+
+export interface ReaderEnd {
+  packets: Packet[];
+  /** Its exit; null when it did not end by itself within the timeout and we ended it. */
+  exit: Exit | null;
+  /** "exit 0", "did not end within 20 s; we sent SIGTERM", ... */
+  end: string;
+  /** Whether it ended by itself with exit 0. */
+  clean: boolean;
+  /** Its last lines on stderr. */
+  stderrTail: string;
+}
+
+/** Waits for a reader to end (reap: SIGTERM, then SIGKILL after `timeoutMs`) and reads its list. */
+export async function endReader(reader: Child, timeoutMs: number): Promise<ReaderEnd> {
+  const exit = await reap(reader, timeoutMs);
+  return {
+    packets: parsePackets(reader.stdout()),
+    exit,
+    end: describeEnd(reader, exit, timeoutMs),
+    clean: exit !== null && exit.code === 0 && exit.signal === null,
+    stderrTail: reader.stderrTail(),
+  };
+}
+
+/**
+ * Where each packet a reader listed sits in the clip, found by size: the server passes P and B
+ * frames through unchanged, so their sizes in the clip and at the reader are equal up to a
+ * constant (the same few bytes added or dropped on every frame), and a run of ANCHOR_RUN equal
+ * differences anchors the reader's list in the clip. From the anchor each packet is looked for
+ * walking forward (and, for those before the anchor, backward) within SEARCH_AHEAD frames: a P
+ * frame where its size fits, a key frame at the next key frame (key frames carry parameter sets
+ * the server may add). A packet that finds no place is "unplaced".
+ */
+export interface Placement {
+  listed: number;
+  /** Clip index of each listed packet, -1 for one that found no place; [] when no anchor. */
+  places: number[];
+}
+
+const ANCHOR_RUN = 5;
+/** How far from the last placed frame a frame is looked for. */
+const SEARCH_AHEAD = 600;
+
+export function place(clip: Packet[], listed: Packet[]): Placement {
+  let anchor: { at: number; clipAt: number; delta: number } | null = null;
+  for (let j = 0; j + ANCHOR_RUN <= listed.length && anchor === null; j++) {
+    const run = listed.slice(j, j + ANCHOR_RUN);
+    if (run.some((packet) => packet.key)) continue;
+    for (let i = 0; i + ANCHOR_RUN <= clip.length; i++) {
+      if (clip[i].key) continue;
+      const delta = run[0].size - clip[i].size;
+      if (run.every((packet, n) => !clip[i + n].key && packet.size - clip[i + n].size === delta)) {
+        anchor = { at: j, clipAt: i, delta };
+        break;
+      }
+    }
+  }
+  if (anchor === null) return { listed: listed.length, places: [] };
+  const { at, clipAt, delta } = anchor;
+  const fits = (packet: Packet, i: number) =>
+    clip[i].key === packet.key && (packet.key || clip[i].size + delta === packet.size);
+  const places = new Array<number>(listed.length).fill(-1);
+  places[at] = clipAt;
+  for (let j = at + 1, cursor = clipAt; j < listed.length; j++) {
+    for (let i = cursor + 1; i < clip.length && i <= cursor + SEARCH_AHEAD; i++) {
+      if (fits(listed[j], i)) {
+        places[j] = cursor = i;
+        break;
+      }
+    }
+  }
+  for (let j = at - 1, cursor = clipAt; j >= 0; j--) {
+    for (let i = cursor - 1; i >= 0 && i >= cursor - SEARCH_AHEAD; i--) {
+      if (fits(listed[j], i)) {
+        places[j] = cursor = i;
+        break;
+      }
+    }
+  }
+  return { listed: listed.length, places };
+}
+
+export interface Account {
+  /** Packets the reader listed. */
+  listed: number;
+  /** Listed packets that found no place in the clip (see place()). */
+  unplaced: number;
+  /** Clip indices of its first and last placed packets; null when none was placed. */
+  first: number | null;
+  last: number | null;
+  /** Clip index of its first key frame; null when it listed none that was placed. */
+  firstKey: number | null;
+  /** Placed packets before its first key frame: a decoder cannot use them (it joined mid-GOP). */
+  beforeKey: number;
+  /** The frames it should have got: clip indices from..to-1. */
+  from: number;
+  to: number;
+  expected: number;
+  /** Of those, the frames it got. */
+  got: number;
+  /** The frames of from..to-1 it did not get: before its first, between, after its last. */
+  lostAtStart: number;
+  lostInside: number;
+  lostAtEnd: number;
+  /** The first few indices in the clip of the frames lost. */
+  missing: number[];
+}
+
+export const MISSING_KEPT = 10;
+
+/**
+ * Counts a reader's frames against clip indices from..to-1: `from` a number (where the reader
+ * joined, when the bench knows it), or "first-key" (its first key frame: a reader that joined
+ * while frames flowed is not counted short of the frames sent before it was there).
+ */
+export function account(
+  clip: Packet[],
+  listed: Packet[],
+  range: { from: number | "first-key"; to?: number },
+): Account {
+  const { places } = place(clip, listed);
+  const placed = places.filter((index) => index >= 0);
+  const keyAt = places.findIndex((index, j) => index >= 0 && listed[j].key);
+  const firstKey = keyAt < 0 ? null : places[keyAt];
+  const first = placed.length ? placed[0] : null;
+  const from = range.from === "first-key" ? (firstKey ?? clip.length) : range.from;
+  const to = Math.min(range.to ?? clip.length, clip.length);
+  const have = new Set(placed.filter((index) => index >= from && index < to));
+  const inRange = [...have].sort((a, b) => a - b);
+  const missing: number[] = [];
+  let lostAtStart = 0;
+  let lostInside = 0;
+  let lostAtEnd = 0;
+  for (let i = from; i < to; i++) {
+    if (have.has(i)) continue;
+    if (missing.length < MISSING_KEPT) missing.push(i);
+    if (inRange.length === 0 || i > inRange[inRange.length - 1]) lostAtEnd++;
+    else if (i < inRange[0]) lostAtStart++;
+    else lostInside++;
+  }
+  return {
+    listed: listed.length,
+    unplaced: places.length === 0 ? listed.length : places.length - placed.length,
+    first,
+    last: placed.length ? placed[placed.length - 1] : null,
+    firstKey,
+    beforeKey: keyAt < 0 ? placed.length : places.slice(0, keyAt).filter((i) => i >= 0).length,
+    from,
+    to,
+    expected: Math.max(0, to - from),
+    got: have.size,
+    lostAtStart,
+    lostInside,
+    lostAtEnd,
+    missing,
+  };
+}
+
+/** "1797-1799" style ranges of sorted indices. */
+function ranges(indices: number[]): string {
+  const parts: string[] = [];
+  for (let k = 0; k < indices.length;) {
+    let end = k;
+    while (end + 1 < indices.length && indices[end + 1] === indices[end] + 1) end++;
+    parts.push(end === k ? `${indices[k]}` : `${indices[k]}-${indices[end]}`);
+    k = end + 1;
+  }
+  return parts.join(", ");
+}
+
+/**
+ * Why a reader is counted failed or short, in words; null when it got every frame and ended
+ * cleanly. `gop`: frames per key-frame interval, to say what a mid-GOP join costs a decoder.
+ */
+export function whyShort(a: Account, end: ReaderEnd, gop: number): string | null {
+  const lost = a.expected - a.got;
+  if (end.clean && a.firstKey !== null && lost === 0) return null;
+  const parts: string[] = [end.end];
+  if (a.listed === 0) parts.push("listed no packet");
+  else if (a.first === null) {
+    parts.push(`none of its ${a.listed} packets could be placed in the clip (no anchor)`);
+  } else {
+    parts.push(`got ${a.got} of ${a.expected} (clip frames ${a.from}-${a.to - 1})`);
+    if (a.firstKey === null) parts.push(`no key frame among its ${a.listed} packets`);
+    if (a.lostAtStart > 0) {
+      parts.push(
+        `${a.lostAtStart} lost at the start (its first frame is clip frame ${a.first}: it played ` +
+          "late, or the server dropped them)",
+      );
+    }
+    if (a.lostInside > 0) parts.push(`${a.lostInside} lost inside the stream`);
+    if (a.lostAtEnd > 0) {
+      parts.push(
+        `${a.lostAtEnd} lost at the end (its last frame is clip frame ${a.last}: ${
+          end.clean
+            ? "it read on to the end of the stream, so the server did not send them: in " +
+              "flight inside the server when the stream ended?"
+            : "it ended before the stream did"
+        })`,
+      );
+    }
+    if (lost > 0) {
+      parts.push(`missing ${ranges(a.missing)}${lost > a.missing.length ? ", ..." : ""}`);
+    }
+    if (a.unplaced > 0) parts.push(`${a.unplaced} listed packets unplaced`);
+  }
+  if (a.beforeKey > 0 && a.firstKey !== null) {
+    parts.push(
+      `${a.beforeKey} frames before its first key frame (clip frame ${a.firstKey}; key frames ` +
+        `every ${gop}): joined mid-GOP, listed but not decodable`,
+    );
+  }
+  if (end.stderrTail) parts.push(`stderr: ${end.stderrTail.slice(0, 300)}`);
+  return parts.join("; ");
+}
+
+/** "readers 1, 4, 7: <reason>" for readers that share a reason, most common first. */
+export function groupReasons(reasons: (string | null)[], label = "reader"): string[] {
+  const groups = new Map<string, number[]>();
+  reasons.forEach((reason, index) => {
+    if (reason !== null) groups.set(reason, [...(groups.get(reason) ?? []), index]);
+  });
+  return [...groups].sort((x, y) => y[1].length - x[1].length).map(([reason, who]) =>
+    `${label}${who.length > 1 ? "s" : ""} ${ranges(who)}: ${reason}`
+  );
+}
+
+// ---------------------------------------------------------------- machine and group CPU
+
+/** Busy and total jiffies of the whole machine (the "cpu" line of /proc/stat). */
+export function machineTicks(): { busy: number; total: number } {
+  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
+  const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = values.reduce((sum, value) => sum + value, 0);
+  const idle = values[3] + values[4]; // idle + iowait
+  return { busy: total - idle, total };
+}
+
+/** Percent of all cores busy between two machineTicks(). */
+export function machineBusy(from: { busy: number; total: number }, to = machineTicks()): number {
+  return ((to.busy - from.busy) / (to.total - from.total)) * 100;
+}
+
+/** utime + stime of a process, or null once it is gone. */
+function ticksOf(pid: number): number | null {
+  try {
+    return cpuTicks(pid);
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time of a set of processes over a window, each read last while it was still there. */
+export class GroupMeter {
+  #start = new Map<number, number>();
+  #last = new Map<number, number>();
+
+  constructor(pids: number[]) {
+    for (const pid of pids) {
+      const ticks = ticksOf(pid);
+      if (ticks === null) continue;
+      this.#start.set(pid, ticks);
+      this.#last.set(pid, ticks);
+    }
+  }
+
+  sample(): void {
+    for (const pid of this.#start.keys()) {
+      const ticks = ticksOf(pid);
+      if (ticks !== null) this.#last.set(pid, ticks);
+    }
+  }
+
+  /** Seconds of CPU used in the window. */
+  seconds(): number {
+    this.sample();
+    let ticks = 0;
+    for (const [pid, start] of this.#start) ticks += this.#last.get(pid)! - start;
+    return ticks / clockTicks;
+  }
 }

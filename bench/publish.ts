@@ -15,12 +15,16 @@
  * says little and --joiners N runs N of them one after the other.
  *
  * Frames lost: a reader starts wherever it joined, and frames before its first key frame do not
- * count. Every packet a reader lists is put back in its place in the clip by its size: the
- * server passes P and B frames through unchanged, so their sizes in the clip (ffprobe on the
- * file) and at the reader are equal up to a constant, and a run of five equal differences finds
- * where the reader's first key frame sits in the clip. What the reader should have got is every
- * frame of the clip from there to the end; what it got is what it listed that finds its place,
- * walking forward. Lost = should - got. A packet that finds no place is counted as "unplaced".
+ * count. Every packet a reader lists (stdout only; ffprobe's errors go to stderr) is put back in
+ * its place in the clip by its size (place and account in bench/measure.ts): the server passes P
+ * and B frames through unchanged, so their sizes in the clip (ffprobe on the file) and at the
+ * reader are equal up to a constant, and a run of five equal differences anchors the reader's
+ * list in the clip. What the reader should have got is every frame of the clip from its first
+ * key frame to the end; what it got is what it listed that finds its place. Lost = should - got,
+ * told apart as lost inside the stream or at its end. A packet that finds no place is counted as
+ * "unplaced". A reader that did not end by itself with exit 0, or whose list found no place, is
+ * "failed" and left out of the figures; every reader counted failed or short is printed with
+ * why (its exit, the frames it missed, its stderr's last lines).
  *
  * Server CPU: utime + stime of the server process from /proc, from the moment every reader shows
  * in the stats (rtspClients) until the sender exits. In the same window the whole machine's busy
@@ -32,17 +36,36 @@
  */
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
 import {
-  clockTicks,
+  type Account,
+  account,
+  type Child,
   cpuSplit,
-  cpuTicks,
+  endReader,
+  GroupMeter,
+  groupReasons,
+  type Join,
+  joinOnce,
+  killChildren,
+  machineBusy,
+  machineTicks,
   mib,
+  MISSING_KEPT,
+  type Packet,
   parseNumberOptions,
+  probePackets,
+  type ReaderEnd,
+  runChecked,
   serverProcessId,
   sleep,
+  spawn,
+  startReader,
   startUsage,
+  StatsWatcher,
   stopServer,
   type Usage,
   verdict,
+  whyShort,
+  within,
 } from "./measure.ts";
 
 // ---------------------------------------------------------------- options
@@ -81,149 +104,15 @@ const GOP = 30;
 const BITRATE = "8M";
 const keyFrameIntervalMs = (GOP / FPS) * 1000;
 
-// ---------------------------------------------------------------- child processes
-
-/** Every child we started and have not reaped yet; killed in `finally`. */
-const children = new Set<Deno.ChildProcess>();
-
-interface Line {
-  /** performance.now() when the chunk holding the line's end arrived. */
-  at: number;
-  text: string;
-}
-
-interface Child {
-  process: Deno.ChildProcess;
-  spawnedAt: number;
-  lines: Line[];
-  /** Everything the child printed so far, stdout and stderr. */
-  output(): string;
-  /** What it printed on stdout only. */
-  stdout(): string;
-  /** Exit code and when it was seen. */
-  exited: Promise<{ code: number; at: number }>;
-  kill(signal?: Deno.Signal): Promise<void>;
-}
-
-function spawn(command: string, args: string[]): Child {
-  const spawnedAt = performance.now();
-  const process = new Deno.Command(command, {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  children.add(process);
-  const lines: Line[] = [];
-  const out: string[] = [];
-  const pump = async (stream: ReadableStream<Uint8Array>, keep?: string[]) => {
-    let pending = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      keep?.push(chunk);
-      const at = performance.now();
-      const parts = (pending + chunk).split("\n");
-      pending = parts.pop() ?? "";
-      for (const text of parts) lines.push({ at, text });
-    }
-    if (pending) lines.push({ at: performance.now(), text: pending });
-  };
-  const pumps = Promise.all([pump(process.stdout, out), pump(process.stderr)]);
-  const exited = process.status.then(async (status) => {
-    const at = performance.now();
-    await pumps.catch(() => {});
-    children.delete(process);
-    return { code: status.code, at };
-  });
-  return {
-    process,
-    spawnedAt,
-    lines,
-    output: () => lines.map((line) => line.text).join("\n"),
-    stdout: () => out.join(""),
-    exited,
-    async kill(signal: Deno.Signal = "SIGKILL") {
-      try {
-        process.kill(signal);
-      } catch {
-        // already exited
-      }
-      await exited;
-    },
-  };
-}
-
-async function killAll(): Promise<void> {
-  await Promise.all([...children].map(async (child) => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status.catch(() => {});
-    children.delete(child);
-  }));
-}
-
-/** Runs to the end; throws with the output when the exit code is not 0. */
-async function runChecked(command: string, args: string[]): Promise<Child> {
-  const child = spawn(command, args);
-  const { code } = await child.exited;
-  if (code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${code}:\n${child.output().slice(-2000)}`);
-  }
-  return child;
-}
-
-/** Resolves with the value, or null after `timeoutMs`. */
-async function within<T>(promise: Promise<T>, timeoutMs: number): Promise<T | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Ends a child that did not end by itself: SIGTERM (ffprobe then prints what it has), then SIGKILL. */
-async function reap(child: Child, timeoutMs: number): Promise<{ code: number } | null> {
-  const ended = await within(child.exited, timeoutMs);
-  if (ended !== null) return ended;
-  try {
-    child.process.kill("SIGTERM");
-  } catch {
-    // exited meanwhile
-  }
-  if ((await within(child.exited, 3000)) === null) await child.kill();
-  return null;
-}
-
 // ---------------------------------------------------------------- the clip
 
 const workDir = new URL("./.work/", import.meta.url).pathname;
-
-interface Packet {
-  size: number;
-  key: boolean;
-}
 
 interface Clip {
   path: string;
   packets: Packet[];
   /** Mean bitrate over the clip, in bit/s. */
   bitrate: number;
-}
-
-/** ffprobe's packets of the first video stream: "size,flags" lines (others, side data, skipped). */
-function parsePackets(text: string): Packet[] {
-  const packets: Packet[] = [];
-  for (const line of text.split("\n")) {
-    const match = line.match(/^(\d+),([A-Z_]+)/);
-    if (match) packets.push({ size: Number(match[1]), key: match[2].includes("K") });
-  }
-  return packets;
 }
 
 /**
@@ -256,217 +145,20 @@ async function makeClip(seconds: number): Promise<Clip> {
     ]);
     Deno.renameSync(partial, path);
   }
-  // deno-fmt-ignore
-  const probe = await runChecked("ffprobe", [
-    "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=size,flags",
-    "-of", "csv=p=0", path,
-  ]);
-  const packets = parsePackets(probe.stdout());
-  if (packets.length === 0 || !packets[0].key) {
-    throw new Error(`ffprobe found no packets, or no key frame first, in ${path}`);
-  }
+  const packets = await probePackets(path);
   const bytes = packets.reduce((sum, packet) => sum + packet.size, 0);
   return { path, packets, bitrate: (bytes * 8) / (packets.length / FPS) };
-}
-
-// ---------------------------------------------------------------- frames lost
-
-interface Account {
-  /** Packets listed (every one, before the first key frame too). */
-  listed: number;
-  /** Index in the clip of the reader's first key frame; null when none was placed. */
-  firstKey: number | null;
-  /** Frames of the clip from that key frame to the end. */
-  expected: number;
-  /** Of those, the frames the reader got. */
-  got: number;
-  /** Listed packets after the first key frame that found no place in the clip. */
-  unplaced: number;
-  /** Indices in the clip of the frames lost (the first few). */
-  missing: number[];
-}
-
-const ANCHOR_RUN = 5;
-/** How far ahead of the last placed frame a frame is looked for. */
-const SEARCH_AHEAD = 10 * GOP;
-const MISSING_KEPT = 10;
-
-/** Puts a reader's packets back in their places in the clip (see the header). */
-function account(clip: Packet[], listed: Packet[]): Account {
-  const none = {
-    listed: listed.length,
-    firstKey: null,
-    expected: 0,
-    got: 0,
-    unplaced: 0,
-    missing: [],
-  };
-  const k0 = listed.findIndex((packet) => packet.key);
-  if (k0 < 0) return none;
-  const keys = clip.flatMap((packet, index) => (packet.key ? [index] : []));
-  // Anchor: ANCHOR_RUN non-key packets in a row whose sizes differ from a run of the clip's by one
-  // constant (the server may add or drop the same few bytes to every frame).
-  let anchor: { at: number; clipAt: number; delta: number } | null = null;
-  for (let j = k0 + 1; j + ANCHOR_RUN <= listed.length && anchor === null; j++) {
-    const run = listed.slice(j, j + ANCHOR_RUN);
-    if (run.some((packet) => packet.key)) continue;
-    for (let i = 0; i + ANCHOR_RUN <= clip.length; i++) {
-      if (clip[i].key) continue;
-      const delta = run[0].size - clip[i].size;
-      if (run.every((packet, n) => !clip[i + n].key && packet.size - clip[i + n].size === delta)) {
-        anchor = { at: j, clipAt: i, delta };
-        break;
-      }
-    }
-  }
-  if (anchor === null) return none;
-  // The reader's first key frame: the clip's last key frame before the anchor, one more back for
-  // every key frame the reader listed between the two.
-  const keysBetween = listed.slice(k0 + 1, anchor.at).filter((packet) => packet.key).length;
-  const keyBefore = keys.findLastIndex((index) => index < anchor.clipAt);
-  const firstKey = keys[Math.max(0, keyBefore - keysBetween)];
-  let cursor = firstKey;
-  let got = 1;
-  let unplaced = 0;
-  const missing: number[] = [];
-  for (let j = k0 + 1; j < listed.length; j++) {
-    const packet = listed[j];
-    let place = -1;
-    for (let i = cursor + 1; i < clip.length && i <= cursor + SEARCH_AHEAD; i++) {
-      if (clip[i].key !== packet.key) continue;
-      if (packet.key || clip[i].size + anchor.delta === packet.size) {
-        place = i;
-        break;
-      }
-    }
-    if (place < 0) {
-      unplaced++;
-      continue;
-    }
-    got++;
-    for (let i = cursor + 1; i < place && missing.length < MISSING_KEPT; i++) missing.push(i);
-    cursor = place;
-  }
-  for (let i = cursor + 1; i < clip.length && missing.length < MISSING_KEPT; i++) missing.push(i);
-  return {
-    listed: listed.length,
-    firstKey,
-    expected: clip.length - firstKey,
-    got,
-    unplaced,
-    missing,
-  };
-}
-
-// ---------------------------------------------------------------- the server's stats
-
-// deno-lint-ignore no-explicit-any
-type PipelineStats = Record<string, any>;
-
-/** Keeps the latest `stats` broadcast of one WebSocket client (as in bench/push.ts). */
-class StatsWatcher {
-  latest: { at: number; pipelines: PipelineStats[] } | null = null;
-  #waiters: (() => void)[] = [];
-
-  constructor(readonly client: TestClient) {
-    client.socket.addEventListener("message", (event) => {
-      const message = JSON.parse(String(event.data));
-      client.received.length = 0; // we look at stats only, and keep the latest
-      if (message.type !== "stats") return;
-      this.latest = { at: performance.now(), pipelines: message.payload.pipelines };
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-  }
-
-  pipeline(id: string): PipelineStats | undefined {
-    return this.latest?.pipelines.find((p) => p.id === id);
-  }
-
-  next(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  /** Waits for a broadcast where `predicate` holds for the pipeline's entry (undefined when absent). */
-  async until(
-    id: string,
-    predicate: (pipeline: PipelineStats | undefined) => boolean,
-    timeoutMs: number,
-    what: string,
-  ): Promise<PipelineStats | undefined> {
-    const deadline = performance.now() + timeoutMs;
-    while (!this.latest || !predicate(this.pipeline(id))) {
-      const left = deadline - performance.now();
-      if (left <= 0 || (await within(this.next(), left)) === null) {
-        throw new Error(
-          `Timed out after ${timeoutMs} ms waiting for ${what}; last stats of '${id}': ${
-            JSON.stringify(this.pipeline(id))
-          }`,
-        );
-      }
-    }
-    return this.pipeline(id);
-  }
-}
-
-// ---------------------------------------------------------------- machine CPU
-
-/** Busy and total jiffies of the whole machine (the "cpu" line of /proc/stat). */
-function machineTicks(): { busy: number; total: number } {
-  const line = Deno.readTextFileSync("/proc/stat").split("\n")[0];
-  const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = values.reduce((sum, value) => sum + value, 0);
-  const idle = values[3] + values[4]; // idle + iowait
-  return { busy: total - idle, total };
-}
-
-/** utime + stime of a process, or null once it is gone. */
-function ticksOf(pid: number): number | null {
-  try {
-    return cpuTicks(pid);
-  } catch {
-    return null;
-  }
-}
-
-/** CPU time of a set of processes over a window, each read last while it was still there. */
-class GroupMeter {
-  #start = new Map<number, number>();
-  #last = new Map<number, number>();
-
-  constructor(pids: number[]) {
-    for (const pid of pids) {
-      const ticks = ticksOf(pid);
-      if (ticks === null) continue;
-      this.#start.set(pid, ticks);
-      this.#last.set(pid, ticks);
-    }
-  }
-
-  sample(): void {
-    for (const pid of this.#start.keys()) {
-      const ticks = ticksOf(pid);
-      if (ticks !== null) this.#last.set(pid, ticks);
-    }
-  }
-
-  /** Seconds of CPU used in the window. */
-  seconds(): number {
-    this.sample();
-    let ticks = 0;
-    for (const [pid, start] of this.#start) ticks += this.#last.get(pid)! - start;
-    return ticks / clockTicks;
-  }
 }
 
 // ---------------------------------------------------------------- one run
 
 type Kind = "publish" | "push";
 
-interface Joiner {
-  /** Spawn to the first decoded frame. */
-  firstFrame: number;
-  /** Spawn to the PLAY reply. */
-  setup: number;
+/** One reader: its frames counted from its first key frame, how it ended, why it is short. */
+interface Reader extends Account {
+  end: ReaderEnd;
+  /** Why it is counted short or failed; null when it got every frame and ended cleanly. */
+  reason: string | null;
 }
 
 interface RunResult {
@@ -483,8 +175,8 @@ interface RunResult {
   arrivals: { at: number; clients: number }[];
   readersSeen: number;
   minClientsInWindow: number;
-  accounts: (Account & { code: number | null; tail: string })[];
-  joiners: Joiner[];
+  accounts: Reader[];
+  joiners: Join[];
   joinerFailures: string[];
   usage: Usage;
   /** Percent of one core over the window. */
@@ -510,30 +202,6 @@ function senderArgs(kind: Kind, clip: string, server: ServerProcess, name: strin
       "-flush_packets", "1", "-f", "h264", "-content_type", "video/h264",
       `${server.httpUrl}/push/${name}`,
     ];
-}
-
-/** One late joiner; a failure is told with its times after `from` (the first frames). */
-async function lateJoin(url: string, from: number): Promise<Joiner | string> {
-  // deno-fmt-ignore
-  const client = spawn("gst-launch-1.0", [
-    "-m", "rtspsrc", `location=${url}`, "protocols=tcp", "latency=0", "!",
-    "rtph264depay", "wait-for-keyframe=true", "!", "avdec_h264", "output-corrupt=false",
-    "!", "fakesink", "num-buffers=1",
-  ]);
-  const ended = await within(client.exited, 15000);
-  if (ended === null) await client.kill();
-  const at = (marker: string) => client.lines.find((line) => line.text.startsWith(marker))?.at;
-  const played = at("Progress: (request) Sent PLAY request");
-  const frame = at("Got EOS from element");
-  if (ended?.code !== 0 || played === undefined || frame === undefined) {
-    const after = (at: number) => `${((at - from) / 1000).toFixed(1)} s`;
-    return `${ended === null ? "timed out" : `exit ${ended.code}`} (spawned ${
-      after(client.spawnedAt)
-    } after the first frames, ended ${after(performance.now())}): ${
-      client.output().split("\n").slice(-3).join(" | ")
-    }`;
-  }
-  return { firstFrame: frame - client.spawnedAt, setup: played - client.spawnedAt };
 }
 
 async function runOne(
@@ -563,14 +231,14 @@ async function runOne(
 
     // Late joiners, one after the other from halfway through the clip
     // (timed from the first frames, whether or not the readers are in by then).
-    const joiners: Joiner[] = [];
+    const joiners: Join[] = [];
     const joinerFailures: string[] = [];
     const joining = (async () => {
       const halfway = flowingAt + (options.seconds * 1000) / 2;
       await sleep(Math.max(0, halfway - performance.now()));
       for (let n = 0; n < options.joiners; n++) {
         if (n > 0) await sleep(Math.random() * keyFrameIntervalMs);
-        const result = await lateJoin(url, flowingAt);
+        const result = await joinOnce(url, flowingAt);
         if (typeof result === "string") joinerFailures.push(result);
         else joiners.push(result);
       }
@@ -579,11 +247,7 @@ async function runOne(
     console.log(`${kind}: frames flow; starting ${options.readers} readers ...`);
     const readersAt = performance.now();
     for (let i = 0; i < options.readers; i++) {
-      // deno-fmt-ignore
-      readers.push(spawn("ffprobe", [
-        "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
-        "-show_entries", "packet=size,flags", "-of", "csv=p=0", url,
-      ]));
+      readers.push(startReader(url));
     }
     let readersInAfter: number | null = null;
     const arrivals: { at: number; clients: number }[] = [];
@@ -641,15 +305,12 @@ async function runOne(
     ).catch(() => "");
     const framesMatch = endLine.match(/(\d+) frames/);
 
-    const accounts = await Promise.all(readers.map(async (reader) => {
-      const ended = await reap(reader, 20000);
-      const listed = parsePackets(reader.stdout());
-      return {
-        ...account(clip.packets, listed),
-        code: ended?.code ?? null,
-        tail: reader.output().split("\n").filter((line) => !/^\d+,/.test(line) && line !== "")
-          .slice(-2).join(" | "),
-      };
+    // A reader joined while frames flowed: it is counted from its first key frame, not short
+    // of the frames sent before it was there.
+    const accounts = await Promise.all(readers.map(async (reader): Promise<Reader> => {
+      const end = await endReader(reader, 20000);
+      const counted = account(clip.packets, end.packets, { from: "first-key" });
+      return { ...counted, end, reason: whyShort(counted, end, GOP) };
     }));
     await stats.until(name, (p) => p === undefined, 15000, `${kind} '${name}' to end`)
       .catch((error) => console.warn((error as Error).message));
@@ -669,8 +330,7 @@ async function runOne(
       usage,
       readersCpu: (readersSeconds / usage.seconds) * 100,
       senderCpu: (senderSeconds / usage.seconds) * 100,
-      machineBusy: ((machineTo.busy - machineFrom.busy) / (machineTo.total - machineFrom.total)) *
-        100,
+      machineBusy: machineBusy(machineFrom, machineTo),
       statsBitrate,
       senderExit: senderEnd?.code ?? null,
       senderOutput: sender.output(),
@@ -691,7 +351,7 @@ function median(values: number[]): number {
 }
 
 interface Figures {
-  placed: (Account & { code: number | null; tail: string })[];
+  placed: Reader[];
   failed: number;
   lostTotal: number;
   lostWorst: number;
@@ -704,7 +364,7 @@ interface Figures {
 }
 
 function figures(run: RunResult): Figures {
-  const placed = run.accounts.filter((a) => a.firstKey !== null && a.code === 0);
+  const placed = run.accounts.filter((a) => a.firstKey !== null && a.end.clean);
   const lost = placed.map((a) => a.expected - a.got);
   const got = placed.map((a) => a.got);
   return {
@@ -854,11 +514,14 @@ function report(clip: Clip, options: Options, serverStartMs: number, runs: RunRe
           }`,
       );
     }
-    for (const account of run.accounts.filter((x) => !f.placed.includes(x)).slice(0, 3)) {
-      lines.push(
-        `  ${run.kind} reader failed: exit ${account.code ?? "killed"}, ${account.listed} ` +
-          `packets listed: ${account.tail.slice(0, 300)}`,
-      );
+    // Every reader counted failed or short, and why (readers with the same reason together).
+    const reasons = run.accounts.map((reader) =>
+      reader.reason === null
+        ? null
+        : `${f.placed.includes(reader) ? "short" : "failed"}: ${reader.reason}`
+    );
+    for (const line of groupReasons(reasons, `  ${run.kind} reader`)) {
+      lines.push(line.slice(0, 600));
     }
     for (const failure of run.joinerFailures.slice(0, 3)) {
       lines.push(`  ${run.kind} late joiner failed: ${failure.slice(0, 300)}`);
@@ -879,7 +542,7 @@ async function main(): Promise<void> {
   // The server's default disk store, in a directory of its own (nothing restored, nothing left).
   const dataDir = await Deno.makeTempDir({ prefix: "bench-publish-" });
   const interrupted = async () => {
-    await killAll();
+    await killChildren();
     await server?.stop();
     Deno.removeSync(dataDir, { recursive: true });
     Deno.exit(130);
@@ -900,7 +563,7 @@ async function main(): Promise<void> {
     }
     report(clip, options, serverStartMs, runs);
   } finally {
-    await killAll();
+    await killChildren();
     await client?.close().catch(() => {});
     if (server) await stopServer(server);
     Deno.removeSignalListener("SIGINT", interrupted);

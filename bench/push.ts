@@ -28,14 +28,24 @@
  * key-frame interval.
  *
  * Part 3, fan-out: one paced push read by --clients RTSP clients over TCP
- * (`ffprobe -rtsp_transport tcp -count_packets`, which counts frames without
- * decoding them). The pushing ffmpeg reads the clip from our stdin, which we
- * write one access unit per 1/30 s: first a few frames until the server has
- * the stream (the RTSP path only serves once the payloader has caps), then
- * nothing until every client shows in the stats (rtspClients), then the rest
- * paced. (`ffmpeg -re` cannot do this: after a pause it sends everything it
- * fell behind in at once.) Each client should receive every frame the server
- * passed after it connected. Server CPU from /proc over the paced window.
+ * (`ffprobe -rtsp_transport tcp -show_entries packet=size,flags`, which lists
+ * every packet it gets without decoding; see startReader in bench/measure.ts).
+ * The pushing ffmpeg reads the clip from our stdin, which we write one access
+ * unit per 1/30 s: first a few frames until the server has the stream (the
+ * RTSP path only serves once the payloader has caps), then nothing until every
+ * client shows in the stats (rtspClients), then the rest paced. (`ffmpeg -re`
+ * cannot do this: after a pause it sends everything it fell behind in at
+ * once.) Each client should receive every frame the server passed after it
+ * connected: clip frames `primed` to the end. Its listed packets are put back
+ * in their places in the clip by size (account in bench/measure.ts), so a
+ * frame lost is a frame of the clip, at the start, inside or at the end, and
+ * the frames it got before its first key frame (it joined mid-GOP) are
+ * counted: the server sent them, though a decoder could not use them. Only
+ * stdout is parsed; ffprobe's errors (a decoder's "Missing reference
+ * picture" while it probes a stream that starts mid-GOP) go to stderr, and
+ * the report prints their tail, the exit and the frames missing for every
+ * client counted short or failed. Server CPU from /proc over the paced
+ * window, with the clients' CPU and the machine's busy time beside it.
  * Target: no frame lost.
  *
  * Targets are reported as PASS/MISS; a miss never fails the run.
@@ -46,18 +56,38 @@
 import dgram from "node:dgram";
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
 import {
+  type Account,
+  account,
+  type Child,
   cpuSplit,
+  endReader,
+  GroupMeter,
+  groupReasons,
+  joinOnce,
+  killChildren,
+  machineBusy,
+  machineTicks,
   mib,
   ms,
+  type Packet,
   parseNumberOptions,
+  type PipelineStats,
+  probePackets,
+  type ReaderEnd,
+  runChecked,
   serverProcessId,
   sleep,
+  spawn,
+  startReader,
   startUsage,
+  StatsWatcher,
   stopServer,
   summarize,
   type Summary,
   type Usage,
   verdict,
+  whyShort,
+  within,
 } from "./measure.ts";
 
 // ---------------------------------------------------------------- options
@@ -93,104 +123,6 @@ const FPS = 30;
 const GOP = 60;
 const keyFrameIntervalMs = (GOP / FPS) * 1000;
 const MB = 1e6;
-
-// ---------------------------------------------------------------- child processes
-
-/** Every child we started and have not reaped yet; killed in `finally`. */
-const children = new Set<Deno.ChildProcess>();
-
-interface Line {
-  /** performance.now() when the chunk holding the line's end arrived. */
-  at: number;
-  text: string;
-}
-
-interface Child {
-  process: Deno.ChildProcess;
-  spawnedAt: number;
-  lines: Line[];
-  /** Everything the child printed so far, stdout and stderr. */
-  output(): string;
-  /** Exit code and when it was seen. */
-  exited: Promise<{ code: number; at: number }>;
-  kill(signal?: Deno.Signal): Promise<void>;
-}
-
-function spawn(command: string, args: string[], stdin: "null" | "piped" = "null"): Child {
-  const spawnedAt = performance.now();
-  const process = new Deno.Command(command, { args, stdin, stdout: "piped", stderr: "piped" })
-    .spawn();
-  children.add(process);
-  const lines: Line[] = [];
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    let pending = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const at = performance.now();
-      const parts = (pending + chunk).split("\n");
-      pending = parts.pop() ?? "";
-      for (const text of parts) lines.push({ at, text });
-    }
-    if (pending) lines.push({ at: performance.now(), text: pending });
-  };
-  const pumps = Promise.all([pump(process.stdout), pump(process.stderr)]);
-  const exited = process.status.then(async (status) => {
-    const at = performance.now();
-    await pumps.catch(() => {});
-    children.delete(process);
-    return { code: status.code, at };
-  });
-  return {
-    process,
-    spawnedAt,
-    lines,
-    output: () => lines.map((line) => line.text).join("\n"),
-    exited,
-    async kill(signal: Deno.Signal = "SIGKILL") {
-      try {
-        process.kill(signal);
-      } catch {
-        // already exited
-      }
-      await exited;
-    },
-  };
-}
-
-async function killAll(): Promise<void> {
-  await Promise.all([...children].map(async (child) => {
-    try {
-      if (child.stdin) await child.stdin.close().catch(() => {});
-      child.kill("SIGKILL");
-    } catch {
-      // already exited
-    }
-    await child.status.catch(() => {});
-    children.delete(child);
-  }));
-}
-
-/** Runs to the end; throws with the output when the exit code is not 0. */
-async function runChecked(command: string, args: string[]): Promise<Child> {
-  const child = spawn(command, args);
-  const { code } = await child.exited;
-  if (code !== 0) {
-    throw new Error(`${command} ${args.join(" ")} exited ${code}:\n${child.output().slice(-2000)}`);
-  }
-  return child;
-}
-
-/** Resolves with the value, or null after `timeoutMs`. */
-async function within<T>(promise: Promise<T>, timeoutMs: number): Promise<T | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // ---------------------------------------------------------------- media
 
@@ -234,7 +166,7 @@ async function frameCount(path: string): Promise<number> {
     "-v", "error", "-count_frames", "-select_streams", "v:0",
     "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path,
   ]);
-  const count = Number(probe.output().trim());
+  const count = Number(probe.stdout().trim());
   if (!Number.isInteger(count) || count <= 0) throw new Error(`ffprobe said '${probe.output()}'`);
   Deno.writeTextFileSync(cache, String(count));
   return count;
@@ -267,56 +199,6 @@ function accessUnits(data: Uint8Array): Uint8Array[] {
   }
   if (unitStart < data.length) units.push(data.subarray(unitStart));
   return units;
-}
-
-// ---------------------------------------------------------------- the server's stats
-
-// deno-lint-ignore no-explicit-any
-type PipelineStats = Record<string, any>;
-
-/** Keeps the latest `stats` broadcast of one WebSocket client. */
-class StatsWatcher {
-  latest: { at: number; pipelines: PipelineStats[] } | null = null;
-  #waiters: (() => void)[] = [];
-
-  constructor(readonly client: TestClient) {
-    client.socket.addEventListener("message", (event) => {
-      const message = JSON.parse(String(event.data));
-      client.received.length = 0; // we look at stats only, and keep the latest
-      if (message.type !== "stats") return;
-      this.latest = { at: performance.now(), pipelines: message.payload.pipelines };
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-  }
-
-  pipeline(id: string): PipelineStats | undefined {
-    return this.latest?.pipelines.find((p) => p.id === id);
-  }
-
-  next(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-
-  /** Waits for a broadcast where `predicate` holds for the pipeline's entry (undefined when absent). */
-  async until(
-    id: string,
-    predicate: (pipeline: PipelineStats | undefined) => boolean,
-    timeoutMs: number,
-    what: string,
-  ): Promise<PipelineStats | undefined> {
-    const deadline = performance.now() + timeoutMs;
-    while (!this.latest || !predicate(this.pipeline(id))) {
-      const left = deadline - performance.now();
-      if (left <= 0 || (await within(this.next(), left)) === null) {
-        throw new Error(
-          `Timed out after ${timeoutMs} ms waiting for ${what}; last stats of '${id}': ${
-            JSON.stringify(this.pipeline(id))
-          }`,
-        );
-      }
-    }
-    return this.pipeline(id);
-  }
 }
 
 // ---------------------------------------------------------------- part 1
@@ -442,29 +324,15 @@ async function partTwo(
     const url = `${server.rtspUrl}/${name}`;
     for (let join = 0; join < options.joins; join++) {
       await sleep(Math.random() * keyFrameIntervalMs);
-      // deno-fmt-ignore
-      const client = spawn("gst-launch-1.0", [
-        "-m", "rtspsrc", `location=${url}`, "protocols=tcp", "latency=0", "!",
-        "rtph264depay", "wait-for-keyframe=true", "!", "avdec_h264", "output-corrupt=false",
-        "!", "fakesink", "num-buffers=1",
-      ]);
-      const ended = await within(client.exited, 15000);
-      if (ended === null) await client.kill();
-      const at = (marker: string) => client.lines.find((line) => line.text.startsWith(marker))?.at;
-      const played = at("Progress: (request) Sent PLAY request");
-      const frame = at("Got EOS from element");
-      if (ended?.code !== 0 || played === undefined || frame === undefined) {
-        failures.push(
-          `join ${join}: ${ended === null ? "timed out" : `exit ${ended.code}`}: ${
-            client.output().split("\n").slice(-3).join(" | ")
-          }`,
-        );
+      const result = await joinOnce(url);
+      if (typeof result === "string") {
+        failures.push(`join ${join}: ${result}`);
         continue;
       }
-      firstFrame.push(frame - client.spawnedAt);
-      setup.push(played - client.spawnedAt);
-      afterPlay.push(frame - played);
-      exit.push(ended.at - client.spawnedAt);
+      firstFrame.push(result.firstFrame);
+      setup.push(result.setup);
+      afterPlay.push(result.firstFrame - result.setup);
+      exit.push(result.exit);
     }
     await stats.next();
     const to = { frames: stats.pipeline(name)?.frames, at: stats.latest!.at };
@@ -489,24 +357,47 @@ async function partTwo(
 
 // ---------------------------------------------------------------- part 3
 
+/** One fan-out client: its frames counted against the clip, how it ended, why it is short. */
+interface Reader {
+  account: Account;
+  end: ReaderEnd;
+  /** Why it is counted short or failed; null when it got every frame and ended cleanly. */
+  reason: string | null;
+  /** It ended badly (exit code, signal, timeout) or none of its packets found its place. */
+  failed: boolean;
+}
+
 interface FanOut {
   clients: number;
+  /** Frames in the clip, all of which the pusher is given. */
   frames: number;
   /** Frames the server had passed before the clients connected (priming). */
   primed: number;
+  /** Clip frames primed..frames-1, sent after the clients connected. */
   expectedEach: number;
-  received: (number | null)[];
+  /** The server's count of frames at the push's end (its log line), if it printed one. */
+  serverFrames: number | null;
+  serverEndLine: string;
+  readers: Reader[];
   usage: Usage;
+  /** Percent of one core, over the paced window. */
+  readersCpu: number;
+  /** Percent of all cores, over the paced window. */
+  machineBusy: number;
   pushFps: number;
   minClientsInWindow: number;
   lastServerFrames: number | null;
 }
+
+/** How long a client may take to end after the push did. */
+const READER_END_MS = 20000;
 
 async function partThree(
   server: ServerProcess,
   stats: StatsWatcher,
   serverPid: number,
   clip: string,
+  clipPackets: Packet[],
   options: Options,
 ): Promise<FanOut> {
   const name = "fanout";
@@ -529,12 +420,6 @@ async function partThree(
     // (not counted) is in. The first client of a path builds the shared RTSP media, and its
     // DESCRIBE waits for a frame to come through it; clients after it are answered without.
     const url = `${server.rtspUrl}/${name}`;
-    const probe = () =>
-      // deno-fmt-ignore
-      spawn("ffprobe", [
-        "-v", "error", "-rtsp_transport", "tcp", "-count_packets", "-select_streams", "v:0",
-        "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", url,
-      ]);
     let opener: Child | undefined;
     let written = 0;
     while (!((stats.pipeline(name)?.rtspClients ?? 0) >= 1)) {
@@ -545,7 +430,7 @@ async function partThree(
           }; opener: ${opener?.output()}`,
         );
       }
-      if (!opener && stats.pipeline(name)?.frames > 0) clients.push(opener = probe());
+      if (!opener && stats.pipeline(name)?.frames > 0) clients.push(opener = startReader(url));
       await Promise.race([writer.write(units[written++]), pusherGone]);
       await sleep(100);
     }
@@ -562,7 +447,7 @@ async function partThree(
       `Part 3: ${options.clients} RTSP clients on one push (${written} frames primed) ...`,
     );
     const measured: Child[] = [];
-    for (let i = 0; i < options.clients; i++) clients.push(probe());
+    for (let i = 0; i < options.clients; i++) clients.push(startReader(url));
     measured.push(...clients.slice(1));
     const sessions = options.clients + 1;
     await Promise.race([
@@ -583,7 +468,12 @@ async function partThree(
 
     console.log(`Part 3: pushing ${units.length - written} frames paced at ${FPS} fps ...`);
     const meter = startUsage(serverPid);
-    const sampler = setInterval(() => meter.sample(), 1000);
+    const readerMeter = new GroupMeter(measured.map((client) => client.process.pid));
+    const machineFrom = machineTicks();
+    const sampler = setInterval(() => {
+      meter.sample();
+      readerMeter.sample();
+    }, 1000);
     let minClientsInWindow = sessions;
     let pacing = true;
     const counting = (async () => {
@@ -596,6 +486,8 @@ async function partThree(
     })();
     const fromFrames = { frames: primed, at: performance.now() };
     let usage: Usage;
+    let readersSeconds: number;
+    let busy: number;
     let lastServerFrames: number | null = null;
     try {
       const pacedFrom = performance.now();
@@ -607,6 +499,8 @@ async function partThree(
       }
       lastServerFrames = stats.pipeline(name)?.frames ?? null;
       usage = meter.stop();
+      readersSeconds = readerMeter.seconds();
+      busy = machineBusy(machineFrom);
     } finally {
       pacing = false;
       clearInterval(sampler);
@@ -617,19 +511,31 @@ async function partThree(
     // The body ends, the push ends, the clients get the end of the stream.
     await within(pusher.exited, 15000);
     await within(counting, 15000);
-    const received = await Promise.all(measured.map(async (client) => {
-      const ended = await within(client.exited, 20000);
-      if (ended === null) await client.kill();
-      const count = Number(client.output().trim().split("\n")[0]);
-      return ended?.code === 0 && Number.isInteger(count) ? count : null;
+    const serverEndLine = await server.waitForLog(`Push '${name}' ended`, 15000).catch(() => "");
+    const framesMatch = serverEndLine.match(/(\d+) frames in/);
+    // Every client connected (and was paused) before clip frame `primed` left the server, so it
+    // should get primed..end: the frames sent before it joined are not its to lose.
+    const readers = await Promise.all(measured.map(async (client): Promise<Reader> => {
+      const end = await endReader(client, READER_END_MS);
+      const counted = account(clipPackets, end.packets, { from: primed, to: units.length });
+      return {
+        account: counted,
+        end,
+        reason: whyShort(counted, end, GOP),
+        failed: !end.clean || counted.first === null,
+      };
     }));
     return {
       clients: options.clients,
       frames: units.length,
       primed,
       expectedEach: units.length - primed,
-      received,
+      serverFrames: framesMatch ? Number(framesMatch[1]) : null,
+      serverEndLine,
+      readers,
       usage,
+      readersCpu: (readersSeconds / usage.seconds) * 100,
+      machineBusy: busy,
       pushFps,
       minClientsInWindow,
       lastServerFrames,
@@ -662,12 +568,16 @@ function report(r: Results): void {
   const ratio = ours / parse;
   const replyFrames = ingest.replies.map((reply) => reply.frames);
   const s = (value: number) => `${(value / 1000).toFixed(2)} s`;
-  const received = fanOut.received.filter((count): count is number => count !== null);
+  const counts = fanOut.readers.map((reader) => reader.account);
+  const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+  const got = counts.map((a) => a.got);
   const expectedTotal = fanOut.expectedEach * fanOut.clients;
-  const receivedTotal = received.reduce((sum, count) => sum + count, 0);
-  const short = received.filter((count) => count < fanOut.expectedEach).length;
-  const failed = fanOut.received.length - received.length;
+  const receivedTotal = sum(got);
+  const failed = fanOut.readers.filter((reader) => reader.failed).length;
+  const short = fanOut.readers.filter((reader) => !reader.failed && reader.reason !== null).length;
   const lost = expectedTotal - receivedTotal;
+  const beforeKey = [...new Set(counts.filter((a) => a.first !== null).map((a) => a.beforeKey))];
+  const cores = navigator.hardwareConcurrency;
   const lines = [
     "",
     "=== push benchmark ===",
@@ -705,14 +615,29 @@ function report(r: Results): void {
     `${fanOut.primed} passed before the clients connected, paced at ` +
     `${fanOut.pushFps.toFixed(1)} fps in stats, rtspClients >= ${fanOut.minClientsInWindow} ` +
     `in the window`,
-    `fan-out frames: expected ${expectedTotal} (${fanOut.expectedEach} each), received ` +
+    `fan-out frames: expected ${expectedTotal} (${fanOut.expectedEach} each: clip frames ` +
+    `${fanOut.primed}-${fanOut.frames - 1}, sent after the clients connected), received ` +
     `${receivedTotal}, lost ${lost} (${short} clients short, ${failed} failed; per client ` +
-    `min ${Math.min(...received)} max ${Math.max(...received)}) (target 0 lost): ${
+    `min ${Math.min(...got)} max ${Math.max(...got)}) (target 0 lost): ${
       verdict(lost <= 0 && failed === 0)
     }`,
+    `  where lost: ${sum(counts.map((a) => a.lostAtStart))} at the start, ` +
+    `${sum(counts.map((a) => a.lostInside))} inside, ${sum(counts.map((a) => a.lostAtEnd))} ` +
+    `at the end; frames the server counted: ${fanOut.serverFrames ?? "?"} of ${fanOut.frames} ` +
+    `(${fanOut.serverEndLine || "no end line"}); counted by placing each listed packet in the ` +
+    `clip by its size`,
+    `  each client joined at clip frame ${fanOut.primed}, key frames every ${GOP}: its first ` +
+    `${beforeKey.join(" or ") || "-"} frames came before a key frame (counted: the server sent ` +
+    `them; a decoder drops them, which is what a frame-decoding count would miss)`,
+    ...groupReasons(fanOut.readers.map((reader) => reader.reason), "  client")
+      .map((line) => line.slice(0, 600)),
     `fan-out server CPU over ${fanOut.usage.seconds.toFixed(1)} s: ` +
     `${fanOut.usage.cpuPercent.toFixed(1)}% of one core (${cpuSplit(fanOut.usage)}), ` +
-    `RSS ${mib(fanOut.usage.rssKib)} (peak ${mib(fanOut.usage.rssPeakKib)})`,
+    `RSS ${mib(fanOut.usage.rssKib)} (peak ${mib(fanOut.usage.rssPeakKib)}); the ` +
+    `${fanOut.clients} clients ${fanOut.readersCpu.toFixed(0)}% of one core; machine busy ` +
+    `${fanOut.machineBusy.toFixed(0)}% of all ${cores} cores${
+      fanOut.machineBusy >= 90 ? " (saturated: losses then say as much about the machine)" : ""
+    }`,
   ];
   console.log(lines.join("\n"));
 }
@@ -722,14 +647,15 @@ async function main(): Promise<void> {
   let server: ServerProcess | undefined;
   let client: TestClient | undefined;
   const interrupted = async () => {
-    await killAll();
+    await killChildren();
     await server?.stop();
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", interrupted);
   try {
     const clip = await generate(`clip-720p30-2M-g${GOP}-${options.clip}s.h264`, options.clip, "2M");
-    const clipFrames = await frameCount(clip);
+    const clipPackets = await probePackets(clip);
+    const clipFrames = clipPackets.length;
     const startedAt = performance.now();
     server = await startServer();
     const serverStartMs = performance.now() - startedAt;
@@ -738,7 +664,7 @@ async function main(): Promise<void> {
     const stats = new StatsWatcher(client);
     const ingest = await partOne(server, options);
     const joins = await partTwo(server, stats, clip, options);
-    const fanOut = await partThree(server, stats, serverPid, clip, options);
+    const fanOut = await partThree(server, stats, serverPid, clip, clipPackets, options);
     if (fanOut.frames !== clipFrames) {
       console.warn(
         `WARNING: ${fanOut.frames} access units in the clip, ffprobe says ${clipFrames}`,
@@ -746,7 +672,7 @@ async function main(): Promise<void> {
     }
     report({ serverStartMs, ingest, clipFrames, joins, fanOut });
   } finally {
-    await killAll();
+    await killChildren();
     await client?.close().catch(() => {});
     if (server) await stopServer(server);
     Deno.removeSignalListener("SIGINT", interrupted);
