@@ -179,6 +179,10 @@ async function eachLimited<T>(
 // ---------------------------------------------------------------- systems
 
 const simpleLaunch = "videotestsrc ! fakesink";
+const liveLaunch = "videotestsrc is-live=true ! fakesink";
+const liveElements = [{ type: "videotestsrc", properties: { "is-live": true } }, {
+  type: "fakesink",
+}];
 
 interface CycleTimes {
   /** From the create request until the pipeline is PLAYING. */
@@ -195,18 +199,20 @@ interface Connection {
 
 interface System {
   label: string;
-  connect(): Promise<Connection>;
+  /** A connection whose cycles use `videotestsrc ! fakesink`, or its live form. */
+  connect(live?: boolean): Promise<Connection>;
 }
 
 function ourSystem(label: string, server: ServerProcess): System {
   return {
     label,
-    async connect() {
+    async connect(live = false) {
       const client = await TestClient.connect(server.url);
+      const elements = live ? liveElements : simpleElements;
       return {
         async cycle(id) {
           const startedAt = performance.now();
-          const playingMs = await createAndStart(client, id, { elements: simpleElements });
+          const playingMs = await createAndStart(client, id, { elements });
           expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
           client.received.length = 0; // events and stats we do not look at
           return { playingMs, cycleMs: performance.now() - startedAt };
@@ -220,12 +226,13 @@ function ourSystem(label: string, server: ServerProcess): System {
 function gstdSystem(gstd: Gstd): System {
   return {
     label: `gstd ${gstd.version}`,
-    async connect() {
+    async connect(live = false) {
       const connection = await GstdClient.connect(gstd.port);
+      const launch = live ? liveLaunch : simpleLaunch;
       return {
         async cycle(name) {
           const startedAt = performance.now();
-          const playingMs = await gstdCreateUntilPlaying(connection, name, simpleLaunch);
+          const playingMs = await gstdCreateUntilPlaying(connection, name, launch);
           await connection.command(`pipeline_delete ${name}`);
           return { playingMs, cycleMs: performance.now() - startedAt };
         },
@@ -335,14 +342,19 @@ async function partOne(systems: System[], floor: string | null, options: Options
 
 interface Throughput {
   label: string;
+  live: boolean;
   cyclesPerSecond: number;
   cycle: Summary;
 }
 
-async function concurrentCycles(system: System, options: Options): Promise<Throughput> {
+async function concurrentCycles(
+  system: System,
+  live: boolean,
+  options: Options,
+): Promise<Throughput> {
   const perClient = options["client-cycles"];
   const connections = await Promise.all(
-    Array.from({ length: options.clients }, () => system.connect()),
+    Array.from({ length: options.clients }, () => system.connect(live)),
   );
   const times: number[] = [];
   const startedAt = performance.now();
@@ -353,7 +365,12 @@ async function concurrentCycles(system: System, options: Options): Promise<Throu
   }));
   const seconds = (performance.now() - startedAt) / 1000;
   await Promise.all(connections.map((connection) => connection.close()));
-  return { label: system.label, cyclesPerSecond: times.length / seconds, cycle: summarize(times) };
+  return {
+    label: system.label,
+    live,
+    cyclesPerSecond: times.length / seconds,
+    cycle: summarize(times),
+  };
 }
 
 async function partTwo(systems: System[], options: Options): Promise<Throughput[]> {
@@ -361,8 +378,12 @@ async function partTwo(systems: System[], options: Options): Promise<Throughput[
     `Part 2: ${options.clients} connections at once, ${options["client-cycles"]} cycles each, ` +
       `for ${systems.map((s) => s.label).join(", ")} ...`,
   );
+  // Non-live pipelines run flat out while they play: 50 of them share the cores with the servers
+  // themselves. Live ones (what cameras are) leave the cores to the control plane.
   const results: Throughput[] = [];
-  for (const system of systems) results.push(await concurrentCycles(system, options));
+  for (const live of [false, true]) {
+    for (const system of systems) results.push(await concurrentCycles(system, live, options));
+  }
   return results;
 }
 
@@ -546,22 +567,27 @@ function report(
       }x faster at p50`,
     );
   }
-  const peerThroughput = two.find((t) => t.label.startsWith("gstd"));
   lines.push(
     "",
     `part 2: ${options.clients} connections at once, ${options["client-cycles"]} cycles each ` +
       `(cycles per second; cycle p50 / p99):`,
-    ...two.map((t) =>
-      `  ${t.label.padEnd(30)} ${t.cyclesPerSecond.toFixed(0)} cycles/s; ${ms(t.cycle.p50)} / ${
-        ms(t.cycle.p99)
-      }` +
-      (peerThroughput && t !== peerThroughput
-        ? `; ${ratio(t.cyclesPerSecond, peerThroughput.cyclesPerSecond)} gstd's (target >= 1): ${
-          verdict(t.cyclesPerSecond >= peerThroughput.cyclesPerSecond)
-        }`
-        : "")
-    ),
   );
+  for (const live of [false, true]) {
+    const rows = two.filter((t) => t.live === live);
+    const peer = rows.find((t) => t.label.startsWith("gstd"));
+    lines.push(`  ${live ? liveLaunch : simpleLaunch}:`);
+    for (const t of rows) {
+      const versus = peer && t !== peer
+        ? `; ${ratio(t.cyclesPerSecond, peer.cyclesPerSecond)} gstd's (target >= 1): ${
+          verdict(t.cyclesPerSecond >= peer.cyclesPerSecond)
+        }`
+        : "";
+      lines.push(
+        `    ${t.label.padEnd(28)} ${t.cyclesPerSecond.toFixed(0)} cycles/s; ` +
+          `${ms(t.cycle.p50)} / ${ms(t.cycle.p99)}${versus}`,
+      );
+    }
+  }
   const usageLine = (label: string, usage: Usage) =>
     `  ${label.padEnd(30)} CPU ${usage.cpuPercent.toFixed(1)}% of one core, RSS ${
       mib(usage.rssKib)
@@ -570,7 +596,7 @@ function report(
   lines.push(
     "",
     `part 3: ${three.live} x '${three.chain}', settle ${options.settle} s, one ${options.window} s window:`,
-    usageLine(`ours (${disk.label})`, three.ours),
+    usageLine(disk.label, three.ours),
     ...(three.gstd
       ? [usageLine(gstd!.version ? `gstd ${gstd!.version}` : "gstd", three.gstd)]
       : []),

@@ -73,12 +73,18 @@ export async function startGstd(path: string): Promise<Gstd> {
     pid: child.pid,
     version,
     async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
+      const signal = (name: Deno.Signal) => {
+        try {
+          child.kill(name);
+        } catch {
+          // already gone
+        }
+      };
+      signal("SIGTERM");
+      // gstd holding playing pipelines can take its time over SIGTERM, or ignore it.
+      const timer = setTimeout(() => signal("SIGKILL"), 3000);
       await child.status;
+      clearTimeout(timer);
     },
   };
 }

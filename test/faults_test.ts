@@ -22,6 +22,7 @@ import {
   TestClient,
   waitUntil,
 } from "./helpers.ts";
+import { RtspConn, writeAll } from "./rtsp_client.ts";
 
 /** Tests of known server bugs are skipped unless FAULTS_TEST_KNOWN_BUGS=1; drop the flag once fixed. */
 const knownBugs = Deno.env.get("FAULTS_TEST_KNOWN_BUGS") === "1";
@@ -193,11 +194,6 @@ async function connect(port: number): Promise<Deno.TcpConn> {
 }
 
 const encoder = new TextEncoder();
-
-async function writeAll(conn: Deno.Conn, data: string | Uint8Array): Promise<void> {
-  let bytes = typeof data === "string" ? encoder.encode(data) : data;
-  while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
-}
 
 /** One HTTP chunk of a chunked body. */
 function chunk(bytes: Uint8Array): Uint8Array {
@@ -463,120 +459,9 @@ Deno.test("20 pushes opened and dropped at once all end and leak nothing", async
 // ---------------------------------------------------------------------------------------------
 // RTSP faults
 
-interface RtspResponse {
-  status: number;
-  headers: Map<string, string>;
-  body: string;
-}
-
-/** A minimal RTSP client over TCP that can stop reading or vanish at any point. */
-class RtspConn {
-  readonly conn: Deno.TcpConn;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #buffer = new Uint8Array(0);
-  #cseq = 0;
-  session: string | null = null;
-
-  private constructor(conn: Deno.TcpConn) {
-    this.conn = conn;
-    this.#reader = conn.readable.getReader();
-  }
-
-  static async open(): Promise<RtspConn> {
-    return new RtspConn(await connect(rtspPort));
-  }
-
-  get localPort(): number {
-    return (this.conn.localAddr as Deno.NetAddr).port;
-  }
-
-  /** Sends a request without waiting for its response. */
-  async send(method: string, url: string, headers: Record<string, string> = {}): Promise<void> {
-    const lines = [`${method} ${url} RTSP/1.0`, `CSeq: ${++this.#cseq}`];
-    if (this.session !== null) lines.push(`Session: ${this.session}`);
-    for (const [key, value] of Object.entries(headers)) lines.push(`${key}: ${value}`);
-    await writeAll(this.conn, `${lines.join("\r\n")}\r\n\r\n`);
-  }
-
-  /** Sends a request and reads its response (skipping interleaved data). */
-  async request(
-    method: string,
-    url: string,
-    headers: Record<string, string> = {},
-  ): Promise<RtspResponse> {
-    await this.send(method, url, headers);
-    const response = await this.#response();
-    const session = response.headers.get("session");
-    if (session !== undefined) this.session = session.split(";")[0];
-    if (response.status !== 200) {
-      throw new Error(
-        `${method} ${url}: ${response.status}\n${JSON.stringify([...response.headers])}`,
-      );
-    }
-    return response;
-  }
-
-  /** DESCRIBE, SETUP over TCP (interleaved) and PLAY of `path`. */
-  async play(path: string): Promise<void> {
-    await this.setup(path);
-    await this.request("PLAY", `${server.rtspUrl}/${path}/`, { Range: "npt=0-" });
-  }
-
-  /** DESCRIBE and SETUP over TCP (interleaved) of `path`: a session that does not play yet. */
-  async setup(path: string): Promise<void> {
-    const described = await this.request("DESCRIBE", `${server.rtspUrl}/${path}`, {
-      Accept: "application/sdp",
-    });
-    const base = described.headers.get("content-base") ?? `${server.rtspUrl}/${path}/`;
-    const control = described.body.match(/a=control:(\S*stream=0\S*)/)?.[1] ?? "stream=0";
-    const url = /^rtsp:/.test(control) ? control : `${base}${control}`;
-    await this.request("SETUP", url, { Transport: "RTP/AVP/TCP;unicast;interleaved=0-1" });
-  }
-
-  close(): void {
-    closeQuietly(this.conn);
-  }
-
-  async #fill(): Promise<void> {
-    const { value, done } = await this.#reader.read();
-    if (done) throw new Error("The RTSP server closed the connection");
-    const joined = new Uint8Array(this.#buffer.length + value.length);
-    joined.set(this.#buffer);
-    joined.set(value, this.#buffer.length);
-    this.#buffer = joined;
-  }
-
-  async #response(): Promise<RtspResponse> {
-    for (;;) {
-      if (this.#buffer.length >= 4 && this.#buffer[0] === 0x24) { // '$': interleaved data
-        const size = 4 + ((this.#buffer[2] << 8) | this.#buffer[3]);
-        if (this.#buffer.length >= size) {
-          this.#buffer = this.#buffer.slice(size);
-          continue;
-        }
-      } else if (this.#buffer.length > 0 && this.#buffer[0] !== 0x24) {
-        const text = new TextDecoder("latin1").decode(this.#buffer);
-        const end = text.indexOf("\r\n\r\n");
-        if (end >= 0) {
-          const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
-          const headers = new Map(lines.map((line) => {
-            const colon = line.indexOf(":");
-            return [line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim()];
-          }));
-          const length = Number(headers.get("content-length") ?? 0);
-          if (text.length >= end + 4 + length) {
-            this.#buffer = this.#buffer.slice(end + 4 + length);
-            return {
-              status: Number(statusLine.split(" ")[1]),
-              headers,
-              body: text.slice(end + 4, end + 4 + length),
-            };
-          }
-        }
-      }
-      await this.#fill();
-    }
-  }
+/** An RTSP connection to the server, closed with the others after each test. */
+function rtspConn(): Promise<RtspConn> {
+  return RtspConn.open(server.rtspUrl, { connect, onClose: closeQuietly });
 }
 
 /** A live MJPEG camera served at rtsp://.../{path}: a high bit rate (noise) for little CPU. */
@@ -652,29 +537,29 @@ Deno.test({
       await faultRounds("50 vanished RTSP clients", async () => {
         const kinds = [
           // Connects and says nothing.
-          async () => await RtspConn.open(),
+          async () => await rtspConn(),
           // Half a request.
           async () => {
-            const rtsp = await RtspConn.open();
+            const rtsp = await rtspConn();
             await writeAll(rtsp.conn, `OPTIONS ${url} RTSP/1.0\r\nCSeq: 1\r\n`);
             return rtsp;
           },
           // A DESCRIBE whose answer it does not wait for.
           async () => {
-            const rtsp = await RtspConn.open();
+            const rtsp = await rtspConn();
             await rtsp.send("DESCRIBE", url, { Accept: "application/sdp" });
             return rtsp;
           },
           // A session set up over TCP, then half a PLAY.
           async () => {
-            const rtsp = await RtspConn.open();
+            const rtsp = await rtspConn();
             await rtsp.setup(path);
             await writeAll(rtsp.conn, `PLAY ${url}/ RTSP/1.0\r\nCSeq: 9\r\nSess`);
             return rtsp;
           },
           // A session playing over TCP, never read.
           async () => {
-            const rtsp = await RtspConn.open();
+            const rtsp = await rtspConn();
             await rtsp.play(path);
             return rtsp;
           },
@@ -700,7 +585,7 @@ Deno.test({
  * server has stopped sending to it: the server's socket to it holds data and no longer moves.
  */
 async function stuckReader(path: string): Promise<RtspConn> {
-  const stuck = await RtspConn.open();
+  const stuck = await rtspConn();
   await stuck.play(path);
   let previous = -1;
   await waitUntil(

@@ -1,0 +1,369 @@
+/**
+ * Scale benchmark (issue 14, item 3): how many live pipelines, and how many RTSP readers of one
+ * stream, the server holds on this machine before the stats interval or a request's p99 exceeds
+ * twice its idle value; and how many live pipelines gstd holds before its request p99 does (gstd
+ * has no stats and no RTSP server).
+ *
+ * Each step adds pipelines (or readers), lets them settle, and measures over one window:
+ * - the stats interval: the gaps between the `stats` events one client receives (asked every
+ *   1000 ms, the default), p99;
+ * - a request: `getElementProperty` of a small pipeline of its own, every 50 ms, p99 (gstd:
+ *   `element_get` of the same element);
+ * - the server's CPU, the whole machine's busy share, and (readers) whether every reader still
+ *   receives data.
+ * The idle values come from the same server with only the probe pipeline. Our server runs at the
+ * defaults (pipelines stored on disk) but with GSTREAMER_MAX_PIPELINES raised to reach the steps.
+ *
+ * A ramp ends after two steps in a row over 2x idle (one can be noise from elsewhere); the count
+ * reported is the last one before the first step over.
+ *
+ *   deno run --allow-all bench/scale.ts [--max-pipelines 1600] [--max-readers 400]
+ *     [--window 10] [--settle 3]
+ */
+import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
+import { RtspConn } from "../test/rtsp_client.ts";
+import { findGstd, type Gstd, GstdClient, startGstd } from "./gstd.ts";
+import {
+  expectOk,
+  machineBusy,
+  machineTicks,
+  ms,
+  parseNumberOptions,
+  percentile,
+  serverProcessId,
+  sleep,
+  startUsage,
+  stopServer,
+} from "./measure.ts";
+
+interface Options {
+  "max-pipelines": number;
+  "max-readers": number;
+  /** Seconds each step is measured. */
+  window: number;
+  /** Seconds each step settles before it is measured. */
+  settle: number;
+}
+
+const options = parseNumberOptions<Options>(
+  Deno.args,
+  { "max-pipelines": 1600, "max-readers": 400, window: 10, settle: 3 },
+  ["window", "settle"],
+);
+
+const PIPELINE_STEPS = [25, 50, 100, 200, 400, 600, 800, 1200, 1600, 2400, 3200];
+const READER_STEPS = [10, 25, 50, 100, 150, 200, 300, 400, 600, 800];
+const PROBE_EVERY_MS = 50;
+const liveCaps = "video/x-raw,width=64,height=48";
+const liveElements = [
+  { type: "videotestsrc", properties: { "is-live": true } },
+  { type: "capsfilter", properties: { caps: liveCaps } },
+  { type: "fakesink" },
+];
+const liveLaunch = `videotestsrc is-live=true ! ${liveCaps} ! fakesink`;
+const probeLaunch = "videotestsrc is-live=true ! fakesink name=sink";
+
+interface Step {
+  count: number;
+  /** p99 of the gaps between stats events (ours only). */
+  statsP99: number | null;
+  probeP99: number;
+  probeP50: number;
+  cpuPercent: number;
+  machineBusy: number;
+  /** Readers that received nothing during the window (readers only). */
+  stalled?: number;
+}
+
+/** Runs `probe` every PROBE_EVERY_MS for `seconds` and returns its times. */
+async function probeTimes(probe: () => Promise<unknown>, seconds: number): Promise<number[]> {
+  const times: number[] = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const startedAt = performance.now();
+    await probe();
+    times.push(performance.now() - startedAt);
+    await sleep(Math.max(0, PROBE_EVERY_MS - (performance.now() - startedAt)));
+  }
+  return times;
+}
+
+/** Arrival times of the stats events a client receives. */
+function statsArrivals(client: TestClient): { since(at: number): number[] } {
+  const arrivals: number[] = [];
+  client.socket.addEventListener("message", (event) => {
+    if (String(event.data).startsWith('{"type":"stats"')) arrivals.push(performance.now());
+  });
+  return { since: (at) => arrivals.filter((time) => time >= at) };
+}
+
+function gapsP99(arrivals: number[]): number | null {
+  const gaps = arrivals.slice(1).map((time, i) => time - arrivals[i]);
+  return gaps.length === 0 ? null : percentile(gaps, 99);
+}
+
+/** One window on a system: probe p99, stats gaps, CPU of `pid`, machine busy. */
+async function measureStep(
+  count: number,
+  pid: number,
+  probe: () => Promise<unknown>,
+  stats: { since(at: number): number[] } | null,
+): Promise<Step> {
+  await sleep(options.settle * 1000);
+  const startedAt = performance.now();
+  const usage = startUsage(pid);
+  const machine = machineTicks();
+  const times = await probeTimes(probe, options.window);
+  return {
+    count,
+    statsP99: stats ? gapsP99(stats.since(startedAt)) : null,
+    probeP99: percentile(times, 99),
+    probeP50: percentile(times, 50),
+    cpuPercent: usage.stop().cpuPercent,
+    machineBusy: machineBusy(machine),
+  };
+}
+
+function holds(step: Step, idle: Step): boolean {
+  const statsHold = step.statsP99 === null || idle.statsP99 === null ||
+    step.statsP99 <= 2 * idle.statsP99;
+  return statsHold && step.probeP99 <= 2 * idle.probeP99 && (step.stalled ?? 0) === 0;
+}
+
+function stepLine(step: Step, idle: Step, what: string): string {
+  const stats = step.statsP99 === null ? "" : `stats gap p99 ${ms(step.statsP99)}, `;
+  const stalled = step.stalled === undefined ? "" : `, ${step.stalled} readers stalled`;
+  return `  ${String(step.count).padStart(5)} ${what}: ${stats}request p99 ${ms(step.probeP99)} ` +
+    `(p50 ${ms(step.probeP50)}), ` +
+    `CPU ${step.cpuPercent.toFixed(0)}% of one core, machine ${
+      step.machineBusy.toFixed(0)
+    }% busy${stalled}${holds(step, idle) ? "" : "  <- over 2x idle"}`;
+}
+
+/**
+ * Runs steps until two in a row do not hold (one step over 2x idle on a shared machine can be a
+ * neighbour's doing); returns the lines, the last count before the first step over, and that step.
+ */
+async function ramp(
+  steps: number[],
+  idle: Step,
+  what: string,
+  step: (count: number) => Promise<Step>,
+): Promise<{ lines: string[]; held: number; failedAt: number | null }> {
+  const lines = [stepLine(idle, idle, `${what} (idle)`)];
+  let held = 0;
+  let failedAt: number | null = null;
+  let overInARow = 0;
+  for (const count of steps) {
+    const result = await step(count);
+    lines.push(stepLine(result, idle, what));
+    console.log(lines.at(-1));
+    if (holds(result, idle)) {
+      overInARow = 0;
+      if (failedAt === null) held = count;
+    } else {
+      failedAt ??= count;
+      if (++overInARow === 2) break;
+    }
+  }
+  return { lines, held, failedAt };
+}
+
+async function oursPipelines(server: ServerProcess): Promise<string[]> {
+  const client = await TestClient.connect(server.url);
+  const statsClient = await TestClient.connect(server.url);
+  const pid = serverProcessId(server);
+  const stats = statsArrivals(statsClient);
+  // Nobody reads the clients' received lists: keep them from growing.
+  const timer = setInterval(() => {
+    client.received.length = 0;
+    statsClient.received.length = 0;
+  }, 1000);
+  try {
+    expectOk(
+      await client.request("createPipeline", { id: "probe", pipeline: probeLaunch }),
+      "create probe",
+    );
+    expectOk(await client.request("startPipeline", { id: "probe" }), "start probe");
+    const probe = async () =>
+      expectOk(
+        await client.request("getElementProperty", {
+          id: "probe",
+          element: "sink",
+          property: "sync",
+        }),
+        "probe",
+      );
+    const idle = await measureStep(0, pid, probe, stats);
+    let made = 0;
+    const result = await ramp(
+      PIPELINE_STEPS.filter((n) => n <= options["max-pipelines"]),
+      idle,
+      "live pipelines",
+      async (count) => {
+        const ids = Array.from({ length: count - made }, (_, i) => `live-${made + i}`);
+        await Promise.all(Array.from({ length: 8 }, async () => {
+          for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
+            expectOk(
+              await client.request("createPipeline", { id, pipeline: { elements: liveElements } }),
+              `create ${id}`,
+            );
+            expectOk(await client.request("startPipeline", { id }), `start ${id}`);
+          }
+        }));
+        made = count;
+        return await measureStep(count, pid, probe, stats);
+      },
+    );
+    return [
+      `ours (disk store), live pipelines, idle: stats gap p99 ${ms(idle.statsP99 ?? NaN)}, ` +
+      `request p99 ${ms(idle.probeP99)}`,
+      ...result.lines,
+      `  ours holds ${result.held} live pipelines` +
+      (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
+    ];
+  } finally {
+    clearInterval(timer);
+    await client.close();
+    await statsClient.close();
+  }
+}
+
+async function gstdPipelines(gstd: Gstd): Promise<string[]> {
+  const connection = await GstdClient.connect(gstd.port);
+  const prober = await GstdClient.connect(gstd.port);
+  try {
+    await connection.command(`pipeline_create probe ${probeLaunch}`);
+    await connection.command("pipeline_play probe");
+    const probe = () => prober.command("element_get probe sink sync");
+    const idle = await measureStep(0, gstd.pid, probe, null);
+    let made = 0;
+    const result = await ramp(
+      PIPELINE_STEPS.filter((n) => n <= options["max-pipelines"]),
+      idle,
+      "live pipelines",
+      async (count) => {
+        for (; made < count; made++) {
+          await connection.command(`pipeline_create live_${made} ${liveLaunch}`);
+          await connection.command(`pipeline_play live_${made}`);
+        }
+        return await measureStep(count, gstd.pid, probe, null);
+      },
+    );
+    return [
+      `gstd ${gstd.version}, live pipelines, idle: request p99 ${ms(idle.probeP99)}`,
+      ...result.lines,
+      `  gstd holds ${result.held} live pipelines` +
+      (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
+    ];
+  } finally {
+    connection.close();
+    prober.close();
+  }
+}
+
+async function oursReaders(server: ServerProcess): Promise<string[]> {
+  const client = await TestClient.connect(server.url);
+  const statsClient = await TestClient.connect(server.url);
+  const pid = serverProcessId(server);
+  const stats = statsArrivals(statsClient);
+  const timer = setInterval(() => {
+    client.received.length = 0;
+    statsClient.received.length = 0;
+  }, 1000);
+  const readers: RtspConn[] = [];
+  try {
+    expectOk(
+      await client.request("createPipeline", { id: "probe", pipeline: probeLaunch }),
+      "create probe",
+    );
+    expectOk(await client.request("startPipeline", { id: "probe" }), "start probe");
+    const camera = "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 " +
+      "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! " +
+      "rtspserversink path=scale";
+    expectOk(await client.request("createPipeline", { id: "camera", pipeline: camera }), "camera");
+    expectOk(await client.request("startPipeline", { id: "camera" }), "start camera");
+    const probe = async () =>
+      expectOk(
+        await client.request("getElementProperty", {
+          id: "probe",
+          element: "sink",
+          property: "sync",
+        }),
+        "probe",
+      );
+    const idle = await measureStep(0, pid, probe, stats);
+    const result = await ramp(
+      READER_STEPS.filter((n) => n <= options["max-readers"]),
+      idle,
+      "RTSP readers of one stream",
+      async (count) => {
+        while (readers.length < count) {
+          const reader = await RtspConn.open(server.rtspUrl);
+          readers.push(reader);
+          await reader.play("scale");
+          void reader.drain();
+        }
+        const before = readers.map((reader) => reader.drained);
+        const step = await measureStep(count, pid, probe, stats);
+        step.stalled = readers.filter((reader, i) => reader.drained === before[i]).length;
+        return step;
+      },
+    );
+    return [
+      `ours (disk store), RTSP/TCP readers of one H.264 stream (320x240, 30 fps), idle: stats gap ` +
+      `p99 ${ms(idle.statsP99 ?? NaN)}, request p99 ${ms(idle.probeP99)}`,
+      ...result.lines,
+      `  ours holds ${result.held} readers` +
+      (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
+    ];
+  } finally {
+    clearInterval(timer);
+    for (const reader of readers) reader.close();
+    await client.close();
+    await statsClient.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const scratch = await Deno.makeTempDir({ prefix: "scale-" });
+  const report: string[] = [];
+  const env = {
+    GSTREAMER_DATA_DIR: `${scratch}/data`,
+    GSTREAMER_MAX_PIPELINES: String(options["max-pipelines"] + 10),
+  };
+  try {
+    console.log("Live pipelines in our server ...");
+    let server = await startServer(env);
+    try {
+      report.push(...await oursPipelines(server));
+    } finally {
+      await stopServer(server);
+    }
+    const gstdPath = await findGstd();
+    if (gstdPath) {
+      console.log("Live pipelines in gstd ...");
+      const gstd = await startGstd(gstdPath);
+      try {
+        report.push("", ...await gstdPipelines(gstd));
+      } finally {
+        await gstd.stop();
+      }
+    } else {
+      report.push("", "gstd: not installed (bench/build_gstd.sh)");
+    }
+    console.log("RTSP readers of one stream in our server ...");
+    await Deno.remove(`${scratch}/data`, { recursive: true });
+    server = await startServer(env);
+    try {
+      report.push("", ...await oursReaders(server));
+    } finally {
+      await stopServer(server);
+    }
+  } finally {
+    await Deno.remove(scratch, { recursive: true }).catch(() => {});
+  }
+  console.log(["", "=== scale benchmark ===", ...report].join("\n"));
+}
+
+if (import.meta.main) await main();
