@@ -643,6 +643,7 @@ async function main(): Promise<void> {
     Deno.exit(130);
   };
   Deno.addSignalListener("SIGINT", interrupted);
+  Deno.addSignalListener("SIGTERM", interrupted);
   try {
     const startedAt = performance.now();
     // The defaults: pipelines stored on disk (a fresh directory, on the same disk as ./data).
@@ -675,6 +676,7 @@ async function main(): Promise<void> {
   } finally {
     await cleanUp();
     Deno.removeSignalListener("SIGINT", interrupted);
+    Deno.removeSignalListener("SIGTERM", interrupted);
   }
 }
 

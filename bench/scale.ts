@@ -18,10 +18,9 @@
  * reported is the last one before the first step over.
  *
  *   deno run --allow-all bench/scale.ts [--max-pipelines 1600] [--max-readers 400]
- *     [--window 10] [--settle 3]
+ *     [--window 10] [--settle 3] [--skip-ours 1] [--skip-gstd 1] [--skip-readers 1]
  */
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
-import { RtspConn } from "../test/rtsp_client.ts";
 import { findGstd, type Gstd, GstdClient, startGstd } from "./gstd.ts";
 import {
   expectOk,
@@ -38,6 +37,10 @@ import {
 
 interface Options {
   "max-pipelines": number;
+  /** 1: leave out a part. */
+  "skip-ours": number;
+  "skip-gstd": number;
+  "skip-readers": number;
   "max-readers": number;
   /** Seconds each step is measured. */
   window: number;
@@ -47,7 +50,15 @@ interface Options {
 
 const options = parseNumberOptions<Options>(
   Deno.args,
-  { "max-pipelines": 1600, "max-readers": 400, window: 10, settle: 3 },
+  {
+    "max-pipelines": 1600,
+    "max-readers": 400,
+    window: 10,
+    settle: 3,
+    "skip-ours": 0,
+    "skip-gstd": 0,
+    "skip-readers": 0,
+  },
   ["window", "settle"],
 );
 
@@ -262,6 +273,52 @@ async function gstdPipelines(gstd: Gstd): Promise<string[]> {
   }
 }
 
+/** bench/rtsp_readers.ts in a child process: its readers' reading costs this process nothing. */
+class ReaderProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+
+  constructor(base: string, path: string) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net",
+        new URL("./rtsp_readers.ts", import.meta.url).pathname,
+        base,
+        path,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#writer = this.#child.stdin.getWriter();
+    this.#lines = (async function* (stdout: ReadableStream<Uint8Array>) {
+      let pending = "";
+      for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
+        const parts = (pending + chunk).split("\n");
+        pending = parts.pop() ?? "";
+        yield* parts;
+      }
+    })(this.#child.stdout);
+  }
+
+  /** Opens `count` more readers (0: none) and returns the bytes each has received so far. */
+  async add(count: number): Promise<number[]> {
+    await this.#writer.write(new TextEncoder().encode(`add ${count}\n`));
+    const { value, done } = await this.#lines.next();
+    if (done) throw new Error("the readers' process ended");
+    const answer = JSON.parse(value);
+    if (answer.error) throw new Error(`RTSP readers: ${answer.error}`);
+    return answer.drained;
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    await this.#child.status;
+  }
+}
+
 async function oursReaders(server: ServerProcess): Promise<string[]> {
   const client = await TestClient.connect(server.url);
   const statsClient = await TestClient.connect(server.url);
@@ -271,7 +328,7 @@ async function oursReaders(server: ServerProcess): Promise<string[]> {
     client.received.length = 0;
     statsClient.received.length = 0;
   }, 1000);
-  const readers: RtspConn[] = [];
+  const readers = new ReaderProcess(server.rtspUrl, "scale");
   try {
     expectOk(
       await client.request("createPipeline", { id: "probe", pipeline: probeLaunch }),
@@ -293,36 +350,42 @@ async function oursReaders(server: ServerProcess): Promise<string[]> {
         "probe",
       );
     const idle = await measureStep(0, pid, probe, stats);
+    let opened = 0;
     const result = await ramp(
       READER_STEPS.filter((n) => n <= options["max-readers"]),
       idle,
       "RTSP readers of one stream",
       async (count) => {
-        while (readers.length < count) {
-          const reader = await RtspConn.open(server.rtspUrl);
-          readers.push(reader);
-          await reader.play("scale");
-          void reader.drain();
-        }
-        const before = readers.map((reader) => reader.drained);
+        const before = await readers.add(count - opened);
+        opened = count;
         const step = await measureStep(count, pid, probe, stats);
-        step.stalled = readers.filter((reader, i) => reader.drained === before[i]).length;
+        const after = await readers.add(0);
+        step.stalled = after.filter((bytes, i) => bytes === before[i]).length;
         return step;
       },
     );
     return [
-      `ours (disk store), RTSP/TCP readers of one H.264 stream (320x240, 30 fps), idle: stats gap ` +
-      `p99 ${ms(idle.statsP99 ?? NaN)}, request p99 ${ms(idle.probeP99)}`,
+      `ours (disk store), RTSP/TCP readers of one H.264 stream (320x240, 30 fps) in another ` +
+      `process, idle: stats gap p99 ${ms(idle.statsP99 ?? NaN)}, request p99 ${ms(idle.probeP99)}`,
       ...result.lines,
       `  ours holds ${result.held} readers` +
       (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
     ];
   } finally {
     clearInterval(timer);
-    for (const reader of readers) reader.close();
+    await readers.close();
     await client.close();
     await statsClient.close();
   }
+}
+
+/** Children to stop when the run is interrupted (a gstd left running skews every later run). */
+const running = new Set<{ stop(): Promise<unknown> }>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    await Promise.allSettled([...running].map((child) => child.stop()));
+    Deno.exit(130);
+  });
 }
 
 async function main(): Promise<void> {
@@ -333,32 +396,42 @@ async function main(): Promise<void> {
     GSTREAMER_MAX_PIPELINES: String(options["max-pipelines"] + 10),
   };
   try {
-    console.log("Live pipelines in our server ...");
-    let server = await startServer(env);
-    try {
-      report.push(...await oursPipelines(server));
-    } finally {
-      await stopServer(server);
+    if (!options["skip-ours"]) {
+      console.log("Live pipelines in our server ...");
+      const server = await startServer(env);
+      running.add(server);
+      try {
+        report.push(...await oursPipelines(server));
+      } finally {
+        await stopServer(server);
+        running.delete(server);
+      }
     }
-    const gstdPath = await findGstd();
+    const gstdPath = options["skip-gstd"] ? null : await findGstd();
     if (gstdPath) {
       console.log("Live pipelines in gstd ...");
       const gstd = await startGstd(gstdPath);
+      running.add(gstd);
       try {
         report.push("", ...await gstdPipelines(gstd));
       } finally {
         await gstd.stop();
+        running.delete(gstd);
       }
-    } else {
+    } else if (!options["skip-gstd"]) {
       report.push("", "gstd: not installed (bench/build_gstd.sh)");
     }
-    console.log("RTSP readers of one stream in our server ...");
-    await Deno.remove(`${scratch}/data`, { recursive: true });
-    server = await startServer(env);
-    try {
-      report.push("", ...await oursReaders(server));
-    } finally {
-      await stopServer(server);
+    if (!options["skip-readers"]) {
+      console.log("RTSP readers of one stream in our server ...");
+      await Deno.remove(`${scratch}/data`, { recursive: true }).catch(() => {});
+      const server = await startServer(env);
+      running.add(server);
+      try {
+        report.push("", ...await oursReaders(server));
+      } finally {
+        await stopServer(server);
+        running.delete(server);
+      }
     }
   } finally {
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
