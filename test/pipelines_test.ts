@@ -411,3 +411,42 @@ Deno.test("a WebSocket on another path is refused and plain HTTP gets JSON error
   assert.equal(upgradeRequired.status, 426);
   await upgradeRequired.body?.cancel();
 });
+
+Deno.test("pipelines deleted while a stats round reads them are skipped, never read freed", async () => {
+  // A stats round reads a few pipelines at a time across several turns of the event loop; one
+  // deleted meanwhile must not be read (with fatal-criticals, a read of a freed pipeline aborts).
+  // The last pipelines of the list are deleted and made again for 3 s, while rounds run every
+  // 100 ms over the whole list and reach them late.
+  const watcher = await TestClient.connect(server.url);
+  const make = async (id: string) => {
+    expectOk(
+      await client.request("createPipeline", {
+        id,
+        pipeline: "videotestsrc is-live=true ! fakesink",
+      }),
+    );
+    expectOk(await client.request("startPipeline", { id }));
+  };
+  const steady = Array.from({ length: 120 }, (_, i) => `stats-steady-${i}`);
+  const churned = Array.from({ length: 20 }, (_, i) => `stats-churn-${i}`);
+  try {
+    expectOk(await watcher.request("subscribe", { statsIntervalMs: 100 }));
+    for (const id of [...steady, ...churned]) await make(id);
+    const rounds = () => watcher.waitForNext((m) => m.type === "stats", 15000, "a stats round");
+    await rounds();
+    const end = performance.now() + 3000;
+    while (performance.now() < end) {
+      await Promise.all(churned.map(async (id) => {
+        expectOk(await client.request("deletePipeline", { id }));
+        await make(id);
+      }));
+    }
+    await rounds();
+    expectOk(await client.request("getPipelines"));
+  } finally {
+    await Promise.all(
+      [...steady, ...churned].map((id) => client.request("deletePipeline", { id })),
+    );
+    await watcher.close();
+  }
+});

@@ -354,7 +354,7 @@ export class PipelineRegistry {
   async stats(): Promise<PipelineStats[]> {
     const clients = this.#host.mounts.clientCounts();
     const pipelines = [...this.#pipelines.values()];
-    const results: PipelineStats[] = new Array(pipelines.length);
+    const results: (PipelineStats | undefined)[] = new Array(pipelines.length);
     // A few pipelines' queries in flight at a time, not all of them: 400 at once took 400 pool
     // threads and then held the main thread for tens of ms while the answers came back, in front
     // of every request (bench/scale.ts). Requests now run between the answers.
@@ -362,13 +362,15 @@ export class PipelineRegistry {
     await Promise.all(
       Array.from({ length: Math.min(STATS_QUERIES_IN_FLIGHT, pipelines.length) }, async () => {
         for (let i = next++; i < pipelines.length; i = next++) {
-          // Read when its counters are read, so its rates are over the right span.
           const pipeline = pipelines[i];
+          // Looked up again: one deleted since the round began may be freed already.
+          if (this.#pipelines.get(pipeline.id) !== pipeline) continue;
+          // Read when its counters are read, so its rates are over the right span.
           results[i] = await pipeline.stats(performance.now(), clients(pipeline.mounts));
         }
       }),
     );
-    return results;
+    return results.filter((entry): entry is PipelineStats => entry !== undefined);
   }
 
   /** Stops and frees every pipeline (after the builds under way); the store keeps them. */

@@ -221,6 +221,8 @@ export class Pipeline {
    * replace their children.
    */
   sinkStats(): SinkStats[] {
+    // Disposed: the pipeline may be freed already (a GStreamer CRITICAL, seen once in a bench).
+    if (this.#disposed) return [];
     this.#sinks ??= this.#findSinks(this.#pipeline);
     return this.#sinks.map((sink) => this.#readSinkStats(sink));
   }
