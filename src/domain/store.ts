@@ -174,7 +174,8 @@ export class PipelineStore {
       if (this.#writer !== null && this.#broken === null) {
         await new Promise<void>((resolve) => {
           this.#afterClose = resolve;
-          this.#writer!.postMessage({ type: "close" } satisfies StoreRequest);
+          // What is queued or with the writer is committed first; the writer closes after it.
+          if (!this.#writing) this.#postClose();
         });
       }
       this.#writer?.terminate();
@@ -185,6 +186,10 @@ export class PipelineStore {
   }
 
   #afterClose: (() => void) | null = null;
+
+  #postClose(): void {
+    this.#writer!.postMessage({ type: "close" } satisfies StoreRequest);
+  }
   /** The in-memory store's writes, on this thread: they cost what a map would. */
   #writeHere: ((write: StoreWrite) => void) | null = null;
 
@@ -233,6 +238,7 @@ export class PipelineStore {
         waiting?.reject(this.#storageFailed(waiting.id, message));
       }
       if (this.#queued.length > 0 && this.#broken === null) this.#sendQueued();
+      else if (this.#afterClose !== null) this.#postClose();
     } else if (reply.type === "closed") {
       this.#afterClose?.();
     }
@@ -241,6 +247,7 @@ export class PipelineStore {
   /** Refuses every write from now on, and fails the ones waiting. */
   #fail(reason: string): void {
     this.#broken ??= reason;
+    this.#afterClose?.(); // a close waiting for the writer waits no more
     for (const [seq, waiting] of this.#waiting) {
       this.#waiting.delete(seq);
       waiting.reject(this.#storageFailed(waiting.id, reason));
