@@ -355,9 +355,8 @@ export class PipelineRegistry {
     const clients = this.#host.mounts.clientCounts();
     const pipelines = [...this.#pipelines.values()];
     const results: (PipelineStats | undefined)[] = new Array(pipelines.length);
-    // A few pipelines' queries in flight at a time, not all of them: 400 at once took 400 pool
-    // threads and then held the main thread for tens of ms while the answers came back, in front
-    // of every request (bench/scale.ts). Requests now run between the answers.
+    // A few pipelines' queries in flight at a time, not all of them: 400 at once took 400 FFI
+    // pool threads. Requests run between the answers.
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(STATS_QUERIES_IN_FLIGHT, pipelines.length) }, async () => {
