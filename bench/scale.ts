@@ -180,7 +180,15 @@ async function ramp(
   return { lines, held, failedAt };
 }
 
-async function oursPipelines(server: ServerProcess): Promise<string[]> {
+/** A client, a stats watcher and the probe pipeline on our server, for one ramp. */
+async function withProbe<T>(
+  server: ServerProcess,
+  body: (
+    client: TestClient,
+    idle: () => Promise<Step>,
+    measure: (count: number) => Promise<Step>,
+  ) => Promise<T>,
+): Promise<T> {
   const client = await TestClient.connect(server.url);
   const statsClient = await TestClient.connect(server.url);
   const pid = serverProcessId(server);
@@ -205,7 +213,18 @@ async function oursPipelines(server: ServerProcess): Promise<string[]> {
         }),
         "probe",
       );
-    const idle = await measureStep(0, pid, probe, stats);
+    const measure = (count: number) => measureStep(count, pid, probe, stats);
+    return await body(client, () => measure(0), measure);
+  } finally {
+    clearInterval(timer);
+    await client.close();
+    await statsClient.close();
+  }
+}
+
+async function oursPipelines(server: ServerProcess): Promise<string[]> {
+  return await withProbe(server, async (client, measureIdle, measure) => {
+    const idle = await measureIdle();
     let made = 0;
     const result = await ramp(
       PIPELINE_STEPS.filter((n) => n <= options["max-pipelines"]),
@@ -223,7 +242,7 @@ async function oursPipelines(server: ServerProcess): Promise<string[]> {
           }
         }));
         made = count;
-        return await measureStep(count, pid, probe, stats);
+        return await measure(count);
       },
     );
     return [
@@ -233,11 +252,7 @@ async function oursPipelines(server: ServerProcess): Promise<string[]> {
       `  ours holds ${result.held} live pipelines` +
       (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
     ];
-  } finally {
-    clearInterval(timer);
-    await client.close();
-    await statsClient.close();
-  }
+  });
 }
 
 async function gstdPipelines(gstd: Gstd): Promise<string[]> {
@@ -320,62 +335,44 @@ class ReaderProcess {
 }
 
 async function oursReaders(server: ServerProcess): Promise<string[]> {
-  const client = await TestClient.connect(server.url);
-  const statsClient = await TestClient.connect(server.url);
-  const pid = serverProcessId(server);
-  const stats = statsArrivals(statsClient);
-  const timer = setInterval(() => {
-    client.received.length = 0;
-    statsClient.received.length = 0;
-  }, 1000);
   const readers = new ReaderProcess(server.rtspUrl, "scale");
   try {
-    expectOk(
-      await client.request("createPipeline", { id: "probe", pipeline: probeLaunch }),
-      "create probe",
-    );
-    expectOk(await client.request("startPipeline", { id: "probe" }), "start probe");
-    const camera = "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 " +
-      "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! " +
-      "rtspserversink path=scale";
-    expectOk(await client.request("createPipeline", { id: "camera", pipeline: camera }), "camera");
-    expectOk(await client.request("startPipeline", { id: "camera" }), "start camera");
-    const probe = async () =>
+    return await withProbe(server, async (client, measureIdle, measure) => {
+      const camera = "videotestsrc is-live=true ! video/x-raw,width=320,height=240," +
+        "framerate=30/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! " +
+        "rtspserversink path=scale";
       expectOk(
-        await client.request("getElementProperty", {
-          id: "probe",
-          element: "sink",
-          property: "sync",
-        }),
-        "probe",
+        await client.request("createPipeline", { id: "camera", pipeline: camera }),
+        "camera",
       );
-    const idle = await measureStep(0, pid, probe, stats);
-    let opened = 0;
-    const result = await ramp(
-      READER_STEPS.filter((n) => n <= options["max-readers"]),
-      idle,
-      "RTSP readers of one stream",
-      async (count) => {
-        const before = await readers.add(count - opened);
-        opened = count;
-        const step = await measureStep(count, pid, probe, stats);
-        const after = await readers.add(0);
-        step.stalled = after.filter((bytes, i) => bytes === before[i]).length;
-        return step;
-      },
-    );
-    return [
-      `ours (disk store), RTSP/TCP readers of one H.264 stream (320x240, 30 fps) in another ` +
-      `process, idle: stats gap p99 ${ms(idle.statsP99 ?? NaN)}, request p99 ${ms(idle.probeP99)}`,
-      ...result.lines,
-      `  ours holds ${result.held} readers` +
-      (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
-    ];
+      expectOk(await client.request("startPipeline", { id: "camera" }), "start camera");
+      const idle = await measureIdle();
+      let opened = 0;
+      const result = await ramp(
+        READER_STEPS.filter((n) => n <= options["max-readers"]),
+        idle,
+        "RTSP readers of one stream",
+        async (count) => {
+          const before = await readers.add(count - opened);
+          opened = count;
+          const step = await measure(count);
+          const after = await readers.add(0);
+          step.stalled = after.filter((bytes, i) => bytes === before[i]).length;
+          return step;
+        },
+      );
+      return [
+        `ours (disk store), RTSP/TCP readers of one H.264 stream (320x240, 30 fps) in another ` +
+        `process, idle: stats gap p99 ${ms(idle.statsP99 ?? NaN)}, request p99 ${
+          ms(idle.probeP99)
+        }`,
+        ...result.lines,
+        `  ours holds ${result.held} readers` +
+        (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
+      ];
+    });
   } finally {
-    clearInterval(timer);
     await readers.close();
-    await client.close();
-    await statsClient.close();
   }
 }
 
