@@ -222,6 +222,12 @@ async function withProbe<T>(
   }
 }
 
+/** "  ours holds 100 live pipelines; 200 is over 2x idle" */
+function heldLine(who: string, result: { held: number; failedAt: number | null }, what: string) {
+  return `  ${who} holds ${result.held} ${what}` +
+    (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`);
+}
+
 async function oursPipelines(server: ServerProcess): Promise<string[]> {
   return await withProbe(server, async (client, measureIdle, measure) => {
     const idle = await measureIdle();
@@ -249,8 +255,7 @@ async function oursPipelines(server: ServerProcess): Promise<string[]> {
       `ours (disk store), live pipelines, idle: stats gap p99 ${ms(idle.statsP99 ?? NaN)}, ` +
       `request p99 ${ms(idle.probeP99)}`,
       ...result.lines,
-      `  ours holds ${result.held} live pipelines` +
-      (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
+      heldLine("ours", result, "live pipelines"),
     ];
   });
 }
@@ -279,8 +284,7 @@ async function gstdPipelines(gstd: Gstd): Promise<string[]> {
     return [
       `gstd ${gstd.version}, live pipelines, idle: request p99 ${ms(idle.probeP99)}`,
       ...result.lines,
-      `  gstd holds ${result.held} live pipelines` +
-      (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
+      heldLine("gstd", result, "live pipelines"),
     ];
   } finally {
     connection.close();
@@ -367,8 +371,7 @@ async function oursReaders(server: ServerProcess): Promise<string[]> {
           ms(idle.probeP99)
         }`,
         ...result.lines,
-        `  ours holds ${result.held} readers` +
-        (result.failedAt === null ? " (the largest step)" : `; ${result.failedAt} is over 2x idle`),
+        heldLine("ours", result, "readers"),
       ];
     });
   } finally {
