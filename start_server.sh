@@ -28,10 +28,12 @@ apt_packages=(
   libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 libgstrtspserver-1.0-0
   gstreamer1.0-rtsp ffmpeg ca-certificates iproute2
 )
+# Only the tests need these: Debian's Chromium for the web console's browser tests.
+test_packages=(chromium fonts-dejavu-core)
 
 install_linux() {
   local missing=()
-  for package in "${apt_packages[@]}"; do
+  for package in "${apt_packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
       missing+=("$package")
   done
@@ -76,7 +78,7 @@ ensure_deno() {
 install_all() {
   case "$(uname -s)" in
     Linux)
-      if command -v apt-get >/dev/null; then install_linux; else
+      if command -v apt-get >/dev/null; then install_linux "$@"; else
         log "Not a Debian/Ubuntu system: install GStreamer 1.22+, its plugins, gst-rtsp-server and ffmpeg yourself"
       fi ;;
     Darwin) install_macos ;;
@@ -131,7 +133,7 @@ case "$command" in
     install_all
     exec "$DENO" task start ;;
   test)
-    install_all
+    install_all "${test_packages[@]}"
     # deno test's summary is "ok | N passed | N failed"; CI also reads the plain "N passed, N failed".
     output="$(mktemp)"
     set +e

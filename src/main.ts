@@ -3,6 +3,7 @@
  * signals. The layers and their rules: docs/architecture.md.
  */
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { LibraryLoadError } from "../ffi/loader.ts";
 import { requestHandlers } from "./api/handlers.ts";
 import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./api/health.ts";
@@ -18,6 +19,7 @@ import { RtspServer } from "./gst/rtsp.ts";
 import { listenAddresses } from "./transport/addresses.ts";
 import { pushRoute } from "./transport/push.ts";
 import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
+import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
 import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
 
 /** How often bus messages are pulled (docs/architecture.md: the bus is pulled, never pushed). */
@@ -140,7 +142,8 @@ async function main(): Promise<void> {
     path: config.path,
     handlers: requestHandlers(registry, { statsIntervalMs: config.statsIntervalMs }),
     authToken: config.authToken,
-    openPaths: ["/healthz", "/schema.json"],
+    openPaths: ["/healthz", "/schema.json", "/"],
+    openPathPrefixes: [CONSOLE_ASSETS_PATH],
     allowedOrigins: config.allowedOrigins,
     maxClients: config.maxClients,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
@@ -157,6 +160,11 @@ async function main(): Promise<void> {
       }),
       metricsRoute(metrics),
       schemaRoute,
+      consoleRoute(join(import.meta.dirname!, "../console/dist"), {
+        wsPath: config.path,
+        rtspPort: rtsp.port,
+        authToken: config.authToken,
+      }),
     ],
   });
 
@@ -204,6 +212,7 @@ async function main(): Promise<void> {
   }
   console.log(`RTSP listening on ${formatUrl("rtsp", config.host, rtsp.port)}`);
   console.log(`WebSocket listening on ${transport.url}`);
+  console.log(`Console at ${formatUrl("http", config.host, transport.port, "/")}`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

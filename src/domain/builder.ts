@@ -9,6 +9,7 @@
  * the pipeline until it hands it over; when anything fails it disposes it, leaving nothing.
  */
 import { padCaps, padMediaType } from "../gst/element.ts";
+import { GstError } from "../gst/errors.ts";
 import type { JsonValue } from "../gst/gvalue.ts";
 import type { GValue } from "../gst/gvalue.ts";
 import { inspectElement } from "../gst/introspect.ts";
@@ -24,7 +25,7 @@ import {
 } from "../gst/property.ts";
 import { closestFactoryNames, elementFactories } from "../gst/registry.ts";
 import { DomainError, type Field, FieldError } from "./errors.ts";
-import { LaunchParseError, parseLaunch } from "./launch.ts";
+import { launchElementSpans, LaunchParseError, parseLaunch } from "./launch.ts";
 import { addRelay, type Mount, type Relay, RTSP_SINK, type RtspMounts } from "./mounts.ts";
 import { servableMediaTypes } from "./mounts.ts";
 import { defaultElementName, NAME_RULE, namePattern } from "./names.ts";
@@ -163,15 +164,53 @@ export async function buildPipeline(
   context: BuildContext,
 ): Promise<BuiltPipeline> {
   const description = describe(definition.pipeline);
-  checkElementTypes(description.elements, context);
+  const text = typeof definition.pipeline === "string" ? definition.pipeline : null;
+  try {
+    checkElementTypes(description.elements, context);
+  } catch (error) {
+    throw text === null ? error : locateInLaunch(error, text, description);
+  }
   const pipeline = new Pipeline(id);
   try {
     return await new Builder(pipeline, description, context).build();
   } catch (error) {
     // Still NULL with no streaming thread: releasing it cannot wait on anything.
     await pipeline.dispose();
-    throw error;
+    throw text === null ? error : locateInLaunch(error, text, description);
   }
+}
+
+/**
+ * The error with `offset` and `length` added to its details: where in the launch text the
+ * element or property at fault is, so that an editor can point at it. Unchanged when the error
+ * names no element.
+ */
+function locateInLaunch(error: unknown, text: string, description: PipelineDescription): unknown {
+  if (!(error instanceof DomainError || error instanceof GstError)) return error;
+  const details = error.details ?? {};
+  const field = error instanceof DomainError ? error.field ?? [] : [];
+  const named = [details.element, details.from, details.to].find((v) => typeof v === "string");
+  const index = typeof details.index === "number"
+    ? details.index
+    : field[0] === "pipeline" && field[1] === "elements" && typeof field[2] === "number"
+    ? field[2]
+    : description.elements.findIndex((element) => element.name === named);
+  const element = launchElementSpans(text)[index];
+  if (element === undefined) return error;
+  const property = field[3] === "properties" && typeof field[4] === "string"
+    ? field[4]
+    : typeof details.property === "string"
+    ? details.property
+    : undefined;
+  const span = (property !== undefined ? element.properties[property] : undefined) ?? element;
+  const located = { ...details, offset: span.offset, length: span.end - span.offset };
+  if (error instanceof FieldError) {
+    return new FieldError(error.code, error.describe, error.field!, located);
+  }
+  if (error instanceof DomainError) {
+    return new DomainError(error.code, error.message, located, error.field);
+  }
+  return new GstError(error.code, error.message, located);
 }
 
 class Builder {

@@ -152,6 +152,10 @@ function scanCaps(
 interface ElementNode {
   type: string;
   offset: number;
+  /** Just past its last property. */
+  end: number;
+  /** Where each property's `key=value` starts and ends. */
+  propertySpans: Record<string, TextSpan>;
   name?: string;
   nameOffset?: number;
   properties: Record<string, string>;
@@ -433,7 +437,14 @@ class Parser {
       this.unexpected(`whitespace or '!' after the element type ${quote(type)}`);
     }
     const index = this.elements.length;
-    const element: ElementNode = { type, offset, properties: {} };
+    const element: ElementNode = {
+      type,
+      offset,
+      end: this.pos,
+      // No prototype: a property called "__proto__" is then an ordinary key.
+      propertySpans: Object.create(null),
+      properties: {},
+    };
     this.elements.push(element);
     for (;;) {
       const before = this.pos;
@@ -459,6 +470,8 @@ class Parser {
       }
       this.pos++;
       this.parseValue(element, key, keyOffset);
+      element.propertySpans[key] = { offset: keyOffset, end: this.pos };
+      element.end = this.pos;
     }
     return index;
   }
@@ -769,6 +782,25 @@ class Parser {
  */
 export function parseLaunch(text: string): ExplicitDescription {
   return new Parser(text).parse();
+}
+
+/** A part of a launch text: [offset, end) in UTF-16 code units. */
+export interface TextSpan {
+  offset: number;
+  end: number;
+}
+
+/** Where each element of a launch text that parses is, and each of its properties. */
+export function launchElementSpans(
+  text: string,
+): (TextSpan & { properties: Record<string, TextSpan> })[] {
+  const parser = new Parser(text);
+  parser.parse();
+  return parser.elements.map(({ offset, end, propertySpans }) => ({
+    offset,
+    end,
+    properties: propertySpans,
+  }));
 }
 
 // --- formatting ----------------------------------------------------------------

@@ -51,8 +51,10 @@ export interface TransportOptions {
   routes: HttpRoute[];
   /** When set, WebSocket connections and every HTTP path but `openPaths` must present it. */
   authToken?: string;
-  /** HTTP paths anyone may reach (health checks). */
+  /** HTTP paths anyone may reach (health checks, the console's page). */
   openPaths?: string[];
+  /** HTTP paths under these prefixes anyone may reach (the console's assets). */
+  openPathPrefixes?: string[];
   /** Browser origins allowed to open a WebSocket; empty allows any. */
   allowedOrigins?: string[];
   maxClients?: number;
@@ -64,6 +66,21 @@ export interface TransportOptions {
   httpIdleTimeoutMs?: number;
 }
 
+/**
+ * Whether a browser's Origin is the server itself (the console it serves): its host and port are
+ * the Host the browser sent. A page elsewhere cannot send another site's Host.
+ */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined) return false;
+  try {
+    const url = new URL(origin);
+    return (url.protocol === "http:" || url.protocol === "https:") &&
+      url.host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
 /** Compares in constant time whatever the lengths (both sides are hashed first). */
 export function sameSecret(given: string, expected: string): boolean {
   const digest = (text: string) => createHash("sha256").update(text).digest();
@@ -71,7 +88,7 @@ export function sameSecret(given: string, expected: string): boolean {
 }
 
 /** The token a request presents: Authorization Bearer, the `token` query parameter, or a WebSocket subprotocol. */
-function presentsToken(request: http.IncomingMessage, url: URL, token: string): boolean {
+export function presentsToken(request: http.IncomingMessage, url: URL, token: string): boolean {
   const candidates: string[] = [];
   const authorization = request.headers.authorization;
   const bearer = authorization?.match(/^Bearer\s+(.+)$/i);
@@ -183,6 +200,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
 
   const token = options.authToken;
   const openPaths = new Set(options.openPaths ?? []);
+  const isOpen = (path: string) =>
+    openPaths.has(path) || (options.openPathPrefixes ?? []).some((p) => path.startsWith(p));
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
   /** When each refused origin was last logged: a page that retries does not flood the log. */
   const refusedOrigins = new Map<string, number>();
@@ -200,7 +219,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     try {
       const url = new URL(request.url ?? "/", "http://localhost");
       if (
-        token !== undefined && !openPaths.has(url.pathname) && !presentsToken(request, url, token)
+        token !== undefined && !isOpen(url.pathname) && !presentsToken(request, url, token)
       ) {
         response.setHeader("www-authenticate", 'Bearer realm="gstreamer"');
         // The request body is not read: the connection closes after the reply.
@@ -248,7 +267,10 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       return;
     }
     const origin = request.headers.origin;
-    if (origin !== undefined && allowedOrigins.size > 0 && !allowedOrigins.has(origin)) {
+    if (
+      origin !== undefined && allowedOrigins.size > 0 && !allowedOrigins.has(origin) &&
+      !sameOrigin(origin, request.headers.host)
+    ) {
       logRefusedOrigin(origin);
       refuseUpgrade(socket, 403, "Forbidden", {
         error: {

@@ -1,0 +1,167 @@
+/// <reference lib="dom" />
+/**
+ * What the console knows about the server, kept up to date from its events: every pipeline,
+ * push and publish with its latest stats and a short history, the server's health, and a log.
+ * Views read it; `changed()` tells them to render again.
+ */
+import type { PipelineInfo, PipelineStats, ServerEvent, StatsSnapshot } from "../../src/client.ts";
+
+/** Stats snapshots kept per pipeline for its charts (two minutes at the default interval). */
+export const HISTORY_LENGTH = 120;
+export const LOG_LENGTH = 500;
+
+export interface History {
+  /** Seconds since the epoch, one per snapshot. */
+  times: number[];
+  fps: number[];
+  bitrate: number[];
+}
+
+export interface LogEntry {
+  seq: number;
+  time: Date;
+  level: "info" | "warning" | "error";
+  type: string;
+  id: string | null;
+  text: string;
+}
+
+/** Frames a second of a pipeline: its fastest sink (a tee's branches run at the same rate). */
+export function pipelineFps(stats: PipelineStats | undefined): number | null {
+  if (!stats) return null;
+  const rates = stats.sinks.map((sink) => sink.fps).filter((fps): fps is number => fps !== null);
+  return rates.length > 0 ? Math.max(...rates) : null;
+}
+
+export class Model {
+  pipelines = new Map<string, PipelineInfo>();
+  stats = new Map<string, PipelineStats>();
+  history = new Map<string, History>();
+  server: StatsSnapshot["server"] | null = null;
+  log: LogEntry[] = [];
+  /** Bumped on every change; views compare it. */
+  version = 0;
+  /** performance.now() when the latest stats event arrived, for the render-time figure. */
+  statsArrivedAt = 0;
+  #seq = 0;
+  #listeners = new Set<() => void>();
+
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  changed(): void {
+    this.version++;
+    for (const listener of this.#listeners) listener();
+  }
+
+  /** A fresh list from getPipelines: what is gone is dropped, with its stats. */
+  replacePipelines(list: PipelineInfo[]): void {
+    this.pipelines = new Map(list.map((info) => [info.id, info]));
+    for (const id of [...this.stats.keys()]) {
+      if (!this.pipelines.has(id)) this.stats.delete(id);
+    }
+    for (const id of [...this.history.keys()]) {
+      if (!this.pipelines.has(id)) this.history.delete(id);
+    }
+    this.changed();
+  }
+
+  note(level: LogEntry["level"], type: string, id: string | null, text: string): void {
+    this.log.push({ seq: ++this.#seq, time: new Date(), level, type, id, text });
+    if (this.log.length > LOG_LENGTH) this.log.splice(0, this.log.length - LOG_LENGTH);
+  }
+
+  apply(event: ServerEvent): void {
+    switch (event.type) {
+      case "stats":
+        this.statsArrivedAt = performance.now();
+        this.#applyStats(event.payload);
+        break;
+      case "pipelineCreated":
+        this.pipelines.set(event.payload.id, event.payload);
+        this.note("info", event.type, event.payload.id, `created (${event.payload.kind})`);
+        break;
+      case "pipelineDeleted":
+        this.pipelines.delete(event.payload.id);
+        this.stats.delete(event.payload.id);
+        this.history.delete(event.payload.id);
+        this.note("info", event.type, event.payload.id, "deleted");
+        break;
+      case "pipelineStateChanged": {
+        const info = this.pipelines.get(event.payload.id);
+        if (info) this.pipelines.set(info.id, { ...info, state: event.payload.new });
+        this.note(
+          "info",
+          event.type,
+          event.payload.id,
+          `${event.payload.old} → ${event.payload.new}`,
+        );
+        break;
+      }
+      case "pipelineError": {
+        const { id, element, message, debug } = event.payload;
+        const info = this.pipelines.get(id);
+        if (info && info.lastError === null) {
+          this.pipelines.set(id, {
+            ...info,
+            lastError: { element, message, debug, time: new Date().toISOString() },
+          });
+        }
+        this.note("error", event.type, id, `${element}: ${message}`);
+        break;
+      }
+      case "pipelineWarning":
+        this.note(
+          "warning",
+          event.type,
+          event.payload.id,
+          `${event.payload.element}: ${event.payload.message}`,
+        );
+        break;
+      case "pipelineEos":
+        this.note("info", event.type, event.payload.id, "end of stream");
+        break;
+      case "pipelineRestarting":
+        this.note(
+          "warning",
+          event.type,
+          event.payload.id,
+          `restart ${event.payload.attempt} in ${event.payload.delayMs} ms: ${event.payload.reason}`,
+        );
+        break;
+    }
+    this.changed();
+  }
+
+  #applyStats(snapshot: StatsSnapshot): void {
+    this.server = snapshot.server;
+    const time = Date.parse(snapshot.timestamp) / 1000;
+    const seen = new Set<string>();
+    for (const stats of snapshot.pipelines) {
+      seen.add(stats.id);
+      this.stats.set(stats.id, stats);
+      const info = this.pipelines.get(stats.id);
+      if (info && (info.state !== stats.state || info.restarts !== stats.restarts)) {
+        this.pipelines.set(stats.id, { ...info, state: stats.state, restarts: stats.restarts });
+      }
+      let history = this.history.get(stats.id);
+      if (!history) {
+        history = { times: [], fps: [], bitrate: [] };
+        this.history.set(stats.id, history);
+      }
+      history.times.push(time);
+      history.fps.push(pipelineFps(stats) ?? 0);
+      history.bitrate.push(stats.bitrate ?? 0);
+      if (history.times.length > HISTORY_LENGTH) {
+        history.times.shift();
+        history.fps.shift();
+        history.bitrate.shift();
+      }
+    }
+    for (const id of this.stats.keys()) {
+      if (!seen.has(id)) this.stats.delete(id);
+    }
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Debian's Chromium, driven headless by playwright-core, for the tests of what browsers see.
+ * Screenshots go to test/output/<folder>/ (not checked in).
+ */
+import { type Browser, chromium, type Page } from "playwright-core";
+
+/** Debian's Chromium (start_server.sh test installs it); CHROMIUM names another. */
+export const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
+
+const outputRoot = new URL("./output/", import.meta.url);
+
+/** The flags a closed network needs: no background fetches to Google's hosts, no QUIC. */
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+export interface WatchedPage {
+  page: Page;
+  /** Every console error and uncaught exception of the page so far. */
+  errors: string[];
+  /** Writes a screenshot as test/output/<folder>/<name>.png and returns its path. */
+  shot(name: string): Promise<string>;
+}
+
+export async function openPage(
+  browser: Browser,
+  url: string,
+  folder: string,
+  viewport = { width: 1440, height: 900 },
+): Promise<WatchedPage> {
+  const page = await browser.newPage({ viewport });
+  const errors: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(`console: ${message.text()}`);
+  });
+  page.on("pageerror", (error) => errors.push(`page: ${error.message}`));
+  const directory = new URL(`${folder}/`, outputRoot);
+  await Deno.mkdir(directory, { recursive: true });
+  await page.goto(url);
+  return {
+    page,
+    errors,
+    async shot(name) {
+      const path = new URL(`${name}.png`, directory).pathname;
+      await page.screenshot({ path });
+      return path;
+    },
+  };
+}
