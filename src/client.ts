@@ -202,6 +202,7 @@ export interface PipelineStats {
   kind: PipelineKind;
   rtspClients?: number;
   state: StateName;
+  desiredState: PipelineInfo["desiredState"];
   uptime: number;
   position: number | null;
   duration: number | null;

@@ -378,20 +378,22 @@ Deno.test("console: 200 pipelines listed; each stats update reaches the screen, 
       "200 rows and the header",
     );
     await row(page, "cam-000").waitFor();
-    // Ten stats events rendered with all 200 rows live.
+    // Twenty stats events rendered with all 200 pipelines live.
     // Page expressions as text: they run in the browser, where consoleMetrics lives.
     await page.evaluate("consoleMetrics.statsRenderMs.length = 0");
     const figures = await waitUntil(
       () =>
         page.evaluate<number[] | false>(
-          "consoleMetrics.statsRenderMs.length >= 10 && consoleMetrics.statsRenderMs",
+          "consoleMetrics.statsRenderMs.length >= 20 && consoleMetrics.statsRenderMs",
         ),
-      30000,
-      "ten stats renders",
+      40000,
+      "twenty stats renders",
     ) as number[];
     const sorted = [...figures].sort((a, b) => a - b);
     console.log(
-      `  stats event to screen with 200 rows: median ${sorted[5].toFixed(1)} ms, ` +
+      `  stats event to screen (DOM updated and laid out) with 200 pipelines: median ` +
+        `${sorted[Math.floor(sorted.length / 2)].toFixed(1)} ms, ` +
+        `p90 ${sorted[Math.floor(sorted.length * 0.9)].toFixed(1)} ms, ` +
         `max ${sorted.at(-1)!.toFixed(1)} ms over ${figures.length} events`,
     );
     // Responsive: a row still opens its details while the stats keep coming.

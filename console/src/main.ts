@@ -122,8 +122,18 @@ function App() {
   const filterBox = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
+    let previous: Phase["kind"] = "connecting";
     const s = new Session({
-      phase: setPhase,
+      phase: (next) => {
+        // The log tells when the picture may have been stale.
+        if (next.kind === "reconnecting" && previous === "open") {
+          model.note("warning", "connection", null, "lost; reconnecting");
+        } else if (next.kind === "open" && previous === "reconnecting") {
+          model.note("info", "connection", null, "back; pipelines read again");
+        }
+        previous = next.kind;
+        setPhase(next);
+      },
       event: (event) => model.apply(event),
       resync: (client) => {
         client.getPipelines().then((answer) => model.replacePipelines(answer.pipelines));
@@ -219,7 +229,13 @@ function App() {
     `;
   }
   const shown = selected !== null && model.pipelines.has(selected) ? selected : null;
-  return html`<div class=${`layout ${shown ? "with-details" : ""} ${showLog ? "with-log" : ""}`}>
+  const layout = [
+    "layout",
+    shown && "with-details",
+    showLog && "with-log",
+    phase.kind === "reconnecting" && "stale",
+  ];
+  return html`<div class=${layout.filter(Boolean).join(" ")}>
     <header class="top">
       <h1>GStreamer console</h1>
       <input ref=${filterBox} type="search" class="filter" placeholder="Filter (/)" aria-label="Filter pipelines"

@@ -27,8 +27,7 @@ export interface LogEntry {
 }
 
 /** Frames a second of a pipeline: its fastest sink (a tee's branches run at the same rate). */
-export function pipelineFps(stats: PipelineStats | undefined): number | null {
-  if (!stats) return null;
+function sinkFps(stats: PipelineStats): number | null {
   const rates = stats.sinks.map((sink) => sink.fps).filter((fps): fps is number => fps !== null);
   return rates.length > 0 ? Math.max(...rates) : null;
 }
@@ -36,6 +35,12 @@ export function pipelineFps(stats: PipelineStats | undefined): number | null {
 export class Model {
   pipelines = new Map<string, PipelineInfo>();
   stats = new Map<string, PipelineStats>();
+  /**
+   * Frames a second: a pipeline's from its sinks; a push's or publish's from the frames it
+   * parsed since the previous snapshot (its own sinks render only while someone reads it).
+   */
+  fps = new Map<string, number | null>();
+  #frames = new Map<string, { frames: number; time: number }>();
   history = new Map<string, History>();
   server: StatsSnapshot["server"] | null = null;
   log: LogEntry[] = [];
@@ -59,11 +64,8 @@ export class Model {
   /** A fresh list from getPipelines: what is gone is dropped, with its stats. */
   replacePipelines(list: PipelineInfo[]): void {
     this.pipelines = new Map(list.map((info) => [info.id, info]));
-    for (const id of [...this.stats.keys()]) {
-      if (!this.pipelines.has(id)) this.stats.delete(id);
-    }
-    for (const id of [...this.history.keys()]) {
-      if (!this.pipelines.has(id)) this.history.delete(id);
+    for (const id of [...this.stats.keys(), ...this.history.keys()]) {
+      if (!this.pipelines.has(id)) this.#forget(id);
     }
     this.changed();
   }
@@ -85,8 +87,7 @@ export class Model {
         break;
       case "pipelineDeleted":
         this.pipelines.delete(event.payload.id);
-        this.stats.delete(event.payload.id);
-        this.history.delete(event.payload.id);
+        this.#forget(event.payload.id);
         this.note("info", event.type, event.payload.id, "deleted");
         break;
       case "pipelineStateChanged": {
@@ -135,6 +136,21 @@ export class Model {
     this.changed();
   }
 
+  #forget(id: string): void {
+    this.stats.delete(id);
+    this.history.delete(id);
+    this.fps.delete(id);
+    this.#frames.delete(id);
+  }
+
+  #streamFps(stats: PipelineStats, time: number): number | null {
+    if (typeof stats.frames !== "number") return null;
+    const previous = this.#frames.get(stats.id);
+    this.#frames.set(stats.id, { frames: stats.frames, time });
+    if (!previous || time <= previous.time || stats.frames < previous.frames) return null;
+    return Math.round(((stats.frames - previous.frames) / (time - previous.time)) * 10) / 10;
+  }
+
   #applyStats(snapshot: StatsSnapshot): void {
     this.server = snapshot.server;
     const time = Date.parse(snapshot.timestamp) / 1000;
@@ -142,9 +158,15 @@ export class Model {
     for (const stats of snapshot.pipelines) {
       seen.add(stats.id);
       this.stats.set(stats.id, stats);
+      const fps = stats.kind === "pipeline" ? sinkFps(stats) : this.#streamFps(stats, time);
+      this.fps.set(stats.id, fps);
       const info = this.pipelines.get(stats.id);
-      if (info && (info.state !== stats.state || info.restarts !== stats.restarts)) {
-        this.pipelines.set(stats.id, { ...info, state: stats.state, restarts: stats.restarts });
+      const { state, desiredState, restarts } = stats;
+      if (
+        info &&
+        (info.state !== state || info.desiredState !== desiredState || info.restarts !== restarts)
+      ) {
+        this.pipelines.set(stats.id, { ...info, state, desiredState, restarts });
       }
       let history = this.history.get(stats.id);
       if (!history) {
@@ -152,7 +174,7 @@ export class Model {
         this.history.set(stats.id, history);
       }
       history.times.push(time);
-      history.fps.push(pipelineFps(stats) ?? 0);
+      history.fps.push(fps ?? 0);
       history.bitrate.push(stats.bitrate ?? 0);
       if (history.times.length > HISTORY_LENGTH) {
         history.times.shift();
@@ -160,8 +182,8 @@ export class Model {
         history.bitrate.shift();
       }
     }
-    for (const id of this.stats.keys()) {
-      if (!seen.has(id)) this.stats.delete(id);
+    for (const id of [...this.stats.keys()]) {
+      if (!seen.has(id)) this.#forget(id);
     }
   }
 }

@@ -2,7 +2,7 @@
 /** The list of every pipeline, push and publish, live from the stats events. */
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { PipelineInfo } from "../../src/client.ts";
-import { type Model, pipelineFps } from "./model.ts";
+import type { Model } from "./model.ts";
 import { formatBitrate, formatDuration, formatFps, html, Sparkline } from "./ui.ts";
 
 export function stateClass(state: string): string {
@@ -155,7 +155,7 @@ export function PipelineList(
                 `
                 : null}</span>
               <span role="cell" class="num">${formatDuration(stats?.uptime ?? 0)}</span>
-              <span role="cell" class="num fps">${formatFps(pipelineFps(stats))}</span>
+              <span role="cell" class="num fps">${formatFps(model.fps.get(info.id))}</span>
               <span role="cell" class="num bitrate">${formatBitrate(stats?.bitrate)}</span>
               <span role="cell">${history
                 ? html`

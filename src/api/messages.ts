@@ -60,6 +60,10 @@ const count = z.number().int().min(0);
 export const stateNameSchema = z.enum(["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"])
   .describe("A GStreamer state (VOID_PENDING only ever as a pending state)");
 
+export const desiredStateSchema = z.enum(["playing", "paused", "stopped"]).describe(
+  "What the pipeline should be doing; kept across server restarts",
+);
+
 export const pipelineErrorSchema = z.strictObject({
   element: z.string().describe("The element that posted the error"),
   message: z.string(),
@@ -74,9 +78,7 @@ export const pipelineInfoSchema = z.strictObject({
   ),
   description: z.string(),
   state: stateNameSchema,
-  desiredState: z.enum(["playing", "paused", "stopped"]).describe(
-    "What the pipeline should be doing; kept across server restarts",
-  ),
+  desiredState: desiredStateSchema,
   restart: z.enum(["never", "on-failure", "always"]),
   restarts: count.describe("Restarts made by the restart policy since the server started"),
   createdAt: time,
@@ -163,6 +165,7 @@ export const pipelineStatsSchema = z.strictObject({
   kind: z.enum(["pipeline", "push", "publish"]),
   rtspClients: count.optional().describe("RTSP sessions, for pipelines that serve RTSP paths"),
   state: stateNameSchema,
+  desiredState: desiredStateSchema,
   uptime: z.number().describe("Seconds since it reached PLAYING; 0 when not playing"),
   position: z.number().nullable().describe("Milliseconds"),
   duration: z.number().nullable().describe("Milliseconds"),

@@ -1,12 +1,13 @@
 /** Per-pipeline figures from GStreamer's own counters (docs/architecture.md: no per-buffer JS). */
 import type { Pipeline, StateName } from "../gst/pipeline.ts";
-import type { PipelineKind, PipelineStats, SinkStatsEntry } from "./types.ts";
+import type { DesiredState, PipelineKind, PipelineStats, SinkStatsEntry } from "./types.ts";
 
 /** What a stats round reads of a pipeline. */
 export interface StatsSource {
   id: string;
   kind: PipelineKind;
   state: StateName;
+  desiredState: DesiredState;
   playingSince: number | null;
   errors: number;
   warnings: number;
@@ -57,6 +58,7 @@ export async function collectStats(
     id: source.id,
     kind: source.kind,
     state: source.state,
+    desiredState: source.desiredState,
     uptime: source.playingSince === null ? 0 : Math.round(now - source.playingSince) / 1000,
     position,
     duration: active ? source.duration ?? null : null,

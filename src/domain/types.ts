@@ -69,6 +69,7 @@ export interface PipelineStats {
   /** RTSP sessions open on the pipeline's paths, for pipelines that serve any. */
   rtspClients?: number;
   state: StateName;
+  desiredState: DesiredState;
   uptime: number;
   position: number | null;
   duration: number | null;
