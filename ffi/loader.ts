@@ -10,7 +10,9 @@ export type LibraryName =
   | "gstapp-1.0"
   | "gstrtspserver-1.0"
   | "gstrtsp-1.0"
-  | "gstsdp-1.0";
+  | "gstsdp-1.0"
+  | "gstwebrtc-1.0"
+  | "nice";
 
 /** Package names that provide each library, for the install hint. */
 const installHint: Record<LibraryName, { apt: string; brew: string }> = {
@@ -21,6 +23,8 @@ const installHint: Record<LibraryName, { apt: string; brew: string }> = {
   "gstrtspserver-1.0": { apt: "libgstrtspserver-1.0-0", brew: "gstreamer" },
   "gstrtsp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
   "gstsdp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
+  "gstwebrtc-1.0": { apt: "libgstreamer-plugins-bad1.0-0 gstreamer1.0-nice", brew: "gstreamer" },
+  nice: { apt: "libnice10 gstreamer1.0-nice", brew: "libnice" },
 };
 
 export class LibraryLoadError extends Error {
@@ -46,11 +50,13 @@ export function candidatePaths(
   os: typeof Deno.build.os = Deno.build.os,
   libDir = Deno.env.get("GSTREAMER_LIB_DIR"),
 ): string[] {
+  // The GStreamer family's sonames end in .0; libnice's in its own ABI number.
+  const major = library === "nice" ? "10" : "0";
   const fileName = os === "darwin"
-    ? `lib${library.replace(/-(\d+)\.(\d+)$/, "-$1.$2")}.0.dylib`
+    ? `lib${library.replace(/-(\d+)\.(\d+)$/, "-$1.$2")}.${major}.dylib`
     : os === "windows"
-    ? `${library.replace(/-(\d+\.\d+)$/, "-$1")}-0.dll`
-    : `lib${library}.so.0`;
+    ? `${library.replace(/-(\d+\.\d+)$/, "-$1")}-${major}.dll`
+    : `lib${library}.so.${major}`;
   // An explicit folder is the only place looked at, so a wrong setting is reported, not hidden.
   if (libDir) return [`${libDir.replace(/\/$/, "")}/${fileName}`];
   const paths: string[] = [];

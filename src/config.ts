@@ -102,6 +102,8 @@ const configSchema = z.object({
   GSTREAMER_MAX_PIPELINES: count(256, 1, 100000),
   GSTREAMER_MAX_CLIENTS: count(256, 1, 100000),
   GSTREAMER_MAX_PUSHES: count(16, 1, 10000),
+  GSTREAMER_MAX_WEBRTC_SESSIONS: count(64, 1, 10000),
+  GSTREAMER_WEBRTC_ADDRESSES: list,
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(1000, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
 }).superRefine((c, ctx) => {
@@ -139,6 +141,10 @@ export interface Config {
   maxPipelines: number;
   maxClients: number;
   maxPushes: number;
+  /** WHEP viewers at once. */
+  maxWebrtcSessions: number;
+  /** The addresses WebRTC gathers ICE candidates on; empty: the listening addresses. */
+  webrtcAddresses: string[];
   /** Requests per second per WebSocket client; 0 means no limit. */
   maxRequestsPerSecond: number;
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
@@ -185,6 +191,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxPipelines: c.GSTREAMER_MAX_PIPELINES,
     maxClients: c.GSTREAMER_MAX_CLIENTS,
     maxPushes: c.GSTREAMER_MAX_PUSHES,
+    maxWebrtcSessions: c.GSTREAMER_MAX_WEBRTC_SESSIONS,
+    webrtcAddresses: c.GSTREAMER_WEBRTC_ADDRESSES,
     maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
   };

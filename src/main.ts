@@ -10,6 +10,7 @@ import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./api/health.ts";
 import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
 import { ElementPolicy } from "./domain/policy.ts";
 import { PublishHub } from "./domain/publish.ts";
+import { WhepHub } from "./domain/whep.ts";
 import { PipelineRegistry } from "./domain/registry.ts";
 import { PipelineStore } from "./domain/store.ts";
 import type { PipelineEvent } from "./domain/types.ts";
@@ -18,6 +19,7 @@ import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
 import { listenAddresses } from "./transport/addresses.ts";
 import { pushRoute } from "./transport/push.ts";
+import { WHEP_PREFIX, whepRoute } from "./transport/whep.ts";
 import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
 import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
 import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
@@ -75,11 +77,15 @@ async function main(): Promise<void> {
     fail(`${(error as Error).message} (GSTREAMER_RTSP_PORT=${config.rtspPort})`);
   }
   const { rtspCredentials, rtspPublishCredentials, authToken } = config;
+  // The server's own RTSP reader (WebRTC sessions read the paths they send), with a password
+  // made for this run only.
+  let internalReader: { user: string; password: string } | undefined;
   if (rtspCredentials || rtspPublishCredentials || authToken !== undefined) {
+    internalReader = { user: "gst-server-internal", password: crypto.randomUUID() };
     // Basic auth for every RTSP client: the reading user; the publishing user and "token" with
     // the API token, who may also publish.
     try {
-      rtsp.requireBasicAuth(rtspCredentials ? [rtspCredentials] : [], [
+      rtsp.requireBasicAuth([...(rtspCredentials ? [rtspCredentials] : []), internalReader], [
         ...(rtspPublishCredentials ? [rtspPublishCredentials] : []),
         ...(authToken !== undefined ? [{ user: "token", password: authToken }] : []),
       ]);
@@ -124,6 +130,22 @@ async function main(): Promise<void> {
   // Before the transport listens, so the first client already sees every stored pipeline.
   // ANNOUNCE/RECORD publishers, counted with pushes against GSTREAMER_MAX_PUSHES.
   const publishers = new PublishHub(registry, rtsp, config.maxPushes);
+  const whep = new WhepHub({
+    rtsp,
+    mediaDir: policy.mediaDir,
+    // Our RTSP server where it listens: loopback when that is every address.
+    rtspHost: addresses[0] === "0.0.0.0"
+      ? "127.0.0.1"
+      : addresses[0] === "::"
+      ? "::1"
+      : addresses[0],
+    credentials: internalReader,
+    // Candidates on the addresses the server listens on; every interface when it listens on all.
+    iceAddresses: config.webrtcAddresses.length > 0
+      ? config.webrtcAddresses
+      : addresses.filter((a) => a !== "0.0.0.0" && a !== "::"),
+    maxSessions: config.maxWebrtcSessions,
+  });
   const restored = await registry.restore();
   console.log(
     `Pipelines: ${store.location}, ${restored.restored} restored` +
@@ -144,6 +166,7 @@ async function main(): Promise<void> {
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],
+    corsPrefixes: [WHEP_PREFIX],
     allowedOrigins: config.allowedOrigins,
     maxClients: config.maxClients,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
@@ -151,6 +174,7 @@ async function main(): Promise<void> {
     httpIdleTimeoutMs: config.httpIdleTimeoutMs,
     routes: [
       pushRoute(registry, config.maxPushes),
+      whepRoute(whep),
       healthRoute({
         version: runtime.version,
         startedAt,
@@ -169,7 +193,10 @@ async function main(): Promise<void> {
   });
 
   outlet.transport = transport;
-  const busTimer = setInterval(() => registry.pollBuses(), BUS_POLL_MS);
+  const busTimer = setInterval(() => {
+    registry.pollBuses();
+    whep.pollBuses();
+  }, BUS_POLL_MS);
   let collecting = false;
   let collectedAt = performance.now();
   // Ticks often enough for the fastest client interval (100 ms); collects only when a client is
@@ -221,6 +248,7 @@ async function main(): Promise<void> {
     console.log(`${signal} received: stopping every pipeline`);
     clearInterval(busTimer);
     clearInterval(statsTimer);
+    await whep.closeAll();
     await publishers.close();
     await registry.shutdown();
     await store.close();

@@ -1,7 +1,7 @@
 /**
- * Builds the web console into console/dist: console/src/main.ts bundled for the browser (split
- * so that the graph renderer, which is large, loads on first use), with index.html and
- * console.css beside it. The result is checked in, so users build nothing;
+ * Builds the web console into console/dist: console/src/main.ts and the WHEP player
+ * (console/src/whep-player.ts) bundled for the browser (split so that the graph renderer, which
+ * is large, loads on first use), with index.html and console.css beside it. The result is checked in, so users build nothing;
  * test/console_bundle_test.ts checks that it matches its sources.
  *
  *     deno task console:build [OUT_DIR]
@@ -26,6 +26,8 @@ export async function buildConsole(outDir: string = CONSOLE_DIST): Promise<void>
       "--outdir",
       outDir,
       join(root, "console/src/main.ts"),
+      // The WHEP player other pages import (and the console's previews).
+      join(root, "console/src/whep-player.ts"),
     ],
     cwd: root,
     stdout: "inherit",

@@ -102,6 +102,8 @@ export function consoleRoute(
       "cache-control": /-[A-Z0-9]{8}\.js$/.test(file) ? "max-age=31536000, immutable" : "no-cache",
       "content-security-policy": CONTENT_SECURITY_POLICY,
       "x-content-type-options": "nosniff",
+      // Public code: other origins' pages may import the WHEP player.
+      ...(file.endsWith(".js") ? { "access-control-allow-origin": "*" } : {}),
       "referrer-policy": "no-referrer",
     });
     response.end(request.method === "HEAD" ? undefined : bytes);

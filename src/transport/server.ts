@@ -55,6 +55,11 @@ export interface TransportOptions {
   openPaths?: string[];
   /** HTTP paths under these prefixes anyone may reach (the console's assets). */
   openPathPrefixes?: string[];
+  /**
+   * HTTP paths under these prefixes answer browsers of the allowed origins (any when none are
+   * set) with CORS headers, a refusal included, so that a page elsewhere can read why (WHEP).
+   */
+  corsPrefixes?: string[];
   /** Browser origins allowed to open a WebSocket; empty allows any. */
   allowedOrigins?: string[];
   maxClients?: number;
@@ -79,6 +84,23 @@ function sameOrigin(origin: string, host: string | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+/** CORS headers for a browser request from an allowed origin; none for others. */
+function corsHeaders(
+  request: http.IncomingMessage,
+  allowedOrigins: ReadonlySet<string>,
+): Record<string, string> {
+  const origin = request.headers.origin;
+  if (origin === undefined || (allowedOrigins.size > 0 && !allowedOrigins.has(origin))) return {};
+  return {
+    "access-control-allow-origin": origin,
+    "access-control-allow-methods": "POST, DELETE, PATCH, OPTIONS",
+    "access-control-allow-headers": "authorization, content-type, if-match",
+    "access-control-expose-headers": "location, etag, link",
+    "access-control-max-age": "600",
+    vary: "origin",
+  };
 }
 
 /** Compares in constant time whatever the lengths (both sides are hashed first). */
@@ -218,8 +240,15 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   const handleRequest = async (request: http.IncomingMessage, response: http.ServerResponse) => {
     try {
       const url = new URL(request.url ?? "/", "http://localhost");
+      if ((options.corsPrefixes ?? []).some((prefix) => url.pathname.startsWith(prefix))) {
+        for (const [name, value] of Object.entries(corsHeaders(request, allowedOrigins))) {
+          response.setHeader(name, value);
+        }
+      }
+      // A CORS preflight (OPTIONS) carries no credentials by design, and reveals nothing.
       if (
-        token !== undefined && !isOpen(url.pathname) && !presentsToken(request, url, token)
+        token !== undefined && request.method !== "OPTIONS" && !isOpen(url.pathname) &&
+        !presentsToken(request, url, token)
       ) {
         response.setHeader("www-authenticate", 'Bearer realm="gstreamer"');
         // The request body is not read: the connection closes after the reply.

@@ -1,0 +1,107 @@
+/// <reference lib="dom" />
+/**
+ * A small WHEP player for any page: plays a stream the server serves in a <video> element over
+ * WebRTC. The console uses it for its previews; other pages import it from the server:
+ *
+ *     import { playWhep } from "http://HOST:8080/console/whep-player.js";
+ *     const player = await playWhep(document.querySelector("video"), "http://HOST:8080/whep/cam", {
+ *       token: "...", // when the server has GSTREAMER_AUTH_TOKEN
+ *     });
+ *     // later: await player.stop();
+ *
+ * It sends one complete offer (no trickle ICE), as the server expects, and ends the session
+ * with DELETE when stopped.
+ */
+
+export interface WhepOptions {
+  /** The server's GSTREAMER_AUTH_TOKEN, sent as `Authorization: Bearer`. */
+  token?: string;
+  /** ICE servers for the browser's side; none are needed on a LAN. */
+  iceServers?: RTCIceServer[];
+  /** How long to wait for the browser's own ICE candidates before sending the offer. */
+  gatherTimeoutMs?: number;
+}
+
+export interface WhepPlayer {
+  readonly connection: RTCPeerConnection;
+  /** The session's URL on the server (its Location). */
+  readonly session: string;
+  /** Ends the session on the server and closes the connection. */
+  stop(): Promise<void>;
+}
+
+/** An error the server answered with: its HTTP status and message. */
+export class WhepError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = "WhepError";
+  }
+}
+
+function gathered(connection: RTCPeerConnection, timeoutMs: number): Promise<void> {
+  if (connection.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      connection.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => connection.iceGatheringState === "complete" && done();
+    const timer = setTimeout(done, timeoutMs);
+    connection.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+export async function playWhep(
+  video: HTMLVideoElement,
+  url: string,
+  options: WhepOptions = {},
+): Promise<WhepPlayer> {
+  const connection = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  const headers: Record<string, string> = options.token
+    ? { authorization: `Bearer ${options.token}` }
+    : {};
+  try {
+    connection.addTransceiver("video", { direction: "recvonly" });
+    const stream = new MediaStream();
+    connection.addEventListener("track", (event) => {
+      stream.addTrack(event.track);
+      video.srcObject = stream;
+    });
+    await connection.setLocalDescription(await connection.createOffer());
+    await gathered(connection, options.gatherTimeoutMs ?? 2000);
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/sdp" },
+      body: connection.localDescription!.sdp,
+    });
+    if (response.status !== 201) {
+      const text = await response.text();
+      let message = text;
+      try {
+        message = JSON.parse(text).error?.message ?? text;
+      } catch {
+        // not JSON: the text as it is
+      }
+      throw new WhepError(response.status, message || `HTTP ${response.status}`);
+    }
+    const endpoint = new URL(url, document.baseURI);
+    const session = new URL(response.headers.get("location") ?? endpoint.href, endpoint).href;
+    await connection.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    let stopped = false;
+    return {
+      connection,
+      session,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        connection.close();
+        video.srcObject = null;
+        await fetch(session, { method: "DELETE", headers }).catch(() => {});
+      },
+    };
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Small, pure edits of SDP text for WebRTC negotiation (RFC 8866 lines, CRLF or LF).
+ *
+ * webrtcbin 1.22 matches an offered m-line to a transceiver by the m-line's first format only,
+ * so an offer that lists VP8 first is never matched to a transceiver that sends H.264. The
+ * server moves the format it will send to the front of the offer first; the answer then names
+ * that format, which is one the offerer listed, as RFC 3264 asks.
+ */
+
+/** A format (payload type) of an m-line, as the offer describes it. */
+export interface OfferedFormat {
+  payloadType: number;
+  /** The encoding name from a=rtpmap, upper case ("H264"), or "" when the line has none. */
+  encoding: string;
+  clockRate: number;
+  /** a=fmtp parameters, keys in lower case. */
+  parameters: Record<string, string>;
+}
+
+interface Section {
+  /** The m= line's index among the lines. */
+  line: number;
+  media: string;
+  formats: OfferedFormat[];
+}
+
+function splitLines(sdp: string): { lines: string[]; eol: string } {
+  const eol = sdp.includes("\r\n") ? "\r\n" : "\n";
+  const lines = sdp.split(/\r?\n/);
+  if (lines.at(-1) === "") lines.pop();
+  return { lines, eol };
+}
+
+function sections(lines: string[]): Section[] {
+  const found: Section[] = [];
+  lines.forEach((line, index) => {
+    const media = /^m=(\S+) \S+ \S+((?: \S+)*)$/.exec(line);
+    if (media) {
+      const formats = media[2].trim().split(" ").filter((f) => /^\d+$/.test(f)).map((f) => ({
+        payloadType: Number(f),
+        encoding: "",
+        clockRate: 0,
+        parameters: {},
+      }));
+      found.push({ line: index, media: media[1], formats });
+      return;
+    }
+    const current = found.at(-1);
+    if (!current) return;
+    const rtpmap = /^a=rtpmap:(\d+) ([^/\s]+)\/(\d+)/.exec(line);
+    const fmtp = /^a=fmtp:(\d+) (.*)$/.exec(line);
+    const format = (pt: string) => current.formats.find((f) => f.payloadType === Number(pt));
+    if (rtpmap) {
+      const f = format(rtpmap[1]);
+      if (f) {
+        f.encoding = rtpmap[2].toUpperCase();
+        f.clockRate = Number(rtpmap[3]);
+      }
+    } else if (fmtp) {
+      const f = format(fmtp[1]);
+      if (f) {
+        for (const pair of fmtp[2].split(";")) {
+          const [key, ...value] = pair.trim().split("=");
+          if (key) f.parameters[key.toLowerCase()] = value.join("=");
+        }
+      }
+    }
+  });
+  return found;
+}
+
+/** The media sections of an SDP: "video", "audio", ..., each with its offered formats. */
+export function offeredMedia(sdp: string): { media: string; formats: OfferedFormat[] }[] {
+  return sections(splitLines(sdp).lines).map(({ media, formats }) => ({ media, formats }));
+}
+
+/**
+ * The SDP with, in the `index`th media section, the format `payloadType` moved to the front of
+ * the m= line's format list. Everything else is left as it was.
+ */
+export function preferFormat(sdp: string, index: number, payloadType: number): string {
+  const { lines, eol } = splitLines(sdp);
+  const section = sections(lines)[index];
+  if (!section || !section.formats.some((f) => f.payloadType === payloadType)) {
+    throw new Error(`media section ${index} offers no payload type ${payloadType}`);
+  }
+  const parts = lines[section.line].split(" ");
+  const head = parts.slice(0, 3);
+  const formats = parts.slice(3).filter((f) => f !== String(payloadType));
+  lines[section.line] = [...head, String(payloadType), ...formats].join(" ");
+  return lines.join(eol) + eol;
+}
+
+/**
+ * The offered H.264 format to answer with: packetization mode 1 (the mode rtph264pay sends),
+ * constrained baseline 3.1 (42e01f) when offered, as every browser decodes that. The stream's
+ * own profile goes in the answer (see withoutFmtpParameter). Null when none is offered.
+ */
+export function chooseH264(formats: OfferedFormat[]): OfferedFormat | null {
+  const usable = formats.filter((f) =>
+    f.encoding === "H264" && f.parameters["packetization-mode"] === "1"
+  );
+  return usable.find((f) => f.parameters["profile-level-id"]?.toLowerCase() === "42e01f") ??
+    usable[0] ?? null;
+}
+
+/**
+ * The SDP with the fmtp parameter `name` removed from payload type `payloadType`, wherever it is
+ * described. (The H.264 profile-level-id: webrtcbin 1.22 compares it as a plain string with the
+ * stream's, so an offer of 42e01f never matches a stream of 42c015, though a browser decodes
+ * it; without it, the answer carries the stream's own.)
+ */
+export function withoutFmtpParameter(sdp: string, payloadType: number, name: string): string {
+  const { lines, eol } = splitLines(sdp);
+  const prefix = `a=fmtp:${payloadType} `;
+  const edited = lines.map((line) => {
+    if (!line.startsWith(prefix)) return line;
+    const kept = line.slice(prefix.length).split(";").map((p) => p.trim())
+      .filter((p) => p !== "" && p.split("=")[0].toLowerCase() !== name.toLowerCase());
+    return `${prefix}${kept.join(";")}`;
+  });
+  return edited.join(eol) + eol;
+}

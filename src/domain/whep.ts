@@ -1,0 +1,337 @@
+/**
+ * WebRTC playback (WHEP, draft-ietf-wish-whep) of any served RTSP path: a pipeline of the
+ * server's own per viewer, which reads the path from our RTSP server over loopback and sends it
+ * through webrtcbin. No JS touches a buffer; H.264 goes through without transcoding.
+ *
+ *   rtspsrc (loopback, TCP) ! rtph264depay ! h264parse ! rtph264pay ! webrtcbin
+ *
+ * The answer is made without trickle ICE: the server gathers its candidates (on the addresses
+ * it listens on) before it replies, so a client that sends a complete offer needs nothing else.
+ */
+import type { RtspServer } from "../gst/rtsp.ts";
+import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
+import { buildPipeline } from "./builder.ts";
+import { errorMessage } from "./errors.ts";
+import { RtspMounts } from "./mounts.ts";
+import { ManagedPipeline } from "./pipeline.ts";
+import { ElementPolicy } from "./policy.ts";
+import { chooseH264, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
+import type { PipelineDefinition } from "./spec.ts";
+import type { PipelineEvent } from "./types.ts";
+
+/** The longest a viewer's stream may take to reach webrtcbin before the offer is answered. */
+const STREAM_TIMEOUT_MS = 10_000;
+/** ICE gathering on the listening addresses takes a few ms; this bounds a stuck one. */
+const GATHER_TIMEOUT_MS = 3_000;
+/** A session that does not connect in this time, or stays disconnected this long, is ended. */
+const CONNECT_TIMEOUT_MS = 30_000;
+const DISCONNECTED_TIMEOUT_MS = 5_000;
+/**
+ * A viewer whose RTCP receiver reports stop for this long is gone (a killed tab: webrtcbin 1.22
+ * keeps such a connection "connected"; browsers report every second or so).
+ */
+const SILENT_TIMEOUT_MS = 6_000;
+const WATCH_MS = 500;
+const POLL_MS = 10;
+
+export interface WhepOptions {
+  rtsp: RtspServer;
+  /** The media directory (the session pipelines read no files, but a policy needs one). */
+  mediaDir: string;
+  /** Where our RTSP server is reached from here: 127.0.0.1 or ::1. */
+  rtspHost: string;
+  /** RTSP credentials the sessions read with, when the server requires them. */
+  credentials?: { user: string; password: string };
+  /** The addresses ICE candidates are gathered on (the server's listening addresses). */
+  iceAddresses: string[];
+  maxSessions: number;
+}
+
+/** Why a WHEP request was refused: an HTTP status and a message naming what is wrong. */
+export class WhepError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = "WhepError";
+  }
+}
+
+interface Session {
+  id: string;
+  path: string;
+  pipeline: ManagedPipeline;
+  peer: WebRtcPeer;
+  createdAt: number;
+  connectedOnce: boolean;
+  disconnectedSince: number | null;
+  /** Set by a bus error or end of stream: the session ends at the next watch. */
+  ended: string | null;
+  /** The viewer's latest receiver report, and when it last changed. */
+  report: string | null;
+  reportChangedAt: number;
+  reading: boolean;
+}
+
+export class WhepHub {
+  readonly #options: WhepOptions;
+  readonly #sessions = new Map<string, Session>();
+  /** Sessions being set up: counted against the limit, not yet answerable. */
+  #pending = 0;
+  readonly #policy: ElementPolicy;
+  readonly #mounts = new RtspMounts(undefined);
+  readonly #watch: ReturnType<typeof setInterval>;
+
+  constructor(options: WhepOptions) {
+    this.#options = options;
+    // The server's own pipelines: every element it uses is its choice, not a client's.
+    this.#policy = new ElementPolicy({ mediaDir: options.mediaDir, allow: ["*"] });
+    this.#watch = setInterval(() => this.#watchSessions(), WATCH_MS);
+    Deno.unrefTimer(this.#watch);
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** WebRTC viewers per path. */
+  viewersByPath(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const { path } of this.#sessions.values()) counts.set(path, (counts.get(path) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Answers a WHEP offer for `path`: the session's id and the SDP answer. */
+  async play(path: string, offer: string): Promise<{ id: string; answer: string }> {
+    if (!this.#options.rtsp.isMounted(path)) {
+      throw new WhepError(404, `Nothing is served at '/${path}'; WHEP plays a served RTSP path`);
+    }
+    if (this.#sessions.size + this.#pending >= this.#options.maxSessions) {
+      throw new WhepError(
+        503,
+        `${this.#options.maxSessions} WebRTC sessions are open, the server's limit ` +
+          "(GSTREAMER_MAX_WEBRTC_SESSIONS); try again later",
+      );
+    }
+    const video = offeredMedia(offer).findIndex((m) => m.media === "video");
+    if (video < 0) throw new WhepError(400, "The offer has no video m-line");
+    const h264 = chooseH264(offeredMedia(offer)[video].formats);
+    if (h264 === null) {
+      throw new WhepError(
+        406,
+        "The offer's video m-line has no H.264 in packetization mode 1; this server sends H.264 " +
+          "without transcoding",
+      );
+    }
+    // webrtcbin 1.22 matches an m-line by its first format and compares profile-level-id as
+    // text: the chosen format goes first, and the answer carries the stream's own profile.
+    const prepared = withoutFmtpParameter(
+      preferFormat(offer, video, h264.payloadType),
+      h264.payloadType,
+      "profile-level-id",
+    );
+
+    this.#pending++;
+    const id = crypto.randomUUID();
+    let pipeline: ManagedPipeline | undefined;
+    let peer: WebRtcPeer | undefined;
+    const failures: string[] = [];
+    try {
+      pipeline = await this.#build(id, path, h264.payloadType, (event) => {
+        if (event.type === "pipelineError") failures.push(event.payload.message);
+        const session = this.#sessions.get(id);
+        if (session && (event.type === "pipelineError" || event.type === "pipelineEos")) {
+          session.ended ??= event.type === "pipelineEos"
+            ? "the stream ended"
+            : event.payload.message;
+        }
+      });
+      peer = new WebRtcPeer(pipeline.element("webrtc").pointer);
+      peer.gatherOn(this.#options.iceAddresses);
+      peer.configureSender(
+        "sink_0",
+        "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000," +
+          "packetization-mode=(string)1",
+      );
+      await pipeline.start("playing");
+      await this.#until(
+        () => {
+          pipeline!.drainBus();
+          if (failures.length > 0) throw new WhepError(502, this.#streamFailed(path, failures));
+          return peer!.hasCaps("sink_0");
+        },
+        STREAM_TIMEOUT_MS,
+        () => this.#streamFailed(path, failures),
+      );
+      await peer.setRemoteDescription("offer", prepared);
+      await peer.createAnswer();
+      await this.#until(
+        () => peer!.iceGatheringState() === "complete",
+        GATHER_TIMEOUT_MS,
+        () => "ICE gathering did not complete",
+      ).catch(() => {}); // answer with what was gathered
+      const answer = peer.localDescription();
+      if (answer === null) throw new WhepError(500, "webrtcbin made no local description");
+      this.#sessions.set(id, {
+        id,
+        path,
+        pipeline,
+        peer,
+        createdAt: performance.now(),
+        connectedOnce: false,
+        disconnectedSince: null,
+        ended: null,
+        report: null,
+        reportChangedAt: performance.now(),
+        reading: false,
+      });
+      return { id, answer };
+    } catch (error) {
+      peer?.release();
+      await pipeline?.release();
+      if (error instanceof WhepError) throw error;
+      throw new WhepError(502, `WebRTC negotiation failed: ${errorMessage(error)}`);
+    } finally {
+      this.#pending--;
+    }
+  }
+
+  /** Ends a session (its DELETE); false when there is no such session. */
+  async stop(id: string): Promise<boolean> {
+    const session = this.#sessions.get(id);
+    if (!session) return false;
+    await this.#end(session, "the client ended it");
+    return true;
+  }
+
+  /** Ends every session (the server stops). */
+  async closeAll(): Promise<void> {
+    clearInterval(this.#watch);
+    await Promise.all([...this.#sessions.values()].map((s) => this.#end(s, "the server stops")));
+  }
+
+  pollBuses(): void {
+    for (const session of this.#sessions.values()) session.pipeline.drainBus();
+  }
+
+  async #build(
+    id: string,
+    path: string,
+    payloadType: number,
+    emit: (event: PipelineEvent) => void,
+  ): Promise<ManagedPipeline> {
+    const { rtsp, rtspHost, credentials } = this.#options;
+    const host = rtspHost.includes(":") ? `[${rtspHost}]` : rtspHost;
+    const definition: PipelineDefinition = {
+      pipeline: {
+        elements: [
+          {
+            type: "rtspsrc",
+            name: "source",
+            properties: {
+              location: `rtsp://${host}:${rtsp.port}/${path}`,
+              latency: 0,
+              protocols: "tcp",
+              ...(credentials
+                ? { "user-id": credentials.user, "user-pw": credentials.password }
+                : {}),
+            },
+          },
+          { type: "rtph264depay", name: "depay" },
+          { type: "h264parse", name: "parse" },
+          {
+            type: "rtph264pay",
+            name: "pay",
+            // Parameter sets with every key frame, for a decoder that starts at one.
+            properties: {
+              "config-interval": -1,
+              pt: payloadType,
+              "aggregate-mode": "zero-latency",
+            },
+          },
+          { type: "webrtcbin", name: "webrtc", properties: { "bundle-policy": "max-bundle" } },
+        ],
+      },
+    };
+    const built = await buildPipeline(`whep-${id}`, definition, {
+      policy: this.#policy,
+      mounts: this.#mounts,
+    });
+    return new ManagedPipeline(
+      { id: `whep-${id}`, kind: "pipeline", definition, createdAt: new Date(), built },
+      {
+        emit,
+        mounts: this.#mounts,
+        policy: this.#policy,
+        startTimeoutMs: STREAM_TIMEOUT_MS,
+      },
+    );
+  }
+
+  #streamFailed(path: string, failures: string[]): string {
+    return failures.length > 0
+      ? `The stream at '/${path}' could not be sent over WebRTC: ${failures[0]} ` +
+        "(WHEP sends H.264 video)"
+      : `No H.264 video from '/${path}' within ${
+        STREAM_TIMEOUT_MS / 1000
+      } s (WHEP sends H.264 video)`;
+  }
+
+  async #until(
+    ready: () => boolean,
+    timeoutMs: number,
+    why: () => string,
+  ): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!ready()) {
+      if (performance.now() > deadline) throw new WhepError(504, why());
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
+  #watchSessions(): void {
+    const now = performance.now();
+    for (const session of this.#sessions.values()) {
+      session.pipeline.drainBus();
+      let state: PeerConnectionState;
+      try {
+        state = session.peer.connectionState();
+      } catch {
+        state = "failed";
+      }
+      if (state === "connected") {
+        session.connectedOnce = true;
+        session.disconnectedSince = null;
+        this.#readReport(session);
+      } else if (state === "disconnected") session.disconnectedSince ??= now;
+      const reason = session.ended ??
+        (state === "failed" || state === "closed"
+          ? `the connection ${state}`
+          : session.disconnectedSince !== null &&
+              now - session.disconnectedSince > DISCONNECTED_TIMEOUT_MS
+          ? "the viewer went away"
+          : !session.connectedOnce && now - session.createdAt > CONNECT_TIMEOUT_MS
+          ? "the viewer never connected"
+          : session.connectedOnce && now - session.reportChangedAt > SILENT_TIMEOUT_MS
+          ? "the viewer went away (no receiver reports)"
+          : null);
+      if (reason !== null) void this.#end(session, reason);
+    }
+  }
+
+  #readReport(session: Session): void {
+    if (session.reading) return;
+    session.reading = true;
+    session.peer.lastReceiverReport().then((report) => {
+      if (report !== session.report) {
+        session.report = report;
+        session.reportChangedAt = performance.now();
+      }
+    }, () => {}).finally(() => session.reading = false);
+  }
+
+  async #end(session: Session, reason: string): Promise<void> {
+    if (!this.#sessions.delete(session.id)) return;
+    console.log(`WHEP session ${session.id} on '/${session.path}' ended: ${reason}`);
+    session.peer.release();
+    await session.pipeline.release();
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * WHEP against real Chromium, run by test/whep_test.ts inside a network namespace of its own
+ * that has only loopback (the network rule for WebRTC tests: ICE must not reach the machine's
+ * LAN address). Each scenario prints "ok <name>"; the first failure throws (exit status 1).
+ *
+ *     unshare --net sh -c 'ip link set lo up && deno run -A test/netns/whep.ts'
+ */
+import assert from "node:assert/strict";
+import type { Browser, Page } from "playwright-core";
+import { chromium } from "playwright-core";
+import { CHROMIUM } from "../browser.ts";
+import {
+  assertBackTo,
+  expectOk,
+  type ServerProcess,
+  serverSnapshot,
+  startServer,
+  TestClient,
+  waitUntil,
+} from "../helpers.ts";
+
+const outputDir = new URL("../output/whep/", import.meta.url);
+await Deno.mkdir(outputDir, { recursive: true });
+
+/** Chromium for WebRTC on loopback: loopback candidates allowed, host candidates not hidden. */
+function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--allow-loopback-in-peer-connection",
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+}
+
+const CAMERA = "videotestsrc is-live=true pattern=ball ! " +
+  "video/x-raw,width=640,height=360,framerate=30/1 ! " +
+  "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! rtspserversink path=cam";
+
+async function camera(server: ServerProcess, token?: string): Promise<TestClient> {
+  const client = await TestClient.connect(token ? `${server.url}?token=${token}` : server.url);
+  expectOk(await client.request("createPipeline", { id: "cam", pipeline: CAMERA }));
+  expectOk(await client.request("startPipeline", { id: "cam" }));
+  return client;
+}
+
+/** Plays `whepUrl` in a new <video> of `page` with the server's player module. */
+async function play(
+  page: Page,
+  playerUrl: string,
+  whepUrl: string,
+  token?: string,
+): Promise<{ ok: boolean; status?: number; message?: string }> {
+  // Page code as text: it runs in the browser (this file is type-checked without the DOM).
+  return await page.evaluate(`(async () => {
+    const { playWhep } = await import(${JSON.stringify(playerUrl)});
+    const video = document.createElement("video");
+    Object.assign(video, { muted: true, autoplay: true, playsInline: true, id: "video" });
+    document.body.append(video);
+    try {
+      globalThis.player = await playWhep(video, ${JSON.stringify(whepUrl)},
+        ${JSON.stringify(token ? { token } : {})});
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, status: error.status, message: String(error) };
+    }
+  })()`);
+}
+
+async function framesAndSize(page: Page) {
+  return await page.evaluate(`(() => {
+    const video = document.getElementById("video");
+    return {
+      frames: video.getVideoPlaybackQuality().totalVideoFrames,
+      width: video.videoWidth,
+      height: video.videoHeight,
+    };
+  })()`) as { frames: number; width: number; height: number };
+}
+
+/** One WHEP session played to its first frames and ended, in a page of its own. */
+async function warmUp(server: ServerProcess): Promise<void> {
+  const page = await browser.newPage();
+  await page.goto(`${server.httpUrl}/healthz`);
+  assert.ok((await play(page, "/console/whep-player.js", "/whep/cam")).ok);
+  await waitUntil(async () => (await framesAndSize(page)).frames > 5, 30000, "warm-up frames");
+  const from = server.logs.length;
+  await page.evaluate("player.stop()");
+  await logAfter(server, from, "ended: the client ended it");
+  await page.close();
+}
+
+/** Waits for a line containing `text` printed after `from` lines (earlier ones do not count). */
+function logAfter(server: ServerProcess, from: number, text: string, timeoutMs = 15000) {
+  return waitUntil(
+    () => server.logs.slice(from).some((line) => line.includes(text)),
+    timeoutMs,
+    `a log line with '${text}'`,
+  );
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: new URL(`${name}.png`, outputDir).pathname });
+}
+
+async function scenario(name: string, run: () => Promise<void>): Promise<void> {
+  const started = performance.now();
+  await run();
+  console.log(`ok ${name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+const browser = await launch();
+try {
+  await scenario("a managed pipeline's path plays in Chromium over WHEP", async () => {
+    const server = await startServer();
+    const client = await camera(server);
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${server.httpUrl}/healthz`);
+      // The first reader makes the path's shared RTSP media, which stays: the baseline follows it.
+      await warmUp(server);
+      const baseline = await serverSnapshot(server, client);
+      const joined = performance.now();
+      const answer = await play(page, "/console/whep-player.js", "/whep/cam");
+      assert.ok(answer.ok, JSON.stringify(answer));
+      const first = await waitUntil(
+        async () => (await framesAndSize(page)).frames > 0,
+        20000,
+        "a frame",
+      );
+      console.log(
+        `  first frame ${(performance.now() - joined).toFixed(0)} ms after the POST`,
+        first,
+      );
+      const seen = await waitUntil(
+        async () => {
+          const figures = await framesAndSize(page);
+          return figures.frames > 60 ? figures : null;
+        },
+        30000,
+        "60 frames",
+      );
+      assert.equal(seen.width, 640);
+      assert.equal(seen.height, 360);
+      await page.evaluate("document.body.style.background = '#222'");
+      await shot(page, "managed-pipeline");
+      const from = server.logs.length;
+      await page.evaluate("player.stop()");
+      await logAfter(server, from, "ended: the client ended it");
+      await page.close();
+      // The session's pipeline, sockets and threads are gone again.
+      await assertBackTo(server, client, baseline, "the WHEP session ended");
+    } finally {
+      await client.close();
+      assert.equal(await server.stop(), 0, server.logs.join("\n"));
+    }
+  });
+
+  await scenario("a page on another origin plays with the token; without it, 401", async () => {
+    const token = "whep-test-token";
+    const server = await startServer({ GSTREAMER_AUTH_TOKEN: token });
+    const client = await camera(server, token);
+    const elsewhere = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () =>
+        new Response("<!doctype html><title>elsewhere</title>", {
+          headers: { "content-type": "text/html" },
+        }),
+    );
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${elsewhere.addr.port}/`);
+      const player = `${server.httpUrl}/console/whep-player.js`;
+      const refused = await play(page, player, `${server.httpUrl}/whep/cam`);
+      assert.equal(refused.ok, false);
+      assert.equal(refused.status, 401, JSON.stringify(refused));
+      await page.evaluate("document.getElementById('video').remove()");
+      const answer = await play(page, player, `${server.httpUrl}/whep/cam`, token);
+      assert.ok(answer.ok, JSON.stringify(answer));
+      await waitUntil(async () => (await framesAndSize(page)).frames > 60, 30000, "60 frames");
+      await shot(page, "other-origin-with-token");
+      await page.close();
+    } finally {
+      await elsewhere.shutdown();
+      await client.close();
+      assert.equal(await server.stop(), 0, server.logs.join("\n"));
+    }
+  });
+
+  await scenario(
+    "a viewer that vanishes is cleaned up; bad requests get clear errors",
+    async () => {
+      const server = await startServer();
+      const client = await camera(server);
+      try {
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        await page.goto(`${server.httpUrl}/healthz`);
+        await warmUp(server);
+        const baseline = await serverSnapshot(server, client);
+        assert.ok((await play(page, "/console/whep-player.js", "/whep/cam")).ok);
+        await waitUntil(async () => (await framesAndSize(page)).frames > 10, 30000, "10 frames");
+        // The tab is killed: no DELETE, the connection just stops.
+        const from = server.logs.length;
+        await context.close();
+        await logAfter(server, from, "WHEP session", 30000);
+        console.log(`  ${server.logs.slice(from).find((line) => line.includes("WHEP session"))}`);
+        await assertBackTo(server, client, baseline, "the WHEP session ended");
+
+        const post = (path: string, type: string, body: string) =>
+          fetch(`${server.httpUrl}${path}`, {
+            method: "POST",
+            headers: { "content-type": type },
+            body,
+          }).then(async (r) => ({ status: r.status, body: await r.text() }));
+        const notSdp = await post("/whep/cam", "application/json", "{}");
+        assert.equal(notSdp.status, 415);
+        assert.match(notSdp.body, /application\/sdp/);
+        const nowhere = await post("/whep/nothing-here", "application/sdp", "v=0\r\n");
+        assert.equal(nowhere.status, 404);
+        assert.match(nowhere.body, /Nothing is served at '\/nothing-here'/);
+        const audioOnly = await post(
+          "/whep/cam",
+          "application/sdp",
+          "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
+            "a=rtpmap:111 opus/48000/2\r\n",
+        );
+        assert.equal(audioOnly.status, 400);
+        assert.match(audioOnly.body, /no video/);
+        const vp8Only = await post(
+          "/whep/cam",
+          "application/sdp",
+          "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n" +
+            "a=rtpmap:96 VP8/90000\r\n",
+        );
+        assert.equal(vp8Only.status, 406);
+        assert.match(vp8Only.body, /H\.264/);
+      } finally {
+        await client.close();
+        assert.equal(await server.stop(), 0, server.logs.join("\n"));
+      }
+    },
+  );
+} finally {
+  await browser.close();
+}

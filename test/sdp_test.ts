@@ -1,0 +1,66 @@
+/** The SDP edits made before webrtcbin sees a WHEP offer (src/domain/sdp.ts). */
+import assert from "node:assert/strict";
+import { chooseH264, offeredMedia, preferFormat, withoutFmtpParameter } from "../src/domain/sdp.ts";
+
+// The shape of Chromium's recvonly video offer, cut down: VP8 first, then H.264 in two profiles
+// and packetization modes.
+const offer = [
+  "v=0",
+  "o=- 1 2 IN IP4 127.0.0.1",
+  "s=-",
+  "t=0 0",
+  "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+  "a=rtpmap:111 opus/48000/2",
+  "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104",
+  "a=rtpmap:96 VP8/90000",
+  "a=rtpmap:97 rtx/90000",
+  "a=fmtp:97 apt=96",
+  "a=rtpmap:102 H264/90000",
+  "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f",
+  "a=rtpmap:103 H264/90000",
+  "a=fmtp:103 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f",
+  "a=rtpmap:104 H264/90000",
+  "a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+  "",
+].join("\r\n");
+
+Deno.test("offeredMedia reads each m-line's formats with their rtpmap and fmtp", () => {
+  const media = offeredMedia(offer);
+  assert.deepEqual(media.map((m) => m.media), ["audio", "video"]);
+  assert.deepEqual(media[1].formats.map((f) => f.payloadType), [96, 97, 102, 103, 104]);
+  assert.deepEqual(media[1].formats[4], {
+    payloadType: 104,
+    encoding: "H264",
+    clockRate: 90000,
+    parameters: {
+      "level-asymmetry-allowed": "1",
+      "packetization-mode": "1",
+      "profile-level-id": "42e01f",
+    },
+  });
+});
+
+Deno.test("chooseH264 takes packetization mode 1, constrained baseline 3.1 first", () => {
+  const formats = offeredMedia(offer)[1].formats;
+  assert.equal(chooseH264(formats)?.payloadType, 104);
+  assert.equal(chooseH264(formats.filter((f) => f.payloadType !== 104))?.payloadType, 103);
+  assert.equal(
+    chooseH264(formats.filter((f) => f.encoding !== "H264" || f.payloadType === 102)),
+    null,
+  );
+});
+
+Deno.test("preferFormat moves one format to the front of its m-line and changes nothing else", () => {
+  const edited = preferFormat(offer, 1, 104);
+  assert.ok(edited.includes("m=video 9 UDP/TLS/RTP/SAVPF 104 96 97 102 103\r\n"));
+  assert.equal(edited.replace(" 104 96 97 102 103", " 96 97 102 103 104"), offer);
+  assert.throws(() => preferFormat(offer, 1, 111), /offers no payload type 111/);
+  // LF-only text keeps LF.
+  assert.ok(!preferFormat(offer.replaceAll("\r\n", "\n"), 0, 111).includes("\r"));
+});
+
+Deno.test("withoutFmtpParameter drops one parameter of one payload type", () => {
+  const edited = withoutFmtpParameter(offer, 104, "profile-level-id");
+  assert.ok(edited.includes("a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=1\r\n"));
+  assert.ok(edited.includes("profile-level-id=64001f"), "other payload types keep theirs");
+});
