@@ -201,6 +201,7 @@ export interface PipelineStats {
   id: string;
   kind: PipelineKind;
   rtspClients?: number;
+  webrtcViewers?: number;
   state: StateName;
   desiredState: PipelineInfo["desiredState"];
   uptime: number;

@@ -120,16 +120,6 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`Cannot use GSTREAMER_MEDIA_DIR=${config.mediaDir}: ${(error as Error).message}`);
   }
-  const registry = new PipelineRegistry({
-    emit,
-    policy,
-    rtsp,
-    store,
-    maxPipelines: config.maxPipelines,
-  });
-  // Before the transport listens, so the first client already sees every stored pipeline.
-  // ANNOUNCE/RECORD publishers, counted with pushes against GSTREAMER_MAX_PUSHES.
-  const publishers = new PublishHub(registry, rtsp, config.maxPushes);
   const whep = new WhepHub({
     rtsp,
     mediaDir: policy.mediaDir,
@@ -146,6 +136,17 @@ async function main(): Promise<void> {
       : addresses.filter((a) => a !== "0.0.0.0" && a !== "::"),
     maxSessions: config.maxWebrtcSessions,
   });
+  const registry = new PipelineRegistry({
+    emit,
+    policy,
+    rtsp,
+    store,
+    maxPipelines: config.maxPipelines,
+    webrtcViewers: () => whep.viewersByPath(),
+  });
+  // Before the transport listens, so the first client already sees every stored pipeline.
+  // ANNOUNCE/RECORD publishers, counted with pushes against GSTREAMER_MAX_PUSHES.
+  const publishers = new PublishHub(registry, rtsp, config.maxPushes);
   const restored = await registry.restore();
   console.log(
     `Pipelines: ${store.location}, ${restored.restored} restored` +

@@ -15,9 +15,10 @@ import type {
 import { RateChart } from "./chart.ts";
 import { renderDot } from "./graph.ts";
 import type { Model } from "./model.ts";
-import { StateBadge } from "./pipelines.ts";
+import { StateBadge, viewersTitle } from "./pipelines.ts";
 import { rtspUrl } from "./session.ts";
 import { formatBitrate, formatBytes, formatDuration, html } from "./ui.ts";
+import { playWhep, type WhepPlayer } from "./whep-player.ts";
 
 type Tab = "overview" | "graph" | "properties";
 
@@ -36,12 +37,14 @@ export function inspect(client: GstClient, type: string): Promise<InspectedEleme
 export type Act = (label: string, run: () => Promise<unknown>) => Promise<void>;
 
 export function Details(
-  { client, model, id, act, onClose }: {
+  { client, model, id, act, onClose, token }: {
     client: GstClient;
     model: Model;
     id: string;
     act: Act;
     onClose: () => void;
+    /** The session's token, for WHEP previews. */
+    token: string | null;
   },
 ) {
   const info = model.pipelines.get(id);
@@ -112,6 +115,14 @@ export function Details(
           <dt>Restart</dt><dd>${info.restart}, ${info.restarts} restart${
         info.restarts === 1 ? "" : "s"
       }</dd>
+          ${
+        stats?.rtspClients !== undefined
+          ? html`
+            <dt>Viewers</dt>
+            <dd>${viewersTitle(stats)}</dd>
+          `
+          : null
+      }
           <dt>Uptime</dt><dd>${formatDuration(stats?.uptime ?? 0)}</dd>
           <dt>Position</dt><dd>${
         stats?.position != null ? formatDuration(stats.position / 1000) : "—"
@@ -154,15 +165,10 @@ export function Details(
         ${
         served.length > 0
           ? html`
-            <ul class="urls">${served.map((url) =>
-              html`<li><code>${url}</code>
-              <button class="small" onClick=${() =>
-                navigator.clipboard?.writeText(url)}>Copy</button></li>`
-            )}</ul>
-            <p
-              class="sub">Open it in an RTSP player (ffplay, VLC, gst-play-1.0). Browser playback comes with WHEP.</p>
+            ${served.map((path) => html`<${Preview} key=${path} path=${path} token=${token} />`)}
+            <p class="sub">Or open the RTSP URL in a player (ffplay, VLC, gst-play-1.0).</p>
           `
-          : html`<p class="sub">Serves no RTSP path. Add <code>rtspserversink path=/name</code> to watch it.</p>`
+          : html`<p class="sub">Serves no RTSP path. Add <code>rtspserversink path=name</code> to watch it.</p>`
       }
         ${
         details && "launch" in details && details.launch
@@ -181,13 +187,52 @@ export function Details(
   </aside>`;
 }
 
-/** The RTSP URLs a pipeline serves: its rtspserversinks' paths, or /{id} for a push or publish. */
+/** The RTSP paths a pipeline serves: its rtspserversinks', or its id for a push or publish. */
 function servedPaths(details: PipelineDetails | null, kind: string, id: string): string[] {
-  if (kind !== "pipeline") return [rtspUrl(`/${id}`)];
+  if (kind !== "pipeline") return [id];
   if (!details || !("elements" in details)) return [];
   return details.elements
     .filter((element) => element.type === "rtspserversink")
-    .map((element) => rtspUrl(String(element.properties.path ?? `/${element.name}`)));
+    .map((element) => String(element.properties.path ?? element.name));
+}
+
+/** A served path: its RTSP URL, and a preview in place over WHEP. */
+function Preview({ path, token }: { path: string; token: string | null }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const player = useRef<WhepPlayer | null>(null);
+  const [status, setStatus] = useState<"off" | "starting" | "playing" | { error: string }>("off");
+  const url = rtspUrl(path);
+  useEffect(() => () => void player.current?.stop(), []);
+  const start = () => {
+    setStatus("starting");
+    playWhep(video.current!, `/whep/${encodeURIComponent(path)}`, token ? { token } : {}).then(
+      (started) => {
+        player.current = started;
+        setStatus("playing");
+      },
+      (error) => setStatus({ error: (error as Error).message }),
+    );
+  };
+  const stop = () => {
+    void player.current?.stop();
+    player.current = null;
+    setStatus("off");
+  };
+  return html`<div class="preview" data-path=${path}>
+    <div class="row"><code>${url}</code>
+      <button class="small" onClick=${() => navigator.clipboard?.writeText(url)}>Copy</button>
+      ${
+    status === "playing" || status === "starting"
+      ? html`<button class="small" data-action="Stop preview" onClick=${stop}>Stop preview</button>`
+      : html`<button class="small" data-action="Preview" onClick=${start}>Preview</button>`
+  }
+      ${status === "starting" ? html`<span class="sub">connecting…</span>` : null}
+    </div>
+    ${typeof status === "object" ? html`<p class="bad">Preview failed: ${status.error}</p>` : null}
+    <video ref=${video} muted autoplay playsinline class=${
+    status === "off" || typeof status === "object" ? "hidden" : ""
+  }></video>
+  </div>`;
 }
 
 function Graph({ client, id, state }: { client: GstClient; id: string; state: string }) {

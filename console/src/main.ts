@@ -264,7 +264,7 @@ function App() {
     shown
       ? html`
         <${Details} key=${shown} client=${client} model=${model} id=${shown} act=${act}
-          onClose=${() => setSelected(null)} />
+          token=${session.current?.token ?? null} onClose=${() => setSelected(null)} />
       `
       : null
   }

@@ -1,9 +1,16 @@
 /// <reference lib="dom" />
 /** The list of every pipeline, push and publish, live from the stats events. */
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import type { PipelineInfo } from "../../src/client.ts";
+import type { PipelineInfo, PipelineStats } from "../../src/client.ts";
 import type { Model } from "./model.ts";
 import { formatBitrate, formatDuration, formatFps, html, Sparkline } from "./ui.ts";
+
+/** Who watches: RTSP readers and WebRTC viewers. */
+export function viewersTitle(stats: PipelineStats | undefined): string {
+  return stats?.rtspClients === undefined
+    ? "serves no RTSP path"
+    : `${stats.rtspClients} RTSP, ${stats.webrtcViewers ?? 0} WebRTC`;
+}
 
 export function stateClass(state: string): string {
   return `state state-${state.toLowerCase()}`;
@@ -165,7 +172,11 @@ export function PipelineList(
                 `
                 : null}</span>
               <span role="cell" class=${errors > 0 ? "num bad" : "num"}>${errors}</span>
-              <span role="cell" class="num">${stats?.rtspClients ?? "—"}</span>
+              <span role="cell" class="num" title=${viewersTitle(
+                stats,
+              )}>${stats?.rtspClients === undefined
+                ? "—"
+                : stats.rtspClients + (stats.webrtcViewers ?? 0)}</span>
             </div>
           `;
         })}

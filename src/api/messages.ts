@@ -164,6 +164,7 @@ export const pipelineStatsSchema = z.strictObject({
   id,
   kind: z.enum(["pipeline", "push", "publish"]),
   rtspClients: count.optional().describe("RTSP sessions, for pipelines that serve RTSP paths"),
+  webrtcViewers: count.optional().describe("WebRTC (WHEP) viewers of the same paths"),
   state: stateNameSchema,
   desiredState: desiredStateSchema,
   uptime: z.number().describe("Seconds since it reached PLAYING; 0 when not playing"),

@@ -103,6 +103,12 @@ export interface Relay {
   port: number;
 }
 
+/** Who watches a pipeline's paths. */
+export interface Viewers {
+  rtsp: number;
+  webrtc: number;
+}
+
 /** A served path: its relays and the udpsrc elements of the medias built for its clients. */
 export interface Mount {
   relays: Relay[];
@@ -326,12 +332,25 @@ export class RtspMounts {
   }
 
   /** Open RTSP sessions on the given paths, summed; undefined when there are none to serve. */
-  clientCounts(): (mounts: ReadonlyMap<string, Mount>) => number | undefined {
+  /**
+   * A function giving the viewers of a pipeline's paths: RTSP readers, and WebRTC viewers
+   * (`webrtc`, per path), whose own RTSP sessions are not counted as readers. Undefined for a
+   * pipeline that serves no path.
+   */
+  clientCounts(
+    webrtc: ReadonlyMap<string, number>,
+  ): (mounts: ReadonlyMap<string, Mount>) => Viewers | undefined {
     const sessions = this.#server?.sessionsByPath();
-    return (mounts) =>
-      mounts.size === 0
-        ? undefined
-        : [...mounts.keys()].reduce((sum, path) => sum + (sessions?.get(path) ?? 0), 0);
+    return (mounts) => {
+      if (mounts.size === 0) return undefined;
+      const viewers = { rtsp: 0, webrtc: 0 };
+      for (const path of mounts.keys()) {
+        const webrtcViewers = webrtc.get(path) ?? 0;
+        viewers.webrtc += webrtcViewers;
+        viewers.rtsp += Math.max(0, (sessions?.get(path) ?? 0) - webrtcViewers);
+      }
+      return viewers;
+    };
   }
 
   close(): void {

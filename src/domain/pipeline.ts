@@ -24,7 +24,7 @@ import { getProperty, holdsText, setProperty } from "../gst/property.ts";
 import { type BuiltElement, type BuiltPipeline, linkEndText } from "./builder.ts";
 import { DomainError, errorMessage } from "./errors.ts";
 import { formatLaunch } from "./launch.ts";
-import { freeUdpPort, RTSP_SINK, type RtspMounts } from "./mounts.ts";
+import { freeUdpPort, RTSP_SINK, type RtspMounts, type Viewers } from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
 import { collectStats, SinkRates } from "./stats.ts";
@@ -325,8 +325,8 @@ export class ManagedPipeline {
     this.#drainBus();
   }
 
-  stats(now: number, rtspClients: number | undefined): Promise<PipelineStats> {
-    return collectStats(this, now, rtspClients);
+  stats(now: number, viewers: Viewers | undefined): Promise<PipelineStats> {
+    return collectStats(this, now, viewers);
   }
 
   /** What the store keeps of it, or sets again after a restore. */

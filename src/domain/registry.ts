@@ -44,6 +44,11 @@ export interface RegistryOptions {
   rtsp?: RtspServer;
   /** How long startPipeline waits for an async change to PLAYING before replying with the pending state. */
   startTimeoutMs?: number;
+  /**
+   * WebRTC viewers per served path (the WHEP sessions). Each also reads the path over RTSP
+   * from inside the server: stats count it as a WebRTC viewer, not as an RTSP reader.
+   */
+  webrtcViewers?: () => ReadonlyMap<string, number>;
 }
 
 interface CreateOptions {
@@ -352,7 +357,7 @@ export class PipelineRegistry {
 
   /** Per-pipeline figures from GStreamer's own counters; no per-buffer work. */
   async stats(): Promise<PipelineStats[]> {
-    const clients = this.#host.mounts.clientCounts();
+    const clients = this.#host.mounts.clientCounts(this.#options.webrtcViewers?.() ?? new Map());
     const pipelines = [...this.#pipelines.values()];
     const results: (PipelineStats | undefined)[] = new Array(pipelines.length);
     // A few pipelines' queries in flight at a time, not all of them: 400 at once took 400 FFI

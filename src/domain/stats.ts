@@ -1,5 +1,6 @@
 /** Per-pipeline figures from GStreamer's own counters (docs/architecture.md: no per-buffer JS). */
 import type { Pipeline, StateName } from "../gst/pipeline.ts";
+import type { Viewers } from "./mounts.ts";
 import type { DesiredState, PipelineKind, PipelineStats, SinkStatsEntry } from "./types.ts";
 
 /** What a stats round reads of a pipeline. */
@@ -44,7 +45,7 @@ export class SinkRates {
 export async function collectStats(
   source: StatsSource,
   now: number,
-  rtspClients: number | undefined,
+  viewers: Viewers | undefined,
 ): Promise<PipelineStats> {
   const active = source.state === "PLAYING" || source.state === "PAUSED";
   const sinks = active ? source.rates.next(source.gst.sinkStats(), now) : [];
@@ -54,7 +55,7 @@ export async function collectStats(
   }
   return {
     ...source.extraStats?.(),
-    ...(rtspClients === undefined ? {} : { rtspClients }),
+    ...(viewers === undefined ? {} : { rtspClients: viewers.rtsp, webrtcViewers: viewers.webrtc }),
     id: source.id,
     kind: source.kind,
     state: source.state,

@@ -68,6 +68,8 @@ export interface PipelineStats {
   kind: PipelineKind;
   /** RTSP sessions open on the pipeline's paths, for pipelines that serve any. */
   rtspClients?: number;
+  /** WebRTC (WHEP) viewers of the same paths. */
+  webrtcViewers?: number;
   state: StateName;
   desiredState: DesiredState;
   uptime: number;

@@ -149,6 +149,8 @@ try {
       );
       assert.equal(seen.width, 640);
       assert.equal(seen.height, 360);
+      // Stats count the viewer as WebRTC, not as the RTSP reader it also is inside the server.
+      await client.nextStats((p) => p.id === "cam" && p.webrtcViewers === 1 && p.rtspClients === 0);
       await page.evaluate("document.body.style.background = '#222'");
       await shot(page, "managed-pipeline");
       const from = server.logs.length;
@@ -159,6 +161,77 @@ try {
       await assertBackTo(server, client, baseline, "the WHEP session ended");
     } finally {
       await client.close();
+      assert.equal(await server.stop(), 0, server.logs.join("\n"));
+    }
+  });
+
+  await scenario("the console previews a pipeline's path in place over WHEP", async () => {
+    const server = await startServer();
+    const client = await camera(server);
+    try {
+      const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+      await page.goto(`${server.httpUrl}/`);
+      await page.locator('.prow[data-id="cam"]').click();
+      const preview = page.locator('aside.details .preview[data-path="cam"]');
+      await preview.locator('button[data-action="Preview"]').click();
+      const frames = () =>
+        preview.locator("video").evaluate((video) =>
+          (video as unknown as { getVideoPlaybackQuality(): { totalVideoFrames: number } })
+            .getVideoPlaybackQuality().totalVideoFrames
+        );
+      const first = await waitUntil(frames, 30000, "a previewed frame");
+      await waitUntil(async () => (await frames()) > first + 30, 30000, "the preview to go on");
+      await shot(page, "console-preview");
+      const from = server.logs.length;
+      await preview.locator('button[data-action="Stop preview"]').click();
+      await logAfter(server, from, "ended: the client ended it");
+      await page.close();
+    } finally {
+      await client.close();
+      assert.equal(await server.stop(), 0, server.logs.join("\n"));
+    }
+  });
+
+  await scenario("a push plays over WHEP", async () => {
+    const server = await startServer();
+    const push = new Deno.Command("ffmpeg", {
+      args: [
+        ...["-v", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30"],
+        ...["-t", "60", "-c:v", "libx264", "-g", "60", "-bf", "0", "-pix_fmt", "yuv420p"],
+        ...["-f", "h264", `${server.httpUrl}/push/pushed`],
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${server.httpUrl}/healthz`);
+      // The path exists once the push's first bytes are in: retried until then.
+      await waitUntil(
+        async () => {
+          const answer = await play(page, "/console/whep-player.js", "/whep/pushed");
+          if (!answer.ok) await page.evaluate("document.getElementById('video').remove()");
+          return answer.ok;
+        },
+        15000,
+        "the push's path to play",
+      );
+      const seen = await waitUntil(
+        async () => {
+          const figures = await framesAndSize(page);
+          return figures.frames > 60 ? figures : null;
+        },
+        30000,
+        "60 frames of the push",
+      );
+      assert.equal(seen.width, 320);
+      assert.equal(seen.height, 240);
+      await shot(page, "push");
+      await page.close();
+    } finally {
+      push.kill("SIGKILL");
+      await push.status;
       assert.equal(await server.stop(), 0, server.logs.join("\n"));
     }
   });
