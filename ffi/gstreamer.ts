@@ -152,6 +152,12 @@ export const gstSymbols = {
   gst_buffer_new_memdup: { parameters: ["buffer", "usize"], result: "pointer" },
   // GstEvent *gst_event_new_eos (void)
   gst_event_new_eos: { parameters: [], result: "pointer" },
+  // const gchar *gst_event_type_get_name (GstEventType type)
+  gst_event_type_get_name: { parameters: ["i32"], result: "pointer" },
+  // GstEvent *gst_event_new_custom (GstEventType type, GstStructure *structure): takes it
+  gst_event_new_custom: { parameters: ["i32", "pointer"], result: "pointer" },
+  // GstStructure *gst_structure_new_from_string (const gchar *string)
+  gst_structure_new_from_string: { parameters: ["buffer"], result: "pointer" },
   // gboolean gst_element_send_event (GstElement *element, GstEvent *event): takes the event
   gst_element_send_event_async: {
     name: "gst_element_send_event",

@@ -135,6 +135,8 @@ async function main(): Promise<void> {
       ? config.webrtcAddresses
       : addresses.filter((a) => a !== "0.0.0.0" && a !== "::"),
     maxSessions: config.maxWebrtcSessions,
+    // A viewer that connects gets a key frame at once from a pipeline's encoder.
+    requestKeyFrame: (path) => registry.requestKeyFrame(path),
   });
   const registry = new PipelineRegistry({
     emit,

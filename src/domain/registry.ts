@@ -350,6 +350,18 @@ export class PipelineRegistry {
     for (const pipeline of this.#pipelines.values()) pipeline.drainBus();
   }
 
+  /**
+   * Asks the pipeline serving `path` for a key frame on it (a new viewer starts at once when an
+   * encoder is upstream; other sources ignore it). Nothing when no pipeline serves the path.
+   */
+  requestKeyFrame(path: string): void {
+    const owner = this.#host.mounts.owner(path);
+    const pipeline = owner === undefined ? undefined : this.#pipelines.get(owner);
+    for (const relay of pipeline?.mounts.get(path)?.relays ?? []) {
+      pipeline!.gst.requestKeyFrame(relay.valve).catch(() => {}); // a pipeline deleted meanwhile
+    }
+  }
+
   /** Pulls one pipeline's bus now, for a caller waiting on it more closely than the poll interval. */
   pollBus(id: string): void {
     this.#pipelines.get(id)?.drainBus();

@@ -31,7 +31,10 @@ const DISCONNECTED_TIMEOUT_MS = 5_000;
  * keeps such a connection "connected"; browsers report every second or so).
  */
 const SILENT_TIMEOUT_MS = 6_000;
-const WATCH_MS = 500;
+/** Often enough that a viewer's key frame is asked for soon after it connects. */
+const WATCH_MS = 100;
+/** How often a connected viewer's receiver reports are read. */
+const REPORT_READ_MS = 1_000;
 const POLL_MS = 10;
 
 export interface WhepOptions {
@@ -45,6 +48,8 @@ export interface WhepOptions {
   /** The addresses ICE candidates are gathered on (the server's listening addresses). */
   iceAddresses: string[];
   maxSessions: number;
+  /** Asks whatever produces `path` for a key frame, when a viewer has connected. */
+  requestKeyFrame?: (path: string) => void;
 }
 
 /** Why a WHEP request was refused: an HTTP status and a message naming what is wrong. */
@@ -68,6 +73,7 @@ interface Session {
   /** The viewer's latest receiver report, and when it last changed. */
   report: string | null;
   reportChangedAt: number;
+  reportReadAt: number;
   reading: boolean;
 }
 
@@ -181,6 +187,7 @@ export class WhepHub {
         ended: null,
         report: null,
         reportChangedAt: performance.now(),
+        reportReadAt: 0,
         reading: false,
       });
       return { id, answer };
@@ -298,9 +305,13 @@ export class WhepHub {
         state = "failed";
       }
       if (state === "connected") {
-        session.connectedOnce = true;
+        if (!session.connectedOnce) {
+          session.connectedOnce = true;
+          session.reportChangedAt = now;
+          this.#options.requestKeyFrame?.(session.path);
+        }
         session.disconnectedSince = null;
-        this.#readReport(session);
+        if (now - session.reportReadAt > REPORT_READ_MS) this.#readReport(session);
       } else if (state === "disconnected") session.disconnectedSince ??= now;
       const reason = session.ended ??
         (state === "failed" || state === "closed"
@@ -320,6 +331,7 @@ export class WhepHub {
   #readReport(session: Session): void {
     if (session.reading) return;
     session.reading = true;
+    session.reportReadAt = performance.now();
     session.peer.lastReceiverReport().then((report) => {
       if (report !== session.report) {
         session.report = report;

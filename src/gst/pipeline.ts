@@ -4,7 +4,16 @@
  * GStreamer already keeps (position, duration, sinks' stats).
  */
 import { Fundamental, GValue, GVALUE_SIZE } from "./gvalue.ts";
-import { cstr, gtype, lib, type Pointer, pointerSlot, slotPointer, takeCString } from "./native.ts";
+import {
+  cstr,
+  gtype,
+  lib,
+  type Pointer,
+  pointerSlot,
+  readCString,
+  slotPointer,
+  takeCString,
+} from "./native.ts";
 import { instanceType, Layout, readI32, readPointer, takeGErrorMessage } from "./layout.ts";
 import { findProperty } from "./property.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
@@ -305,6 +314,24 @@ export class Pipeline {
   }
 
   /**
+   * Asks the encoders upstream of `element` (one of this pipeline's, with a "src" pad) for a key
+   * frame now, with its parameter sets: a new viewer then starts at once. Off the main thread.
+   */
+  async requestKeyFrame(element: Pointer): Promise<boolean> {
+    const { gst } = lib();
+    return await this.#withRef(async () => {
+      // Into its src pad, as if from downstream: it travels up from there.
+      const pad = gst.gst_element_get_static_pad(element, cstr("src"));
+      if (pad === null) return false;
+      try {
+        return await gst.gst_pad_send_event_async(pad, forceKeyUnitEvent()) !== 0;
+      } finally {
+        gst.gst_object_unref(pad);
+      }
+    });
+  }
+
+  /**
    * Seeks in time: forward from `positionMs`, or (negative rate) backward from it.
    * A flushing seek waits for the streaming threads, so it runs on a pool thread.
    */
@@ -347,6 +374,31 @@ export class Pipeline {
       gst.gst_object_unref(this.#pipeline);
     }
   }
+}
+
+/** GST_EVENT_CUSTOM_UPSTREAM: GST_EVENT_MAKE_TYPE (270, GST_EVENT_TYPE_UPSTREAM) in 1.22. */
+const EVENT_CUSTOM_UPSTREAM = (270 << 8) | 1;
+let customUpstreamChecked = false;
+
+/**
+ * The upstream force-key-unit event (gst_video_event_new_upstream_force_key_unit, which is in
+ * libgstvideo): a custom upstream event of that structure, as encoders read it.
+ */
+function forceKeyUnitEvent(): Pointer {
+  const { gst } = lib();
+  if (!customUpstreamChecked) {
+    // An enum value from the headers: proved against this GStreamer before the first use.
+    const name = readCString(gst.gst_event_type_get_name(EVENT_CUSTOM_UPSTREAM));
+    if (name !== "custom-upstream") {
+      throw new Error(`GstEventType ${EVENT_CUSTOM_UPSTREAM} is '${name}', not custom-upstream`);
+    }
+    customUpstreamChecked = true;
+  }
+  const structure = gst.gst_structure_new_from_string(cstr(
+    "GstForceKeyUnit, running-time=(guint64)18446744073709551615, all-headers=(boolean)true, " +
+      "count=(uint)0",
+  ))!;
+  return gst.gst_event_new_custom(EVENT_CUSTOM_UPSTREAM, structure)!;
 }
 
 let gstBinType: bigint | undefined;

@@ -40,9 +40,10 @@ function launch(): Promise<Browser> {
   });
 }
 
+/** A key frame every 100 s only: a viewer sees a picture soon only because it asks for one. */
 const CAMERA = "videotestsrc is-live=true pattern=ball ! " +
   "video/x-raw,width=640,height=360,framerate=30/1 ! " +
-  "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! rtspserversink path=cam";
+  "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=3000 ! rtspserversink path=cam";
 
 async function camera(server: ServerProcess, token?: string): Promise<TestClient> {
   const client = await TestClient.connect(token ? `${server.url}?token=${token}` : server.url);
