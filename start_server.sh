@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the GStreamer control server, or runs its test suite, installing
-# whatever is missing first (GStreamer and its plugins, ffmpeg, Deno).
+# whatever is missing first (GStreamer and its plugins, libnice for WebRTC, ffmpeg, Deno).
 #
 #   ./start_server.sh          start the server (configuration: README.md); it is
 #                              started again when it dies, with back-off
@@ -26,7 +26,7 @@ apt_packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 libgstrtspserver-1.0-0
-  gstreamer1.0-rtsp ffmpeg ca-certificates iproute2
+  gstreamer1.0-rtsp gstreamer1.0-nice ffmpeg ca-certificates iproute2
 )
 # Only the tests need these: Debian's Chromium for the web console's browser tests.
 test_packages=(chromium fonts-dejavu-core)

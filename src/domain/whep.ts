@@ -19,6 +19,15 @@ import { chooseH264, offeredMedia, preferFormat, withoutFmtpParameter } from "./
 import type { PipelineDefinition } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
 
+/** Whether `sdp` has a UDP host candidate on each of `addresses`. */
+function hasUdpHostCandidates(sdp: string, addresses: ReadonlySet<string>): boolean {
+  const found = new Set<string>();
+  for (const match of sdp.matchAll(/^a=candidate:\S+ \d+ UDP \d+ (\S+) \d+ typ host/gim)) {
+    found.add(match[1]);
+  }
+  return [...addresses].every((address) => found.has(address));
+}
+
 /** The longest a viewer's stream may take to reach webrtcbin before the offer is answered. */
 const STREAM_TIMEOUT_MS = 10_000;
 /** ICE gathering on the listening addresses takes a few ms; this bounds a stuck one. */
@@ -31,8 +40,10 @@ const DISCONNECTED_TIMEOUT_MS = 5_000;
  * keeps such a connection "connected"; browsers report every second or so).
  */
 const SILENT_TIMEOUT_MS = 6_000;
-/** Often enough that a viewer's key frame is asked for soon after it connects. */
-const WATCH_MS = 100;
+/** How often a session that has not connected yet is looked at: its key frame is asked for soon. */
+const WATCH_MS = 20;
+/** How often a connected session is looked at. */
+const WATCH_CONNECTED_MS = 500;
 /** How often a connected viewer's receiver reports are read. */
 const REPORT_READ_MS = 1_000;
 const POLL_MS = 10;
@@ -75,6 +86,7 @@ interface Session {
   reportChangedAt: number;
   reportReadAt: number;
   reading: boolean;
+  watchedAt: number;
 }
 
 export class WhepHub {
@@ -169,8 +181,13 @@ export class WhepHub {
       );
       await peer.setRemoteDescription("offer", prepared);
       await peer.createAnswer();
+      // Answered once a UDP host candidate of each listening address is in (they come at once;
+      // libnice takes ~200 ms more to call gathering complete), or when gathering completes.
+      const wanted = new Set(this.#options.iceAddresses);
       await this.#until(
-        () => peer!.iceGatheringState() === "complete",
+        () =>
+          peer!.iceGatheringState() === "complete" ||
+          (wanted.size > 0 && hasUdpHostCandidates(peer!.localDescription() ?? "", wanted)),
         GATHER_TIMEOUT_MS,
         () => "ICE gathering did not complete",
       ).catch(() => {}); // answer with what was gathered
@@ -189,6 +206,7 @@ export class WhepHub {
         reportChangedAt: performance.now(),
         reportReadAt: 0,
         reading: false,
+        watchedAt: 0,
       });
       return { id, answer };
     } catch (error) {
@@ -297,6 +315,8 @@ export class WhepHub {
   #watchSessions(): void {
     const now = performance.now();
     for (const session of this.#sessions.values()) {
+      if (session.connectedOnce && now - session.watchedAt < WATCH_CONNECTED_MS) continue;
+      session.watchedAt = now;
       session.pipeline.drainBus();
       let state: PeerConnectionState;
       try {

@@ -246,8 +246,10 @@ export class WebRtcPeer {
       for (let i = 0; i < p.gst_structure_n_fields(reply); i++) {
         const name = readCString(p.gst_structure_nth_field_name(reply, i)) ?? "";
         if (!name.startsWith("rtp-remote-inbound-stream-stats_")) continue;
-        const report = boxedField(reply, name);
+        // The report block's own figures are in the entry's raw RTP source stats.
+        const report = boxedField(boxedField(reply, name), "gst-rtpsource-stats");
         if (report === null) continue;
+
         const out = new Uint32Array(1);
         return ["rb-exthighestseq", "rb-lsr", "rb-dlsr", "rb-jitter"].map((field) =>
           p.gst_structure_get_uint(report, cstr(field), out) ? out[0] : -1

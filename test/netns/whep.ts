@@ -150,6 +150,15 @@ try {
       );
       assert.equal(seen.width, 640);
       assert.equal(seen.height, 360);
+      // It keeps playing well past the time a silent viewer is dropped (6 s): its receiver
+      // reports are seen.
+      const since = server.logs.length;
+      await waitUntil(
+        async () => (await framesAndSize(page)).frames > seen.frames + 300,
+        30000,
+        "10 s more",
+      );
+      assert.deepEqual(server.logs.slice(since).filter((l) => l.includes("WHEP session")), []);
       // Stats count the viewer as WebRTC, not as the RTSP reader it also is inside the server.
       await client.nextStats((p) => p.id === "cam" && p.webrtcViewers === 1 && p.rtspClients === 0);
       await page.evaluate("document.body.style.background = '#222'");
