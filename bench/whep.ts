@@ -15,9 +15,8 @@
  *
  *     deno run -A bench/whep.ts [--joins N] [--window SECONDS]
  */
-import type { Browser, Page } from "playwright-core";
-import { chromium } from "playwright-core";
-import { CHROMIUM } from "../test/browser.ts";
+import type { Page } from "playwright-core";
+import { launchChromium } from "../test/browser.ts";
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
 import {
   expectOk,
@@ -58,23 +57,6 @@ const CAMERA = "videotestsrc is-live=true pattern=ball ! " +
   "video/x-raw,width=1280,height=720,framerate=30/1 ! " +
   "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=300 bitrate=4000 ! " +
   "rtspserversink path=cam";
-
-function launchBrowser(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--allow-loopback-in-peer-connection",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
-}
 
 /** One join: ms from the call to playWhep to the first frame shown, then the session ends. */
 async function join(page: Page, path: string): Promise<number> {
@@ -123,6 +105,15 @@ function line(label: string, values: number[]): string {
   return `${label.padEnd(52)} p50 ${ms(s.p50).padStart(9)}  p99 ${ms(s.p99).padStart(9)}`;
 }
 
+/** Ends a child process that may have ended by itself already. */
+function stopChild(child: Deno.ChildProcess, signal: Deno.Signal = "SIGTERM"): void {
+  try {
+    child.kill(signal);
+  } catch {
+    // it has exited already
+  }
+}
+
 /** The viewers the stats count for the camera once they reach `wanted`, or after 30 s. */
 async function viewerCount(
   client: TestClient,
@@ -143,7 +134,7 @@ async function viewerCount(
 async function main() {
   const server = await startServer();
   const client = await TestClient.connect(server.url);
-  const browser = await launchBrowser();
+  const browser = await launchChromium({ webrtc: true });
   const push = new Deno.Command("ffmpeg", {
     args: [
       ...["-v", "error", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=1280x720:rate=30"],
@@ -247,7 +238,7 @@ async function main() {
       const rtspViewers = await viewerCount(client, "rtspClients", viewers);
       const rtsp = await measure(pid, options.window);
       for (const reader of readers.splice(0)) {
-        reader.kill("SIGTERM");
+        stopChild(reader);
         await reader.status;
       }
       console.log(
@@ -264,8 +255,8 @@ async function main() {
       }
     }
   } finally {
-    for (const reader of readers) reader.kill("SIGKILL");
-    push.kill("SIGKILL");
+    for (const reader of readers) stopChild(reader, "SIGKILL");
+    stopChild(push, "SIGKILL");
     await push.status;
     await browser.close();
     await client.close();

@@ -211,9 +211,10 @@ export interface PipelineStats {
   errors: number;
   warnings: number;
   restarts: number;
-  /** Push streams only. */
+  /** Push streams and publishes only. */
   bytesIn?: number;
   frames?: number | null;
+  /** What a push or publish receives; what a pipeline sends to the RTSP paths it serves. */
   bitrate?: number;
   format?: string;
 }

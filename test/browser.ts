@@ -20,8 +20,21 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+/**
+ * WebRTC on loopback (inside a test's own network namespace): loopback candidates allowed, host
+ * candidates not hidden behind mDNS names, video that plays without a gesture.
+ */
+const WEBRTC_ARGS = [
+  "--allow-loopback-in-peer-connection",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+export function launchChromium(options: { webrtc?: boolean } = {}): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [...CHROMIUM_ARGS, ...(options.webrtc ? WEBRTC_ARGS : [])],
+  });
 }
 
 export interface WatchedPage {

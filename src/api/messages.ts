@@ -176,7 +176,10 @@ export const pipelineStatsSchema = z.strictObject({
   restarts: count,
   bytesIn: count.optional().describe("Push streams: bytes received"),
   frames: count.nullable().optional().describe("Push streams: frames parsed (null for MPEG-TS)"),
-  bitrate: z.number().optional().describe("Push streams: bits per second, last interval"),
+  bitrate: z.number().optional().describe(
+    "Bits per second over the last interval: what a push or publish receives; what a pipeline " +
+      "sends to the RTSP paths it serves (one copy, 0 while no one watches)",
+  ),
   format: z.string().optional().describe("Push streams: the stream format"),
 });
 

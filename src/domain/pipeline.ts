@@ -27,7 +27,7 @@ import { formatLaunch } from "./launch.ts";
 import { freeUdpPort, RTSP_SINK, type RtspMounts, type Viewers } from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
-import { collectStats, SinkRates } from "./stats.ts";
+import { ByteRate, collectStats, SinkRates } from "./stats.ts";
 import type { PipelineStore } from "./store.ts";
 import { Supervisor } from "./supervisor.ts";
 import type {
@@ -323,6 +323,20 @@ export class ManagedPipeline {
   /** Pulls the waiting bus messages and turns them into events; never waits. */
   drainBus(): void {
     this.#drainBus();
+  }
+
+  readonly servedRate = new ByteRate();
+
+  /** Bytes its RTSP relays have sent (what it serves), or null when it serves no path. */
+  servedBytes(): number | null {
+    if (this.mounts.size === 0) return null;
+    let bytes = 0;
+    for (const { relays } of this.mounts.values()) {
+      for (const relay of relays) {
+        bytes += Number(getProperty({ object: relay.udpsink, label: "relay" }, "bytes-served"));
+      }
+    }
+    return bytes;
   }
 
   stats(now: number, viewers: Viewers | undefined): Promise<PipelineStats> {

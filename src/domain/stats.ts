@@ -19,6 +19,21 @@ export interface StatsSource {
   duration: number | null | undefined;
   /** Figures the owner adds (push streams: bytes, frames, bitrate). */
   extraStats?: () => Record<string, unknown>;
+  /** Bytes sent so far to the RTSP paths it serves (null when it serves none). */
+  servedBytes(): number | null;
+  servedRate: ByteRate;
+}
+
+/** Bits per second of a growing byte count, between one call and the next. */
+export class ByteRate {
+  #previous: { bytes: number; at: number } | null = null;
+
+  next(bytes: number, now: number): number | undefined {
+    const previous = this.#previous;
+    this.#previous = { bytes, at: now };
+    if (!previous || now <= previous.at || bytes < previous.bytes) return undefined;
+    return Math.round(((bytes - previous.bytes) * 8 * 1000) / (now - previous.at));
+  }
 }
 
 /** Rendered counts of a pipeline's sinks at the last round, for frames per second. */
@@ -49,11 +64,15 @@ export async function collectStats(
 ): Promise<PipelineStats> {
   const active = source.state === "PLAYING" || source.state === "PAUSED";
   const sinks = active ? source.rates.next(source.gst.sinkStats(), now) : [];
+  const served = active ? source.servedBytes() : null;
+  const bitrate = served === null ? undefined : source.servedRate.next(served, now);
   const position = active ? await source.gst.queryPosition().catch(() => null) : null;
   if (active && source.duration === undefined) {
     source.duration = await source.gst.queryDuration().catch(() => null);
   }
   return {
+    // What it serves; a push's own figure (what it receives) wins.
+    ...(bitrate === undefined ? {} : { bitrate }),
     ...source.extraStats?.(),
     ...(viewers === undefined ? {} : { rtspClients: viewers.rtsp, webrtcViewers: viewers.webrtc }),
     id: source.id,

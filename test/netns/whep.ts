@@ -6,9 +6,8 @@
  *     unshare --net sh -c 'ip link set lo up && deno run -A test/netns/whep.ts'
  */
 import assert from "node:assert/strict";
-import type { Browser, Page } from "playwright-core";
-import { chromium } from "playwright-core";
-import { CHROMIUM } from "../browser.ts";
+import type { Page } from "playwright-core";
+import { launchChromium } from "../browser.ts";
 import {
   assertBackTo,
   expectOk,
@@ -21,24 +20,6 @@ import {
 
 const outputDir = new URL("../output/whep/", import.meta.url);
 await Deno.mkdir(outputDir, { recursive: true });
-
-/** Chromium for WebRTC on loopback: loopback candidates allowed, host candidates not hidden. */
-function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--allow-loopback-in-peer-connection",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
-}
 
 /** A key frame every 100 s only: a viewer sees a picture soon only because it asks for one. */
 const CAMERA = "videotestsrc is-live=true pattern=ball ! " +
@@ -117,7 +98,7 @@ async function scenario(name: string, run: () => Promise<void>): Promise<void> {
   console.log(`ok ${name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 
-const browser = await launch();
+const browser = await launchChromium({ webrtc: true });
 try {
   await scenario("a managed pipeline's path plays in Chromium over WHEP", async () => {
     const server = await startServer();
