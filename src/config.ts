@@ -1,4 +1,5 @@
 /** Configuration from the environment (and a `.env` file when present). */
+import { isIP } from "node:net";
 import { parse as parseDotenv } from "dotenv";
 import { z } from "zod";
 
@@ -103,7 +104,10 @@ const configSchema = z.object({
   GSTREAMER_MAX_CLIENTS: count(256, 1, 100000),
   GSTREAMER_MAX_PUSHES: count(16, 1, 10000),
   GSTREAMER_MAX_WEBRTC_SESSIONS: count(64, 1, 10000),
-  GSTREAMER_WEBRTC_ADDRESSES: list,
+  GSTREAMER_WEBRTC_ADDRESSES: list.refine(
+    (items) => items.every((item) => isIP(item) !== 0),
+    "accepts comma-separated IP addresses, such as 192.168.1.10,127.0.0.1",
+  ),
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(1000, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
 }).superRefine((c, ctx) => {

@@ -21,6 +21,8 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     maxPipelines: 256,
     maxClients: 256,
     maxPushes: 16,
+    maxWebrtcSessions: 64,
+    webrtcAddresses: [],
     maxRequestsPerSecond: 1000,
     httpIdleTimeoutMs: 30000,
   });
@@ -34,6 +36,8 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     [{ GSTREAMER_WS_PATH: "no-slash" }, /GSTREAMER_WS_PATH.*starts with '\/'/],
     [{ GSTREAMER_WS_HOST: " " }, /GSTREAMER_WS_HOST/],
     [{ GSTREAMER_AUTH_TOKEN: "short" }, /GSTREAMER_AUTH_TOKEN.*at least 8/],
+    [{ GSTREAMER_WEBRTC_ADDRESSES: "127.0.0.1,lan" }, /GSTREAMER_WEBRTC_ADDRESSES.*IP addresses/],
+    [{ GSTREAMER_MAX_WEBRTC_SESSIONS: "0" }, /GSTREAMER_MAX_WEBRTC_SESSIONS/],
     [{ GSTREAMER_RTSP_USER: "viewer" }, /GSTREAMER_RTSP_PASSWORD.*go together/],
     [
       { GSTREAMER_RTSP_PUBLISH_PASSWORD: "secret-pw" },
