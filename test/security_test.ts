@@ -123,12 +123,14 @@ async function rawUpgrade(url: string, headers: Record<string, string> = {}): Pr
     const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
     const lines = [
       `GET ${target.pathname}${target.search} HTTP/1.1`,
-      `Host: ${target.host}`,
+      // A Host of the test's own stands for a name that resolves to this server.
+      `Host: ${headers.Host ?? target.host}`,
       "Upgrade: websocket",
       "Connection: Upgrade",
       `Sec-WebSocket-Key: ${key}`,
       "Sec-WebSocket-Version: 13",
-      ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+      ...Object.entries(headers).filter(([name]) => name !== "Host")
+        .map(([name, value]) => `${name}: ${value}`),
     ];
     await conn.write(new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`));
     let bytes = new Uint8Array(0);
@@ -699,6 +701,24 @@ Deno.test("GSTREAMER_ALLOWED_ORIGINS: other browser origins get 403 ORIGIN_NOT_A
         await closeWs(ws);
       }
     }
+  });
+});
+
+Deno.test("GSTREAMER_ALLOWED_ORIGINS: the server's own origin (its console) may connect, a rebound name may not", async () => {
+  await withServer({ GSTREAMER_ALLOWED_ORIGINS: "https://ok.example" }, async (server) => {
+    const { host, port } = new URL(server.url);
+    // The console, loaded from this server: Origin and Host name the same address.
+    const own = await rawUpgrade(server.url, { Origin: `http://${host}` });
+    assert.equal(own.status, 101, JSON.stringify(own));
+    // DNS rebinding: a page of evil.example whose name now resolves to this server.
+    assertJsonRefusal(
+      await rawUpgrade(server.url, {
+        Origin: `http://evil.example:${port}`,
+        Host: `evil.example:${port}`,
+      }),
+      403,
+      "ORIGIN_NOT_ALLOWED",
+    );
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { type AddressInfo, isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
@@ -73,13 +73,17 @@ export interface TransportOptions {
 
 /**
  * Whether a browser's Origin is the server itself (the console it serves): its host and port are
- * the Host the browser sent. A page elsewhere cannot send another site's Host.
+ * the Host the browser sent, and that host is an IP address, localhost or the configured host. A
+ * page elsewhere cannot send another site's Host; the name check shuts out DNS rebinding (a name
+ * of the attacker's that resolves to this server).
  */
-function sameOrigin(origin: string, host: string | undefined): boolean {
+function sameOrigin(origin: string, host: string | undefined, serverHost: string): boolean {
   if (host === undefined) return false;
   try {
     const url = new URL(origin);
-    return (url.protocol === "http:" || url.protocol === "https:") &&
+    const name = url.hostname.replace(/^\[(.*)\]$/, "$1");
+    const known = isIP(name) !== 0 || name === "localhost" || name === serverHost.toLowerCase();
+    return known && (url.protocol === "http:" || url.protocol === "https:") &&
       url.host === host.toLowerCase();
   } catch {
     return false;
@@ -298,7 +302,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     const origin = request.headers.origin;
     if (
       origin !== undefined && allowedOrigins.size > 0 && !allowedOrigins.has(origin) &&
-      !sameOrigin(origin, request.headers.host)
+      !sameOrigin(origin, request.headers.host, options.host)
     ) {
       logRefusedOrigin(origin);
       refuseUpgrade(socket, 403, "Forbidden", {
