@@ -104,6 +104,27 @@ const configSchema = z.object({
   GSTREAMER_MAX_CLIENTS: count(256, 1, 100000),
   GSTREAMER_MAX_PUSHES: count(16, 1, 10000),
   GSTREAMER_MAX_WEBRTC_SESSIONS: count(64, 1, 10000),
+  GSTREAMER_WEBRTC_PORTS: z.string().default("").transform((text, ctx) => {
+    if (text.trim() === "") return undefined;
+    const match = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(text);
+    const [min, max] = match ? [Number(match[1]), Number(match[2])] : [NaN, NaN];
+    if (!(min >= 1024 && max <= 65535 && min <= max)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "accepts a UDP port range MIN-MAX within 1024-65535, such as 40000-40100",
+      });
+      return z.NEVER;
+    }
+    return { min, max };
+  }),
+  GSTREAMER_WEBRTC_STUN: z.string().default("").refine(
+    (text) => text === "" || /^stun:\/\/[^\s/:]+(:\d+)?$/.test(text),
+    "accepts a STUN server as stun://HOST[:PORT], such as stun://stun.example.org:3478",
+  ),
+  GSTREAMER_WEBRTC_TURN: z.string().default("").refine(
+    (text) => text === "" || /^turns?:\/\/[^\s@/]+:[^\s@/]+@[^\s@/:]+(:\d+)?$/.test(text),
+    "accepts a TURN server as turn://USER:PASSWORD@HOST[:PORT] (or turns://)",
+  ),
   GSTREAMER_WEBRTC_ADDRESSES: list.refine(
     (items) => items.every((item) => isIP(item) !== 0),
     "accepts comma-separated IP addresses, such as 192.168.1.10,127.0.0.1",
@@ -149,6 +170,11 @@ export interface Config {
   maxWebrtcSessions: number;
   /** The addresses WebRTC gathers ICE candidates on; empty: the listening addresses. */
   webrtcAddresses: string[];
+  /** The UDP ports WebRTC may use; any when unset. */
+  webrtcPorts?: { min: number; max: number };
+  /** stun://HOST[:PORT] and turn(s)://USER:PASSWORD@HOST[:PORT]; none when unset. */
+  webrtcStun?: string;
+  webrtcTurn?: string;
   /** Requests per second per WebSocket client; 0 means no limit. */
   maxRequestsPerSecond: number;
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
@@ -197,6 +223,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxPushes: c.GSTREAMER_MAX_PUSHES,
     maxWebrtcSessions: c.GSTREAMER_MAX_WEBRTC_SESSIONS,
     webrtcAddresses: c.GSTREAMER_WEBRTC_ADDRESSES,
+    webrtcPorts: c.GSTREAMER_WEBRTC_PORTS,
+    webrtcStun: c.GSTREAMER_WEBRTC_STUN || undefined,
+    webrtcTurn: c.GSTREAMER_WEBRTC_TURN || undefined,
     maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
   };

@@ -134,6 +134,9 @@ async function main(): Promise<void> {
     iceAddresses: config.webrtcAddresses.length > 0
       ? config.webrtcAddresses
       : addresses.filter((a) => a !== "0.0.0.0" && a !== "::"),
+    icePorts: config.webrtcPorts,
+    stunServer: config.webrtcStun,
+    turnServer: config.webrtcTurn,
     maxSessions: config.maxWebrtcSessions,
     // A viewer that connects gets a key frame at once from a pipeline's encoder.
     requestKeyFrame: (path) => registry.requestKeyFrame(path),

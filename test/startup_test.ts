@@ -23,9 +23,25 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     maxPushes: 16,
     maxWebrtcSessions: 64,
     webrtcAddresses: [],
+    webrtcPorts: undefined,
+    webrtcStun: undefined,
+    webrtcTurn: undefined,
     maxRequestsPerSecond: 1000,
     httpIdleTimeoutMs: 30000,
   });
+});
+
+Deno.test("loadConfig() reads the WebRTC settings", () => {
+  const config = loadConfig({
+    GSTREAMER_WEBRTC_PORTS: "40000-40100",
+    GSTREAMER_WEBRTC_STUN: "stun://stun.example.org:3478",
+    GSTREAMER_WEBRTC_TURN: "turns://user:secret@turn.example.org:5349",
+    GSTREAMER_WEBRTC_ADDRESSES: "192.168.1.10, ::1",
+  });
+  assert.deepEqual(config.webrtcPorts, { min: 40000, max: 40100 });
+  assert.equal(config.webrtcStun, "stun://stun.example.org:3478");
+  assert.equal(config.webrtcTurn, "turns://user:secret@turn.example.org:5349");
+  assert.deepEqual(config.webrtcAddresses, ["192.168.1.10", "::1"]);
 });
 
 Deno.test("loadConfig() names the variable and what it accepts", () => {
@@ -38,6 +54,10 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     [{ GSTREAMER_AUTH_TOKEN: "short" }, /GSTREAMER_AUTH_TOKEN.*at least 8/],
     [{ GSTREAMER_WEBRTC_ADDRESSES: "127.0.0.1,lan" }, /GSTREAMER_WEBRTC_ADDRESSES.*IP addresses/],
     [{ GSTREAMER_MAX_WEBRTC_SESSIONS: "0" }, /GSTREAMER_MAX_WEBRTC_SESSIONS/],
+    [{ GSTREAMER_WEBRTC_PORTS: "40100-40000" }, /GSTREAMER_WEBRTC_PORTS.*MIN-MAX/],
+    [{ GSTREAMER_WEBRTC_PORTS: "80-90" }, /GSTREAMER_WEBRTC_PORTS.*1024-65535/],
+    [{ GSTREAMER_WEBRTC_STUN: "stun.example.org" }, /GSTREAMER_WEBRTC_STUN.*stun:\/\/HOST/],
+    [{ GSTREAMER_WEBRTC_TURN: "turn://host:3478" }, /GSTREAMER_WEBRTC_TURN.*USER:PASSWORD/],
     [{ GSTREAMER_RTSP_USER: "viewer" }, /GSTREAMER_RTSP_PASSWORD.*go together/],
     [
       { GSTREAMER_RTSP_PUBLISH_PASSWORD: "secret-pw" },

@@ -58,6 +58,11 @@ export interface WhepOptions {
   credentials?: { user: string; password: string };
   /** The addresses ICE candidates are gathered on (the server's listening addresses). */
   iceAddresses: string[];
+  /** The UDP ports ICE may use; any when absent. */
+  icePorts?: { min: number; max: number };
+  /** stun:// and turn:// servers for webrtcbin; none when absent. */
+  stunServer?: string;
+  turnServer?: string;
   maxSessions: number;
   /** Asks whatever produces `path` for a key frame, when a viewer has connected. */
   requestKeyFrame?: (path: string) => void;
@@ -163,7 +168,7 @@ export class WhepHub {
         }
       });
       peer = new WebRtcPeer(pipeline.element("webrtc").pointer);
-      peer.gatherOn(this.#options.iceAddresses);
+      peer.gatherOn(this.#options.iceAddresses, this.#options.icePorts);
       peer.configureSender(
         "sink_0",
         "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000," +
@@ -272,7 +277,15 @@ export class WhepHub {
               "aggregate-mode": "zero-latency",
             },
           },
-          { type: "webrtcbin", name: "webrtc", properties: { "bundle-policy": "max-bundle" } },
+          {
+            type: "webrtcbin",
+            name: "webrtc",
+            properties: {
+              "bundle-policy": "max-bundle",
+              ...(this.#options.stunServer ? { "stun-server": this.#options.stunServer } : {}),
+              ...(this.#options.turnServer ? { "turn-server": this.#options.turnServer } : {}),
+            },
+          },
         ],
       },
     };

@@ -185,7 +185,7 @@ export class WebRtcPeer {
    * it picks addresses itself); every interface's when `addresses` is empty. Call before the
    * remote description is set.
    */
-  gatherOn(addresses: string[]): void {
+  gatherOn(addresses: string[], ports?: { min: number; max: number }): void {
     const { nice } = webrtcLib();
     const { gobject } = lib();
     const ice = new GValue(Fundamental.OBJECT);
@@ -194,6 +194,11 @@ export class WebRtcPeer {
       gobject.g_object_get_property(this.#element, cstr("ice-agent"), ice.buffer);
       const iceAgent = gobject.g_value_get_object(ice.buffer);
       if (iceAgent === null) throw new Error("webrtcbin has no ICE agent");
+      if (ports) {
+        const target = { object: iceAgent, label: "ICE agent" };
+        setProperty(target, "min-rtp-port", ports.min);
+        setProperty(target, "max-rtp-port", ports.max);
+      }
       gobject.g_object_get_property(iceAgent, cstr("agent"), agent.buffer);
       const niceAgent = gobject.g_value_get_object(agent.buffer);
       if (niceAgent === null) throw new Error("webrtcbin's ICE agent has no libnice agent");

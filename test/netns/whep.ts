@@ -101,7 +101,7 @@ async function scenario(name: string, run: () => Promise<void>): Promise<void> {
 const browser = await launchChromium({ webrtc: true });
 try {
   await scenario("a managed pipeline's path plays in Chromium over WHEP", async () => {
-    const server = await startServer();
+    const server = await startServer({ GSTREAMER_WEBRTC_PORTS: "41000-41010" });
     const client = await camera(server);
     try {
       const page = await browser.newPage();
@@ -131,6 +131,14 @@ try {
       );
       assert.equal(seen.width, 640);
       assert.equal(seen.height, 360);
+      // The server's UDP candidates are on 127.0.0.1 (it listens there) and in the port range.
+      const sdp = await page.evaluate("player.connection.remoteDescription.sdp") as string;
+      const udp = [...sdp.matchAll(/^a=candidate:\S+ \d+ UDP \d+ (\S+) (\d+) typ host/gim)];
+      assert.ok(udp.length > 0, sdp);
+      for (const [, address, port] of udp) {
+        assert.equal(address, "127.0.0.1");
+        assert.ok(Number(port) >= 41000 && Number(port) <= 41010, `port ${port}`);
+      }
       // It keeps playing well past the time a silent viewer is dropped (6 s): its receiver
       // reports are seen.
       const since = server.logs.length;
