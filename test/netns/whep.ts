@@ -164,32 +164,38 @@ try {
     }
   });
 
-  await scenario("the console previews a pipeline's path in place over WHEP", async () => {
-    const server = await startServer();
-    const client = await camera(server);
-    try {
-      const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-      await page.goto(`${server.httpUrl}/`);
-      await page.locator('.prow[data-id="cam"]').click();
-      const preview = page.locator('aside.details .preview[data-path="cam"]');
-      await preview.locator('button[data-action="Preview"]').click();
-      const frames = () =>
-        preview.locator("video").evaluate((video) =>
-          (video as unknown as { getVideoPlaybackQuality(): { totalVideoFrames: number } })
-            .getVideoPlaybackQuality().totalVideoFrames
-        );
-      const first = await waitUntil(frames, 30000, "a previewed frame");
-      await waitUntil(async () => (await frames()) > first + 30, 30000, "the preview to go on");
-      await shot(page, "console-preview");
-      const from = server.logs.length;
-      await preview.locator('button[data-action="Stop preview"]').click();
-      await logAfter(server, from, "ended: the client ended it");
-      await page.close();
-    } finally {
-      await client.close();
-      assert.equal(await server.stop(), 0, server.logs.join("\n"));
-    }
-  });
+  await scenario(
+    "the console previews a pipeline's path in place over WHEP (default host, printed URL)",
+    async () => {
+      // As users run it: GSTREAMER_WS_HOST's default, localhost (127.0.0.1 and ::1), and the
+      // console's address as the server prints it.
+      const server = await startServer({ GSTREAMER_WS_HOST: "localhost" });
+      const client = await camera(server);
+      try {
+        const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+        const printed = await server.waitForLog("Console at ");
+        await page.goto(printed.slice(printed.indexOf("http")).trim());
+        await page.locator('.prow[data-id="cam"]').click();
+        const preview = page.locator('aside.details .preview[data-path="cam"]');
+        await preview.locator('button[data-action="Preview"]').click();
+        const frames = () =>
+          preview.locator("video").evaluate((video) =>
+            (video as unknown as { getVideoPlaybackQuality(): { totalVideoFrames: number } })
+              .getVideoPlaybackQuality().totalVideoFrames
+          );
+        const first = await waitUntil(frames, 30000, "a previewed frame");
+        await waitUntil(async () => (await frames()) > first + 30, 30000, "the preview to go on");
+        await shot(page, "console-preview");
+        const from = server.logs.length;
+        await preview.locator('button[data-action="Stop preview"]').click();
+        await logAfter(server, from, "ended: the client ended it");
+        await page.close();
+      } finally {
+        await client.close();
+        assert.equal(await server.stop(), 0, server.logs.join("\n"));
+      }
+    },
+  );
 
   await scenario("a push plays over WHEP", async () => {
     const server = await startServer();
