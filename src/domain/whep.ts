@@ -330,7 +330,6 @@ export class WhepHub {
     for (const session of this.#sessions.values()) {
       if (session.connectedOnce && now - session.watchedAt < WATCH_CONNECTED_MS) continue;
       session.watchedAt = now;
-      session.pipeline.drainBus();
       let state: PeerConnectionState;
       try {
         state = session.peer.connectionState();

@@ -202,9 +202,6 @@ export class WebRtcPeer {
       gobject.g_object_get_property(iceAgent, cstr("agent"), agent.buffer);
       const niceAgent = gobject.g_value_get_object(agent.buffer);
       if (niceAgent === null) throw new Error("webrtcbin's ICE agent has no libnice agent");
-      // Keepalives as binding requests, which need answers: a peer that vanishes (a killed tab)
-      // then fails the connection instead of leaving it "connected" for ever.
-      setProperty({ object: niceAgent, label: "ICE agent" }, "keepalive-conncheck", true);
       for (const text of addresses) {
         const address = nice.nice_address_new()!;
         try {
