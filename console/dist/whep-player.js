@@ -1,1 +1,1 @@
-import{a,b}from"./chunk-PWIBPKWC.js";export{a as WhepError,b as playWhep};
+import{a,b}from"./chunk-FD97FCE0.js";export{a as WhepError,b as playWhep};
