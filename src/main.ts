@@ -10,7 +10,9 @@ import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./api/health.ts";
 import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
 import { ElementPolicy } from "./domain/policy.ts";
 import { PublishHub } from "./domain/publish.ts";
+import { HlsHub } from "./domain/hls.ts";
 import { WhepHub } from "./domain/whep.ts";
+import { WhipHub } from "./domain/whip.ts";
 import { PipelineRegistry } from "./domain/registry.ts";
 import { PipelineStore } from "./domain/store.ts";
 import type { PipelineEvent } from "./domain/types.ts";
@@ -19,7 +21,8 @@ import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
 import { listenAddresses } from "./transport/addresses.ts";
 import { pushRoute } from "./transport/push.ts";
-import { WHEP_PREFIX, whepRoute } from "./transport/whep.ts";
+import { WHEP_PREFIX, whepRoute, WHIP_PREFIX, whipRoute } from "./transport/webrtc.ts";
+import { HLS_PREFIX, hlsRoute } from "./transport/hls.ts";
 import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
 import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
 import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
@@ -120,16 +123,14 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`Cannot use GSTREAMER_MEDIA_DIR=${config.mediaDir}: ${(error as Error).message}`);
   }
-  const whep = new WhepHub({
-    rtsp,
-    mediaDir: policy.mediaDir,
-    // Our RTSP server where it listens: loopback when that is every address.
-    rtspHost: addresses[0] === "0.0.0.0"
-      ? "127.0.0.1"
-      : addresses[0] === "::"
-      ? "::1"
-      : addresses[0],
-    credentials: internalReader,
+  // Our RTSP server where it listens (for the server's own readers): loopback when that is every
+  // address.
+  const rtspHost = addresses[0] === "0.0.0.0"
+    ? "127.0.0.1"
+    : addresses[0] === "::"
+    ? "::1"
+    : addresses[0];
+  const ice = {
     // Candidates on the addresses the server listens on; every interface when it listens on all.
     iceAddresses: config.webrtcAddresses.length > 0
       ? config.webrtcAddresses
@@ -137,8 +138,24 @@ async function main(): Promise<void> {
     icePorts: config.webrtcPorts,
     stunServer: config.webrtcStun,
     turnServer: config.webrtcTurn,
+  };
+  const whep = new WhepHub({
+    rtsp,
+    mediaDir: policy.mediaDir,
+    rtspHost,
+    credentials: internalReader,
+    ...ice,
     maxSessions: config.maxWebrtcSessions,
-    // A viewer that connects gets a key frame at once from a pipeline's encoder.
+    // A viewer that connects gets a key frame at once: from a pipeline's encoder, or a WHIP
+    // publisher.
+    requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
+  });
+  // HLS of any served path (issue 11 section 3).
+  const hls = new HlsHub({
+    rtsp,
+    mediaDir: policy.mediaDir,
+    rtspHost,
+    credentials: internalReader,
     requestKeyFrame: (path) => registry.requestKeyFrame(path),
   });
   const registry = new PipelineRegistry({
@@ -152,6 +169,8 @@ async function main(): Promise<void> {
   // Before the transport listens, so the first client already sees every stored pipeline.
   // ANNOUNCE/RECORD publishers, counted with pushes against GSTREAMER_MAX_PUSHES.
   const publishers = new PublishHub(registry, rtsp, config.maxPushes);
+  // WHIP publishers, the same publishes.
+  const whip = new WhipHub({ publishers, mediaDir: policy.mediaDir, ...ice });
   const restored = await registry.restore();
   console.log(
     `Pipelines: ${store.location}, ${restored.restored} restored` +
@@ -172,7 +191,7 @@ async function main(): Promise<void> {
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],
-    corsPrefixes: [WHEP_PREFIX],
+    corsPrefixes: [WHEP_PREFIX, WHIP_PREFIX, HLS_PREFIX],
     allowedOrigins: config.allowedOrigins,
     maxClients: config.maxClients,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
@@ -181,6 +200,8 @@ async function main(): Promise<void> {
     routes: [
       pushRoute(registry, config.maxPushes),
       whepRoute(whep),
+      whipRoute(whip),
+      hlsRoute(hls),
       healthRoute({
         version: runtime.version,
         startedAt,
@@ -202,6 +223,8 @@ async function main(): Promise<void> {
   const busTimer = setInterval(() => {
     registry.pollBuses();
     whep.pollBuses();
+    whip.pollBuses();
+    hls.pollBuses();
   }, BUS_POLL_MS);
   let collecting = false;
   let collectedAt = performance.now();
@@ -255,6 +278,8 @@ async function main(): Promise<void> {
     clearInterval(busTimer);
     clearInterval(statsTimer);
     await whep.closeAll();
+    await hls.closeAll();
+    whip.close();
     await publishers.close();
     await registry.shutdown();
     await store.close();

@@ -30,10 +30,19 @@ const WEBRTC_ARGS = [
   "--autoplay-policy=no-user-gesture-required",
 ];
 
-export function launchChromium(options: { webrtc?: boolean } = {}): Promise<Browser> {
+/** A fake camera and microphone (a test pattern and a beep), granted without asking. */
+const FAKE_MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
+
+export function launchChromium(
+  options: { webrtc?: boolean; fakeMedia?: boolean } = {},
+): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: [...CHROMIUM_ARGS, ...(options.webrtc ? WEBRTC_ARGS : [])],
+    args: [
+      ...CHROMIUM_ARGS,
+      ...(options.webrtc ? WEBRTC_ARGS : []),
+      ...(options.fakeMedia ? FAKE_MEDIA_ARGS : []),
+    ],
   });
 }
 

@@ -1,6 +1,13 @@
 /** The SDP edits made before webrtcbin sees a WHEP offer (src/domain/sdp.ts). */
 import assert from "node:assert/strict";
-import { chooseH264, offeredMedia, preferFormat, withoutFmtpParameter } from "../src/domain/sdp.ts";
+import {
+  chooseH264,
+  chooseOpus,
+  offeredMedia,
+  onlyFormat,
+  preferFormat,
+  withoutFmtpParameter,
+} from "../src/domain/sdp.ts";
 
 // The shape of Chromium's recvonly video offer, cut down: VP8 first, then H.264 in two profiles
 // and packetization modes.
@@ -63,4 +70,25 @@ Deno.test("withoutFmtpParameter drops one parameter of one payload type", () => 
   const edited = withoutFmtpParameter(offer, 104, "profile-level-id");
   assert.ok(edited.includes("a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=1\r\n"));
   assert.ok(edited.includes("profile-level-id=64001f"), "other payload types keep theirs");
+});
+
+Deno.test("onlyFormat keeps one format of one m-line with its lines, and the other m-lines whole", () => {
+  const withFeedback = offer.replace(
+    "a=rtpmap:104 H264/90000",
+    "a=rtcp-fb:96 nack\r\na=rtcp-fb:104 nack pli\r\na=rtcp-fb:* transport-cc\r\na=rtpmap:104 H264/90000",
+  );
+  const edited = onlyFormat(withFeedback, 1, 104);
+  const lines = edited.split("\r\n");
+  assert.ok(lines.includes("m=video 9 UDP/TLS/RTP/SAVPF 104"), edited);
+  assert.ok(lines.includes("a=rtcp-fb:104 nack pli"));
+  assert.ok(lines.includes("a=rtcp-fb:* transport-cc"));
+  assert.ok(!/a=(rtpmap|fmtp|rtcp-fb):(96|97|102|103) /.test(edited), edited);
+  assert.deepEqual(offeredMedia(edited)[0], offeredMedia(offer)[0]);
+  assert.deepEqual(offeredMedia(edited)[1].formats.map((f) => f.payloadType), [104]);
+  assert.throws(() => onlyFormat(offer, 0, 104), /offers no payload type 104/);
+});
+
+Deno.test("chooseOpus takes Opus at 48 kHz, or nothing", () => {
+  assert.equal(chooseOpus(offeredMedia(offer)[0].formats)?.payloadType, 111);
+  assert.equal(chooseOpus(offeredMedia(offer)[1].formats), null);
 });

@@ -1,1 +1,1 @@
-import{a,b}from"./chunk-FD97FCE0.js";export{a as WhepError,b as playWhep};
+import{a,b,c}from"./chunk-7A78D9B5.js";export{a as WhepError,b as playWhep,c as publishWhip};

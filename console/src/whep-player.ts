@@ -9,7 +9,14 @@
  *     });
  *     // later: await player.stop();
  *
- * It sends one complete offer (no trickle ICE), as the server expects, and ends the session
+ * It also publishes a browser's camera over WHIP, served then at rtsp://HOST:8554/{name}:
+ *
+ *     import { publishWhip } from "http://HOST:8080/console/whep-player.js";
+ *     const camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+ *     const publisher = await publishWhip(camera, "http://HOST:8080/whip/mycam", { token: "..." });
+ *     // later: await publisher.stop();
+ *
+ * Both send one complete offer (no trickle ICE), as the server expects, and end the session
  * with DELETE when stopped.
  */
 
@@ -29,6 +36,9 @@ export interface WhepPlayer {
   /** Ends the session on the server and closes the connection. */
   stop(): Promise<void>;
 }
+
+/** A WHIP publisher: the same shape as a player. */
+export type WhipPublisher = WhepPlayer;
 
 /** An error the server answered with: its HTTP status and message. */
 export class WhepError extends Error {
@@ -52,54 +62,101 @@ function gathered(connection: RTCPeerConnection, timeoutMs: number): Promise<voi
   });
 }
 
+/**
+ * Sends the connection's offer to `url` once its candidates are gathered, and sets the answer;
+ * the session's URL (its Location).
+ */
+async function negotiate(
+  connection: RTCPeerConnection,
+  url: string,
+  headers: Record<string, string>,
+  gatherTimeoutMs: number,
+): Promise<string> {
+  await connection.setLocalDescription(await connection.createOffer());
+  await gathered(connection, gatherTimeoutMs);
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/sdp" },
+    body: connection.localDescription!.sdp,
+  });
+  if (response.status !== 201) {
+    const text = await response.text();
+    let message = text;
+    try {
+      message = JSON.parse(text).error?.message ?? text;
+    } catch {
+      // not JSON: the text as it is
+    }
+    throw new WhepError(response.status, message || `HTTP ${response.status}`);
+  }
+  const endpoint = new URL(url, document.baseURI);
+  const session = new URL(response.headers.get("location") ?? endpoint.href, endpoint).href;
+  await connection.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  return session;
+}
+
+function session(
+  connection: RTCPeerConnection,
+  url: string,
+  headers: Record<string, string>,
+  onStop: () => void,
+): WhepPlayer {
+  let stopped = false;
+  return {
+    connection,
+    session: url,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      connection.close();
+      onStop();
+      await fetch(url, { method: "DELETE", headers }).catch(() => {});
+    },
+  };
+}
+
+function bearer(options: WhepOptions): Record<string, string> {
+  return options.token ? { authorization: `Bearer ${options.token}` } : {};
+}
+
 export async function playWhep(
   video: HTMLVideoElement,
   url: string,
   options: WhepOptions = {},
 ): Promise<WhepPlayer> {
   const connection = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
-  const headers: Record<string, string> = options.token
-    ? { authorization: `Bearer ${options.token}` }
-    : {};
+  const headers = bearer(options);
   try {
     connection.addTransceiver("video", { direction: "recvonly" });
+    connection.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
     connection.addEventListener("track", (event) => {
       stream.addTrack(event.track);
       video.srcObject = stream;
     });
-    await connection.setLocalDescription(await connection.createOffer());
-    await gathered(connection, options.gatherTimeoutMs ?? 2000);
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { ...headers, "content-type": "application/sdp" },
-      body: connection.localDescription!.sdp,
-    });
-    if (response.status !== 201) {
-      const text = await response.text();
-      let message = text;
-      try {
-        message = JSON.parse(text).error?.message ?? text;
-      } catch {
-        // not JSON: the text as it is
-      }
-      throw new WhepError(response.status, message || `HTTP ${response.status}`);
+    const location = await negotiate(connection, url, headers, options.gatherTimeoutMs ?? 2000);
+    return session(connection, location, headers, () => video.srcObject = null);
+  } catch (error) {
+    connection.close();
+    throw error;
+  }
+}
+
+/** Publishes `stream`'s video (H.264) and audio (Opus) tracks to a WHIP URL of the server. */
+export async function publishWhip(
+  stream: MediaStream,
+  url: string,
+  options: WhepOptions = {},
+): Promise<WhipPublisher> {
+  const connection = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  const headers = bearer(options);
+  try {
+    // The server answers with H.264 and Opus only (it transcodes nothing), so that is sent.
+    for (const track of stream.getTracks()) {
+      connection.addTransceiver(track, { direction: "sendonly" });
     }
-    const endpoint = new URL(url, document.baseURI);
-    const session = new URL(response.headers.get("location") ?? endpoint.href, endpoint).href;
-    await connection.setRemoteDescription({ type: "answer", sdp: await response.text() });
-    let stopped = false;
-    return {
-      connection,
-      session,
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        connection.close();
-        video.srcObject = null;
-        await fetch(session, { method: "DELETE", headers }).catch(() => {});
-      },
-    };
+    const location = await negotiate(connection, url, headers, options.gatherTimeoutMs ?? 2000);
+    return session(connection, location, headers, () => {});
   } catch (error) {
     connection.close();
     throw error;

@@ -1,13 +1,15 @@
 /**
- * RTSP publishing: a stream an encoder sends with ANNOUNCE/RECORD (ffmpeg -f rtsp,
- * rtspclientsink), served at the same rtsp://HOST:RTSP_PORT/{name} to every reader, like a push.
+ * Publishing: a stream an encoder sends in, served at rtsp://HOST:RTSP_PORT/{name} to every
+ * reader, like a push. Two protocols bring it: RTSP ANNOUNCE/RECORD (ffmpeg -f rtsp,
+ * rtspclientsink, OBS) and WHIP (whip.ts: browsers, OBS 30+).
  *
- * gst-rtsp-server receives the publisher's RTP into a record media it owns, whose bin is
- * depay0 (identity) ! udpsink per stream, to a loopback port. The publish itself is a pipeline
- * of kind "publish" in the registry (udpsrc ! depayloader ! parser ! identity ! rtspserversink
- * per stream), so it shows in getPipelines, stats and events, and readers get it as they get any
- * served pipeline. When the publisher leaves (TEARDOWN, a dropped connection, or silence), the
- * publish ends: EOS through its pipeline, which readers see as the end, and the name is freed.
+ * The publisher's side of each (a Publisher) sends the RTP it receives, one stream per port, to
+ * loopback UDP ports: gst-rtsp-server's record media, whose bin is depay0 (identity) ! udpsink
+ * per stream, or webrtcbin's. The publish itself is a pipeline of kind "publish" in the registry
+ * (udpsrc ! depayloader ! parser ! identity ! rtspserversink per stream), so it shows in
+ * getPipelines, stats and events, and readers get it as they get any served pipeline. When the
+ * publisher leaves (TEARDOWN or DELETE, a dropped connection, or silence), the publish ends: EOS
+ * through its pipeline, which readers see as the end, and the name is freed.
  */
 import {
   endAndRelease,
@@ -35,14 +37,14 @@ export interface PublishHost extends Omit<PushHost, "createPush" | "fail" | "pol
   ): Promise<PublishElements>;
 }
 
-interface PublishCodec {
+export interface PublishCodec {
   label: string;
   depay: string;
   parser: string;
 }
 
 /** Codecs a publisher may send, by SDP encoding name. */
-const publishCodecs: Record<string, PublishCodec> = {
+export const publishCodecs: Record<string, PublishCodec> = {
   H264: { label: "H.264", depay: "rtph264depay", parser: "h264parse" },
   H265: { label: "H.265", depay: "rtph265depay", parser: "h265parse" },
   "MPEG4-GENERIC": { label: "AAC", depay: "rtpmp4gdepay", parser: "aacparse" },
@@ -52,7 +54,7 @@ const publishCodecs: Record<string, PublishCodec> = {
 
 const ACCEPTED = "H.264 or H.265 video, with AAC or Opus audio";
 
-/** A publisher that has not sent RECORD this long after ANNOUNCE is given up. */
+/** A publisher that has not started sending (RTSP RECORD, WebRTC connected) this long is given up. */
 const START_TIMEOUT_MS = 20_000;
 /** A publisher that sends nothing this long is gone (as MediaMTX's default read timeout). */
 const IDLE_TIMEOUT_MS = 10_000;
@@ -95,17 +97,40 @@ class PortPool {
 }
 
 /** How a publish ended. */
-type PublishEnd = "publisher left" | "publisher silent" | "publisher never recorded" | "removed";
+export type PublishEnd =
+  | "publisher left"
+  | "publisher silent"
+  | "publisher never sent"
+  | "removed";
+
+/** The publisher's side of a publish: what brings its RTP to the publish's UDP ports. */
+export interface Publisher {
+  /** "RTSP" or "WHIP", for the pipeline's description and the logs. */
+  readonly protocol: string;
+  /** Media is coming in now (RTSP: the record media plays; WHIP: the peer is connected). */
+  sending(): boolean;
+  /** The publish is ending: take nothing more from the publisher. */
+  stop(): void;
+  /** The publish is over: release what the publisher's side holds. */
+  release(): void;
+}
+
+/** A stream of a publish: its SDP description, its codec, and the UDP port its RTP comes to. */
+export type PublishStream = SdpStream & { codec: PublishCodec; port: number };
+
+/** Why a publish cannot start: a status (RTSP and HTTP share them) and what is wrong. */
+export interface PublishRefusal {
+  status: number;
+  reason: string;
+}
 
 class PublishSession {
   readonly name: string;
   readonly #host: PublishHost;
-  readonly #server: RtspServer;
-  readonly #streams: (SdpStream & { codec: PublishCodec; port: number })[];
+  readonly #publisher: Publisher;
+  readonly #streams: PublishStream[];
   readonly #from: string;
   readonly #announcedAt = performance.now();
-  /** The record media's first udpsink: PLAYING while the publisher records. */
-  #recordSink: Pointer | null = null;
   #recording = false;
   #elements: PublishElements | null = null;
   /** The pipeline was made and started (a stop by anyone after this ends the publish). */
@@ -119,40 +144,22 @@ class PublishSession {
 
   constructor(
     host: PublishHost,
-    server: RtspServer,
-    request: AnnounceRequest,
-    streams: (SdpStream & { codec: PublishCodec; port: number })[],
+    name: string,
+    from: string,
+    streams: PublishStream[],
+    publisher: Publisher,
     onEnd: () => void,
   ) {
-    this.name = request.path;
+    this.name = name;
     this.#host = host;
-    this.#server = server;
+    this.#publisher = publisher;
     this.#streams = streams;
-    this.#from = request.from;
+    this.#from = from;
     this.#onEnd = onEnd;
   }
 
   get format(): string {
     return this.#streams.map((stream) => stream.codec.label).join(" + ");
-  }
-
-  /** The record media's bin, built once (gst-rtsp-server may ask again for a reader: it gets none). */
-  recordBin(): Pointer | null {
-    if (this.#recordSink !== null || this.#ended !== null) return null;
-    const chains = this.#streams.map((stream, index) => {
-      // gst-rtsp-server takes the element named depay{index} as the receiver of stream {index}.
-      const entry = makeElement("identity", `depay${index}`)!;
-      const out = makeElement("udpsink", `forward${index}`)!;
-      const target = { object: out, label: `forward${index}` };
-      setProperty(target, "host", "127.0.0.1");
-      setProperty(target, "port", stream.port);
-      setProperty(target, "sync", false);
-      setProperty(target, "async", false);
-      return [entry, out];
-    });
-    const bin = linkedBin(`record-${this.name}`, chains);
-    if (bin !== null) this.#recordSink = retain(chains[0][1]);
-    return bin;
   }
 
   /** Creates and starts the publish pipeline; the publisher's SETUP and RECORD go on meanwhile. */
@@ -202,7 +209,7 @@ class PublishSession {
     }
     return {
       id: this.name,
-      description: `RTSP publish of ${this.format} from ${this.#from}`,
+      description: `${this.#publisher.protocol} publish of ${this.format} from ${this.#from}`,
       pipeline: { elements, links },
     };
   }
@@ -210,8 +217,8 @@ class PublishSession {
   #counts(): { frames: number; bytes: number } {
     const read = this.#elements?.counters.map((counter) => counter.read()) ?? [];
     return {
-      // Video buffers out of a parser are frames; the first stream is the video when there is one.
-      frames: read[0]?.buffers ?? 0,
+      // Video buffers out of a parser are frames (audio ones when there is no video).
+      frames: read[Math.max(0, this.#streams.findIndex((s) => s.media === "video"))]?.buffers ?? 0,
       bytes: read.reduce((sum, counts) => sum + counts.bytes, 0),
     };
   }
@@ -244,13 +251,13 @@ class PublishSession {
       void this.end("removed");
       return;
     }
-    const playing = this.#recordSink !== null && sourceState(this.#recordSink) === "playing";
+    const playing = this.#publisher.sending();
     if (!this.#recording) {
       if (playing) {
         this.#recording = true;
         this.#lastFrames = { count: this.#counts().frames, at: now };
       } else if (now - this.#announcedAt > START_TIMEOUT_MS) {
-        void this.end("publisher never recorded");
+        void this.end("publisher never sent");
       }
       return;
     }
@@ -270,7 +277,7 @@ class PublishSession {
   async end(reason: PublishEnd): Promise<void> {
     if (this.#ended !== null) return;
     this.#ended = reason;
-    this.#server.unmountRecord(this.name);
+    this.#publisher.stop();
     // Still being created: #finish runs once the creation settles.
     if (this.#elements !== null) await this.#finish();
     else if (this.#creationFailed) this.#release();
@@ -318,7 +325,8 @@ class PublishSession {
     }
     const { frames, bytes } = this.#counts();
     console.log(
-      `Publish '${this.name}' from ${this.#from} ended (${this.#ended}): ${frames} frames, ` +
+      `Publish '${this.name}' (${this.#publisher.protocol}) from ${this.#from} ended ` +
+        `(${this.#ended}): ${frames} frames, ` +
         `${bytes} bytes in ${Math.round(performance.now() - this.#announcedAt)} ms`,
     );
     if (this.#host.has(this.name)) await this.#host.delete(this.name).catch(() => {});
@@ -327,11 +335,63 @@ class PublishSession {
     this.#release();
   }
 
-  /** Drops the record media's sink and frees the name for the next publisher. */
+  /** Releases the publisher's side and frees the name for the next publisher. */
   #release(): void {
+    this.#publisher.release();
+    this.#onEnd();
+  }
+}
+
+/**
+ * An RTSP publisher (ANNOUNCE/RECORD): gst-rtsp-server receives its RTP into a record media
+ * whose bin sends each stream to its port.
+ */
+class RtspRecord implements Publisher {
+  readonly protocol = "RTSP";
+  readonly #name: string;
+  readonly #server: RtspServer;
+  readonly #ports: number[];
+  /** The record media's first udpsink: PLAYING while the publisher records. */
+  #recordSink: Pointer | null = null;
+  #stopped = false;
+
+  constructor(name: string, server: RtspServer, ports: number[]) {
+    this.#name = name;
+    this.#server = server;
+    this.#ports = ports;
+  }
+
+  /** The record media's bin, built once (gst-rtsp-server may ask again for a reader: it gets none). */
+  recordBin(): Pointer | null {
+    if (this.#recordSink !== null || this.#stopped) return null;
+    const chains = this.#ports.map((port, index) => {
+      // gst-rtsp-server takes the element named depay{index} as the receiver of stream {index}.
+      const entry = makeElement("identity", `depay${index}`)!;
+      const out = makeElement("udpsink", `forward${index}`)!;
+      const target = { object: out, label: `forward${index}` };
+      setProperty(target, "host", "127.0.0.1");
+      setProperty(target, "port", port);
+      setProperty(target, "sync", false);
+      setProperty(target, "async", false);
+      return [entry, out];
+    });
+    const bin = linkedBin(`record-${this.#name}`, chains);
+    if (bin !== null) this.#recordSink = retain(chains[0][1]);
+    return bin;
+  }
+
+  sending(): boolean {
+    return this.#recordSink !== null && sourceState(this.#recordSink) === "playing";
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#server.unmountRecord(this.#name);
+  }
+
+  release(): void {
     if (this.#recordSink !== null) release(this.#recordSink);
     this.#recordSink = null;
-    this.#onEnd();
   }
 }
 
@@ -358,8 +418,8 @@ export class PublishHub {
     Deno.unrefTimer(this.#watch);
   }
 
-  #announce(request: AnnounceRequest): AnnounceAnswer {
-    const name = request.path;
+  /** Why a publish of `name` with streams of these SDP encoding names cannot start now, or null. */
+  refusal(name: string, encodings: { media: string; encoding: string }[]): PublishRefusal | null {
     if (!namePattern.test(name)) {
       return {
         status: 400,
@@ -375,9 +435,9 @@ export class PublishHub {
         reason: `Conflict: the publish of '${name}' is ending; publish again in a moment`,
       };
     }
-    const unsupported = request.streams.findIndex((stream) => !publishCodecs[stream.encoding]);
+    const unsupported = encodings.findIndex((stream) => !publishCodecs[stream.encoding]);
     if (unsupported !== -1) {
-      const stream = request.streams[unsupported];
+      const stream = encodings[unsupported];
       return {
         status: 415,
         reason: `Unsupported Media Type: stream ${unsupported} is ${stream.media} ` +
@@ -391,28 +451,64 @@ export class PublishHub {
           "server's limit (GSTREAMER_MAX_PUSHES); try again later",
       };
     }
-    const ports = this.#ports.take(request.streams.length);
-    if (ports === null) {
-      return { status: 503, reason: "Service Unavailable: no free UDP port yet; try again" };
-    }
-    const streams = request.streams.map((stream, index) => ({
-      ...stream,
-      codec: publishCodecs[stream.encoding],
-      port: ports[index],
-    }));
+    return null;
+  }
+
+  /** Loopback UDP ports for a publisher's streams, or null when none are ready yet. */
+  takePorts(count: number): number[] | null {
+    return this.#ports.take(count);
+  }
+
+  /**
+   * Starts the publish of `name` from `publisher`, whose stream i arrives at `streams[i].port`;
+   * or says why not (refusal() is asked again: something may have taken the name meanwhile).
+   */
+  accept(
+    name: string,
+    from: string,
+    streams: (SdpStream & { port: number })[],
+    publisher: Publisher,
+  ): PublishRefusal | null {
+    const refused = this.refusal(name, streams);
+    if (refused) return refused;
     const session = new PublishSession(
       this.#host,
-      this.#server,
-      request,
-      streams,
+      name,
+      from,
+      streams.map((stream) => ({ ...stream, codec: publishCodecs[stream.encoding] })),
+      publisher,
       () => {
         if (this.#sessions.get(name) === session) this.#sessions.delete(name);
       },
     );
     this.#sessions.set(name, session);
     session.start();
-    console.log(`Publish '${name}' of ${session.format} from ${request.from} accepted`);
-    return { record: () => session.recordBin() };
+    console.log(
+      `Publish '${name}' of ${session.format} over ${publisher.protocol} from ${from} accepted`,
+    );
+    return null;
+  }
+
+  /** Ends the publish of `name` (its publisher said it leaves); false when there is none. */
+  async end(name: string): Promise<boolean> {
+    const session = this.#sessions.get(name);
+    if (!session) return false;
+    await session.end("publisher left");
+    return true;
+  }
+
+  #announce(request: AnnounceRequest): AnnounceAnswer {
+    const name = request.path;
+    const refused = this.refusal(name, request.streams);
+    if (refused) return refused;
+    const ports = this.#ports.take(request.streams.length);
+    if (ports === null) {
+      return { status: 503, reason: "Service Unavailable: no free UDP port yet; try again" };
+    }
+    const record = new RtspRecord(name, this.#server, ports);
+    const streams = request.streams.map((stream, index) => ({ ...stream, port: ports[index] }));
+    const accepted = this.accept(name, request.from, streams, record);
+    return accepted ?? { record: () => record.recordBin() };
   }
 
   /** Ends every publish (the server is stopping). */

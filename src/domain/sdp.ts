@@ -121,3 +121,35 @@ export function withoutFmtpParameter(sdp: string, payloadType: number, name: str
   });
   return edited.join(eol) + eol;
 }
+
+/** The offered Opus format (48 kHz, as RFC 7587 has it), or null. */
+export function chooseOpus(formats: OfferedFormat[]): OfferedFormat | null {
+  return formats.find((f) => f.encoding === "OPUS" && f.clockRate === 48000) ?? null;
+}
+
+/**
+ * The SDP with the `index`th media section offering `payloadType` only: the other formats leave
+ * its m= line with their a=rtpmap, a=fmtp and a=rtcp-fb lines. (webrtcbin 1.22 answers every
+ * offered format when its transceiver has no codec preference, and the offerer would send the
+ * first it likes; a WHIP publisher must send the one the server takes.)
+ */
+export function onlyFormat(sdp: string, index: number, payloadType: number): string {
+  const { lines, eol } = splitLines(sdp);
+  const all = sections(lines);
+  const section = all[index];
+  if (!section || !section.formats.some((f) => f.payloadType === payloadType)) {
+    throw new Error(`media section ${index} offers no payload type ${payloadType}`);
+  }
+  const end = all[index + 1]?.line ?? lines.length;
+  const dropped = new Set(
+    section.formats.map((f) => f.payloadType).filter((pt) => pt !== payloadType),
+  );
+  const kept = lines.filter((line, at) => {
+    if (at <= section.line || at >= end) return true;
+    const format = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+) /.exec(line);
+    return !(format && dropped.has(Number(format[1])));
+  });
+  kept[section.line] = [...lines[section.line].split(" ").slice(0, 3), String(payloadType)]
+    .join(" ");
+  return kept.join(eol) + eol;
+}

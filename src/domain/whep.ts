@@ -5,8 +5,7 @@
  *
  *   rtspsrc (loopback, TCP) ! rtph264depay ! h264parse ! rtph264pay ! webrtcbin
  *
- * The answer is made without trickle ICE: the server gathers its candidates (on the addresses
- * it listens on) before it replies, so a client that sends a complete offer needs nothing else.
+ * The answer is made without trickle ICE (webrtc.ts).
  */
 import type { RtspServer } from "../gst/rtsp.ts";
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
@@ -18,20 +17,10 @@ import { ElementPolicy } from "./policy.ts";
 import { chooseH264, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
 import type { PipelineDefinition } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
-
-/** Whether `sdp` has a UDP host candidate on each of `addresses`. */
-function hasUdpHostCandidates(sdp: string, addresses: ReadonlySet<string>): boolean {
-  const found = new Set<string>();
-  for (const match of sdp.matchAll(/^a=candidate:\S+ \d+ UDP \d+ (\S+) \d+ typ host/gim)) {
-    found.add(match[1]);
-  }
-  return [...addresses].every((address) => found.has(address));
-}
+import { answerOffer, type IceOptions, until, webrtcbinSpec, WebRtcError } from "./webrtc.ts";
 
 /** The longest a viewer's stream may take to reach webrtcbin before the offer is answered. */
 const STREAM_TIMEOUT_MS = 10_000;
-/** ICE gathering on the listening addresses takes a few ms; this bounds a stuck one. */
-const GATHER_TIMEOUT_MS = 3_000;
 /** A session that does not connect in this time, or stays disconnected this long, is ended. */
 const CONNECT_TIMEOUT_MS = 30_000;
 const DISCONNECTED_TIMEOUT_MS = 5_000;
@@ -46,9 +35,8 @@ const WATCH_MS = 20;
 const WATCH_CONNECTED_MS = 500;
 /** How often a connected viewer's receiver reports are read. */
 const REPORT_READ_MS = 1_000;
-const POLL_MS = 10;
 
-export interface WhepOptions {
+export interface WhepOptions extends IceOptions {
   rtsp: RtspServer;
   /** The media directory (the session pipelines read no files, but a policy needs one). */
   mediaDir: string;
@@ -56,24 +44,9 @@ export interface WhepOptions {
   rtspHost: string;
   /** RTSP credentials the sessions read with, when the server requires them. */
   credentials?: { user: string; password: string };
-  /** The addresses ICE candidates are gathered on (the server's listening addresses). */
-  iceAddresses: string[];
-  /** The UDP ports ICE may use; any when absent. */
-  icePorts?: { min: number; max: number };
-  /** stun:// and turn:// servers for webrtcbin; none when absent. */
-  stunServer?: string;
-  turnServer?: string;
   maxSessions: number;
   /** Asks whatever produces `path` for a key frame, when a viewer has connected. */
   requestKeyFrame?: (path: string) => void;
-}
-
-/** Why a WHEP request was refused: an HTTP status and a message naming what is wrong. */
-export class WhepError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-    this.name = "WhepError";
-  }
 }
 
 interface Session {
@@ -125,20 +98,20 @@ export class WhepHub {
   /** Answers a WHEP offer for `path`: the session's id and the SDP answer. */
   async play(path: string, offer: string): Promise<{ id: string; answer: string }> {
     if (!this.#options.rtsp.isMounted(path)) {
-      throw new WhepError(404, `Nothing is served at '/${path}'; WHEP plays a served RTSP path`);
+      throw new WebRtcError(404, `Nothing is served at '/${path}'; WHEP plays a served RTSP path`);
     }
     if (this.#sessions.size + this.#pending >= this.#options.maxSessions) {
-      throw new WhepError(
+      throw new WebRtcError(
         503,
         `${this.#options.maxSessions} WebRTC sessions are open, the server's limit ` +
           "(GSTREAMER_MAX_WEBRTC_SESSIONS); try again later",
       );
     }
     const video = offeredMedia(offer).findIndex((m) => m.media === "video");
-    if (video < 0) throw new WhepError(400, "The offer has no video m-line");
+    if (video < 0) throw new WebRtcError(400, "The offer has no video m-line");
     const h264 = chooseH264(offeredMedia(offer)[video].formats);
     if (h264 === null) {
-      throw new WhepError(
+      throw new WebRtcError(
         406,
         "The offer's video m-line has no H.264 in packetization mode 1; this server sends H.264 " +
           "without transcoding",
@@ -175,29 +148,16 @@ export class WhepHub {
           "packetization-mode=(string)1",
       );
       await pipeline.start("playing");
-      await this.#until(
+      await until(
         () => {
           pipeline!.drainBus();
-          if (failures.length > 0) throw new WhepError(502, this.#streamFailed(path, failures));
+          if (failures.length > 0) throw new WebRtcError(502, this.#streamFailed(path, failures));
           return peer!.hasCaps("sink_0");
         },
         STREAM_TIMEOUT_MS,
         () => this.#streamFailed(path, failures),
       );
-      await peer.setRemoteDescription("offer", prepared);
-      await peer.createAnswer();
-      // Answered once a UDP host candidate of each listening address is in (they come at once;
-      // libnice takes ~200 ms more to call gathering complete), or when gathering completes.
-      const wanted = new Set(this.#options.iceAddresses);
-      await this.#until(
-        () =>
-          peer!.iceGatheringState() === "complete" ||
-          (wanted.size > 0 && hasUdpHostCandidates(peer!.localDescription() ?? "", wanted)),
-        GATHER_TIMEOUT_MS,
-        () => "ICE gathering did not complete",
-      ).catch(() => {}); // answer with what was gathered
-      const answer = peer.localDescription();
-      if (answer === null) throw new WhepError(500, "webrtcbin made no local description");
+      const answer = await answerOffer(peer, prepared, this.#options);
       this.#sessions.set(id, {
         id,
         path,
@@ -217,8 +177,8 @@ export class WhepHub {
     } catch (error) {
       peer?.release();
       await pipeline?.release();
-      if (error instanceof WhepError) throw error;
-      throw new WhepError(502, `WebRTC negotiation failed: ${errorMessage(error)}`);
+      if (error instanceof WebRtcError) throw error;
+      throw new WebRtcError(502, `WebRTC negotiation failed: ${errorMessage(error)}`);
     } finally {
       this.#pending--;
     }
@@ -277,15 +237,7 @@ export class WhepHub {
               "aggregate-mode": "zero-latency",
             },
           },
-          {
-            type: "webrtcbin",
-            name: "webrtc",
-            properties: {
-              "bundle-policy": "max-bundle",
-              ...(this.#options.stunServer ? { "stun-server": this.#options.stunServer } : {}),
-              ...(this.#options.turnServer ? { "turn-server": this.#options.turnServer } : {}),
-            },
-          },
+          webrtcbinSpec(this.#options),
         ],
       },
     };
@@ -311,18 +263,6 @@ export class WhepHub {
       : `No H.264 video from '/${path}' within ${
         STREAM_TIMEOUT_MS / 1000
       } s (WHEP sends H.264 video)`;
-  }
-
-  async #until(
-    ready: () => boolean,
-    timeoutMs: number,
-    why: () => string,
-  ): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (!ready()) {
-      if (performance.now() > deadline) throw new WhepError(504, why());
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    }
   }
 
   #watchSessions(): void {

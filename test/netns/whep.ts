@@ -6,7 +6,6 @@
  *     unshare --net sh -c 'ip link set lo up && deno run -A test/netns/whep.ts'
  */
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import { launchChromium } from "../browser.ts";
 import {
   assertBackTo,
@@ -17,9 +16,9 @@ import {
   TestClient,
   waitUntil,
 } from "../helpers.ts";
+import { framesAndSize, logAfter, play, scenario, screenshots } from "./webrtc_page.ts";
 
-const outputDir = new URL("../output/whep/", import.meta.url);
-await Deno.mkdir(outputDir, { recursive: true });
+const shot = await screenshots("whep");
 
 /** A key frame every 100 s only: a viewer sees a picture soon only because it asks for one. */
 const CAMERA = "videotestsrc is-live=true pattern=ball ! " +
@@ -33,40 +32,6 @@ async function camera(server: ServerProcess, token?: string): Promise<TestClient
   return client;
 }
 
-/** Plays `whepUrl` in a new <video> of `page` with the server's player module. */
-async function play(
-  page: Page,
-  playerUrl: string,
-  whepUrl: string,
-  token?: string,
-): Promise<{ ok: boolean; status?: number; message?: string }> {
-  // Page code as text: it runs in the browser (this file is type-checked without the DOM).
-  return await page.evaluate(`(async () => {
-    const { playWhep } = await import(${JSON.stringify(playerUrl)});
-    const video = document.createElement("video");
-    Object.assign(video, { muted: true, autoplay: true, playsInline: true, id: "video" });
-    document.body.append(video);
-    try {
-      globalThis.player = await playWhep(video, ${JSON.stringify(whepUrl)},
-        ${JSON.stringify(token ? { token } : {})});
-      return { ok: true };
-    } catch (error) {
-      return { ok: false, status: error.status, message: String(error) };
-    }
-  })()`);
-}
-
-async function framesAndSize(page: Page) {
-  return await page.evaluate(`(() => {
-    const video = document.getElementById("video");
-    return {
-      frames: video.getVideoPlaybackQuality().totalVideoFrames,
-      width: video.videoWidth,
-      height: video.videoHeight,
-    };
-  })()`) as { frames: number; width: number; height: number };
-}
-
 /** One WHEP session played to its first frames and ended, in a page of its own. */
 async function warmUp(server: ServerProcess): Promise<void> {
   const page = await browser.newPage();
@@ -77,25 +42,6 @@ async function warmUp(server: ServerProcess): Promise<void> {
   await page.evaluate("player.stop()");
   await logAfter(server, from, "ended: the client ended it");
   await page.close();
-}
-
-/** Waits for a line containing `text` printed after `from` lines (earlier ones do not count). */
-function logAfter(server: ServerProcess, from: number, text: string, timeoutMs = 15000) {
-  return waitUntil(
-    () => server.logs.slice(from).some((line) => line.includes(text)),
-    timeoutMs,
-    `a log line with '${text}'`,
-  );
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: new URL(`${name}.png`, outputDir).pathname });
-}
-
-async function scenario(name: string, run: () => Promise<void>): Promise<void> {
-  const started = performance.now();
-  await run();
-  console.log(`ok ${name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 
 const browser = await launchChromium({ webrtc: true });

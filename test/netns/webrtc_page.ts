@@ -1,0 +1,61 @@
+/** What the WebRTC scenarios (whep.ts, whip.ts) do in pages and with the server's log. */
+import type { Page } from "playwright-core";
+import { type ServerProcess, waitUntil } from "../helpers.ts";
+
+/** Plays `whepUrl` in a new <video id="video"> of `page` with the server's player module. */
+export async function play(
+  page: Page,
+  playerUrl: string,
+  whepUrl: string,
+  token?: string,
+): Promise<{ ok: boolean; status?: number; message?: string }> {
+  // Page code as text: it runs in the browser (this file is type-checked without the DOM).
+  return await page.evaluate(`(async () => {
+    const { playWhep } = await import(${JSON.stringify(playerUrl)});
+    const video = document.createElement("video");
+    Object.assign(video, { muted: true, autoplay: true, playsInline: true, id: "video" });
+    document.body.append(video);
+    try {
+      globalThis.player = await playWhep(video, ${JSON.stringify(whepUrl)},
+        ${JSON.stringify(token ? { token } : {})});
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, status: error.status, message: String(error) };
+    }
+  })()`);
+}
+
+export async function framesAndSize(page: Page) {
+  return await page.evaluate(`(() => {
+    const video = document.getElementById("video");
+    return {
+      frames: video.getVideoPlaybackQuality().totalVideoFrames,
+      width: video.videoWidth,
+      height: video.videoHeight,
+    };
+  })()`) as { frames: number; width: number; height: number };
+}
+
+/** Waits for a line containing `text` printed after `from` lines (earlier ones do not count). */
+export function logAfter(server: ServerProcess, from: number, text: string, timeoutMs = 15000) {
+  return waitUntil(
+    () => server.logs.slice(from).some((line) => line.includes(text)),
+    timeoutMs,
+    `a log line with '${text}'`,
+  );
+}
+
+/** Screenshots into test/output/<folder>/. */
+export async function screenshots(folder: string) {
+  const outputDir = new URL(`../output/${folder}/`, import.meta.url);
+  await Deno.mkdir(outputDir, { recursive: true });
+  return async (page: Page, name: string): Promise<void> => {
+    await page.screenshot({ path: new URL(`${name}.png`, outputDir).pathname });
+  };
+}
+
+export async function scenario(name: string, run: () => Promise<void>): Promise<void> {
+  const started = performance.now();
+  await run();
+  console.log(`ok ${name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+}
