@@ -325,7 +325,7 @@ class PublishSession {
     }
     const { frames, bytes } = this.#counts();
     console.log(
-      `Publish '${this.name}' (${this.#publisher.protocol}) from ${this.#from} ended ` +
+      `Publish '${this.name}' from ${this.#from} over ${this.#publisher.protocol} ended ` +
         `(${this.#ended}): ${frames} frames, ` +
         `${bytes} bytes in ${Math.round(performance.now() - this.#announcedAt)} ms`,
     );

@@ -134,7 +134,7 @@ try {
 
         const from = server.logs.length;
         await page.evaluate("publisher.stop()");
-        await logAfter(server, from, "Publish 'cam' (WHIP)");
+        await logAfter(server, from, "Publish 'cam' from 127.0.0.1 over WHIP ended");
         console.log(`  ${server.logs.slice(from).find((l) => l.includes("Publish 'cam'"))}`);
         assert.ok(server.logs.slice(from).some((l) => l.includes("ended (publisher left)")));
         await waitUntil(async () => !(await publishedPipeline(client, "cam")), 10000, "deleted");
@@ -162,7 +162,7 @@ try {
         // The tab is killed: no DELETE, the packets just stop.
         const from = server.logs.length;
         await context.close();
-        await logAfter(server, from, "Publish 'cam' (WHIP)", 30000);
+        await logAfter(server, from, "Publish 'cam' from 127.0.0.1 over WHIP ended", 30000);
         console.log(`  ${server.logs.slice(from).find((l) => l.includes("Publish 'cam'"))}`);
         await assertBackTo(server, client, baseline, "the WHIP publish ended");
 
