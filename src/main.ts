@@ -149,6 +149,7 @@ async function main(): Promise<void> {
     // A viewer that connects gets a key frame at once: from a pipeline's encoder, or a WHIP
     // publisher.
     requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
+    pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
   });
   // HLS of any served path (issue 11 section 3).
   const hls = new HlsHub({

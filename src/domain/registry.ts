@@ -115,6 +115,13 @@ export class PipelineRegistry {
     return this.#host.mounts.owner(path);
   }
 
+  /** The depayloaders a reader of `path` needs, one per stream it serves ([] when none). */
+  pathDepayloaders(path: string): string[] {
+    const owner = this.#host.mounts.owner(path);
+    const pipeline = owner === undefined ? undefined : this.#pipelines.get(owner);
+    return pipeline?.mounts.get(path)?.relays.map((relay) => relay.format.depay) ?? [];
+  }
+
   /** The pipeline's info, if it exists (a stored one that no longer builds included). */
   find(id: string): PipelineInfo | undefined {
     return this.#pipelines.get(id)?.info() ?? this.#unbuildableInfo(id);

@@ -4,6 +4,11 @@
  * through webrtcbin. No JS touches a buffer; H.264 goes through without transcoding.
  *
  *   rtspsrc (loopback, TCP) ! rtph264depay ! h264parse ! rtph264pay ! webrtcbin
+ *   rtspsrc. ! rtpopusdepay ! rtpopuspay ! webrtcbin.    (Opus audio, as it is)
+ *   rtspsrc. ! rtpmp4gdepay ! aacparse ! avdec_aac ! ... ! opusenc ! rtpopuspay ! webrtcbin.
+ *
+ * Audio goes out as Opus, transcoded from AAC (the one audio codec besides Opus a path serves),
+ * when the path has audio and the viewer's offer takes Opus.
  *
  * The answer is made without trickle ICE (webrtc.ts).
  */
@@ -14,10 +19,23 @@ import { errorMessage } from "./errors.ts";
 import { RtspMounts } from "./mounts.ts";
 import { ManagedPipeline } from "./pipeline.ts";
 import { ElementPolicy } from "./policy.ts";
-import { chooseH264, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
-import type { PipelineDefinition } from "./spec.ts";
+import { chooseH264, chooseOpus, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
+import type { ElementSpec, LinkSpec, PipelineDefinition } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
 import { answerOffer, type IceOptions, until, webrtcbinSpec, WebRtcError } from "./webrtc.ts";
+
+/** How audio a path serves becomes Opus: by the depayloader it needs, the elements up to Opus. */
+const audioChains: Record<string, ElementSpec[]> = {
+  rtpopusdepay: [{ type: "rtpopusdepay" }],
+  rtpmp4gdepay: [
+    { type: "rtpmp4gdepay" },
+    { type: "aacparse" },
+    { type: "avdec_aac" },
+    { type: "audioconvert" },
+    { type: "audioresample" },
+    { type: "opusenc" },
+  ],
+};
 
 /** The longest a viewer's stream may take to reach webrtcbin before the offer is answered. */
 const STREAM_TIMEOUT_MS = 10_000;
@@ -45,6 +63,8 @@ export interface WhepOptions extends IceOptions {
   /** RTSP credentials the sessions read with, when the server requires them. */
   credentials?: { user: string; password: string };
   maxSessions: number;
+  /** The depayloaders a reader of `path` needs, one per stream: which audio it has. */
+  pathDepayloaders?: (path: string) => string[];
   /** Asks whatever produces `path` for a key frame, when a viewer has connected. */
   requestKeyFrame?: (path: string) => void;
 }
@@ -107,9 +127,10 @@ export class WhepHub {
           "(GSTREAMER_MAX_WEBRTC_SESSIONS); try again later",
       );
     }
-    const video = offeredMedia(offer).findIndex((m) => m.media === "video");
+    const media = offeredMedia(offer);
+    const video = media.findIndex((m) => m.media === "video");
     if (video < 0) throw new WebRtcError(400, "The offer has no video m-line");
-    const h264 = chooseH264(offeredMedia(offer)[video].formats);
+    const h264 = chooseH264(media[video].formats);
     if (h264 === null) {
       throw new WebRtcError(
         406,
@@ -119,11 +140,19 @@ export class WhepHub {
     }
     // webrtcbin 1.22 matches an m-line by its first format and compares profile-level-id as
     // text: the chosen format goes first, and the answer carries the stream's own profile.
-    const prepared = withoutFmtpParameter(
+    let prepared = withoutFmtpParameter(
       preferFormat(offer, video, h264.payloadType),
       h264.payloadType,
       "profile-level-id",
     );
+    const pathAudio = (this.#options.pathDepayloaders?.(path) ?? [])
+      .find((depay) => depay in audioChains) ?? null;
+    const audioLine = media.findIndex((m) => m.media === "audio");
+    const opus = audioLine < 0 ? null : chooseOpus(media[audioLine].formats);
+    const audio = pathAudio !== null && opus !== null
+      ? { depay: pathAudio, payloadType: opus.payloadType }
+      : null;
+    if (audio) prepared = preferFormat(prepared, audioLine, audio.payloadType);
 
     this.#pending++;
     const id = crypto.randomUUID();
@@ -131,7 +160,7 @@ export class WhepHub {
     let peer: WebRtcPeer | undefined;
     const failures: string[] = [];
     try {
-      pipeline = await this.#build(id, path, h264.payloadType, (event) => {
+      pipeline = await this.#build(id, path, h264.payloadType, pathAudio, audio, (event) => {
         if (event.type === "pipelineError") failures.push(event.payload.message);
         const session = this.#sessions.get(id);
         if (session && (event.type === "pipelineError" || event.type === "pipelineEos")) {
@@ -147,12 +176,18 @@ export class WhepHub {
         "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000," +
           "packetization-mode=(string)1",
       );
+      if (audio) {
+        peer.configureSender(
+          "sink_1",
+          "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000",
+        );
+      }
       await pipeline.start("playing");
       await until(
         () => {
           pipeline!.drainBus();
           if (failures.length > 0) throw new WebRtcError(502, this.#streamFailed(path, failures));
-          return peer!.hasCaps("sink_0");
+          return peer!.hasCaps("sink_0") && (audio === null || peer!.hasCaps("sink_1"));
         },
         STREAM_TIMEOUT_MS,
         () => this.#streamFailed(path, failures),
@@ -206,41 +241,54 @@ export class WhepHub {
     id: string,
     path: string,
     payloadType: number,
+    pathAudio: string | null,
+    audio: { depay: string; payloadType: number } | null,
     emit: (event: PipelineEvent) => void,
   ): Promise<ManagedPipeline> {
     const { rtsp, rtspHost, credentials } = this.#options;
     const host = rtspHost.includes(":") ? `[${rtspHost}]` : rtspHost;
-    const definition: PipelineDefinition = {
-      pipeline: {
-        elements: [
-          {
-            type: "rtspsrc",
-            name: "source",
-            properties: {
-              location: `rtsp://${host}:${rtsp.port}/${path}`,
-              latency: 0,
-              protocols: "tcp",
-              ...(credentials
-                ? { "user-id": credentials.user, "user-pw": credentials.password }
-                : {}),
-            },
-          },
-          { type: "rtph264depay", name: "depay" },
-          { type: "h264parse", name: "parse" },
-          {
-            type: "rtph264pay",
-            name: "pay",
-            // Parameter sets with every key frame, for a decoder that starts at one.
-            properties: {
-              "config-interval": -1,
-              pt: payloadType,
-              "aggregate-mode": "zero-latency",
-            },
-          },
-          webrtcbinSpec(this.#options),
-        ],
+    const chain = (names: string[]): LinkSpec[] =>
+      names.slice(1).map((to, at) => ({ from: names[at], to }));
+    const elements: ElementSpec[] = [
+      {
+        type: "rtspsrc",
+        name: "source",
+        properties: {
+          location: `rtsp://${host}:${rtsp.port}/${path}`,
+          latency: 0,
+          protocols: "tcp",
+          ...(credentials ? { "user-id": credentials.user, "user-pw": credentials.password } : {}),
+        },
       },
-    };
+      { type: "rtph264depay", name: "depay" },
+      { type: "h264parse", name: "parse" },
+      {
+        type: "rtph264pay",
+        name: "pay",
+        // Parameter sets with every key frame, for a decoder that starts at one.
+        properties: { "config-interval": -1, pt: payloadType, "aggregate-mode": "zero-latency" },
+      },
+      webrtcbinSpec(this.#options),
+    ];
+    const links = chain(["source", "depay", "parse", "pay", "webrtc.sink_0"]);
+    if (audio) {
+      const [first, ...rest] = audioChains[audio.depay];
+      const audioElements: ElementSpec[] = [
+        { ...first, name: "audio-depay" },
+        ...rest.map((spec, at) => ({ ...spec, name: `audio-${at}` })),
+        { type: "rtpopuspay", name: "audio-pay", properties: { pt: audio.payloadType } },
+      ];
+      elements.push(...audioElements);
+      links.push(...chain(["source", ...audioElements.map((e) => e.name!), "webrtc.sink_1"]));
+    } else if (pathAudio !== null) {
+      // Audio the viewer does not take: read and dropped (an unlinked stream stops rtspsrc).
+      elements.push(
+        { type: pathAudio, name: "audio-depay" },
+        { type: "fakesink", name: "audio-dropped", properties: { sync: false, async: false } },
+      );
+      links.push(...chain(["source", "audio-depay", "audio-dropped"]));
+    }
+    const definition: PipelineDefinition = { pipeline: { elements, links } };
     const built = await buildPipeline(`whep-${id}`, definition, {
       policy: this.#policy,
       mounts: this.#mounts,

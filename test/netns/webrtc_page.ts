@@ -59,3 +59,19 @@ export async function scenario(name: string, run: () => Promise<void>): Promise<
   await run();
   console.log(`ok ${name} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
+
+/** What the player of `page` has received of audio: packets, decoded samples and the codec. */
+export async function audioReceived(page: Page) {
+  return await page.evaluate(`(async () => {
+    const stats = await player.connection.getStats();
+    for (const report of stats.values()) {
+      if (report.type !== "inbound-rtp" || report.kind !== "audio") continue;
+      return {
+        packets: report.packetsReceived ?? 0,
+        samples: report.totalSamplesReceived ?? 0,
+        codec: stats.get(report.codecId)?.mimeType ?? null,
+      };
+    }
+    return { packets: 0, samples: 0, codec: null };
+  })()`) as { packets: number; samples: number; codec: string | null };
+}

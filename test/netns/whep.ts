@@ -16,7 +16,14 @@ import {
   TestClient,
   waitUntil,
 } from "../helpers.ts";
-import { framesAndSize, logAfter, play, scenario, screenshots } from "./webrtc_page.ts";
+import {
+  audioReceived,
+  framesAndSize,
+  logAfter,
+  play,
+  scenario,
+  screenshots,
+} from "./webrtc_page.ts";
 
 const shot = await screenshots("whep");
 
@@ -142,6 +149,45 @@ try {
       }
     },
   );
+
+  await scenario("a path with AAC audio plays with its audio as Opus", async () => {
+    const server = await startServer();
+    const client = await TestClient.connect(server.url);
+    try {
+      expectOk(
+        await client.request("createPipeline", {
+          id: "av",
+          pipeline:
+            "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! " +
+            "rtspserversink path=av  audiotestsrc is-live=true wave=ticks ! avenc_aac ! aacparse ! " +
+            "rtspserversink path=av",
+        }),
+      );
+      expectOk(await client.request("startPipeline", { id: "av" }));
+      const page = await browser.newPage();
+      await page.goto(`${server.httpUrl}/healthz`);
+      const answer = await play(page, "/console/whep-player.js", "/whep/av");
+      assert.ok(answer.ok, JSON.stringify(answer));
+      await waitUntil(async () => (await framesAndSize(page)).frames > 30, 30000, "30 frames");
+      // 48 kHz Opus: a second of it decoded.
+      const audio = await waitUntil(
+        async () => {
+          const received = await audioReceived(page);
+          return received.samples > 48000 ? received : null;
+        },
+        30000,
+        "a second of decoded audio",
+      );
+      console.log(`  audio received: ${JSON.stringify(audio)}`);
+      assert.equal(audio.codec, "audio/opus");
+      await page.evaluate("player.stop()");
+      await page.close();
+    } finally {
+      await client.close();
+      assert.equal(await server.stop(), 0, server.logs.join("\n"));
+    }
+  });
 
   await scenario("a push plays over WHEP", async () => {
     const server = await startServer();

@@ -17,7 +17,14 @@ import {
   TestClient,
   waitUntil,
 } from "../helpers.ts";
-import { framesAndSize, logAfter, play, scenario, screenshots } from "./webrtc_page.ts";
+import {
+  audioReceived,
+  framesAndSize,
+  logAfter,
+  play,
+  scenario,
+  screenshots,
+} from "./webrtc_page.ts";
 
 const shot = await screenshots("whip");
 
@@ -128,6 +135,16 @@ try {
         );
         assert.equal(seen.width, 640);
         assert.equal(seen.height, 480);
+        // The publisher's Opus, passed through: a second of it decoded by the viewer.
+        const heard = await waitUntil(
+          async () => {
+            const received = await audioReceived(viewer);
+            return received.samples > 48000 ? received : null;
+          },
+          30000,
+          "a second of the publisher's audio",
+        );
+        assert.equal(heard.codec, "audio/opus");
         await shot(viewer, "published-played-over-whep");
         await viewer.evaluate("player.stop()");
         await viewer.close();
