@@ -32,6 +32,7 @@ const shot = await screenshots("whip");
 async function publish(
   page: Page,
   whipUrl: string,
+  token?: string,
 ): Promise<{ ok: boolean; status?: number; message?: string }> {
   return await page.evaluate(`(async () => {
     const { publishWhip } = await import("/console/whep-player.js");
@@ -40,7 +41,8 @@ async function publish(
       audio: true,
     });
     try {
-      globalThis.publisher = await publishWhip(camera, ${JSON.stringify(whipUrl)});
+      globalThis.publisher = await publishWhip(camera, ${JSON.stringify(whipUrl)},
+        ${JSON.stringify(token ? { token } : {})});
       return { ok: true };
     } catch (error) {
       return { ok: false, status: error.status, message: String(error) };
@@ -79,11 +81,16 @@ async function publishedPipeline(client: TestClient, name: string) {
 }
 
 /** One publish of `name` to its first frames, then ended with DELETE, in a context of its own. */
-async function publishAndStop(browser: Browser, server: ServerProcess, client: TestClient) {
+async function publishAndStop(
+  browser: Browser,
+  server: ServerProcess,
+  client: TestClient,
+  token: string,
+) {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${server.httpUrl}/healthz`);
-  assert.ok((await publish(page, "/whip/warm")).ok);
+  assert.ok((await publish(page, "/whip/warm", token)).ok);
   await client.nextStats((p) => p.id === "warm" && Number(p.frames) > 10);
   const from = server.logs.length;
   await page.evaluate("publisher.stop()");
@@ -164,17 +171,20 @@ try {
   );
 
   await scenario(
-    "a publishing tab that vanishes is cleaned up; bad requests get clear errors",
+    "with a token: a publishing tab that vanishes is cleaned up; bad requests get clear errors",
     async () => {
-      const server = await startServer();
-      const client = await TestClient.connect(server.url);
+      const token = "whip-test-token";
+      const server = await startServer({ GSTREAMER_AUTH_TOKEN: token });
+      const client = await TestClient.connect(`${server.url}?token=${token}`);
       try {
-        await publishAndStop(browser, server, client);
+        await publishAndStop(browser, server, client, token);
         const baseline = await serverSnapshot(server, client);
         const context = await browser.newContext();
         const page = await context.newPage();
         await page.goto(`${server.httpUrl}/healthz`);
-        assert.ok((await publish(page, "/whip/cam")).ok);
+        const refused = await publish(page, "/whip/cam");
+        assert.equal(refused.status, 401, JSON.stringify(refused));
+        assert.ok((await publish(page, "/whip/cam", token)).ok);
         await client.nextStats((p) => p.id === "cam" && Number(p.frames) > 10);
         // The tab is killed: no DELETE, the packets just stop.
         const from = server.logs.length;
@@ -186,7 +196,7 @@ try {
         const post = (path: string, type: string, body: string) =>
           fetch(`${server.httpUrl}${path}`, {
             method: "POST",
-            headers: { "content-type": type },
+            headers: { "content-type": type, authorization: `Bearer ${token}` },
             body,
           }).then(async (r) => ({ status: r.status, body: await r.text() }));
         const offer = (media: string) =>
@@ -224,6 +234,7 @@ try {
         assert.match(conflict.body, /taken/);
         const unknownSession = await fetch(`${server.httpUrl}/whip/cam?session=nope`, {
           method: "DELETE",
+          headers: { authorization: `Bearer ${token}` },
         });
         assert.equal(unknownSession.status, 404);
         await unknownSession.body?.cancel();
