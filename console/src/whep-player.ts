@@ -25,6 +25,8 @@ export interface WhepOptions {
   token?: string;
   /** ICE servers for the browser's side; none are needed on a LAN. */
   iceServers?: RTCIceServer[];
+  /** "relay" to use TURN only (the browser's address then never reaches the server). */
+  iceTransportPolicy?: RTCIceTransportPolicy;
   /** How long to wait for the browser's own ICE candidates before sending the offer. */
   gatherTimeoutMs?: number;
 }
@@ -115,6 +117,13 @@ function session(
   };
 }
 
+function peerConnection(options: WhepOptions): RTCPeerConnection {
+  return new RTCPeerConnection({
+    iceServers: options.iceServers ?? [],
+    iceTransportPolicy: options.iceTransportPolicy ?? "all",
+  });
+}
+
 function bearer(options: WhepOptions): Record<string, string> {
   return options.token ? { authorization: `Bearer ${options.token}` } : {};
 }
@@ -124,7 +133,7 @@ export async function playWhep(
   url: string,
   options: WhepOptions = {},
 ): Promise<WhepPlayer> {
-  const connection = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  const connection = peerConnection(options);
   const headers = bearer(options);
   try {
     connection.addTransceiver("video", { direction: "recvonly" });
@@ -148,7 +157,7 @@ export async function publishWhip(
   url: string,
   options: WhepOptions = {},
 ): Promise<WhipPublisher> {
-  const connection = new RTCPeerConnection({ iceServers: options.iceServers ?? [] });
+  const connection = peerConnection(options);
   const headers = bearer(options);
   try {
     // The server answers with H.264 and Opus only (it transcodes nothing), so that is sent.

@@ -67,15 +67,18 @@ export async function until(
  * Sets the remote offer, makes the answer, and gives its SDP once a UDP host candidate of each
  * listening address is in (they come at once; libnice takes ~200 ms more to call gathering
  * complete), or when gathering completes, or with what was gathered after GATHER_TIMEOUT_MS.
+ * With a STUN or TURN server, gathering must complete: the answer is the only way its
+ * candidates reach the client (there is no trickle ICE).
  */
 export async function answerOffer(peer: WebRtcPeer, offer: string, ice: IceOptions) {
   await peer.setRemoteDescription("offer", offer);
   await peer.createAnswer();
   const wanted = new Set(ice.iceAddresses);
+  const hostsEnough = wanted.size > 0 && !ice.stunServer && !ice.turnServer;
   await until(
     () =>
       peer.iceGatheringState() === "complete" ||
-      (wanted.size > 0 && hasUdpHostCandidates(peer.localDescription() ?? "", wanted)),
+      (hostsEnough && hasUdpHostCandidates(peer.localDescription() ?? "", wanted)),
     GATHER_TIMEOUT_MS,
     () => "ICE gathering did not complete",
   ).catch(() => {}); // answer with what was gathered

@@ -2,12 +2,15 @@
 import type { Page } from "playwright-core";
 import { type ServerProcess, waitUntil } from "../helpers.ts";
 
-/** Plays `whepUrl` in a new <video id="video"> of `page` with the server's player module. */
+/**
+ * Plays `whepUrl` in a new <video id="video"> of `page` with the server's player module and
+ * `options` (its WhepOptions: token, iceServers, iceTransportPolicy).
+ */
 export async function play(
   page: Page,
   playerUrl: string,
   whepUrl: string,
-  token?: string,
+  options: Record<string, unknown> = {},
 ): Promise<{ ok: boolean; status?: number; message?: string }> {
   // Page code as text: it runs in the browser (this file is type-checked without the DOM).
   return await page.evaluate(`(async () => {
@@ -17,7 +20,7 @@ export async function play(
     document.body.append(video);
     try {
       globalThis.player = await playWhep(video, ${JSON.stringify(whepUrl)},
-        ${JSON.stringify(token ? { token } : {})});
+        ${JSON.stringify(options)});
       return { ok: true };
     } catch (error) {
       return { ok: false, status: error.status, message: String(error) };

@@ -189,6 +189,67 @@ try {
     }
   });
 
+  await scenario(
+    "through a TURN server (coturn): the server's relay candidate, a relay-only viewer",
+    async () => {
+      const turn = new Deno.Command("turnserver", {
+        args: [
+          ...["-n", "--no-cli", "--no-tls", "--no-dtls", "--simple-log", "--log-file=stdout"],
+          ...["--listening-ip=127.0.0.1", "--listening-port=3478", "--relay-ip=127.0.0.1"],
+          ...["--min-port=49160", "--max-port=49200", "--allow-loopback-peers"],
+          ...["--lt-cred-mech", "--user=test:secret", "--realm=gst.test"],
+          ...["--pidfile=/tmp/whep-test-turnserver.pid"],
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const turnLog: string[] = [];
+      const decoder = new TextDecoder();
+      void turn.stdout.pipeTo(
+        new WritableStream({ write: (chunk) => void turnLog.push(decoder.decode(chunk)) }),
+      );
+      void turn.stderr.pipeTo(new WritableStream());
+      await waitUntil(() => turnLog.join("").includes("Total General servers"), 10000, "coturn");
+      const server = await startServer({
+        GSTREAMER_WEBRTC_TURN: "turn://test:secret@127.0.0.1:3478",
+      });
+      const client = await camera(server);
+      try {
+        const page = await browser.newPage();
+        await page.goto(`${server.httpUrl}/healthz`);
+        const answer = await play(page, "/console/whep-player.js", "/whep/cam", {
+          iceServers: [{ urls: "turn:127.0.0.1:3478", username: "test", credential: "secret" }],
+          iceTransportPolicy: "relay",
+        });
+        assert.ok(answer.ok, JSON.stringify(answer));
+        const sdp = await page.evaluate("player.connection.remoteDescription.sdp") as string;
+        assert.match(sdp, /^a=candidate:.* typ relay/m, sdp);
+        await waitUntil(async () => (await framesAndSize(page)).frames > 30, 30000, "30 frames");
+        // The pair in use is the browser's relay candidate: every packet went through coturn.
+        const local = await page.evaluate(`(async () => {
+        const stats = await player.connection.getStats();
+        for (const report of stats.values()) {
+          if (report.type === "transport" && report.selectedCandidatePairId) {
+            const pair = stats.get(report.selectedCandidatePairId);
+            return stats.get(pair.localCandidateId).candidateType;
+          }
+        }
+        return null;
+      })()`);
+        assert.equal(local, "relay");
+        await shot(page, "through-turn");
+        await page.evaluate("player.stop()");
+        await page.close();
+      } finally {
+        await client.close();
+        assert.equal(await server.stop(), 0, server.logs.join("\n"));
+        turn.kill("SIGTERM");
+        await turn.status;
+      }
+    },
+  );
+
   await scenario("a push plays over WHEP", async () => {
     const server = await startServer();
     const push = new Deno.Command("ffmpeg", {
@@ -252,7 +313,7 @@ try {
       assert.equal(refused.ok, false);
       assert.equal(refused.status, 401, JSON.stringify(refused));
       await page.evaluate("document.getElementById('video').remove()");
-      const answer = await play(page, player, `${server.httpUrl}/whep/cam`, token);
+      const answer = await play(page, player, `${server.httpUrl}/whep/cam`, { token });
       assert.ok(answer.ok, JSON.stringify(answer));
       await waitUntil(async () => (await framesAndSize(page)).frames > 60, 30000, "60 frames");
       await shot(page, "other-origin-with-token");
