@@ -280,8 +280,8 @@ async function main(): Promise<void> {
     clearInterval(statsTimer);
     await whep.closeAll();
     await hls.closeAll();
-    whip.close();
     await publishers.close();
+    await whip.close();
     await registry.shutdown();
     await store.close();
     await rtsp.stop();

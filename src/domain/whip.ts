@@ -115,7 +115,7 @@ class WhipSession implements Publisher {
     readonly pipeline: ManagedPipeline,
     readonly peer: WebRtcPeer,
     readonly streams: OfferedStream[],
-    private readonly onRelease: () => void,
+    private readonly onRelease: (released: Promise<void>) => void,
   ) {}
 
   connectionState(): PeerConnectionState {
@@ -152,8 +152,7 @@ class WhipSession implements Publisher {
     if (this.#released) return;
     this.#released = true;
     this.peer.release();
-    void this.pipeline.release();
-    this.onRelease();
+    this.onRelease(this.pipeline.release());
   }
 }
 
@@ -161,6 +160,8 @@ export class WhipHub {
   readonly #options: WhipOptions;
   /** Sessions by id (the WHIP resource) and by stream name. */
   readonly #sessions = new Map<string, WhipSession>();
+  /** Session pipelines being released: the server waits for them when it stops. */
+  readonly #releasing = new Set<Promise<void>>();
   readonly #policy: ElementPolicy;
   readonly #mounts = new RtspMounts(undefined);
   readonly #watch: ReturnType<typeof setInterval>;
@@ -216,7 +217,13 @@ export class WhipHub {
         pipeline,
         peer,
         streams,
-        () => this.#sessions.delete(id),
+        (released) => {
+          this.#sessions.delete(id);
+          const settled = released.catch((error) =>
+            console.error(`WHIP session ${id}: releasing its pipeline failed:`, error)
+          ).finally(() => this.#releasing.delete(settled));
+          this.#releasing.add(settled);
+        },
       );
       // Asked again now: another publisher may have taken the name while this one negotiated.
       const late = refusal() ??
@@ -261,8 +268,10 @@ export class WhipHub {
     for (const session of this.#sessions.values()) session.pipeline.drainBus();
   }
 
-  close(): void {
+  /** Stops asking for key frames; waits for the sessions' pipelines (their publishes ended). */
+  async close(): Promise<void> {
     clearInterval(this.#watch);
+    await Promise.all(this.#releasing);
   }
 
   async #build(id: string, streams: OfferedStream[], ports: number[]): Promise<ManagedPipeline> {

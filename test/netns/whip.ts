@@ -238,6 +238,11 @@ try {
         });
         assert.equal(unknownSession.status, 404);
         await unknownSession.body?.cancel();
+        // The server stops while a WHIP publish runs: it ends the publish and exits cleanly.
+        const running = await browser.newPage();
+        await running.goto(`${server.httpUrl}/healthz`);
+        assert.ok((await publish(running, "/whip/running", token)).ok);
+        await client.nextStats((p) => p.id === "running" && Number(p.frames) > 10);
       } finally {
         await client.close();
         assert.equal(await server.stop(), 0, server.logs.join("\n"));
