@@ -131,6 +131,10 @@ const configSchema = z.object({
   ),
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(1000, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
+  GSTREAMER_HLS_DIR: z.string().trim().default(""),
+  GSTREAMER_HLS_SEGMENT_SECONDS: count(2, 1, 30, " of seconds"),
+  GSTREAMER_HLS_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
+  GSTREAMER_MAX_HLS_STREAMS: count(16, 1, 1000),
 }).superRefine((c, ctx) => {
   for (const prefix of ["GSTREAMER_RTSP", "GSTREAMER_RTSP_PUBLISH"] as const) {
     const user = `${prefix}_USER` as const;
@@ -179,6 +183,11 @@ export interface Config {
   maxRequestsPerSecond: number;
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
   httpIdleTimeoutMs: number;
+  /** Where the HLS segment directory is made (the system's temporary directory when empty). */
+  hlsDir: string;
+  hlsSegmentSeconds: number;
+  hlsIdleTimeoutMs: number;
+  maxHlsStreams: number;
 }
 
 export class ConfigError extends Error {
@@ -228,6 +237,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webrtcTurn: c.GSTREAMER_WEBRTC_TURN || undefined,
     maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
+    hlsDir: c.GSTREAMER_HLS_DIR,
+    hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,
+    hlsIdleTimeoutMs: c.GSTREAMER_HLS_IDLE_TIMEOUT_MS,
+    maxHlsStreams: c.GSTREAMER_MAX_HLS_STREAMS,
   };
 }
 

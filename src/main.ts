@@ -10,7 +10,7 @@ import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./api/health.ts";
 import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
 import { ElementPolicy } from "./domain/policy.ts";
 import { PublishHub } from "./domain/publish.ts";
-import { HlsHub } from "./domain/hls.ts";
+import { HlsHub, makeHlsDirectory } from "./domain/hls.ts";
 import { WhepHub } from "./domain/whep.ts";
 import { WhipHub } from "./domain/whip.ts";
 import { PipelineRegistry } from "./domain/registry.ts";
@@ -151,13 +151,27 @@ async function main(): Promise<void> {
     requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
     pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
   });
-  // HLS of any served path (issue 11 section 3).
+  // HLS of any served path: segments in a directory of the server's own.
+  let hlsDirectory: string;
+  try {
+    hlsDirectory = await makeHlsDirectory(config.hlsDir);
+  } catch (error) {
+    fail(
+      `Cannot make the HLS directory in GSTREAMER_HLS_DIR=${config.hlsDir || "(the system's)"}: ${
+        (error as Error).message
+      }`,
+    );
+  }
   const hls = new HlsHub({
     rtsp,
-    mediaDir: policy.mediaDir,
+    directory: hlsDirectory,
     rtspHost,
     credentials: internalReader,
-    requestKeyFrame: (path) => registry.requestKeyFrame(path),
+    segmentSeconds: config.hlsSegmentSeconds,
+    idleTimeoutMs: config.hlsIdleTimeoutMs,
+    maxStreams: config.maxHlsStreams,
+    pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
+    requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
   });
   const registry = new PipelineRegistry({
     emit,

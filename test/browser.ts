@@ -79,3 +79,18 @@ export async function openPage(
     },
   };
 }
+
+/** What the page's <video id="video"> has shown: frames, size, time, and audio decoded. */
+export async function videoPlayback(page: Page) {
+  // Page code as text: it runs in the browser (this file is type-checked without the DOM).
+  return await page.evaluate(`(() => {
+    const video = document.getElementById("video");
+    return {
+      frames: video.getVideoPlaybackQuality().totalVideoFrames,
+      width: video.videoWidth,
+      height: video.videoHeight,
+      time: video.currentTime,
+      audioBytes: video.webkitAudioDecodedByteCount ?? 0,
+    };
+  })()`) as { frames: number; width: number; height: number; time: number; audioBytes: number };
+}

@@ -434,3 +434,12 @@ export function cameraLaunch(path: string): string {
   return "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! " +
     `x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtspserversink path=${path}`;
 }
+
+/** Waits for a line containing `text` printed after `from` lines (earlier ones do not count). */
+export function logAfter(server: ServerProcess, from: number, text: string, timeoutMs = 15000) {
+  return waitUntil(
+    () => server.logs.slice(from).some((line) => line.includes(text)),
+    timeoutMs,
+    `a log line with '${text}'`,
+  );
+}

@@ -28,6 +28,8 @@ export async function buildConsole(outDir: string = CONSOLE_DIST): Promise<void>
       join(root, "console/src/main.ts"),
       // The WHEP player other pages import (and the console's previews).
       join(root, "console/src/whep-player.ts"),
+      // The HLS player (hls.js) other pages import.
+      join(root, "console/src/hls-player.ts"),
     ],
     cwd: root,
     stdout: "inherit",

@@ -26,6 +26,7 @@ import type { Pointer } from "../gst/native.ts";
 import { setProperty } from "../gst/property.ts";
 import type { RtspServer } from "../gst/rtsp.ts";
 import { DomainError } from "./errors.ts";
+import type { ElementSpec, LinkSpec } from "./spec.ts";
 
 /** The pseudo element that serves the stream reaching it at rtsp://HOST:RTSP_PORT/{path}. */
 export const RTSP_SINK = "rtspserversink";
@@ -357,4 +358,34 @@ export class RtspMounts {
     clearInterval(this.#sweep);
     for (const { source } of this.#ending.splice(0)) release(source);
   }
+}
+
+/** What the server's own pipelines (WHEP, HLS) need to read a path from our RTSP server. */
+export interface LoopbackReader {
+  rtsp: RtspServer;
+  /** Where our RTSP server is reached from here: 127.0.0.1 or ::1. */
+  rtspHost: string;
+  /** RTSP credentials to read with, when the server requires them. */
+  credentials?: { user: string; password: string };
+}
+
+/** An rtspsrc named `source` reading `path` from our RTSP server: TCP, no added latency. */
+export function loopbackReaderSpec(reader: LoopbackReader, path: string): ElementSpec {
+  const { rtsp, rtspHost, credentials } = reader;
+  const host = rtspHost.includes(":") ? `[${rtspHost}]` : rtspHost;
+  return {
+    type: "rtspsrc",
+    name: "source",
+    properties: {
+      location: `rtsp://${host}:${rtsp.port}/${path}`,
+      latency: 0,
+      protocols: "tcp",
+      ...(credentials ? { "user-id": credentials.user, "user-pw": credentials.password } : {}),
+    },
+  };
+}
+
+/** Links from each of `names` to the next. */
+export function chainLinks(names: string[]): LinkSpec[] {
+  return names.slice(1).map((to, at) => ({ from: names[at], to }));
 }

@@ -12,15 +12,14 @@
  *
  * The answer is made without trickle ICE (webrtc.ts).
  */
-import type { RtspServer } from "../gst/rtsp.ts";
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
 import { buildPipeline } from "./builder.ts";
 import { errorMessage } from "./errors.ts";
-import { RtspMounts } from "./mounts.ts";
+import { chainLinks, type LoopbackReader, loopbackReaderSpec, RtspMounts } from "./mounts.ts";
 import { ManagedPipeline } from "./pipeline.ts";
 import { ElementPolicy } from "./policy.ts";
 import { chooseH264, chooseOpus, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
-import type { ElementSpec, LinkSpec, PipelineDefinition } from "./spec.ts";
+import type { ElementSpec, PipelineDefinition } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
 import { answerOffer, type IceOptions, until, webrtcbinSpec, WebRtcError } from "./webrtc.ts";
 
@@ -54,14 +53,9 @@ const WATCH_CONNECTED_MS = 500;
 /** How often a connected viewer's receiver reports are read. */
 const REPORT_READ_MS = 1_000;
 
-export interface WhepOptions extends IceOptions {
-  rtsp: RtspServer;
+export interface WhepOptions extends IceOptions, LoopbackReader {
   /** The media directory (the session pipelines read no files, but a policy needs one). */
   mediaDir: string;
-  /** Where our RTSP server is reached from here: 127.0.0.1 or ::1. */
-  rtspHost: string;
-  /** RTSP credentials the sessions read with, when the server requires them. */
-  credentials?: { user: string; password: string };
   maxSessions: number;
   /** The depayloaders a reader of `path` needs, one per stream: which audio it has. */
   pathDepayloaders?: (path: string) => string[];
@@ -245,21 +239,8 @@ export class WhepHub {
     audio: { depay: string; payloadType: number } | null,
     emit: (event: PipelineEvent) => void,
   ): Promise<ManagedPipeline> {
-    const { rtsp, rtspHost, credentials } = this.#options;
-    const host = rtspHost.includes(":") ? `[${rtspHost}]` : rtspHost;
-    const chain = (names: string[]): LinkSpec[] =>
-      names.slice(1).map((to, at) => ({ from: names[at], to }));
     const elements: ElementSpec[] = [
-      {
-        type: "rtspsrc",
-        name: "source",
-        properties: {
-          location: `rtsp://${host}:${rtsp.port}/${path}`,
-          latency: 0,
-          protocols: "tcp",
-          ...(credentials ? { "user-id": credentials.user, "user-pw": credentials.password } : {}),
-        },
-      },
+      loopbackReaderSpec(this.#options, path),
       { type: "rtph264depay", name: "depay" },
       { type: "h264parse", name: "parse" },
       {
@@ -270,7 +251,7 @@ export class WhepHub {
       },
       webrtcbinSpec(this.#options),
     ];
-    const links = chain(["source", "depay", "parse", "pay", "webrtc.sink_0"]);
+    const links = chainLinks(["source", "depay", "parse", "pay", "webrtc.sink_0"]);
     if (audio) {
       const [first, ...rest] = audioChains[audio.depay];
       const audioElements: ElementSpec[] = [
@@ -279,14 +260,14 @@ export class WhepHub {
         { type: "rtpopuspay", name: "audio-pay", properties: { pt: audio.payloadType } },
       ];
       elements.push(...audioElements);
-      links.push(...chain(["source", ...audioElements.map((e) => e.name!), "webrtc.sink_1"]));
+      links.push(...chainLinks(["source", ...audioElements.map((e) => e.name!), "webrtc.sink_1"]));
     } else if (pathAudio !== null) {
       // Audio the viewer does not take: read and dropped (an unlinked stream stops rtspsrc).
       elements.push(
         { type: pathAudio, name: "audio-depay" },
         { type: "fakesink", name: "audio-dropped", properties: { sync: false, async: false } },
       );
-      links.push(...chain(["source", "audio-depay", "audio-dropped"]));
+      links.push(...chainLinks(["source", "audio-depay", "audio-dropped"]));
     }
     const definition: PipelineDefinition = { pipeline: { elements, links } };
     const built = await buildPipeline(`whep-${id}`, definition, {

@@ -107,6 +107,24 @@ function corsHeaders(
   };
 }
 
+/**
+ * Runs `work` (the server making a reply: an HLS stream's first segment, a WebRTC answer) with
+ * the connection's idle timeout suspended: the client is waiting, not idle.
+ */
+export async function whileReplyIsMade<T>(
+  request: http.IncomingMessage,
+  work: () => Promise<T>,
+): Promise<T> {
+  const socket = request.socket as Socket;
+  const idleMs = socket.timeout;
+  socket.setTimeout(0);
+  try {
+    return await work();
+  } finally {
+    if (idleMs && !socket.destroyed) socket.setTimeout(idleMs);
+  }
+}
+
 /** Compares in constant time whatever the lengths (both sides are hashed first). */
 export function sameSecret(given: string, expected: string): boolean {
   const digest = (text: string) => createHash("sha256").update(text).digest();

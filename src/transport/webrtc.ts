@@ -9,7 +9,7 @@ import type http from "node:http";
 import { WebRtcError } from "../domain/webrtc.ts";
 import type { WhepHub } from "../domain/whep.ts";
 import type { WhipHub } from "../domain/whip.ts";
-import { type HttpRoute, sendJson } from "./server.ts";
+import { type HttpRoute, sendJson, whileReplyIsMade } from "./server.ts";
 
 export const WHEP_PREFIX = "/whep/";
 export const WHIP_PREFIX = "/whip/";
@@ -92,7 +92,10 @@ function offerRoute(endpoint: OfferEndpoint): HttpRoute {
     }
     try {
       const from = request.socket.remoteAddress ?? "unknown";
-      const { id, answer } = await endpoint.answer(target, offer, from);
+      const { id, answer } = await whileReplyIsMade(
+        request,
+        () => endpoint.answer(target, offer, from),
+      );
       const body = Buffer.from(answer, "utf8");
       response.writeHead(201, {
         "content-type": "application/sdp",

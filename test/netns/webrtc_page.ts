@@ -1,6 +1,5 @@
 /** What the WebRTC scenarios (whep.ts, whip.ts) do in pages and with the server's log. */
 import type { Page } from "playwright-core";
-import { type ServerProcess, waitUntil } from "../helpers.ts";
 
 /**
  * Plays `whepUrl` in a new <video id="video"> of `page` with the server's player module and
@@ -26,26 +25,6 @@ export async function play(
       return { ok: false, status: error.status, message: String(error) };
     }
   })()`);
-}
-
-export async function framesAndSize(page: Page) {
-  return await page.evaluate(`(() => {
-    const video = document.getElementById("video");
-    return {
-      frames: video.getVideoPlaybackQuality().totalVideoFrames,
-      width: video.videoWidth,
-      height: video.videoHeight,
-    };
-  })()`) as { frames: number; width: number; height: number };
-}
-
-/** Waits for a line containing `text` printed after `from` lines (earlier ones do not count). */
-export function logAfter(server: ServerProcess, from: number, text: string, timeoutMs = 15000) {
-  return waitUntil(
-    () => server.logs.slice(from).some((line) => line.includes(text)),
-    timeoutMs,
-    `a log line with '${text}'`,
-  );
 }
 
 /** Screenshots into test/output/<folder>/. */

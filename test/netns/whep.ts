@@ -6,24 +6,18 @@
  *     unshare --net sh -c 'ip link set lo up && deno run -A test/netns/whep.ts'
  */
 import assert from "node:assert/strict";
-import { launchChromium } from "../browser.ts";
+import { launchChromium, videoPlayback } from "../browser.ts";
 import {
   assertBackTo,
   expectOk,
+  logAfter,
   type ServerProcess,
   serverSnapshot,
   startServer,
   TestClient,
   waitUntil,
 } from "../helpers.ts";
-import {
-  audioReceived,
-  framesAndSize,
-  logAfter,
-  play,
-  scenario,
-  screenshots,
-} from "./webrtc_page.ts";
+import { audioReceived, play, scenario, screenshots } from "./webrtc_page.ts";
 
 const shot = await screenshots("whep");
 
@@ -44,7 +38,7 @@ async function warmUp(server: ServerProcess): Promise<void> {
   const page = await browser.newPage();
   await page.goto(`${server.httpUrl}/healthz`);
   assert.ok((await play(page, "/console/whep-player.js", "/whep/cam")).ok);
-  await waitUntil(async () => (await framesAndSize(page)).frames > 5, 30000, "warm-up frames");
+  await waitUntil(async () => (await videoPlayback(page)).frames > 5, 30000, "warm-up frames");
   const from = server.logs.length;
   await page.evaluate("player.stop()");
   await logAfter(server, from, "ended: the client ended it");
@@ -66,7 +60,7 @@ try {
       const answer = await play(page, "/console/whep-player.js", "/whep/cam");
       assert.ok(answer.ok, JSON.stringify(answer));
       const first = await waitUntil(
-        async () => (await framesAndSize(page)).frames > 0,
+        async () => (await videoPlayback(page)).frames > 0,
         20000,
         "a frame",
       );
@@ -76,7 +70,7 @@ try {
       );
       const seen = await waitUntil(
         async () => {
-          const figures = await framesAndSize(page);
+          const figures = await videoPlayback(page);
           return figures.frames > 60 ? figures : null;
         },
         30000,
@@ -96,7 +90,7 @@ try {
       // reports are seen.
       const since = server.logs.length;
       await waitUntil(
-        async () => (await framesAndSize(page)).frames > seen.frames + 300,
+        async () => (await videoPlayback(page)).frames > seen.frames + 300,
         30000,
         "10 s more",
       );
@@ -169,7 +163,7 @@ try {
       await page.goto(`${server.httpUrl}/healthz`);
       const answer = await play(page, "/console/whep-player.js", "/whep/av");
       assert.ok(answer.ok, JSON.stringify(answer));
-      await waitUntil(async () => (await framesAndSize(page)).frames > 30, 30000, "30 frames");
+      await waitUntil(async () => (await videoPlayback(page)).frames > 30, 30000, "30 frames");
       // 48 kHz Opus: a second of it decoded.
       const audio = await waitUntil(
         async () => {
@@ -225,7 +219,7 @@ try {
         assert.ok(answer.ok, JSON.stringify(answer));
         const sdp = await page.evaluate("player.connection.remoteDescription.sdp") as string;
         assert.match(sdp, /^a=candidate:.* typ relay/m, sdp);
-        await waitUntil(async () => (await framesAndSize(page)).frames > 30, 30000, "30 frames");
+        await waitUntil(async () => (await videoPlayback(page)).frames > 30, 30000, "30 frames");
         // The pair in use is the browser's relay candidate: every packet went through coturn.
         const local = await page.evaluate(`(async () => {
         const stats = await player.connection.getStats();
@@ -277,7 +271,7 @@ try {
       );
       const seen = await waitUntil(
         async () => {
-          const figures = await framesAndSize(page);
+          const figures = await videoPlayback(page);
           return figures.frames > 60 ? figures : null;
         },
         30000,
@@ -315,7 +309,7 @@ try {
       await page.evaluate("document.getElementById('video').remove()");
       const answer = await play(page, player, `${server.httpUrl}/whep/cam`, { token });
       assert.ok(answer.ok, JSON.stringify(answer));
-      await waitUntil(async () => (await framesAndSize(page)).frames > 60, 30000, "60 frames");
+      await waitUntil(async () => (await videoPlayback(page)).frames > 60, 30000, "60 frames");
       await shot(page, "other-origin-with-token");
       await page.close();
     } finally {
@@ -337,7 +331,7 @@ try {
         await warmUp(server);
         const baseline = await serverSnapshot(server, client);
         assert.ok((await play(page, "/console/whep-player.js", "/whep/cam")).ok);
-        await waitUntil(async () => (await framesAndSize(page)).frames > 10, 30000, "10 frames");
+        await waitUntil(async () => (await videoPlayback(page)).frames > 10, 30000, "10 frames");
         // The tab is killed: no DELETE, the connection just stops.
         const from = server.logs.length;
         await context.close();

@@ -7,24 +7,18 @@
  */
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
-import { launchChromium } from "../browser.ts";
+import { launchChromium, videoPlayback } from "../browser.ts";
 import {
   assertBackTo,
   expectOk,
+  logAfter,
   type ServerProcess,
   serverSnapshot,
   startServer,
   TestClient,
   waitUntil,
 } from "../helpers.ts";
-import {
-  audioReceived,
-  framesAndSize,
-  logAfter,
-  play,
-  scenario,
-  screenshots,
-} from "./webrtc_page.ts";
+import { audioReceived, play, scenario, screenshots } from "./webrtc_page.ts";
 
 const shot = await screenshots("whip");
 
@@ -134,7 +128,7 @@ try {
         assert.ok(played.ok, JSON.stringify(played));
         const seen = await waitUntil(
           async () => {
-            const figures = await framesAndSize(viewer);
+            const figures = await videoPlayback(viewer);
             return figures.frames > 60 ? figures : null;
           },
           30000,
