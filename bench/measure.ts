@@ -1081,3 +1081,31 @@ export class GroupMeter {
     return ticks / clockTicks;
   }
 }
+
+const INSIDE_NETNS = "BENCH_INSIDE_OWN_NETNS";
+
+/**
+ * Runs the calling script again inside a network namespace of its own with only loopback (the
+ * network rule for WebRTC: ICE must not reach the machine's LAN address), and exits with its
+ * status; returns at once when already inside. Needs root.
+ */
+export async function inOwnNetwork(script: string): Promise<void> {
+  if (Deno.env.get(INSIDE_NETNS) === "1") return;
+  const { code } = await new Deno.Command("unshare", {
+    args: [
+      "--net",
+      "--",
+      "sh",
+      "-c",
+      'ip link set lo up && exec "$0" run --allow-all "$@"',
+      Deno.execPath(),
+      new URL(script).pathname,
+      ...Deno.args,
+    ],
+    env: { [INSIDE_NETNS]: "1" },
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  Deno.exit(code);
+}

@@ -20,6 +20,7 @@ import { launchChromium } from "../test/browser.ts";
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
 import {
   expectOk,
+  inOwnNetwork,
   measure,
   mib,
   ms,
@@ -29,27 +30,7 @@ import {
   summarize,
 } from "./measure.ts";
 
-const INSIDE = "WHEP_BENCH_INSIDE_NETNS";
-
-if (Deno.env.get(INSIDE) !== "1") {
-  const { code } = await new Deno.Command("unshare", {
-    args: [
-      "--net",
-      "--",
-      "sh",
-      "-c",
-      'ip link set lo up && exec "$0" run --allow-all "$@"',
-      Deno.execPath(),
-      new URL(import.meta.url).pathname,
-      ...Deno.args,
-    ],
-    env: { [INSIDE]: "1" },
-    stdin: "inherit",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  Deno.exit(code);
-}
+await inOwnNetwork(import.meta.url);
 
 const options = parseNumberOptions(Deno.args, { joins: 20, window: 10 });
 
