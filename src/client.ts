@@ -52,6 +52,10 @@ export type RequestType =
   | "getPipelineGraph"
   | "listElements"
   | "inspectElement"
+  | "startRecording"
+  | "stopRecording"
+  | "listRecordings"
+  | "deleteRecording"
   | "subscribe";
 
 export type EventType =
@@ -62,6 +66,10 @@ export type EventType =
   | "pipelineWarning"
   | "pipelineEos"
   | "pipelineRestarting"
+  | "recordingStarted"
+  | "recordingSegment"
+  | "recordingStopped"
+  | "recordingError"
   | "stats";
 
 /** The server's error codes (docs/protocol.md, Errors). */
@@ -88,6 +96,7 @@ export type ErrorCode =
   | "STATE_CHANGE_FAILED"
   | "INVALID_STATE"
   | "SEEK_FAILED"
+  | "RECORDING_NOT_FOUND"
   | "INTERNAL";
 
 /** An element of a createPipeline description. */
@@ -129,6 +138,18 @@ export interface RequestPayloads {
   /** `filter`: part of the name, long name or klass ("Sink/Video"), ignoring case. */
   listElements: { filter?: string };
   inspectElement: { type: string };
+  /** Defaults: format "mp4", segmentSeconds 60 (1 to 3600), no retention limit. */
+  startRecording: {
+    path: string;
+    format?: RecordingFormat;
+    segmentSeconds?: number;
+    retention?: Retention;
+  };
+  stopRecording: { path: string };
+  /** `from` and `to`: ISO 8601 UTC times; segments overlapping them. */
+  listRecordings: { path?: string; from?: string; to?: string };
+  /** `file`: one segment; without it, every segment of a path that is not being recorded. */
+  deleteRecording: { path: string; file?: string };
   /** Absent fields mean everything; statsIntervalMs 100 to 60000. */
   subscribe: { events?: EventType[]; pipelines?: string[]; statsIntervalMs?: number };
 }
@@ -251,7 +272,38 @@ export interface ResultPayloads {
   getPipelineGraph: { id: string; dot: string };
   listElements: { elements: ElementSummary[] };
   inspectElement: InspectedElement;
+  startRecording: RecordingInfo;
+  stopRecording: RecordingInfo;
+  listRecordings: { recordings: RecordingInfo[]; segments: SegmentInfo[] };
+  deleteRecording: { path: string; deleted: string[] };
   subscribe: { events: EventType[]; pipelines: string[] | null; statsIntervalMs: number };
+}
+
+export type RecordingFormat = "mp4" | "ts" | "mkv";
+export interface Retention {
+  maxAgeSeconds?: number;
+  maxBytes?: number;
+}
+/** A recording that runs ("recording") or waits for its path ("waiting"). */
+export interface RecordingInfo {
+  path: string;
+  format: RecordingFormat;
+  segmentSeconds: number;
+  retention: Retention;
+  state: "recording" | "waiting";
+  createdAt: string;
+  bytesWritten: number;
+  currentSegment: string | null;
+  lastError: string | null;
+}
+/** A closed segment on disk; `file` is its start time (UTC), GET /recordings/{path}/{file}. */
+export interface SegmentInfo {
+  path: string;
+  file: string;
+  format: RecordingFormat;
+  start: string;
+  end: string;
+  bytes: number;
 }
 
 /** What each event carries as its payload. */
@@ -263,6 +315,10 @@ export interface EventPayloads {
   pipelineWarning: BusMessage;
   pipelineEos: { id: string };
   pipelineRestarting: { id: string; attempt: number; delayMs: number; reason: string };
+  recordingStarted: { path: string; format: RecordingFormat };
+  recordingSegment: { path: string; file: string; start: string; duration: number; bytes: number };
+  recordingStopped: { path: string; reason: string };
+  recordingError: { path: string; message: string };
   stats: StatsSnapshot;
 }
 
@@ -369,6 +425,10 @@ const knownEvents: ReadonlySet<string> = new Set(Object.keys(
     pipelineWarning: true,
     pipelineEos: true,
     pipelineRestarting: true,
+    recordingStarted: true,
+    recordingSegment: true,
+    recordingStopped: true,
+    recordingError: true,
     stats: true,
   } satisfies Record<EventType, true>,
 ));
@@ -626,6 +686,34 @@ export class GstClient {
     options?: RequestOptions,
   ): Promise<ResultPayload<"getPipelineGraph">> {
     return this.request("getPipelineGraph", payload, options);
+  }
+
+  startRecording(
+    payload: RequestInput<"startRecording">,
+    options?: RequestOptions,
+  ): Promise<ResultPayload<"startRecording">> {
+    return this.request("startRecording", payload, options);
+  }
+
+  stopRecording(
+    payload: RequestInput<"stopRecording">,
+    options?: RequestOptions,
+  ): Promise<ResultPayload<"stopRecording">> {
+    return this.request("stopRecording", payload, options);
+  }
+
+  listRecordings(
+    payload: RequestInput<"listRecordings"> = {},
+    options?: RequestOptions,
+  ): Promise<ResultPayload<"listRecordings">> {
+    return this.request("listRecordings", payload, options);
+  }
+
+  deleteRecording(
+    payload: RequestInput<"deleteRecording">,
+    options?: RequestOptions,
+  ): Promise<ResultPayload<"deleteRecording">> {
+    return this.request("deleteRecording", payload, options);
   }
 
   listElements(

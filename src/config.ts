@@ -135,6 +135,8 @@ const configSchema = z.object({
   GSTREAMER_HLS_SEGMENT_SECONDS: count(2, 1, 30, " of seconds"),
   GSTREAMER_HLS_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
   GSTREAMER_MAX_HLS_STREAMS: count(16, 1, 1000),
+  GSTREAMER_RECORDINGS_DIR: z.string().trim().min(1, "accepts a directory").default("./recordings"),
+  GSTREAMER_RECORDINGS_MIN_FREE_MB: count(1024, 0, 100_000_000, " of MiB"),
 }).superRefine((c, ctx) => {
   for (const prefix of ["GSTREAMER_RTSP", "GSTREAMER_RTSP_PUBLISH"] as const) {
     const user = `${prefix}_USER` as const;
@@ -188,6 +190,9 @@ export interface Config {
   hlsSegmentSeconds: number;
   hlsIdleTimeoutMs: number;
   maxHlsStreams: number;
+  recordingsDir: string;
+  /** Retention deletes the oldest segments when the disk has less free space than this. */
+  recordingsMinFreeBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -241,6 +246,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,
     hlsIdleTimeoutMs: c.GSTREAMER_HLS_IDLE_TIMEOUT_MS,
     maxHlsStreams: c.GSTREAMER_MAX_HLS_STREAMS,
+    recordingsDir: c.GSTREAMER_RECORDINGS_DIR,
+    recordingsMinFreeBytes: c.GSTREAMER_RECORDINGS_MIN_FREE_MB * 1024 * 1024,
   };
 }
 

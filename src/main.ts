@@ -11,6 +11,7 @@ import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
 import { ElementPolicy } from "./domain/policy.ts";
 import { PublishHub } from "./domain/publish.ts";
 import { HlsHub, makeHlsDirectory } from "./domain/hls.ts";
+import { type RecordingEvent, RecordingHub } from "./domain/recording.ts";
 import { WhepHub } from "./domain/whep.ts";
 import { WhipHub } from "./domain/whip.ts";
 import { PipelineRegistry } from "./domain/registry.ts";
@@ -23,6 +24,7 @@ import { listenAddresses } from "./transport/addresses.ts";
 import { pushRoute } from "./transport/push.ts";
 import { WHEP_PREFIX, whepRoute, WHIP_PREFIX, whipRoute } from "./transport/webrtc.ts";
 import { HLS_PREFIX, hlsRoute } from "./transport/hls.ts";
+import { RECORDINGS_PREFIX, recordingsRoute } from "./transport/recordings.ts";
 import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
 import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
 import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
@@ -100,7 +102,7 @@ async function main(): Promise<void> {
 
   // Events go out once the transport exists; the registry is made first because the handlers use it.
   const outlet: { transport?: Transport } = {};
-  const emit = (event: PipelineEvent) => outlet.transport?.broadcast(event);
+  const emit = (event: PipelineEvent | RecordingEvent) => outlet.transport?.broadcast(event);
   let store: PipelineStore;
   try {
     store = await PipelineStore.open(config.dataDir);
@@ -181,6 +183,24 @@ async function main(): Promise<void> {
     maxPipelines: config.maxPipelines,
     webrtcViewers: () => whep.viewersByPath(),
   });
+  let recordings: RecordingHub;
+  try {
+    recordings = await RecordingHub.open({
+      rtsp,
+      rtspHost,
+      credentials: internalReader,
+      directory: config.recordingsDir,
+      store,
+      emit,
+      minFreeBytes: config.recordingsMinFreeBytes,
+      pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
+      requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
+    });
+  } catch (error) {
+    fail(
+      `Cannot use GSTREAMER_RECORDINGS_DIR=${config.recordingsDir}: ${(error as Error).message}`,
+    );
+  }
   // Before the transport listens, so the first client already sees every stored pipeline.
   // ANNOUNCE/RECORD publishers, counted with pushes against GSTREAMER_MAX_PUSHES.
   const publishers = new PublishHub(registry, rtsp, config.maxPushes);
@@ -202,11 +222,11 @@ async function main(): Promise<void> {
     addresses,
     port: config.port,
     path: config.path,
-    handlers: requestHandlers(registry, { statsIntervalMs: config.statsIntervalMs }),
+    handlers: requestHandlers(registry, recordings, { statsIntervalMs: config.statsIntervalMs }),
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],
-    corsPrefixes: [WHEP_PREFIX, WHIP_PREFIX, HLS_PREFIX],
+    corsPrefixes: [WHEP_PREFIX, WHIP_PREFIX, HLS_PREFIX, RECORDINGS_PREFIX],
     allowedOrigins: config.allowedOrigins,
     maxClients: config.maxClients,
     maxRequestsPerSecond: config.maxRequestsPerSecond,
@@ -217,6 +237,7 @@ async function main(): Promise<void> {
       whepRoute(whep),
       whipRoute(whip),
       hlsRoute(hls),
+      recordingsRoute(recordings),
       healthRoute({
         version: runtime.version,
         startedAt,
@@ -240,6 +261,7 @@ async function main(): Promise<void> {
     whep.pollBuses();
     whip.pollBuses();
     hls.pollBuses();
+    recordings.pollBuses();
   }, BUS_POLL_MS);
   let collecting = false;
   let collectedAt = performance.now();
@@ -294,6 +316,7 @@ async function main(): Promise<void> {
     clearInterval(statsTimer);
     await whep.closeAll();
     await hls.closeAll();
+    await recordings.close();
     await publishers.close();
     await whip.close();
     await registry.shutdown();

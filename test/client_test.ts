@@ -251,6 +251,37 @@ Deno.test("every request through the client; every reply and event fits its sche
     await waitForEvent(events, eventFor("pipelineWarning", "slow"), "pipelineWarning");
     await client.deletePipeline({ id: "slow" });
 
+    // Recording a served path: started, a segment, listed, stopped; recorded again, its path
+    // goes away (recordingError), stopped and deleted.
+    await client.createPipeline({
+      id: "cam",
+      pipeline: "videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=15 ! " +
+        "rtspserversink path=cam",
+    });
+    await client.startPipeline({ id: "cam" });
+    const recording = await client.startRecording({ path: "cam", segmentSeconds: 1 });
+    assert.equal(recording.state, "recording");
+    await waitForEvent(events, (e) => e.type === "recordingStarted", "recordingStarted");
+    const segment = await waitForEvent(
+      events,
+      (e) => e.type === "recordingSegment",
+      "recordingSegment",
+    );
+    const recorded = await client.listRecordings({ path: "cam" });
+    assert.ok(
+      segment.type === "recordingSegment" &&
+        recorded.segments.some((s) => s.file === segment.payload.file),
+    );
+    assert.equal((await client.stopRecording({ path: "cam" })).path, "cam");
+    await waitForEvent(events, (e) => e.type === "recordingStopped", "recordingStopped");
+    await client.startRecording({ path: "cam", format: "mkv" });
+    await client.stopPipeline({ id: "cam" });
+    await waitForEvent(events, (e) => e.type === "recordingError", "recordingError");
+    await client.stopRecording({ path: "cam" });
+    const deleted = await client.deleteRecording({ path: "cam" });
+    assert.ok(deleted.deleted.length > 0);
+    await client.deletePipeline({ id: "cam" });
+
     // Typed errors.
     const notFound = await rejectsWith(client.getPipeline({ id: "nope" }), "PIPELINE_NOT_FOUND");
     assert.equal(notFound.request, "getPipeline");

@@ -37,6 +37,12 @@ const directLaunch = {
   ],
 };
 
+let recordingsDir: string | undefined;
+function testRecordingsDir(): string {
+  recordingsDir ??= Deno.makeTempDirSync({ prefix: "test_recordings_" });
+  return recordingsDir;
+}
+
 export async function startServer(
   env: Record<string, string> = {},
   startTimeoutMs = 20000,
@@ -51,6 +57,9 @@ export async function startServer(
       GSTREAMER_RTSP_PORT: "0",
       // Each test server keeps its pipelines to itself unless a test gives it a directory.
       GSTREAMER_DATA_DIR: ":memory:",
+      // Recordings go to a temporary folder of this test run, not the checkout's ./recordings.
+      GSTREAMER_RECORDINGS_DIR: testRecordingsDir(),
+      GSTREAMER_RECORDINGS_MIN_FREE_MB: "1",
       NO_COLOR: "1",
       // A GLib/GStreamer CRITICAL (a call on a freed or wrong object) aborts the server and fails
       // the test instead of scrolling past in the log (docs/architecture.md, ownership rules).

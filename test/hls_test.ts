@@ -140,7 +140,8 @@ Deno.test("HLS: a path plays in Chromium with hls.js, from a directory the serve
     // No one asks any more: the stream stops and its directory goes.
     await server.waitForLog("HLS of '/av' stopped: no request for", 20000);
     assert.deepEqual(await streamDirectories(base), []);
-    // The first stream's GIO set-up (2 sockets, 2 eventfds) stays, once; the baseline follows it.
+    // The first stream leaves a one-time set-up (2 sockets, 2 eventfds: the same after 1 or 4
+    // streams); the baseline follows it.
     const baseline = await serverSnapshot(server, client);
 
     const page = await browser.newPage({ viewport: { width: 400, height: 300 } });

@@ -41,6 +41,7 @@ const docsSettings: Record<string, string> = {
   GSTREAMER_MAX_PIPELINES: "2",
   GSTREAMER_MAX_CLIENTS: "1",
   GSTREAMER_MAX_REQUESTS_PER_SECOND: "50",
+  GSTREAMER_RECORDINGS_MIN_FREE_MB: "1",
 };
 
 /** After a burst the request budget is empty; it refills fully within a second. */
@@ -559,10 +560,12 @@ Deno.test("docs/protocol.md examples work against the real server", async () => 
   const examples = parseExamples(await Deno.readTextFile(docUrl));
   const dataDir = await Deno.makeTempDir({ prefix: "docs_data_" });
   const mediaDir = await Deno.makeTempDir({ prefix: "docs_media_" });
+  const recordingsDir = await Deno.makeTempDir({ prefix: "docs_recordings_" });
   const baseEnv = {
     ...docsSettings,
     GSTREAMER_DATA_DIR: dataDir,
     GSTREAMER_MEDIA_DIR: mediaDir,
+    GSTREAMER_RECORDINGS_DIR: recordingsDir,
   };
   const connect = (server: ServerProcess) =>
     TestClient.connect(`${server.url}?token=${encodeURIComponent(DOCS_TOKEN)}`);
@@ -740,5 +743,6 @@ Deno.test("docs/protocol.md examples work against the real server", async () => 
     await server?.stop();
     await Deno.remove(dataDir, { recursive: true });
     await Deno.remove(mediaDir, { recursive: true });
+    await Deno.remove(recordingsDir, { recursive: true });
   }
 });

@@ -28,6 +28,12 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     webrtcTurn: undefined,
     maxRequestsPerSecond: 1000,
     httpIdleTimeoutMs: 30000,
+    hlsDir: "",
+    hlsSegmentSeconds: 2,
+    hlsIdleTimeoutMs: 30000,
+    maxHlsStreams: 16,
+    recordingsDir: "./recordings",
+    recordingsMinFreeBytes: 1024 * 1024 * 1024,
   });
 });
 

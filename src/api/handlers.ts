@@ -1,10 +1,12 @@
 /** What each request does: the registry's operations and introspection, by request type. */
+import type { RecordingHub } from "../domain/recording.ts";
 import type { PipelineRegistry } from "../domain/registry.ts";
 import { inspectElement, listElements } from "../gst/introspect.ts";
 import { eventTypes, type Handlers } from "./protocol.ts";
 
 export function requestHandlers(
   registry: PipelineRegistry,
+  recordings: RecordingHub,
   options: { statsIntervalMs: number },
 ): Handlers {
   return {
@@ -22,6 +24,11 @@ export function requestHandlers(
     getPipelineGraph: (p) => registry.graph(p.id),
     listElements: (p) => ({ elements: listElements(p.filter) }),
     inspectElement: (p) => inspectElement(p.type),
+    startRecording: ({ path, format = "mp4", segmentSeconds = 60, retention = {} }) =>
+      recordings.start(path, { format, segmentSeconds, retention }),
+    stopRecording: (p) => recordings.stop(p.path),
+    listRecordings: (p) => recordings.list(p),
+    deleteRecording: (p) => recordings.delete(p.path, p.file),
     subscribe: (p, context) => {
       context.subscription.events = p.events ? new Set(p.events) : undefined;
       context.subscription.pipelines = p.pipelines ? new Set(p.pipelines) : undefined;

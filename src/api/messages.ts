@@ -23,6 +23,7 @@ import type {
 import type { StateName } from "../gst/pipeline.ts";
 import type { ServerStats, StatsSnapshot } from "./health.ts";
 import type { PipelineRegistry } from "../domain/registry.ts";
+import { type RecordingEvent, recordingFormats, type RecordingHub } from "../domain/recording.ts";
 import { type elementSchema, linkSchema } from "../domain/spec.ts";
 import type {
   PipelineDetails,
@@ -217,6 +218,33 @@ const propertyValue = (description: string) =>
   }).describe(description);
 
 /** The payload of the result reply to each request type. */
+const recordedPath = z.string().describe("The served path recorded, as in rtsp://HOST:8554/{path}");
+const retentionSchema = z.strictObject({
+  maxAgeSeconds: z.number().int().min(1).optional().describe("Segments older than this go"),
+  maxBytes: z.number().int().min(1).optional().describe("The oldest segments go above this"),
+});
+export const recordingInfoSchema = z.strictObject({
+  path: recordedPath,
+  format: z.enum(recordingFormats),
+  segmentSeconds: z.number().int().min(1),
+  retention: retentionSchema,
+  state: z.enum(["recording", "waiting"]).describe(
+    '"waiting" while the path is not served (or its recording failed and is retried)',
+  ),
+  createdAt: time,
+  bytesWritten: count.describe("Bytes of segments written since the server started"),
+  currentSegment: z.string().nullable().describe("The file being written"),
+  lastError: z.string().nullable(),
+});
+export const segmentInfoSchema = z.strictObject({
+  path: recordedPath,
+  file: z.string().describe("Its file name: its start time, UTC"),
+  format: z.enum(recordingFormats),
+  start: time,
+  end: time.describe("Its last write"),
+  bytes: count,
+});
+
 export const resultPayloadSchemas = {
   createPipeline: pipelineInfoSchema,
   startPipeline: stateReached("The state startPipeline reached"),
@@ -245,6 +273,16 @@ export const resultPayloadSchemas = {
     pipelines: z.array(z.string()).nullable().describe("The pipelines it hears about; null: all"),
     statsIntervalMs: z.number().int(),
   }).describe("The subscription now in force on this connection"),
+  startRecording: recordingInfoSchema,
+  stopRecording: recordingInfoSchema.describe("The recording as it ended"),
+  listRecordings: z.strictObject({
+    recordings: z.array(recordingInfoSchema).describe("The recordings that run (or wait)"),
+    segments: z.array(segmentInfoSchema).describe("Closed segments on disk, oldest first by path"),
+  }),
+  deleteRecording: z.strictObject({
+    path: recordedPath,
+    deleted: z.array(z.string()).describe("The segment files deleted"),
+  }),
 } as const satisfies Record<RequestType, z.ZodType>;
 
 const busMessage = (description: string) =>
@@ -269,6 +307,22 @@ export const eventPayloadSchemas = {
     delayMs: count,
     reason: z.string().describe('"error", "end of stream" or "start failed"'),
   }),
+  recordingStarted: z.strictObject({ path: recordedPath, format: z.enum(recordingFormats) })
+    .describe("A recording's pipeline started writing (again, after its path came back)"),
+  recordingSegment: z.strictObject({
+    path: recordedPath,
+    file: z.string(),
+    start: time,
+    duration: z.number().min(0).describe("Seconds, from its start to its last write"),
+    bytes: count,
+  }).describe("A segment was closed"),
+  recordingStopped: z.strictObject({
+    path: recordedPath,
+    reason: z.string().describe('"stopRecording" or why the server stopped it'),
+  }),
+  recordingError: z.strictObject({ path: recordedPath, message: z.string() }).describe(
+    "A recording could not write; it waits for its path or is retried",
+  ),
   stats: statsSnapshotSchema,
 } as const satisfies Record<EventType, z.ZodType>;
 
@@ -327,6 +381,10 @@ export const serverEventSchema = z.discriminatedUnion("type", [
   eventSchemas.pipelineWarning,
   eventSchemas.pipelineEos,
   eventSchemas.pipelineRestarting,
+  eventSchemas.recordingStarted,
+  eventSchemas.recordingSegment,
+  eventSchemas.recordingStopped,
+  eventSchemas.recordingError,
   eventSchemas.stats,
 ]);
 
@@ -348,6 +406,8 @@ export const sharedSchemas: Record<string, z.ZodType> = {
   PipelineStats: pipelineStatsSchema,
   ServerStats: serverStatsSchema,
   StatsSnapshot: statsSnapshotSchema,
+  RecordingInfo: recordingInfoSchema,
+  SegmentInfo: segmentInfoSchema,
   ErrorCode: errorCodeSchema,
 };
 
@@ -413,9 +473,13 @@ type HandlerResults = {
   getPipelineGraph: Returned<PipelineRegistry["graph"]>;
   listElements: { elements: ReturnType<typeof listElements> };
   inspectElement: ReturnType<typeof inspectElement>;
+  startRecording: Returned<RecordingHub["start"]>;
+  stopRecording: Returned<RecordingHub["stop"]>;
+  listRecordings: Returned<RecordingHub["list"]>;
+  deleteRecording: Returned<RecordingHub["delete"]>;
   subscribe: { events: EventType[]; pipelines: string[] | null; statsIntervalMs: number };
 };
-type ServerEvents = PipelineEvent | { type: "stats"; payload: StatsSnapshot };
+type ServerEvents = PipelineEvent | RecordingEvent | { type: "stats"; payload: StatsSnapshot };
 type ResultPayloads = { [T in RequestType]: ResultPayload<T> };
 type RequestPayloads = { [T in RequestType]: z.infer<typeof requestSchemas[T]> };
 type KeysByType<M> = { [K in keyof M]: KeysOf<M[K]> };

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { formatPath } from "../domain/errors.ts";
 import { ID_RULE, idPattern } from "../domain/names.ts";
+import { recordingFormats } from "../domain/recording.ts";
 import { definitionSchema, jsonObject, jsonValue } from "../domain/spec.ts";
 import { ApiError, toWireError } from "./errors.ts";
 
@@ -19,6 +20,10 @@ export const eventTypes = [
   "pipelineWarning",
   "pipelineEos",
   "pipelineRestarting",
+  "recordingStarted",
+  "recordingSegment",
+  "recordingStopped",
+  "recordingError",
   "stats",
 ] as const;
 export type EventType = typeof eventTypes[number];
@@ -33,6 +38,9 @@ const envelopeSchema = z.object({
 });
 
 const idSchema = z.string({ error: "Expected a pipeline id (string)" });
+const pathSchema = z.string({
+  error: "Expected a served path (string), as in rtsp://HOST:8554/{path}",
+});
 
 export const requestSchemas = {
   createPipeline: z.object({ id: idSchema, ...definitionSchema.shape }),
@@ -67,6 +75,30 @@ export const requestSchemas = {
       256,
       "Element factory names are at most 256 characters",
     ),
+  }),
+  startRecording: z.object({
+    path: pathSchema,
+    format: z.enum(recordingFormats, {
+      error: `Expected a format among: ${recordingFormats.join(", ")}`,
+    }).optional(),
+    segmentSeconds: z.number().int("Expected whole seconds").min(1, "Expected 1 to 3600 s").max(
+      3600,
+      "Expected 1 to 3600 s",
+    ).optional(),
+    retention: z.strictObject({
+      maxAgeSeconds: z.number().int().min(1).optional(),
+      maxBytes: z.number().int().min(1).optional(),
+    }).optional(),
+  }),
+  stopRecording: z.object({ path: pathSchema }),
+  listRecordings: z.object({
+    path: pathSchema.optional(),
+    from: z.iso.datetime({ error: "Expected an ISO 8601 UTC time" }).optional(),
+    to: z.iso.datetime({ error: "Expected an ISO 8601 UTC time" }).optional(),
+  }),
+  deleteRecording: z.object({
+    path: pathSchema,
+    file: z.string().optional().describe("One segment; every segment of the path when absent"),
   }),
   subscribe: z.object({
     events: z.array(z.enum(eventTypes, {

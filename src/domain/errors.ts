@@ -21,6 +21,7 @@ export const domainErrorCodes = [
   "STATE_CHANGE_FAILED",
   "INVALID_STATE",
   "SEEK_FAILED",
+  "RECORDING_NOT_FOUND",
 ] as const;
 
 export type DomainErrorCode = typeof domainErrorCodes[number];

@@ -12,12 +12,11 @@
  * path of theirs reaches GStreamer, and the hub's policy confines locations to its directory.
  */
 import { join } from "node:path";
-import { buildPipeline } from "./builder.ts";
 import { errorMessage } from "./errors.ts";
-import { chainLinks, type LoopbackReader, loopbackReaderSpec, RtspMounts } from "./mounts.ts";
-import { ManagedPipeline } from "./pipeline.ts";
-import { ElementPolicy } from "./policy.ts";
-import type { ElementSpec, PipelineDefinition } from "./spec.ts";
+import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
+import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
+import type { ManagedPipeline } from "./pipeline.ts";
+import type { ElementSpec } from "./spec.ts";
 
 /** A request the hub refuses, with the HTTP status that says why. */
 export class HlsError extends Error {
@@ -113,15 +112,14 @@ function processRuns(pid: number): boolean {
 export class HlsHub {
   readonly #options: HlsOptions;
   readonly #streams = new Map<string, Stream>();
-  readonly #policy: ElementPolicy;
-  readonly #mounts = new RtspMounts(undefined);
+  readonly #pipelines: OwnPipelines;
   readonly #sweep: ReturnType<typeof setInterval>;
   #closed = false;
 
   constructor(options: HlsOptions) {
     this.#options = options;
     // The server's own pipelines: every element is its choice, and every file its directory's.
-    this.#policy = new ElementPolicy({ mediaDir: options.directory, allow: ["*"] });
+    this.#pipelines = new OwnPipelines(options.directory);
     this.#sweep = setInterval(() => this.#sweepStreams(), SWEEP_MS);
     Deno.unrefTimer(this.#sweep);
   }
@@ -300,31 +298,14 @@ export class HlsHub {
       // Audio that cannot become AAC is read and dropped (an unlinked stream stops rtspsrc).
       links.push(...chainLinks(rest ? [...names, "hls.audio"] : names));
     }
-    const definition: PipelineDefinition = { pipeline: { elements, links } };
-    const built = await buildPipeline(id, definition, {
-      policy: this.#policy,
-      mounts: this.#mounts,
+    return await this.#pipelines.build(id, elements, links, (event) => {
+      if (event.type === "pipelineError") {
+        // GStreamer's own detail ends with what the peer said ("Service Unavailable (503)").
+        const detail = event.payload.debug?.trim().split("\n").at(-1);
+        stream.failures.push(event.payload.message + (detail ? ` (${detail})` : ""));
+      }
+      stream.ended ??= endOfRun(event);
     });
-    return new ManagedPipeline(
-      { id, kind: "pipeline", definition, createdAt: new Date(), built },
-      {
-        emit: (event) => {
-          if (event.type === "pipelineError") {
-            // GStreamer's own detail ends with what the peer said ("Service Unavailable (503)").
-            const detail = event.payload.debug?.trim().split("\n").at(-1);
-            stream.failures.push(event.payload.message + (detail ? ` (${detail})` : ""));
-          }
-          if (event.type === "pipelineError" || event.type === "pipelineEos") {
-            stream.ended ??= event.type === "pipelineEos"
-              ? "the stream ended"
-              : event.payload.message;
-          }
-        },
-        mounts: this.#mounts,
-        policy: this.#policy,
-        startTimeoutMs: 10_000,
-      },
-    );
   }
 
   /**

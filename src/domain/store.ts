@@ -22,8 +22,16 @@ export interface StoredPipeline {
 }
 
 /** One row change, as the writer takes it. */
+export interface StoredRecording {
+  path: string;
+  /** The startRecording payload as it was accepted (without the path). */
+  options: Record<string, unknown>;
+  createdAt: string;
+}
+
 export interface StoreWrite {
-  op: "insert" | "setState" | "remove";
+  /** Pipelines: insert, setState, remove; recordings (id = the path): record, unrecord. */
+  op: "insert" | "setState" | "remove" | "record" | "unrecord";
   id: string;
   definition?: string;
   createdAt?: string;
@@ -50,14 +58,22 @@ export function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
   );
   const setState = db.prepare("UPDATE pipelines SET desired_state = ? WHERE id = ?");
   const remove = db.prepare("DELETE FROM pipelines WHERE id = ?");
+  const record = db.prepare(
+    "INSERT OR REPLACE INTO recordings (path, options, created_at) VALUES (?, ?, ?)",
+  );
+  const unrecord = db.prepare("DELETE FROM recordings WHERE path = ?");
   return (write) => {
     if (write.op === "insert") insert.run(write.id, write.definition!, write.createdAt!);
     else if (write.op === "setState") setState.run(write.state!, write.id);
+    else if (write.op === "record") record.run(write.id, write.definition!, write.createdAt!);
+    else if (write.op === "unrecord") unrecord.run(write.id);
     else remove.run(write.id);
   };
 }
 
 interface Waiting {
+  /** What the write changes, for messages: "pipeline 'x'" or "the recording of '/x'". */
+  what: string;
   id: string;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -101,6 +117,11 @@ export class PipelineStore {
           id TEXT PRIMARY KEY,
           definition TEXT NOT NULL,
           desired_state TEXT NOT NULL CHECK (desired_state IN ('playing', 'paused', 'stopped')),
+          created_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS recordings (
+          path TEXT PRIMARY KEY,
+          options TEXT NOT NULL,
           created_at TEXT NOT NULL
         );
       `);
@@ -156,6 +177,27 @@ export class PipelineStore {
     }));
   }
 
+  /** Every recording that runs, by path, with the options it was started with. */
+  recordings(): StoredRecording[] {
+    const rows = this.#db.prepare(
+      "SELECT path, options, created_at FROM recordings ORDER BY rowid",
+    ).all() as { path: string; options: string; created_at: string }[];
+    return rows.map((row) => ({
+      path: row.path,
+      options: JSON.parse(row.options),
+      createdAt: row.created_at,
+    }));
+  }
+
+  /** Keeps (or replaces) the recording of `path`. */
+  putRecording(path: string, options: Record<string, unknown>, createdAt: string): Promise<void> {
+    return this.#write({ op: "record", id: path, definition: JSON.stringify(options), createdAt });
+  }
+
+  removeRecording(path: string): Promise<void> {
+    return this.#write({ op: "unrecord", id: path });
+  }
+
   insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void> {
     return this.#write({ op: "insert", id, definition: JSON.stringify(definition), createdAt });
   }
@@ -195,7 +237,9 @@ export class PipelineStore {
 
   #write(write: StoreWrite): Promise<void> {
     if (this.#broken !== null || this.#closed !== null) {
-      return Promise.reject(this.#storageFailed(write.id, this.#broken ?? "the store is closed"));
+      return Promise.reject(
+        this.#storageFailed(subject(write), write.id, this.#broken ?? "the store is closed"),
+      );
     }
     if (this.#writer === null) {
       try {
@@ -203,12 +247,14 @@ export class PipelineStore {
         this.#writeHere(write);
         return Promise.resolve();
       } catch (error) {
-        return Promise.reject(this.#storageFailed(write.id, (error as Error).message));
+        return Promise.reject(
+          this.#storageFailed(subject(write), write.id, (error as Error).message),
+        );
       }
     }
     const seq = this.#nextSeq++;
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.set(seq, { id: write.id, resolve, reject });
+      this.#waiting.set(seq, { what: subject(write), id: write.id, resolve, reject });
       this.#queued.push({ seq, write });
       if (!this.#writing) this.#sendQueued();
     });
@@ -235,7 +281,7 @@ export class PipelineStore {
       for (const { seq, message } of reply.failed) {
         const waiting = this.#waiting.get(seq);
         this.#waiting.delete(seq);
-        waiting?.reject(this.#storageFailed(waiting.id, message));
+        waiting?.reject(this.#storageFailed(waiting.what, waiting.id, message));
       }
       if (this.#queued.length > 0 && this.#broken === null) this.#sendQueued();
       else if (this.#afterClose !== null) this.#postClose();
@@ -250,16 +296,22 @@ export class PipelineStore {
     this.#afterClose?.(); // a close waiting for the writer waits no more
     for (const [seq, waiting] of this.#waiting) {
       this.#waiting.delete(seq);
-      waiting.reject(this.#storageFailed(waiting.id, reason));
+      waiting.reject(this.#storageFailed(waiting.what, waiting.id, reason));
     }
   }
 
-  #storageFailed(id: string, reason: string): DomainError {
-    console.error(`Writing pipeline '${id}' to ${this.location} failed: ${reason}`);
+  #storageFailed(what: string, id: string, reason: string): DomainError {
+    console.error(`Writing ${what} to ${this.location} failed: ${reason}`);
     return new DomainError(
       "STORAGE_FAILED",
-      `The change to pipeline '${id}' could not be saved: ${reason}`,
+      `The change to ${what} could not be saved: ${reason}`,
       { id, store: this.location },
     );
   }
+}
+
+function subject(write: StoreWrite): string {
+  return write.op === "record" || write.op === "unrecord"
+    ? `the recording of '/${write.id}'`
+    : `pipeline '${write.id}'`;
 }

@@ -13,13 +13,12 @@
  * The answer is made without trickle ICE (webrtc.ts).
  */
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
-import { buildPipeline } from "./builder.ts";
 import { errorMessage } from "./errors.ts";
-import { chainLinks, type LoopbackReader, loopbackReaderSpec, RtspMounts } from "./mounts.ts";
-import { ManagedPipeline } from "./pipeline.ts";
-import { ElementPolicy } from "./policy.ts";
+import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
+import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
+import type { ManagedPipeline } from "./pipeline.ts";
 import { chooseH264, chooseOpus, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
-import type { ElementSpec, PipelineDefinition } from "./spec.ts";
+import type { ElementSpec } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
 import { answerOffer, type IceOptions, until, webrtcbinSpec, WebRtcError } from "./webrtc.ts";
 
@@ -86,14 +85,13 @@ export class WhepHub {
   readonly #sessions = new Map<string, Session>();
   /** Sessions being set up: counted against the limit, not yet answerable. */
   #pending = 0;
-  readonly #policy: ElementPolicy;
-  readonly #mounts = new RtspMounts(undefined);
+  readonly #pipelines: OwnPipelines;
   readonly #watch: ReturnType<typeof setInterval>;
 
   constructor(options: WhepOptions) {
     this.#options = options;
     // The server's own pipelines: every element it uses is its choice, not a client's.
-    this.#policy = new ElementPolicy({ mediaDir: options.mediaDir, allow: ["*"] });
+    this.#pipelines = new OwnPipelines(options.mediaDir);
     this.#watch = setInterval(() => this.#watchSessions(), WATCH_MS);
     Deno.unrefTimer(this.#watch);
   }
@@ -157,11 +155,7 @@ export class WhepHub {
       pipeline = await this.#build(id, path, h264.payloadType, pathAudio, audio, (event) => {
         if (event.type === "pipelineError") failures.push(event.payload.message);
         const session = this.#sessions.get(id);
-        if (session && (event.type === "pipelineError" || event.type === "pipelineEos")) {
-          session.ended ??= event.type === "pipelineEos"
-            ? "the stream ended"
-            : event.payload.message;
-        }
+        if (session) session.ended ??= endOfRun(event);
       });
       peer = new WebRtcPeer(pipeline.element("webrtc").pointer);
       peer.gatherOn(this.#options.iceAddresses, this.#options.icePorts);
@@ -269,20 +263,7 @@ export class WhepHub {
       );
       links.push(...chainLinks(["source", "audio-depay", "audio-dropped"]));
     }
-    const definition: PipelineDefinition = { pipeline: { elements, links } };
-    const built = await buildPipeline(`whep-${id}`, definition, {
-      policy: this.#policy,
-      mounts: this.#mounts,
-    });
-    return new ManagedPipeline(
-      { id: `whep-${id}`, kind: "pipeline", definition, createdAt: new Date(), built },
-      {
-        emit,
-        mounts: this.#mounts,
-        policy: this.#policy,
-        startTimeoutMs: STREAM_TIMEOUT_MS,
-      },
-    );
+    return await this.#pipelines.build(`whep-${id}`, elements, links, emit, STREAM_TIMEOUT_MS);
   }
 
   #streamFailed(path: string, failures: string[]): string {

@@ -12,14 +12,12 @@
  * packetization mode 1 and Opus, so that is what the publisher sends.
  */
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
-import { buildPipeline } from "./builder.ts";
 import { errorMessage } from "./errors.ts";
-import { RtspMounts } from "./mounts.ts";
-import { ManagedPipeline } from "./pipeline.ts";
-import { ElementPolicy } from "./policy.ts";
+import { OwnPipelines } from "./own_pipelines.ts";
+import type { ManagedPipeline } from "./pipeline.ts";
 import type { Publisher, PublishHub } from "./publish.ts";
 import { chooseH264, chooseOpus, offeredMedia, onlyFormat } from "./sdp.ts";
-import type { ElementSpec, LinkSpec, PipelineDefinition } from "./spec.ts";
+import type { ElementSpec, LinkSpec } from "./spec.ts";
 import { answerOffer, type IceOptions, webrtcbinSpec, WebRtcError } from "./webrtc.ts";
 
 /**
@@ -162,14 +160,13 @@ export class WhipHub {
   readonly #sessions = new Map<string, WhipSession>();
   /** Session pipelines being released: the server waits for them when it stops. */
   readonly #releasing = new Set<Promise<void>>();
-  readonly #policy: ElementPolicy;
-  readonly #mounts = new RtspMounts(undefined);
+  readonly #pipelines: OwnPipelines;
   readonly #watch: ReturnType<typeof setInterval>;
 
   constructor(options: WhipOptions) {
     this.#options = options;
     // The server's own pipelines: every element it uses is its choice, not a client's.
-    this.#policy = new ElementPolicy({ mediaDir: options.mediaDir, allow: ["*"] });
+    this.#pipelines = new OwnPipelines(options.mediaDir);
     this.#watch = setInterval(() => {
       for (const session of this.#sessions.values()) {
         if (session.sending()) session.requestKeyFrame();
@@ -292,24 +289,11 @@ export class WhipHub {
         { from: `take${stream.mline}`, to: `out${stream.mline}` },
       );
     }
-    const definition: PipelineDefinition = { pipeline: { elements, links } };
-    const built = await buildPipeline(`whip-${id}`, definition, {
-      policy: this.#policy,
-      mounts: this.#mounts,
+    // The publish sees the publisher leave by its connection and its counters.
+    return await this.#pipelines.build(`whip-${id}`, elements, links, (event) => {
+      if (event.type === "pipelineError") {
+        console.error(`WHIP session ${id}: ${event.payload.message}`);
+      }
     });
-    return new ManagedPipeline(
-      { id: `whip-${id}`, kind: "pipeline", definition, createdAt: new Date(), built },
-      {
-        // The publish sees the publisher leave by its connection and its counters.
-        emit: (event) => {
-          if (event.type === "pipelineError") {
-            console.error(`WHIP session ${id}: ${event.payload.message}`);
-          }
-        },
-        mounts: this.#mounts,
-        policy: this.#policy,
-        startTimeoutMs: 10_000,
-      },
-    );
   }
 }

@@ -1,0 +1,651 @@
+/**
+ * Recording of served RTSP paths: per recorded path a pipeline of the server's own reads the path
+ * over loopback and writes segments with splitmuxsink into a folder of the recordings directory,
+ * without re-encoding:
+ *
+ *   rtspsrc (loopback, TCP) ! rtph264depay ! h264parse ! splitmuxsink.video
+ *   rtspsrc. ! rtpmp4gdepay ! aacparse ! splitmuxsink.audio_0      (or Opus: opusparse)
+ *
+ * Fragmented MP4 (a fragment a second, its moov first) is the default, so a segment cut short by
+ * a crash plays up to its last whole fragment; MPEG-TS and Matroska play to their last whole
+ * packet or cluster. The segment being written is `writing-NNNNN.EXT`; once closed it is renamed
+ * by its start time (UTC, `2026-12-03T07-30-12.345Z.mp4`), which sorts by time. No client names a
+ * file: the hub's policy confines every location to its directory.
+ *
+ * A recording is stored (it comes back after a restart) and waits for its path while the path is
+ * not served, as restart policies wait. Recording costs no JS per buffer: JS looks at the folder
+ * once a second (SWEEP_MS) to rename closed segments, apply retention and watch the free space.
+ */
+import { statfsSync } from "node:fs";
+import { join } from "node:path";
+import { DomainError, errorMessage } from "./errors.ts";
+import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
+import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
+import type { ManagedPipeline } from "./pipeline.ts";
+import type { ElementSpec } from "./spec.ts";
+import type { PipelineStore } from "./store.ts";
+
+export const recordingFormats = ["mp4", "ts", "mkv"] as const;
+export type RecordingFormat = typeof recordingFormats[number];
+
+/** The muxer of each format, and its properties (splitmuxsink takes them as a structure). */
+const muxers: Record<RecordingFormat, { factory: string; properties?: string }> = {
+  // A fragment a second: a segment cut short by a crash keeps all but its last second.
+  mp4: { factory: "mp4mux", properties: "properties,fragment-duration=(uint)1000" },
+  ts: { factory: "mpegtsmux" },
+  mkv: { factory: "matroskamux" },
+};
+
+/** How each video codec a path serves is taken out of RTP and parsed for the muxer. */
+const videoChains: Record<string, string> = {
+  rtph264depay: "h264parse",
+  rtph265depay: "h265parse",
+};
+const audioChains: Record<string, string> = { rtpmp4gdepay: "aacparse", rtpopusdepay: "opusparse" };
+
+const WRITING = /^writing-(\d{5})\.(mp4|ts|mkv)$/;
+const SEGMENT = /^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}Z)(?:-(\d+))?\.(mp4|ts|mkv)$/;
+/** Path names a folder can have. */
+const PATH_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+const SWEEP_MS = 1_000;
+/** How long a stopping recording waits for its last segment to be finished (end of stream). */
+const FINISH_TIMEOUT_MS = 5_000;
+/** Back-off between attempts to record a path that is served but fails, up to the last. */
+const RETRY_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
+
+export interface Retention {
+  maxAgeSeconds?: number;
+  maxBytes?: number;
+}
+
+export interface RecordingOptions {
+  format: RecordingFormat;
+  segmentSeconds: number;
+  retention: Retention;
+}
+
+export interface RecordingInfo extends RecordingOptions {
+  path: string;
+  /** "recording" while its pipeline writes; "waiting" while its path is not served (or failed). */
+  state: "recording" | "waiting";
+  createdAt: string;
+  /** Bytes of segments written since the server started (the one being written included). */
+  bytesWritten: number;
+  currentSegment: string | null;
+  lastError: string | null;
+}
+
+export interface SegmentInfo {
+  path: string;
+  file: string;
+  format: RecordingFormat;
+  start: string;
+  /** The time of its last write: its end, for a closed segment. */
+  end: string;
+  bytes: number;
+}
+
+export type RecordingEvent =
+  | { type: "recordingStarted"; payload: { path: string; format: RecordingFormat } }
+  | {
+    type: "recordingSegment";
+    payload: { path: string; file: string; start: string; duration: number; bytes: number };
+  }
+  | { type: "recordingStopped"; payload: { path: string; reason: string } }
+  | { type: "recordingError"; payload: { path: string; message: string } };
+
+export interface RecordingHubOptions extends LoopbackReader {
+  /** The recordings directory (GSTREAMER_RECORDINGS_DIR); made if missing. */
+  directory: string;
+  store: PipelineStore;
+  emit: (event: RecordingEvent) => void;
+  /** Retention deletes the oldest segments when the disk's free space falls below this. */
+  minFreeBytes: number;
+  pathDepayloaders?: (path: string) => string[];
+  requestKeyFrame?: (path: string) => void;
+}
+
+interface Recorder {
+  path: string;
+  options: RecordingOptions;
+  createdAt: string;
+  pipeline: ManagedPipeline | null;
+  /** Set by a bus error or end of stream: the pipeline is released at the next sweep. */
+  ended: string | null;
+  eos: boolean;
+  failures: number;
+  retryAt: number;
+  bytesWritten: number;
+  /** Bytes of the closed segments counted in bytesWritten. */
+  closedBytes: number;
+  currentSegment: string | null;
+  lastError: string | null;
+  /** One operation at a time: launch, release, stop. */
+  busy: Promise<void>;
+  stopping: boolean;
+}
+
+export class RecordingHub {
+  readonly #options: RecordingHubOptions;
+  readonly #recorders = new Map<string, Recorder>();
+  readonly #pipelines: OwnPipelines;
+  #sweep: ReturnType<typeof setInterval> | null = null;
+  #sweeping = false;
+  /** When a file being written was first seen (ms since the epoch), by its full name. */
+  readonly #firstSeen = new Map<string, number>();
+
+  private constructor(options: RecordingHubOptions) {
+    this.#options = options;
+    this.#pipelines = new OwnPipelines(options.directory);
+  }
+
+  /** Makes the directory, finishes segments a crash left, and resumes the stored recordings. */
+  static async open(options: RecordingHubOptions): Promise<RecordingHub> {
+    await Deno.mkdir(options.directory, { recursive: true });
+    const hub = new RecordingHub(options);
+    for (const stored of options.store.recordings()) {
+      const recorder = hub.#add(stored.path, stored.options as unknown as RecordingOptions);
+      recorder.createdAt = stored.createdAt;
+    }
+    for await (const entry of Deno.readDir(options.directory)) {
+      if (entry.isDirectory && PATH_PATTERN.test(entry.name)) {
+        await hub.#finishSegments(entry.name, false);
+      }
+    }
+    hub.#sweep = setInterval(() => void hub.#sweepAll(), SWEEP_MS);
+    Deno.unrefTimer(hub.#sweep);
+    return hub;
+  }
+
+  /** Starts recording `path` (served now or not: it waits for the path). */
+  async start(path: string, options: RecordingOptions): Promise<RecordingInfo> {
+    requireRecordablePath(path);
+    if (this.#recorders.has(path)) {
+      throw new DomainError(
+        "PATH_IN_USE",
+        `'/${path}' is being recorded already; stopRecording it first to record it otherwise`,
+        { path },
+      );
+    }
+    const createdAt = new Date().toISOString();
+    const recorder = this.#add(path, options);
+    recorder.createdAt = createdAt;
+    try {
+      await this.#options.store.putRecording(path, { ...options }, createdAt);
+    } catch (error) {
+      this.#recorders.delete(path);
+      throw error;
+    }
+    await Deno.mkdir(join(this.#options.directory, path), { recursive: true });
+    if (this.#options.rtsp.isMounted(path)) await this.#run(recorder, () => this.#launch(recorder));
+    return this.#info(recorder);
+  }
+
+  /** Stops recording `path`: its last segment is finished and kept. */
+  async stop(path: string, reason = "stopRecording"): Promise<RecordingInfo> {
+    const recorder = this.#require(path);
+    recorder.stopping = true;
+    await this.#options.store.removeRecording(path);
+    this.#recorders.delete(path);
+    await this.#run(recorder, () => this.#release(recorder, true));
+    await this.#finishSegments(path, false);
+    this.#options.emit({ type: "recordingStopped", payload: { path, reason } });
+    return { ...this.#info(recorder), state: "waiting" };
+  }
+
+  /** The recordings that run, and the segments on disk (of `path`, overlapping from..to). */
+  async list(
+    filter: { path?: string; from?: string; to?: string } = {},
+  ): Promise<{ recordings: RecordingInfo[]; segments: SegmentInfo[] }> {
+    if (filter.path !== undefined) requireRecordablePath(filter.path);
+    const from = filter.from === undefined ? -Infinity : Date.parse(filter.from);
+    const to = filter.to === undefined ? Infinity : Date.parse(filter.to);
+    const recordings = [...this.#recorders.values()]
+      .filter((r) => filter.path === undefined || r.path === filter.path)
+      .map((r) => this.#info(r));
+    const paths = filter.path !== undefined ? [filter.path] : await this.#recordedPaths();
+    const segments: SegmentInfo[] = [];
+    for (const path of paths) {
+      for (const segment of await this.segments(path)) {
+        if (Date.parse(segment.end) >= from && Date.parse(segment.start) <= to) {
+          segments.push(segment);
+        }
+      }
+    }
+    return { recordings, segments };
+  }
+
+  /** A path's closed segments, oldest first. */
+  async segments(path: string): Promise<SegmentInfo[]> {
+    if (!PATH_PATTERN.test(path)) return [];
+    const dir = join(this.#options.directory, path);
+    const found: SegmentInfo[] = [];
+    try {
+      for await (const entry of Deno.readDir(dir)) {
+        const match = entry.isFile ? entry.name.match(SEGMENT) : null;
+        if (!match) continue;
+        const stat = await Deno.stat(join(dir, entry.name)).catch(() => null);
+        if (stat === null) continue;
+        found.push({
+          path,
+          file: entry.name,
+          format: match[3] as RecordingFormat,
+          start: `${match[1].slice(0, 10)}T${match[1].slice(11, 19).replaceAll("-", ":")}${
+            match[1].slice(19)
+          }`,
+          end: (stat.mtime ?? new Date()).toISOString(),
+          bytes: stat.size,
+        });
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return found.sort((a, b) => a.file.localeCompare(b.file));
+  }
+
+  /** The file of a closed segment, for download; null when there is no such segment. */
+  segmentFile(path: string, file: string): string | null {
+    if (!PATH_PATTERN.test(path) || !SEGMENT.test(file)) return null;
+    return join(this.#options.directory, path, file);
+  }
+
+  /** Deletes one closed segment of `path`, or every one when `file` is not given. */
+  async delete(path: string, file?: string): Promise<{ path: string; deleted: string[] }> {
+    requireRecordablePath(path);
+    const segments = await this.segments(path);
+    if (file !== undefined) {
+      if (!segments.some((s) => s.file === file)) {
+        throw new DomainError(
+          "RECORDING_NOT_FOUND",
+          `'/${path}' has no segment '${file}'` +
+            (this.#recorders.get(path)?.currentSegment === file
+              ? ": it is being written; stopRecording first"
+              : ""),
+          { path, file },
+        );
+      }
+      await Deno.remove(join(this.#options.directory, path, file));
+      return { path, deleted: [file] };
+    }
+    if (this.#recorders.has(path)) {
+      throw new DomainError(
+        "INVALID_STATE",
+        `'/${path}' is being recorded; stopRecording it before deleting all of its segments ` +
+          "(or delete one segment by its file)",
+        { path },
+      );
+    }
+    if (segments.length === 0) {
+      throw new DomainError("RECORDING_NOT_FOUND", `'/${path}' has no recorded segments`, { path });
+    }
+    for (const segment of segments) {
+      await Deno.remove(join(this.#options.directory, path, segment.file)).catch(() => {});
+    }
+    await Deno.remove(join(this.#options.directory, path)).catch(() => {}); // once empty
+    return { path, deleted: segments.map((s) => s.file) };
+  }
+
+  pollBuses(): void {
+    for (const recorder of this.#recorders.values()) recorder.pipeline?.drainBus();
+  }
+
+  /** Stops every pipeline (finishing its segment); the recordings stay stored. */
+  async close(): Promise<void> {
+    if (this.#sweep !== null) clearInterval(this.#sweep);
+    await Promise.all(
+      [...this.#recorders.values()].map(async (recorder) => {
+        recorder.stopping = true;
+        await this.#run(recorder, () => this.#release(recorder, true));
+        await this.#finishSegments(recorder.path, false);
+      }),
+    );
+  }
+
+  #add(path: string, options: RecordingOptions): Recorder {
+    const recorder: Recorder = {
+      path,
+      options,
+      createdAt: "",
+      pipeline: null,
+      ended: null,
+      eos: false,
+      failures: 0,
+      retryAt: 0,
+      bytesWritten: 0,
+      closedBytes: 0,
+      currentSegment: null,
+      lastError: null,
+      busy: Promise.resolve(),
+      stopping: false,
+    };
+    this.#recorders.set(path, recorder);
+    return recorder;
+  }
+
+  #require(path: string): Recorder {
+    requireRecordablePath(path);
+    const recorder = this.#recorders.get(path);
+    if (recorder) return recorder;
+    throw new DomainError(
+      "RECORDING_NOT_FOUND",
+      `'/${path}' is not being recorded` +
+        (this.#recorders.size > 0 ? `; recorded: ${[...this.#recorders.keys()].join(", ")}` : ""),
+      { path },
+    );
+  }
+
+  #run(recorder: Recorder, work: () => Promise<void>): Promise<void> {
+    const next = recorder.busy.then(work);
+    recorder.busy = next.catch(() => {});
+    return next;
+  }
+
+  #info(recorder: Recorder): RecordingInfo {
+    return {
+      path: recorder.path,
+      ...recorder.options,
+      state: recorder.pipeline !== null && recorder.ended === null ? "recording" : "waiting",
+      createdAt: recorder.createdAt,
+      bytesWritten: recorder.bytesWritten,
+      currentSegment: recorder.currentSegment,
+      lastError: recorder.lastError,
+    };
+  }
+
+  async #recordedPaths(): Promise<string[]> {
+    const paths: string[] = [];
+    for await (const entry of Deno.readDir(this.#options.directory)) {
+      if (entry.isDirectory && PATH_PATTERN.test(entry.name)) paths.push(entry.name);
+    }
+    return paths.sort();
+  }
+
+  /** Builds and plays the recorder's pipeline; a failure leaves it waiting to retry. */
+  async #launch(recorder: Recorder): Promise<void> {
+    if (recorder.pipeline !== null || recorder.stopping) return;
+    const { path } = recorder;
+    const depayloaders = this.#options.pathDepayloaders?.(path) ?? ["rtph264depay"];
+    const video = depayloaders.find((depay) => depay in videoChains);
+    if (video === undefined) {
+      this.#failed(
+        recorder,
+        `'/${path}' serves no H.264 or H.265 video (its streams need ${
+          depayloaders.join(", ")
+        }); ` +
+          "recordings keep the stream as it is, without re-encoding",
+      );
+      return;
+    }
+    let pipeline: ManagedPipeline | null = null;
+    try {
+      await this.#finishSegments(path, false);
+      pipeline = await this.#build(recorder, video, depayloaders);
+      recorder.ended = null;
+      recorder.eos = false;
+      await pipeline.start("playing");
+      recorder.pipeline = pipeline;
+      this.#options.requestKeyFrame?.(path); // the first segment starts at a key frame
+      console.log(`Recording '/${path}' (${recorder.options.format}) started`);
+      this.#options.emit({
+        type: "recordingStarted",
+        payload: { path, format: recorder.options.format },
+      });
+    } catch (error) {
+      await pipeline?.release();
+      this.#failed(recorder, `Recording '/${path}' could not start: ${errorMessage(error)}`);
+    }
+  }
+
+  #failed(recorder: Recorder, message: string): void {
+    recorder.failures++;
+    recorder.retryAt = performance.now() +
+      RETRY_MS[Math.min(recorder.failures - 1, RETRY_MS.length - 1)];
+    if (recorder.lastError !== message) {
+      console.error(message);
+      this.#options.emit({ type: "recordingError", payload: { path: recorder.path, message } });
+    }
+    recorder.lastError = message;
+  }
+
+  async #build(
+    recorder: Recorder,
+    video: string,
+    depayloaders: string[],
+  ): Promise<ManagedPipeline> {
+    const { path, options } = recorder;
+    const muxer = muxers[options.format];
+    const id = `recording-${crypto.randomUUID()}`;
+    const elements: ElementSpec[] = [
+      loopbackReaderSpec(this.#options, path),
+      { type: video, name: "depay" },
+      { type: videoChains[video], name: "parse" },
+      {
+        type: "splitmuxsink",
+        name: "segments",
+        properties: {
+          location: join(this.#options.directory, path, `writing-%05d.${options.format}`),
+          "max-size-time": options.segmentSeconds * 1_000_000_000,
+          "async-finalize": true,
+          "muxer-factory": muxer.factory,
+          ...(muxer.properties ? { "muxer-properties": muxer.properties } : {}),
+        },
+      },
+    ];
+    const links = chainLinks(["source", "depay", "parse", "segments.video"]);
+    const audio = depayloaders.find((depay) => depay in audioChains);
+    if (audio !== undefined) {
+      elements.push({ type: audio, name: "audio-depay" }, {
+        type: audioChains[audio],
+        name: "audio-parse",
+      });
+      links.push(...chainLinks(["source", "audio-depay", "audio-parse", "segments.audio_0"]));
+    }
+    // Other streams (a second audio, say) are read and dropped: an unlinked one stops rtspsrc.
+    const others = depayloaders.filter((depay) => depay !== video && depay !== audio);
+    others.forEach((depay, at) => {
+      elements.push({ type: depay, name: `other-${at}` }, {
+        type: "fakesink",
+        name: `dropped-${at}`,
+        properties: { sync: false, async: false },
+      });
+      links.push(...chainLinks(["source", `other-${at}`, `dropped-${at}`]));
+    });
+    return await this.#pipelines.build(id, elements, links, (event) => {
+      if (event.type === "pipelineEos") recorder.eos = true;
+      recorder.ended ??= endOfRun(event);
+    });
+  }
+
+  /** Releases the pipeline; `finish` first ends its stream so the last segment is whole. */
+  async #release(recorder: Recorder, finish: boolean): Promise<void> {
+    const pipeline = recorder.pipeline;
+    if (pipeline === null) return;
+    recorder.pipeline = null;
+    if (finish && recorder.ended === null) {
+      try {
+        recorder.ended = "stopping";
+        await pipeline.sendEos();
+        const deadline = performance.now() + FINISH_TIMEOUT_MS;
+        while (!recorder.eos && performance.now() < deadline) {
+          pipeline.drainBus();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      } catch {
+        // not playing: nothing to finish
+      }
+    }
+    await pipeline.release();
+  }
+
+  /** Renames closed segments by their start time (all of them when none is being written). */
+  async #finishSegments(path: string, writing: boolean): Promise<void> {
+    const dir = join(this.#options.directory, path);
+    const open: { name: string; index: number }[] = [];
+    try {
+      for await (const entry of Deno.readDir(dir)) {
+        const match = entry.isFile ? entry.name.match(WRITING) : null;
+        if (match) open.push({ name: entry.name, index: Number(match[1]) });
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw error;
+    }
+    open.sort((a, b) => a.index - b.index);
+    const recorder = this.#recorders.get(path);
+    const closing = writing ? open.slice(0, -1) : open;
+    const current = writing ? open.at(-1) : undefined;
+    const now = Date.now();
+    for (const { name } of open) {
+      const full = join(dir, name);
+      if (!this.#firstSeen.has(full)) this.#firstSeen.set(full, now);
+    }
+    for (let at = 0; at < closing.length; at++) {
+      const full = join(dir, closing[at].name);
+      const stat = await Deno.stat(full).catch(() => null);
+      if (stat === null) continue;
+      const start = stat.birthtime?.getTime() ?? this.#firstSeen.get(full) ?? now;
+      this.#firstSeen.delete(full);
+      if (stat.size === 0) { // opened and never written (a stop before the first key frame)
+        await Deno.remove(full).catch(() => {});
+        continue;
+      }
+      const file = await this.#freeName(dir, start, closing[at].name.split(".").at(-1)!);
+      await Deno.rename(full, join(dir, file));
+      if (recorder) {
+        recorder.closedBytes += stat.size;
+        const end = stat.mtime?.getTime() ?? now;
+        this.#options.emit({
+          type: "recordingSegment",
+          payload: {
+            path,
+            file,
+            start: new Date(start).toISOString(),
+            duration: Math.max(0, end - start) / 1000,
+            bytes: stat.size,
+          },
+        });
+      }
+    }
+    if (recorder) {
+      const size = current
+        ? (await Deno.stat(join(dir, current.name)).catch(() => null))?.size ?? 0
+        : 0;
+      recorder.currentSegment = current?.name ?? null;
+      recorder.bytesWritten = recorder.closedBytes + size;
+    }
+  }
+
+  async #freeName(dir: string, start: number, extension: string): Promise<string> {
+    const stamp = new Date(start).toISOString().replaceAll(":", "-");
+    for (let n = 0;; n++) {
+      const name = `${stamp}${n === 0 ? "" : `-${n}`}.${extension}`;
+      const taken = await Deno.lstat(join(dir, name)).then(() => true, () => false);
+      if (!taken) return name;
+    }
+  }
+
+  async #sweepAll(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      for (const recorder of [...this.#recorders.values()]) {
+        await this.#run(recorder, () => this.#sweepOne(recorder)).catch((error) =>
+          console.error(`Recording '/${recorder.path}': ${errorMessage(error)}`)
+        );
+      }
+      await this.#keepFreeSpace();
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  async #sweepOne(recorder: Recorder): Promise<void> {
+    if (recorder.stopping) return;
+    const { path } = recorder;
+    if (recorder.pipeline !== null && recorder.ended !== null) {
+      const reason = recorder.ended;
+      await this.#release(recorder, false);
+      await this.#finishSegments(path, false);
+      const served = this.#options.rtsp.isMounted(path);
+      this.#failed(
+        recorder,
+        served
+          ? `Recording '/${path}' stopped: ${reason}; it starts again`
+          : `Recording '/${path}' waits for its path: ${reason}`,
+      );
+      if (!served) recorder.failures = 0;
+    }
+    if (recorder.pipeline === null) {
+      if (this.#options.rtsp.isMounted(path) && performance.now() >= recorder.retryAt) {
+        await this.#launch(recorder);
+      }
+    } else {
+      await this.#finishSegments(path, true);
+      if (recorder.pipeline !== null && recorder.ended === null) recorder.failures = 0;
+    }
+    await this.#applyRetention(recorder);
+  }
+
+  async #applyRetention(recorder: Recorder): Promise<void> {
+    const { maxAgeSeconds, maxBytes } = recorder.options.retention;
+    if (maxAgeSeconds === undefined && maxBytes === undefined) return;
+    const segments = await this.segments(recorder.path);
+    const oldestKept = maxAgeSeconds === undefined ? -Infinity : Date.now() - maxAgeSeconds * 1000;
+    let total = segments.reduce((sum, s) => sum + s.bytes, 0) +
+      (recorder.bytesWritten - recorder.closedBytes);
+    for (const segment of segments) {
+      const tooOld = Date.parse(segment.end) < oldestKept;
+      const tooBig = maxBytes !== undefined && total > maxBytes;
+      if (!tooOld && !tooBig) break;
+      await Deno.remove(join(this.#options.directory, recorder.path, segment.file)).catch(() => {});
+      total -= segment.bytes;
+      console.log(
+        `Recording '/${recorder.path}': retention deleted ${segment.file} (${
+          tooOld ? `older than ${maxAgeSeconds} s` : `over ${maxBytes} bytes`
+        })`,
+      );
+    }
+  }
+
+  /** Below the free-space floor: the oldest segments of recorded paths go, then recordings stop. */
+  async #keepFreeSpace(): Promise<void> {
+    const free = () => {
+      const fs = statfsSync(this.#options.directory);
+      return Number(fs.bavail) * Number(fs.bsize);
+    };
+    // Only what the server is writing can fill the disk: only recorded paths give up segments.
+    const writing = [...this.#recorders.values()].filter((r) => r.pipeline !== null);
+    if (writing.length === 0 || free() >= this.#options.minFreeBytes) return;
+    const all: SegmentInfo[] = [];
+    for (const { path } of writing) all.push(...await this.segments(path));
+    all.sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
+    for (const segment of all) {
+      if (free() >= this.#options.minFreeBytes) return;
+      await Deno.remove(join(this.#options.directory, segment.path, segment.file)).catch(() => {});
+      console.log(
+        `Recordings: deleted ${segment.path}/${segment.file}: free space under the floor ` +
+          `(GSTREAMER_RECORDINGS_MIN_FREE_MB)`,
+      );
+    }
+    if (free() >= this.#options.minFreeBytes) return;
+    for (const recorder of writing) {
+      const message = `Recording '/${recorder.path}' stopped: the disk's free space is under the ` +
+        `floor (${Math.round(free() / 1048576)} MiB free, GSTREAMER_RECORDINGS_MIN_FREE_MB=` +
+        `${Math.round(this.#options.minFreeBytes / 1048576)}) with no segment left to delete`;
+      this.#options.emit({ type: "recordingError", payload: { path: recorder.path, message } });
+      console.error(message);
+      await this.stop(recorder.path, "the disk is full").catch(() => {});
+    }
+  }
+}
+
+function requireRecordablePath(path: string): void {
+  if (!PATH_PATTERN.test(path)) {
+    throw new DomainError(
+      "INVALID_REQUEST",
+      `Cannot record path ${JSON.stringify(path)}: recorded paths are 1 to 128 letters, digits, ` +
+        "'.', '_' and '-', not starting with '.'",
+      { path },
+    );
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Recordings over HTTP: `GET /recordings/{path}/` lists a path's segments as JSON, and
+ * `GET /recordings/{path}/{file}` downloads one, honouring `Range` (one range) so players seek.
+ * The token and origin rules are the rest of the HTTP API's (the transport checks them).
+ */
+import { createReadStream } from "node:fs";
+import type { RecordingHub } from "../domain/recording.ts";
+import { type HttpRoute, sendJson } from "./server.ts";
+
+export const RECORDINGS_PREFIX = "/recordings/";
+
+const contentTypes: Record<string, string> = {
+  mp4: "video/mp4",
+  ts: "video/mp2t",
+  mkv: "video/x-matroska",
+};
+
+export function recordingsRoute(hub: RecordingHub): HttpRoute {
+  return async (request, response, url) => {
+    if (!url.pathname.startsWith(RECORDINGS_PREFIX)) return false;
+    const fail = (status: number, code: string, message: string) =>
+      sendJson(response, status, { error: { code, message } });
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      response.setHeader("allow", "GET, HEAD");
+      fail(405, "METHOD_NOT_ALLOWED", `${request.method} ${url.pathname}: recordings take GET`);
+      return true;
+    }
+    const [path, file, ...rest] = url.pathname.slice(RECORDINGS_PREFIX.length).split("/")
+      .map((part) => decodeURIComponent(part));
+    if (path === "" || file === undefined || rest.length > 0) {
+      fail(
+        404,
+        "NOT_FOUND",
+        `No recording at ${url.pathname}: use GET ${RECORDINGS_PREFIX}{path}/ for the list, ` +
+          `${RECORDINGS_PREFIX}{path}/{file} for a segment`,
+      );
+      return true;
+    }
+    if (file === "") {
+      let segments;
+      try {
+        segments = await hub.segments(path);
+      } catch {
+        segments = null;
+      }
+      if (segments === null || segments.length === 0) {
+        fail(404, "NOT_FOUND", `No segments recorded of '/${path}'`);
+      } else {
+        sendJson(response, 200, { path, segments });
+      }
+      return true;
+    }
+    const location = hub.segmentFile(path, file);
+    const stat = location === null ? null : await Deno.stat(location).catch(() => null);
+    if (location === null || stat === null || !stat.isFile) {
+      fail(
+        404,
+        "NOT_FOUND",
+        `No segment '${file}' of '/${path}': GET ${RECORDINGS_PREFIX}${path}/ lists them`,
+      );
+      return true;
+    }
+    const size = stat.size;
+    const range = parseRange(request.headers.range, size);
+    if (range === "unsatisfiable") {
+      response.writeHead(416, { "content-range": `bytes */${size}` });
+      response.end();
+      return true;
+    }
+    const { start, end } = range ?? { start: 0, end: size - 1 };
+    const headers: Record<string, string | number> = {
+      "content-type": contentTypes[file.split(".").at(-1)!] ?? "application/octet-stream",
+      "content-length": Math.max(0, end - start + 1),
+      "accept-ranges": "bytes",
+      "last-modified": (stat.mtime ?? new Date()).toUTCString(),
+    };
+    if (range) headers["content-range"] = `bytes ${start}-${end}/${size}`;
+    response.writeHead(range ? 206 : 200, headers);
+    if (request.method === "HEAD" || size === 0) {
+      response.end();
+      return true;
+    }
+    // Streamed from the file: a segment is never read into memory whole.
+    const stream = createReadStream(location, { start, end });
+    stream.on("error", () => response.destroy());
+    response.on("close", () => stream.destroy());
+    stream.pipe(response);
+    return true;
+  };
+}
+
+/**
+ * The byte range a `Range` header asks for (one range; several are served whole), null for the
+ * whole file, or "unsatisfiable".
+ */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | null | "unsatisfiable" {
+  const match = header?.match(/^bytes=(\d*)-(\d*)$/);
+  if (!match || (match[1] === "" && match[2] === "")) return null;
+  if (match[1] === "") { // the last N bytes
+    const length = Number(match[2]);
+    if (length === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - length), end: size - 1 };
+  }
+  const start = Number(match[1]);
+  const end = match[2] === "" ? size - 1 : Math.min(Number(match[2]), size - 1);
+  if (start >= size || end < start) return "unsatisfiable";
+  return { start, end };
+}

@@ -1,0 +1,434 @@
+/**
+ * Recording served paths: segments checked with ffprobe (durations, contiguity, audio), kill -9
+ * mid-segment in every format, retention by age and size, the free-space floor, HTTP listing and
+ * Range downloads, stop/delete/record again, a path that goes away and comes back, and path
+ * traversal in the recording URLs. Real GStreamer, real ffprobe.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  expectError,
+  expectOk,
+  run,
+  type ServerEvent,
+  type ServerProcess,
+  startServer,
+  TestClient,
+  waitUntil,
+} from "./helpers.ts";
+
+/** H.264 with a key frame every 0.5 s, and AAC, at /cam. */
+const CAMERA = "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
+  "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtspserversink path=cam  " +
+  "audiotestsrc is-live=true ! avenc_aac ! aacparse ! rtspserversink path=cam";
+const GOP_SECONDS = 0.5;
+
+interface Probed {
+  video: number;
+  audio: number;
+  duration: number;
+}
+
+/** Frames of each stream (decoded and counted) and the video's duration. */
+async function probe(file: string): Promise<Probed> {
+  const { code, stdout, stderr } = await run("ffprobe", [
+    ...["-v", "error", "-count_frames", "-show_entries"],
+    ...["stream=codec_type,nb_read_frames,duration", "-of", "json", file],
+  ]);
+  assert.equal(code, 0, `ffprobe ${file}: ${stderr}`);
+  const streams = JSON.parse(stdout).streams as {
+    codec_type: string;
+    nb_read_frames?: string;
+    duration?: string;
+  }[];
+  const video = streams.find((s) => s.codec_type === "video");
+  const audio = streams.find((s) => s.codec_type === "audio");
+  return {
+    video: Number(video?.nb_read_frames ?? 0),
+    audio: Number(audio?.nb_read_frames ?? 0),
+    duration: Number(video?.duration ?? NaN),
+  };
+}
+
+async function setUp(env: Record<string, string> = {}, token?: string) {
+  const recordings = await Deno.makeTempDir({ prefix: "recordings-test-" });
+  const data = await Deno.makeTempDir({ prefix: "recordings-data-" });
+  const settings = {
+    GSTREAMER_RECORDINGS_DIR: recordings,
+    GSTREAMER_DATA_DIR: data,
+    GSTREAMER_RECORDINGS_MIN_FREE_MB: "1",
+    ...env,
+  };
+  const server = await startServer(settings);
+  const client = await TestClient.connect(token ? `${server.url}?token=${token}` : server.url);
+  expectOk(await client.request("createPipeline", { id: "cam", pipeline: CAMERA }));
+  expectOk(await client.request("startPipeline", { id: "cam" }));
+  return { recordings, data, settings, server, client };
+}
+
+async function tearDown(
+  parts: { recordings: string; data: string; server: ServerProcess; client: TestClient },
+) {
+  await parts.client.close();
+  assert.equal(await parts.server.stop(), 0, parts.server.logs.slice(-20).join("\n"));
+  await Deno.remove(parts.recordings, { recursive: true });
+  await Deno.remove(parts.data, { recursive: true });
+}
+
+/** The recordingSegment events received so far for `path`. */
+function segmentEvents(client: TestClient, path = "cam") {
+  return client.received.filter((m) =>
+    m.type === "recordingSegment" && (m as ServerEvent).payload.path === path
+  ).map((m) => (m as ServerEvent).payload as { file: string; start: string; duration: number });
+}
+
+/** Waits for an event of `type` about `path` received after message number `from`. */
+function eventSince(client: TestClient, from: number, type: string, what: string, path = "cam") {
+  return waitUntil(
+    () =>
+      client.received.slice(from).some((m) =>
+        m.type === type && (m as ServerEvent).payload.path === path
+      ),
+    20000,
+    what,
+  );
+}
+
+Deno.test("recording: segments of the set length, contiguous, with audio; listed and downloaded with Range", async () => {
+  const parts = await setUp();
+  const { client, server, recordings } = parts;
+  try {
+    const started = expectOk(
+      await client.request("startRecording", { path: "cam", segmentSeconds: 2 }),
+    );
+    assert.equal(started.payload.format, "mp4");
+    assert.equal(started.payload.state, "recording");
+    await client.event("recordingStarted", (p) => p.path === "cam");
+    await waitUntil(() => segmentEvents(client).length >= 4, 30000, "4 closed segments");
+    const events = segmentEvents(client).slice(0, 4);
+    const probed: Probed[] = [];
+    for (const event of events) probed.push(await probe(join(recordings, "cam", event.file)));
+    for (const [at, p] of probed.entries()) {
+      console.log(`  ${events[at].file}: ${JSON.stringify(p)}`);
+      assert.ok(p.video > 0 && p.audio > 0, `video and audio in ${events[at].file}`);
+      // splitmuxsink ends a segment at the last key frame before the set length (the first segment
+      // starts at the first key frame it gets).
+      if (at > 0) {
+        assert.ok(
+          p.duration > 2 - GOP_SECONDS - 0.1 && p.duration <= 2 + 0.1,
+          `${events[at].file} lasts ${p.duration} s`,
+        );
+      }
+    }
+    // Contiguous: each segment starts where the one before ended (the start is in the name). The
+    // first one's file is opened before the stream's first key frame comes: its start is earlier.
+    for (let at = 2; at < events.length; at++) {
+      const gap = (Date.parse(events[at].start) - Date.parse(events[at - 1].start)) / 1000 -
+        probed[at - 1].duration;
+      assert.ok(Math.abs(gap) < 0.3, `gap of ${gap.toFixed(3)} s before ${events[at].file}`);
+    }
+
+    // The list, over the API and over HTTP.
+    const listed = expectOk(await client.request("listRecordings", { path: "cam" })).payload;
+    assert.equal(listed.recordings.length, 1);
+    assert.ok(listed.recordings[0].bytesWritten > 0);
+    assert.match(listed.recordings[0].currentSegment, /^writing-\d{5}\.mp4$/);
+    for (const event of events) {
+      assert.ok(listed.segments.some((s: { file: string }) => s.file === event.file));
+    }
+    const recent = expectOk(
+      await client.request("listRecordings", { from: events[3].start }),
+    ).payload.segments as { file: string }[];
+    assert.ok(!recent.some((s) => s.file === events[0].file), "from leaves out older segments");
+    const http = await fetch(`${server.httpUrl}/recordings/cam/`);
+    const body = await http.json();
+    assert.equal(http.status, 200);
+    assert.ok(body.segments.some((s: { file: string }) => s.file === events[0].file));
+
+    // Downloads: whole, a range, the last bytes, an unsatisfiable range.
+    const file = join(recordings, "cam", events[1].file);
+    const bytes = await Deno.readFile(file);
+    const url = `${server.httpUrl}/recordings/cam/${events[1].file}`;
+    const whole = await fetch(url);
+    assert.equal(whole.status, 200);
+    assert.equal(whole.headers.get("content-type"), "video/mp4");
+    assert.equal(whole.headers.get("accept-ranges"), "bytes");
+    assert.deepEqual(new Uint8Array(await whole.arrayBuffer()), bytes);
+    const part = await fetch(url, { headers: { range: "bytes=100-1099" } });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get("content-range"), `bytes 100-1099/${bytes.length}`);
+    assert.deepEqual(new Uint8Array(await part.arrayBuffer()), bytes.slice(100, 1100));
+    const tail = await fetch(url, { headers: { range: "bytes=-500" } });
+    assert.deepEqual(new Uint8Array(await tail.arrayBuffer()), bytes.slice(-500));
+    const beyond = await fetch(url, { headers: { range: `bytes=${bytes.length}-` } });
+    await beyond.body?.cancel();
+    assert.equal(beyond.status, 416);
+    assert.equal(beyond.headers.get("content-range"), `bytes */${bytes.length}`);
+    // ffprobe seeks through HTTP ranges.
+    const overHttp = await probe(url);
+    assert.equal(overHttp.video, probed[1].video);
+  } finally {
+    await tearDown(parts);
+  }
+});
+
+for (const format of ["mp4", "ts", "mkv"]) {
+  Deno.test(`recording (${format}): kill -9 mid-segment; every segment on disk plays; it resumes`, async () => {
+    const parts = await setUp();
+    const { client, recordings, settings } = parts;
+    let server = parts.server;
+    let restarted: TestClient | null = null;
+    try {
+      expectOk(
+        await client.request("startRecording", { path: "cam", format, segmentSeconds: 3 }),
+      );
+      await waitUntil(() => segmentEvents(client).length >= 1, 30000, "a closed segment");
+      // Mid-segment: the one being written has been written for 1.5 s of its 3 (MP4: a whole
+      // fragment of a second and part of the next).
+      const writing = () =>
+        [...Deno.readDirSync(join(recordings, "cam"))].find((e) => e.name.startsWith("writing-"));
+      await waitUntil(
+        () => {
+          const entry = writing();
+          const born = entry && Deno.statSync(join(recordings, "cam", entry.name)).birthtime;
+          return born && Date.now() - born.getTime() > 1500;
+        },
+        20000,
+        "half a segment written",
+      );
+      Deno.kill(server.pid, "SIGKILL");
+      await server.exited;
+      console.log(
+        `  on disk at the kill: ${
+          [...Deno.readDirSync(join(recordings, "cam"))].map((e) =>
+            `${e.name} ${Deno.statSync(join(recordings, "cam", e.name)).size}`
+          ).sort().join(", ")
+        }`,
+      );
+      server = await startServer(settings);
+      parts.server = server;
+      restarted = await TestClient.connect(server.url);
+      // The camera pipeline and the recording come back from the store; the recording resumes.
+      await restarted.event("recordingStarted", (p) => p.path === "cam");
+      const listed = expectOk(await restarted.request("listRecordings", { path: "cam" })).payload;
+      assert.equal(listed.recordings[0].format, format);
+      // MP4 and Matroska keep the segment the kill cut short. MPEG-TS from a path with audio
+      // loses it: mpegtsmux holds such a segment until it ends (see docs/protocol.md).
+      assert.ok(
+        listed.segments.length >= (format === "ts" ? 1 : 2),
+        `${JSON.stringify(listed.segments)}`,
+      );
+      // Every segment on disk, the one cut by the kill included (renamed at the restart), plays.
+      for (const segment of listed.segments as { file: string }[]) {
+        const p = await probe(join(recordings, "cam", segment.file));
+        console.log(`  ${segment.file}: ${JSON.stringify(p)}`);
+        assert.ok(p.video > 0, `video frames in ${segment.file}`);
+        assert.ok(p.audio > 0, `audio frames in ${segment.file}`);
+      }
+      await waitUntil(() => segmentEvents(restarted!).length >= 1, 30000, "a segment after it");
+    } finally {
+      await restarted?.close();
+      await tearDown(parts);
+    }
+  });
+}
+
+Deno.test("recording: retention by age and by size", async () => {
+  const parts = await setUp();
+  const { client } = parts;
+  try {
+    expectOk(
+      await client.request("createPipeline", {
+        id: "cam2",
+        pipeline: CAMERA.replaceAll("path=cam", "path=cam2"),
+      }),
+    );
+    expectOk(await client.request("startPipeline", { id: "cam2" }));
+    expectOk(
+      await client.request("startRecording", {
+        path: "cam",
+        segmentSeconds: 1,
+        retention: { maxAgeSeconds: 3 },
+      }),
+    );
+    await client.event("recordingStarted", (p) => p.path === "cam");
+    const first = await waitUntil(
+      async () => {
+        const { segments } = expectOk(await client.request("listRecordings", { path: "cam" }))
+          .payload;
+        return segments.length > 0 ? segments[0].file as string : null;
+      },
+      20000,
+      "a segment",
+    );
+    // The first segment goes once it is more than 3 s old; younger ones stay.
+    await waitUntil(
+      async () => {
+        const { segments } = expectOk(await client.request("listRecordings", { path: "cam" }))
+          .payload;
+        return !segments.some((s: { file: string }) => s.file === first) && segments.length > 0;
+      },
+      20000,
+      "the oldest segment deleted by age",
+    );
+    const aged = expectOk(await client.request("listRecordings", { path: "cam" })).payload
+      .segments as { end: string }[];
+    for (const s of aged) assert.ok(Date.now() - Date.parse(s.end) < 3000 + 2500, s.end);
+
+    // By size: the closed segments and the one being written stay under maxBytes.
+    const maxBytes = 400_000;
+    expectOk(
+      await client.request("startRecording", {
+        path: "cam2",
+        segmentSeconds: 1,
+        retention: { maxBytes },
+      }),
+    );
+    await waitUntil(() => segmentEvents(client, "cam2").length >= 8, 30000, "8 segments of cam2");
+    const deletions = parts.server.logs.filter((l) => l.includes("retention deleted"));
+    assert.ok(deletions.some((l) => l.includes("over 400000 bytes")), deletions.join("\n"));
+    const sized = expectOk(await client.request("listRecordings", { path: "cam2" })).payload
+      .segments as { bytes: number }[];
+    const total = sized.reduce((sum, s) => sum + s.bytes, 0);
+    assert.ok(total <= maxBytes, `${total} bytes kept`);
+  } finally {
+    await tearDown(parts);
+  }
+});
+
+Deno.test("recording: under the free-space floor, the oldest segments go, then the recording stops", async () => {
+  // A floor above any free space: retention cannot meet it.
+  const parts = await setUp({ GSTREAMER_RECORDINGS_MIN_FREE_MB: "100000000" });
+  const { client, recordings } = parts;
+  try {
+    // A segment of an earlier recording of another path: not recorded now, so not deleted.
+    await Deno.mkdir(join(recordings, "old"));
+    const kept = join(recordings, "old", "2026-01-01T00-00-00.000Z.mp4");
+    await Deno.writeFile(kept, new Uint8Array(1000));
+    expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 1 }));
+    const error = await client.event("recordingError", (p) => p.path === "cam");
+    assert.match(
+      (error.payload as { message: string }).message,
+      /free space is under the floor .*GSTREAMER_RECORDINGS_MIN_FREE_MB/,
+    );
+    await client.event("recordingStopped", (p) => p.path === "cam");
+    const listed = expectOk(await client.request("listRecordings", {})).payload;
+    assert.deepEqual(listed.recordings, []);
+    assert.ok(await Deno.stat(kept), "another path's segment stays");
+  } finally {
+    await tearDown(parts);
+  }
+});
+
+Deno.test("recording: stop, delete, record again; a path that goes away and comes back; bad requests", async () => {
+  const parts = await setUp();
+  const { client, server } = parts;
+  try {
+    expectError(await client.request("stopRecording", { path: "cam" }), "RECORDING_NOT_FOUND");
+    expectError(
+      await client.request("startRecording", { path: "cam", format: "avi" }),
+      "INVALID_REQUEST",
+    );
+    expectError(
+      await client.request("startRecording", { path: "../etc", segmentSeconds: 5 }),
+      "INVALID_REQUEST",
+    );
+    expectError(
+      await client.request("startRecording", { path: "cam", segmentSeconds: 0 }),
+      "INVALID_REQUEST",
+    );
+    expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 1 }));
+    expectError(await client.request("startRecording", { path: "cam" }), "PATH_IN_USE");
+    await waitUntil(() => segmentEvents(client).length >= 2, 20000, "2 segments");
+    expectError(await client.request("deleteRecording", { path: "cam" }), "INVALID_STATE");
+
+    // The path goes away: the recording waits; it comes back: the recording resumes.
+    expectOk(await client.request("stopPipeline", { id: "cam" }));
+    await client.event(
+      "recordingError",
+      (p) => p.path === "cam" && /waits for its path/.test((p as { message: string }).message),
+    );
+    const waiting = expectOk(await client.request("listRecordings", { path: "cam" })).payload;
+    assert.equal(waiting.recordings[0].state, "waiting");
+    const before = client.received.length;
+    expectOk(await client.request("startPipeline", { id: "cam" }));
+    await eventSince(client, before, "recordingStarted", "the recording resumed");
+    await eventSince(client, before, "recordingSegment", "a segment after the path came back");
+
+    const stopped = expectOk(await client.request("stopRecording", { path: "cam" }));
+    assert.equal(stopped.payload.path, "cam");
+    await client.event("recordingStopped", (p) => p.path === "cam");
+    const { segments } = expectOk(await client.request("listRecordings", { path: "cam" }))
+      .payload as { segments: { file: string }[] };
+    assert.ok(!segments.some((s) => s.file.startsWith("writing-")));
+    // The last segment was finished at the stop: it plays to its end.
+    const last = await probe(join(parts.recordings, "cam", segments.at(-1)!.file));
+    assert.ok(last.video > 0);
+
+    const one = expectOk(
+      await client.request("deleteRecording", { path: "cam", file: segments[0].file }),
+    );
+    assert.deepEqual(one.payload.deleted, [segments[0].file]);
+    expectError(
+      await client.request("deleteRecording", { path: "cam", file: segments[0].file }),
+      "RECORDING_NOT_FOUND",
+    );
+    const all = expectOk(await client.request("deleteRecording", { path: "cam" }));
+    assert.equal(all.payload.deleted.length, segments.length - 1);
+    expectError(await client.request("deleteRecording", { path: "cam" }), "RECORDING_NOT_FOUND");
+    assert.equal(await fetch(`${server.httpUrl}/recordings/cam/`).then((r) => r.status), 404);
+
+    // Recording again after all that.
+    const again = client.received.length;
+    expectOk(await client.request("startRecording", { path: "cam", format: "ts" }));
+    await eventSince(client, again, "recordingStarted", "recording again");
+    expectOk(await client.request("stopRecording", { path: "cam" }));
+  } finally {
+    await tearDown(parts);
+  }
+});
+
+Deno.test("recording URLs: traversal attempts, other methods and the token", async () => {
+  const parts = await setUp({ GSTREAMER_AUTH_TOKEN: "rec-secret" }, "rec-secret");
+  const { server, recordings } = parts;
+  try {
+    // A file beside the recordings directory that no URL may reach.
+    const secret = join(recordings, "..", `${crypto.randomUUID()}.mp4`);
+    await Deno.writeTextFile(secret, "secret");
+    await Deno.mkdir(join(recordings, "cam"), { recursive: true });
+    await Deno.writeFile(
+      join(recordings, "cam", "2026-01-01T00-00-00.000Z.mp4"),
+      new Uint8Array(10),
+    );
+    const get = (path: string, init: RequestInit = {}) =>
+      fetch(`${server.httpUrl}${path}${path.includes("?") ? "&" : "?"}token=rec-secret`, init);
+    for (
+      const path of [
+        `/recordings/../${secret.split("/").at(-1)}`,
+        `/recordings/cam/..%2F..%2F${secret.split("/").at(-1)}`,
+        `/recordings/%2e%2e/${secret.split("/").at(-1)}`,
+        "/recordings/cam/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/recordings/cam/..",
+        "/recordings/..%2F/",
+        "/recordings/cam/2026-01-01T00-00-00.000Z.mp4/x",
+      ]
+    ) {
+      const response = await get(path);
+      const text = await response.text();
+      assert.equal(response.status, 404, `${path}: ${response.status} ${text}`);
+      assert.doesNotMatch(text, /secret/);
+    }
+    const ok = await get("/recordings/cam/2026-01-01T00-00-00.000Z.mp4");
+    await ok.body?.cancel();
+    assert.equal(ok.status, 200);
+    const post = await get("/recordings/cam/", { method: "POST" });
+    await post.body?.cancel();
+    assert.equal(post.status, 405);
+    const refused = await fetch(`${server.httpUrl}/recordings/cam/`);
+    await refused.body?.cancel();
+    assert.equal(refused.status, 401);
+    await Deno.remove(secret);
+  } finally {
+    await tearDown(parts);
+  }
+});
