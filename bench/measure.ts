@@ -1109,3 +1109,37 @@ export async function inOwnNetwork(script: string): Promise<void> {
   }).output();
   Deno.exit(code);
 }
+
+/** Where the benches keep the clips they generate (not checked in). */
+export const workDir = new URL("./.work/", import.meta.url).pathname;
+
+/**
+ * Encodes testsrc2 720p30 H.264 Annex-B at `bitrate` with a key frame every `gop` frames into
+ * bench/.work/`name`, once (kept for later runs).
+ */
+export async function generateClip(
+  name: string,
+  seconds: number,
+  bitrate: string,
+  gop: number,
+): Promise<string> {
+  const path = `${workDir}${name}`;
+  try {
+    if (Deno.statSync(path).size > 0) return path;
+  } catch {
+    // not there yet
+  }
+  Deno.mkdirSync(workDir, { recursive: true });
+  console.log(`Generating ${path} (${seconds} s, ${bitrate}b/s) ...`);
+  const partial = `${path}.partial`;
+  // deno-fmt-ignore
+  await runChecked("ffmpeg", [
+    "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+    "-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+    "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
+    "-g", String(gop), "-keyint_min", String(gop), "-sc_threshold", "0",
+    "-f", "h264", partial,
+  ]);
+  Deno.renameSync(partial, path);
+  return path;
+}

@@ -61,6 +61,7 @@ import {
   type Child,
   cpuSplit,
   endReader,
+  generateClip,
   GroupMeter,
   groupReasons,
   joinOnce,
@@ -125,31 +126,6 @@ const keyFrameIntervalMs = (GOP / FPS) * 1000;
 const MB = 1e6;
 
 // ---------------------------------------------------------------- media
-
-const workDir = new URL("./.work/", import.meta.url).pathname;
-
-/** Encodes testsrc2 720p30 H.264 Annex-B at `bitrate` into bench/.work/, once. */
-async function generate(name: string, seconds: number, bitrate: string): Promise<string> {
-  const path = `${workDir}${name}`;
-  try {
-    if (Deno.statSync(path).size > 0) return path;
-  } catch {
-    // not there yet
-  }
-  Deno.mkdirSync(workDir, { recursive: true });
-  console.log(`Generating ${path} (${seconds} s, ${bitrate}b/s) ...`);
-  const partial = `${path}.partial`;
-  // deno-fmt-ignore
-  await runChecked("ffmpeg", [
-    "-v", "error", "-y", "-f", "lavfi", "-i", `testsrc2=size=1280x720:rate=${FPS}`,
-    "-t", String(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-    "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate,
-    "-g", String(GOP), "-keyint_min", String(GOP), "-sc_threshold", "0",
-    "-f", "h264", partial,
-  ]);
-  Deno.renameSync(partial, path);
-  return path;
-}
 
 /** ffprobe's count of decoded frames in the file (cached beside it). */
 async function frameCount(path: string): Promise<number> {
@@ -216,7 +192,7 @@ interface Ingest {
 
 async function partOne(server: ServerProcess, options: Options): Promise<Ingest> {
   const seconds = options["size-mb"]; // 8 Mb/s is 1 MB/s
-  const file = await generate(`ingest-720p30-8M-${seconds}s.h264`, seconds, "8M");
+  const file = await generateClip(`ingest-720p30-8M-${seconds}s.h264`, seconds, "8M", GOP);
   const bytes = Deno.statSync(file).size;
   const ffprobeFrames = await frameCount(file);
   // A loopback port nobody reads, as the server's relay port is while no RTSP client is there.
@@ -653,7 +629,12 @@ async function main(): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", interrupted);
   try {
-    const clip = await generate(`clip-720p30-2M-g${GOP}-${options.clip}s.h264`, options.clip, "2M");
+    const clip = await generateClip(
+      `clip-720p30-2M-g${GOP}-${options.clip}s.h264`,
+      options.clip,
+      "2M",
+      GOP,
+    );
     const clipPackets = await probePackets(clip);
     const clipFrames = clipPackets.length;
     const startedAt = performance.now();

@@ -243,6 +243,14 @@ export interface PipelineStats {
 export interface StatsSnapshot {
   timestamp: string;
   pipelines: PipelineStats[];
+  /** Every recording, running or waiting; freeBytes is the disk's free space where it writes. */
+  recordings: {
+    path: string;
+    state: "recording" | "waiting";
+    bytesWritten: number;
+    currentSegment: string | null;
+    freeBytes: number;
+  }[];
   server: {
     rssBytes: number;
     cpuPercent: number;

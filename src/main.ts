@@ -278,6 +278,7 @@ async function main(): Promise<void> {
       latest = {
         timestamp: new Date().toISOString(),
         pipelines,
+        recordings: recordings.stats(),
         server: {
           rssBytes: Deno.memoryUsage().rss,
           cpuPercent: cpu.sample(),

@@ -128,6 +128,14 @@ Deno.test("recording: segments of the set length, contiguous, with audio; listed
       assert.ok(Math.abs(gap) < 0.3, `gap of ${gap.toFixed(3)} s before ${events[at].file}`);
     }
 
+    // In stats: what it wrote, the segment being written, the free space.
+    const stats = await client.nextStats(() => true);
+    const entry = (stats.payload as { recordings: Record<string, unknown>[] }).recordings[0];
+    assert.equal(entry.path, "cam");
+    assert.equal(entry.state, "recording");
+    assert.ok((entry.bytesWritten as number) > 0 && (entry.freeBytes as number) > 0);
+    assert.match(entry.currentSegment as string, /^writing-\d{5}\.mp4$/);
+
     // The list, over the API and over HTTP.
     const listed = expectOk(await client.request("listRecordings", { path: "cam" })).payload;
     assert.equal(listed.recordings.length, 1);

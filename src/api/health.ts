@@ -1,4 +1,5 @@
 /** The `stats` snapshot broadcast every interval, and the same figures for /healthz and /metrics. */
+import type { RecordingStats } from "../domain/recording.ts";
 import process from "node:process";
 import { Gauge, Registry } from "prom-client";
 import type { PipelineStats } from "../domain/types.ts";
@@ -14,6 +15,8 @@ export interface ServerStats {
 export interface StatsSnapshot {
   timestamp: string;
   pipelines: PipelineStats[];
+  /** Every recording, with what it wrote and the free space where it writes. */
+  recordings: RecordingStats[];
   server: ServerStats;
 }
 

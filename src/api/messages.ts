@@ -192,9 +192,18 @@ export const serverStatsSchema = z.strictObject({
   uptime: z.number().describe("Seconds since the server started"),
 });
 
+export const recordingStatsSchema = z.strictObject({
+  path: z.string().describe("The recorded path"),
+  state: z.enum(["recording", "waiting"]),
+  bytesWritten: count.describe("Bytes of segments written since the server started"),
+  currentSegment: z.string().nullable().describe("The file being written"),
+  freeBytes: count.describe("Free space on the disk of GSTREAMER_RECORDINGS_DIR"),
+});
+
 export const statsSnapshotSchema = z.strictObject({
   timestamp: time,
   pipelines: z.array(pipelineStatsSchema),
+  recordings: z.array(recordingStatsSchema).describe("Every recording, running or waiting"),
   server: serverStatsSchema,
 }).describe("The stats event's payload (also behind /healthz and /metrics)");
 
@@ -407,6 +416,7 @@ export const sharedSchemas: Record<string, z.ZodType> = {
   ServerStats: serverStatsSchema,
   StatsSnapshot: statsSnapshotSchema,
   RecordingInfo: recordingInfoSchema,
+  RecordingStats: recordingStatsSchema,
   SegmentInfo: segmentInfoSchema,
   ErrorCode: errorCodeSchema,
 };

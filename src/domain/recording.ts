@@ -75,6 +75,16 @@ export interface RecordingInfo extends RecordingOptions {
   lastError: string | null;
 }
 
+/** A recording as the stats event shows it. */
+export interface RecordingStats {
+  path: string;
+  state: "recording" | "waiting";
+  bytesWritten: number;
+  currentSegment: string | null;
+  /** Free space on the disk of the recordings directory, in bytes. */
+  freeBytes: number;
+}
+
 export interface SegmentInfo {
   path: string;
   file: string;
@@ -287,6 +297,21 @@ export class RecordingHub {
 
   pollBuses(): void {
     for (const recorder of this.#recorders.values()) recorder.pipeline?.drainBus();
+  }
+
+  /** Every recording's figures, for the stats event. */
+  stats(): RecordingStats[] {
+    if (this.#recorders.size === 0) return [];
+    const freeBytes = this.#freeBytes();
+    return [...this.#recorders.values()].map((recorder) => {
+      const { path, state, bytesWritten, currentSegment } = this.#info(recorder);
+      return { path, state, bytesWritten, currentSegment, freeBytes };
+    });
+  }
+
+  #freeBytes(): number {
+    const fs = statfsSync(this.#options.directory);
+    return Number(fs.bavail) * Number(fs.bsize);
   }
 
   /** Stops every pipeline (finishing its segment); the recordings stay stored. */
@@ -609,10 +634,7 @@ export class RecordingHub {
 
   /** Below the free-space floor: the oldest segments of recorded paths go, then recordings stop. */
   async #keepFreeSpace(): Promise<void> {
-    const free = () => {
-      const fs = statfsSync(this.#options.directory);
-      return Number(fs.bavail) * Number(fs.bsize);
-    };
+    const free = () => this.#freeBytes();
     // Only what the server is writing can fill the disk: only recorded paths give up segments.
     const writing = [...this.#recorders.values()].filter((r) => r.pipeline !== null);
     if (writing.length === 0 || free() >= this.#options.minFreeBytes) return;

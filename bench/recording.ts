@@ -1,0 +1,138 @@
+/**
+ * Recording benchmark: --paths paced pushes (720p30 H.264 at about 4 Mbit/s, `ffmpeg -re
+ * -stream_loop -1 ... -f h264 http://.../push/recN`), measured over --seconds with nothing
+ * recorded, then over --seconds with every path recorded (fragmented MP4, the default format),
+ * in the same run, on the same server at its defaults (the disk store; recordings in a folder of
+ * bench/.work). Reported: the server's CPU in both windows and their ratio; bytes the recordings
+ * wrote against bytes the pushes brought in over the recorded window.
+ *
+ *   deno run -A bench/recording.ts [--paths 16] [--seconds 60] [--segment 10]
+ */
+import { startServer, TestClient } from "../test/helpers.ts";
+import {
+  cpuSplit,
+  expectOk,
+  generateClip,
+  killChildren,
+  mib,
+  parseNumberOptions,
+  serverProcessId,
+  sleep,
+  spawn,
+  startUsage,
+  StatsWatcher,
+  stopServer,
+  type Usage,
+  workDir,
+} from "./measure.ts";
+
+const options = parseNumberOptions(Deno.args, { paths: 16, seconds: 60, segment: 10 });
+
+/** The bytes each push brought in so far (its stats' bytesIn), by id. */
+function bytesIn(stats: StatsWatcher, ids: string[]): number {
+  return ids.reduce((sum, id) => sum + Number(stats.pipeline(id)?.bytesIn ?? 0), 0);
+}
+
+async function window(pid: number, seconds: number): Promise<Usage> {
+  const meter = startUsage(pid);
+  for (let left = seconds; left > 0; left--) {
+    await sleep(1000);
+    meter.sample();
+  }
+  return meter.stop();
+}
+
+async function main(): Promise<void> {
+  const clip = await generateClip("record-720p30-4M-g60-30s.h264", 30, "4M", 60);
+  const dataDir = await Deno.makeTempDir({ prefix: "bench_data_" });
+  const recordingsDir = `${workDir}recordings`;
+  await Deno.remove(recordingsDir, { recursive: true }).catch(() => {});
+  const server = await startServer({
+    GSTREAMER_DATA_DIR: dataDir,
+    GSTREAMER_RECORDINGS_DIR: recordingsDir,
+    GSTREAMER_MAX_PUSHES: String(Math.max(16, options.paths)),
+  });
+  const client = await TestClient.connect(server.url);
+  const stats = new StatsWatcher(client);
+  const ids = Array.from({ length: options.paths }, (_, at) => `rec${at}`);
+  try {
+    const pid = serverProcessId(server);
+    console.log(`Pushing ${options.paths} paced 720p30 streams (${clip}) ...`);
+    // deno-fmt-ignore
+    const pushes = ids.map((id) =>
+      spawn("ffmpeg", [
+        "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-f", "h264", "-framerate", "30",
+        "-i", clip, "-c", "copy", "-f", "h264", `${server.httpUrl}/push/${id}`,
+      ])
+    );
+    for (const id of ids) {
+      await stats.until(id, (p) => (p?.fps ?? 0) > 20, 60000, `push ${id} at speed`);
+    }
+    await sleep(3000);
+
+    console.log(`Window 1: ${options.seconds} s, pushed and not recorded ...`);
+    const plain = await window(pid, options.seconds);
+
+    for (const id of ids) {
+      expectOk(
+        await client.request("startRecording", { path: id, segmentSeconds: options.segment }),
+        `startRecording ${id}`,
+      );
+    }
+    await sleep(3000);
+    const written = async () => {
+      const reply = expectOk(await client.request("listRecordings", {}), "listRecordings");
+      return (reply.payload.recordings as { bytesWritten: number }[])
+        .reduce((sum, r) => sum + r.bytesWritten, 0);
+    };
+    const inBefore = bytesIn(stats, ids);
+    const writtenBefore = await written();
+    console.log(`Window 2: ${options.seconds} s, pushed and recorded ...`);
+    const recorded = await window(pid, options.seconds);
+    const inAfter = bytesIn(stats, ids);
+    const writtenAfter = await written();
+    const listed = expectOk(await client.request("listRecordings", {}), "listRecordings");
+    const waiting = (listed.payload.recordings as { state: string }[])
+      .filter((r) => r.state !== "recording").length;
+    for (const push of pushes) {
+      if ((await Promise.race([push.exited, sleep(0).then(() => null)])) !== null) {
+        console.log(`A push ended early: ${push.stderrTail()}`);
+      }
+    }
+
+    const received = inAfter - inBefore;
+    const wrote = writtenAfter - writtenBefore;
+    console.log(
+      `\n${options.paths} paced 720p30 pushes (~4 Mbit/s each), ${options.seconds} s windows, ` +
+        `server at its defaults (disk store):`,
+    );
+    console.log(
+      `  server CPU, pushed only:     ${plain.cpuPercent.toFixed(1)} % of one core ` +
+        `(${cpuSplit(plain)}), RSS ${mib(plain.rssKib)}`,
+    );
+    console.log(
+      `  server CPU, pushed+recorded: ${recorded.cpuPercent.toFixed(1)} % of one core ` +
+        `(${cpuSplit(recorded)}), RSS ${mib(recorded.rssKib)}`,
+    );
+    console.log(`  CPU ratio recorded/not: ${(recorded.cpuPercent / plain.cpuPercent).toFixed(2)}`);
+    console.log(
+      `  bytes written ${mib(wrote / 1024)} against bytes received ${mib(received / 1024)} ` +
+        `over the recorded window: ratio ${(wrote / received).toFixed(3)}`,
+    );
+    console.log(
+      `  recordings not recording at the end: ${waiting} of ${options.paths}; ` +
+        `segments on disk: ${
+          (listed.payload.segments as unknown[]).length
+        } (${options.segment} s each)`,
+    );
+    for (const push of pushes) await push.kill();
+  } finally {
+    await killChildren();
+    await client.close();
+    await stopServer(server);
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    await Deno.remove(recordingsDir, { recursive: true }).catch(() => {});
+  }
+}
+
+await main();
