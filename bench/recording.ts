@@ -1,6 +1,6 @@
 /**
- * Recording benchmark: --paths paced pushes (720p30 H.264 at about 4 Mbit/s, `ffmpeg -re
- * -stream_loop -1 ... -f h264 http://.../push/recN`), measured over --seconds with nothing
+ * Recording benchmark: --paths paced pushes (720p30 H.264 at about 4 Mbit/s, `ffmpeg -re ...
+ * -f h264 http://.../push/recN`), measured over --seconds with nothing
  * recorded, then over --seconds with every path recorded (fragmented MP4, the default format),
  * in the same run, on the same server at its defaults (the disk store; recordings in a folder of
  * bench/.work). Reported: the server's CPU in both windows and their ratio; bytes the recordings
@@ -43,7 +43,14 @@ async function window(pid: number, seconds: number): Promise<Usage> {
 }
 
 async function main(): Promise<void> {
-  const clip = await generateClip("record-720p30-4M-g60-30s.h264", 30, "4M", 60);
+  // Long enough for both windows: raw H.264 cannot be looped (ffmpeg cannot seek back in it).
+  const clipSeconds = 2 * options.seconds + 40;
+  const clip = await generateClip(
+    `record-720p30-4M-g60-${clipSeconds}s.h264`,
+    clipSeconds,
+    "4M",
+    60,
+  );
   const dataDir = await Deno.makeTempDir({ prefix: "bench_data_" });
   const recordingsDir = `${workDir}recordings`;
   await Deno.remove(recordingsDir, { recursive: true }).catch(() => {});
@@ -61,12 +68,19 @@ async function main(): Promise<void> {
     // deno-fmt-ignore
     const pushes = ids.map((id) =>
       spawn("ffmpeg", [
-        "-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-f", "h264", "-framerate", "30",
+        "-v", "error", "-nostdin", "-re", "-f", "h264", "-framerate", "30",
         "-i", clip, "-c", "copy", "-f", "h264", `${server.httpUrl}/push/${id}`,
       ])
     );
     for (const id of ids) {
-      await stats.until(id, (p) => (p?.fps ?? 0) > 20, 60000, `push ${id} at speed`);
+      await stats.until(id, (p) => Number(p?.bitrate ?? 0) > 1e6, 60000, `push ${id} at speed`)
+        .catch((error) => {
+          throw new Error(
+            `${error.message}\n${pushes[ids.indexOf(id)].stderrTail()}\n` +
+              `${JSON.stringify(stats.latest?.pipelines.map((p) => [p.id, p.fps]))}\n` +
+              server.logs.slice(-8).join("\n"),
+          );
+        });
     }
     await sleep(3000);
 
