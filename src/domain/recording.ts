@@ -181,12 +181,18 @@ export class RecordingHub {
     const recorder = this.#add(path, options);
     recorder.createdAt = createdAt;
     try {
+      // The folder first: a recording that cannot write is refused, not stored.
+      await Deno.mkdir(join(this.#options.directory, path), { recursive: true });
       await this.#options.store.putRecording(path, { ...options }, createdAt);
     } catch (error) {
       this.#recorders.delete(path);
-      throw error;
+      if (error instanceof DomainError) throw error;
+      throw new DomainError(
+        "INVALID_STATE",
+        `Cannot record '/${path}' into GSTREAMER_RECORDINGS_DIR: ${errorMessage(error)}`,
+        { path },
+      );
     }
-    await Deno.mkdir(join(this.#options.directory, path), { recursive: true });
     if (this.#options.rtsp.isMounted(path)) await this.#run(recorder, () => this.#launch(recorder));
     return this.#info(recorder);
   }
@@ -194,8 +200,13 @@ export class RecordingHub {
   /** Stops recording `path`: its last segment is finished and kept. */
   async stop(path: string, reason = "stopRecording"): Promise<RecordingInfo> {
     const recorder = this.#require(path);
-    recorder.stopping = true;
-    await this.#options.store.removeRecording(path);
+    recorder.stopping = true; // a second stop finds nothing to stop
+    try {
+      await this.#options.store.removeRecording(path);
+    } catch (error) {
+      recorder.stopping = false; // not stopped: it records on
+      throw error;
+    }
     this.#recorders.delete(path);
     await this.#run(recorder, () => this.#release(recorder, true));
     await this.#finishSegments(path, false);
@@ -350,7 +361,7 @@ export class RecordingHub {
   #require(path: string): Recorder {
     requireRecordablePath(path);
     const recorder = this.#recorders.get(path);
-    if (recorder) return recorder;
+    if (recorder && !recorder.stopping) return recorder;
     throw new DomainError(
       "RECORDING_NOT_FOUND",
       `'/${path}' is not being recorded` +
