@@ -203,6 +203,9 @@ Deno.test("console: the default host's printed URL, live list, create, control, 
           await details.locator("h2 .state", { hasText: state }).waitFor({ timeout: 10000 });
         };
         await press("Start", "PLAYING");
+        // Once the reply is in, the desired state is what was asked, not a stats interval later.
+        await page.locator(".toast", { hasText: "Start from-json: done" }).waitFor();
+        assert.equal(await details.locator("dt:text-is('Desired') + dd").textContent(), "playing");
         await shot("details-playing");
         await press("Pause", "PAUSED");
         assert.equal(await badge.textContent(), "PAUSED");

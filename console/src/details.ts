@@ -71,9 +71,9 @@ export function Details(
   const stats = model.stats.get(id);
   const served = servedPaths(details, info.kind, id);
   const buttons: [string, string, () => Promise<unknown>, boolean][] = [
-    ["Start", "s", () => client.startPipeline({ id }), info.kind === "pipeline"],
-    ["Pause", "p", () => client.pausePipeline({ id }), info.kind === "pipeline"],
-    ["Stop", "x", () => client.stopPipeline({ id }), info.kind === "pipeline"],
+    ["Start", "s", () => model.control(client, "startPipeline", id), info.kind === "pipeline"],
+    ["Pause", "p", () => model.control(client, "pausePipeline", id), info.kind === "pipeline"],
+    ["Stop", "x", () => model.control(client, "stopPipeline", id), info.kind === "pipeline"],
     ["Send EOS", "", () => client.sendEos({ id }), true],
   ];
   return html`<aside class="details" aria-label=${`Pipeline ${id}`}>

@@ -193,9 +193,9 @@ function App() {
         Escape: () => setSelected(null),
       };
       if (id && model.pipelines.get(id)?.kind === "pipeline") {
-        keys.s = () => act(`Start ${id}`, () => client.startPipeline({ id }));
-        keys.p = () => act(`Pause ${id}`, () => client.pausePipeline({ id }));
-        keys.x = () => act(`Stop ${id}`, () => client.stopPipeline({ id }));
+        keys.s = () => act(`Start ${id}`, () => model.control(client, "startPipeline", id));
+        keys.p = () => act(`Pause ${id}`, () => model.control(client, "pausePipeline", id));
+        keys.x = () => act(`Stop ${id}`, () => model.control(client, "stopPipeline", id));
       }
       if (id) {
         keys.Delete = () =>

@@ -4,7 +4,21 @@
  * push and publish with its latest stats and a short history, the server's health, and a log.
  * Views read it; `changed()` tells them to render again.
  */
-import type { PipelineInfo, PipelineStats, ServerEvent, StatsSnapshot } from "../../src/client.ts";
+import type {
+  GstClient,
+  PipelineInfo,
+  PipelineStats,
+  ServerEvent,
+  StatsSnapshot,
+} from "../../src/client.ts";
+
+/** The control requests, and the desired state each leaves the pipeline in. */
+const desiredAfter = {
+  startPipeline: "playing",
+  pausePipeline: "paused",
+  stopPipeline: "stopped",
+} as const satisfies Record<string, PipelineInfo["desiredState"]>;
+export type Control = keyof typeof desiredAfter;
 
 /** Stats snapshots kept per pipeline for its charts (two minutes at the default interval). */
 export const HISTORY_LENGTH = 120;
@@ -59,6 +73,18 @@ export class Model {
   changed(): void {
     this.version++;
     for (const listener of this.#listeners) listener();
+  }
+
+  /**
+   * Sends a control request. Once the server has answered, the pipeline's desired state is the
+   * one asked for: shown at once, not a stats interval later (the next stats confirm it).
+   */
+  async control(client: GstClient, action: Control, id: string): Promise<void> {
+    await client[action]({ id });
+    const info = this.pipelines.get(id);
+    if (!info || info.desiredState === desiredAfter[action]) return;
+    this.pipelines.set(id, { ...info, desiredState: desiredAfter[action] });
+    this.changed();
   }
 
   /** A fresh list from getPipelines: what is gone is dropped, with its stats. */
