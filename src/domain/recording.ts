@@ -130,6 +130,8 @@ interface Recorder {
   closedBytes: number;
   currentSegment: string | null;
   lastError: string | null;
+  /** When retention next looks at the folder (it lists and stats every segment). */
+  retentionAt: number;
   /** One operation at a time: launch, release, stop. */
   busy: Promise<void>;
   stopping: boolean;
@@ -351,6 +353,7 @@ export class RecordingHub {
       closedBytes: 0,
       currentSegment: null,
       lastError: null,
+      retentionAt: 0,
       busy: Promise.resolve(),
       stopping: false,
     };
@@ -619,7 +622,11 @@ export class RecordingHub {
       await this.#finishSegments(path, true);
       if (recorder.pipeline !== null && recorder.ended === null) recorder.failures = 0;
     }
-    await this.#applyRetention(recorder);
+    // Once a segment's length, not every sweep: a long retention keeps thousands of segments.
+    if (performance.now() >= recorder.retentionAt) {
+      recorder.retentionAt = performance.now() + recorder.options.segmentSeconds * 1000;
+      await this.#applyRetention(recorder);
+    }
   }
 
   async #applyRetention(recorder: Recorder): Promise<void> {
