@@ -50,6 +50,21 @@ async function probe(file: string): Promise<Probed> {
   };
 }
 
+/** The types of an MP4 file's top-level boxes, in order. */
+async function topLevelBoxes(file: string): Promise<string[]> {
+  const bytes = await Deno.readFile(file);
+  const view = new DataView(bytes.buffer);
+  const types: string[] = [];
+  for (let at = 0; at + 8 <= bytes.length;) {
+    const size32 = view.getUint32(at);
+    const size = size32 === 1 ? Number(view.getBigUint64(at + 8)) : size32;
+    types.push(new TextDecoder().decode(bytes.subarray(at + 4, at + 8)));
+    if (size < 8) break; // 0: to the end of the file
+    at += size;
+  }
+  return types;
+}
+
 async function setUp(env: Record<string, string> = {}, token?: string) {
   const recordings = await Deno.makeTempDir({ prefix: "recordings-test-" });
   const data = await Deno.makeTempDir({ prefix: "recordings-data-" });
@@ -111,6 +126,12 @@ Deno.test("recording: segments of the set length, contiguous, with audio; listed
     for (const [at, p] of probed.entries()) {
       console.log(`  ${events[at].file}: ${JSON.stringify(p)}`);
       assert.ok(p.video > 0 && p.audio > 0, `video and audio in ${events[at].file}`);
+      // A closed segment is finalised: a plain MP4 (one moov, no fragments), which players scrub.
+      const boxes = await topLevelBoxes(join(recordings, "cam", events[at].file));
+      assert.ok(
+        boxes.includes("moov") && !boxes.includes("moof"),
+        `${events[at].file} is finalised: ${boxes.join(" ")}`,
+      );
       // splitmuxsink ends a segment at the last key frame before the set length (the first segment
       // starts at the first key frame it gets).
       if (at > 0) {

@@ -6,8 +6,9 @@
  *   rtspsrc (loopback, TCP) ! rtph264depay ! h264parse ! splitmuxsink.video
  *   rtspsrc. ! rtpmp4gdepay ! aacparse ! splitmuxsink.audio_0      (or Opus: opusparse)
  *
- * Fragmented MP4 (a fragment a second, its moov first) is the default, so a segment cut short by
- * a crash plays up to its last whole fragment; MPEG-TS and Matroska play to their last whole
+ * MP4 written as fragments (a fragment a second, its moov first) is the default, so a segment cut
+ * short by a crash plays up to its last whole fragment; a closed segment is finalised into a plain
+ * MP4; MPEG-TS and Matroska play to their last whole
  * packet or cluster. The segment being written is `writing-NNNNN.EXT`; once closed it is renamed
  * by its start time (UTC, `2026-12-03T07-30-12.345Z.mp4`), which sorts by time. No client names a
  * file: the hub's policy confines every location to its directory.
@@ -30,8 +31,14 @@ export type RecordingFormat = typeof recordingFormats[number];
 
 /** The muxer of each format, and its properties (splitmuxsink takes them as a structure). */
 const muxers: Record<RecordingFormat, { factory: string; properties?: string }> = {
-  // A fragment a second: a segment cut short by a crash keeps all but its last second.
-  mp4: { factory: "mp4mux", properties: "properties,fragment-duration=(uint)1000" },
+  // A fragment a second while it is written: a segment cut short by a crash keeps all but its
+  // last second. Once closed it is finalised into a plain MP4 (first-moov-then-finalise), which
+  // players scrub and splitmuxsrc reads with correct audio timestamps (it mistimes the first audio
+  // fragment of each fragmented part: measured with GStreamer 1.22).
+  mp4: {
+    factory: "mp4mux",
+    properties: "properties,fragment-duration=(uint)1000,fragment-mode=(int)1",
+  },
   ts: { factory: "mpegtsmux" },
   mkv: { factory: "matroskamux" },
 };
