@@ -20,6 +20,10 @@ export const glibSymbols = {
   g_error_new_literal: { parameters: ["u32", "i32", "buffer"], result: "pointer" },
   // GList *g_list_append (GList *list, gpointer data): layout check
   g_list_append: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // gboolean g_unix_open_pipe (gint *fds, gint flags, GError **error): glib-unix.h
+  g_unix_open_pipe: { parameters: ["buffer", "i32", "pointer"], result: "i32" },
+  // gboolean g_close (gint fd, GError **error)
+  g_close: { parameters: ["i32", "pointer"], result: "i32" },
   // GList *g_list_last (GList *list): layout check
   g_list_last: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

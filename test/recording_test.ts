@@ -201,6 +201,107 @@ Deno.test("recording: segments of the set length, contiguous, with audio; listed
   }
 });
 
+Deno.test("recording: a span across three segments exported as one file, cut at a key frame", async () => {
+  const parts = await setUp();
+  const { client, server, recordings } = parts;
+  try {
+    expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 2 }));
+    await waitUntil(() => segmentEvents(client).length >= 4, 30000, "4 closed segments");
+    // Segments 1 to 3 (the first starts at the first key frame, before the clock is steady).
+    const listed = (await (await fetch(`${server.httpUrl}/recordings/cam/`)).json()).segments as {
+      file: string;
+      start: string;
+      end: string;
+    }[];
+    const [one, , three] = listed.slice(1, 4);
+    const probed: Probed[] = [];
+    for (const segment of listed.slice(1, 4)) {
+      probed.push(await probe(join(recordings, "cam", segment.file)));
+    }
+    const spanFrames = probed.reduce((sum, p) => sum + p.video, 0);
+    const exportTo = async (query: string, name: string) => {
+      const response = await fetch(`${server.httpUrl}/recordings/cam/export?${query}`);
+      assert.equal(response.status, 200, await response.clone().text().catch(() => ""));
+      assert.equal(response.headers.get("content-length"), null, "streamed, not built first");
+      const file = join(recordings, "..", `${crypto.randomUUID()}-${name}`);
+      await Deno.writeFile(file, response.body!);
+      try {
+        return { probed: await probe(file), type: response.headers.get("content-type") };
+      } finally {
+        await Deno.remove(file);
+      }
+    };
+    const whole = `from=${one.start}&to=${three.end}`;
+    // The three whole segments: every frame of them, in each format.
+    for (
+      const [format, type] of [["mp4", "video/mp4"], ["ts", "video/mp2t"], [
+        "mkv",
+        "video/x-matroska",
+      ]]
+    ) {
+      const exported = await exportTo(`${whole}&format=${format}`, `whole.${format}`);
+      console.log(
+        `  whole span as ${format}: ${JSON.stringify(exported.probed)}, segments ${spanFrames}`,
+      );
+      assert.equal(exported.type, type);
+      assert.equal(exported.probed.video, spanFrames, `${format}: the span's frames`);
+      assert.ok(exported.probed.audio > 0, `${format}: audio`);
+    }
+    // Mid-segment: from 0.7 s into the first to 1 s into the third, starting at the key frame
+    // before 'from' (a key frame every GOP_SECONDS): no re-encode, so nothing earlier can start.
+    const from = Date.parse(one.start) + 700;
+    const to = Date.parse(three.start) + 1000;
+    const cut = await exportTo(
+      `from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`,
+      "cut.mp4",
+    );
+    const spanSeconds = (to - from) / 1000;
+    console.log(`  ${spanSeconds} s cut: ${JSON.stringify(cut.probed)}`);
+    assert.ok(
+      cut.probed.video >= spanSeconds * 30 - 6 &&
+        cut.probed.video <= (spanSeconds + GOP_SECONDS) * 30 + 6,
+      `${cut.probed.video} frames for ${spanSeconds} s from a key frame at most ${GOP_SECONDS} s before`,
+    );
+    assert.ok(cut.probed.audio > 0);
+
+    // Bad spans: clear errors, nothing left behind.
+    for (
+      const [query, status, text] of [
+        ["from=yesterday", 400, /'from' is "yesterday": expected a UTC time/],
+        [`from=${three.end}&to=${one.start}`, 400, /'to' must be later than 'from'/],
+        ["from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z", 404, /no segment between/],
+        [`${whole}&format=avi`, 400, /'format' is "avi": expected one of mp4, ts, mkv/],
+        [`${whole}&start=1`, 400, /Unknown export parameter start/],
+      ] as const
+    ) {
+      const response = await fetch(`${server.httpUrl}/recordings/cam/export?${query}`);
+      const body = await response.json();
+      assert.equal(response.status, status, `${query}: ${JSON.stringify(body)}`);
+      assert.match(body.error.message, text);
+    }
+    const missing = await fetch(`${server.httpUrl}/recordings/nothing/export`);
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+    // A client that leaves mid-export: the export ends, its folder goes.
+    const left = await fetch(`${server.httpUrl}/recordings/cam/export?${whole}`);
+    const reader = left.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    await waitUntil(
+      async () => {
+        for await (const entry of Deno.readDir(recordings)) {
+          if (entry.name.startsWith(".span-")) return false;
+        }
+        return true;
+      },
+      10000,
+      "no export folder left",
+    );
+  } finally {
+    await tearDown(parts);
+  }
+});
+
 for (const format of ["mp4", "ts", "mkv"]) {
   Deno.test(`recording (${format}): kill -9 mid-segment; every segment on disk plays; it resumes`, async () => {
     const parts = await setUp();

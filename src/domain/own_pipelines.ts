@@ -11,12 +11,14 @@ import type { ElementSpec, LinkSpec } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
 
 export class OwnPipelines {
-  /** Every element is the server's choice; file locations stay inside `directory`. */
+  /**
+   * Every element and descriptor is the server's choice; file locations stay inside `directory`.
+   */
   readonly #policy: ElementPolicy;
   readonly #mounts = new RtspMounts(undefined);
 
   constructor(directory: string) {
-    this.#policy = new ElementPolicy({ mediaDir: directory, allow: ["*"] });
+    this.#policy = new ElementPolicy({ mediaDir: directory, allow: ["*"], descriptors: true });
   }
 
   /** Builds a pipeline in NULL; its bus events go to `emit`. */

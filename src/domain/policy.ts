@@ -54,6 +54,8 @@ export interface PolicyOptions {
   deny?: string[];
   /** Refusals nothing can lift (elements that would crash the process). */
   fixed?: ReadonlyMap<string, string>;
+  /** `fd` properties allowed: only the server's own pipelines, which pass it their own pipes. */
+  descriptors?: boolean;
 }
 
 export class ElementPolicy {
@@ -61,12 +63,14 @@ export class ElementPolicy {
   readonly #allow: Set<string>;
   readonly #deny: string[];
   readonly #fixed: ReadonlyMap<string, string>;
+  readonly #descriptors: boolean;
 
   constructor(options: PolicyOptions) {
     this.mediaDir = realpathSync(options.mediaDir);
     this.#allow = new Set(options.allow ?? []);
     this.#deny = options.deny ?? [];
     this.#fixed = options.fixed ?? new Map();
+    this.#descriptors = options.descriptors ?? false;
   }
 
   /** Why `type` is refused, or undefined when it may be used. */
@@ -106,7 +110,7 @@ export class ElementPolicy {
   ): JsonValue {
     // Judged by the name GObject finds, which may be given as `Type::name` or with `_` for `-`.
     const name = canonicalPropertyName(property);
-    if (/(^|-)fd$/.test(name)) {
+    if (/(^|-)fd$/.test(name) && !this.#descriptors) {
       throw new DomainError(
         "PROPERTY_NOT_ALLOWED",
         `Property '${property}' of element '${element}' names one of the server's own file ` +

@@ -24,6 +24,14 @@ import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts
 import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import type { ElementSpec } from "./spec.ts";
+import {
+  parseSpanTime,
+  type RecordedStreams,
+  SpanError,
+  type SpanExport,
+  SpanExports,
+  spanOf,
+} from "./recording_span.ts";
 import type { PipelineStore } from "./store.ts";
 
 export const recordingFormats = ["mp4", "ts", "mkv"] as const;
@@ -49,6 +57,14 @@ const videoChains: Record<string, string> = {
   rtph265depay: "h265parse",
 };
 const audioChains: Record<string, string> = { rtpmp4gdepay: "aacparse", rtpopusdepay: "opusparse" };
+/** What each depayloader's stream is, in a folder's `.streams.json` (which span exports read). */
+const codecs: Record<string, string> = {
+  rtph264depay: "h264",
+  rtph265depay: "h265",
+  rtpmp4gdepay: "aac",
+  rtpopusdepay: "opus",
+};
+const STREAMS_FILE = ".streams.json";
 
 const WRITING = /^writing-(\d{5})\.(mp4|ts|mkv)$/;
 const SEGMENT = /^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}Z)(?:-(\d+))?\.(mp4|ts|mkv)$/;
@@ -97,7 +113,7 @@ export interface SegmentInfo {
   file: string;
   format: RecordingFormat;
   start: string;
-  /** The time of its last write: its end, for a closed segment. */
+  /** Its end: the next segment's start where that follows at once, else its last write. */
   end: string;
   bytes: number;
 }
@@ -148,6 +164,7 @@ export class RecordingHub {
   readonly #options: RecordingHubOptions;
   readonly #recorders = new Map<string, Recorder>();
   readonly #pipelines: OwnPipelines;
+  readonly #exports: SpanExports;
   #sweep: ReturnType<typeof setInterval> | null = null;
   #sweeping = false;
   /** When a file being written was first seen (ms since the epoch), by its full name. */
@@ -156,12 +173,14 @@ export class RecordingHub {
   private constructor(options: RecordingHubOptions) {
     this.#options = options;
     this.#pipelines = new OwnPipelines(options.directory);
+    this.#exports = new SpanExports(options.directory, this.#pipelines);
   }
 
   /** Makes the directory, finishes segments a crash left, and resumes the stored recordings. */
   static async open(options: RecordingHubOptions): Promise<RecordingHub> {
     await Deno.mkdir(options.directory, { recursive: true });
     const hub = new RecordingHub(options);
+    await hub.#exports.removeLeftovers();
     for (const stored of options.store.recordings()) {
       const recorder = hub.#add(stored.path, stored.options as unknown as RecordingOptions);
       recorder.createdAt = stored.createdAt;
@@ -270,7 +289,15 @@ export class RecordingHub {
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    return found.sort((a, b) => a.file.localeCompare(b.file));
+    found.sort((a, b) => a.file.localeCompare(b.file));
+    // A closed MP4 is finalised (written to) after the next segment began: where one follows
+    // without a gap, the next one's start is this one's end.
+    for (let at = 0; at + 1 < found.length; at++) {
+      if (Date.parse(found[at].end) > Date.parse(found[at + 1].start)) {
+        found[at].end = found[at + 1].start;
+      }
+    }
+    return found;
   }
 
   /** The file of a closed segment, for download; null when there is no such segment. */
@@ -311,12 +338,67 @@ export class RecordingHub {
     for (const segment of segments) {
       await Deno.remove(join(this.#options.directory, path, segment.file)).catch(() => {});
     }
+    await Deno.remove(join(this.#options.directory, path, STREAMS_FILE)).catch(() => {});
     await Deno.remove(join(this.#options.directory, path)).catch(() => {}); // once empty
     return { path, deleted: segments.map((s) => s.file) };
   }
 
+  /**
+   * Starts exporting `from`..`to` (UTC times; either may be missing) of `path` as one file, cut at
+   * key frames without re-encoding, in `format` (the segments' own by default).
+   */
+  async exportSpan(
+    path: string,
+    query: { from: string | null; to: string | null; format: string | null },
+  ): Promise<SpanExport> {
+    const segments = await this.segments(path);
+    if (segments.length === 0) throw new SpanError(404, `No segments recorded of '/${path}'`);
+    const span = spanOf(
+      segments.map((s) => ({ ...s, start: Date.parse(s.start), end: Date.parse(s.end) })),
+      parseSpanTime("from", query.from),
+      parseSpanTime("to", query.to),
+    );
+    if (span.segments.length === 0) {
+      throw new SpanError(
+        404,
+        `'/${path}' has no segment between ${query.from ?? "its start"} and ${
+          query.to ?? "its end"
+        }; its segments cover ${segments[0].start} to ${segments.at(-1)!.end}`,
+      );
+    }
+    const formats = new Set(span.segments.map((s) => s.format));
+    if (formats.size > 1) {
+      throw new SpanError(
+        409,
+        `The span of '/${path}' holds segments of several formats (${[...formats].join(", ")}); ` +
+          "export a span recorded in one format",
+      );
+    }
+    const format = query.format ?? span.segments[0].format;
+    if (!(recordingFormats as readonly string[]).includes(format)) {
+      throw new SpanError(
+        400,
+        `'format' is ${JSON.stringify(format)}: expected one of ${recordingFormats.join(", ")}`,
+      );
+    }
+    const dir = join(this.#options.directory, path);
+    const streams = await Deno.readTextFile(join(dir, STREAMS_FILE)).then(
+      (text) => JSON.parse(text) as RecordedStreams,
+      () => null,
+    );
+    if (streams === null) {
+      throw new SpanError(
+        409,
+        `'/${path}' has no ${STREAMS_FILE} (its streams): it was recorded by an older server; ` +
+          "download its segments one by one",
+      );
+    }
+    return await this.#exports.open(path, dir, span, streams, format as RecordingFormat);
+  }
+
   pollBuses(): void {
     for (const recorder of this.#recorders.values()) recorder.pipeline?.drainBus();
+    this.#exports.pollBuses();
   }
 
   /** Every recording's figures, for the stats event. */
@@ -337,6 +419,7 @@ export class RecordingHub {
   /** Stops every pipeline (finishing its segment); the recordings stay stored. */
   async close(): Promise<void> {
     if (this.#sweep !== null) clearInterval(this.#sweep);
+    await this.#exports.close();
     await Promise.all(
       [...this.#recorders.values()].map(async (recorder) => {
         recorder.stopping = true;
@@ -425,6 +508,7 @@ export class RecordingHub {
     let pipeline: ManagedPipeline | null = null;
     try {
       await this.#finishSegments(path, false);
+      await this.#noteStreams(path, video, depayloaders);
       pipeline = await this.#build(recorder, video, depayloaders);
       recorder.ended = null;
       recorder.eos = false;
@@ -440,6 +524,16 @@ export class RecordingHub {
       await pipeline?.release();
       this.#failed(recorder, `Recording '/${path}' could not start: ${errorMessage(error)}`);
     }
+  }
+
+  /** Writes the folder's `.streams.json`: which streams its segments hold, for span exports. */
+  async #noteStreams(path: string, video: string, depayloaders: string[]): Promise<void> {
+    const audio = depayloaders.find((depay) => depay in audioChains);
+    const streams = { video: codecs[video], audio: audio === undefined ? null : codecs[audio] };
+    const file = join(this.#options.directory, path, STREAMS_FILE);
+    // Written aside and renamed: a crash never leaves half a file.
+    await Deno.writeTextFile(`${file}.new`, JSON.stringify(streams));
+    await Deno.rename(`${file}.new`, file);
   }
 
   #failed(recorder: Recorder, message: string): void {
@@ -523,8 +617,11 @@ export class RecordingHub {
     await pipeline.release();
   }
 
-  /** Renames closed segments by their start time (all of them when none is being written). */
-  async #finishSegments(path: string, writing: boolean): Promise<void> {
+  /**
+   * Renames closed segments by their start time (all of them when none is being written); returns
+   * how many it closed.
+   */
+  async #finishSegments(path: string, writing: boolean): Promise<number> {
     const dir = join(this.#options.directory, path);
     const open: { name: string; index: number }[] = [];
     try {
@@ -533,7 +630,7 @@ export class RecordingHub {
         if (match) open.push({ name: entry.name, index: Number(match[1]) });
       }
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return;
+      if (error instanceof Deno.errors.NotFound) return 0;
       throw error;
     }
     open.sort((a, b) => a.index - b.index);
@@ -541,6 +638,7 @@ export class RecordingHub {
     const closing = writing ? open.slice(0, -1) : open;
     const current = writing ? open.at(-1) : undefined;
     const now = Date.now();
+    let closed = 0;
     for (const { name } of open) {
       const full = join(dir, name);
       if (!this.#firstSeen.has(full)) this.#firstSeen.set(full, now);
@@ -557,6 +655,7 @@ export class RecordingHub {
       }
       const file = await this.#freeName(dir, start, closing[at].name.split(".").at(-1)!);
       await Deno.rename(full, join(dir, file));
+      closed++;
       if (recorder) {
         recorder.closedBytes += stat.size;
         const end = stat.mtime?.getTime() ?? now;
@@ -579,6 +678,7 @@ export class RecordingHub {
       recorder.currentSegment = current?.name ?? null;
       recorder.bytesWritten = recorder.closedBytes + size;
     }
+    return closed;
   }
 
   async #freeName(dir: string, start: number, extension: string): Promise<string> {
@@ -621,16 +721,18 @@ export class RecordingHub {
       );
       if (!served) recorder.failures = 0;
     }
+    let closed = 0;
     if (recorder.pipeline === null) {
       if (this.#options.rtsp.isMounted(path) && performance.now() >= recorder.retryAt) {
         await this.#launch(recorder);
       }
     } else {
-      await this.#finishSegments(path, true);
+      closed = await this.#finishSegments(path, true);
       if (recorder.pipeline !== null && recorder.ended === null) recorder.failures = 0;
     }
-    // Once a segment's length, not every sweep: a long retention keeps thousands of segments.
-    if (performance.now() >= recorder.retentionAt) {
+    // When a segment closes (so a size limit holds at once), else once a segment's length: not
+    // every sweep, since a long retention keeps thousands of segments.
+    if (closed > 0 || performance.now() >= recorder.retentionAt) {
       recorder.retentionAt = performance.now() + recorder.options.segmentSeconds * 1000;
       await this.#applyRetention(recorder);
     }

@@ -22,7 +22,12 @@ import { elementState, type StateName, stateNames, structureCounters } from "./e
 export { elementState, type StateName, stateNames };
 export const State = { NULL: 1, READY: 2, PAUSED: 3, PLAYING: 4 } as const;
 
-const SeekFlag = { FLUSH: 1 << 0, ACCURATE: 1 << 1 } as const;
+const SeekFlag = {
+  FLUSH: 1 << 0,
+  ACCURATE: 1 << 1,
+  KEY_UNIT: 1 << 2,
+  SNAP_BEFORE: 1 << 5,
+} as const;
 const SeekType = { NONE: 0, SET: 1 } as const;
 /** GST_DEBUG_GRAPH_SHOW_ALL: media types, caps, non-default parameters and states. */
 const DEBUG_GRAPH_SHOW_ALL = 15;
@@ -350,6 +355,28 @@ export class Pipeline {
         startType,
         start,
         stopType,
+        stop,
+      )
+    ) !== 0;
+  }
+
+  /**
+   * Cuts the stream of `element` (one of this pipeline's sources) to `startMs`..`stopMs` (null: to
+   * its end), starting at the key frame at or before `startMs`: a flushing seek sent to that element
+   * only, so what is downstream of it keeps its state. Off the main thread.
+   */
+  async cutSource(element: Pointer, startMs: number, stopMs: number | null): Promise<boolean> {
+    const start = BigInt(Math.round(startMs)) * NANOSECONDS_PER_MS;
+    const stop = stopMs === null ? -1n : BigInt(Math.round(stopMs)) * NANOSECONDS_PER_MS;
+    return await this.#withRef(() =>
+      lib().gst.gst_element_seek_async(
+        element,
+        1,
+        FORMAT_TIME,
+        SeekFlag.FLUSH | SeekFlag.KEY_UNIT | SeekFlag.SNAP_BEFORE,
+        SeekType.SET,
+        start,
+        stopMs === null ? SeekType.NONE : SeekType.SET,
         stop,
       )
     ) !== 0;

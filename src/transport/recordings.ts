@@ -1,11 +1,14 @@
 /**
- * Recordings over HTTP: `GET /recordings/{path}/` lists a path's segments as JSON, and
- * `GET /recordings/{path}/{file}` downloads one, honouring `Range` (one range) so players seek.
+ * Recordings over HTTP: `GET /recordings/{path}/` lists a path's segments as JSON,
+ * `GET /recordings/{path}/{file}` downloads one, honouring `Range` (one range) so players seek,
+ * and `GET /recordings/{path}/export?from=&to=&format=` streams a span across segments as one file.
  * The token and origin rules are the rest of the HTTP API's (the transport checks them).
  */
 import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import type { RecordingHub } from "../domain/recording.ts";
-import { type HttpRoute, sendJson } from "./server.ts";
+import { SpanError } from "../domain/recording_span.ts";
+import { type HttpRoute, sendJson, whileReplyIsMade } from "./server.ts";
 
 export const RECORDINGS_PREFIX = "/recordings/";
 
@@ -32,7 +35,8 @@ export function recordingsRoute(hub: RecordingHub): HttpRoute {
         404,
         "NOT_FOUND",
         `No recording at ${url.pathname}: use GET ${RECORDINGS_PREFIX}{path}/ for the list, ` +
-          `${RECORDINGS_PREFIX}{path}/{file} for a segment`,
+          `${RECORDINGS_PREFIX}{path}/{file} for a segment, ${RECORDINGS_PREFIX}{path}/export?from=&to= ` +
+          "for a span",
       );
       return true;
     }
@@ -48,6 +52,10 @@ export function recordingsRoute(hub: RecordingHub): HttpRoute {
       } else {
         sendJson(response, 200, { path, segments });
       }
+      return true;
+    }
+    if (file === EXPORT) {
+      await exportSpan(hub, path, request, response, url, fail);
       return true;
     }
     const location = hub.segmentFile(path, file);
@@ -87,6 +95,65 @@ export function recordingsRoute(hub: RecordingHub): HttpRoute {
     stream.pipe(response);
     return true;
   };
+}
+
+const EXPORT = "export";
+
+/** Streams a span as one file; an error before the first byte is a JSON reply, after it a cut. */
+async function exportSpan(
+  hub: RecordingHub,
+  path: string,
+  request: Parameters<HttpRoute>[0],
+  response: Parameters<HttpRoute>[1],
+  url: URL,
+  fail: (status: number, code: string, message: string) => void,
+): Promise<void> {
+  const unknown = [...url.searchParams.keys()].filter((key) =>
+    !["from", "to", "format", "token"].includes(key)
+  );
+  if (unknown.length > 0) {
+    fail(
+      400,
+      "INVALID_REQUEST",
+      `Unknown export parameter ${unknown.join(", ")}: an export takes from, to and format`,
+    );
+    return;
+  }
+  let made;
+  try {
+    made = await whileReplyIsMade(request, () =>
+      hub.exportSpan(path, {
+        from: url.searchParams.get("from"),
+        to: url.searchParams.get("to"),
+        format: url.searchParams.get("format"),
+      }));
+  } catch (error) {
+    if (!(error instanceof SpanError)) throw error;
+    fail(error.status, error.status >= 500 ? "EXPORT_FAILED" : "INVALID_REQUEST", error.message);
+    return;
+  }
+  if (request.socket.destroyed) { // the client left while it was made
+    await made.body.cancel();
+    return;
+  }
+  // The length is not known until the end: the reply is chunked, and a failure cuts it short.
+  response.writeHead(200, {
+    "content-type": contentTypes[made.format],
+    "content-disposition": `attachment; filename="${made.filename}"`,
+    "cache-control": "no-store",
+  });
+  if (request.method === "HEAD") {
+    await made.body.cancel();
+    response.end();
+    return;
+  }
+  const body = Readable.fromWeb(made.body as import("node:stream/web").ReadableStream<Uint8Array>);
+  body.on("error", (error) => {
+    console.error(`Export of '/${path}' cut short: ${error.message}`);
+    response.destroy();
+  });
+  response.on("close", () => body.destroy());
+  body.pipe(response);
 }
 
 /**
