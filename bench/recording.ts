@@ -4,7 +4,9 @@
  * recorded, then over --seconds with every path recorded (fragmented MP4, the default format),
  * in the same run, on the same server at its defaults (the disk store; recordings in a folder of
  * bench/.work). Reported: the server's CPU in both windows and their ratio; bytes the recordings
- * wrote against bytes the pushes brought in over the recorded window.
+ * wrote against bytes the pushes brought in over the recorded window. Then, with the pushes ended,
+ * the export of one path's whole recording (GET /recordings/rec0/export, in MP4 and in MPEG-TS)
+ * against `cat` of the same segment files, both read to the end by this process, best of 3 each.
  *
  *   deno run -A bench/recording.ts [--paths 16] [--seconds 60] [--segment 10]
  */
@@ -40,6 +42,63 @@ async function window(pid: number, seconds: number): Promise<Usage> {
     meter.sample();
   }
   return meter.stop();
+}
+
+/** Reads a stream to its end; its byte count. */
+async function drain(stream: ReadableStream<Uint8Array>): Promise<number> {
+  let bytes = 0;
+  for await (const chunk of stream) bytes += chunk.length;
+  return bytes;
+}
+
+/** The best of 3 timed reads (the machine is shared: the fastest is the least disturbed). */
+async function bestOf3(read: () => Promise<number>): Promise<{ seconds: number; bytes: number }> {
+  let best = { seconds: Infinity, bytes: 0 };
+  for (let run = 0; run < 3; run++) {
+    const started = performance.now();
+    const bytes = await read();
+    const seconds = (performance.now() - started) / 1000;
+    if (seconds < best.seconds) best = { seconds, bytes };
+  }
+  return best;
+}
+
+async function exportAgainstCat(httpUrl: string, recordingsDir: string, path: string) {
+  const listed = await (await fetch(`${httpUrl}/recordings/${path}/`)).json();
+  const files = (listed.segments as { file: string }[]).map((s) =>
+    `${recordingsDir}/${path}/${s.file}`
+  );
+  const cat = () => {
+    const child = new Deno.Command("cat", { args: files, stdout: "piped" }).spawn();
+    return drain(child.stdout).finally(() => child.status);
+  };
+  await cat(); // the files in the page cache for both
+  const catRun = await bestOf3(cat);
+  const rate = (r: { seconds: number; bytes: number }) => r.bytes / 1048576 / r.seconds;
+  console.log(
+    `\nExport of /${path}'s whole recording (${files.length} segments) against cat of them:`,
+  );
+  console.log(
+    `  cat:           ${mib(catRun.bytes / 1024)} in ${catRun.seconds.toFixed(3)} s, ` +
+      `${rate(catRun).toFixed(0)} MiB/s`,
+  );
+  for (const format of ["mp4", "ts"]) {
+    const exported = await bestOf3(async () => {
+      const response = await fetch(`${httpUrl}/recordings/${path}/export?format=${format}`);
+      if (response.status !== 200) {
+        throw new Error(`export: ${response.status} ${await response.text()}`);
+      }
+      return drain(response.body!);
+    });
+    console.log(
+      `  export (${format.padEnd(3)}):  ${mib(exported.bytes / 1024)} in ${
+        exported.seconds.toFixed(3)
+      } s, ` +
+        `${rate(exported).toFixed(0)} MiB/s: ${
+          (rate(exported) / rate(catRun)).toFixed(3)
+        } of cat's`,
+    );
+  }
 }
 
 async function main(): Promise<void> {
@@ -140,6 +199,7 @@ async function main(): Promise<void> {
         } (${options.segment} s each)`,
     );
     for (const push of pushes) await push.kill();
+    await exportAgainstCat(server.httpUrl, recordingsDir, ids[0]);
   } finally {
     await killChildren();
     await client.close();

@@ -22,6 +22,9 @@ export const glibSymbols = {
   g_list_append: { parameters: ["pointer", "pointer"], result: "pointer" },
   // gboolean g_unix_open_pipe (gint *fds, gint flags, GError **error): glib-unix.h
   g_unix_open_pipe: { parameters: ["buffer", "i32", "pointer"], result: "i32" },
+  // gchar **g_strsplit (const gchar *string, const gchar *delimiter, gint max_tokens): a new
+  //   GStrv (transfer full: whoever takes it frees it with g_strfreev)
+  g_strsplit: { parameters: ["buffer", "buffer", "i32"], result: "pointer" },
   // gboolean g_close (gint fd, GError **error)
   g_close: { parameters: ["i32", "pointer"], result: "i32" },
   // GList *g_list_last (GList *list): layout check

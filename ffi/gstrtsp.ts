@@ -19,6 +19,8 @@ export const rtspMessageSymbols = {
   },
   // const gchar *gst_rtsp_connection_get_ip (const GstRTSPConnection *conn): the peer's address
   gst_rtsp_connection_get_ip: { parameters: ["pointer"], result: "pointer" },
+  // gchar *gst_rtsp_url_get_request_uri (const GstRTSPUrl *url): transfer full, with the query
+  gst_rtsp_url_get_request_uri: { parameters: ["pointer"], result: "pointer" },
   // GstRTSPResult gst_rtsp_message_free (GstRTSPMessage *msg)
   gst_rtsp_message_free: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

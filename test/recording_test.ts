@@ -30,8 +30,9 @@ interface Probed {
 }
 
 /** Frames of each stream (decoded and counted) and the video's duration. */
-async function probe(file: string): Promise<Probed> {
+async function probe(file: string, options: string[] = []): Promise<Probed> {
   const { code, stdout, stderr } = await run("ffprobe", [
+    ...options,
     ...["-v", "error", "-count_frames", "-show_entries"],
     ...["stream=codec_type,nb_read_frames,duration", "-of", "json", file],
   ]);
@@ -206,8 +207,9 @@ Deno.test("recording: a span across three segments exported as one file, cut at 
   const { client, server, recordings } = parts;
   try {
     expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 2 }));
-    await waitUntil(() => segmentEvents(client).length >= 4, 30000, "4 closed segments");
-    // Segments 1 to 3 (the first starts at the first key frame, before the clock is steady).
+    await waitUntil(() => segmentEvents(client).length >= 5, 30000, "5 closed segments");
+    // Segments 1 to 3 (the first starts at the first key frame, before the clock is steady), each
+    // with one after it: a segment's end is the next one's start.
     const listed = (await (await fetch(`${server.httpUrl}/recordings/cam/`)).json()).segments as {
       file: string;
       start: string;
@@ -263,6 +265,36 @@ Deno.test("recording: a span across three segments exported as one file, cut at 
       `${cut.probed.video} frames for ${spanSeconds} s from a key frame at most ${GOP_SECONDS} s before`,
     );
     assert.ok(cut.probed.audio > 0);
+
+    // Played back over RTSP at the URL the server printed: the three segments, every frame; then
+    // with a seek (PLAY with a Range) 2 s into them.
+    const played = `${server.rtspUrl}/recordings/cam?${whole}`;
+    const overRtsp = await probe(played, ["-rtsp_transport", "tcp"]);
+    console.log(`  over RTSP: ${JSON.stringify(overRtsp)}`);
+    assert.equal(overRtsp.video, spanFrames, "RTSP playback: the span's frames");
+    assert.ok(overRtsp.audio > 0);
+    const seeked = await run("ffmpeg", [
+      ...["-v", "info", "-nostdin", "-rtsp_transport", "tcp", "-ss", "2", "-i", played],
+      ...["-map", "0:v", "-c", "copy", "-f", "null", "-"],
+    ]);
+    assert.equal(seeked.code, 0, seeked.stderr);
+    const seekedFrames = Number([...seeked.stderr.matchAll(/frame=\s*(\d+)/g)].at(-1)?.[1]);
+    console.log(`  over RTSP from 2 s: ${seekedFrames} frames`);
+    assert.ok(
+      Math.abs(seekedFrames - (spanFrames - 2 * 30)) <= GOP_SECONDS * 30 + 6,
+      `${seekedFrames} frames after a seek to 2 s of ${spanFrames}`,
+    );
+    const none = await run("ffprobe", [
+      ...["-v", "error", "-rtsp_transport", "tcp"],
+      `${server.rtspUrl}/recordings/cam?from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z`,
+    ]);
+    assert.notEqual(none.code, 0, "a span with no segment is an RTSP error");
+    assert.match(none.stderr, /404 Not Found/, none.stderr);
+    const bad = await run("ffprobe", [
+      ...["-v", "error", "-rtsp_transport", "tcp"],
+      `${server.rtspUrl}/recordings/cam?from=yesterday`,
+    ]);
+    assert.match(bad.stderr, /400 Bad Request/, bad.stderr);
 
     // Bad spans: clear errors, nothing left behind.
     for (

@@ -30,8 +30,10 @@ import {
   SpanError,
   type SpanExport,
   SpanExports,
+  spanMediaBin,
   spanOf,
 } from "./recording_span.ts";
+import type { Pointer } from "../gst/native.ts";
 import type { PipelineStore } from "./store.ts";
 
 export const recordingFormats = ["mp4", "ts", "mkv"] as const;
@@ -65,6 +67,8 @@ const codecs: Record<string, string> = {
   rtpopusdepay: "opus",
 };
 const STREAMS_FILE = ".streams.json";
+/** A recorded path's spans are played back at rtsp://host:8554/recordings/{path}?from=&to=. */
+const PLAYBACK_PREFIX = "recordings/";
 
 const WRITING = /^writing-(\d{5})\.(mp4|ts|mkv)$/;
 const SEGMENT = /^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}Z)(?:-(\d+))?\.(mp4|ts|mkv)$/;
@@ -188,6 +192,7 @@ export class RecordingHub {
     for await (const entry of Deno.readDir(options.directory)) {
       if (entry.isDirectory && PATH_PATTERN.test(entry.name)) {
         await hub.#finishSegments(entry.name, false);
+        hub.#servePlayback(entry.name);
       }
     }
     hub.#sweep = setInterval(() => void hub.#sweepAll(), SWEEP_MS);
@@ -211,6 +216,7 @@ export class RecordingHub {
     try {
       // The folder first: a recording that cannot write is refused, not stored.
       await Deno.mkdir(join(this.#options.directory, path), { recursive: true });
+      this.#servePlayback(path);
       await this.#options.store.putRecording(path, { ...options }, createdAt);
     } catch (error) {
       this.#recorders.delete(path);
@@ -271,33 +277,102 @@ export class RecordingHub {
     const found: SegmentInfo[] = [];
     try {
       for await (const entry of Deno.readDir(dir)) {
-        const match = entry.isFile ? entry.name.match(SEGMENT) : null;
-        if (!match) continue;
+        if (!entry.isFile || !SEGMENT.test(entry.name)) continue;
         const stat = await Deno.stat(join(dir, entry.name)).catch(() => null);
-        if (stat === null) continue;
-        found.push({
-          path,
-          file: entry.name,
-          format: match[3] as RecordingFormat,
-          start: `${match[1].slice(0, 10)}T${match[1].slice(11, 19).replaceAll("-", ":")}${
-            match[1].slice(19)
-          }`,
-          end: (stat.mtime ?? new Date()).toISOString(),
-          bytes: stat.size,
-        });
+        if (stat !== null) found.push(segmentInfo(path, entry.name, stat));
       }
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    found.sort((a, b) => a.file.localeCompare(b.file));
-    // A closed MP4 is finalised (written to) after the next segment began: where one follows
-    // without a gap, the next one's start is this one's end.
-    for (let at = 0; at + 1 < found.length; at++) {
-      if (Date.parse(found[at].end) > Date.parse(found[at + 1].start)) {
-        found[at].end = found[at + 1].start;
+    return inOrder(found);
+  }
+
+  /** The same, read without waiting: for an RTSP media, which GStreamer waits for. */
+  #segmentsNow(path: string): SegmentInfo[] {
+    const dir = join(this.#options.directory, path);
+    const found: SegmentInfo[] = [];
+    try {
+      for (const entry of Deno.readDirSync(dir)) {
+        if (!entry.isFile || !SEGMENT.test(entry.name)) continue;
+        try {
+          found.push(segmentInfo(path, entry.name, Deno.statSync(join(dir, entry.name))));
+        } catch { /* deleted meanwhile */ }
       }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
-    return found;
+    return inOrder(found);
+  }
+
+  /** Serves the path's spans over RTSP (each client a media of its own), once. */
+  #servePlayback(path: string): void {
+    const mount = `${PLAYBACK_PREFIX}${path}`;
+    if (!this.#options.rtsp.isMounted(mount)) {
+      this.#options.rtsp.mountPerClient(
+        mount,
+        (uri) => this.#playbackMedia(path, uri),
+        (uri) => this.#checkPlayback(path, uri),
+      );
+    }
+  }
+
+  /**
+   * The span rtsp://host:8554/recordings/{path}?from=&to= plays: the segments it overlaps, whole
+   * (from the start of the first, a key frame), and their streams. Read without waiting, since
+   * gst-rtsp-server waits for the answer; throws SpanError.
+   */
+  #playbackSpan(path: string, uri: string): { files: string[]; streams: RecordedStreams } {
+    const url = new URL(uri);
+    const segments = this.#segmentsNow(path);
+    const span = spanOf(
+      segments.map((s) => ({ ...s, start: Date.parse(s.start), end: Date.parse(s.end) })),
+      parseSpanTime("from", url.searchParams.get("from")),
+      parseSpanTime("to", url.searchParams.get("to")),
+    );
+    const format = span.segments[0]?.format;
+    const files = span.segments.filter((s) => s.format === format)
+      .map((s) => join(this.#options.directory, path, s.file));
+    if (files.length === 0) {
+      throw new SpanError(
+        404,
+        `'/${path}' has no segment between ${url.searchParams.get("from") ?? "its start"} and ` +
+          `${url.searchParams.get("to") ?? "its end"}` + (segments.length > 0
+            ? `; its segments cover ${segments[0].start} to ${segments.at(-1)!.end}`
+            : ""),
+      );
+    }
+    try {
+      const streams = JSON.parse(
+        Deno.readTextFileSync(join(this.#options.directory, path, STREAMS_FILE)),
+      ) as RecordedStreams;
+      return { files, streams };
+    } catch {
+      throw new SpanError(404, `'/${path}' has no ${STREAMS_FILE}: recorded by an older server`);
+    }
+  }
+
+  /** Refuses a DESCRIBE of a span that cannot be played, with the reason. */
+  #checkPlayback(path: string, uri: string): { status: number; reason: string } | null {
+    try {
+      this.#playbackSpan(path, uri);
+      return null;
+    } catch (error) {
+      const status = error instanceof SpanError ? error.status : 500;
+      const phrase = status === 400 ? "Bad Request" : status === 404 ? "Not Found" : "Error";
+      return { status, reason: `${phrase}: ${errorMessage(error)}` };
+    }
+  }
+
+  /** The RTSP media of a span; null (the client gets an error) when it cannot be made. */
+  #playbackMedia(path: string, uri: string): Pointer | null {
+    try {
+      const { files, streams } = this.#playbackSpan(path, uri);
+      console.log(`RTSP playback of '/${path}': ${files.length} segments`);
+      return spanMediaBin(files, streams);
+    } catch (error) {
+      console.warn(`RTSP playback of ${uri} refused: ${errorMessage(error)}`);
+      return null;
+    }
   }
 
   /** The file of a closed segment, for download; null when there is no such segment. */
@@ -340,6 +415,7 @@ export class RecordingHub {
     }
     await Deno.remove(join(this.#options.directory, path, STREAMS_FILE)).catch(() => {});
     await Deno.remove(join(this.#options.directory, path)).catch(() => {}); // once empty
+    this.#options.rtsp.unmount(`${PLAYBACK_PREFIX}${path}`);
     return { path, deleted: segments.map((s) => s.file) };
   }
 
@@ -786,6 +862,34 @@ export class RecordingHub {
       await this.stop(recorder.path, "the disk is full").catch(() => {});
     }
   }
+}
+
+function segmentInfo(path: string, file: string, stat: Deno.FileInfo): SegmentInfo {
+  const match = file.match(SEGMENT)!;
+  return {
+    path,
+    file,
+    format: match[3] as RecordingFormat,
+    start: `${match[1].slice(0, 10)}T${match[1].slice(11, 19).replaceAll("-", ":")}${
+      match[1].slice(19)
+    }`,
+    end: (stat.mtime ?? new Date()).toISOString(),
+    bytes: stat.size,
+  };
+}
+
+/**
+ * Sorted by time. A closed MP4 is finalised (written to) after the next segment began: where one
+ * follows without a gap, the next one's start is this one's end.
+ */
+function inOrder(found: SegmentInfo[]): SegmentInfo[] {
+  found.sort((a, b) => a.file.localeCompare(b.file));
+  for (let at = 0; at + 1 < found.length; at++) {
+    if (Date.parse(found[at].end) > Date.parse(found[at + 1].start)) {
+      found[at].end = found[at + 1].start;
+    }
+  }
+  return found;
 }
 
 function requireRecordablePath(path: string): void {

@@ -15,7 +15,12 @@
  * (the HTTP client) sets the pace.
  */
 import { join } from "node:path";
+import { linkedBin, makeElement } from "../gst/element.ts";
+import type { Pointer } from "../gst/native.ts";
+import { linkPads, watchDynamicPads } from "../gst/pads.ts";
 import { OsPipe } from "../gst/pipe.ts";
+import { setProperty } from "../gst/property.ts";
+import { splitmuxPlaying } from "../gst/splitmux.ts";
 import { errorMessage } from "./errors.ts";
 import { chainLinks } from "./mounts.ts";
 import { endOfRun, type OwnPipelines } from "./own_pipelines.ts";
@@ -38,6 +43,53 @@ export const audioParsers: Record<NonNullable<RecordedStreams["audio"]>, string>
   aac: "aacparse",
   opus: "opusparse",
 };
+
+const videoPayloaders: Record<RecordedStreams["video"], string> = {
+  h264: "rtph264pay",
+  h265: "rtph265pay",
+};
+const audioPayloaders: Record<NonNullable<RecordedStreams["audio"]>, string> = {
+  aac: "rtpmp4gpay",
+  opus: "rtpopuspay",
+};
+
+/**
+ * The RTSP media of a span (a floating bin: pay0 video, pay1 audio) playing `files` one after
+ * another; null when an element is missing. Its clients seek in it with PLAY's Range.
+ */
+export function spanMediaBin(files: string[], streams: RecordedStreams): Pointer | null {
+  const source = splitmuxPlaying("span", files);
+  if (source === null) return null;
+  const chains: Pointer[][] = [[source]];
+  const parsers: Pointer[] = [];
+  const kinds = [
+    { parse: videoParsers[streams.video], pay: videoPayloaders[streams.video] },
+    ...(streams.audio === null
+      ? []
+      : [{ parse: audioParsers[streams.audio], pay: audioPayloaders[streams.audio] }]),
+  ];
+  for (const [index, kind] of kinds.entries()) {
+    const parse = makeElement(kind.parse, `parse${index}`);
+    const pay = makeElement(kind.pay, `pay${index}`);
+    if (parse === null || pay === null) return null;
+    // The parameter sets go in the SDP (sprop-parameter-sets), as each client starts at the start.
+    setProperty({ object: pay, label: `pay${index}` }, "pt", 96 + index);
+    parsers.push(parse);
+    chains.push([parse, pay]);
+  }
+  const bin = linkedBin("span", chains);
+  if (bin === null) return null;
+  // Each part's pads appear as the media is prepared: linked by caps to the parser that takes them.
+  const unwatch = watchDynamicPads(source, {
+    padAdded: (_pad, padName) => {
+      if (!parsers.some((parse) => linkPads(source, padName, parse, null))) {
+        console.warn(`A recorded span has a stream no parser takes (pad ${padName}); dropped`);
+      }
+    },
+    noMorePads: () => unwatch(),
+  });
+  return bin;
+}
 
 export interface SpanSegment {
   file: string;

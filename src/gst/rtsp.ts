@@ -34,9 +34,10 @@ import {
 
 /**
  * Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ... or, for
- * a publish, depay0, depay1, ... taking the publisher's RTP), or null when it cannot.
+ * a publish, depay0, depay1, ... taking the publisher's RTP), or null when it cannot. `uri` is the
+ * request's, with its query (`rtsp://host:8554/recordings/cam?from=...`).
  */
-export type MediaBuilder = () => Pointer | null;
+export type MediaBuilder = (uri: string) => Pointer | null;
 
 /** Media factory roles: readers may read; publishers may read and publish. */
 const READ_ROLE = "user";
@@ -44,7 +45,8 @@ const PUBLISH_ROLE = "publisher";
 
 /** GST_RTSP_TRANSPORT_MODE_RECORD. */
 const TRANSPORT_MODE_RECORD = 2;
-/** GST_RTSP_ANNOUNCE, in GstRTSPMethod. */
+/** GST_RTSP_DESCRIBE and GST_RTSP_ANNOUNCE, in GstRTSPMethod. */
+const METHOD_DESCRIBE = 1 << 0;
 const METHOD_ANNOUNCE = 1 << 1;
 const GST_RTSP_MESSAGE_REQUEST = 1;
 
@@ -72,6 +74,9 @@ export type AnnounceAnswer =
   | { status: number; reason: string };
 
 export type AnnounceHandler = (request: AnnounceRequest) => AnnounceAnswer;
+
+/** Why a DESCRIBE of a per-client mount is refused (its RTSP status and reason), or null. */
+export type DescribeCheck = (uri: string) => { status: number; reason: string } | null;
 
 /**
  * The streams of an SDP (an ANNOUNCE body), with caps made by GStreamer's own SDP code (what
@@ -156,10 +161,13 @@ function emptyMedia(): Pointer {
 
 const createElement = Deno.UnsafeCallback.threadSafe(
   { parameters: ["pointer", "pointer"], result: "pointer" } as const,
-  (factory) => {
+  (factory, url) => {
     try {
       const build = factory && builders.get(BigInt(Deno.UnsafePointer.value(factory)));
-      return build?.() ?? emptyMedia();
+      const uri = url === null
+        ? ""
+        : takeCString(lib().rtspMessage.gst_rtsp_url_get_request_uri(url)) ?? "";
+      return build?.(uri) ?? emptyMedia();
     } catch (error) {
       console.error("Building an RTSP media failed:", error);
       return emptyMedia();
@@ -393,6 +401,8 @@ export class RtspServer {
   readonly #auth: Pointer;
   #authRequired = false;
   #announce: AnnounceHandler | null = null;
+  /** Per-client mounts' checks of a DESCRIBE, by path. */
+  readonly #describeChecks = new Map<string, DescribeCheck>();
   readonly port: number;
 
   /**
@@ -510,6 +520,9 @@ export class RtspServer {
       console.error("An RTSP request could not be read from its context; refused");
       return false;
     }
+    if (request.method === METHOD_DESCRIBE && this.#describeChecks.size > 0) {
+      return this.#checkDescribe(request);
+    }
     if (request.method !== METHOD_ANNOUNCE) return true;
     const refuse = (status: number, reason: string) => {
       console.warn(`RTSP publish to ${request.uri} refused: ${status} ${reason}`);
@@ -542,6 +555,20 @@ export class RtspServer {
     if ("status" in answer) return refuse(answer.status, answer.reason);
     this.#mountRecord(path, answer.record);
     return true;
+  }
+
+  /** A DESCRIBE of a per-client mount whose check refuses it is answered here, with the reason. */
+  #checkDescribe(request: NonNullable<ReturnType<typeof contextRequest>>): boolean {
+    let path: string;
+    try {
+      path = decodeURIComponent(new URL(request.uri).pathname).replace(/^\/+|\/+$/g, "");
+    } catch {
+      return true; // gst-rtsp-server answers what it cannot find
+    }
+    const refusal = this.#describeChecks.get(path)?.(request.uri) ?? null;
+    if (refusal === null) return true;
+    respond(request.client, request.message, refusal.status, refusal.reason);
+    return false;
   }
 
   /** Open RTSP sessions per mounted path: its readers (publishers are not counted). */
@@ -585,6 +612,19 @@ export class RtspServer {
     this.#mountPlay(path, build);
   }
 
+  /**
+   * Serves at rtsp://host:port/{path} a media of its own to each client (not shared), built from
+   * the request's URI: its query chooses what is played. `check` may refuse a DESCRIBE first, with
+   * a status and reason of its own (an empty media would give the client a puzzling error later).
+   */
+  mountPerClient(path: string, build: MediaBuilder, check: DescribeCheck): void {
+    if (this.isMounted(path)) throw new Error(`RTSP path '${path}' is already mounted`);
+    this.#describeChecks.set(path, check);
+    const factory = this.#newFactory(build, this.#permissions);
+    this.#factories.set(path, BigInt(Deno.UnsafePointer.value(factory)));
+    lib().rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
+  }
+
   #mountPlay(path: string, build: MediaBuilder): void {
     const factory = this.#newFactory(build, this.#permissions);
     lib().rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
@@ -609,8 +649,8 @@ export class RtspServer {
     const { rtsp } = lib();
     this.unmountRecord(path);
     const record: RecordMount = { key: 0n, made: false, mounted: true };
-    const factory = this.#newFactory(() => {
-      const bin = build();
+    const factory = this.#newFactory((uri) => {
+      const bin = build(uri);
       record.made = true;
       const play = record.waitingPlay;
       record.waitingPlay = undefined;
@@ -645,6 +685,7 @@ export class RtspServer {
     const key = this.#factories.get(path);
     if (key === undefined) return;
     this.#factories.delete(path);
+    this.#describeChecks.delete(path);
     builders.delete(key);
     lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
   }
