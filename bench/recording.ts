@@ -1,7 +1,7 @@
 /**
  * Recording benchmark: --paths paced pushes (720p30 H.264 at about 4 Mbit/s, `ffmpeg -re ...
  * -f h264 http://.../push/recN`), measured over --seconds with nothing
- * recorded, then over --seconds with every path recorded (fragmented MP4, the default format),
+ * recorded, then over --seconds with every path recorded (MP4, the default format),
  * in the same run, on the same server at its defaults (the disk store; recordings in a folder of
  * bench/.work). Reported: the server's CPU in both windows and their ratio; bytes the recordings
  * wrote against bytes the pushes brought in over the recorded window. Then, with the pushes ended,

@@ -573,6 +573,8 @@ Deno.test("recording URLs: traversal attempts, other methods and the token", asy
         "/recordings/cam/..",
         "/recordings/..%2F/",
         "/recordings/cam/2026-01-01T00-00-00.000Z.mp4/x",
+        "/recordings/%2e%2e/export",
+        `/recordings/..%2F..%2F${secret.split("/").at(-2)}/export`,
       ]
     ) {
       const response = await get(path);
@@ -586,9 +588,11 @@ Deno.test("recording URLs: traversal attempts, other methods and the token", asy
     const post = await get("/recordings/cam/", { method: "POST" });
     await post.body?.cancel();
     assert.equal(post.status, 405);
-    const refused = await fetch(`${server.httpUrl}/recordings/cam/`);
-    await refused.body?.cancel();
-    assert.equal(refused.status, 401);
+    for (const path of ["/recordings/cam/", "/recordings/cam/export"]) {
+      const refused = await fetch(`${server.httpUrl}${path}`);
+      await refused.body?.cancel();
+      assert.equal(refused.status, 401, path);
+    }
     await Deno.remove(secret);
   } finally {
     await tearDown(parts);

@@ -130,6 +130,12 @@ export function parseSpanTime(name: string, value: string | null): number | null
 }
 
 /**
+ * The most segments one span takes: splitmuxsrc (GStreamer 1.22) opens every part at once, a file
+ * and a demuxer each, so a span of a month would exhaust the server's descriptors.
+ */
+export const MAX_SPAN_SEGMENTS = 256;
+
+/**
  * The segments `from`..`to` overlaps (null: unbounded), and where the span starts and stops in
  * them. A gap between segments (the path was down) is not in the played timeline, so positions
  * count each segment's own length.
@@ -144,6 +150,13 @@ export function spanOf(all: SpanSegment[], from: number | null, to: number | nul
   if (segments.length === 0) return { segments, startMs: 0, stopMs: null };
   const first = segments[0];
   const last = segments.at(-1)!;
+  if (segments.length > MAX_SPAN_SEGMENTS) {
+    throw new SpanError(
+      400,
+      `The span covers ${segments.length} segments (${first.file} to ${last.file}); at most ` +
+        `${MAX_SPAN_SEGMENTS} are played or exported at once: ask for a shorter span`,
+    );
+  }
   const startMs = from === null ? 0 : Math.max(0, from - first.start);
   let stopMs: number | null = null;
   if (to !== null && to < last.end) {

@@ -1,0 +1,67 @@
+/** Spans across recorded segments (pure): which segments, where the cut starts and stops. */
+import assert from "node:assert/strict";
+import {
+  MAX_SPAN_SEGMENTS,
+  parseSpanTime,
+  SpanError,
+  spanOf,
+  type SpanSegment,
+} from "../src/domain/recording_span.ts";
+
+const T0 = Date.parse("2026-12-03T07:00:00Z");
+/** Segments of 10 s from T0, with a 60 s gap (the path was down) before the fourth. */
+const segments: SpanSegment[] = [0, 10, 20, 90, 100].map((offset, at) => ({
+  file: `seg${at}.mp4`,
+  format: "mp4",
+  start: T0 + offset * 1000,
+  end: T0 + (offset + 10) * 1000,
+}));
+
+Deno.test("spanOf: the segments a span overlaps, and where it starts and stops in them", () => {
+  const whole = spanOf(segments, null, null);
+  assert.equal(whole.segments.length, 5);
+  assert.deepEqual([whole.startMs, whole.stopMs], [0, null]);
+  // From 5 s into the second to 3 s into the fourth: the gap is not in the played timeline.
+  const cut = spanOf(segments, T0 + 15_000, T0 + 93_000);
+  assert.deepEqual(cut.segments.map((s) => s.file), ["seg1.mp4", "seg2.mp4", "seg3.mp4"]);
+  assert.equal(cut.startMs, 5_000);
+  assert.equal(cut.stopMs, 20_000 + 3_000);
+  // Whole segments exactly: no cut at either end; a boundary touches no neighbour.
+  const exact = spanOf(segments, T0 + 10_000, T0 + 30_000);
+  assert.deepEqual(exact.segments.map((s) => s.file), ["seg1.mp4", "seg2.mp4"]);
+  assert.deepEqual([exact.startMs, exact.stopMs], [0, null]);
+  // Inside the gap: nothing.
+  assert.equal(spanOf(segments, T0 + 40_000, T0 + 50_000).segments.length, 0);
+});
+
+Deno.test("spanOf: refuses 'to' not after 'from', and more segments than it opens at once", () => {
+  assert.throws(() => spanOf(segments, T0 + 5_000, T0 + 5_000), /'to' must be later than 'from'/);
+  const many: SpanSegment[] = Array.from({ length: MAX_SPAN_SEGMENTS + 1 }, (_, at) => ({
+    file: `s${at}.ts`,
+    format: "ts",
+    start: T0 + at * 1000,
+    end: T0 + (at + 1) * 1000,
+  }));
+  assert.throws(
+    () => spanOf(many, null, null),
+    (error) =>
+      error instanceof SpanError && error.status === 400 && /at most 256/.test(error.message),
+  );
+  assert.equal(
+    spanOf(many, null, T0 + MAX_SPAN_SEGMENTS * 1000).segments.length,
+    MAX_SPAN_SEGMENTS,
+  );
+});
+
+Deno.test("parseSpanTime: ISO times and segment name stamps; anything else named", () => {
+  assert.equal(parseSpanTime("from", "2026-12-03T07:30:00Z"), Date.parse("2026-12-03T07:30:00Z"));
+  assert.equal(
+    parseSpanTime("from", "2026-12-03T07-30-00.250Z"),
+    Date.parse("2026-12-03T07:30:00.250Z"),
+  );
+  assert.equal(parseSpanTime("to", null), null);
+  assert.equal(parseSpanTime("to", ""), null);
+  for (const bad of ["yesterday", "1733211000", "2026-13-45T00:00:00Z"]) {
+    assert.throws(() => parseSpanTime("to", bad), /'to' is .*: expected a UTC time/);
+  }
+});
