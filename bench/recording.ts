@@ -65,9 +65,9 @@ async function bestOf3(read: () => Promise<number>): Promise<{ seconds: number; 
 
 async function exportAgainstCat(httpUrl: string, recordingsDir: string, path: string) {
   const listed = await (await fetch(`${httpUrl}/recordings/${path}/`)).json();
-  const files = (listed.segments as { file: string }[]).map((s) =>
-    `${recordingsDir}/${path}/${s.file}`
-  );
+  const segments = listed.segments as { file: string; start: string; end: string }[];
+  const files = segments.map((s) => `${recordingsDir}/${path}/${s.file}`);
+  const span = `from=${segments[0].start}&to=${segments.at(-1)!.end}`;
   const cat = () => {
     const child = new Deno.Command("cat", { args: files, stdout: "piped" }).spawn();
     return drain(child.stdout).finally(() => child.status);
@@ -84,7 +84,7 @@ async function exportAgainstCat(httpUrl: string, recordingsDir: string, path: st
   );
   for (const format of ["mp4", "ts"]) {
     const exported = await bestOf3(async () => {
-      const response = await fetch(`${httpUrl}/recordings/${path}/export?format=${format}`);
+      const response = await fetch(`${httpUrl}/recordings/${path}/export?${span}&format=${format}`);
       if (response.status !== 200) {
         throw new Error(`export: ${response.status} ${await response.text()}`);
       }
@@ -198,6 +198,8 @@ async function main(): Promise<void> {
           (listed.payload.segments as unknown[]).length
         } (${options.segment} s each)`,
     );
+    // Stopped first, so the segments listed for cat are the ones exported.
+    for (const id of ids) expectOk(await client.request("stopRecording", { path: id }), "stop");
     for (const push of pushes) await push.kill();
     await exportAgainstCat(server.httpUrl, recordingsDir, ids[0]);
   } finally {
