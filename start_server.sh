@@ -28,8 +28,9 @@ apt_packages=(
   libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 libgstrtspserver-1.0-0
   gstreamer1.0-rtsp gstreamer1.0-nice ffmpeg ca-certificates iproute2
 )
-# Only the tests need these: Debian's Chromium for the browser tests, coturn for the TURN test.
-test_packages=(chromium fonts-dejavu-core coturn)
+# Only the tests need these: Debian's Chromium for the browser tests, coturn for the TURN test,
+# PostgreSQL for the PostgreSQL store and cluster tests.
+test_packages=(chromium fonts-dejavu-core coturn postgresql)
 
 install_linux() {
   local missing=()

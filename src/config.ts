@@ -91,6 +91,10 @@ const configSchema = z.object({
   }),
   GSTREAMER_DATA_DIR: z.string().trim().min(1, "accepts a directory, or :memory: to keep nothing")
     .default("./data"),
+  GSTREAMER_DATABASE_URL: z.string().trim().optional().transform((text) => text || undefined)
+    .refine((text) => text === undefined || /^postgres(ql)?:\/\//.test(text), {
+      message: "accepts a PostgreSQL URL, postgres://user:password@host:5432/database",
+    }),
   GSTREAMER_MEDIA_DIR: z.string().trim().min(1, "accepts a directory").default("./media"),
   GSTREAMER_AUTH_TOKEN: optionalSecret("token"),
   GSTREAMER_RTSP_USER: z.string().optional().transform((text) => text || undefined),
@@ -159,6 +163,8 @@ export interface Config {
   statsIntervalMs: number;
   /** Where pipelines are kept; ":memory:" keeps nothing on disk. */
   dataDir: string;
+  /** PostgreSQL instead of the SQLite file in dataDir, when set. */
+  databaseUrl?: string;
   /** The only directory file-reading elements may read from. */
   mediaDir: string;
   authToken?: string;
@@ -220,6 +226,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     path: c.GSTREAMER_WS_PATH,
     statsIntervalMs: c.GSTREAMER_STATS_INTERVAL_MS,
     dataDir: c.GSTREAMER_DATA_DIR,
+    databaseUrl: c.GSTREAMER_DATABASE_URL,
     mediaDir: c.GSTREAMER_MEDIA_DIR,
     authToken: c.GSTREAMER_AUTH_TOKEN,
     rtspCredentials: c.GSTREAMER_RTSP_USER !== undefined && c.GSTREAMER_RTSP_PASSWORD !== undefined

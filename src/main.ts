@@ -15,7 +15,9 @@ import { type RecordingEvent, RecordingHub } from "./domain/recording.ts";
 import { WhepHub } from "./domain/whep.ts";
 import { WhipHub } from "./domain/whip.ts";
 import { PipelineRegistry } from "./domain/registry.ts";
-import { PipelineStore } from "./domain/store.ts";
+import type { PipelineStore } from "./domain/store.ts";
+import { DatabaseUnreachable, PostgresStore } from "./domain/store_postgres.ts";
+import { SqliteStore } from "./domain/store_sqlite.ts";
 import type { PipelineEvent } from "./domain/types.ts";
 import { initGstreamer } from "./gst/init.ts";
 import { LayoutError } from "./gst/layout.ts";
@@ -105,12 +107,19 @@ async function main(): Promise<void> {
   const emit = (event: PipelineEvent | RecordingEvent) => outlet.transport?.broadcast(event);
   let store: PipelineStore;
   try {
-    store = await PipelineStore.open(config.dataDir);
+    store = config.databaseUrl
+      ? await PostgresStore.open(config.databaseUrl)
+      : await SqliteStore.open(config.dataDir);
   } catch (error) {
+    if (error instanceof DatabaseUnreachable) {
+      // Not a configuration error: start_server.sh starts the server again, with back-off.
+      console.error(`Cannot open the pipeline store (GSTREAMER_DATABASE_URL): ${error.message}`);
+      Deno.exit(1);
+    }
     fail(
-      `Cannot open the pipeline store in GSTREAMER_DATA_DIR=${config.dataDir}: ${
-        (error as Error).message
-      }`,
+      `Cannot open the pipeline store ${
+        config.databaseUrl ? "(GSTREAMER_DATABASE_URL)" : `in GSTREAMER_DATA_DIR=${config.dataDir}`
+      }: ${(error as Error).message}`,
     );
   }
   let policy: ElementPolicy;

@@ -11,6 +11,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     path: "/gstreamer",
     statsIntervalMs: 1000,
     dataDir: "./data",
+    databaseUrl: undefined,
     mediaDir: "./media",
     authToken: undefined,
     rtspCredentials: undefined,
@@ -76,6 +77,7 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
       /GSTREAMER_MAX_REQUESTS_PER_SECOND.*0: no limit/,
     ],
     [{ GSTREAMER_STATS_INTERVAL_MS: "5" }, /GSTREAMER_STATS_INTERVAL_MS.*100 to 60000/],
+    [{ GSTREAMER_DATABASE_URL: "mysql://db/gst" }, /GSTREAMER_DATABASE_URL.*postgres:\/\//],
   ];
   for (const [env, pattern] of cases) {
     assert.throws(() => loadConfig(env), pattern, JSON.stringify(env));

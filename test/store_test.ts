@@ -1,10 +1,10 @@
 /** The pipeline store on its own (no server): group commit and closing. */
 import assert from "node:assert/strict";
-import { PipelineStore } from "../src/domain/store.ts";
+import { SqliteStore } from "../src/domain/store_sqlite.ts";
 
 Deno.test("closing the store commits every write queued before it, and refuses later ones", async () => {
   const dir = await Deno.makeTempDir({ prefix: "store_close_" });
-  const store = await PipelineStore.open(dir);
+  const store = await SqliteStore.open(dir);
   // 200 at once: one goes to the writer, the others queue behind it for the next batch.
   const writes = Array.from({ length: 200 }, (_, i) => store.insert(`p${i}`, { n: i }, "now"));
   const closing = store.close();
@@ -12,7 +12,7 @@ Deno.test("closing the store commits every write queued before it, and refuses l
   await closing;
   const results = await Promise.allSettled(writes);
   assert.deepEqual(results.filter((r) => r.status === "rejected"), []);
-  const reopened = await PipelineStore.open(dir);
+  const reopened = await SqliteStore.open(dir);
   try {
     assert.deepEqual(
       reopened.all().map((row) => row.id),

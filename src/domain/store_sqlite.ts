@@ -1,42 +1,24 @@
 /**
- * Where pipeline definitions and their desired state live between runs: an
- * embedded SQLite database (node:sqlite). Every write is committed with
- * synchronous=FULL before its promise resolves, so an acknowledged change
- * survives `kill -9` and power loss; WAL keeps the file readable after either.
- * Writes run on a worker thread (src/domain/store_worker.ts), never on the main
- * thread, and writes that arrive together share one commit.
+ * The default store: an embedded SQLite database (node:sqlite). Every write is committed with
+ * synchronous=FULL before its promise resolves, so an acknowledged change survives `kill -9` and
+ * power loss; WAL keeps the file readable after either. Writes run on a worker thread
+ * (src/domain/store_worker.ts), never on the main thread, and writes that arrive together share
+ * one commit.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { DomainError } from "./errors.ts";
-
+import {
+  MIGRATIONS_TABLE,
+  pendingMigrations,
+  type PipelineStore,
+  storageFailed,
+  type StoredPipeline,
+  type StoredRecording,
+  type StoreWrite,
+  writeSubject,
+} from "./store.ts";
 import type { DesiredState } from "./types.ts";
-
-export interface StoredPipeline {
-  id: string;
-  /** The createPipeline payload as it was accepted (without the id). */
-  definition: Record<string, unknown>;
-  desiredState: DesiredState;
-  createdAt: string;
-}
-
-/** One row change, as the writer takes it. */
-export interface StoredRecording {
-  path: string;
-  /** The startRecording payload as it was accepted (without the path). */
-  options: Record<string, unknown>;
-  createdAt: string;
-}
-
-export interface StoreWrite {
-  /** Pipelines: insert, setState, remove; recordings (id = the path): record, unrecord. */
-  op: "insert" | "setState" | "remove" | "record" | "unrecord";
-  id: string;
-  definition?: string;
-  createdAt?: string;
-  state?: DesiredState;
-}
 
 /** From the main thread to the writer. */
 export type StoreRequest =
@@ -80,7 +62,7 @@ interface Waiting {
 }
 
 /** Kept on disk in `dataDir/pipelines.db`, or in memory only when `dataDir` is ":memory:". */
-export class PipelineStore {
+export class SqliteStore implements PipelineStore {
   readonly location: string;
   /** The main thread's connection: the schema, and reading at start-up. */
   readonly #db: DatabaseSync;
@@ -101,7 +83,7 @@ export class PipelineStore {
   }
 
   /** Opens (creating if needed) the store, and its writer thread once the file is known good. */
-  static async open(dataDir: string): Promise<PipelineStore> {
+  static async open(dataDir: string): Promise<SqliteStore> {
     let location = ":memory:";
     if (dataDir !== ":memory:") {
       mkdirSync(dataDir, { recursive: true });
@@ -113,25 +95,15 @@ export class PipelineStore {
         PRAGMA journal_mode = WAL;
         PRAGMA synchronous = FULL;
         PRAGMA busy_timeout = 5000;
-        CREATE TABLE IF NOT EXISTS pipelines (
-          id TEXT PRIMARY KEY,
-          definition TEXT NOT NULL,
-          desired_state TEXT NOT NULL CHECK (desired_state IN ('playing', 'paused', 'stopped')),
-          created_at TEXT NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS recordings (
-          path TEXT PRIMARY KEY,
-          options TEXT NOT NULL,
-          created_at TEXT NOT NULL
-        );
       `);
+      migrate(db, location);
       // Reading once at open also proves the file is a database this build can use.
       db.prepare("SELECT count(*) FROM pipelines").get();
     } catch (error) {
       db.close();
       throw error;
     }
-    if (location === ":memory:") return new PipelineStore(location, db, null);
+    if (location === ":memory:") return new SqliteStore(location, db, null);
     const writer = new Worker(new URL("./store_worker.ts", import.meta.url), { type: "module" });
     const opened = await new Promise<StoreReply>((resolve) => {
       writer.onmessage = (event: MessageEvent<StoreReply>) => resolve(event.data);
@@ -150,7 +122,7 @@ export class PipelineStore {
         }`,
       );
     }
-    const store = new PipelineStore(location, db, writer);
+    const store = new SqliteStore(location, db, writer);
     writer.onmessage = (event: MessageEvent<StoreReply>) => store.#onReply(event.data);
     writer.onerror = (event) => {
       event.preventDefault();
@@ -189,7 +161,6 @@ export class PipelineStore {
     }));
   }
 
-  /** Keeps (or replaces) the recording of `path`. */
   putRecording(path: string, options: Record<string, unknown>, createdAt: string): Promise<void> {
     return this.#write({ op: "record", id: path, definition: JSON.stringify(options), createdAt });
   }
@@ -210,7 +181,6 @@ export class PipelineStore {
     return this.#write({ op: "remove", id });
   }
 
-  /** Commits what is pending, then closes; writes after this are refused. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       if (this.#writer !== null && this.#broken === null) {
@@ -238,7 +208,7 @@ export class PipelineStore {
   #write(write: StoreWrite): Promise<void> {
     if (this.#broken !== null || this.#closed !== null) {
       return Promise.reject(
-        this.#storageFailed(subject(write), write.id, this.#broken ?? "the store is closed"),
+        this.#storageFailed(writeSubject(write), write.id, this.#broken ?? "the store is closed"),
       );
     }
     if (this.#writer === null) {
@@ -248,13 +218,13 @@ export class PipelineStore {
         return Promise.resolve();
       } catch (error) {
         return Promise.reject(
-          this.#storageFailed(subject(write), write.id, (error as Error).message),
+          this.#storageFailed(writeSubject(write), write.id, (error as Error).message),
         );
       }
     }
     const seq = this.#nextSeq++;
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.set(seq, { what: subject(write), id: write.id, resolve, reject });
+      this.#waiting.set(seq, { what: writeSubject(write), id: write.id, resolve, reject });
       this.#queued.push({ seq, write });
       if (!this.#writing) this.#sendQueued();
     });
@@ -300,18 +270,27 @@ export class PipelineStore {
     }
   }
 
-  #storageFailed(what: string, id: string, reason: string): DomainError {
-    console.error(`Writing ${what} to ${this.location} failed: ${reason}`);
-    return new DomainError(
-      "STORAGE_FAILED",
-      `The change to ${what} could not be saved: ${reason}`,
-      { id, store: this.location },
-    );
+  #storageFailed(what: string, id: string, reason: string) {
+    return storageFailed(this.location, what, id, reason);
   }
 }
 
-function subject(write: StoreWrite): string {
-  return write.op === "record" || write.op === "unrecord"
-    ? `the recording of '/${write.id}'`
-    : `pipeline '${write.id}'`;
+/** Applies the migrations the file still needs, each in a transaction with its record. */
+function migrate(db: DatabaseSync, location: string): void {
+  db.exec(MIGRATIONS_TABLE);
+  const { version } = db.prepare(
+    "SELECT coalesce(max(version), 0) AS version FROM schema_migrations",
+  ).get() as { version: number };
+  for (const migration of pendingMigrations(version, location)) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(migration.sqlite);
+      db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+        .run(migration.version, migration.name, new Date().toISOString());
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      throw error;
+    }
+  }
 }

@@ -1,11 +1,12 @@
 /**
- * The pipeline store's writer, on a thread of its own (src/domain/store.ts): the main thread never
+ * The SQLite store's writer, on a thread of its own (src/domain/store_sqlite.ts): the main thread never
  * waits for the disk. Writes that arrive while a commit is under way are committed together, in
  * one transaction with one fsync (group commit); each write is answered once its commit returned.
  */
 /// <reference lib="deno.worker" />
 import { DatabaseSync } from "node:sqlite";
-import { rowWriter, type StoreReply, type StoreRequest, type StoreWrite } from "./store.ts";
+import type { StoreWrite } from "./store.ts";
+import { rowWriter, type StoreReply, type StoreRequest } from "./store_sqlite.ts";
 
 let db: DatabaseSync | null = null;
 let writeRow: (write: StoreWrite) => void;
