@@ -56,6 +56,7 @@ export type RequestType =
   | "stopRecording"
   | "listRecordings"
   | "deleteRecording"
+  | "getNodes"
   | "subscribe";
 
 export type EventType =
@@ -150,6 +151,7 @@ export interface RequestPayloads {
   listRecordings: { path?: string; from?: string; to?: string };
   /** `file`: one segment; without it, every segment of a path that is not being recorded. */
   deleteRecording: { path: string; file?: string };
+  getNodes: Record<string, never>;
   /** Absent fields mean everything; statsIntervalMs 100 to 60000. */
   subscribe: { events?: EventType[]; pipelines?: string[]; statsIntervalMs?: number };
 }
@@ -284,7 +286,21 @@ export interface ResultPayloads {
   stopRecording: RecordingInfo;
   listRecordings: { recordings: RecordingInfo[]; segments: SegmentInfo[] };
   deleteRecording: { path: string; deleted: string[] };
+  getNodes: { nodes: NodeInfo[] };
   subscribe: { events: EventType[]; pipelines: string[] | null; statsIntervalMs: number };
+}
+
+/** A server sharing the database (GSTREAMER_DATABASE_URL); on SQLite, the one server. */
+export interface NodeInfo {
+  id: string;
+  advertiseUrl: string;
+  rtspUrl: string;
+  up: boolean;
+  pipelines: number;
+  cpuPercent: number;
+  capacity: number;
+  startedAt: string;
+  heartbeatAt: string;
 }
 
 export type RecordingFormat = "mp4" | "ts" | "mkv";
@@ -722,6 +738,13 @@ export class GstClient {
     options?: RequestOptions,
   ): Promise<ResultPayload<"deleteRecording">> {
     return this.request("deleteRecording", payload, options);
+  }
+
+  getNodes(
+    payload: RequestInput<"getNodes"> = {},
+    options?: RequestOptions,
+  ): Promise<ResultPayload<"getNodes">> {
+    return this.request("getNodes", payload, options);
   }
 
   listElements(

@@ -95,6 +95,16 @@ const configSchema = z.object({
     .refine((text) => text === undefined || /^postgres(ql)?:\/\//.test(text), {
       message: "accepts a PostgreSQL URL, postgres://user:password@host:5432/database",
     }),
+  GSTREAMER_NODE_ID: z.string().trim().optional().transform((text) => text || undefined)
+    .refine((text) => text === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(text), {
+      message: "accepts a name of up to 63 letters, digits, '.', '_' and '-', such as node-a",
+    }),
+  GSTREAMER_ADVERTISE_URL: z.string().trim().optional().transform((text) => text || undefined)
+    .refine((text) => text === undefined || /^https?:\/\/[^\s/?#]+\/?$/.test(text), {
+      message: "accepts the base URL other nodes and clients reach this server's HTTP port at, " +
+        "such as http://10.0.0.5:8080",
+    }),
+  GSTREAMER_LEASE_SECONDS: count(6, 2, 300),
   GSTREAMER_MEDIA_DIR: z.string().trim().min(1, "accepts a directory").default("./media"),
   GSTREAMER_AUTH_TOKEN: optionalSecret("token"),
   GSTREAMER_RTSP_USER: z.string().optional().transform((text) => text || undefined),
@@ -165,6 +175,12 @@ export interface Config {
   dataDir: string;
   /** PostgreSQL instead of the SQLite file in dataDir, when set. */
   databaseUrl?: string;
+  /** This server's name among the nodes sharing databaseUrl; the host name when unset. */
+  nodeId?: string;
+  /** Where other nodes and clients reach this server's HTTP port; the listening URL when unset. */
+  advertiseUrl?: string;
+  /** How long a node holds its pipelines without renewing (docs/cluster.md). */
+  leaseSeconds: number;
   /** The only directory file-reading elements may read from. */
   mediaDir: string;
   authToken?: string;
@@ -227,6 +243,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     statsIntervalMs: c.GSTREAMER_STATS_INTERVAL_MS,
     dataDir: c.GSTREAMER_DATA_DIR,
     databaseUrl: c.GSTREAMER_DATABASE_URL,
+    nodeId: c.GSTREAMER_NODE_ID,
+    advertiseUrl: c.GSTREAMER_ADVERTISE_URL?.replace(/\/$/, ""),
+    leaseSeconds: c.GSTREAMER_LEASE_SECONDS,
     mediaDir: c.GSTREAMER_MEDIA_DIR,
     authToken: c.GSTREAMER_AUTH_TOKEN,
     rtspCredentials: c.GSTREAMER_RTSP_USER !== undefined && c.GSTREAMER_RTSP_PASSWORD !== undefined

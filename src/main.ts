@@ -16,7 +16,13 @@ import { WhepHub } from "./domain/whep.ts";
 import { WhipHub } from "./domain/whip.ts";
 import { PipelineRegistry } from "./domain/registry.ts";
 import type { PipelineStore } from "./domain/store.ts";
-import { DatabaseUnreachable, PostgresStore } from "./domain/store_postgres.ts";
+import {
+  DatabaseUnreachable,
+  NodeIdTaken,
+  type NodeInfo,
+  PostgresStore,
+} from "./domain/store_postgres.ts";
+import { ClusterNode } from "./domain/cluster.ts";
 import { SqliteStore } from "./domain/store_sqlite.ts";
 import type { PipelineEvent } from "./domain/types.ts";
 import { initGstreamer } from "./gst/init.ts";
@@ -106,13 +112,20 @@ async function main(): Promise<void> {
   const outlet: { transport?: Transport } = {};
   const emit = (event: PipelineEvent | RecordingEvent) => outlet.transport?.broadcast(event);
   let store: PipelineStore;
+  const nodeId = config.nodeId ?? Deno.hostname();
+  const openedAt = performance.now();
   try {
     store = config.databaseUrl
-      ? await PostgresStore.open(config.databaseUrl)
+      ? await PostgresStore.open(config.databaseUrl, {
+        id: nodeId,
+        leaseSeconds: config.leaseSeconds,
+        capacity: config.maxPipelines,
+      })
       : await SqliteStore.open(config.dataDir);
   } catch (error) {
-    if (error instanceof DatabaseUnreachable) {
-      // Not a configuration error: start_server.sh starts the server again, with back-off.
+    if (error instanceof DatabaseUnreachable || error instanceof NodeIdTaken) {
+      // Not a configuration error: start_server.sh starts the server again, with back-off (a
+      // node id is let go when the process that had it is gone).
       console.error(`Cannot open the pipeline store (GSTREAMER_DATABASE_URL): ${error.message}`);
       Deno.exit(1);
     }
@@ -210,6 +223,17 @@ async function main(): Promise<void> {
       `Cannot use GSTREAMER_RECORDINGS_DIR=${config.recordingsDir}: ${(error as Error).message}`,
     );
   }
+  // With PostgreSQL this server is a node: its leases are renewed from before the restore, which
+  // may take longer than a lease.
+  let latest: StatsSnapshot | null = null;
+  const cluster = store instanceof PostgresStore
+    ? new ClusterNode({
+      store,
+      registry,
+      load: () => ({ pipelines: registry.storedCount, cpuPercent: latest?.server.cpuPercent ?? 0 }),
+    }, openedAt)
+    : null;
+  cluster?.start();
   // Before the transport listens, so the first client already sees every stored pipeline.
   // ANNOUNCE/RECORD publishers, counted with pushes against GSTREAMER_MAX_PUSHES.
   const publishers = new PublishHub(registry, rtsp, config.maxPushes);
@@ -223,7 +247,6 @@ async function main(): Promise<void> {
 
   const startedAt = performance.now();
   const cpu = new CpuMeter();
-  let latest: StatsSnapshot | null = null;
   const metrics = metricsRegistry(() => latest);
 
   const transport = await startTransport({
@@ -231,7 +254,10 @@ async function main(): Promise<void> {
     addresses,
     port: config.port,
     path: config.path,
-    handlers: requestHandlers(registry, recordings, { statsIntervalMs: config.statsIntervalMs }),
+    handlers: requestHandlers(registry, recordings, {
+      statsIntervalMs: config.statsIntervalMs,
+      nodes: () => cluster?.nodes() ?? Promise.resolve([thisNode()]),
+    }),
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],
@@ -265,6 +291,28 @@ async function main(): Promise<void> {
   });
 
   outlet.transport = transport;
+  const advertiseUrl = config.advertiseUrl ??
+    formatUrl("http", config.host, transport.port).replace(/\/$/, "");
+  const rtspUrl = formatUrl("rtsp", new URL(advertiseUrl).hostname, rtsp.port);
+  const startedAtTime = new Date().toISOString();
+  /** This server alone, as getNodes lists it when there is no cluster (SQLite). */
+  const thisNode = (): NodeInfo => ({
+    id: nodeId,
+    advertiseUrl,
+    rtspUrl,
+    up: true,
+    pipelines: registry.storedCount,
+    cpuPercent: latest?.server.cpuPercent ?? 0,
+    capacity: config.maxPipelines,
+    startedAt: startedAtTime,
+    heartbeatAt: new Date().toISOString(),
+  });
+  try {
+    await cluster?.register({ advertiseUrl, rtspUrl });
+  } catch (error) {
+    console.error(`Node '${nodeId}' could not register: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
   const busTimer = setInterval(() => {
     registry.pollBuses();
     whep.pollBuses();
@@ -324,6 +372,7 @@ async function main(): Promise<void> {
     console.log(`${signal} received: stopping every pipeline`);
     clearInterval(busTimer);
     clearInterval(statsTimer);
+    cluster?.stop();
     await whep.closeAll();
     await hls.closeAll();
     await recordings.close();

@@ -281,6 +281,9 @@ Deno.test("every request through the client; every reply and event fits its sche
     const deleted = await client.deleteRecording({ path: "cam" });
     assert.ok(deleted.deleted.length > 0);
     await client.deletePipeline({ id: "cam" });
+    const { nodes } = await client.getNodes();
+    assert.equal(nodes.length, 1); // SQLite: this server alone
+    assert.equal(nodes[0].up, true);
 
     // Typed errors.
     const notFound = await rejectsWith(client.getPipeline({ id: "nope" }), "PIPELINE_NOT_FOUND");

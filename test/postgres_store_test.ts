@@ -41,8 +41,8 @@ Deno.test("PostgreSQL store: migrated once at start-up; pipelines, desired state
       server.logs.join("\n"),
     );
     assert.equal(
-      await pg.query("SELECT version, name FROM schema_migrations"),
-      "1|pipelines and recordings",
+      await pg.query("SELECT version, name FROM schema_migrations ORDER BY version"),
+      "1|pipelines and recordings\n2|nodes and leases",
     );
     expectOk(await client.request("createPipeline", live("playing")));
     expectOk(await client.request("startPipeline", { id: "playing" }));
@@ -71,7 +71,7 @@ Deno.test("PostgreSQL store: migrated once at start-up; pipelines, desired state
     const recordings = expectOk(await client.request("listRecordings", {})).payload.recordings;
     assert.deepEqual(recordings.map((r: { path: string }) => r.path), ["lobby"]);
     // Started again against a migrated database: nothing applied twice.
-    assert.equal(await pg.query("SELECT count(*) FROM schema_migrations"), "1");
+    assert.equal(await pg.query("SELECT count(*) FROM schema_migrations"), "2");
     await client.close();
     assert.equal(await server.stop(), 0);
   } finally {

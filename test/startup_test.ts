@@ -12,6 +12,9 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     statsIntervalMs: 1000,
     dataDir: "./data",
     databaseUrl: undefined,
+    nodeId: undefined,
+    advertiseUrl: undefined,
+    leaseSeconds: 6,
     mediaDir: "./media",
     authToken: undefined,
     rtspCredentials: undefined,
@@ -78,6 +81,9 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     ],
     [{ GSTREAMER_STATS_INTERVAL_MS: "5" }, /GSTREAMER_STATS_INTERVAL_MS.*100 to 60000/],
     [{ GSTREAMER_DATABASE_URL: "mysql://db/gst" }, /GSTREAMER_DATABASE_URL.*postgres:\/\//],
+    [{ GSTREAMER_NODE_ID: "node a" }, /GSTREAMER_NODE_ID.*letters, digits/],
+    [{ GSTREAMER_ADVERTISE_URL: "10.0.0.5:8080" }, /GSTREAMER_ADVERTISE_URL.*http:\/\/10\.0\.0\.5/],
+    [{ GSTREAMER_LEASE_SECONDS: "1" }, /GSTREAMER_LEASE_SECONDS.*2 to 300/],
   ];
   for (const [env, pattern] of cases) {
     assert.throws(() => loadConfig(env), pattern, JSON.stringify(env));

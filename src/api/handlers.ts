@@ -1,13 +1,14 @@
 /** What each request does: the registry's operations and introspection, by request type. */
 import type { RecordingHub } from "../domain/recording.ts";
 import type { PipelineRegistry } from "../domain/registry.ts";
+import type { NodeInfo } from "../domain/store_postgres.ts";
 import { inspectElement, listElements } from "../gst/introspect.ts";
 import { eventTypes, type Handlers } from "./protocol.ts";
 
 export function requestHandlers(
   registry: PipelineRegistry,
   recordings: RecordingHub,
-  options: { statsIntervalMs: number },
+  options: { statsIntervalMs: number; nodes: () => Promise<NodeInfo[]> },
 ): Handlers {
   return {
     createPipeline: (p) => registry.create(p),
@@ -29,6 +30,7 @@ export function requestHandlers(
     stopRecording: (p) => recordings.stop(p.path),
     listRecordings: (p) => recordings.list(p),
     deleteRecording: (p) => recordings.delete(p.path, p.file),
+    getNodes: async () => ({ nodes: await options.nodes() }),
     subscribe: (p, context) => {
       context.subscription.events = p.events ? new Set(p.events) : undefined;
       context.subscription.pipelines = p.pipelines ? new Set(p.pipelines) : undefined;

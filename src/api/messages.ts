@@ -23,6 +23,7 @@ import type {
 import type { StateName } from "../gst/pipeline.ts";
 import type { ServerStats, StatsSnapshot } from "./health.ts";
 import type { PipelineRegistry } from "../domain/registry.ts";
+import type { NodeInfo } from "../domain/store_postgres.ts";
 import { type RecordingEvent, recordingFormats, type RecordingHub } from "../domain/recording.ts";
 import { type elementSchema, linkSchema } from "../domain/spec.ts";
 import type {
@@ -245,6 +246,17 @@ export const recordingInfoSchema = z.strictObject({
   currentSegment: z.string().nullable().describe("The file being written"),
   lastError: z.string().nullable(),
 });
+export const nodeInfoSchema = z.strictObject({
+  id: z.string().describe("GSTREAMER_NODE_ID (the host name by default)"),
+  advertiseUrl: z.string().describe("Where its HTTP and WebSocket API is reached"),
+  rtspUrl: z.string().describe("Its RTSP base URL: rtsp://HOST:PORT"),
+  up: z.boolean().describe("Heartbeating within its lease, and not stopped"),
+  pipelines: count.describe("The pipelines it holds"),
+  cpuPercent: z.number().describe("Its process's CPU, in % of one core"),
+  capacity: count.describe("Most pipelines it takes (GSTREAMER_MAX_PIPELINES)"),
+  startedAt: time,
+  heartbeatAt: time.describe("Its last heartbeat"),
+});
 export const segmentInfoSchema = z.strictObject({
   path: recordedPath,
   file: z.string().describe("Its file name: its start time, UTC"),
@@ -291,6 +303,11 @@ export const resultPayloadSchemas = {
   deleteRecording: z.strictObject({
     path: recordedPath,
     deleted: z.array(z.string()).describe("The segment files deleted"),
+  }),
+  getNodes: z.strictObject({
+    nodes: z.array(nodeInfoSchema).describe(
+      "Every node sharing the database, by id; one alone on SQLite",
+    ),
   }),
 } as const satisfies Record<RequestType, z.ZodType>;
 
@@ -418,6 +435,7 @@ export const sharedSchemas: Record<string, z.ZodType> = {
   RecordingInfo: recordingInfoSchema,
   RecordingStats: recordingStatsSchema,
   SegmentInfo: segmentInfoSchema,
+  NodeInfo: nodeInfoSchema,
   ErrorCode: errorCodeSchema,
 };
 
@@ -487,6 +505,7 @@ type HandlerResults = {
   stopRecording: Returned<RecordingHub["stop"]>;
   listRecordings: Returned<RecordingHub["list"]>;
   deleteRecording: Returned<RecordingHub["delete"]>;
+  getNodes: { nodes: NodeInfo[] };
   subscribe: { events: EventType[]; pipelines: string[] | null; statsIntervalMs: number };
 };
 type ServerEvents = PipelineEvent | RecordingEvent | { type: "stats"; payload: StatsSnapshot };

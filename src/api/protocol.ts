@@ -100,6 +100,7 @@ export const requestSchemas = {
     path: pathSchema,
     file: z.string().optional().describe("One segment; every segment of the path when absent"),
   }),
+  getNodes: z.object({}),
   subscribe: z.object({
     events: z.array(z.enum(eventTypes, {
       error: `Expected event types among: ${eventTypes.join(", ")}`,

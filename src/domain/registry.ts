@@ -228,9 +228,7 @@ export class PipelineRegistry {
   #checkLimit(): void {
     const limit = this.#options.maxPipelines;
     if (limit === undefined) return;
-    const count = [...this.#pipelines.values()].filter((p) => p.kind === "pipeline").length +
-      [...this.#building.values()].filter((b) => b.kind === "pipeline").length +
-      this.#unbuildable.size;
+    const count = this.storedCount;
     if (count >= limit) {
       throw new DomainError(
         "LIMIT_REACHED",
@@ -428,37 +426,67 @@ export class PipelineRegistry {
     const starts: Promise<unknown>[] = [];
     let restored = 0;
     for (const stored of this.#options.store?.all() ?? []) {
-      let pipeline: ManagedPipeline;
-      try {
-        const definition = definitionSchema.parse(stored.definition);
-        ({ pipeline } = await this.#create(
-          { ...definition, id: stored.id },
-          { restoring: stored },
-          () => undefined,
-        ));
-        restored++;
-      } catch (error) {
-        const message = errorMessage(error);
-        const details = (error as { details?: Record<string, unknown> }).details;
-        this.#unbuildable.set(stored.id, {
-          stored,
-          error: {
-            element: String(details?.element ?? details?.type ?? ""),
-            message,
-            debug: null,
-            time: new Date().toISOString(),
-          },
-        });
-        console.error(`Pipeline '${stored.id}' could not be restored: ${message}`);
-        continue;
-      }
-      const starting = pipeline.restoreDesiredState(stored.desiredState);
-      starts.push(
-        starting?.catch((error) =>
-          console.error(`Restored pipeline '${stored.id}' did not start: ${errorMessage(error)}`)
-        ) ?? Promise.resolve(),
-      );
+      const adopted = await this.adopt(stored);
+      if (adopted === null) continue;
+      restored++;
+      starts.push(adopted.starting);
     }
     return { restored, unbuildable: this.#unbuildable.size, starting: Promise.all(starts) };
+  }
+
+  /**
+   * Builds a stored pipeline (restored at start, or claimed from another node) and brings it to
+   * its desired state. Returns the start under way (it never rejects), or null when the
+   * definition no longer builds: then it is kept in the list with the reason as its lastError.
+   */
+  async adopt(stored: StoredPipeline): Promise<{ starting: Promise<void> } | null> {
+    let pipeline: ManagedPipeline;
+    try {
+      const definition = definitionSchema.parse(stored.definition);
+      ({ pipeline } = await this.#create(
+        { ...definition, id: stored.id },
+        { restoring: stored },
+        () => undefined,
+      ));
+    } catch (error) {
+      const message = errorMessage(error);
+      const details = (error as { details?: Record<string, unknown> }).details;
+      this.#unbuildable.set(stored.id, {
+        stored,
+        error: {
+          element: String(details?.element ?? details?.type ?? ""),
+          message,
+          debug: null,
+          time: new Date().toISOString(),
+        },
+      });
+      console.error(`Pipeline '${stored.id}' could not be restored: ${message}`);
+      return null;
+    }
+    const starting = pipeline.restoreDesiredState(stored.desiredState)?.then(
+      () => {},
+      (error) =>
+        console.error(`Restored pipeline '${stored.id}' did not start: ${errorMessage(error)}`),
+    );
+    return { starting: starting ?? Promise.resolve() };
+  }
+
+  /**
+   * Stops and forgets a pipeline this server no longer holds (another node took it over), without
+   * touching the store: the row is the new owner's now.
+   */
+  async evict(id: string): Promise<void> {
+    await this.#building.get(id)?.done;
+    this.#unbuildable.delete(id);
+    const pipeline = this.#pipelines.get(id);
+    if (pipeline) await this.#release(pipeline);
+    this.#emit({ type: "pipelineDeleted", payload: { id } });
+  }
+
+  /** Stored pipelines here (built, being built, or unbuildable), against GSTREAMER_MAX_PIPELINES. */
+  get storedCount(): number {
+    return [...this.#pipelines.values()].filter((p) => p.kind === "pipeline").length +
+      [...this.#building.values()].filter((b) => b.kind === "pipeline").length +
+      this.#unbuildable.size;
   }
 }

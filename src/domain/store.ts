@@ -91,6 +91,46 @@ export const migrations: { version: number; name: string; sqlite: string; postgr
         seq BIGSERIAL NOT NULL
       );`,
   },
+  {
+    version: 2,
+    name: "nodes and leases",
+    // Only PostgreSQL has several nodes; SQLite gets the same columns, which stay empty.
+    sqlite: `
+      ALTER TABLE pipelines ADD COLUMN owner TEXT;
+      ALTER TABLE pipelines ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE pipelines ADD COLUMN lease_until TEXT;
+      ALTER TABLE recordings ADD COLUMN node TEXT NOT NULL DEFAULT '';
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        advertise_url TEXT NOT NULL,
+        rtsp_url TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        stopped_at TEXT,
+        pipelines INTEGER NOT NULL DEFAULT 0,
+        cpu_percent REAL NOT NULL DEFAULT 0,
+        capacity INTEGER NOT NULL
+      );`,
+    postgres: `
+      ALTER TABLE pipelines ADD COLUMN owner TEXT,
+        ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN lease_until TIMESTAMPTZ;
+      CREATE INDEX pipelines_owner ON pipelines (owner);
+      ALTER TABLE recordings ADD COLUMN node TEXT NOT NULL DEFAULT '';
+      ALTER TABLE recordings DROP CONSTRAINT recordings_pkey;
+      ALTER TABLE recordings ADD PRIMARY KEY (node, path);
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        advertise_url TEXT NOT NULL,
+        rtsp_url TEXT NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL,
+        heartbeat_at TIMESTAMPTZ NOT NULL,
+        stopped_at TIMESTAMPTZ,
+        pipelines INTEGER NOT NULL DEFAULT 0,
+        cpu_percent REAL NOT NULL DEFAULT 0,
+        capacity INTEGER NOT NULL
+      );`,
+  },
 ];
 
 export const MIGRATIONS_TABLE = `

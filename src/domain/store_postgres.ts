@@ -4,8 +4,14 @@
  * promise resolves. Concurrent writes go over a small pool, and PostgreSQL's own group commit
  * shares their WAL flushes. While the database cannot be reached every write is refused with
  * STORAGE_FAILED naming it; the client reconnects by itself once it is back.
+ *
+ * Several nodes may share the database (docs/cluster.md). Each pipeline row has an owner node, a
+ * lease (`lease_until`, in the database's clock) and an epoch, raised by every claim. A node holds
+ * the pipelines it claimed or created at the epoch it got; its writes to a pipeline name that
+ * epoch, so a node that lost a pipeline (frozen past its lease) cannot change it any more.
  */
 import postgres from "postgres";
+import { DomainError } from "./errors.ts";
 import {
   MIGRATIONS_TABLE,
   pendingMigrations,
@@ -20,32 +26,77 @@ import type { DesiredState } from "./types.ts";
 
 /** Any number: the key of the advisory lock nodes take to migrate one at a time. */
 const MIGRATION_LOCK = 0x6773_7463;
+const UNIQUE_VIOLATION = "23505";
+/** How long start-up waits for the node id to be let go by a server of that id that just died. */
+const NODE_LOCK_WAIT_MS = 3000;
 /** How long a write waits for a connection before it is refused. */
 const CONNECT_TIMEOUT_S = 5;
+
+/** This server as a node of the cluster. */
+export interface NodeIdentity {
+  /** GSTREAMER_NODE_ID. */
+  id: string;
+  /** How long a claim or renewal holds a pipeline (GSTREAMER_LEASE_SECONDS). */
+  leaseSeconds: number;
+  /** Most pipelines this node takes (GSTREAMER_MAX_PIPELINES). */
+  capacity: number;
+}
+
+/** A pipeline this node has just claimed, at the epoch that fences its writes. */
+export interface ClaimedPipeline extends StoredPipeline {
+  epoch: number;
+}
+
+/** A node as getNodes lists it. */
+export interface NodeInfo {
+  id: string;
+  /** Where its HTTP and WebSocket API is reached (GSTREAMER_ADVERTISE_URL). */
+  advertiseUrl: string;
+  /** Its RTSP base URL. */
+  rtspUrl: string;
+  /** Heartbeating within its lease, and not stopped. */
+  up: boolean;
+  pipelines: number;
+  cpuPercent: number;
+  capacity: number;
+  startedAt: string;
+  heartbeatAt: string;
+}
+
+interface PipelineRow {
+  id: string;
+  definition: string;
+  desired_state: DesiredState;
+  created_at: string;
+  epoch: string;
+  seq: string;
+}
 
 type Sql = ReturnType<typeof postgres>;
 
 export class PostgresStore implements PipelineStore {
   readonly location: string;
+  readonly node: NodeIdentity;
   readonly #sql: Sql;
-  readonly #pipelines: StoredPipeline[];
-  readonly #recordings: StoredRecording[];
+  /** The pipelines this node holds, with the epoch it holds each at. */
+  readonly #held = new Map<string, number>();
+  #pipelines: StoredPipeline[] = [];
+  #recordings: StoredRecording[] = [];
   #closed: Promise<void> | null = null;
+  /** The connection whose session holds the node id's lock (lockNodeId). */
+  #nodeLock: postgres.ReservedSql | null = null;
 
-  private constructor(
-    location: string,
-    sql: Sql,
-    pipelines: StoredPipeline[],
-    recordings: StoredRecording[],
-  ) {
+  private constructor(location: string, sql: Sql, node: NodeIdentity) {
     this.location = location;
     this.#sql = sql;
-    this.#pipelines = pipelines;
-    this.#recordings = recordings;
+    this.node = node;
   }
 
-  /** Connects, applies the migrations the database needs, and reads the rows. */
-  static async open(url: string): Promise<PostgresStore> {
+  /**
+   * Connects, applies the migrations the database needs, takes the node's id (refused while
+   * another running server has it), and claims the pipelines this node had, then unowned ones.
+   */
+  static async open(url: string, node: NodeIdentity): Promise<PostgresStore> {
     const location = withoutPassword(url);
     let sql: Sql;
     try {
@@ -60,31 +111,152 @@ export class PostgresStore implements PipelineStore {
     }
     try {
       await migrate(sql, location);
-      const pipelines = await sql<
-        { id: string; definition: string; desired_state: DesiredState; created_at: string }[]
-      >`SELECT id, definition, desired_state, created_at FROM pipelines ORDER BY seq`;
+      const store = new PostgresStore(location, sql, node);
+      store.#nodeLock = await lockNodeId(sql, node.id);
+      // Recordings stay on the node that made them; rows from before nodes existed are this one's.
+      await sql`UPDATE recordings SET node = ${node.id} WHERE node = ''`;
       const recordings = await sql<{ path: string; options: string; created_at: string }[]>`
-        SELECT path, options, created_at FROM recordings ORDER BY seq`;
-      return new PostgresStore(
-        location,
-        sql,
-        pipelines.map((row) => ({
-          id: row.id,
-          definition: JSON.parse(row.definition),
-          desiredState: row.desired_state,
-          createdAt: row.created_at,
-        })),
-        recordings.map((row) => ({
-          path: row.path,
-          options: JSON.parse(row.options),
-          createdAt: row.created_at,
-        })),
-      );
+        SELECT path, options, created_at FROM recordings WHERE node = ${node.id} ORDER BY seq`;
+      store.#recordings = recordings.map((row) => ({
+        path: row.path,
+        options: JSON.parse(row.options),
+        createdAt: row.created_at,
+      }));
+      // What this node had before it stopped is its own again (its id is locked: no other
+      // running server has it); then whatever no node holds.
+      store.#pipelines = await store.claim(node.capacity, { own: true });
+      return store;
     } catch (error) {
       await sql.end({ timeout: 1 }).catch(() => {});
+      if (error instanceof NodeIdTaken) throw error;
       const why = `the store at ${location} could not be opened: ${reason(error, location)}`;
       throw isUnreachable(error) ? new DatabaseUnreachable(why) : new Error(why);
     }
+  }
+
+  /** Ids of the pipelines this node holds. */
+  held(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /**
+   * Claims up to `room` pipelines no live node holds: unowned ones, and those whose lease ran out
+   * (never in the first lease after the database itself started, so that a database restart
+   * gives every owner the time to renew). `own` also takes back rows this node id owns.
+   */
+  async claim(room: number, { own = false } = {}): Promise<ClaimedPipeline[]> {
+    if (room <= 0) return [];
+    const me = this.node.id;
+    const lease = this.node.leaseSeconds;
+    const rows = await this.#sql<PipelineRow[]>`
+      WITH candidates AS (
+        SELECT id FROM pipelines
+        WHERE owner IS NULL OR (${own} AND owner = ${me}) OR (
+          lease_until < now() AND pg_postmaster_start_time() < now() - make_interval(secs => ${lease})
+        )
+        ORDER BY seq LIMIT ${room} FOR UPDATE SKIP LOCKED
+      )
+      UPDATE pipelines p
+      SET owner = ${me}, epoch = p.epoch + 1, lease_until = now() + make_interval(secs => ${lease})
+      FROM candidates c WHERE p.id = c.id
+      RETURNING p.id, p.definition, p.desired_state, p.created_at, p.epoch, p.seq`;
+    return [...rows].sort((a, b) => Number(a.seq) - Number(b.seq)).map((row) => {
+      this.#held.set(row.id, Number(row.epoch));
+      return {
+        id: row.id,
+        definition: JSON.parse(row.definition),
+        desiredState: row.desired_state,
+        createdAt: row.created_at,
+        epoch: Number(row.epoch),
+      };
+    });
+  }
+
+  /**
+   * Renews the lease of every pipeline this node holds and beats the node's heart, in one
+   * statement. Returns the ids this node no longer holds (another node claimed them): they are
+   * forgotten here, and their copies must stop at once.
+   */
+  async renew(load: { pipelines: number; cpuPercent: number }): Promise<string[]> {
+    const me = this.node.id;
+    const ids = [...this.#held.keys()];
+    const epochs = ids.map((id) => this.#held.get(id)!);
+    const rows = await this.#sql<{ id: string }[]>`
+      WITH heartbeat AS (
+        UPDATE nodes SET heartbeat_at = now(), pipelines = ${load.pipelines},
+          cpu_percent = ${load.cpuPercent}, stopped_at = NULL
+        WHERE id = ${me}
+      ),
+      held AS (SELECT * FROM unnest(${ids}::text[], ${epochs}::bigint[]) AS h(id, epoch))
+      UPDATE pipelines p
+      SET lease_until = now() + make_interval(secs => ${this.node.leaseSeconds})
+      FROM held WHERE p.id = held.id AND p.owner = ${me} AND p.epoch = held.epoch
+      RETURNING p.id`;
+    const renewed = new Set(rows.map((row) => row.id));
+    const lost = ids.filter((id) => !renewed.has(id) && this.#held.get(id) !== undefined);
+    for (const id of lost) this.#held.delete(id);
+    return lost;
+  }
+
+  /** Stops holding `id` here (its copy was stopped after its lease was lost). */
+  forget(id: string): void {
+    this.#held.delete(id);
+  }
+
+  /** Says where this node is reached, and that it is up. */
+  async register(urls: { advertiseUrl: string; rtspUrl: string }): Promise<void> {
+    await this.#sql`
+      INSERT INTO nodes (id, advertise_url, rtsp_url, started_at, heartbeat_at, capacity)
+      VALUES (${this.node.id}, ${urls.advertiseUrl}, ${urls.rtspUrl}, now(), now(),
+        ${this.node.capacity})
+      ON CONFLICT (id) DO UPDATE SET advertise_url = EXCLUDED.advertise_url,
+        rtsp_url = EXCLUDED.rtsp_url, started_at = now(), heartbeat_at = now(),
+        stopped_at = NULL, capacity = EXCLUDED.capacity`;
+  }
+
+  /** Every node that ever registered, with its load and whether it is up. */
+  async nodes(): Promise<NodeInfo[]> {
+    const rows = await this.#sql<
+      {
+        id: string;
+        advertise_url: string;
+        rtsp_url: string;
+        up: boolean;
+        pipelines: number;
+        cpu_percent: number;
+        capacity: number;
+        started_at: Date;
+        heartbeat_at: Date;
+      }[]
+    >`
+      SELECT id, advertise_url, rtsp_url, pipelines, cpu_percent, capacity, started_at,
+        heartbeat_at, stopped_at IS NULL
+          AND heartbeat_at > now() - make_interval(secs => ${this.node.leaseSeconds}) AS up
+      FROM nodes ORDER BY id`;
+    return rows.map((row) => ({
+      id: row.id,
+      advertiseUrl: row.advertise_url,
+      rtspUrl: row.rtsp_url,
+      up: row.up,
+      pipelines: row.pipelines,
+      cpuPercent: row.cpu_percent,
+      capacity: row.capacity,
+      startedAt: row.started_at.toISOString(),
+      heartbeatAt: row.heartbeat_at.toISOString(),
+    }));
+  }
+
+  /**
+   * Hands back every pipeline this node holds (a clean stop: its pipelines are stopped already),
+   * so that other nodes claim them at once, and marks the node stopped.
+   */
+  async release(): Promise<void> {
+    const ids = [...this.#held.keys()];
+    this.#held.clear();
+    await this.#sql`
+      UPDATE pipelines SET owner = NULL, lease_until = NULL
+      WHERE owner = ${this.node.id} AND id = ANY(${ids}::text[])`;
+    await this.#sql`UPDATE nodes SET stopped_at = now() WHERE id = ${this.node.id}`;
   }
 
   all(): StoredPipeline[] {
@@ -98,39 +270,82 @@ export class PostgresStore implements PipelineStore {
   putRecording(path: string, options: Record<string, unknown>, createdAt: string): Promise<void> {
     return this.#write({ op: "record", id: path }, (sql) =>
       sql`
-      INSERT INTO recordings (path, options, created_at)
-      VALUES (${path}, ${JSON.stringify(options)}, ${createdAt})
-      ON CONFLICT (path) DO UPDATE SET options = EXCLUDED.options, created_at = EXCLUDED.created_at`);
+      INSERT INTO recordings (node, path, options, created_at)
+      VALUES (${this.node.id}, ${path}, ${JSON.stringify(options)}, ${createdAt})
+      ON CONFLICT (node, path)
+      DO UPDATE SET options = EXCLUDED.options, created_at = EXCLUDED.created_at`);
   }
 
   removeRecording(path: string): Promise<void> {
     return this.#write(
       { op: "unrecord", id: path },
-      (sql) => sql`DELETE FROM recordings WHERE path = ${path}`,
+      (sql) => sql`DELETE FROM recordings WHERE node = ${this.node.id} AND path = ${path}`,
     );
   }
 
-  insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void> {
-    return this.#write({ op: "insert", id }, (sql) =>
-      sql`
-      INSERT INTO pipelines (id, definition, desired_state, created_at)
-      VALUES (${id}, ${JSON.stringify(definition)}, 'stopped', ${createdAt})`);
+  async insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void> {
+    await this.#write({ op: "insert", id }, async (sql) => {
+      try {
+        await sql`
+          INSERT INTO pipelines (id, definition, desired_state, created_at, owner, epoch,
+            lease_until)
+          VALUES (${id}, ${JSON.stringify(definition)}, 'stopped', ${createdAt}, ${this.node.id}, 1,
+            now() + make_interval(secs => ${this.node.leaseSeconds}))`;
+      } catch (error) {
+        if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+        const [row] = await sql<{ owner: string | null }[]>`
+          SELECT owner FROM pipelines WHERE id = ${id}`;
+        throw new DomainError(
+          "DUPLICATE_ID",
+          `A pipeline with id '${id}' already exists` +
+            (row?.owner ? ` (on node '${row.owner}')` : ""),
+          { id, node: row?.owner ?? null },
+        );
+      }
+    });
+    this.#held.set(id, 1);
   }
 
   setDesiredState(id: string, state: DesiredState): Promise<void> {
-    return this.#write(
-      { op: "setState", id },
-      (sql) => sql`UPDATE pipelines SET desired_state = ${state} WHERE id = ${id}`,
+    return this.#write({ op: "setState", id }, async (sql) => {
+      const result = await sql`
+        UPDATE pipelines SET desired_state = ${state}
+        WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}`;
+      if (result.count === 0) throw this.#notHeld(id);
+    });
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.#write({ op: "remove", id }, async (sql) => {
+      const result = await sql`
+        DELETE FROM pipelines
+        WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}`;
+      if (result.count === 0) throw this.#notHeld(id);
+    });
+    this.#held.delete(id);
+  }
+
+  /** A write to a pipeline another node has taken over: fenced by the epoch. */
+  #notHeld(id: string): Error {
+    return new Error(
+      `node '${this.node.id}' no longer holds pipeline '${id}': another node took it over ` +
+        "after this one missed its lease",
     );
   }
 
-  remove(id: string): Promise<void> {
-    return this.#write({ op: "remove", id }, (sql) => sql`DELETE FROM pipelines WHERE id = ${id}`);
-  }
-
-  /** Waits for the writes under way, then closes the connections. */
+  /**
+   * Hands the pipelines back (they are stopped by now) so that other nodes take them at once,
+   * waits for the writes under way, then closes the connections.
+   */
   close(): Promise<void> {
-    this.#closed ??= this.#sql.end({ timeout: 5 });
+    this.#closed ??= (async () => {
+      await this.release().catch((error) =>
+        console.error(`Node '${this.node.id}' could not hand its pipelines back: ${message(error)}`)
+      );
+      // Back to the pool, which ends it with the rest: the node id is let go with it.
+      this.#nodeLock?.release();
+      await this.#sql.end({ timeout: 5 });
+    })();
     return this.#closed;
   }
 
@@ -142,6 +357,7 @@ export class PostgresStore implements PipelineStore {
     try {
       await statement(this.#sql);
     } catch (error) {
+      if (error instanceof DomainError) throw error;
       throw storageFailed(this.location, what, write.id, reason(error, this.location));
     }
   }
@@ -161,6 +377,31 @@ async function migrate(sql: Sql, location: string): Promise<void> {
         VALUES (${migration.version}, ${migration.name}, ${new Date().toISOString()})`;
     }
   });
+}
+
+/** Another running server has this node id: two nodes with one id would fight over pipelines. */
+export class NodeIdTaken extends Error {}
+
+/**
+ * Holds the node id for as long as this server runs: a session advisory lock on a connection of
+ * its own, which the database lets go when the process dies (its socket closes), not before.
+ */
+async function lockNodeId(sql: Sql, id: string): Promise<postgres.ReservedSql> {
+  const connection = await sql.reserve();
+  // A server of this id killed a moment ago holds it until the database sees its socket close.
+  const deadline = performance.now() + NODE_LOCK_WAIT_MS;
+  for (;;) {
+    const [{ locked }] = await connection<{ locked: boolean }[]>`
+      SELECT pg_try_advisory_lock(hashtextextended(${"gst-node:" + id}, 0)) AS locked`;
+    if (locked) return connection;
+    if (performance.now() >= deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  connection.release();
+  throw new NodeIdTaken(
+    `another running server is node '${id}' of this database: give each node its own ` +
+      "GSTREAMER_NODE_ID",
+  );
 }
 
 /** The URL as it may be shown: without its password. */
