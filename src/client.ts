@@ -57,6 +57,7 @@ export type RequestType =
   | "listRecordings"
   | "deleteRecording"
   | "getNodes"
+  | "movePipeline"
   | "subscribe";
 
 export type EventType =
@@ -98,6 +99,7 @@ export type ErrorCode =
   | "INVALID_STATE"
   | "SEEK_FAILED"
   | "RECORDING_NOT_FOUND"
+  | "NODE_UNAVAILABLE"
   | "INTERNAL";
 
 /** An element of a createPipeline description. */
@@ -123,6 +125,8 @@ export interface RequestPayloads {
     /** gst-launch text, or elements (and links; without them each links to the next). */
     pipeline: string | { elements: ElementSpec[]; links?: Link[] };
     restart?: RestartPolicy;
+    /** The node to run it on (getNodes); the least-loaded one when absent. */
+    node?: string;
   };
   startPipeline: { id: string };
   pausePipeline: { id: string };
@@ -152,6 +156,8 @@ export interface RequestPayloads {
   /** `file`: one segment; without it, every segment of a path that is not being recorded. */
   deleteRecording: { path: string; file?: string };
   getNodes: Record<string, never>;
+  /** Hands a pipeline to another node (getNodes), for example to drain a node. */
+  movePipeline: { id: string; node: string };
   /** Absent fields mean everything; statsIntervalMs 100 to 60000. */
   subscribe: { events?: EventType[]; pipelines?: string[]; statsIntervalMs?: number };
 }
@@ -173,6 +179,10 @@ export interface PipelineInfo {
   restarts: number;
   createdAt: string;
   lastError: PipelineError | null;
+  /** The node that runs it; on SQLite, this server (GSTREAMER_NODE_ID, the host name by default). */
+  node: string;
+  /** That node's RTSP base URL: its paths are read at rtspUrl + "/" + path. */
+  rtspUrl: string;
 }
 
 export interface PipelineElement {
@@ -287,6 +297,7 @@ export interface ResultPayloads {
   listRecordings: { recordings: RecordingInfo[]; segments: SegmentInfo[] };
   deleteRecording: { path: string; deleted: string[] };
   getNodes: { nodes: NodeInfo[] };
+  movePipeline: { id: string; node: string; rtspUrl: string };
   subscribe: { events: EventType[]; pipelines: string[] | null; statsIntervalMs: number };
 }
 
@@ -350,7 +361,8 @@ export type RequestInput<T extends RequestType> = RequestPayloads[T];
 export type ResultPayload<T extends RequestType> = ResultPayloads[T];
 /** An event of type `T` (any event by default). */
 export type EventOf<T extends EventType = EventType> = {
-  [K in T]: { type: K; payload: EventPayloads[K] };
+  /** `node`: the node it happened on (every event but stats). */
+  [K in T]: { type: K; payload: EventPayloads[K]; node?: string };
 }[T];
 export type ServerEvent = EventOf<EventType>;
 
@@ -745,6 +757,13 @@ export class GstClient {
     options?: RequestOptions,
   ): Promise<ResultPayload<"getNodes">> {
     return this.request("getNodes", payload, options);
+  }
+
+  movePipeline(
+    payload: RequestInput<"movePipeline">,
+    options?: RequestOptions,
+  ): Promise<ResultPayload<"movePipeline">> {
+    return this.request("movePipeline", payload, options);
   }
 
   listElements(

@@ -22,7 +22,9 @@ import {
   type NodeInfo,
   PostgresStore,
 } from "./domain/store_postgres.ts";
-import { ClusterNode } from "./domain/cluster.ts";
+import { ClusterNode, nodeUnavailable } from "./domain/cluster.ts";
+import { clusterRoute, type ClusterView } from "./api/forward.ts";
+import { PeerLinks } from "./transport/peers.ts";
 import { SqliteStore } from "./domain/store_sqlite.ts";
 import type { PipelineEvent } from "./domain/types.ts";
 import { initGstreamer } from "./gst/init.ts";
@@ -108,11 +110,15 @@ async function main(): Promise<void> {
     console.log("RTSP requires basic auth");
   }
 
+  const nodeId = config.nodeId ?? Deno.hostname();
   // Events go out once the transport exists; the registry is made first because the handlers use it.
   const outlet: { transport?: Transport } = {};
-  const emit = (event: PipelineEvent | RecordingEvent) => outlet.transport?.broadcast(event);
+  // Every event names the node it happened on; with PostgreSQL it goes to the other nodes' clients too.
+  const emit = (event: PipelineEvent | RecordingEvent) => {
+    outlet.transport?.broadcast({ ...event, node: nodeId });
+    if (store instanceof PostgresStore) store.publish(event);
+  };
   let store: PipelineStore;
-  const nodeId = config.nodeId ?? Deno.hostname();
   const openedAt = performance.now();
   try {
     store = config.databaseUrl
@@ -197,7 +203,13 @@ async function main(): Promise<void> {
     pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
     requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
   });
+  // Where readers reach this server's RTSP paths: the advertised host, or the one it listens on.
+  const advertisedHost = config.advertiseUrl
+    ? new URL(config.advertiseUrl).hostname.replace(/^\[|\]$/g, "")
+    : config.host;
+  const rtspUrl = formatUrl("rtsp", advertisedHost, rtsp.port);
   const registry = new PipelineRegistry({
+    address: { node: nodeId, rtspUrl },
     emit,
     policy,
     rtsp,
@@ -230,7 +242,7 @@ async function main(): Promise<void> {
     ? new ClusterNode({
       store,
       registry,
-      load: () => ({ pipelines: registry.storedCount, cpuPercent: latest?.server.cpuPercent ?? 0 }),
+      load: () => ({ cpuPercent: latest?.server.cpuPercent ?? 0 }),
     }, openedAt)
     : null;
   cluster?.start();
@@ -246,6 +258,23 @@ async function main(): Promise<void> {
   );
 
   const startedAt = performance.now();
+  // Any node answers: requests for pipelines other nodes hold go to them (src/api/forward.ts).
+  const peers = new PeerLinks({ path: config.path, token: config.authToken });
+  const view: ClusterView = {
+    self: nodeId,
+    holds: (id) => registry.has(id),
+    ownerOf: (id) => store instanceof PostgresStore ? store.ownerOf(id) : Promise.resolve(null),
+    nodes: () => cluster?.nodes() ?? Promise.resolve([thisNode()]),
+    localPipelines: () => registry.list(),
+    send: (node, url, type, payload, timeoutMs) =>
+      peers.request(node, url, type, payload, timeoutMs),
+  };
+  /** movePipeline without a cluster: this server is the only node. */
+  const moveAlone = (id: string, node: string) => {
+    registry.storedForm(id);
+    if (node !== nodeId) throw nodeUnavailable(node, [thisNode()]);
+    return Promise.resolve({ id, node, rtspUrl });
+  };
   const cpu = new CpuMeter();
   const metrics = metricsRegistry(() => latest);
 
@@ -256,8 +285,10 @@ async function main(): Promise<void> {
     path: config.path,
     handlers: requestHandlers(registry, recordings, {
       statsIntervalMs: config.statsIntervalMs,
-      nodes: () => cluster?.nodes() ?? Promise.resolve([thisNode()]),
+      nodes: () => view.nodes(),
+      move: (id, node) => cluster ? cluster.move(id, node) : moveAlone(id, node),
     }),
+    route: clusterRoute(view),
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],
@@ -291,9 +322,13 @@ async function main(): Promise<void> {
   });
 
   outlet.transport = transport;
-  const advertiseUrl = config.advertiseUrl ??
-    formatUrl("http", config.host, transport.port).replace(/\/$/, "");
-  const rtspUrl = formatUrl("rtsp", new URL(advertiseUrl).hostname, rtsp.port);
+  if (store instanceof PostgresStore) {
+    await store.listen(
+      (node, event) => transport.broadcast({ ...event, node }),
+      () => cluster?.wake(),
+    );
+  }
+  const advertiseUrl = config.advertiseUrl ?? formatUrl("http", config.host, transport.port);
   const startedAtTime = new Date().toISOString();
   /** This server alone, as getNodes lists it when there is no cluster (SQLite). */
   const thisNode = (): NodeInfo => ({
@@ -380,6 +415,7 @@ async function main(): Promise<void> {
     await whip.close();
     await registry.shutdown();
     await store.close();
+    peers.close();
     await rtsp.stop();
     await transport.close();
     console.log("Stopped");

@@ -284,6 +284,10 @@ Deno.test("every request through the client; every reply and event fits its sche
     const { nodes } = await client.getNodes();
     assert.equal(nodes.length, 1); // SQLite: this server alone
     assert.equal(nodes[0].up, true);
+    await client.createPipeline({ id: "stay", pipeline: "videotestsrc ! fakesink" });
+    const stayed = await client.movePipeline({ id: "stay", node: nodes[0].id });
+    assert.deepEqual(stayed, { id: "stay", node: nodes[0].id, rtspUrl: nodes[0].rtspUrl });
+    await client.deletePipeline({ id: "stay" });
 
     // Typed errors.
     const notFound = await rejectsWith(client.getPipeline({ id: "nope" }), "PIPELINE_NOT_FOUND");

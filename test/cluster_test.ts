@@ -26,6 +26,8 @@ interface Node {
   id: string;
   server: ServerProcess;
   client: TestClient;
+  /** Connected as another node would be: its getPipelines lists this node's own pipelines. */
+  local: TestClient;
 }
 
 async function startNode(pg: Postgres, id: string): Promise<Node> {
@@ -34,18 +36,31 @@ async function startNode(pg: Postgres, id: string): Promise<Node> {
     GSTREAMER_NODE_ID: id,
     GSTREAMER_LEASE_SECONDS: String(LEASE_SECONDS),
   });
-  return { id, server, client: await TestClient.connect(server.url) };
+  return {
+    id,
+    server,
+    client: await TestClient.connect(server.url),
+    local: await TestClient.connect(`${server.url}?peer=1`),
+  };
 }
 
-async function startCluster(pg: Postgres, ids: string[]): Promise<Node[]> {
+/** Runs `test` against nodes of these ids on a PostgreSQL of its own, then stops them all. */
+async function withCluster(ids: string[], test: (nodes: Node[]) => Promise<void>): Promise<void> {
+  const pg = await startPostgres();
   const nodes: Node[] = [];
-  for (const id of ids) nodes.push(await startNode(pg, id));
-  return nodes;
+  try {
+    for (const id of ids) nodes.push(await startNode(pg, id));
+    await test(nodes);
+  } finally {
+    await stopAll(nodes);
+    await pg.remove();
+  }
 }
 
 async function stopAll(nodes: Node[]): Promise<void> {
   for (const node of nodes) {
     await node.client.close().catch(() => {});
+    await node.local.close().catch(() => {});
     try {
       Deno.kill(node.server.pid, "SIGCONT");
       Deno.kill(node.server.pid, "SIGKILL");
@@ -56,9 +71,9 @@ async function stopAll(nodes: Node[]): Promise<void> {
   }
 }
 
-/** The pipelines a node runs, by id, with their state. */
+/** The pipelines a node runs, by id, with their state, as the node itself lists them. */
 async function statesOn(node: Node): Promise<Map<string, string>> {
-  const reply = expectOk(await node.client.request("getPipelines", {}));
+  const reply = expectOk(await node.local.request("getPipelines", {}));
   return new Map(
     reply.payload.pipelines.map((p: { id: string; state: string }) => [p.id, p.state]),
   );
@@ -93,17 +108,15 @@ function live(id: string) {
 }
 
 Deno.test("cluster: getNodes lists every node with its load; kill -9 of a node and its playing pipelines play on the others; a clean stop hands them over at once", async () => {
-  const pg = await startPostgres();
-  let nodes: Node[] = [];
-  try {
-    nodes = await startCluster(pg, ["a", "b", "c"]);
+  await withCluster(["a", "b", "c"], async (nodes) => {
     const [a, b, c] = nodes;
     const ids = ["one", "two", "three"];
     for (const id of ids) {
-      expectOk(await a.client.request("createPipeline", live(id)));
+      expectOk(await a.client.request("createPipeline", { ...live(id), node: "a" }));
       expectOk(await a.client.request("startPipeline", { id }));
     }
-    expectOk(await a.client.request("createPipeline", live("idle"))); // stays stopped
+    // Stays stopped.
+    expectOk(await a.client.request("createPipeline", { ...live("idle"), node: "a" }));
 
     // Every node sees every node, with its load (a's heartbeat carries its 4 pipelines).
     const listed = await waitUntil(
@@ -136,6 +149,7 @@ Deno.test("cluster: getNodes lists every node with its load; kill -9 of a node a
 
     // kill -9 of a: every playing pipeline plays again on b or c, exactly once.
     await a.client.close();
+    await a.local.close();
     Deno.kill(a.server.pid, "SIGKILL");
     const killedAt = performance.now();
     await a.server.exited;
@@ -170,6 +184,7 @@ Deno.test("cluster: getNodes lists every node with its load; kill -9 of a node a
     // A clean stop of b hands its pipelines back: c takes them without waiting for a lease.
     const onB = [...(await statesOn(b)).keys()];
     await b.client.close();
+    await b.local.close();
     assert.equal(await b.server.stop(), 0);
     for (const id of onB) {
       await waitUntil(async () => (await statesOn(c)).has(id), 30000, `'${id}' on c`);
@@ -181,18 +196,11 @@ Deno.test("cluster: getNodes lists every node with its load; kill -9 of a node a
       ).sort(),
       ["one", "three", "two"],
     );
-    nodes = [c];
-  } finally {
-    await stopAll(nodes);
-    await pg.remove();
-  }
+  });
 });
 
 Deno.test("cluster: a node frozen past its lease loses its pipelines to the others, and stops its copies (and RTSP paths) within the fencing window once it resumes", async () => {
-  const pg = await startPostgres();
-  let nodes: Node[] = [];
-  try {
-    nodes = await startCluster(pg, ["a", "b"]);
+  await withCluster(["a", "b"], async (nodes) => {
     const [a, b] = nodes;
     expectOk(
       await a.client.request("createPipeline", { id: "cam", pipeline: cameraLaunch("cam") }),
@@ -236,8 +244,135 @@ Deno.test("cluster: a node frozen past its lease loses its pipelines to the othe
       "both nodes up again",
     );
     assert.deepEqual(await playingOn([a, b], "cam"), ["b"]);
-  } finally {
-    await stopAll(nodes);
-    await pg.remove();
-  }
+  });
+});
+
+Deno.test("cluster: any node answers: a client on a creates, controls and deletes a pipeline on b with the replies b gives; getPipelines on every node lists every pipeline once, with its node; events from all three nodes reach one client once each", async () => {
+  await withCluster(["a", "b", "c"], async (nodes) => {
+    const [a, b, c] = nodes;
+    type Event = { type: string; node?: string; payload: { id?: string } };
+    const eventsOnC = () => c.client.received.filter((m) => m.type !== "stats") as Event[];
+
+    // On b, from a.
+    const created = expectOk(
+      await a.client.request("createPipeline", {
+        ...live("remote"),
+        node: "b",
+      }),
+    ).payload;
+    assert.equal(created.node, "b");
+    assert.equal(created.rtspUrl, b.server.rtspUrl);
+    assert.ok((await statesOn(b)).has("remote"));
+    assert.ok(!(await statesOn(a)).has("remote"));
+    expectOk(await a.client.request("startPipeline", { id: "remote" }));
+    assert.equal((await statesOn(b)).get("remote"), "PLAYING");
+    const details = expectOk(await a.client.request("getPipeline", { id: "remote" })).payload;
+    assert.equal(details.node, "b");
+    assert.ok(Array.isArray(details.elements));
+    expectOk(
+      await a.client.request("setElementProperty", {
+        id: "remote",
+        element: "videotestsrc0",
+        property: "pattern",
+        value: "ball",
+      }),
+    );
+    const property = expectOk(
+      await b.client.request("getElementProperty", {
+        id: "remote",
+        element: "videotestsrc0",
+        property: "pattern",
+      }),
+    ).payload;
+    assert.equal(property.value, "ball");
+    // Errors come back as b gives them.
+    const direct = expectError(
+      await b.client.request("getElementProperty", {
+        id: "remote",
+        element: "nope",
+        property: "x",
+      }),
+      "ELEMENT_NOT_FOUND",
+    );
+    const forwarded = expectError(
+      await a.client.request("getElementProperty", {
+        id: "remote",
+        element: "nope",
+        property: "x",
+      }),
+      "ELEMENT_NOT_FOUND",
+    );
+    assert.deepEqual(forwarded, direct);
+    const unknownNode = expectError(
+      await a.client.request("createPipeline", { ...live("nowhere"), node: "z" }),
+      "NODE_UNAVAILABLE",
+    );
+    assert.match(unknownNode.message, /No node 'z'; the nodes up are: a, b, c/);
+
+    // Placed on the least-loaded node: b has one, so the next two go to a and c.
+    const placedOn = new Map<string, string>([["remote", "b"]]);
+    for (const id of ["p1", "p2"]) {
+      placedOn.set(id, expectOk(await b.client.request("createPipeline", live(id))).payload.node);
+    }
+    assert.deepEqual([placedOn.get("p1"), placedOn.get("p2")].sort(), ["a", "c"]);
+    const expected = [...placedOn].map(([id, node]) => `${id}@${node}`).sort();
+
+    // Every node lists every pipeline once, with its node.
+    for (const node of nodes) {
+      const listed = expectOk(await node.client.request("getPipelines", {})).payload.pipelines
+        .map((p: { id: string; node: string }) => `${p.id}@${p.node}`).sort();
+      assert.deepEqual(listed, expected, `getPipelines on ${node.id}`);
+    }
+
+    expectOk(await a.client.request("deletePipeline", { id: "remote" }));
+    assert.ok(!(await statesOn(b)).has("remote"));
+    expectError(await a.client.request("getPipeline", { id: "remote" }), "PIPELINE_NOT_FOUND");
+
+    // Events: each pipeline's creation once, from the node it happened on.
+    await waitUntil(
+      () => eventsOnC().some((event) => event.type === "pipelineDeleted" && event.node === "b"),
+      10000,
+      "the deletion on b, on c's client",
+    );
+    const creations = eventsOnC().filter((event) => event.type === "pipelineCreated");
+    assert.deepEqual(
+      creations.map((event) => `${event.payload.id}@${event.node}`).sort(),
+      expected,
+    );
+    assert.equal(eventsOnC().filter((event) => event.type === "pipelineDeleted").length, 1);
+  });
+});
+
+Deno.test("cluster: movePipeline hands a playing pipeline and its RTSP path to another node", async () => {
+  await withCluster(["a", "b"], async (nodes) => {
+    const [a, b] = nodes;
+    expectOk(
+      await a.client.request("createPipeline", {
+        id: "cam",
+        pipeline: cameraLaunch("cam"),
+        node: "a",
+      }),
+    );
+    expectOk(await a.client.request("startPipeline", { id: "cam" }));
+    const moved = expectOk(await b.client.request("movePipeline", { id: "cam", node: "b" }))
+      .payload;
+    assert.deepEqual(moved, { id: "cam", node: "b", rtspUrl: b.server.rtspUrl });
+    await waitUntil(
+      async () => (await playingOn([a, b], "cam")).join() === "b",
+      15000,
+      "'cam' playing on b alone",
+    );
+    assert.equal(await describeStatus(a.server.rtspUrl, "cam"), 404);
+    assert.equal(await describeStatus(b.server.rtspUrl, "cam"), 200);
+    // Moving it where it is changes nothing; to a node that is not there is refused.
+    assert.deepEqual(
+      expectOk(await a.client.request("movePipeline", { id: "cam", node: "b" })).payload,
+      moved,
+    );
+    expectError(
+      await a.client.request("movePipeline", { id: "cam", node: "z" }),
+      "NODE_UNAVAILABLE",
+    );
+    assert.deepEqual(await playingOn([a, b], "cam"), ["b"]);
+  });
 });

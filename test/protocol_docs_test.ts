@@ -42,6 +42,7 @@ const docsSettings: Record<string, string> = {
   GSTREAMER_MAX_CLIENTS: "1",
   GSTREAMER_MAX_REQUESTS_PER_SECOND: "50",
   GSTREAMER_RECORDINGS_MIN_FREE_MB: "1",
+  GSTREAMER_NODE_ID: "node-a",
 };
 
 /** After a burst the request budget is empty; it refills fully within a second. */

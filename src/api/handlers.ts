@@ -8,10 +8,15 @@ import { eventTypes, type Handlers } from "./protocol.ts";
 export function requestHandlers(
   registry: PipelineRegistry,
   recordings: RecordingHub,
-  options: { statsIntervalMs: number; nodes: () => Promise<NodeInfo[]> },
+  options: {
+    statsIntervalMs: number;
+    nodes: () => Promise<NodeInfo[]>;
+    move: (id: string, node: string) => Promise<{ id: string; node: string; rtspUrl: string }>;
+  },
 ): Handlers {
   return {
-    createPipeline: (p) => registry.create(p),
+    // `node` chose this node (src/api/forward.ts); it is not part of the definition.
+    createPipeline: ({ node: _, ...spec }) => registry.create(spec),
     startPipeline: (p) => registry.start(p.id),
     pausePipeline: (p) => registry.pause(p.id),
     stopPipeline: (p) => registry.stop(p.id),
@@ -31,6 +36,7 @@ export function requestHandlers(
     listRecordings: (p) => recordings.list(p),
     deleteRecording: (p) => recordings.delete(p.path, p.file),
     getNodes: async () => ({ nodes: await options.nodes() }),
+    movePipeline: (p) => options.move(p.id, p.node),
     subscribe: (p, context) => {
       context.subscription.events = p.events ? new Set(p.events) : undefined;
       context.subscription.pipelines = p.pipelines ? new Set(p.pipelines) : undefined;

@@ -85,6 +85,8 @@ export const pipelineInfoSchema = z.strictObject({
   restarts: count.describe("Restarts made by the restart policy since the server started"),
   createdAt: time,
   lastError: pipelineErrorSchema.nullable(),
+  node: z.string().describe("The node that runs it (GSTREAMER_NODE_ID)"),
+  rtspUrl: z.string().describe("That node's RTSP base URL: its paths are read at rtspUrl/path"),
 }).describe("A pipeline, as createPipeline, getPipelines and pipelineCreated give it");
 
 export const pipelineElementSchema = z.strictObject({
@@ -304,6 +306,11 @@ export const resultPayloadSchemas = {
     path: recordedPath,
     deleted: z.array(z.string()).describe("The segment files deleted"),
   }),
+  movePipeline: z.strictObject({
+    id,
+    node: z.string().describe("The node that runs it now"),
+    rtspUrl: z.string().describe("That node's RTSP base URL"),
+  }).describe("Once the node took it; it then builds it and brings it to its desired state"),
   getNodes: z.strictObject({
     nodes: z.array(nodeInfoSchema).describe(
       "Every node sharing the database, by id; one alone on SQLite",
@@ -366,7 +373,11 @@ function resultReply<T extends RequestType>(type: T) {
 }
 
 function event<T extends EventType>(type: T) {
-  return z.strictObject({ type: z.literal(type), payload: eventPayloadSchemas[type] });
+  return z.strictObject({
+    type: z.literal(type),
+    payload: eventPayloadSchemas[type],
+    node: z.string().optional().describe("The node it happened on (every event but stats)"),
+  });
 }
 
 function mapTypes<K extends string, V>(keys: readonly K[], value: (key: K) => V): { [P in K]: V } {
@@ -506,6 +517,7 @@ type HandlerResults = {
   listRecordings: Returned<RecordingHub["list"]>;
   deleteRecording: Returned<RecordingHub["delete"]>;
   getNodes: { nodes: NodeInfo[] };
+  movePipeline: { id: string; node: string; rtspUrl: string };
   subscribe: { events: EventType[]; pipelines: string[] | null; statsIntervalMs: number };
 };
 type ServerEvents = PipelineEvent | RecordingEvent | { type: "stats"; payload: StatsSnapshot };

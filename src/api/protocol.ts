@@ -43,7 +43,13 @@ const pathSchema = z.string({
 });
 
 export const requestSchemas = {
-  createPipeline: z.object({ id: idSchema, ...definitionSchema.shape }),
+  createPipeline: z.object({
+    id: idSchema,
+    ...definitionSchema.shape,
+    node: z.string().optional().describe(
+      "The node to run it on (getNodes); the least-loaded one when absent",
+    ),
+  }),
   startPipeline: z.object({ id: idSchema }),
   pausePipeline: z.object({ id: idSchema }),
   stopPipeline: z.object({ id: idSchema }),
@@ -101,6 +107,10 @@ export const requestSchemas = {
     file: z.string().optional().describe("One segment; every segment of the path when absent"),
   }),
   getNodes: z.object({}),
+  movePipeline: z.object({
+    id: idSchema,
+    node: z.string({ error: "Expected the id of the node to move it to (getNodes)" }),
+  }),
   subscribe: z.object({
     events: z.array(z.enum(eventTypes, {
       error: `Expected event types among: ${eventTypes.join(", ")}`,
@@ -127,7 +137,12 @@ export interface Subscription {
 /** The connection a request came on. */
 export interface RequestContext {
   subscription: Subscription;
+  /** Another node's link (docs/cluster.md): answered here, never forwarded. */
+  peer?: boolean;
 }
+
+/** Sends a request to the node that should answer it: its reply, or null to answer here. */
+export type Route = (type: RequestType, payload: unknown) => Promise<Reply | null>;
 export type RequestPayload<T extends RequestType> = z.infer<typeof requestSchemas[T]>;
 
 export type Handlers = {
@@ -224,6 +239,7 @@ export async function handleMessage(
   text: string,
   handlers: Handlers,
   context: RequestContext,
+  route?: Route,
 ): Promise<Reply> {
   const { json, request, requestId, parseError } = readEnvelope(text);
   try {
@@ -245,6 +261,11 @@ export async function handleMessage(
     const requestType = type as RequestType;
     const parsed = requestSchemas[requestType].safeParse(payload ?? {});
     if (!parsed.success) throw invalidRequest(parsed.error, ["payload"]);
+    if (route && !context.peer) {
+      // The payload as the client sent it: the node that answers applies the defaults.
+      const routed = await route(requestType, payload ?? {});
+      if (routed) return { ...routed, request: type, requestId };
+    }
     const handler = handlers[requestType] as (payload: unknown, context: RequestContext) => unknown;
     const result = await handler(parsed.data, context);
     return { type: "result", request: type, requestId, ok: true, payload: result ?? {} };

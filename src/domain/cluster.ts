@@ -9,7 +9,7 @@
  * while frozen; when it resumes, its GStreamer threads run at once, and the fence check (every
  * FENCE_CHECK_MS) stops them: that is the window in which a pipeline can play on two nodes.
  */
-import { errorMessage } from "./errors.ts";
+import { DomainError, errorMessage } from "./errors.ts";
 import type { PipelineRegistry } from "./registry.ts";
 import type { NodeInfo, PostgresStore } from "./store_postgres.ts";
 
@@ -17,12 +17,26 @@ import type { NodeInfo, PostgresStore } from "./store_postgres.ts";
 export const FENCE_CHECK_MS = 100;
 /** Most pipelines one claim takes, so that nodes share what a dead node held. */
 const CLAIM_BATCH = 8;
+/** How often movePipeline looks whether the target took the pipeline. */
+const MOVE_POLL_MS = 50;
+
+/** A node that is not known, or not up. */
+export function nodeUnavailable(node: string, nodes: NodeInfo[]): DomainError {
+  const known = nodes.find((entry) => entry.id === node);
+  const up = nodes.filter((entry) => entry.up).map((entry) => entry.id);
+  return new DomainError(
+    "NODE_UNAVAILABLE",
+    (known ? `Node '${node}' is down` : `No node '${node}'`) +
+      `; the nodes up are: ${up.join(", ") || "none"}`,
+    { node, up },
+  );
+}
 
 export interface ClusterOptions {
   store: PostgresStore;
   registry: PipelineRegistry;
   /** This node's load, as getNodes shows it. */
-  load: () => { pipelines: number; cpuPercent: number };
+  load: () => { cpuPercent: number };
 }
 
 export class ClusterNode {
@@ -31,6 +45,8 @@ export class ClusterNode {
   /** When the last renewal that succeeded was sent (performance.now()). */
   #renewedAt: number;
   #ticking = false;
+  /** A wake-up came during a round: run another at once after it. */
+  #again = false;
   #timers: ReturnType<typeof setInterval>[] = [];
 
   /** `openedAt`: when the store's claims at start-up were sent. */
@@ -55,6 +71,46 @@ export class ClusterNode {
       setInterval(() => this.#fenceIfLate(), FENCE_CHECK_MS),
       setInterval(() => void this.#tick(), this.#leaseMs / 4),
     );
+  }
+
+  /** Runs a round now (a pipeline was handed to this node). */
+  wake(): void {
+    void this.#tick();
+  }
+
+  /**
+   * Hands pipeline `id`, held here, to node `target`: stops it here, gives the row to `target` and
+   * wakes it, and waits (up to a lease) for it to take the pipeline, which it then builds and brings
+   * to its desired state.
+   */
+  async move(id: string, target: string): Promise<{ id: string; node: string; rtspUrl: string }> {
+    const { registry, store } = this.#options;
+    const stored = registry.storedForm(id);
+    const nodes = await store.nodes();
+    const to = nodes.find((node) => node.id === target);
+    if (to?.id === this.id) return { id, node: to.id, rtspUrl: to.rtspUrl };
+    if (!to?.up) throw nodeUnavailable(target, nodes);
+    await registry.evict(id);
+    let epoch: number;
+    try {
+      epoch = await store.handOver(id, target);
+    } catch (error) {
+      await registry.adopt(stored); // still held here: it plays here again
+      throw error;
+    }
+    const deadline = performance.now() + this.#leaseMs;
+    while (!(await store.taken(id, target, epoch))) {
+      if (performance.now() > deadline) {
+        throw new DomainError(
+          "NODE_UNAVAILABLE",
+          `Pipeline '${id}' was handed to node '${target}', which did not take it within ` +
+            `${this.#leaseMs / 1000} s; whichever node claims it next runs it`,
+          { id, node: target },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, MOVE_POLL_MS));
+    }
+    return { id, node: target, rtspUrl: to.rtspUrl };
   }
 
   /** Every node, with its load and whether it is up. */
@@ -91,8 +147,12 @@ export class ClusterNode {
   }
 
   async #tick(): Promise<void> {
-    if (this.#ticking) return; // a slow round is skipped, not stacked
+    if (this.#ticking) { // a slow round is not stacked; a wake-up runs one more after it
+      this.#again = true;
+      return;
+    }
     this.#ticking = true;
+    this.#again = false;
     try {
       this.#fenceIfLate();
       const sentAt = performance.now();
@@ -115,6 +175,7 @@ export class ClusterNode {
       console.error(`Node '${this.id}' could not renew its leases: ${errorMessage(error)}`);
     } finally {
       this.#ticking = false;
+      if (this.#again) void this.#tick();
     }
   }
 }

@@ -22,6 +22,7 @@ export const domainErrorCodes = [
   "INVALID_STATE",
   "SEEK_FAILED",
   "RECORDING_NOT_FOUND",
+  "NODE_UNAVAILABLE",
 ] as const;
 
 export type DomainErrorCode = typeof domainErrorCodes[number];

@@ -10,6 +10,8 @@ import { ElementPolicy } from "./policy.ts";
 import type { ElementSpec, LinkSpec } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
 
+const UNLISTED = { node: "", rtspUrl: "" };
+
 export class OwnPipelines {
   /**
    * Every element and descriptor is the server's choice; file locations stay inside `directory`.
@@ -36,7 +38,8 @@ export class OwnPipelines {
     });
     return new ManagedPipeline(
       { id, kind: "pipeline", definition, createdAt: new Date(), built },
-      { emit, mounts: this.#mounts, policy: this.#policy, startTimeoutMs },
+      // Never listed, so no node names them.
+      { emit, mounts: this.#mounts, policy: this.#policy, startTimeoutMs, address: UNLISTED },
     );
   }
 }

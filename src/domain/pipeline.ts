@@ -32,6 +32,7 @@ import type { PipelineStore } from "./store.ts";
 import { Supervisor } from "./supervisor.ts";
 import type {
   DesiredState,
+  NodeAddress,
   PipelineDetails,
   PipelineError,
   PipelineEvent,
@@ -51,6 +52,8 @@ export interface PipelineHost {
   store?: PipelineStore;
   /** How long a start waits for an async change to PLAYING before replying with the pending state. */
   startTimeoutMs: number;
+  /** This server, as PipelineInfo names it. */
+  address: NodeAddress;
 }
 
 export interface PipelineInit {
@@ -147,6 +150,7 @@ export class ManagedPipeline {
       restarts: this.restarts,
       createdAt: this.createdAt.toISOString(),
       lastError: this.lastError,
+      ...this.#host.address,
     };
   }
 

@@ -21,6 +21,7 @@ import type { ElementPolicy } from "./policy.ts";
 import { definitionSchema, type PipelineSpec, type RestartPolicy } from "./spec.ts";
 import type { PipelineStore, StoredPipeline } from "./store.ts";
 import type {
+  NodeAddress,
   PipelineDetails,
   PipelineError,
   PipelineEvent,
@@ -49,6 +50,8 @@ export interface RegistryOptions {
    * from inside the server: stats count it as a WebRTC viewer, not as an RTSP reader.
    */
   webrtcViewers?: () => ReadonlyMap<string, number>;
+  /** This server, as PipelineInfo names it. */
+  address: NodeAddress;
 }
 
 interface CreateOptions {
@@ -88,6 +91,7 @@ export class PipelineRegistry {
       policy: options.policy,
       store: options.store,
       startTimeoutMs: options.startTimeoutMs ?? 5000,
+      address: options.address,
     };
   }
 
@@ -415,6 +419,7 @@ export class PipelineRegistry {
       restarts: 0,
       createdAt: stored.createdAt,
       lastError: error,
+      ...this.#options.address,
     };
   }
 
@@ -481,6 +486,22 @@ export class PipelineRegistry {
     const pipeline = this.#pipelines.get(id);
     if (pipeline) await this.#release(pipeline);
     this.#emit({ type: "pipelineDeleted", payload: { id } });
+  }
+
+  /** A pipeline as the store keeps it (to build it again); PIPELINE_NOT_FOUND for a push or none. */
+  storedForm(id: string): StoredPipeline {
+    const unbuildable = this.#unbuildable.get(id);
+    if (unbuildable) return unbuildable.stored;
+    const pipeline = this.#pipelines.get(id);
+    if (!pipeline || pipeline.kind !== "pipeline") {
+      throw new DomainError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
+    }
+    return {
+      id,
+      definition: { ...pipeline.definition },
+      desiredState: pipeline.desiredState,
+      createdAt: pipeline.createdAt.toISOString(),
+    };
   }
 
   /** Stored pipelines here (built, being built, or unbuildable), against GSTREAMER_MAX_PIPELINES. */

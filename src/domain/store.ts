@@ -107,7 +107,6 @@ export const migrations: { version: number; name: string; sqlite: string; postgr
         started_at TEXT NOT NULL,
         heartbeat_at TEXT NOT NULL,
         stopped_at TEXT,
-        pipelines INTEGER NOT NULL DEFAULT 0,
         cpu_percent REAL NOT NULL DEFAULT 0,
         capacity INTEGER NOT NULL
       );`,
@@ -126,7 +125,6 @@ export const migrations: { version: number; name: string; sqlite: string; postgr
         started_at TIMESTAMPTZ NOT NULL,
         heartbeat_at TIMESTAMPTZ NOT NULL,
         stopped_at TIMESTAMPTZ,
-        pipelines INTEGER NOT NULL DEFAULT 0,
         cpu_percent REAL NOT NULL DEFAULT 0,
         capacity INTEGER NOT NULL
       );`,

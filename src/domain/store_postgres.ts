@@ -27,6 +27,11 @@ import type { DesiredState } from "./types.ts";
 /** Any number: the key of the advisory lock nodes take to migrate one at a time. */
 const MIGRATION_LOCK = 0x6773_7463;
 const UNIQUE_VIOLATION = "23505";
+/** NOTIFY channels: every node's events, and "a pipeline was handed to you". */
+const EVENT_CHANNEL = "gst_events";
+const WAKE_CHANNEL = "gst_wake";
+/** PostgreSQL's NOTIFY payload limit is 8000 bytes. */
+const NOTIFY_LIMIT = 7900;
 /** How long start-up waits for the node id to be let go by a server of that id that just died. */
 const NODE_LOCK_WAIT_MS = 3000;
 /** How long a write waits for a connection before it is refused. */
@@ -80,6 +85,8 @@ export class PostgresStore implements PipelineStore {
   readonly #sql: Sql;
   /** The pipelines this node holds, with the epoch it holds each at. */
   readonly #held = new Map<string, number>();
+  /** Pipelines this node is inserting: its own, though not held until the row is committed. */
+  readonly #inserting = new Set<string>();
   #pipelines: StoredPipeline[] = [];
   #recordings: StoredRecording[] = [];
   #closed: Promise<void> | null = null;
@@ -151,7 +158,11 @@ export class PostgresStore implements PipelineStore {
     const rows = await this.#sql<PipelineRow[]>`
       WITH candidates AS (
         SELECT id FROM pipelines
-        WHERE owner IS NULL OR (${own} AND owner = ${me}) OR (
+        WHERE owner IS NULL OR (owner = ${me} AND (${own} OR NOT id = ANY(${[
+      ...this.held(),
+      ...this.#inserting,
+    ]}::text[])))
+          OR (
           lease_until < now() AND pg_postmaster_start_time() < now() - make_interval(secs => ${lease})
         )
         ORDER BY seq LIMIT ${room} FOR UPDATE SKIP LOCKED
@@ -177,14 +188,13 @@ export class PostgresStore implements PipelineStore {
    * statement. Returns the ids this node no longer holds (another node claimed them): they are
    * forgotten here, and their copies must stop at once.
    */
-  async renew(load: { pipelines: number; cpuPercent: number }): Promise<string[]> {
+  async renew(load: { cpuPercent: number }): Promise<string[]> {
     const me = this.node.id;
     const ids = [...this.#held.keys()];
     const epochs = ids.map((id) => this.#held.get(id)!);
     const rows = await this.#sql<{ id: string }[]>`
       WITH heartbeat AS (
-        UPDATE nodes SET heartbeat_at = now(), pipelines = ${load.pipelines},
-          cpu_percent = ${load.cpuPercent}, stopped_at = NULL
+        UPDATE nodes SET heartbeat_at = now(), cpu_percent = ${load.cpuPercent}, stopped_at = NULL
         WHERE id = ${me}
       ),
       held AS (SELECT * FROM unnest(${ids}::text[], ${epochs}::bigint[]) AS h(id, epoch))
@@ -196,6 +206,87 @@ export class PostgresStore implements PipelineStore {
     const lost = ids.filter((id) => !renewed.has(id) && this.#held.get(id) !== undefined);
     for (const id of lost) this.#held.delete(id);
     return lost;
+  }
+
+  /**
+   * Hands pipeline `id` (its copy here stopped already) to node `target`, which takes it in its
+   * next claim. Returns the epoch it was handed over at.
+   */
+  async handOver(id: string, target: string): Promise<number> {
+    const rows = await this.#sql<{ epoch: string }[]>`
+      UPDATE pipelines SET owner = ${target}, epoch = epoch + 1,
+        lease_until = now() + make_interval(secs => ${this.node.leaseSeconds})
+      WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}
+      RETURNING epoch`;
+    if (rows.length === 0) throw this.#notHeld(id);
+    this.#held.delete(id);
+    await this.#sql`SELECT pg_notify(${WAKE_CHANNEL}, ${target})`;
+    return Number(rows[0].epoch);
+  }
+
+  /** Whether node `node` has taken pipeline `id` since it was handed over at `epoch`. */
+  async taken(id: string, node: string, epoch: number): Promise<boolean> {
+    const [row] = await this.#sql<{ taken: boolean }[]>`
+      SELECT owner = ${node} AND epoch > ${epoch} AS taken FROM pipelines WHERE id = ${id}`;
+    return row?.taken ?? false;
+  }
+
+  /** The node that holds `id` and where it is reached, or null when no such pipeline is stored. */
+  async ownerOf(
+    id: string,
+  ): Promise<{ node: string | null; advertiseUrl: string | null; up: boolean } | null> {
+    const [row] = await this.#sql<
+      { owner: string | null; advertise_url: string | null; up: boolean | null }[]
+    >`
+      SELECT p.owner, n.advertise_url, n.stopped_at IS NULL AND p.lease_until > now()
+        AND n.heartbeat_at > now() - make_interval(secs => ${this.node.leaseSeconds}) AS up
+      FROM pipelines p LEFT JOIN nodes n ON n.id = p.owner WHERE p.id = ${id}`;
+    if (!row) return null;
+    return { node: row.owner, advertiseUrl: row.advertise_url, up: row.up ?? false };
+  }
+
+  /**
+   * Calls `onEvent` with every event another node publishes, and `onWake` when a pipeline is
+   * handed to this node. The client listens again by itself after the database comes back.
+   */
+  async listen(
+    onEvent: (node: string, event: { type: string; payload: unknown }) => void,
+    onWake: () => void,
+  ): Promise<void> {
+    await this.#sql.listen(EVENT_CHANNEL, (text) => {
+      let message: { node: string; event: { type: string; payload: unknown } };
+      try {
+        message = JSON.parse(text);
+      } catch {
+        return;
+      }
+      if (message.node !== this.node.id) onEvent(message.node, message.event);
+    });
+    await this.#sql.listen(WAKE_CHANNEL, (target) => {
+      if (target === this.node.id) onWake();
+    });
+  }
+
+  /**
+   * Sends an event of this node to the others (NOTIFY). PostgreSQL takes payloads up to 8000
+   * bytes: a longer one goes without its `debug` text, or not at all (logged).
+   */
+  publish(event: { type: string; payload: unknown }): void {
+    let text = JSON.stringify({ node: this.node.id, event });
+    if (text.length > NOTIFY_LIMIT) {
+      const payload = event.payload as { debug?: unknown };
+      text = JSON.stringify({
+        node: this.node.id,
+        event: { ...event, payload: { ...payload, debug: null } },
+      });
+    }
+    if (new TextEncoder().encode(text).length > NOTIFY_LIMIT) {
+      console.error(`Event ${event.type} is too large to reach other nodes (${text.length} bytes)`);
+      return;
+    }
+    this.#sql`SELECT pg_notify(${EVENT_CHANNEL}, ${text})`.catch((error) =>
+      console.error(`Event ${event.type} did not reach other nodes: ${message(error)}`)
+    );
   }
 
   /** Stops holding `id` here (its copy was stopped after its lease was lost). */
@@ -229,7 +320,8 @@ export class PostgresStore implements PipelineStore {
         heartbeat_at: Date;
       }[]
     >`
-      SELECT id, advertise_url, rtsp_url, pipelines, cpu_percent, capacity, started_at,
+      SELECT id, advertise_url, rtsp_url, cpu_percent, capacity, started_at,
+        (SELECT count(*)::int FROM pipelines p WHERE p.owner = nodes.id) AS pipelines,
         heartbeat_at, stopped_at IS NULL
           AND heartbeat_at > now() - make_interval(secs => ${this.node.leaseSeconds}) AS up
       FROM nodes ORDER BY id`;
@@ -284,6 +376,8 @@ export class PostgresStore implements PipelineStore {
   }
 
   async insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void> {
+    // Known from before the row exists, so that no claim of this node's takes it for a lost one.
+    this.#inserting.add(id);
     await this.#write({ op: "insert", id }, async (sql) => {
       try {
         await sql`
@@ -291,6 +385,7 @@ export class PostgresStore implements PipelineStore {
             lease_until)
           VALUES (${id}, ${JSON.stringify(definition)}, 'stopped', ${createdAt}, ${this.node.id}, 1,
             now() + make_interval(secs => ${this.node.leaseSeconds}))`;
+        this.#held.set(id, 1);
       } catch (error) {
         if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
         const [row] = await sql<{ owner: string | null }[]>`
@@ -302,8 +397,7 @@ export class PostgresStore implements PipelineStore {
           { id, node: row?.owner ?? null },
         );
       }
-    });
-    this.#held.set(id, 1);
+    }).finally(() => this.#inserting.delete(id));
   }
 
   setDesiredState(id: string, state: DesiredState): Promise<void> {

@@ -25,6 +25,16 @@ export interface PipelineInfo {
   restarts: number;
   createdAt: string;
   lastError: PipelineError | null;
+  /** The node that runs it (GSTREAMER_NODE_ID). */
+  node: string;
+  /** That node's RTSP base URL, where the paths it serves are read. */
+  rtspUrl: string;
+}
+
+/** This server as the runner of its pipelines, as PipelineInfo names it. */
+export interface NodeAddress {
+  node: string;
+  rtspUrl: string;
 }
 
 /** One element of a pipeline as it runs. */

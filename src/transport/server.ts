@@ -12,6 +12,7 @@ import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
 import { ApiError } from "../api/errors.ts";
+import { PEER_PARAMETER } from "./peers.ts";
 import {
   errorReply,
   type EventType,
@@ -19,6 +20,7 @@ import {
   type Handlers,
   MAX_MESSAGE_BYTES,
   readEnvelope,
+  type Route,
   type Subscription,
 } from "../api/protocol.ts";
 
@@ -47,6 +49,8 @@ export interface TransportOptions {
   port: number;
   path: string;
   handlers: Handlers;
+  /** Sends requests to the node that should answer them (src/api/forward.ts); none alone. */
+  route?: Route;
   /** Tried in order for plain HTTP requests; a route returns true when it answered. */
   routes: HttpRoute[];
   /** When set, WebSocket connections and every HTTP path but `openPaths` must present it. */
@@ -194,7 +198,7 @@ export interface Transport {
   url: string;
   clientCount(): number;
   /** Sends an event to every client subscribed to it. */
-  broadcast(message: { type: string; payload: unknown }): void;
+  broadcast(message: { type: string; payload: unknown; node?: string }): void;
   /** Whether some client's stats interval has passed (so a snapshot is worth collecting). */
   statsDue(now: number): boolean;
   /** Sends the snapshot to the clients whose interval has passed, narrowed to their pipelines. */
@@ -205,6 +209,8 @@ export interface Transport {
 interface Client {
   subscription: Subscription;
   lastStatsAt: number;
+  /** Another node's link: its requests are answered here, never forwarded. */
+  peer: boolean;
 }
 
 /** Whether an event (not stats) is one the subscription asks for. */
@@ -344,13 +350,15 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       });
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => accept(ws));
+    const peer = url.searchParams.get(PEER_PARAMETER) === "1";
+    wss.handleUpgrade(request, socket, head, (ws) => accept(ws, peer));
   };
 
-  function accept(ws: WebSocket): void {
+  function accept(ws: WebSocket, peer: boolean): void {
     const client: Client = {
       subscription: { statsIntervalMs: options.statsIntervalMs },
       lastStatsAt: performance.now(),
+      peer,
     };
     clients.set(ws, client);
     const rate = options.maxRequestsPerSecond;
@@ -392,7 +400,12 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           requestId,
         );
       } else {
-        reply = await handleMessage(bytes.toString("utf8"), options.handlers, client);
+        reply = await handleMessage(
+          bytes.toString("utf8"),
+          options.handlers,
+          client,
+          options.route,
+        );
       }
       send(ws, reply);
     });
