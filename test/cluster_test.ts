@@ -30,11 +30,11 @@ interface Node {
   local: TestClient;
 }
 
-async function startNode(pg: Postgres, id: string): Promise<Node> {
+async function startNode(pg: Postgres, id: string, leaseSeconds: number): Promise<Node> {
   const server = await startServer({
     GSTREAMER_DATABASE_URL: pg.url,
     GSTREAMER_NODE_ID: id,
-    GSTREAMER_LEASE_SECONDS: String(LEASE_SECONDS),
+    GSTREAMER_LEASE_SECONDS: String(leaseSeconds),
   });
   return {
     id,
@@ -45,12 +45,16 @@ async function startNode(pg: Postgres, id: string): Promise<Node> {
 }
 
 /** Runs `test` against nodes of these ids on a PostgreSQL of its own, then stops them all. */
-async function withCluster(ids: string[], test: (nodes: Node[]) => Promise<void>): Promise<void> {
+async function withCluster(
+  ids: string[],
+  test: (nodes: Node[], pg: Postgres) => Promise<void>,
+  leaseSeconds = LEASE_SECONDS,
+): Promise<void> {
   const pg = await startPostgres();
   const nodes: Node[] = [];
   try {
-    for (const id of ids) nodes.push(await startNode(pg, id));
-    await test(nodes);
+    for (const id of ids) nodes.push(await startNode(pg, id, leaseSeconds));
+    await test(nodes, pg);
   } finally {
     await stopAll(nodes);
     await pg.remove();
@@ -375,4 +379,46 @@ Deno.test("cluster: movePipeline hands a playing pipeline and its RTSP path to a
     );
     assert.deepEqual(await playingOn([a, b], "cam"), ["b"]);
   });
+});
+
+Deno.test("cluster: PostgreSQL restarts: every node keeps its pipelines playing (none moves or runs twice), changes are refused meanwhile, and events flow between nodes again afterwards", async () => {
+  // The default lease: a restart of the database is shorter than it.
+  await withCluster(["a", "b"], async (nodes, pg) => {
+    const [a, b] = nodes;
+    for (const node of nodes) {
+      const id = `on-${node.id}`;
+      expectOk(await a.client.request("createPipeline", { ...live(id), node: node.id }));
+      expectOk(await a.client.request("startPipeline", { id }));
+    }
+    await pg.stop("immediate");
+    const refused = expectError(
+      await a.client.request("createPipeline", { ...live("during"), node: "a" }, 20000),
+      "STORAGE_FAILED",
+    );
+    assert.match(refused.message, /the database at postgres:\/\/.* cannot be reached/);
+    await pg.start();
+    await waitUntil(
+      async () => (await a.client.request("createPipeline", { ...live("after"), node: "a" })).ok,
+      20000,
+      "a create accepted once the database is back",
+    );
+    // Events sent before b listens again are lost (docs/cluster.md); once it does, they arrive.
+    await b.server.waitForLog("hears other nodes' events again");
+    const seen = b.client.received.length;
+    expectOk(await a.client.request("deletePipeline", { id: "after" }));
+    await b.client.waitFor(
+      (m) => b.client.received.indexOf(m) >= seen && m.type === "pipelineDeleted",
+      10000,
+      "a's pipelineDeleted reaching b's client after the restart",
+    );
+    // Two more renewal rounds: still where they were, playing once.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    for (const node of nodes) {
+      assert.deepEqual(await playingOn(nodes, `on-${node.id}`), [node.id]);
+    }
+    assert.ok(
+      a.server.logs.every((line) => !line.includes("stopping its")),
+      a.server.logs.join("\n"),
+    );
+  }, 6);
 });

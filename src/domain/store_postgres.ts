@@ -30,6 +30,8 @@ const UNIQUE_VIOLATION = "23505";
 /** NOTIFY channels: every node's events, and "a pipeline was handed to you". */
 const EVENT_CHANNEL = "gst_events";
 const WAKE_CHANNEL = "gst_wake";
+/** How soon the event connection tries to LISTEN again after it closed. */
+const RELISTEN_MS = 250;
 /** PostgreSQL's NOTIFY payload limit is 8000 bytes. */
 const NOTIFY_LIMIT = 7900;
 /** How long start-up waits for the node id to be let go by a server of that id that just died. */
@@ -90,11 +92,17 @@ export class PostgresStore implements PipelineStore {
   #pipelines: StoredPipeline[] = [];
   #recordings: StoredRecording[] = [];
   #closed: Promise<void> | null = null;
+  readonly #url: string;
+  /** The connection that LISTENs for other nodes' events (listen). */
+  #listener: Sql | null = null;
+  #listening = false;
+  #listenedBefore = false;
   /** The connection whose session holds the node id's lock (lockNodeId). */
   #nodeLock: postgres.ReservedSql | null = null;
 
-  private constructor(location: string, sql: Sql, node: NodeIdentity) {
+  private constructor(location: string, url: string, sql: Sql, node: NodeIdentity) {
     this.location = location;
+    this.#url = url;
     this.#sql = sql;
     this.node = node;
   }
@@ -118,7 +126,7 @@ export class PostgresStore implements PipelineStore {
     }
     try {
       await migrate(sql, location);
-      const store = new PostgresStore(location, sql, node);
+      const store = new PostgresStore(location, url, sql, node);
       store.#nodeLock = await lockNodeId(sql, node.id);
       // Recordings stay on the node that made them; rows from before nodes existed are this one's.
       await sql`UPDATE recordings SET node = ${node.id} WHERE node = ''`;
@@ -247,24 +255,57 @@ export class PostgresStore implements PipelineStore {
 
   /**
    * Calls `onEvent` with every event another node publishes, and `onWake` when a pipeline is
-   * handed to this node. The client listens again by itself after the database comes back.
+   * handed to this node, on a connection of its own. Its LISTENs end with its connection (the
+   * database restarting): `keepListening` makes them again, and the cluster's rounds call it.
    */
   async listen(
     onEvent: (node: string, event: { type: string; payload: unknown }) => void,
     onWake: () => void,
   ): Promise<void> {
-    await this.#sql.listen(EVENT_CHANNEL, (text) => {
-      let message: { node: string; event: { type: string; payload: unknown } };
-      try {
-        message = JSON.parse(text);
-      } catch {
-        return;
-      }
-      if (message.node !== this.node.id) onEvent(message.node, message.event);
-    });
-    await this.#sql.listen(WAKE_CHANNEL, (target) => {
-      if (target === this.node.id) onWake();
-    });
+    // `onnotify` is the option the client's own listen() uses; its types leave it out.
+    const options = {
+      max: 1,
+      max_lifetime: null,
+      fetch_types: false,
+      connect_timeout: CONNECT_TIMEOUT_S,
+      onclose: () => {
+        this.#listening = false;
+        this.#relisten();
+      },
+      onnotify: (channel: string, text: string) => {
+        if (channel === WAKE_CHANNEL) {
+          if (text === this.node.id) onWake();
+          return;
+        }
+        let message: { node: string; event: { type: string; payload: unknown } };
+        try {
+          message = JSON.parse(text);
+        } catch {
+          return;
+        }
+        if (message.node !== this.node.id) onEvent(message.node, message.event);
+      },
+    };
+    this.#listener = postgres(this.#url, options);
+    await this.keepListening();
+  }
+
+  /** Tries to LISTEN again soon, and again while it fails (the database still away). */
+  #relisten(): void {
+    if (this.#closed !== null) return;
+    setTimeout(() => {
+      this.keepListening().catch(() => this.#relisten());
+    }, RELISTEN_MS);
+  }
+
+  /** LISTENs again after the connection that had them closed; nothing while they stand. */
+  async keepListening(): Promise<void> {
+    if (this.#listener === null || this.#listening) return;
+    const again = this.#listenedBefore;
+    await this.#listener.unsafe(`LISTEN ${EVENT_CHANNEL}; LISTEN ${WAKE_CHANNEL}`).simple();
+    this.#listening = true;
+    this.#listenedBefore = true;
+    if (again) console.log(`Node '${this.node.id}' hears other nodes' events again`);
   }
 
   /**
@@ -438,6 +479,7 @@ export class PostgresStore implements PipelineStore {
       );
       // Back to the pool, which ends it with the rest: the node id is let go with it.
       this.#nodeLock?.release();
+      await this.#listener?.end({ timeout: 1 });
       await this.#sql.end({ timeout: 5 });
     })();
     return this.#closed;
