@@ -330,6 +330,8 @@ export interface RecordingInfo {
   bytesWritten: number;
   currentSegment: string | null;
   lastError: string | null;
+  /** The node that records it: its GET /recordings/{path}/ has the segments. */
+  node: string;
 }
 /** A closed segment on disk; `file` is its start time (UTC), GET /recordings/{path}/{file}. */
 export interface SegmentInfo {
@@ -339,6 +341,8 @@ export interface SegmentInfo {
   start: string;
   end: string;
   bytes: number;
+  /** The node whose disk has it. */
+  node: string;
 }
 
 /** What each event carries as its payload. */

@@ -224,6 +224,7 @@ async function main(): Promise<void> {
       rtspHost,
       credentials: internalReader,
       directory: config.recordingsDir,
+      node: nodeId,
       store,
       emit,
       minFreeBytes: config.recordingsMinFreeBytes,
@@ -266,6 +267,10 @@ async function main(): Promise<void> {
     ownerOf: (id) => store instanceof PostgresStore ? store.ownerOf(id) : Promise.resolve(null),
     nodes: () => cluster?.nodes() ?? Promise.resolve([thisNode()]),
     localPipelines: () => registry.list(),
+    localRecordings: (payload) => recordings.list(payload as Parameters<RecordingHub["list"]>[0]),
+    recordsHere: (path) => recordings.records(path),
+    recorderOf: (path) =>
+      store instanceof PostgresStore ? store.recorderOf(path) : Promise.resolve(null),
     send: (node, url, type, payload, timeoutMs) =>
       peers.request(node, url, type, payload, timeoutMs),
   };

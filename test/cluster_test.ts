@@ -28,19 +28,24 @@ interface Node {
   client: TestClient;
   /** Connected as another node would be: its getPipelines lists this node's own pipelines. */
   local: TestClient;
+  recordingsDir: string;
 }
 
 async function startNode(pg: Postgres, id: string, leaseSeconds: number): Promise<Node> {
+  // Each node its own disk, as on separate machines.
+  const recordingsDir = await Deno.makeTempDir({ prefix: `cluster_${id}_recordings_` });
   const server = await startServer({
     GSTREAMER_DATABASE_URL: pg.url,
     GSTREAMER_NODE_ID: id,
     GSTREAMER_LEASE_SECONDS: String(leaseSeconds),
+    GSTREAMER_RECORDINGS_DIR: recordingsDir,
   });
   return {
     id,
     server,
     client: await TestClient.connect(server.url),
     local: await TestClient.connect(`${server.url}?peer=1`),
+    recordingsDir,
   };
 }
 
@@ -72,6 +77,7 @@ async function stopAll(nodes: Node[]): Promise<void> {
       // exited already
     }
     await node.server.exited;
+    await Deno.remove(node.recordingsDir, { recursive: true });
   }
 }
 
@@ -327,6 +333,21 @@ Deno.test("cluster: any node answers: a client on a creates, controls and delete
         .map((p: { id: string; node: string }) => `${p.id}@${p.node}`).sort();
       assert.deepEqual(listed, expected, `getPipelines on ${node.id}`);
     }
+
+    // Recordings stay on their node, and are listed and stopped from any node.
+    expectOk(await b.client.request("startRecording", { path: "lobby" }));
+    const recordings = expectOk(await a.client.request("listRecordings", {})).payload.recordings;
+    assert.deepEqual(recordings.map((r: { path: string; node: string }) => `${r.path}@${r.node}`), [
+      "lobby@b",
+    ]);
+    assert.equal(
+      expectOk(await a.client.request("stopRecording", { path: "lobby" })).payload.node,
+      "b",
+    );
+    assert.deepEqual(
+      expectOk(await c.client.request("listRecordings", {})).payload.recordings,
+      [],
+    );
 
     expectOk(await a.client.request("deletePipeline", { id: "remote" }));
     assert.ok(!(await statesOn(b)).has("remote"));

@@ -1450,8 +1450,11 @@ class FuzzSocket {
     }
     if (message.type !== "result" && message.type !== "error") {
       this.events++;
+      // Every event but stats names the node it happened on.
+      const keys = message.type === "stats" ? "payload,type" : "node,payload,type";
       if (
-        Object.keys(message).sort().join(",") !== "payload,type" ||
+        Object.keys(message).sort().join(",") !== keys ||
+        (message.type !== "stats" && typeof message.node !== "string") ||
         !knownEvents.has(message.type)
       ) {
         return this.#fail(`an event of another shape or type: ${shown(data, 300)}`);

@@ -21,6 +21,12 @@ export interface ClusterView {
   ): Promise<{ node: string | null; advertiseUrl: string | null; up: boolean } | null>;
   nodes(): Promise<NodeInfo[]>;
   localPipelines(): PipelineInfo[];
+  /** listRecordings answered here, from this node's recordings and disk. */
+  localRecordings(payload: unknown): Promise<Record<string, unknown[]>>;
+  /** Whether this node records `path`. */
+  recordsHere(path: string): boolean;
+  /** Another node that records `path`, and whether it is up; null when none. */
+  recorderOf(path: string): Promise<{ node: string; advertiseUrl: string; up: boolean } | null>;
   send(
     node: string,
     advertiseUrl: string,
@@ -57,7 +63,7 @@ export function clusterRoute(view: ClusterView): Route {
     if (pipelineRequests.has(type)) {
       const id = fields.id as string;
       if (view.holds(id)) return null;
-      const owner = await view.ownerOf(id);
+      const owner = await unlessAway(view.ownerOf(id), `the node that holds pipeline '${id}'`);
       if (owner === null || owner.node === view.self) return null; // PIPELINE_NOT_FOUND here
       if (owner.node === null || !owner.up || owner.advertiseUrl === null) {
         throw new DomainError(
@@ -75,7 +81,9 @@ export function clusterRoute(view: ClusterView): Route {
     if (type === "createPipeline") {
       const { node: named, ...rest } = fields;
       if (named === view.self) return null;
-      const nodes = await view.nodes();
+      // The database away: made here, where storing it fails with STORAGE_FAILED naming it.
+      const nodes = await view.nodes().catch(() => null);
+      if (nodes === null) return null;
       const target = named === undefined
         ? leastLoaded(nodes, view.self)
         : nodes.find((node) => node.id === named && node.up);
@@ -83,9 +91,45 @@ export function clusterRoute(view: ClusterView): Route {
       if (!target || target.id === view.self) return null; // every node full: LIMIT_REACHED here
       return await view.send(target.id, target.advertiseUrl, type, rest);
     }
-    if (type === "getPipelines") return await allPipelines(view);
+    if (type === "getPipelines") {
+      return await gather(view, type, payload, { pipelines: view.localPipelines() });
+    }
+    if (type === "listRecordings") {
+      return await gather(view, type, payload, await view.localRecordings(payload));
+    }
+    if (type === "stopRecording") {
+      const path = fields.path as string;
+      if (view.recordsHere(path)) return null;
+      const recorder = await unlessAway(
+        view.recorderOf(path),
+        `the node that records '${path}'`,
+      );
+      if (recorder === null) return null; // RECORDING_NOT_FOUND here
+      if (!recorder.up) {
+        throw new DomainError(
+          "NODE_UNAVAILABLE",
+          `The recording of '${path}' is on node '${recorder.node}', which is down; it goes on ` +
+            "when that node is back",
+          { path, node: recorder.node },
+        );
+      }
+      return await view.send(recorder.node, recorder.advertiseUrl, type, payload);
+    }
     return null;
   };
+}
+
+/** What `lookup` finds in the database; NODE_UNAVAILABLE, saying why, when it cannot be asked. */
+async function unlessAway<T>(lookup: Promise<T>, what: string): Promise<T> {
+  try {
+    return await lookup;
+  } catch (error) {
+    throw new DomainError(
+      "NODE_UNAVAILABLE",
+      `Cannot tell ${what}: ${(error as Error).message}; try again once the database is back`,
+      {},
+    );
+  }
 }
 
 /** The up node with the most room for its capacity; this one among equals. */
@@ -96,28 +140,36 @@ function leastLoaded(nodes: NodeInfo[], self: string): NodeInfo | undefined {
   )[0];
 }
 
-/** Every node's pipelines: this node's, then each other up node's, in node order. */
-async function allPipelines(view: ClusterView): Promise<Reply> {
-  const others = (await view.nodes()).filter((node) => node.up && node.id !== view.self);
+/**
+ * A list request answered by every node: this node's `local` answer, then each other up node's,
+ * in node order, list by list (`pipelines`; `recordings` and `segments`).
+ */
+async function gather(
+  view: ClusterView,
+  type: RequestType,
+  payload: unknown,
+  local: Record<string, unknown[]>,
+): Promise<Reply> {
+  // The database away: this node's own list, which is all it can know.
+  const nodes = await view.nodes().catch(() => []);
+  const others = nodes.filter((node) => node.up && node.id !== view.self);
   const replies = await Promise.all(
     others.map((node) =>
-      view.send(node.id, node.advertiseUrl, "getPipelines", {}, LIST_TIMEOUT_MS).catch((
+      view.send(node.id, node.advertiseUrl, type, payload, LIST_TIMEOUT_MS).catch((
         error: Error,
       ) => {
-        console.error(`getPipelines of node '${node.id}' failed: ${error.message}`);
+        console.error(`${type} of node '${node.id}' failed: ${error.message}`);
         return null;
       })
     ),
   );
-  const pipelines = [...view.localPipelines()];
+  const merged: Record<string, unknown[]> = {};
+  for (const [key, items] of Object.entries(local)) merged[key] = [...items];
   for (const reply of replies) {
-    if (reply?.ok) pipelines.push(...(reply.payload as { pipelines: PipelineInfo[] }).pipelines);
+    if (!reply?.ok) continue;
+    for (const [key, items] of Object.entries(reply.payload as Record<string, unknown[]>)) {
+      merged[key]?.push(...items);
+    }
   }
-  return {
-    type: "result",
-    request: "getPipelines",
-    requestId: null,
-    ok: true,
-    payload: { pipelines },
-  };
+  return { type: "result", request: type, requestId: null, ok: true, payload: merged };
 }

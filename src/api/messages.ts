@@ -247,6 +247,7 @@ export const recordingInfoSchema = z.strictObject({
   bytesWritten: count.describe("Bytes of segments written since the server started"),
   currentSegment: z.string().nullable().describe("The file being written"),
   lastError: z.string().nullable(),
+  node: z.string().describe("The node that records it (its disk has the segments)"),
 });
 export const nodeInfoSchema = z.strictObject({
   id: z.string().describe("GSTREAMER_NODE_ID (the host name by default)"),
@@ -266,6 +267,7 @@ export const segmentInfoSchema = z.strictObject({
   start: time,
   end: time.describe("Its last write"),
   bytes: count,
+  node: z.string().describe("The node whose disk has it: GET /recordings/... there"),
 });
 
 export const resultPayloadSchemas = {

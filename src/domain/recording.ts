@@ -100,6 +100,8 @@ export interface RecordingInfo extends RecordingOptions {
   bytesWritten: number;
   currentSegment: string | null;
   lastError: string | null;
+  /** The node that records it (its disk has the segments). */
+  node: string;
 }
 
 /** A recording as the stats event shows it. */
@@ -134,6 +136,8 @@ export type RecordingEvent =
 export interface RecordingHubOptions extends LoopbackReader {
   /** The recordings directory (GSTREAMER_RECORDINGS_DIR); made if missing. */
   directory: string;
+  /** This server's node id, which the listed recordings and segments name. */
+  node: string;
   store: PipelineStore;
   emit: (event: RecordingEvent) => void;
   /** Retention deletes the oldest segments when the disk's free space falls below this. */
@@ -248,10 +252,15 @@ export class RecordingHub {
     return { ...this.#info(recorder), state: "waiting" };
   }
 
+  /** Whether `path` is recorded here (running or waiting for its path). */
+  records(path: string): boolean {
+    return this.#recorders.has(path);
+  }
+
   /** The recordings that run, and the segments on disk (of `path`, overlapping from..to). */
   async list(
     filter: { path?: string; from?: string; to?: string } = {},
-  ): Promise<{ recordings: RecordingInfo[]; segments: SegmentInfo[] }> {
+  ): Promise<{ recordings: RecordingInfo[]; segments: (SegmentInfo & { node: string })[] }> {
     if (filter.path !== undefined) requireRecordablePath(filter.path);
     const from = filter.from === undefined ? -Infinity : Date.parse(filter.from);
     const to = filter.to === undefined ? Infinity : Date.parse(filter.to);
@@ -259,11 +268,11 @@ export class RecordingHub {
       .filter((r) => filter.path === undefined || r.path === filter.path)
       .map((r) => this.#info(r));
     const paths = filter.path !== undefined ? [filter.path] : await this.#recordedPaths();
-    const segments: SegmentInfo[] = [];
+    const segments: (SegmentInfo & { node: string })[] = [];
     for (const path of paths) {
       for (const segment of await this.segments(path)) {
         if (Date.parse(segment.end) >= from && Date.parse(segment.start) <= to) {
-          segments.push(segment);
+          segments.push({ ...segment, node: this.#options.node });
         }
       }
     }
@@ -554,6 +563,7 @@ export class RecordingHub {
       bytesWritten: recorder.bytesWritten,
       currentSegment: recorder.currentSegment,
       lastError: recorder.lastError,
+      node: this.#options.node,
     };
   }
 

@@ -253,6 +253,18 @@ export class PostgresStore implements PipelineStore {
     return { node: row.owner, advertiseUrl: row.advertise_url, up: row.up ?? false };
   }
 
+  /** Another node that records `path`, where it is reached, and whether it is up. */
+  async recorderOf(
+    path: string,
+  ): Promise<{ node: string; advertiseUrl: string; up: boolean } | null> {
+    const [row] = await this.#sql<{ node: string; advertise_url: string; up: boolean }[]>`
+      SELECT r.node, n.advertise_url, n.stopped_at IS NULL
+        AND n.heartbeat_at > now() - make_interval(secs => ${this.node.leaseSeconds}) AS up
+      FROM recordings r JOIN nodes n ON n.id = r.node
+      WHERE r.path = ${path} AND r.node <> ${this.node.id} LIMIT 1`;
+    return row ? { node: row.node, advertiseUrl: row.advertise_url, up: row.up } : null;
+  }
+
   /**
    * Calls `onEvent` with every event another node publishes, and `onWake` when a pipeline is
    * handed to this node, on a connection of its own. Its LISTENs end with its connection (the
