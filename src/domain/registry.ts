@@ -488,13 +488,18 @@ export class PipelineRegistry {
     this.#emit({ type: "pipelineDeleted", payload: { id } });
   }
 
-  /** A pipeline as the store keeps it (to build it again); PIPELINE_NOT_FOUND for a push or none. */
+  /** A pipeline as the store keeps it (to build it again); INVALID_STATE for a push or publish. */
   storedForm(id: string): StoredPipeline {
     const unbuildable = this.#unbuildable.get(id);
     if (unbuildable) return unbuildable.stored;
-    const pipeline = this.#pipelines.get(id);
-    if (!pipeline || pipeline.kind !== "pipeline") {
-      throw new DomainError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
+    const pipeline = this.#require(id);
+    if (pipeline.kind !== "pipeline") {
+      throw new DomainError(
+        "INVALID_STATE",
+        `'${id}' is a ${pipeline.kind}: it stays on the node that receives it, and ends with its ` +
+          "sender",
+        { id, kind: pipeline.kind },
+      );
     }
     return {
       id,
