@@ -217,6 +217,23 @@ Deno.test("cluster: a node frozen past its lease loses its pipelines to the othe
     );
     expectOk(await a.client.request("startPipeline", { id: "cam" }));
     assert.equal(await describeStatus(a.server.rtspUrl, "cam"), 200);
+    // A reader of a's copy: a stops serving it once a finds its lease lost.
+    const reader = await waitUntil(
+      async () => {
+        const conn = await RtspConn.open(a.server.rtspUrl);
+        try {
+          await conn.play("cam");
+          return conn;
+        } catch (error) {
+          conn.close();
+          throw error; // 503 until the encoder's first buffers reach the path
+        }
+      },
+      10000,
+      "a's reader playing 'cam'",
+    );
+    const reading = reader.drain();
+    await waitUntil(() => reader.drained > 0, 10000, "a's reader receiving");
 
     Deno.kill(a.server.pid, "SIGSTOP");
     const frozenAt = performance.now();
@@ -244,6 +261,12 @@ Deno.test("cluster: a node frozen past its lease loses its pipelines to the othe
     assert.deepEqual(await playingOn([a, b], "cam"), ["b"]);
     assert.equal(await describeStatus(a.server.rtspUrl, "cam"), 404);
     assert.equal(await describeStatus(b.server.rtspUrl, "cam"), 200);
+    // a's reader gets nothing more (its session ended; the connection may stay open).
+    const readSoFar = reader.drained;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(reader.drained, readSoFar, "a still sends its reader data after the window");
+    reader.close();
+    await reading;
     // a goes on as a node: it heartbeats again, and b still holds 'cam' (a did not claim it back).
     await waitUntil(
       async () => {
