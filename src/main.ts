@@ -54,7 +54,27 @@ function fail(message: string): never {
   Deno.exit(EXIT_CONFIG);
 }
 
+/** Error codes of a socket a peer reset or dropped: never a reason to stop the server. */
+const SOCKET_ERRORS = new Set(["ECONNRESET", "EPIPE", "ECONNREFUSED", "ETIMEDOUT", "ECONNABORTED"]);
+
+/**
+ * Deno 2.9.6's node:net reports a read error on a socket whose peer went away (PostgreSQL stopped
+ * with `-m immediate`, under the `postgres` client) as a promise nobody can catch; the client itself
+ * sees the connection close and reconnects. Such an error is logged, not fatal. Anything else
+ * unhandled still ends the process, and start_server.sh starts it again.
+ */
+function survivePeerResets(): void {
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    const code = (event.reason as { code?: unknown } | null)?.code;
+    if (typeof code === "string" && SOCKET_ERRORS.has(code)) {
+      event.preventDefault();
+      console.error(`A connection was dropped by its peer (${code}); carrying on`);
+    }
+  });
+}
+
 async function main(): Promise<void> {
+  survivePeerResets();
   let config;
   try {
     config = loadConfig(readEnvironment());

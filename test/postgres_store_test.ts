@@ -82,7 +82,8 @@ Deno.test("PostgreSQL store: migrated once at start-up; pipelines, desired state
 Deno.test("PostgreSQL store: while the database is gone, changes are refused naming it and pipelines play on; once back, nothing acknowledged is lost", async () => {
   const pg = await startPostgres();
   try {
-    const env = { GSTREAMER_DATABASE_URL: pg.url };
+    // A long lease: this test is about the store; test/cluster_test.ts has the outage within a lease.
+    const env = { GSTREAMER_DATABASE_URL: pg.url, GSTREAMER_LEASE_SECONDS: "30" };
     let server = await startServer(env);
     let client = await TestClient.connect(server.url);
     expectOk(await client.request("createPipeline", live("kept")));

@@ -38,6 +38,8 @@ const NOTIFY_LIMIT = 7900;
 const NODE_LOCK_WAIT_MS = 3000;
 /** How long a write waits for a connection before it is refused. */
 const CONNECT_TIMEOUT_S = 5;
+/** How long any database call may take before it fails (bounded). */
+const QUERY_TIMEOUT_MS = 5000;
 
 /** This server as a node of the cluster. */
 export interface NodeIdentity {
@@ -163,7 +165,7 @@ export class PostgresStore implements PipelineStore {
     if (room <= 0) return [];
     const me = this.node.id;
     const lease = this.node.leaseSeconds;
-    const rows = await this.#sql<PipelineRow[]>`
+    const rows = await bounded(this.#sql<PipelineRow[]>`
       WITH candidates AS (
         SELECT id FROM pipelines
         WHERE owner IS NULL OR (owner = ${me} AND (${own} OR NOT id = ANY(${[
@@ -178,7 +180,7 @@ export class PostgresStore implements PipelineStore {
       UPDATE pipelines p
       SET owner = ${me}, epoch = p.epoch + 1, lease_until = now() + make_interval(secs => ${lease})
       FROM candidates c WHERE p.id = c.id
-      RETURNING p.id, p.definition, p.desired_state, p.created_at, p.epoch, p.seq`;
+      RETURNING p.id, p.definition, p.desired_state, p.created_at, p.epoch, p.seq`);
     return [...rows].sort((a, b) => Number(a.seq) - Number(b.seq)).map((row) => {
       this.#held.set(row.id, Number(row.epoch));
       return {
@@ -200,7 +202,7 @@ export class PostgresStore implements PipelineStore {
     const me = this.node.id;
     const ids = [...this.#held.keys()];
     const epochs = ids.map((id) => this.#held.get(id)!);
-    const rows = await this.#sql<{ id: string }[]>`
+    const rows = await bounded(this.#sql<{ id: string }[]>`
       WITH heartbeat AS (
         UPDATE nodes SET heartbeat_at = now(), cpu_percent = ${load.cpuPercent}, stopped_at = NULL
         WHERE id = ${me}
@@ -209,7 +211,7 @@ export class PostgresStore implements PipelineStore {
       UPDATE pipelines p
       SET lease_until = now() + make_interval(secs => ${this.node.leaseSeconds})
       FROM held WHERE p.id = held.id AND p.owner = ${me} AND p.epoch = held.epoch
-      RETURNING p.id`;
+      RETURNING p.id`);
     const renewed = new Set(rows.map((row) => row.id));
     const lost = ids.filter((id) => !renewed.has(id) && this.#held.get(id) !== undefined);
     for (const id of lost) this.#held.delete(id);
@@ -221,21 +223,21 @@ export class PostgresStore implements PipelineStore {
    * next claim. Returns the epoch it was handed over at.
    */
   async handOver(id: string, target: string): Promise<number> {
-    const rows = await this.#sql<{ epoch: string }[]>`
+    const rows = await bounded(this.#sql<{ epoch: string }[]>`
       UPDATE pipelines SET owner = ${target}, epoch = epoch + 1,
         lease_until = now() + make_interval(secs => ${this.node.leaseSeconds})
       WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}
-      RETURNING epoch`;
+      RETURNING epoch`);
     if (rows.length === 0) throw this.#notHeld(id);
     this.#held.delete(id);
-    await this.#sql`SELECT pg_notify(${WAKE_CHANNEL}, ${target})`;
+    await bounded(this.#sql`SELECT pg_notify(${WAKE_CHANNEL}, ${target})`);
     return Number(rows[0].epoch);
   }
 
   /** Whether node `node` has taken pipeline `id` since it was handed over at `epoch`. */
   async taken(id: string, node: string, epoch: number): Promise<boolean> {
-    const [row] = await this.#sql<{ taken: boolean }[]>`
-      SELECT owner = ${node} AND epoch > ${epoch} AS taken FROM pipelines WHERE id = ${id}`;
+    const [row] = await bounded(this.#sql<{ taken: boolean }[]>`
+      SELECT owner = ${node} AND epoch > ${epoch} AS taken FROM pipelines WHERE id = ${id}`);
     return row?.taken ?? false;
   }
 
@@ -243,12 +245,12 @@ export class PostgresStore implements PipelineStore {
   async ownerOf(
     id: string,
   ): Promise<{ node: string | null; advertiseUrl: string | null; up: boolean } | null> {
-    const [row] = await this.#sql<
+    const [row] = await bounded(this.#sql<
       { owner: string | null; advertise_url: string | null; up: boolean | null }[]
     >`
       SELECT p.owner, n.advertise_url, n.stopped_at IS NULL AND p.lease_until > now()
         AND n.heartbeat_at > now() - make_interval(secs => ${this.node.leaseSeconds}) AS up
-      FROM pipelines p LEFT JOIN nodes n ON n.id = p.owner WHERE p.id = ${id}`;
+      FROM pipelines p LEFT JOIN nodes n ON n.id = p.owner WHERE p.id = ${id}`);
     if (!row) return null;
     return { node: row.owner, advertiseUrl: row.advertise_url, up: row.up ?? false };
   }
@@ -257,11 +259,11 @@ export class PostgresStore implements PipelineStore {
   async recorderOf(
     path: string,
   ): Promise<{ node: string; advertiseUrl: string; up: boolean } | null> {
-    const [row] = await this.#sql<{ node: string; advertise_url: string; up: boolean }[]>`
+    const [row] = await bounded(this.#sql<{ node: string; advertise_url: string; up: boolean }[]>`
       SELECT r.node, n.advertise_url, n.stopped_at IS NULL
         AND n.heartbeat_at > now() - make_interval(secs => ${this.node.leaseSeconds}) AS up
       FROM recordings r JOIN nodes n ON n.id = r.node
-      WHERE r.path = ${path} AND r.node <> ${this.node.id} LIMIT 1`;
+      WHERE r.path = ${path} AND r.node <> ${this.node.id} LIMIT 1`);
     return row ? { node: row.node, advertiseUrl: row.advertise_url, up: row.up } : null;
   }
 
@@ -314,7 +316,9 @@ export class PostgresStore implements PipelineStore {
   async keepListening(): Promise<void> {
     if (this.#listener === null || this.#listening) return;
     const again = this.#listenedBefore;
-    await this.#listener.unsafe(`LISTEN ${EVENT_CHANNEL}; LISTEN ${WAKE_CHANNEL}`).simple();
+    await bounded(
+      this.#listener.unsafe(`LISTEN ${EVENT_CHANNEL}; LISTEN ${WAKE_CHANNEL}`).simple(),
+    );
     this.#listening = true;
     this.#listenedBefore = true;
     if (again) console.log(`Node '${this.node.id}' hears other nodes' events again`);
@@ -360,7 +364,7 @@ export class PostgresStore implements PipelineStore {
 
   /** Every node that ever registered, with its load and whether it is up. */
   async nodes(): Promise<NodeInfo[]> {
-    const rows = await this.#sql<
+    const rows = await bounded(this.#sql<
       {
         id: string;
         advertise_url: string;
@@ -377,7 +381,7 @@ export class PostgresStore implements PipelineStore {
         (SELECT count(*)::int FROM pipelines p WHERE p.owner = nodes.id) AS pipelines,
         heartbeat_at, stopped_at IS NULL
           AND heartbeat_at > now() - make_interval(secs => ${this.node.leaseSeconds}) AS up
-      FROM nodes ORDER BY id`;
+      FROM nodes ORDER BY id`);
     return rows.map((row) => ({
       id: row.id,
       advertiseUrl: row.advertise_url,
@@ -503,7 +507,7 @@ export class PostgresStore implements PipelineStore {
       throw storageFailed(this.location, what, write.id, "the store is closed");
     }
     try {
-      await statement(this.#sql);
+      await bounded(statement(this.#sql));
     } catch (error) {
       if (error instanceof DomainError) throw error;
       throw storageFailed(this.location, what, write.id, reason(error, this.location));
@@ -567,13 +571,40 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * A database call that does not answer within QUERY_TIMEOUT_MS fails: a query can wait forever on
+ * a connection that a database shutting down left open.
+ */
+function bounded<T>(query: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          Object.assign(new Error(`no answer within ${QUERY_TIMEOUT_MS / 1000} s`), {
+            code: "QUERY_TIMEOUT",
+          }),
+        ),
+      QUERY_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([query, late]).finally(() => clearTimeout(timer));
+}
+
 /** The database could not be reached at start-up: trying again later may work. */
 export class DatabaseUnreachable extends Error {}
 
 function isUnreachable(error: unknown): boolean {
   const code = (error as { code?: string }).code ?? "";
   // 57P01 and its kin: the server shuts down, or is starting up.
-  return ["ECONNREFUSED", "CONNECT_TIMEOUT", "ECONNRESET", "CONNECTION_CLOSED", "ENOTFOUND"]
+  return [
+    "ECONNREFUSED",
+    "CONNECT_TIMEOUT",
+    "ECONNRESET",
+    "CONNECTION_CLOSED",
+    "ENOTFOUND",
+    "QUERY_TIMEOUT",
+  ]
     .includes(code) || code.startsWith("57P");
 }
 
