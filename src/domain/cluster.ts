@@ -157,7 +157,6 @@ export class ClusterNode {
       this.#fenceIfLate();
       const sentAt = performance.now();
       const lost = await this.#options.store.renew(this.#options.load());
-      await this.#options.store.keepListening();
       this.#renewedAt = sentAt;
       if (lost.length > 0) {
         console.error(`Node '${this.id}' lost ${lost.join(", ")} to other nodes: stopping them`);

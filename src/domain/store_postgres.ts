@@ -270,7 +270,7 @@ export class PostgresStore implements PipelineStore {
   /**
    * Calls `onEvent` with every event another node publishes, and `onWake` when a pipeline is
    * handed to this node, on a connection of its own. Its LISTENs end with its connection (the
-   * database restarting): `keepListening` makes them again, and the cluster's rounds call it.
+   * database restarting): `#relisten` makes them again.
    */
   async listen(
     onEvent: (node: string, event: { type: string; payload: unknown }) => void,
@@ -301,19 +301,19 @@ export class PostgresStore implements PipelineStore {
       },
     };
     this.#listener = postgres(this.#url, options);
-    await this.keepListening();
+    await this.#keepListening();
   }
 
   /** Tries to LISTEN again soon, and again while it fails (the database still away). */
   #relisten(): void {
     if (this.#closed !== null) return;
     setTimeout(() => {
-      this.keepListening().catch(() => this.#relisten());
+      this.#keepListening().catch(() => this.#relisten());
     }, RELISTEN_MS);
   }
 
-  /** LISTENs again after the connection that had them closed; nothing while they stand. */
-  async keepListening(): Promise<void> {
+  /** LISTENs (again, after the connection that had them closed); nothing while they stand. */
+  async #keepListening(): Promise<void> {
     if (this.#listener === null || this.#listening) return;
     const again = this.#listenedBefore;
     await bounded(
