@@ -39,8 +39,11 @@ import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
 import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
 import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
 
-/** How often bus messages are pulled (docs/architecture.md: the bus is pulled, never pushed). */
-const BUS_POLL_MS = 50;
+/**
+ * How often bus messages are pulled (docs/architecture.md: the bus is pulled, never pushed) and
+ * stats that are due are collected: one timer for both, so the main thread wakes once per tick.
+ */
+const TICK_MS = STATS_TICK_MS;
 
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -373,18 +376,10 @@ async function main(): Promise<void> {
     console.error(`Node '${nodeId}' could not register: ${(error as Error).message}`);
     Deno.exit(1);
   }
-  const busTimer = setInterval(() => {
-    registry.pollBuses();
-    whep.pollBuses();
-    whip.pollBuses();
-    hls.pollBuses();
-    recordings.pollBuses();
-  }, BUS_POLL_MS);
   let collecting = false;
   let collectedAt = performance.now();
-  // Ticks often enough for the fastest client interval (100 ms); collects only when a client is
-  // due, or at the server's interval for /healthz and /metrics.
-  const statsTimer = setInterval(async () => {
+  // Collects only when a client is due, or at the server's interval for /healthz and /metrics.
+  const collectStats = async () => {
     if (collecting) return; // a slow round is skipped, not stacked
     const now = performance.now();
     if (!transport.statsDue(now) && now - collectedAt < config.statsIntervalMs - 5) return;
@@ -410,7 +405,15 @@ async function main(): Promise<void> {
     } finally {
       collecting = false;
     }
-  }, STATS_TICK_MS);
+  };
+  const timer = setInterval(() => {
+    registry.pollBuses();
+    whep.pollBuses();
+    whip.pollBuses();
+    hls.pollBuses();
+    recordings.pollBuses();
+    void collectStats();
+  }, TICK_MS);
 
   console.log(`${runtime.version}, process ${Deno.pid}`);
   console.log(`Media files: ${policy.mediaDir}`);
@@ -430,8 +433,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`${signal} received: stopping every pipeline`);
-    clearInterval(busTimer);
-    clearInterval(statsTimer);
+    clearInterval(timer);
     cluster?.stop();
     await whep.closeAll();
     await hls.closeAll();

@@ -11,6 +11,7 @@
  * Clients name only a path and a segment's file name, which must be one hlssink2 writes: no file
  * path of theirs reaches GStreamer, and the hub's policy confines locations to its directory.
  */
+import { ActiveTimer } from "./active_timer.ts";
 import { join } from "node:path";
 import { errorMessage } from "./errors.ts";
 import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
@@ -113,15 +114,18 @@ export class HlsHub {
   readonly #options: HlsOptions;
   readonly #streams = new Map<string, Stream>();
   readonly #pipelines: OwnPipelines;
-  readonly #sweep: ReturnType<typeof setInterval>;
+  readonly #sweep: ActiveTimer;
   #closed = false;
 
   constructor(options: HlsOptions) {
     this.#options = options;
     // The server's own pipelines: every element is its choice, and every file its directory's.
     this.#pipelines = new OwnPipelines(options.directory);
-    this.#sweep = setInterval(() => this.#sweepStreams(), SWEEP_MS);
-    Deno.unrefTimer(this.#sweep);
+    this.#sweep = new ActiveTimer(
+      SWEEP_MS,
+      () => this.#sweepStreams(),
+      () => this.#streams.size > 0,
+    );
   }
 
   /** The paths being served over HLS. */
@@ -172,7 +176,7 @@ export class HlsHub {
   /** Ends every stream and removes the server's HLS directory (the server stops). */
   async closeAll(): Promise<void> {
     this.#closed = true;
-    clearInterval(this.#sweep);
+    this.#sweep.close();
     await Promise.all([...this.#streams.values()].map((s) => this.#end(s, "the server stops")));
     await Deno.remove(this.#options.directory, { recursive: true }).catch(() => {});
   }
@@ -216,6 +220,7 @@ export class HlsHub {
       failures: [],
     };
     this.#streams.set(path, stream);
+    this.#sweep.wake();
     // The first playlist needs a segment: one segment's length after the first key frame, which
     // a source without a key frame request may take its whole interval to send.
     const timeoutMs = Math.max(15_000, 4 * segmentSeconds * 1000);

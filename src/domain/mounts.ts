@@ -9,6 +9,7 @@
  * stream-start, caps and segment to a proxysrc that attaches mid-stream (a
  * late RTSP client), while udpsrc makes its own. No JS touches a buffer.
  */
+import { ActiveTimer } from "./active_timer.ts";
 import dgram from "node:dgram";
 import type { JsonValue } from "../gst/gvalue.ts";
 import {
@@ -250,14 +251,15 @@ export class RtspMounts {
    * EOS once it plays, or are released once their media is freed.
    */
   readonly #ending: { source: Pointer; since: number }[] = [];
-  readonly #sweep: ReturnType<typeof setInterval> | undefined;
+  readonly #sweep: ActiveTimer;
 
   constructor(server: RtspServer | undefined) {
     this.#server = server;
-    if (server) {
-      this.#sweep = setInterval(() => this.#sweepOnce(), SWEEP_MS);
-      Deno.unrefTimer(this.#sweep);
-    }
+    this.#sweep = new ActiveTimer(
+      SWEEP_MS,
+      () => this.#sweepOnce(),
+      () => this.#server !== undefined && (this.#paths.size > 0 || this.#ending.length > 0),
+    );
   }
 
   #sweepOnce(): void {
@@ -279,6 +281,7 @@ export class RtspMounts {
       release(source);
     } else {
       this.#ending.push({ source, since });
+      this.#sweep.wake();
     }
   }
 
@@ -305,6 +308,7 @@ export class RtspMounts {
   claim(owner: string, mounts: ReadonlyMap<string, Mount>): void {
     for (const path of mounts.keys()) this.requireFree(path);
     for (const [path, mount] of mounts) this.#paths.set(path, { owner, mount });
+    if (mounts.size > 0) this.#sweep.wake();
   }
 
   /** Serves the paths (their pipeline is PLAYING). */
@@ -355,7 +359,7 @@ export class RtspMounts {
   }
 
   close(): void {
-    clearInterval(this.#sweep);
+    this.#sweep.close();
     for (const { source } of this.#ending.splice(0)) release(source);
   }
 }

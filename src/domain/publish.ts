@@ -11,6 +11,7 @@
  * publisher leaves (TEARDOWN or DELETE, a dropped connection, or silence), the publish ends: EOS
  * through its pipeline, which readers see as the end, and the name is freed.
  */
+import { ActiveTimer } from "./active_timer.ts";
 import {
   endAndRelease,
   linkedBin,
@@ -405,17 +406,16 @@ export class PublishHub {
   readonly #sessions = new Map<string, PublishSession>();
   readonly #ports = new PortPool();
   readonly #maxPublishes: number;
-  readonly #watch: ReturnType<typeof setInterval>;
+  readonly #watch: ActiveTimer;
 
   constructor(host: PublishHost, server: RtspServer, maxPublishes = Infinity) {
     this.#host = host;
     this.#server = server;
     this.#maxPublishes = maxPublishes;
     server.onAnnounce((request) => this.#announce(request));
-    this.#watch = setInterval(() => {
+    this.#watch = new ActiveTimer(WATCH_MS, () => {
       for (const session of this.#sessions.values()) session.watch();
-    }, WATCH_MS);
-    Deno.unrefTimer(this.#watch);
+    }, () => this.#sessions.size > 0);
   }
 
   /** Why a publish of `name` with streams of these SDP encoding names cannot start now, or null. */
@@ -482,6 +482,7 @@ export class PublishHub {
       },
     );
     this.#sessions.set(name, session);
+    this.#watch.wake();
     session.start();
     console.log(
       `Publish '${name}' of ${session.format} over ${publisher.protocol} from ${from} accepted`,
@@ -513,7 +514,7 @@ export class PublishHub {
 
   /** Ends every publish (the server is stopping). */
   async close(): Promise<void> {
-    clearInterval(this.#watch);
+    this.#watch.close();
     await Promise.all([...this.#sessions.values()].map((session) => session.end("removed")));
   }
 }

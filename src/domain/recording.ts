@@ -17,6 +17,7 @@
  * not served, as restart policies wait. Recording costs no JS per buffer: JS looks at the folder
  * once a second (SWEEP_MS) to rename closed segments, apply retention and watch the free space.
  */
+import { ActiveTimer } from "./active_timer.ts";
 import { statfsSync } from "node:fs";
 import { join } from "node:path";
 import { DomainError, errorMessage } from "./errors.ts";
@@ -173,7 +174,9 @@ export class RecordingHub {
   readonly #recorders = new Map<string, Recorder>();
   readonly #pipelines: OwnPipelines;
   readonly #exports: SpanExports;
-  #sweep: ReturnType<typeof setInterval> | null = null;
+  readonly #sweep: ActiveTimer;
+  /** Set once open() has resumed the stored recordings: the sweep waits for that. */
+  #opened = false;
   #sweeping = false;
   /** When a file being written was first seen (ms since the epoch), by its full name. */
   readonly #firstSeen = new Map<string, number>();
@@ -182,6 +185,11 @@ export class RecordingHub {
     this.#options = options;
     this.#pipelines = new OwnPipelines(options.directory);
     this.#exports = new SpanExports(options.directory, this.#pipelines);
+    this.#sweep = new ActiveTimer(
+      SWEEP_MS,
+      () => void this.#sweepAll(),
+      () => this.#recorders.size > 0,
+    );
   }
 
   /** Makes the directory, finishes segments a crash left, and resumes the stored recordings. */
@@ -199,8 +207,8 @@ export class RecordingHub {
         hub.#servePlayback(entry.name);
       }
     }
-    hub.#sweep = setInterval(() => void hub.#sweepAll(), SWEEP_MS);
-    Deno.unrefTimer(hub.#sweep);
+    hub.#opened = true;
+    hub.#sweep.wake();
     return hub;
   }
 
@@ -503,7 +511,7 @@ export class RecordingHub {
 
   /** Stops every pipeline (finishing its segment); the recordings stay stored. */
   async close(): Promise<void> {
-    if (this.#sweep !== null) clearInterval(this.#sweep);
+    this.#sweep.close();
     await this.#exports.close();
     await Promise.all(
       [...this.#recorders.values()].map(async (recorder) => {
@@ -533,6 +541,7 @@ export class RecordingHub {
       stopping: false,
     };
     this.#recorders.set(path, recorder);
+    if (this.#opened) this.#sweep.wake();
     return recorder;
   }
 

@@ -180,11 +180,12 @@ export class PipelineRegistry {
     const kind = options.kind ?? "pipeline";
     if (kind === "pipeline" && !options.restoring) this.#checkLimit();
     const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
-    const building = buildPipeline(id, definition, this.#host);
-    // The row is committed while the pipeline is built; the reply waits for both.
+    // The row is committed while the pipeline is built; the reply waits for both. The write goes
+    // first: the build does part of its work before it first awaits.
     const storing = kind === "pipeline" && !options.restoring
       ? this.#options.store?.insert(id, definition, createdAt.toISOString())
       : undefined;
+    const building = buildPipeline(id, definition, this.#host);
     const registering = (async () => {
       const [builtResult, stored] = await Promise.allSettled([building, storing]);
       if (builtResult.status === "rejected") {

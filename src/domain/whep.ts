@@ -12,6 +12,7 @@
  *
  * The answer is made without trickle ICE (webrtc.ts).
  */
+import { ActiveTimer } from "./active_timer.ts";
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
 import { errorMessage } from "./errors.ts";
 import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
@@ -86,14 +87,17 @@ export class WhepHub {
   /** Sessions being set up: counted against the limit, not yet answerable. */
   #pending = 0;
   readonly #pipelines: OwnPipelines;
-  readonly #watch: ReturnType<typeof setInterval>;
+  readonly #watch: ActiveTimer;
 
   constructor(options: WhepOptions) {
     this.#options = options;
     // The server's own pipelines: every element it uses is its choice, not a client's.
     this.#pipelines = new OwnPipelines(options.mediaDir);
-    this.#watch = setInterval(() => this.#watchSessions(), WATCH_MS);
-    Deno.unrefTimer(this.#watch);
+    this.#watch = new ActiveTimer(
+      WATCH_MS,
+      () => this.#watchSessions(),
+      () => this.#sessions.size > 0,
+    );
   }
 
   get size(): number {
@@ -196,6 +200,7 @@ export class WhepHub {
         reading: false,
         watchedAt: 0,
       });
+      this.#watch.wake();
       return { id, answer };
     } catch (error) {
       peer?.release();
@@ -217,7 +222,7 @@ export class WhepHub {
 
   /** Ends every session (the server stops). */
   async closeAll(): Promise<void> {
-    clearInterval(this.#watch);
+    this.#watch.close();
     await Promise.all([...this.#sessions.values()].map((s) => this.#end(s, "the server stops")));
   }
 

@@ -11,6 +11,7 @@
  * No JS touches a buffer, and nothing is transcoded: the answer offers back only H.264 in
  * packetization mode 1 and Opus, so that is what the publisher sends.
  */
+import { ActiveTimer } from "./active_timer.ts";
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
 import { errorMessage } from "./errors.ts";
 import { OwnPipelines } from "./own_pipelines.ts";
@@ -161,18 +162,17 @@ export class WhipHub {
   /** Session pipelines being released: the server waits for them when it stops. */
   readonly #releasing = new Set<Promise<void>>();
   readonly #pipelines: OwnPipelines;
-  readonly #watch: ReturnType<typeof setInterval>;
+  readonly #watch: ActiveTimer;
 
   constructor(options: WhipOptions) {
     this.#options = options;
     // The server's own pipelines: every element it uses is its choice, not a client's.
     this.#pipelines = new OwnPipelines(options.mediaDir);
-    this.#watch = setInterval(() => {
+    this.#watch = new ActiveTimer(WATCH_MS, () => {
       for (const session of this.#sessions.values()) {
         if (session.sending()) session.requestKeyFrame();
       }
-    }, WATCH_MS);
-    Deno.unrefTimer(this.#watch);
+    }, () => this.#sessions.size > 0);
   }
 
   /**
@@ -235,6 +235,7 @@ export class WhipHub {
         })();
       if (late) throw late;
       this.#sessions.set(id, session);
+      this.#watch.wake();
       return { id, answer };
     } catch (error) {
       if (!this.#sessions.has(id)) {
@@ -267,7 +268,7 @@ export class WhipHub {
 
   /** Stops asking for key frames; waits for the sessions' pipelines (their publishes ended). */
   async close(): Promise<void> {
-    clearInterval(this.#watch);
+    this.#watch.close();
     await Promise.all(this.#releasing);
   }
 

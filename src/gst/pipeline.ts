@@ -168,30 +168,11 @@ export class Pipeline {
       try {
         const type = readI32(message, Layout.GstMessage.type);
         const source = readPointer(message, Layout.GstMessage.src);
-        const sourceName = source === null
-          ? ""
-          : takeCString(gst.gst_object_get_name(source)) ?? "";
-        if (type === MessageType.EOS) {
-          messages.push({ kind: "eos", source: sourceName });
-        } else if (type === MessageType.DURATION_CHANGED) {
-          messages.push({ kind: "duration-changed", source: sourceName });
-        } else if (type === MessageType.ERROR || type === MessageType.WARNING) {
-          const error = pointerSlot();
-          const debug = pointerSlot();
-          const parse = type === MessageType.ERROR
-            ? gst.gst_message_parse_error
-            : gst.gst_message_parse_warning;
-          parse(message, error, debug);
-          messages.push({
-            kind: type === MessageType.ERROR ? "error" : "warning",
-            source: sourceName,
-            message: takeGErrorMessage(slotPointer(error)) ?? "",
-            debug: takeCString(slotPointer(debug)),
-          });
-        } else if (
-          type === MessageType.STATE_CHANGED &&
-          Deno.UnsafePointer.equals(source, this.#pipeline)
-        ) {
+        // Most messages are state changes of elements inside, which are dropped: name only the rest.
+        const name = () =>
+          source === null ? "" : takeCString(gst.gst_object_get_name(source)) ?? "";
+        if (type === MessageType.STATE_CHANGED) {
+          if (!Deno.UnsafePointer.equals(source, this.#pipeline)) continue;
           const old = new Int32Array(1);
           const now = new Int32Array(1);
           const pending = new Int32Array(1);
@@ -201,6 +182,23 @@ export class Pipeline {
             old: stateNames[old[0]],
             new: stateNames[now[0]],
             pending: stateNames[pending[0]],
+          });
+        } else if (type === MessageType.EOS) {
+          messages.push({ kind: "eos", source: name() });
+        } else if (type === MessageType.DURATION_CHANGED) {
+          messages.push({ kind: "duration-changed", source: name() });
+        } else if (type === MessageType.ERROR || type === MessageType.WARNING) {
+          const error = pointerSlot();
+          const debug = pointerSlot();
+          const parse = type === MessageType.ERROR
+            ? gst.gst_message_parse_error
+            : gst.gst_message_parse_warning;
+          parse(message, error, debug);
+          messages.push({
+            kind: type === MessageType.ERROR ? "error" : "warning",
+            source: name(),
+            message: takeGErrorMessage(slotPointer(error)) ?? "",
+            debug: takeCString(slotPointer(debug)),
           });
         }
       } finally {
