@@ -25,6 +25,8 @@ export const glibSymbols = {
   // gchar **g_strsplit (const gchar *string, const gchar *delimiter, gint max_tokens): a new
   //   GStrv (transfer full: whoever takes it frees it with g_strfreev)
   g_strsplit: { parameters: ["buffer", "buffer", "i32"], result: "pointer" },
+  // gint g_poll (GPollFD *fds, guint nfds, gint timeout): with timeout 0 it never waits
+  g_poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
   // gboolean g_close (gint fd, GError **error)
   g_close: { parameters: ["i32", "pointer"], result: "i32" },
   // GList *g_list_last (GList *list): layout check

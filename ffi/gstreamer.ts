@@ -110,6 +110,12 @@ export const gstSymbols = {
   gst_caps_unref: { parameters: ["pointer"], result: "void" },
   // GstMessage *gst_bus_pop_filtered (GstBus *bus, GstMessageType types): never waits
   gst_bus_pop_filtered: { parameters: ["pointer", "i32"], result: "pointer" },
+  // void gst_bus_get_pollfd (GstBus *bus, GPollFD *fd): readable while a message waits
+  gst_bus_get_pollfd: { parameters: ["pointer", "buffer"], result: "void" },
+  // GstBus *gst_bus_new (void): layout check
+  gst_bus_new: { parameters: [], result: "pointer" },
+  // gboolean gst_bus_post (GstBus *bus, GstMessage *message): takes the message; layout check
+  gst_bus_post: { parameters: ["pointer", "pointer"], result: "i32" },
   // void gst_message_unref (GstMessage *msg)
   gst_message_unref: { parameters: ["pointer"], result: "void" },
   // void gst_message_parse_error (GstMessage *message, GError **gerror, gchar **debug)

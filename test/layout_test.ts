@@ -27,6 +27,7 @@ Deno.test("verifyLayout() accepts this GStreamer's layout", () => {
 for (
   const [struct, field, offset, check] of [
     ["GstMessage", "type", 60, "GstMessage.type"],
+    ["GPollFD", "events", 6, "GPollFD.events"],
     ["GParamSpec", "flags", 20, "GParamSpec.flags"],
     ["GEnumClass", "nValues", 20, "GEnumClass.n_values (GstState)"],
     ["GstRTSPAuthPrivate", "authMethods", 80, "GstRTSPAuthPrivate.auth_methods"],

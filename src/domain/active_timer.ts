@@ -1,7 +1,7 @@
 /**
  * A repeating timer that runs only while its owner has something for it to watch. Every wake-up
  * of the main thread costs CPU even when the callback does nothing (about 0.01 % of a core on
- * this machine kind for each wake-up a second; docs/architecture.md, "Timers"), so a hub with
+ * this machine kind for each wake-up a second; docs/architecture.md, threading rule 4), so a hub with
  * nothing to watch keeps no timer running.
  */
 export class ActiveTimer {

@@ -10,7 +10,7 @@ import { AppSource, IdentityCounters } from "../gst/appsrc.ts";
 import { retain } from "../gst/element.ts";
 import type { JsonValue } from "../gst/gvalue.ts";
 import type { Pointer } from "../gst/native.ts";
-import type { StateName } from "../gst/pipeline.ts";
+import { type StateName, withMessages } from "../gst/pipeline.ts";
 import type { RtspServer } from "../gst/rtsp.ts";
 import { buildPipeline } from "./builder.ts";
 import { DomainError, errorMessage } from "./errors.ts";
@@ -357,7 +357,9 @@ export class PipelineRegistry {
 
   /** Pulls every pipeline's waiting bus messages and turns them into events; never waits. */
   pollBuses(): void {
-    for (const pipeline of this.#pipelines.values()) pipeline.drainBus();
+    // Registered pipelines are not disposed (#release forgets one before it is freed).
+    const pipelines = [...this.#pipelines.values()];
+    for (const pipeline of withMessages(pipelines, (p) => p.gst)) pipeline.drainBus();
   }
 
   /**

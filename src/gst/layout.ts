@@ -28,6 +28,8 @@ export const Layout = {
   /** GEnumValue and GFlagsValue: value, name, nick. */
   GEnumValue: { size: 24, value: 0, name: 8, nick: 16 },
   GstMessage: { type: 64, src: 80 },
+  /** GPollFD (Unix): the descriptor, the events asked for, the events found. */
+  GPollFD: { size: 8, fd: 0, events: 4, revents: 6 },
   GstStaticPadTemplate: { nameTemplate: 0, direction: 8, presence: 12, staticCaps: 16 },
   GstStaticCaps: { string: 8 },
   /** GstRTSPAuth: its private struct; in it the methods needing credentials, then the schemes. */
@@ -137,6 +139,7 @@ export function verifyLayout(version: string, table: LayoutTable = Layout): void
   checkParamSpecs(expect, table);
   checkEnums(expect, table);
   checkMessage(expect, table);
+  checkPollFd(expect, table);
   checkPadTemplates(expect, table);
   checkRtspAuth(expect, table);
   checkMediaFactorySlot(expect, table);
@@ -345,6 +348,32 @@ function checkMessage(expect: Expect, table: LayoutTable): void {
   } finally {
     gst.gst_message_unref(message);
     gst.gst_object_unref(bin);
+  }
+}
+
+/** G_IO_IN: what a bus's descriptor is watched for. */
+export const G_IO_IN = 1;
+
+/** A bus's GPollFD asks for G_IO_IN (and HUP, ERR), and g_poll finds it once a message waits and not after. */
+function checkPollFd(expect: Expect, table: LayoutTable): void {
+  const { gst, glib } = lib();
+  const { size, fd, events, revents } = table.GPollFD;
+  const bus = gst.gst_bus_new()!;
+  const pollFd = new Uint8Array(Math.max(size, 8));
+  const view = new DataView(pollFd.buffer);
+  try {
+    gst.gst_bus_get_pollfd(bus, pollFd);
+    expect("GPollFD.events", view.getUint16(events, true) & G_IO_IN, G_IO_IN);
+    expect("GPollFD.fd", view.getInt32(fd, true) >= 0, true);
+    expect("GPollFD.revents (no message)", glib.g_poll(pollFd, 1, 0), 0);
+    gst.gst_bus_post(bus, gst.gst_message_new_eos(null));
+    expect("GPollFD.revents (a message)", glib.g_poll(pollFd, 1, 0), 1);
+    expect("GPollFD.revents", view.getUint16(revents, true) & G_IO_IN, G_IO_IN);
+    const message = gst.gst_bus_pop_filtered(bus, -1);
+    if (message !== null) gst.gst_message_unref(message);
+    expect("GPollFD.revents (popped)", glib.g_poll(pollFd, 1, 0), 0);
+  } finally {
+    gst.gst_object_unref(bus);
   }
 }
 

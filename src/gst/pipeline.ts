@@ -14,7 +14,14 @@ import {
   slotPointer,
   takeCString,
 } from "./native.ts";
-import { instanceType, Layout, readI32, readPointer, takeGErrorMessage } from "./layout.ts";
+import {
+  G_IO_IN,
+  instanceType,
+  Layout,
+  readI32,
+  readPointer,
+  takeGErrorMessage,
+} from "./layout.ts";
 import { findProperty } from "./property.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
 
@@ -62,9 +69,34 @@ const sinkFields = { rendered: cstr("rendered"), dropped: cstr("dropped") };
 let gstElementType: bigint | undefined;
 let gstStructureType: bigint | undefined;
 
+/** Reused by withMessages: one GPollFD per pipeline polled. */
+let pollFds = new Uint8Array(0);
+
+/**
+ * The pipelines whose bus holds a message, found with one g_poll that never waits (rather than
+ * a pop per pipeline: most buses are empty most of the time). A bus's descriptor is open while
+ * its Pipeline is not disposed, which is the caller's to ensure for every pipeline it passes.
+ */
+export function withMessages<T>(items: readonly T[], pipelineOf: (item: T) => Pipeline): T[] {
+  const { size, fd, events, revents } = Layout.GPollFD;
+  if (pollFds.length < items.length * size) pollFds = new Uint8Array(items.length * size * 2);
+  const view = new DataView(pollFds.buffer);
+  items.forEach((item, i) => {
+    view.setInt32(i * size + fd, pipelineOf(item).busFd, true);
+    view.setUint16(i * size + events, G_IO_IN, true);
+    view.setUint16(i * size + revents, 0, true);
+  });
+  const ready = lib().glib.g_poll(pollFds, items.length, 0);
+  if (ready < 0) return [...items]; // interrupted: look at every bus
+  if (ready === 0) return [];
+  return items.filter((_, i) => view.getUint16(i * size + revents, true) !== 0);
+}
+
 export class Pipeline {
   readonly #pipeline: Pointer;
   readonly #bus: Pointer;
+  /** The bus's descriptor: readable while a message waits (withMessages). */
+  readonly busFd: number;
   #disposed = false;
 
   constructor(readonly name: string) {
@@ -73,6 +105,9 @@ export class Pipeline {
     if (pipeline === null) throw new Error(`gst_pipeline_new('${name}') failed`);
     this.#pipeline = gst.gst_object_ref_sink(pipeline)!;
     this.#bus = gst.gst_pipeline_get_bus(this.#pipeline)!;
+    const pollFd = new Uint8Array(Layout.GPollFD.size);
+    gst.gst_bus_get_pollfd(this.#bus, pollFd);
+    this.busFd = new DataView(pollFd.buffer).getInt32(Layout.GPollFD.fd, true);
   }
 
   get pointer(): Pointer {
