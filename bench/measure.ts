@@ -410,6 +410,21 @@ export async function createAndStart(
   return elapsed;
 }
 
+/** The steady-state pipeline of issue 14: a live source of small frames into a fakesink. */
+export const LIVE_LAUNCH = "videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! fakesink";
+
+/** Creates and starts `count` LIVE_LAUNCH pipelines `live0`, `live1`, ... one after the other. */
+export async function startLivePipelines(client: TestClient, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    expectOk(
+      await client.request("createPipeline", { id: `live${i}`, pipeline: LIVE_LAUNCH }),
+      `create live${i}`,
+    );
+    expectOk(await client.request("startPipeline", { id: `live${i}` }), `start live${i}`);
+    client.received.length = 0;
+  }
+}
+
 // ---------------------------------------------------------------- /proc counts
 
 /** Resident memory, open file descriptors and threads of one process. */
