@@ -418,17 +418,20 @@ Deno.test("pipelines deleted while a stats round reads them are skipped, never r
   // The last pipelines of the list are deleted and made again for 3 s, while rounds run every
   // 100 ms over the whole list and reach them late.
   const watcher = await TestClient.connect(server.url);
-  const make = async (id: string) => {
+  const make = async (id: string, by = client) => {
     expectOk(
-      await client.request("createPipeline", {
+      await by.request("createPipeline", {
         id,
         pipeline: "videotestsrc is-live=true ! fakesink",
       }),
     );
-    expectOk(await client.request("startPipeline", { id }));
+    expectOk(await by.request("startPipeline", { id }));
   };
   const steady = Array.from({ length: 120 }, (_, i) => `stats-steady-${i}`);
   const churned = Array.from({ length: 20 }, (_, i) => `stats-churn-${i}`);
+  // A connection per churned pipeline: together they send more than the per-client limit
+  // (GSTREAMER_MAX_REQUESTS_PER_SECOND, 1000 by default) allows one connection.
+  const churners = await Promise.all(churned.map(() => TestClient.connect(server.url)));
   try {
     expectOk(await watcher.request("subscribe", { statsIntervalMs: 100 }));
     for (const id of [...steady, ...churned]) await make(id);
@@ -436,9 +439,10 @@ Deno.test("pipelines deleted while a stats round reads them are skipped, never r
     await rounds();
     const end = performance.now() + 3000;
     while (performance.now() < end) {
-      await Promise.all(churned.map(async (id) => {
-        expectOk(await client.request("deletePipeline", { id }));
-        await make(id);
+      await Promise.all(churned.map(async (id, i) => {
+        expectOk(await churners[i].request("deletePipeline", { id }));
+        await make(id, churners[i]);
+        churners[i].received.length = 0;
       }));
     }
     await rounds();
@@ -447,6 +451,7 @@ Deno.test("pipelines deleted while a stats round reads them are skipped, never r
     await Promise.all(
       [...steady, ...churned].map((id) => client.request("deletePipeline", { id })),
     );
+    await Promise.all(churners.map((churner) => churner.close()));
     await watcher.close();
   }
 });
