@@ -212,6 +212,9 @@ interface Client {
   lastStatsAt: number;
   /** Another node's link: its requests are answered here, never forwarded. */
   peer: boolean;
+  /** The connection under the WebSocket, and whether its writes are held (corkUntilMicrotask). */
+  socket: Duplex;
+  corked: boolean;
 }
 
 /** Whether an event (not stats) is one the subscription asks for. */
@@ -237,8 +240,6 @@ export function formatUrl(scheme: string, host: string, port: number, path = "")
 
 export async function startTransport(options: TransportOptions): Promise<Transport> {
   const clients = new Map<WebSocket, Client>();
-  /** Sockets whose writes are held until the current microtask checkpoint (corkUntilMicrotask). */
-  const corked = new Set<Socket>();
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: HARD_FRAME_LIMIT,
@@ -354,14 +355,16 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       return;
     }
     const peer = url.searchParams.get(PEER_PARAMETER) === "1";
-    wss.handleUpgrade(request, socket, head, (ws) => accept(ws, peer));
+    wss.handleUpgrade(request, socket, head, (ws) => accept(ws, peer, socket));
   };
 
-  function accept(ws: WebSocket, peer: boolean): void {
+  function accept(ws: WebSocket, peer: boolean, socket: Duplex): void {
     const client: Client = {
       subscription: { statsIntervalMs: options.statsIntervalMs },
       lastStatsAt: performance.now(),
       peer,
+      socket,
+      corked: false,
     };
     clients.set(ws, client);
     const rate = options.maxRequestsPerSecond;
@@ -424,7 +427,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       ws.close(1013, "Client is not reading its messages");
       return;
     }
-    corkUntilMicrotask(ws);
+    const client = clients.get(ws);
+    if (client) corkUntilMicrotask(client);
     ws.send(text);
   }
 
@@ -432,14 +436,13 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
    * Messages sent in one run of JavaScript (the state changes a bus drain emits, say) leave in one
    * write: each write to a socket is a system call, which costs more than the frame.
    */
-  function corkUntilMicrotask(ws: WebSocket): void {
-    const socket = (ws as unknown as { _socket?: Socket })._socket;
-    if (socket === undefined || corked.has(socket)) return;
-    corked.add(socket);
-    socket.cork();
+  function corkUntilMicrotask(client: Client): void {
+    if (client.corked) return;
+    client.corked = true;
+    client.socket.cork();
     queueMicrotask(() => {
-      corked.delete(socket);
-      socket.uncork();
+      client.corked = false;
+      client.socket.uncork();
     });
   }
 
