@@ -127,6 +127,11 @@ export interface RequestPayloads {
     restart?: RestartPolicy;
     /** The node to run it on (getNodes); the least-loaded one when absent. */
     node?: string;
+    /**
+     * "playing" or "paused" starts it in the same request (one commit) and replies once there;
+     * a failed start fails the create, which then leaves nothing. Default "stopped".
+     */
+    desiredState?: PipelineInfo["desiredState"];
   };
   startPipeline: { id: string };
   pausePipeline: { id: string };

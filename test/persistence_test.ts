@@ -243,6 +243,73 @@ Deno.test("a change the store cannot save fails with STORAGE_FAILED and changes 
   });
 });
 
+Deno.test("a create that asks for a state starts in the same request, or leaves nothing", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_create_started_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  await withServer(env, async (server, client) => {
+    expectOk(await client.request("createPipeline", testPipeline("fail-before")));
+    refuseWritesToFailIds(dataDir);
+    const watcher = await TestClient.connect(server.url);
+    try {
+      const playing = expectOk(
+        await client.request(
+          "createPipeline",
+          testPipeline("playing", { desiredState: "playing" }),
+        ),
+      );
+      assert.equal(playing.payload.state, "PLAYING");
+      assert.equal(playing.payload.desiredState, "playing");
+      const paused = expectOk(
+        await client.request("createPipeline", testPipeline("paused", { desiredState: "paused" })),
+      );
+      assert.equal(paused.payload.state, "PAUSED");
+
+      // Its start fails (no such file): the create fails with the cause, even for a pipeline
+      // whose policy would try again, and nothing stays.
+      const failing = await client.request("createPipeline", {
+        id: "missing-file",
+        pipeline: "filesrc location=media/no-such-file.mp4 ! fakesink",
+        restart: "always",
+        desiredState: "playing",
+      });
+      assert.equal(failing.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(failing));
+      assert.match(failing.error!.message, /'missing-file' could not go to PLAYING: filesrc0/);
+      // The store refuses its row: the pipeline it had started is stopped and gone.
+      const refused = await client.request(
+        "createPipeline",
+        testPipeline("fail-playing", { desiredState: "playing" }),
+      );
+      assert.equal(refused.error?.code, "STORAGE_FAILED", JSON.stringify(refused));
+      const bad = await client.request(
+        "createPipeline",
+        testPipeline("bad", { desiredState: "running" }),
+      );
+      assert.equal(bad.error?.code, "INVALID_REQUEST");
+      assert.match(bad.error!.message, /desiredState.*"playing"\|"paused"\|"stopped"/);
+
+      const pipelines = await pipelinesById(client);
+      assert.deepEqual([...pipelines.keys()].sort(), ["fail-before", "paused", "playing"]);
+      // A watcher hears of each started pipeline once, as created in the state it reached; of
+      // the failed creates, nothing.
+      await watcher.event("pipelineCreated", (payload) => payload.id === "paused");
+      const heard = watcher.received
+        .filter((m) => m.type.startsWith("pipeline"))
+        // deno-lint-ignore no-explicit-any
+        .map((m: any) => `${m.type} ${m.payload.id} ${m.payload.state ?? ""}`.trim());
+      assert.deepEqual(heard, ["pipelineCreated playing PLAYING", "pipelineCreated paused PAUSED"]);
+    } finally {
+      await watcher.close();
+    }
+  });
+  await withServer(env, async (_server, client) => {
+    const pipelines = await pipelinesById(client);
+    assert.deepEqual([...pipelines.keys()].sort(), ["fail-before", "paused", "playing"]);
+    assert.equal(pipelines.get("playing").desiredState, "playing");
+    assert.equal(pipelines.get("paused").desiredState, "paused");
+    await client.nextStats((p) => p.id === "playing" && p.state === "PLAYING");
+  });
+});
+
 Deno.test("a stored pipeline that no longer builds comes back in an error state", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "persist_broken_" });
   const env = { GSTREAMER_DATA_DIR: dataDir };

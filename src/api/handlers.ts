@@ -16,7 +16,7 @@ export function requestHandlers(
 ): Handlers {
   return {
     // `node` chose this node (src/api/forward.ts); it is not part of the definition.
-    createPipeline: ({ node: _, ...spec }) => registry.create(spec),
+    createPipeline: ({ node: _, desiredState, ...spec }) => registry.create(spec, { desiredState }),
     startPipeline: (p) => registry.start(p.id),
     pausePipeline: (p) => registry.pause(p.id),
     stopPipeline: (p) => registry.stop(p.id),

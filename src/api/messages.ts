@@ -36,6 +36,7 @@ import type {
   SinkStatsEntry,
 } from "../domain/types.ts";
 import {
+  desiredStateSchema,
   type EventType,
   eventTypes,
   type Reply,
@@ -61,10 +62,6 @@ const count = z.number().int().min(0);
 
 export const stateNameSchema = z.enum(["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"])
   .describe("A GStreamer state (VOID_PENDING only ever as a pending state)");
-
-export const desiredStateSchema = z.enum(["playing", "paused", "stopped"]).describe(
-  "What the pipeline should be doing; kept across server restarts",
-);
 
 export const pipelineErrorSchema = z.strictObject({
   element: z.string().describe("The element that posted the error"),

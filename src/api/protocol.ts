@@ -37,6 +37,10 @@ const envelopeSchema = z.object({
   payload: jsonObject.nullish(),
 });
 
+export const desiredStateSchema = z.enum(["playing", "paused", "stopped"]).describe(
+  "What the pipeline should be doing; kept across server restarts",
+);
+
 const idSchema = z.string({ error: "Expected a pipeline id (string)" });
 const pathSchema = z.string({
   error: "Expected a served path (string), as in rtsp://HOST:8554/{path}",
@@ -48,6 +52,11 @@ export const requestSchemas = {
     ...definitionSchema.shape,
     node: z.string().optional().describe(
       "The node to run it on (getNodes); the least-loaded one when absent",
+    ),
+    desiredState: desiredStateSchema.optional().describe(
+      'What it should be doing once created (default "stopped"): "playing" or "paused" starts ' +
+        "it in the same request (stored with its row, one commit) and replies once the state " +
+        "is reached; when that start fails, the create fails and leaves nothing",
     ),
   }),
   startPipeline: z.object({ id: idSchema }),

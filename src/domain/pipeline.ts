@@ -63,6 +63,8 @@ export interface PipelineInit {
   createdAt: Date;
   built: BuiltPipeline;
   extraStats?: () => Record<string, unknown>;
+  /** Keeps its events until announce() (the registry's pipelines, until registered). */
+  unannounced?: boolean;
 }
 
 type Reached = { id: string; state: StateName; pending?: StateName };
@@ -94,6 +96,11 @@ export class ManagedPipeline {
   #deleted = false;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Events from before the registry announced it (a create that also starts it), kept until
+   * then: no client hears of a pipeline before its pipelineCreated.
+   */
+  #unannounced: PipelineEvent[] | null;
 
   constructor(init: PipelineInit, host: PipelineHost) {
     this.id = init.id;
@@ -103,6 +110,7 @@ export class ManagedPipeline {
     this.extraStats = init.extraStats;
     this.#built = init.built;
     this.#host = host;
+    this.#unannounced = init.unannounced ? [] : null;
     this.#supervisor = new Supervisor(init.definition.restart ?? "never", {
       wanted: () => !this.#deleted && this.desiredState !== "stopped",
       restart: () => {
@@ -111,7 +119,7 @@ export class ManagedPipeline {
         this.#attemptStart().catch(() => {});
       },
       scheduled: (attempt, delayMs, reason) =>
-        this.#host.emit({
+        this.#emit({
           type: "pipelineRestarting",
           payload: { id: this.id, attempt, delayMs, reason },
         }),
@@ -121,6 +129,23 @@ export class ManagedPipeline {
 
   get gst() {
     return this.#built.pipeline;
+  }
+
+  #emit(event: PipelineEvent): void {
+    if (this.#unannounced) this.#unannounced.push(event);
+    else this.#host.emit(event);
+  }
+
+  /**
+   * Its events go out from now on; those kept since it was built follow, but for the state
+   * changes of a start made by its create: pipelineCreated already gives the state reached.
+   */
+  announce(): void {
+    const kept = this.#unannounced ?? [];
+    this.#unannounced = null;
+    for (const event of kept) {
+      if (event.type !== "pipelineStateChanged") this.#host.emit(event);
+    }
   }
 
   get restart(): RestartPolicy {
@@ -224,6 +249,16 @@ export class ManagedPipeline {
   start(target: "playing" | "paused"): Promise<Reached> {
     this.#supervisor.cancel();
     return this.#changeDesiredState(target, () => this.#attemptStart());
+  }
+
+  /**
+   * The start made by a create that asks for `state`, before the pipeline is registered: the
+   * desired state is stored with its row, and a failure is not tried again (the create fails
+   * and leaves nothing).
+   */
+  startCreated(state: "playing" | "paused"): Promise<Reached> {
+    this.desiredState = state;
+    return this.#serial(() => this.#run(state === "paused" ? "PAUSED" : "PLAYING"));
   }
 
   /** Goes to NULL; a stopped pipeline can be started again. */
@@ -510,7 +545,7 @@ export class ManagedPipeline {
         break;
       case "warning":
         this.warnings++;
-        this.#host.emit({
+        this.#emit({
           type: "pipelineWarning",
           payload: { id, element: message.source, message: message.message, debug: message.debug },
         });
@@ -526,7 +561,7 @@ export class ManagedPipeline {
           debug: message.debug,
           time: new Date().toISOString(),
         };
-        this.#host.emit({
+        this.#emit({
           type: "pipelineError",
           payload: { id, element: message.source, message: message.message, debug: message.debug },
         });
@@ -536,7 +571,7 @@ export class ManagedPipeline {
       case "eos":
         // A failed run can still drain to EOS; the error already ended it.
         if (this.#runFailed) break;
-        this.#host.emit({ type: "pipelineEos", payload: { id } });
+        this.#emit({ type: "pipelineEos", payload: { id } });
         this.#stopAfterBusEvent();
         this.#runEnded("eos");
         break;
@@ -571,7 +606,7 @@ export class ManagedPipeline {
     this.duration = undefined;
     if (state === "PLAYING") this.playingSince ??= performance.now();
     else this.playingSince = null;
-    this.#host.emit({ type: "pipelineStateChanged", payload: { id: this.id, old, new: state } });
+    this.#emit({ type: "pipelineStateChanged", payload: { id: this.id, old, new: state } });
   }
 
   /** Each relay gets a free loopback port; run from the queue, so its elements stay alive. */

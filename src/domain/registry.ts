@@ -21,6 +21,7 @@ import type { ElementPolicy } from "./policy.ts";
 import { definitionSchema, type PipelineSpec, type RestartPolicy } from "./spec.ts";
 import type { PipelineStore, StoredPipeline } from "./store.ts";
 import type {
+  DesiredState,
   NodeAddress,
   PipelineDetails,
   PipelineError,
@@ -59,6 +60,11 @@ interface CreateOptions {
   extraStats?: () => Record<string, unknown>;
   /** Set when bringing back a stored pipeline: it is not stored again. */
   restoring?: StoredPipeline;
+  /**
+   * What it should be doing once created (default "stopped"): stored with its row, and reached
+   * before the reply; when the start fails, the create fails and leaves nothing.
+   */
+  desiredState?: DesiredState;
 }
 
 /** A push's own references to its appsrc and frame counter (see src/domain/push.ts). */
@@ -180,44 +186,58 @@ export class PipelineRegistry {
     const kind = options.kind ?? "pipeline";
     if (kind === "pipeline" && !options.restoring) this.#checkLimit();
     const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
-    // The row is committed while the pipeline is built; the reply waits for both. The write goes
-    // first: the build does part of its work before it first awaits.
+    const desiredState = options.desiredState ?? "stopped";
+    // The row is committed while the pipeline is built (and started, when asked): the reply
+    // waits for both. The write goes first: the build does part of its work before it first
+    // awaits.
     const storing = kind === "pipeline" && !options.restoring
-      ? this.#options.store?.insert(id, definition, createdAt.toISOString())
+      ? this.#options.store?.insert(id, definition, createdAt.toISOString(), desiredState)
       : undefined;
-    const building = buildPipeline(id, definition, this.#host);
-    const registering = (async () => {
-      const [builtResult, stored] = await Promise.allSettled([building, storing]);
-      if (builtResult.status === "rejected") {
-        if (storing && stored.status === "fulfilled") await this.#unstore(id);
-        throw builtResult.reason;
-      }
-      const built = builtResult.value;
+    const preparing = buildPipeline(id, definition, this.#host).then((built) => {
       try {
-        if (stored.status === "rejected") throw stored.reason;
         this.#host.mounts.claim(id, built.mounts);
       } catch (error) {
         void built.pipeline.dispose();
-        if (storing && stored.status === "fulfilled") await this.#unstore(id);
         throw error;
       }
-      return built;
+      return new ManagedPipeline(
+        {
+          id,
+          kind,
+          definition,
+          createdAt,
+          built,
+          extraStats: options.extraStats,
+          unannounced: true,
+        },
+        this.#host,
+      );
+    });
+    const starting = desiredState === "stopped"
+      ? preparing
+      : preparing.then((pipeline) => pipeline.startCreated(desiredState));
+    const registering = (async () => {
+      const [started, stored] = await Promise.allSettled([starting, storing]);
+      if (started.status === "fulfilled" && stored.status === "fulfilled") return await preparing;
+      const made = await preparing.catch(() => null);
+      if (made) await made.release();
+      if (storing && stored.status === "fulfilled") await this.#unstore(id);
+      throw started.status === "rejected"
+        ? started.reason
+        : (stored as PromiseRejectedResult).reason;
     })();
     this.#building.set(id, { kind, done: registering.then(() => {}, () => {}) });
-    let built;
+    let pipeline;
     try {
-      built = await registering;
+      pipeline = await registering;
     } finally {
       this.#building.delete(id);
     }
     // From here to the end nothing awaits: the pipeline is registered in one step.
-    const pipeline = new ManagedPipeline(
-      { id, kind, definition, createdAt, built, extraStats: options.extraStats },
-      this.#host,
-    );
     this.#pipelines.set(id, pipeline);
     const result = onRegistered(pipeline);
     this.#emit({ type: "pipelineCreated", payload: pipeline.info() });
+    pipeline.announce();
     return { pipeline, result };
   }
 

@@ -37,7 +37,13 @@ export interface PipelineStore {
   /** Keeps (or replaces) the recording of `path`. */
   putRecording(path: string, options: Record<string, unknown>, createdAt: string): Promise<void>;
   removeRecording(path: string): Promise<void>;
-  insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void>;
+  /** A new row; `state` (default "stopped") when the same request starts it: one commit for both. */
+  insert(
+    id: string,
+    definition: Record<string, unknown>,
+    createdAt: string,
+    state?: DesiredState,
+  ): Promise<void>;
   setDesiredState(id: string, state: DesiredState): Promise<void>;
   remove(id: string): Promise<void>;
   /** Commits what is pending, then closes; writes after this are refused. */

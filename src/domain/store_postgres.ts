@@ -432,7 +432,12 @@ export class PostgresStore implements PipelineStore {
     );
   }
 
-  async insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void> {
+  async insert(
+    id: string,
+    definition: Record<string, unknown>,
+    createdAt: string,
+    state: DesiredState = "stopped",
+  ): Promise<void> {
     // Known from before the row exists, so that no claim of this node's takes it for a lost one.
     this.#inserting.add(id);
     await this.#write({ op: "insert", id }, async (sql) => {
@@ -440,7 +445,7 @@ export class PostgresStore implements PipelineStore {
         await sql`
           INSERT INTO pipelines (id, definition, desired_state, created_at, owner, epoch,
             lease_until)
-          VALUES (${id}, ${JSON.stringify(definition)}, 'stopped', ${createdAt}, ${this.node.id}, 1,
+          VALUES (${id}, ${JSON.stringify(definition)}, ${state}, ${createdAt}, ${this.node.id}, 1,
             now() + make_interval(secs => ${this.node.leaseSeconds}))`;
         this.#held.set(id, 1);
       } catch (error) {

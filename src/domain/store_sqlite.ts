@@ -36,7 +36,7 @@ export type StoreReply =
 /** Runs one row change on `db` (the writer thread's connection, or the in-memory one). */
 export function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
   const insert = db.prepare(
-    "INSERT INTO pipelines (id, definition, desired_state, created_at) VALUES (?, ?, 'stopped', ?)",
+    "INSERT INTO pipelines (id, definition, desired_state, created_at) VALUES (?, ?, ?, ?)",
   );
   const setState = db.prepare("UPDATE pipelines SET desired_state = ? WHERE id = ?");
   const remove = db.prepare("DELETE FROM pipelines WHERE id = ?");
@@ -45,8 +45,9 @@ export function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
   );
   const unrecord = db.prepare("DELETE FROM recordings WHERE path = ?");
   return (write) => {
-    if (write.op === "insert") insert.run(write.id, write.definition!, write.createdAt!);
-    else if (write.op === "setState") setState.run(write.state!, write.id);
+    if (write.op === "insert") {
+      insert.run(write.id, write.definition!, write.state ?? "stopped", write.createdAt!);
+    } else if (write.op === "setState") setState.run(write.state!, write.id);
     else if (write.op === "record") record.run(write.id, write.definition!, write.createdAt!);
     else if (write.op === "unrecord") unrecord.run(write.id);
     else remove.run(write.id);
@@ -169,8 +170,19 @@ export class SqliteStore implements PipelineStore {
     return this.#write({ op: "unrecord", id: path });
   }
 
-  insert(id: string, definition: Record<string, unknown>, createdAt: string): Promise<void> {
-    return this.#write({ op: "insert", id, definition: JSON.stringify(definition), createdAt });
+  insert(
+    id: string,
+    definition: Record<string, unknown>,
+    createdAt: string,
+    state: DesiredState = "stopped",
+  ): Promise<void> {
+    return this.#write({
+      op: "insert",
+      id,
+      definition: JSON.stringify(definition),
+      createdAt,
+      state,
+    });
   }
 
   setDesiredState(id: string, state: DesiredState): Promise<void> {
