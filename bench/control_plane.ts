@@ -6,7 +6,9 @@
  *
  * Part 1, control-plane latency: create `videotestsrc ! fakesink`, bring it to PLAYING, delete it,
  * one cycle after the other over one connection. Ours at the defaults (the disk store: every
- * acknowledged change is on disk) and with GSTREAMER_DATA_DIR=:memory: beside it; gstd over its
+ * acknowledged change is on disk) and with GSTREAMER_DATA_DIR=:memory: beside it, each with two
+ * requests (createPipeline, startPipeline: as gstd's two commands) and with one (createPipeline
+ * with desiredState "playing", which gstd has no counterpart of); gstd over its
  * TCP protocol (pipeline_play does not wait, so its state is polled until PLAYING); the C floor;
  * gst-launch-1.0 spawned until PLAYING. The systems take turns in rounds, so that load from
  * elsewhere on a shared machine falls on all of them alike.
@@ -30,6 +32,7 @@ import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } fr
 import {
   cpuSplit,
   createAndStart,
+  createPlaying,
   expectOk,
   findProcess,
   killAllLaunched,
@@ -203,7 +206,11 @@ interface System {
   connect(live?: boolean): Promise<Connection>;
 }
 
-function ourSystem(label: string, server: ServerProcess): System {
+/**
+ * Our server; `oneRequest`: createPipeline with desiredState "playing" (one request, one commit)
+ * rather than createPipeline then startPipeline (two, as gstd's pipeline_create and pipeline_play).
+ */
+function ourSystem(label: string, server: ServerProcess, oneRequest = false): System {
   return {
     label,
     async connect(live = false) {
@@ -212,7 +219,9 @@ function ourSystem(label: string, server: ServerProcess): System {
       return {
         async cycle(id) {
           const startedAt = performance.now();
-          const playingMs = await createAndStart(client, id, { elements });
+          const playingMs = oneRequest
+            ? await createPlaying(client, id, { elements })
+            : await createAndStart(client, id, { elements });
           expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
           client.received.length = 0; // events and stats we do not look at
           return { playingMs, cycleMs: performance.now() - startedAt };
@@ -661,6 +670,8 @@ async function main(): Promise<void> {
     const systems = [
       ourSystem("ours, disk store (default)", disk),
       ourSystem("ours, :memory:", memory),
+      ourSystem("ours, disk, one request", disk, true),
+      ourSystem("ours, :memory:, one request", memory, true),
       ...(gstd ? [gstdSystem(gstd)] : []),
     ];
     const one = await partOne(systems, floor, options);

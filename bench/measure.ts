@@ -410,6 +410,24 @@ export async function createAndStart(
   return elapsed;
 }
 
+/** The same in one request: createPipeline with desiredState "playing"; returns the time taken. */
+export async function createPlaying(
+  client: TestClient,
+  id: string,
+  pipeline: string | { elements: unknown[]; links?: unknown[] },
+): Promise<number> {
+  const startedAt = performance.now();
+  const created = expectOk(
+    await client.request("createPipeline", { id, pipeline, desiredState: "playing" }),
+    `create ${id} playing`,
+  );
+  const elapsed = performance.now() - startedAt;
+  if (created.payload?.state !== "PLAYING") {
+    throw new Error(`create ${id} replied ${JSON.stringify(created.payload)}, not PLAYING`);
+  }
+  return elapsed;
+}
+
 /** The steady-state pipeline of issue 14: a live source of small frames into a fakesink. */
 export const LIVE_LAUNCH = "videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! fakesink";
 
