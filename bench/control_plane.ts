@@ -441,9 +441,9 @@ async function gstdDeleteAll(gstd: Gstd, names: string[]): Promise<void> {
   }
 }
 
+/** `client` is the only one connected to our server meanwhile: it makes the pipelines and gets the stats. */
 async function partThree(
   client: TestClient,
-  statsClient: TestClient,
   serverPid: number,
   gstd: Gstd | null,
   options: Options,
@@ -457,7 +457,7 @@ async function partThree(
     const message = JSON.parse(String(event.data));
     if (message.type === "stats") stats.push(message.payload);
   };
-  statsClient.socket.addEventListener("message", onMessage);
+  client.socket.addEventListener("message", onMessage);
   let ours: Usage;
   let gstdUsage: Usage | null = null;
   let launchUsage: Usage;
@@ -477,7 +477,7 @@ async function partThree(
     client.received.length = 0;
     await sleep(settle * 1000);
     stats.length = 0;
-    statsClient.received.length = 0;
+    client.received.length = 0;
     console.log(`Part 3: measuring for ${window} s ...`);
     [ours, launchUsage, gstdUsage] = await Promise.all([
       measure(serverPid, window),
@@ -487,8 +487,7 @@ async function partThree(
   } finally {
     await launch.kill();
     if (gstd) await gstdDeleteAll(gstd, ids.map((id) => id.replace("-", "_")));
-    statsClient.socket.removeEventListener("message", onMessage);
-    statsClient.received.length = 0;
+    client.socket.removeEventListener("message", onMessage);
     const existing = await client.request("getPipelines").catch(() => null);
     // deno-lint-ignore no-explicit-any
     const left: string[] = existing?.payload?.pipelines?.map((p: any) => p.id) ?? ids;
@@ -680,9 +679,7 @@ async function main(): Promise<void> {
     servers.splice(servers.indexOf(memory), 1);
     const client = await TestClient.connect(disk.url);
     clients.push(client);
-    const statsClient = await TestClient.connect(disk.url);
-    clients.push(statsClient);
-    const three = await partThree(client, statsClient, serverProcessId(disk), gstd, options);
+    const three = await partThree(client, serverProcessId(disk), gstd, options);
     report(options, serverStartMs, one, two, three, gstd);
   } finally {
     await cleanUp();
