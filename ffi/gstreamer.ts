@@ -83,23 +83,9 @@ export const gstSymbols = {
     result: "i32",
     nonblocking: true,
   },
-  // gboolean gst_element_query_position (GstElement *element, GstFormat format, gint64 *cur)
-  gst_element_query_position_async: {
-    name: "gst_element_query_position",
-    parameters: ["pointer", "i32", "buffer"],
-    result: "i32",
-    nonblocking: true,
-  },
   // void gst_mini_object_unref (GstMiniObject *mini_object): also how tokens, permissions and
   //   queries are released (their *_unref functions are inline wrappers, not symbols)
   gst_mini_object_unref: { parameters: ["pointer"], result: "void" },
-  // gboolean gst_element_query_duration (GstElement *element, GstFormat format, gint64 *duration)
-  gst_element_query_duration_async: {
-    name: "gst_element_query_duration",
-    parameters: ["pointer", "i32", "buffer"],
-    result: "i32",
-    nonblocking: true,
-  },
   // GstPad *gst_element_get_static_pad (GstElement *element, const gchar *name)
   gst_element_get_static_pad: { parameters: ["pointer", "buffer"], result: "pointer" },
   // GstCaps *gst_pad_query_caps (GstPad *pad, GstCaps *filter)
@@ -245,4 +231,15 @@ export const gstSymbols = {
     result: "i32",
     nonblocking: true,
   },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * Called by the time query thread (src/gst/time_worker.ts) only, where waiting is allowed: the
+ * same queries would be `_async` on the main thread.
+ */
+export const gstTimeQuerySymbols = {
+  // gboolean gst_element_query_position (GstElement *element, GstFormat format, gint64 *cur)
+  gst_element_query_position: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  // gboolean gst_element_query_duration (GstElement *element, GstFormat format, gint64 *duration)
+  gst_element_query_duration: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -27,7 +27,7 @@ import { formatLaunch } from "./launch.ts";
 import { freeUdpPort, RTSP_SINK, type RtspMounts, type Viewers } from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
-import { ByteRate, collectStats, SinkRates } from "./stats.ts";
+import { ByteRate, collectStats, type QueriedTimes, SinkRates } from "./stats.ts";
 import type { PipelineStore } from "./store.ts";
 import { Supervisor } from "./supervisor.ts";
 import type {
@@ -378,8 +378,9 @@ export class ManagedPipeline {
     return bytes;
   }
 
-  stats(now: number, viewers: Viewers | undefined): Promise<PipelineStats> {
-    return collectStats(this, now, viewers);
+  /** Its stats now; `times`: what this round's queries found (undefined: not asked). */
+  stats(now: number, viewers: Viewers | undefined, times: QueriedTimes | undefined): PipelineStats {
+    return collectStats(this, now, viewers, times);
   }
 
   /** What the store keeps of it, or sets again after a restore. */

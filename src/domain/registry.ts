@@ -10,7 +10,7 @@ import { AppSource, IdentityCounters } from "../gst/appsrc.ts";
 import { retain } from "../gst/element.ts";
 import type { JsonValue } from "../gst/gvalue.ts";
 import type { Pointer } from "../gst/native.ts";
-import { type StateName, withMessages } from "../gst/pipeline.ts";
+import { Pipeline, type StateName, withMessages } from "../gst/pipeline.ts";
 import type { RtspServer } from "../gst/rtsp.ts";
 import { buildPipeline } from "./builder.ts";
 import { DomainError, errorMessage } from "./errors.ts";
@@ -30,9 +30,6 @@ import type {
   PipelineKind,
   PipelineStats,
 } from "./types.ts";
-
-/** Pipelines whose stats queries may be in flight at once (each takes an FFI pool thread). */
-const STATS_QUERIES_IN_FLIGHT = 8;
 
 export interface RegistryOptions {
   emit: (event: PipelineEvent) => void;
@@ -399,26 +396,30 @@ export class PipelineRegistry {
     this.#pipelines.get(id)?.drainBus();
   }
 
-  /** Per-pipeline figures from GStreamer's own counters; no per-buffer work. */
+  /**
+   * Per-pipeline figures from GStreamer's own counters; no per-buffer work. The position (and
+   * unknown duration) queries of every running pipeline go to the query thread in one batch; the
+   * counters are read when its answer is back, of the pipelines registered then.
+   */
   async stats(): Promise<PipelineStats[]> {
-    const clients = this.#host.mounts.clientCounts(this.#options.webrtcViewers?.() ?? new Map());
-    const pipelines = [...this.#pipelines.values()];
-    const results: (PipelineStats | undefined)[] = new Array(pipelines.length);
-    // A few pipelines' queries in flight at a time, not all of them: 400 at once took 400 FFI
-    // pool threads. Requests run between the answers.
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(STATS_QUERIES_IN_FLIGHT, pipelines.length) }, async () => {
-        for (let i = next++; i < pipelines.length; i = next++) {
-          const pipeline = pipelines[i];
-          // Looked up again: one deleted since the round began may be freed already.
-          if (this.#pipelines.get(pipeline.id) !== pipeline) continue;
-          // Read when its counters are read, so its rates are over the right span.
-          results[i] = await pipeline.stats(performance.now(), clients(pipeline.mounts));
-        }
-      }),
+    const running = [...this.#pipelines.values()].filter((pipeline) =>
+      pipeline.state === "PLAYING" || pipeline.state === "PAUSED"
     );
-    return results.filter((entry): entry is PipelineStats => entry !== undefined);
+    const durationUnknown = new Set(
+      running.filter((pipeline) => pipeline.duration === undefined).map((pipeline) => pipeline.gst),
+    );
+    const times = await Pipeline.queryTimes(
+      running.map((pipeline) => pipeline.gst),
+      (gst) => durationUnknown.has(gst),
+    ).catch((error) => {
+      console.error("Stats: positions and durations could not be asked:", errorMessage(error));
+      return new Map();
+    });
+    const clients = this.#host.mounts.clientCounts(this.#options.webrtcViewers?.() ?? new Map());
+    const now = performance.now();
+    return [...this.#pipelines.values()].map((pipeline) =>
+      pipeline.stats(now, clients(pipeline.mounts), times.get(pipeline.gst))
+    );
   }
 
   /** Stops and frees every pipeline (after the builds under way); the store keeps them. */

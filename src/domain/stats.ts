@@ -53,22 +53,29 @@ export class SinkRates {
   }
 }
 
+/** A pipeline's position and duration in ms as the query thread found them this round. */
+export interface QueriedTimes {
+  position: number | null;
+  duration: number | null;
+}
+
 /**
- * One pipeline's stats. Sinks are read before the first await; the queries after it hold
- * their own reference to the pipeline (Pipeline#withRef), so a delete meanwhile is safe.
+ * One pipeline's stats, from its counters now and `times`, the answer of this round's queries
+ * (undefined when it was not asked: not running when the round began).
  */
-export async function collectStats(
+export function collectStats(
   source: StatsSource,
   now: number,
   viewers: Viewers | undefined,
-): Promise<PipelineStats> {
+  times: QueriedTimes | undefined,
+): PipelineStats {
   const active = source.state === "PLAYING" || source.state === "PAUSED";
   const sinks = active ? source.rates.next(source.gst.sinkStats(), now) : [];
   const served = active ? source.servedBytes() : null;
   const bitrate = served === null ? undefined : source.servedRate.next(served, now);
-  const position = active ? await source.gst.queryPosition().catch(() => null) : null;
-  if (active && source.duration === undefined) {
-    source.duration = await source.gst.queryDuration().catch(() => null);
+  const position = active ? times?.position ?? null : null;
+  if (active && source.duration === undefined && times !== undefined) {
+    source.duration = times.duration;
   }
   return {
     // What it serves; a push's own figure (what it receives) wins.

@@ -23,6 +23,7 @@ import {
   takeGErrorMessage,
 } from "./layout.ts";
 import { findProperty } from "./property.ts";
+import { FORMAT_TIME, NANOSECONDS_PER_MS, queryTimes } from "./time_queries.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
 
 // The state names live with elements (element.ts); pipelines share them.
@@ -48,9 +49,6 @@ export const MessageType = {
   STATE_CHANGED: 1 << 6,
   DURATION_CHANGED: 1 << 18,
 } as const;
-
-const FORMAT_TIME = 3;
-const NANOSECONDS_PER_MS = 1_000_000n;
 
 export type BusMessage =
   | { kind: "eos" | "duration-changed"; source: string }
@@ -242,22 +240,32 @@ export class Pipeline {
     }
   }
 
-  /** Position in milliseconds, null where unknown; queried off the main thread. */
-  queryPosition(): Promise<number | null> {
-    return this.#queryTime(lib().gst.gst_element_query_position_async);
-  }
-
-  /** Duration in milliseconds, null where unknown (live sources); queried off the main thread. */
-  queryDuration(): Promise<number | null> {
-    return this.#queryTime(lib().gst.gst_element_query_duration_async);
-  }
-
-  async #queryTime(
-    query: (element: Pointer, format: number, out: BigInt64Array<ArrayBuffer>) => Promise<number>,
-  ): Promise<number | null> {
-    const out = new BigInt64Array(1);
-    const ok = await this.#withRef(() => query(this.#pipeline, FORMAT_TIME, out));
-    return ok !== 0 && out[0] >= 0n ? Number(out[0] / NANOSECONDS_PER_MS) : null;
+  /**
+   * Position and, where `wantDuration` says so, duration in ms (null where unknown) of each
+   * pipeline not disposed: all in one trip to the query thread (time_queries.ts), each held by a
+   * reference of its own until the answer is back.
+   */
+  static async queryTimes(
+    pipelines: readonly Pipeline[],
+    wantDuration: (pipeline: Pipeline) => boolean,
+  ): Promise<Map<Pipeline, { position: number | null; duration: number | null }>> {
+    const times = new Map<Pipeline, { position: number | null; duration: number | null }>();
+    const held = pipelines.filter((pipeline) => !pipeline.#disposed);
+    if (held.length === 0) return times;
+    const { gst } = lib();
+    for (const pipeline of held) gst.gst_object_ref(pipeline.#pipeline);
+    try {
+      const answer = await queryTimes(
+        held.map((pipeline) => BigInt(Deno.UnsafePointer.value(pipeline.#pipeline))),
+        held.map(wantDuration),
+      );
+      held.forEach((pipeline, i) =>
+        times.set(pipeline, { position: answer.positions[i], duration: answer.durations[i] })
+      );
+      return times;
+    } finally {
+      for (const pipeline of held) gst.gst_object_unref(pipeline.#pipeline);
+    }
   }
 
   /**
