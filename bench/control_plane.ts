@@ -32,7 +32,6 @@ import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } fr
 import {
   cpuSplit,
   createAndStart,
-  createPlaying,
   expectOk,
   findProcess,
   killAllLaunched,
@@ -219,9 +218,7 @@ function ourSystem(label: string, server: ServerProcess, oneRequest = false): Sy
       return {
         async cycle(id) {
           const startedAt = performance.now();
-          const playingMs = oneRequest
-            ? await createPlaying(client, id, { elements })
-            : await createAndStart(client, id, { elements });
+          const playingMs = await createAndStart(client, id, { elements }, oneRequest);
           expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
           client.received.length = 0; // events and stats we do not look at
           return { playingMs, cycleMs: performance.now() - startedAt };

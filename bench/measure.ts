@@ -392,38 +392,30 @@ export function expectOk(reply: Reply, what: string): Reply {
 }
 
 /**
- * Create + start, timed from sending createPipeline to the startPipeline reply;
+ * Create + start, timed from sending createPipeline to the reply that says PLAYING: the
+ * startPipeline reply, or with `oneRequest` createPipeline's own (desiredState "playing").
  * `pipeline` is createPipeline's: gst-launch text or elements (and links).
  */
 export async function createAndStart(
   client: TestClient,
   id: string,
   pipeline: string | { elements: unknown[]; links?: unknown[] },
-): Promise<number> {
-  const startedAt = performance.now();
-  expectOk(await client.request("createPipeline", { id, pipeline }), `create ${id}`);
-  const start = expectOk(await client.request("startPipeline", { id }), `start ${id}`);
-  const elapsed = performance.now() - startedAt;
-  if (start.payload?.state !== "PLAYING") {
-    throw new Error(`start ${id} replied ${JSON.stringify(start.payload)}, not PLAYING`);
-  }
-  return elapsed;
-}
-
-/** The same in one request: createPipeline with desiredState "playing"; returns the time taken. */
-export async function createPlaying(
-  client: TestClient,
-  id: string,
-  pipeline: string | { elements: unknown[]; links?: unknown[] },
+  oneRequest = false,
 ): Promise<number> {
   const startedAt = performance.now();
   const created = expectOk(
-    await client.request("createPipeline", { id, pipeline, desiredState: "playing" }),
-    `create ${id} playing`,
+    await client.request(
+      "createPipeline",
+      oneRequest ? { id, pipeline, desiredState: "playing" } : { id, pipeline },
+    ),
+    `create ${id}`,
   );
+  const started = oneRequest
+    ? created
+    : expectOk(await client.request("startPipeline", { id }), `start ${id}`);
   const elapsed = performance.now() - startedAt;
-  if (created.payload?.state !== "PLAYING") {
-    throw new Error(`create ${id} replied ${JSON.stringify(created.payload)}, not PLAYING`);
+  if (started.payload?.state !== "PLAYING") {
+    throw new Error(`start ${id} replied ${JSON.stringify(started.payload)}, not PLAYING`);
   }
   return elapsed;
 }
