@@ -27,7 +27,8 @@ import { formatLaunch } from "./launch.ts";
 import { freeUdpPort, RTSP_SINK, type RtspMounts, type Viewers } from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
-import { ByteRate, collectStats, type QueriedTimes, SinkRates } from "./stats.ts";
+import { ByteRate, collectStats, SinkRates } from "./stats.ts";
+import type { QueriedTimes } from "../gst/time_queries.ts";
 import type { PipelineStore } from "./store.ts";
 import { Supervisor } from "./supervisor.ts";
 import type {

@@ -1,5 +1,6 @@
 /** Per-pipeline figures from GStreamer's own counters (docs/architecture.md: no per-buffer JS). */
 import type { Pipeline, StateName } from "../gst/pipeline.ts";
+import type { QueriedTimes } from "../gst/time_queries.ts";
 import type { Viewers } from "./mounts.ts";
 import type { DesiredState, PipelineKind, PipelineStats, SinkStatsEntry } from "./types.ts";
 
@@ -51,12 +52,6 @@ export class SinkRates {
       return { ...sink, fps };
     });
   }
-}
-
-/** A pipeline's position and duration in ms as the query thread found them this round. */
-export interface QueriedTimes {
-  position: number | null;
-  duration: number | null;
 }
 
 /**

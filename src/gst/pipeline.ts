@@ -23,7 +23,7 @@ import {
   takeGErrorMessage,
 } from "./layout.ts";
 import { findProperty } from "./property.ts";
-import { FORMAT_TIME, NANOSECONDS_PER_MS, queryTimes } from "./time_queries.ts";
+import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
 
 // The state names live with elements (element.ts); pipelines share them.
@@ -248,8 +248,8 @@ export class Pipeline {
   static async queryTimes(
     pipelines: readonly Pipeline[],
     wantDuration: (pipeline: Pipeline) => boolean,
-  ): Promise<Map<Pipeline, { position: number | null; duration: number | null }>> {
-    const times = new Map<Pipeline, { position: number | null; duration: number | null }>();
+  ): Promise<Map<Pipeline, QueriedTimes>> {
+    const times = new Map<Pipeline, QueriedTimes>();
     const held = pipelines.filter((pipeline) => !pipeline.#disposed);
     if (held.length === 0) return times;
     const { gst } = lib();

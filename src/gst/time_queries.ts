@@ -13,6 +13,12 @@ export interface TimeBatch {
   durations: boolean[];
 }
 
+/** A pipeline's position and duration in ms, null where unknown (or the duration not asked). */
+export interface QueriedTimes {
+  position: number | null;
+  duration: number | null;
+}
+
 /** Milliseconds, null where unknown (a duration not asked for is null too). */
 export interface TimeAnswer {
   seq: number;
