@@ -32,3 +32,12 @@ export const glibSymbols = {
   // GList *g_list_last (GList *list): layout check
   g_list_last: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * Called by the bus watch thread (src/gst/bus_watch_worker.ts) only, where waiting is allowed: the
+ * main thread polls with timeout 0.
+ */
+export const glibBusWatchSymbols = {
+  // gint g_poll (GPollFD *fds, guint nfds, gint timeout): timeout -1 waits for a descriptor
+  g_poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;

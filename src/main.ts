@@ -37,13 +37,14 @@ import { HLS_PREFIX, hlsRoute } from "./transport/hls.ts";
 import { RECORDINGS_PREFIX, recordingsRoute } from "./transport/recordings.ts";
 import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
 import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
-import { formatUrl, startTransport, STATS_TICK_MS, type Transport } from "./transport/server.ts";
+import { formatUrl, startTransport, type Transport } from "./transport/server.ts";
+import { BusWatch } from "./gst/bus_watch.ts";
 
 /**
- * How often bus messages are pulled (docs/architecture.md: the bus is pulled, never pushed) and
- * stats that are due are collected: one timer for both, so the main thread wakes once per tick.
+ * The shortest time between two rounds of bus draining (docs/architecture.md, threading rule 4):
+ * a pipeline that posts messages all the time costs at most this many wake-ups, not one each.
  */
-const TICK_MS = STATS_TICK_MS;
+const BUS_ROUND_MS = 50;
 
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -315,6 +316,7 @@ async function main(): Promise<void> {
       statsIntervalMs: config.statsIntervalMs,
       nodes: () => view.nodes(),
       move: (id, node) => cluster ? cluster.move(id, node) : moveAlone(id, node),
+      subscribed: () => scheduleStats(),
     }),
     route: clusterRoute(view),
     authToken: config.authToken,
@@ -378,11 +380,21 @@ async function main(): Promise<void> {
   }
   let collecting = false;
   let collectedAt = performance.now();
-  // Collects only when a client is due, or at the server's interval for /healthz and /metrics.
+  let statsTimer: ReturnType<typeof setTimeout> | undefined;
+  let stopping = false;
+  // Collects when a client is due, and at the server's interval for /healthz and /metrics; the
+  // timer is set for the earliest of these, so an idle server does not wake in between.
+  const scheduleStats = () => {
+    clearTimeout(statsTimer);
+    if (stopping || collecting) return; // the round under way sets the next one
+    const dueAt = Math.min(collectedAt + config.statsIntervalMs, transport.nextStatsAt());
+    statsTimer = setTimeout(() => void collectStats(), Math.max(0, dueAt - performance.now()));
+  };
   const collectStats = async () => {
-    if (collecting) return; // a slow round is skipped, not stacked
     const now = performance.now();
-    if (!transport.statsDue(now) && now - collectedAt < config.statsIntervalMs - 5) return;
+    if (transport.nextStatsAt() > now && now - collectedAt < config.statsIntervalMs - 5) {
+      return scheduleStats();
+    }
     collecting = true;
     collectedAt = now;
     try {
@@ -404,16 +416,19 @@ async function main(): Promise<void> {
       console.error("Collecting stats failed:", error);
     } finally {
       collecting = false;
+      scheduleStats();
     }
   };
-  const timer = setInterval(() => {
+  scheduleStats();
+  // Bus messages wake the main thread when they come (src/gst/bus_watch.ts), in batches at most
+  // every BUS_ROUND_MS; no timer runs while no bus has anything.
+  const busWatch = new BusWatch(() => {
     registry.pollBuses();
     whep.pollBuses();
     whip.pollBuses();
     hls.pollBuses();
     recordings.pollBuses();
-    void collectStats();
-  }, TICK_MS);
+  }, BUS_ROUND_MS);
 
   console.log(`${runtime.version}, process ${Deno.pid}`);
   console.log(`Media files: ${policy.mediaDir}`);
@@ -428,12 +443,12 @@ async function main(): Promise<void> {
   console.log(`WebSocket listening on ${transport.url}`);
   console.log(`Console at ${formatUrl("http", config.host, transport.port, "/")}`);
 
-  let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.log(`${signal} received: stopping every pipeline`);
-    clearInterval(timer);
+    clearTimeout(statsTimer);
+    busWatch.close();
     cluster?.stop();
     await whep.closeAll();
     await hls.closeAll();

@@ -12,6 +12,8 @@ export function requestHandlers(
     statsIntervalMs: number;
     nodes: () => Promise<NodeInfo[]>;
     move: (id: string, node: string) => Promise<{ id: string; node: string; rtspUrl: string }>;
+    /** A client's stats interval may have changed: the next stats round is timed again. */
+    subscribed: () => void;
   },
 ): Handlers {
   return {
@@ -41,6 +43,7 @@ export function requestHandlers(
       context.subscription.events = p.events ? new Set(p.events) : undefined;
       context.subscription.pipelines = p.pipelines ? new Set(p.pipelines) : undefined;
       context.subscription.statsIntervalMs = p.statsIntervalMs ?? options.statsIntervalMs;
+      options.subscribed();
       return {
         events: p.events ?? [...eventTypes],
         pipelines: p.pipelines ?? null,

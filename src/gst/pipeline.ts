@@ -23,6 +23,7 @@ import {
   takeGErrorMessage,
 } from "./layout.ts";
 import { findProperty } from "./property.ts";
+import { unwatchBus, watchBus } from "./bus_watch.ts";
 import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
 
@@ -106,6 +107,7 @@ export class Pipeline {
     const pollFd = new Uint8Array(Layout.GPollFD.size);
     gst.gst_bus_get_pollfd(this.#bus, pollFd);
     this.busFd = new DataView(pollFd.buffer).getInt32(Layout.GPollFD.fd, true);
+    watchBus(this.busFd);
   }
 
   get pointer(): Pointer {
@@ -336,6 +338,7 @@ export class Pipeline {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
+    unwatchBus(this.busFd);
     const { gst } = lib();
     const result = await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
     this.forgetSinks();

@@ -25,9 +25,8 @@ import {
 } from "../api/protocol.ts";
 
 /** How often the server's timer (src/main.ts) looks for clients whose stats are due. */
-export const STATS_TICK_MS = 50;
-/** How early a client's stats may go out: ticks do not land exactly on the interval. */
-const STATS_TICK_SLACK_MS = 5;
+/** How early a client's stats may go out: timers do not land exactly on the interval. */
+const STATS_SLACK_MS = 5;
 
 /** Frames above this are refused by closing (1009); up to it they get a MESSAGE_TOO_LARGE reply. */
 const HARD_FRAME_LIMIT = 16 * MAX_MESSAGE_BYTES;
@@ -200,8 +199,8 @@ export interface Transport {
   clientCount(): number;
   /** Sends an event to every client subscribed to it. */
   broadcast(message: { type: string; payload: unknown; node?: string }): void;
-  /** Whether some client's stats interval has passed (so a snapshot is worth collecting). */
-  statsDue(now: number): boolean;
+  /** When the first client's stats interval passes (Infinity when no client wants stats). */
+  nextStatsAt(): number;
   /** Sends the snapshot to the clients whose interval has passed, narrowed to their pipelines. */
   sendStats(snapshot: { pipelines: { id: string }[] }, now: number): void;
   close(): Promise<void>;
@@ -492,23 +491,22 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         sendText(ws, text);
       }
     },
-    statsDue(now) {
+    nextStatsAt() {
+      let first = Infinity;
       for (const client of clients.values()) {
         const { subscription } = client;
         if (subscription.events && !subscription.events.has("stats")) continue;
-        // A few ms early is on time: ticks do not land exactly on the interval.
-        if (now - client.lastStatsAt >= subscription.statsIntervalMs - STATS_TICK_SLACK_MS) {
-          return true;
-        }
+        // A few ms early is on time: timers do not land exactly on the interval.
+        first = Math.min(first, client.lastStatsAt + subscription.statsIntervalMs - STATS_SLACK_MS);
       }
-      return false;
+      return first;
     },
     sendStats(snapshot, now) {
       let everything: string | undefined;
       for (const [ws, client] of clients) {
         const { subscription } = client;
         if (subscription.events && !subscription.events.has("stats")) continue;
-        if (now - client.lastStatsAt < subscription.statsIntervalMs - STATS_TICK_SLACK_MS) continue;
+        if (now - client.lastStatsAt < subscription.statsIntervalMs - STATS_SLACK_MS) continue;
         client.lastStatsAt = now;
         if (subscription.pipelines) {
           const chosen = subscription.pipelines;
