@@ -54,7 +54,7 @@ export class BusWatch {
     this.#worker = new Worker(new URL("./bus_watch_worker.ts", import.meta.url), {
       type: "module",
     });
-    this.#worker.onmessage = () => this.#woken();
+    this.#worker.onmessage = (event: MessageEvent<boolean>) => this.#woken(event.data);
     this.#worker.onerror = (event) => {
       event.preventDefault();
       // Messages must still be seen: poll on a timer, as before the thread existed.
@@ -90,10 +90,12 @@ export class BusWatch {
     gst.gst_object_unref(this.#wakeBus);
   }
 
-  #woken(): void {
+  /** The thread's wait ended: `busReady` when a bus holds a message, else only to take a new set. */
+  #woken(busReady: boolean): void {
     this.#waiting = false;
     if (this.#closed) return;
     this.#drainWakeBus();
+    if (!busReady) return this.#send();
     const wait = this.#lastRoundAt + this.#minIntervalMs - performance.now();
     if (wait > 0) this.#timer = setTimeout(() => this.#round(), wait);
     else this.#round();

@@ -9,7 +9,7 @@ import { openLibrary } from "../../ffi/loader.ts";
 import { G_IO_IN, Layout } from "./layout.ts";
 
 const glib = openLibrary("glib-2.0", glibBusWatchSymbols).symbols;
-const { size, fd, events } = Layout.GPollFD;
+const { size, fd, events, revents } = Layout.GPollFD;
 
 self.onmessage = (event: MessageEvent<number[]>) => {
   const descriptors = event.data;
@@ -19,7 +19,10 @@ self.onmessage = (event: MessageEvent<number[]>) => {
     view.setInt32(i * size + fd, descriptor, true);
     view.setUint16(i * size + events, G_IO_IN, true);
   });
-  // Blocks this thread only. Interrupted (-1) or not, the main thread looks and sends a new set.
-  glib.g_poll(pollFds, descriptors.length, -1);
-  self.postMessage(null);
+  // Blocks this thread only. The first descriptor is the wake bus's: a bus of the rest (or an
+  // interrupted poll, -1) means the main thread has buses to drain.
+  const found = glib.g_poll(pollFds, descriptors.length, -1);
+  const busReady = found < 0 ||
+    descriptors.some((_, i) => i > 0 && view.getUint16(i * size + revents, true) !== 0);
+  self.postMessage(busReady);
 };
