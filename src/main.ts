@@ -37,7 +37,7 @@ import { HLS_PREFIX, hlsRoute } from "./transport/hls.ts";
 import { RECORDINGS_PREFIX, recordingsRoute } from "./transport/recordings.ts";
 import { healthRoute, metricsRoute, schemaRoute } from "./transport/routes.ts";
 import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
-import { formatUrl, startTransport, type Transport } from "./transport/server.ts";
+import { formatUrl, startTransport, STATS_SLACK_MS, type Transport } from "./transport/server.ts";
 import { BusWatch } from "./gst/bus_watch.ts";
 
 /**
@@ -387,14 +387,15 @@ async function main(): Promise<void> {
   const scheduleStats = () => {
     clearTimeout(statsTimer);
     if (stopping || collecting) return; // the round under way sets the next one
-    const dueAt = Math.min(collectedAt + config.statsIntervalMs, transport.nextStatsAt());
-    statsTimer = setTimeout(() => void collectStats(), Math.max(0, dueAt - performance.now()));
+    statsTimer = setTimeout(
+      () => void collectStats(),
+      Math.max(0, nextStatsAt() - performance.now()),
+    );
   };
+  const nextStatsAt = () => Math.min(collectedAt + config.statsIntervalMs, transport.nextStatsAt());
   const collectStats = async () => {
     const now = performance.now();
-    if (transport.nextStatsAt() > now && now - collectedAt < config.statsIntervalMs - 5) {
-      return scheduleStats();
-    }
+    if (nextStatsAt() - STATS_SLACK_MS > now) return scheduleStats();
     collecting = true;
     collectedAt = now;
     try {

@@ -26,7 +26,7 @@ import {
 
 /** How often the server's timer (src/main.ts) looks for clients whose stats are due. */
 /** How early a client's stats may go out: timers do not land exactly on the interval. */
-const STATS_SLACK_MS = 5;
+export const STATS_SLACK_MS = 5;
 
 /** Frames above this are refused by closing (1009); up to it they get a MESSAGE_TOO_LARGE reply. */
 const HARD_FRAME_LIMIT = 16 * MAX_MESSAGE_BYTES;
@@ -199,7 +199,8 @@ export interface Transport {
   clientCount(): number;
   /** Sends an event to every client subscribed to it. */
   broadcast(message: { type: string; payload: unknown; node?: string }): void;
-  /** When the first client's stats interval passes (Infinity when no client wants stats). */
+  /** When the first client's stats interval passes (Infinity when no client wants stats); stats
+   * go out up to STATS_SLACK_MS before. */
   nextStatsAt(): number;
   /** Sends the snapshot to the clients whose interval has passed, narrowed to their pipelines. */
   sendStats(snapshot: { pipelines: { id: string }[] }, now: number): void;
@@ -496,8 +497,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       for (const client of clients.values()) {
         const { subscription } = client;
         if (subscription.events && !subscription.events.has("stats")) continue;
-        // A few ms early is on time: timers do not land exactly on the interval.
-        first = Math.min(first, client.lastStatsAt + subscription.statsIntervalMs - STATS_SLACK_MS);
+        first = Math.min(first, client.lastStatsAt + subscription.statsIntervalMs);
       }
       return first;
     },
