@@ -24,6 +24,7 @@ import {
 } from "./layout.ts";
 import { findProperty } from "./property.ts";
 import { unwatchBus, watchBus } from "./bus_watch.ts";
+import { trimMemorySoon } from "./memory.ts";
 import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
 
@@ -351,6 +352,7 @@ export class Pipeline {
       return;
     }
     gst.gst_object_unref(this.#pipeline);
+    trimMemorySoon();
   }
 
   /** Sends end-of-stream into the pipeline (its sources end, the sinks post EOS); off the main thread. */
