@@ -7,7 +7,7 @@
  * Each step adds pipelines (or readers), lets them settle, and measures over one window:
  * - the stats interval: the gaps between the `stats` events one client receives (asked every
  *   1000 ms, the default), p99;
- * - a request: `getElementProperty` of a small pipeline of its own, every 50 ms, p99 (gstd:
+ * - a request: `getElementProperty` of a small pipeline of its own, every 20 ms, p99 (gstd:
  *   `element_get` of the same element);
  * - the server's CPU, the whole machine's busy share, and (readers) whether every reader still
  *   receives data.
@@ -66,7 +66,7 @@ const options = parseNumberOptions<Options>(
 
 const PIPELINE_STEPS = [25, 50, 100, 200, 400, 600, 800, 1200, 1600, 2400, 3200];
 const READER_STEPS = [10, 25, 50, 100, 150, 200, 300, 400, 600, 800];
-const PROBE_EVERY_MS = 50;
+const PROBE_EVERY_MS = 20;
 const liveCaps = "video/x-raw,width=64,height=48";
 const liveElements = [
   { type: "videotestsrc", properties: { "is-live": true } },
