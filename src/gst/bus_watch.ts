@@ -13,6 +13,13 @@ import { lib, type Pointer } from "./native.ts";
 const busDescriptors = new Set<number>();
 let running: BusWatch | null = null;
 
+/** A bus's descriptor: readable while a message waits on it. */
+export function busDescriptor(bus: Pointer): number {
+  const pollFd = new Uint8Array(Layout.GPollFD.size);
+  lib().gst.gst_bus_get_pollfd(bus, pollFd);
+  return new DataView(pollFd.buffer).getInt32(Layout.GPollFD.fd, true);
+}
+
 /** Watches a new Pipeline's bus from now on. */
 export function watchBus(descriptor: number): void {
   busDescriptors.add(descriptor);
@@ -46,11 +53,8 @@ export class BusWatch {
     if (running !== null) throw new Error("The bus watch is already running");
     this.#onMessages = onMessages;
     this.#minIntervalMs = minIntervalMs;
-    const { gst } = lib();
-    this.#wakeBus = gst.gst_bus_new()!;
-    const pollFd = new Uint8Array(Layout.GPollFD.size);
-    gst.gst_bus_get_pollfd(this.#wakeBus, pollFd);
-    this.#wakeDescriptor = new DataView(pollFd.buffer).getInt32(Layout.GPollFD.fd, true);
+    this.#wakeBus = lib().gst.gst_bus_new()!;
+    this.#wakeDescriptor = busDescriptor(this.#wakeBus);
     this.#worker = new Worker(new URL("./bus_watch_worker.ts", import.meta.url), {
       type: "module",
     });

@@ -23,7 +23,7 @@ import {
   takeGErrorMessage,
 } from "./layout.ts";
 import { findProperty } from "./property.ts";
-import { unwatchBus, watchBus } from "./bus_watch.ts";
+import { busDescriptor, unwatchBus, watchBus } from "./bus_watch.ts";
 import { trimMemorySoon } from "./memory.ts";
 import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
@@ -105,9 +105,7 @@ export class Pipeline {
     if (pipeline === null) throw new Error(`gst_pipeline_new('${name}') failed`);
     this.#pipeline = gst.gst_object_ref_sink(pipeline)!;
     this.#bus = gst.gst_pipeline_get_bus(this.#pipeline)!;
-    const pollFd = new Uint8Array(Layout.GPollFD.size);
-    gst.gst_bus_get_pollfd(this.#bus, pollFd);
-    this.busFd = new DataView(pollFd.buffer).getInt32(Layout.GPollFD.fd, true);
+    this.busFd = busDescriptor(this.#bus);
     watchBus(this.busFd);
   }
 
