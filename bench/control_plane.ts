@@ -14,7 +14,10 @@
  * elsewhere on a shared machine falls on all of them alike.
  *
  * Part 2, concurrency: `--clients` connections at once, each doing `--client-cycles` cycles;
- * total cycles per second, ours (disk and :memory:) against gstd with as many connections.
+ * total cycles per second, ours (disk and :memory:) against gstd with as many connections. Each of
+ * our connections gets every event by default (five a cycle of every connection, so 250 messages
+ * a cycle with 50); gstd has no events, so ours is also run with connections that subscribe to
+ * none, beside the default.
  *
  * Part 3, steady-state cost: `--live` live `videotestsrc is-live=true ! video/x-raw,width=64,
  * height=48 ! fakesink` pipelines in our server at the defaults (stats on, one client receiving
@@ -207,13 +210,20 @@ interface System {
 
 /**
  * Our server; `oneRequest`: createPipeline with desiredState "playing" (one request, one commit)
- * rather than createPipeline then startPipeline (two, as gstd's pipeline_create and pipeline_play).
+ * rather than createPipeline then startPipeline (two, as gstd's pipeline_create and pipeline_play);
+ * `noEvents`: the connection subscribes to no events (gstd sends none), where by default it gets
+ * every event of every connection.
  */
-function ourSystem(label: string, server: ServerProcess, oneRequest = false): System {
+function ourSystem(
+  label: string,
+  server: ServerProcess,
+  { oneRequest = false, noEvents = false } = {},
+): System {
   return {
     label,
     async connect(live = false) {
       const client = await TestClient.connect(server.url);
+      if (noEvents) expectOk(await client.request("subscribe", { events: [] }), "subscribe");
       const elements = live ? liveElements : simpleElements;
       return {
         async cycle(id) {
@@ -666,12 +676,16 @@ async function main(): Promise<void> {
     const systems = [
       ourSystem("ours, disk store (default)", disk),
       ourSystem("ours, :memory:", memory),
-      ourSystem("ours, disk, one request", disk, true),
-      ourSystem("ours, :memory:, one request", memory, true),
+      ourSystem("ours, disk, one request", disk, { oneRequest: true }),
+      ourSystem("ours, :memory:, one request", memory, { oneRequest: true }),
       ...(gstd ? [gstdSystem(gstd)] : []),
     ];
     const one = await partOne(systems, floor, options);
-    const two = await partTwo(systems, options);
+    const two = await partTwo([
+      ...systems,
+      ourSystem("ours, disk, no events", disk, { noEvents: true }),
+      ourSystem("ours, disk, 1 req, no events", disk, { oneRequest: true, noEvents: true }),
+    ], options);
     await stopServer(memory);
     servers.splice(servers.indexOf(memory), 1);
     const client = await TestClient.connect(disk.url);
