@@ -421,7 +421,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     sendText(ws, JSON.stringify(message));
   }
 
-  function sendText(ws: WebSocket, text: string): void {
+  /** `text` as a string, or as UTF-8 bytes when the same message goes to many clients. */
+  function sendText(ws: WebSocket, text: string | Buffer): void {
     if (ws.readyState !== ws.OPEN) return;
     if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       ws.close(1013, "Client is not reading its messages");
@@ -429,7 +430,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     }
     const client = clients.get(ws);
     if (client) corkUntilMicrotask(client);
-    ws.send(text);
+    ws.send(text, { binary: false });
   }
 
   /**
@@ -485,10 +486,11 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     url: formatUrl("ws", options.host, port, options.path),
     clientCount: () => clients.size,
     broadcast(message) {
-      let text: string | undefined;
+      // Encoded once: a string would be encoded again for every client.
+      let text: Buffer | undefined;
       for (const [ws, client] of clients) {
         if (!wants(client.subscription, message)) continue;
-        text ??= JSON.stringify(message);
+        text ??= Buffer.from(JSON.stringify(message));
         sendText(ws, text);
       }
     },
@@ -502,7 +504,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       return first;
     },
     sendStats(snapshot, now) {
-      let everything: string | undefined;
+      let everything: Buffer | undefined;
       for (const [ws, client] of clients) {
         const { subscription } = client;
         if (subscription.events && !subscription.events.has("stats")) continue;
@@ -516,7 +518,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           };
           sendText(ws, JSON.stringify({ type: "stats", payload }));
         } else {
-          everything ??= JSON.stringify({ type: "stats", payload: snapshot });
+          everything ??= Buffer.from(JSON.stringify({ type: "stats", payload: snapshot }));
           sendText(ws, everything);
         }
       }
