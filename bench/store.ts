@@ -1,7 +1,7 @@
 /**
  * Store write latency (issue 14): what an acknowledged change costs at the defaults, the SQLite
- * disk store (one write from the main thread to the writer thread, a commit with
- * synchronous=FULL, the reply back), beside the floor under it measured in the same run: one
+ * disk store (the row written on the main thread, the WAL's fdatasync on Deno's file threads, the
+ * promise resolved after it), beside the floor under it measured in the same run: one
  * 4 KiB write and fsync of a file in the same folder. Both are timed back to back and after the
  * thread has been idle for a while (0, 2 and 5 ms), because on a virtual machine a thread that has
  * slept wakes slowly, and the disk's answer wakes it: a request arriving after an idle pause

@@ -185,8 +185,7 @@ export class PipelineRegistry {
     const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
     const desiredState = options.desiredState ?? "stopped";
     // The row is committed while the pipeline is built (and started, when asked): the reply
-    // waits for both. The write goes first: the build does part of its work before it first
-    // awaits.
+    // waits for both. The write goes first, so that its sync to disk overlaps all of the build.
     const storing = kind === "pipeline" && !options.restoring
       ? this.#options.store?.insert(id, definition, createdAt.toISOString(), desiredState)
       : undefined;

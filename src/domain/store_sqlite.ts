@@ -1,9 +1,15 @@
 /**
- * The default store: an embedded SQLite database (node:sqlite). Every write is committed with
- * synchronous=FULL before its promise resolves, so an acknowledged change survives `kill -9` and
- * power loss; WAL keeps the file readable after either. Writes run on a worker thread
- * (src/domain/store_worker.ts), never on the main thread, and writes that arrive together share
- * one commit.
+ * The default store: an embedded SQLite database (node:sqlite) in WAL mode. A write's promise
+ * resolves once the change is on disk, so an acknowledged change survives `kill -9` and power
+ * loss; WAL keeps the file readable after either (docs/architecture.md, rule 8).
+ *
+ * The main thread never waits for the disk. The row change runs here, with synchronous=OFF: SQLite
+ * appends it to the WAL in the page cache (tens of microseconds) and never syncs. The wait for the
+ * disk is ours: an fdatasync of the WAL on Deno's file threads (`FsFile.syncData`), after which the
+ * write's promise resolves, which is what synchronous=FULL would have done in the write itself.
+ * Writes made while a sync runs share the next one (group commit). Checkpoints are ours too: every
+ * CHECKPOINT_EVERY writes, once the WAL is synced, SQLite copies its pages into the database file,
+ * and writes wait until that file is synced in turn, because the next write starts the WAL over.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -20,21 +26,11 @@ import {
 } from "./store.ts";
 import type { DesiredState } from "./types.ts";
 
-/** From the main thread to the writer. */
-export type StoreRequest =
-  | { type: "open"; location: string }
-  | { type: "write"; batch: { seq: number; write: StoreWrite }[] }
-  | { type: "close" };
+/** Writes between two checkpoints: a few pages of WAL each, about SQLite's own 1000 pages. */
+const CHECKPOINT_EVERY = 400;
 
-/** From the writer to the main thread. */
-export type StoreReply =
-  | { type: "opened" }
-  | { type: "openFailed"; message: string }
-  | { type: "written"; committed: number[]; failed: { seq: number; message: string }[] }
-  | { type: "closed" };
-
-/** Runs one row change on `db` (the writer thread's connection, or the in-memory one). */
-export function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
+/** Runs one row change on `db`, in a transaction of its own. */
+function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
   const insert = db.prepare(
     "INSERT INTO pipelines (id, definition, desired_state, created_at) VALUES (?, ?, ?, ?)",
   );
@@ -54,10 +50,15 @@ export function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
   };
 }
 
-interface Waiting {
-  /** What the write changes, for messages: "pipeline 'x'" or "the recording of '/x'". */
-  what: string;
-  id: string;
+/** The files a disk store syncs: SQLite deletes the WAL only when its last connection closes. */
+interface DiskFiles {
+  wal: Deno.FsFile;
+  database: Deno.FsFile;
+}
+
+/** A write that waits for a checkpoint to be synced before it runs. */
+interface Held {
+  write: StoreWrite;
   resolve: () => void;
   reject: (error: Error) => void;
 }
@@ -65,33 +66,41 @@ interface Waiting {
 /** Kept on disk in `dataDir/pipelines.db`, or in memory only when `dataDir` is ":memory:". */
 export class SqliteStore implements PipelineStore {
   readonly location: string;
-  /** The main thread's connection: the schema, and reading at start-up. */
+  /** The one connection: schema, reads at start-up, and every write. */
   readonly #db: DatabaseSync;
-  /** The writer thread; null in memory, where writes cost nothing and run here. */
-  readonly #writer: Worker | null;
-  readonly #waiting = new Map<number, Waiting>();
-  #nextSeq = 0;
-  /** Writes waiting for the batch with the writer to be committed. */
-  #queued: { seq: number; write: StoreWrite }[] = [];
-  #writing = false;
+  readonly #writeRow: (write: StoreWrite) => void;
+  /** Null in memory, where a write is done once SQLite returns. */
+  readonly #files: DiskFiles | null;
+  /** The WAL sync under way, and the one that takes the writes made since it started. */
+  #syncing: Promise<void> | null = null;
+  #nextSync: Promise<void> | null = null;
+  /** A write was made since the last sync started. */
+  #unsynced = false;
+  #writesSinceCheckpoint = 0;
+  /** While a checkpoint's database sync runs, writes wait here, in order. */
+  #checkpointing: Promise<void> | null = null;
+  #held: Held[] = [];
   #broken: string | null = null;
   #closed: Promise<void> | null = null;
 
-  private constructor(location: string, db: DatabaseSync, writer: Worker | null) {
+  private constructor(location: string, db: DatabaseSync, files: DiskFiles | null) {
     this.location = location;
     this.#db = db;
-    this.#writer = writer;
+    this.#files = files;
+    this.#writeRow = rowWriter(db);
   }
 
-  /** Opens (creating if needed) the store, and its writer thread once the file is known good. */
-  static async open(dataDir: string): Promise<SqliteStore> {
+  /** Opens (creating if needed) the store; the schema is made and synced before it returns. */
+  static open(dataDir: string): Promise<SqliteStore> {
     let location = ":memory:";
     if (dataDir !== ":memory:") {
       mkdirSync(dataDir, { recursive: true });
       location = join(dataDir, "pipelines.db");
     }
     const db = new DatabaseSync(location);
+    let files: DiskFiles | null = null;
     try {
+      // FULL while the schema is made, so that a migration is on disk when this returns.
       db.exec(`
         PRAGMA journal_mode = WAL;
         PRAGMA synchronous = FULL;
@@ -100,36 +109,19 @@ export class SqliteStore implements PipelineStore {
       migrate(db, location);
       // Reading once at open also proves the file is a database this build can use.
       db.prepare("SELECT count(*) FROM pipelines").get();
+      if (location !== ":memory:") {
+        db.exec("PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 0;");
+        files = {
+          wal: Deno.openSync(`${location}-wal`, { read: true, write: true, create: true }),
+          database: Deno.openSync(location, { read: true, write: true }),
+        };
+      }
     } catch (error) {
+      files?.wal.close();
       db.close();
-      throw error;
+      return Promise.reject(error);
     }
-    if (location === ":memory:") return new SqliteStore(location, db, null);
-    const writer = new Worker(new URL("./store_worker.ts", import.meta.url), { type: "module" });
-    const opened = await new Promise<StoreReply>((resolve) => {
-      writer.onmessage = (event: MessageEvent<StoreReply>) => resolve(event.data);
-      writer.onerror = (event) => {
-        event.preventDefault();
-        resolve({ type: "openFailed", message: event.message });
-      };
-      writer.postMessage({ type: "open", location } satisfies StoreRequest);
-    });
-    if (opened.type !== "opened") {
-      writer.terminate();
-      db.close();
-      throw new Error(
-        `the store's writer could not open ${location}: ${
-          opened.type === "openFailed" ? opened.message : opened.type
-        }`,
-      );
-    }
-    const store = new SqliteStore(location, db, writer);
-    writer.onmessage = (event: MessageEvent<StoreReply>) => store.#onReply(event.data);
-    writer.onerror = (event) => {
-      event.preventDefault();
-      store.#fail(`the store's writer stopped: ${event.message}`);
-    };
-    return store;
+    return Promise.resolve(new SqliteStore(location, db, files));
   }
 
   /** Every stored pipeline in the order they were created. */
@@ -193,29 +185,22 @@ export class SqliteStore implements PipelineStore {
     return this.#write({ op: "remove", id });
   }
 
+  /** Writes accepted before the close are on disk when it resolves; later ones are refused. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      if (this.#writer !== null && this.#broken === null) {
-        await new Promise<void>((resolve) => {
-          this.#afterClose = resolve;
-          // What is queued or with the writer is committed first; the writer closes after it.
-          if (!this.#writing) this.#postClose();
-        });
-      }
-      this.#writer?.terminate();
+      await this.#checkpointing;
+      await Promise.allSettled([this.#syncing, this.#nextSync]);
       this.#fail("the store is closed");
-      if (this.#db.isOpen) this.#db.close();
+      if (this.#db.isOpen) {
+        // SQLite checkpoints as its last connection closes: with FULL, that is synced too.
+        if (this.#files !== null) this.#db.exec("PRAGMA synchronous = FULL");
+        this.#db.close();
+      }
+      this.#files?.wal.close();
+      this.#files?.database.close();
     })();
     return this.#closed;
   }
-
-  #afterClose: (() => void) | null = null;
-
-  #postClose(): void {
-    this.#writer!.postMessage({ type: "close" } satisfies StoreRequest);
-  }
-  /** The in-memory store's writes, on this thread: they cost what a map would. */
-  #writeHere: ((write: StoreWrite) => void) | null = null;
 
   #write(write: StoreWrite): Promise<void> {
     if (this.#broken !== null || this.#closed !== null) {
@@ -223,62 +208,97 @@ export class SqliteStore implements PipelineStore {
         this.#storageFailed(writeSubject(write), write.id, this.#broken ?? "the store is closed"),
       );
     }
-    if (this.#writer === null) {
-      try {
-        this.#writeHere ??= rowWriter(this.#db);
-        this.#writeHere(write);
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(
-          this.#storageFailed(writeSubject(write), write.id, (error as Error).message),
-        );
-      }
+    if (this.#checkpointing !== null) {
+      return new Promise((resolve, reject) => this.#held.push({ write, resolve, reject }));
     }
-    const seq = this.#nextSeq++;
-    return new Promise<void>((resolve, reject) => {
-      this.#waiting.set(seq, { what: writeSubject(write), id: write.id, resolve, reject });
-      this.#queued.push({ seq, write });
-      if (!this.#writing) this.#sendQueued();
+    return this.#commit(write);
+  }
+
+  /** Runs the write and resolves once it is on disk. */
+  #commit(write: StoreWrite): Promise<void> {
+    try {
+      this.#writeRow(write);
+    } catch (error) {
+      return Promise.reject(
+        this.#storageFailed(writeSubject(write), write.id, (error as Error).message),
+      );
+    }
+    if (this.#files === null) return Promise.resolve();
+    this.#writesSinceCheckpoint++;
+    return this.#synced().catch((error: Error) => {
+      throw this.#storageFailed(writeSubject(write), write.id, error.message);
     });
   }
 
+  /** Resolves once the WAL, with every write made so far, is on disk. */
+  #synced(): Promise<void> {
+    this.#unsynced = true;
+    if (this.#syncing === null) return this.#syncWal();
+    // The running sync may have started before this write reached the file: the next one takes it.
+    this.#nextSync ??= this.#syncing.catch(() => {}).then(() => {
+      this.#nextSync = null;
+      return this.#syncWal();
+    });
+    return this.#nextSync;
+  }
+
+  #syncWal(): Promise<void> {
+    if (this.#broken !== null) return Promise.reject(new Error(this.#broken));
+    this.#unsynced = false;
+    const syncing: Promise<void> = this.#files!.wal.syncData().then(
+      () => {
+        if (this.#syncing === syncing) this.#syncing = null;
+        this.#checkpointWhenDue();
+      },
+      (error: Error) => {
+        if (this.#syncing === syncing) this.#syncing = null;
+        const reason = `the disk could not sync ${this.location}-wal: ${error.message}`;
+        // After a failed fsync the page cache may no longer match the disk: no write is trusted.
+        this.#fail(reason);
+        throw new Error(reason);
+      },
+    );
+    this.#syncing = syncing;
+    return syncing;
+  }
+
   /**
-   * Group commit: one batch is with the writer at a time, and what is queued meanwhile goes as the
-   * next batch, committed in one transaction (one fsync).
+   * Copies the WAL into the database file once it is synced and nothing is written since. The
+   * database file is synced before the next write, which starts the WAL over.
    */
-  #sendQueued(): void {
-    const batch = this.#queued;
-    this.#queued = [];
-    this.#writing = true;
-    this.#writer!.postMessage({ type: "write", batch } satisfies StoreRequest);
-  }
-
-  #onReply(reply: StoreReply): void {
-    if (reply.type === "written") {
-      this.#writing = false;
-      for (const seq of reply.committed) {
-        this.#waiting.get(seq)?.resolve();
-        this.#waiting.delete(seq);
-      }
-      for (const { seq, message } of reply.failed) {
-        const waiting = this.#waiting.get(seq);
-        this.#waiting.delete(seq);
-        waiting?.reject(this.#storageFailed(waiting.what, waiting.id, message));
-      }
-      if (this.#queued.length > 0 && this.#broken === null) this.#sendQueued();
-      else if (this.#afterClose !== null) this.#postClose();
-    } else if (reply.type === "closed") {
-      this.#afterClose?.();
+  #checkpointWhenDue(): void {
+    if (this.#writesSinceCheckpoint < CHECKPOINT_EVERY) return;
+    if (this.#unsynced || this.#syncing !== null || this.#checkpointing !== null) return;
+    if (this.#broken !== null || this.#closed !== null) return;
+    this.#writesSinceCheckpoint = 0;
+    try {
+      this.#db.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (error) {
+      console.warn(`Checkpoint of ${this.location} failed (tried again later):`, error);
+      return;
     }
+    this.#checkpointing = this.#files!.database.syncData().then(
+      () => {
+        this.#checkpointing = null;
+        const held = this.#held;
+        this.#held = [];
+        // Accepted before a close that may have come since: they still run.
+        for (const { write, resolve, reject } of held) this.#commit(write).then(resolve, reject);
+      },
+      (error: Error) => {
+        this.#checkpointing = null;
+        this.#fail(`the disk could not sync ${this.location}: ${error.message}`);
+      },
+    );
   }
 
-  /** Refuses every write from now on, and fails the ones waiting. */
+  /** Refuses every write from now on, and fails the ones held. */
   #fail(reason: string): void {
     this.#broken ??= reason;
-    this.#afterClose?.(); // a close waiting for the writer waits no more
-    for (const [seq, waiting] of this.#waiting) {
-      this.#waiting.delete(seq);
-      waiting.reject(this.#storageFailed(waiting.what, waiting.id, reason));
+    const held = this.#held;
+    this.#held = [];
+    for (const { write, reject } of held) {
+      reject(this.#storageFailed(writeSubject(write), write.id, reason));
     }
   }
 
