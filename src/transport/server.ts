@@ -24,7 +24,6 @@ import {
   type Subscription,
 } from "../api/protocol.ts";
 
-/** How often the server's timer (src/main.ts) looks for clients whose stats are due. */
 /** How early a client's stats may go out: timers do not land exactly on the interval. */
 export const STATS_SLACK_MS = 5;
 
