@@ -25,7 +25,13 @@ import {
 import { findProperty } from "./property.ts";
 import { busDescriptor, unwatchBus, watchBus } from "./bus_watch.ts";
 import { trimMemorySoon } from "./memory.ts";
-import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
+import {
+  FORMAT_TIME,
+  NANOSECONDS_PER_MS,
+  type QueriedTimes,
+  queryTimes,
+  startTimeQueries,
+} from "./time_queries.ts";
 import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
 
 // The state names live with elements (element.ts); pipelines share them.
@@ -107,6 +113,7 @@ export class Pipeline {
     this.#bus = gst.gst_pipeline_get_bus(this.#pipeline)!;
     this.busFd = busDescriptor(this.#bus);
     watchBus(this.busFd);
+    startTimeQueries();
   }
 
   get pointer(): Pointer {

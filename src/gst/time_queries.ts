@@ -1,6 +1,7 @@
 /**
  * Position and duration queries of many pipelines in one trip to a thread of their own
- * (time_worker.ts). Started at the first batch; the process ends it by exiting.
+ * (time_worker.ts). Started with the first pipeline (startTimeQueries); the process ends it by
+ * exiting.
  */
 
 export const FORMAT_TIME = 3;
@@ -51,9 +52,18 @@ function start(): Worker {
   return started;
 }
 
+/**
+ * Starts the query thread unless it runs. Pipeline's constructor calls it: started at the first
+ * stats round instead, the thread (a V8 isolate) came whenever a round first found a
+ * running pipeline, so the process's memory and descriptors jumped at no fixed point.
+ */
+export function startTimeQueries(): void {
+  worker ??= start();
+}
+
 /** Asks the query thread; the caller holds a reference to each pipeline until this settles. */
 export function queryTimes(addresses: bigint[], durations: boolean[]): Promise<TimeAnswer> {
-  worker ??= start();
+  startTimeQueries();
   const seq = nextSeq++;
   return new Promise((resolve, reject) => {
     waiting.set(seq, { resolve, reject });
