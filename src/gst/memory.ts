@@ -7,20 +7,26 @@
  */
 import { openLibc } from "../../ffi/libc.ts";
 
-/** How long after the last release the trim runs. */
-const TRIM_AFTER_MS = 2000;
+/**
+ * How long after the last release each trim runs. The second comes once idle threads have ended
+ * (Deno's pool threads after 10 s, GLib's after 15 s): a thread that ends hands its cached blocks
+ * back to its arena, and only a trim after that returns them (README, "Soak").
+ */
+const TRIM_AFTER_MS = [2000, 20000];
 
 let libc: ReturnType<typeof openLibc> | undefined;
-let timer: ReturnType<typeof setTimeout> | undefined;
+const timers: (ReturnType<typeof setTimeout> | undefined)[] = [];
 
-/** A pipeline was freed: trim once no other has been freed for TRIM_AFTER_MS. */
+/** A pipeline was freed: trim once no other has been freed for each of TRIM_AFTER_MS. */
 export function trimMemorySoon(): void {
   libc ??= openLibc();
   if (libc === null) return;
-  clearTimeout(timer);
-  timer = setTimeout(() => {
-    timer = undefined;
-    void libc!.symbols.malloc_trim(0n);
-  }, TRIM_AFTER_MS);
-  Deno.unrefTimer(timer); // never keeps the process alive
+  TRIM_AFTER_MS.forEach((delayMs, i) => {
+    clearTimeout(timers[i]);
+    timers[i] = setTimeout(() => {
+      timers[i] = undefined;
+      void libc!.symbols.malloc_trim(0n);
+    }, delayMs);
+    Deno.unrefTimer(timers[i]!); // never keeps the process alive
+  });
 }
