@@ -53,3 +53,79 @@ Deno.test("writes stay in order and on disk across checkpoints, and the WAL stay
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * Makes fdatasync of the file at `path` fail with EIO, as a failing disk does, until the returned
+ * function puts the real one back. No disk here refuses a sync (tmpfs and ext4 both accept it), so
+ * the failure is injected where Deno's file handle meets the OS.
+ */
+function failSyncsOf(path: string): () => void {
+  const { ino } = Deno.statSync(path);
+  const real = Deno.FsFile.prototype.syncData;
+  Deno.FsFile.prototype.syncData = function (this: Deno.FsFile) {
+    if (this.statSync().ino !== ino) return real.call(this);
+    return Promise.reject(new Error("Input/output error (os error 5)"));
+  };
+  return () => (Deno.FsFile.prototype.syncData = real);
+}
+
+Deno.test("a failed sync of the WAL fails that write and every later one; what was synced stays", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "store_wal_sync_" });
+  const store = await SqliteStore.open(dir);
+  try {
+    await store.insert("kept", {}, "now");
+    const restore = failSyncsOf(`${dir}/pipelines.db-wal`);
+    try {
+      await assert.rejects(
+        store.insert("refused", {}, "now"),
+        /pipeline 'refused' could not be saved: the disk could not sync .*pipelines\.db-wal: Input\/output error/,
+      );
+    } finally {
+      restore();
+    }
+    // The disk syncs again, but after a failed fsync the page cache may not match it: the store
+    // stays broken until a restart.
+    await assert.rejects(
+      store.setDesiredState("kept", "playing"),
+      /could not be saved: the disk could not sync .*pipelines\.db-wal/,
+    );
+  } finally {
+    await store.close();
+  }
+  const reopened = await SqliteStore.open(dir);
+  try {
+    const kept = reopened.all().find((row) => row.id === "kept");
+    assert.equal(kept?.desiredState, "stopped");
+  } finally {
+    await reopened.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a failed sync of the database file at a checkpoint fails the writes held behind it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "store_db_sync_" });
+  const store = await SqliteStore.open(dir);
+  const restore = failSyncsOf(`${dir}/pipelines.db`);
+  try {
+    // One after the other, so that the last one's WAL sync is followed by a checkpoint.
+    for (let i = 0; i < 400; i++) await store.insert(`p${i}`, {}, "now");
+    const held = [store.insert("held0", {}, "now"), store.insert("held1", {}, "now")];
+    for (const write of held) {
+      await assert.rejects(write, /could not be saved: the disk could not sync .*pipelines\.db: /);
+    }
+    await assert.rejects(
+      store.insert("later", {}, "now"),
+      /the disk could not sync .*pipelines\.db: /,
+    );
+  } finally {
+    restore();
+    await store.close();
+  }
+  const reopened = await SqliteStore.open(dir);
+  try {
+    assert.equal(reopened.all().length, 400);
+  } finally {
+    await reopened.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
