@@ -369,6 +369,58 @@ Deno.test("a decodebin with no pad for a branch reports it once its pads are all
   await remove(id);
 });
 
+Deno.test("an rtspsrc with no pad for a branch reports it, naming the pads that came", async () => {
+  const served = freshId("audio-only");
+  await create(
+    served,
+    `audiotestsrc is-live=true ! avenc_aac ! aacparse ! rtspserversink path=${served}`,
+  );
+  expectOk(await client.request("startPipeline", { id: served }));
+  const id = freshId("rtspsrc-no-video");
+  await create(
+    id,
+    `rtspsrc location=${server.rtspUrl}/${served} protocols=tcp ! rtph264depay ! fakesink`,
+  );
+  void client.request("startPipeline", { id });
+  // Reported after rtspsrc's no-more-pads and the wait for a late pad (LATE_PAD_GRACE_MS).
+  const error = await client.event("pipelineError", (p) => p.id === id);
+  assert.match(error.payload.element, /^rtspsrc\d+$/);
+  assert.match(
+    error.payload.message,
+    /^No pad of 'rtspsrc\d+' could link to 'rtph264depay\d+'; pads that appeared: recv_rtp_src_0_\d+_\d+ \(application\/x-rtp, media=\(string\)audio/,
+  );
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+  await remove(id);
+  await remove(served);
+});
+
+Deno.test("an rtspsrc branch no stream fits is reported while the other branch plays", async () => {
+  const served = freshId("video-only");
+  await create(
+    served,
+    "videotestsrc is-live=true ! x264enc tune=zerolatency speed-preset=ultrafast ! " +
+      `rtspserversink path=${served}`,
+  );
+  expectOk(await client.request("startPipeline", { id: served }));
+  const id = freshId("rtspsrc-no-audio");
+  await create(
+    id,
+    `rtspsrc name=src location=${server.rtspUrl}/${served} protocols=tcp ! rtph264depay ! ` +
+      "fakesink  src. ! rtpmp4gdepay name=aac ! fakesink",
+  );
+  void client.request("startPipeline", { id });
+  // The video plays, so rtspsrc reports nothing: the wait for a late pad ends in the error.
+  const error = await client.event("pipelineError", (p) => p.id === id);
+  assert.equal(error.payload.element, "src");
+  assert.equal(
+    error.payload.message,
+    "No pad of 'src' could link to 'aac'; no matching pad appeared",
+  );
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+  await remove(id);
+  await remove(served);
+});
+
 Deno.test("a tsdemux in launch text links its video pad to the only branch, and plays to EOS", async () => {
   const id = freshId("tsdemux");
   await create(

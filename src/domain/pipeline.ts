@@ -45,6 +45,15 @@ import type {
 const busMessageTypes = MessageType.EOS | MessageType.ERROR | MessageType.WARNING |
   MessageType.STATE_CHANGED | MessageType.DURATION_CHANGED;
 
+/**
+ * rtspsrc before GStreamer 1.26.1 can say no-more-pads while another stream's pad is still being
+ * added (upstream e26ccf05, "gstrtspsrc: Do not emit signal 'no-more-pads' too early"; Debian 12
+ * has 1.22): that pad-added comes after it, 7 ms later in one log. A link from an rtspsrc still
+ * waiting at no-more-pads is failed only if no pad has linked it this long after.
+ */
+const LATE_PAD_GRACE_MS = 2000;
+const LATE_PAD_ELEMENTS = new Set(["rtspsrc"]);
+
 /** What every pipeline shares: where events go, the RTSP paths, the store and the policy. */
 export interface PipelineHost {
   emit(event: PipelineEvent): void;
@@ -82,6 +91,11 @@ export class ManagedPipeline {
   readonly rates = new SinkRates();
   /** Stops the pad-added handlers; called when the pipeline is released. */
   readonly #unwatch: (() => void)[] = [];
+  /** rtspsrc elements that said no-more-pads with a link still waiting (LATE_PAD_GRACE_MS). */
+  readonly #latePadWaits = new Map<
+    string,
+    { timer: ReturnType<typeof setTimeout>; failUnlinked: () => void }
+  >();
 
   state: StateName = "NULL";
   desiredState: DesiredState = "stopped";
@@ -447,6 +461,7 @@ export class ManagedPipeline {
         link.linked = false;
         link.refused = [];
       }
+      for (const source of [...this.#latePadWaits.keys()]) this.#stopLatePadWait(source);
       await this.#assignRelayPorts();
       // Through PAUSED first: only that step tells a live pipeline (NO_PREROLL), which cannot seek.
       const paused = await this.gst.setState(State.PAUSED);
@@ -553,6 +568,9 @@ export class ManagedPipeline {
         });
         break;
       case "error":
+        // rtspsrc's own error for a pad nothing took, while its late pad is awaited: the link that
+        // never came is the cause.
+        if (message.debug?.includes("reason not-linked")) this.#failLatePads(message.source);
         // The first error of a run is the cause; the ones that follow (flow errors upstream) are its echo.
         if (this.#runFailed) break;
         this.#runFailed = true;
@@ -628,21 +646,48 @@ export class ManagedPipeline {
       const sourceName = links[0].source.name;
       const fail = (message: string) =>
         this.#handle({ kind: "error", source: sourceName, message, debug: null });
-      this.#unwatch.push(watchDynamicPads(source, {
-        padAdded: (_pad, padName) => linkAppearedPad(source, padName, links, fail),
-        noMorePads: () => {
-          for (const link of links) {
-            if (link.linked) continue;
-            fail(
-              `No pad of '${linkEndText(link.source)}' could link to '${linkEndText(link.sink)}'` +
-                (link.refused.length > 0
-                  ? `; pads that appeared: ${link.refused.join(", ")}`
-                  : "; no matching pad appeared"),
-            );
-          }
+      const failUnlinked = () => {
+        for (const link of links) {
+          if (link.linked) continue;
+          fail(
+            `No pad of '${linkEndText(link.source)}' could link to '${linkEndText(link.sink)}'` +
+              (link.refused.length > 0
+                ? `; pads that appeared: ${link.refused.join(", ")}`
+                : "; no matching pad appeared"),
+          );
+        }
+      };
+      const padsMayComeLate = LATE_PAD_ELEMENTS.has(
+        this.#built.elements.get(sourceName)?.type ?? "",
+      );
+      const unwatchPads = watchDynamicPads(source, {
+        padAdded: (_pad, padName) => {
+          linkAppearedPad(source, padName, links, fail);
+          if (links.every((link) => link.linked)) this.#stopLatePadWait(sourceName);
         },
-      }));
+        noMorePads: () => {
+          if (!padsMayComeLate || links.every((link) => link.linked)) return failUnlinked();
+          const timer = setTimeout(() => this.#failLatePads(sourceName), LATE_PAD_GRACE_MS);
+          this.#latePadWaits.set(sourceName, { timer, failUnlinked });
+        },
+      });
+      this.#unwatch.push(() => {
+        this.#stopLatePadWait(sourceName);
+        unwatchPads();
+      });
     }
+  }
+
+  /** Fails the links still waiting on `source`'s late pad, now (the wait is over). */
+  #failLatePads(source: string): void {
+    const wait = this.#latePadWaits.get(source);
+    this.#stopLatePadWait(source);
+    wait?.failUnlinked();
+  }
+
+  #stopLatePadWait(source: string): void {
+    clearTimeout(this.#latePadWaits.get(source)?.timer);
+    this.#latePadWaits.delete(source);
   }
 }
 
