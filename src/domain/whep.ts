@@ -77,7 +77,8 @@ interface Session {
   report: string | null;
   reportChangedAt: number;
   reportReadAt: number;
-  reading: boolean;
+  /** The read of webrtcbin's stats under way (it never rejects). */
+  reading: Promise<void> | null;
   watchedAt: number;
 }
 
@@ -197,7 +198,7 @@ export class WhepHub {
         report: null,
         reportChangedAt: performance.now(),
         reportReadAt: 0,
-        reading: false,
+        reading: null,
         watchedAt: 0,
       });
       this.#watch.wake();
@@ -316,20 +317,23 @@ export class WhepHub {
   }
 
   #readReport(session: Session): void {
-    if (session.reading) return;
-    session.reading = true;
+    if (session.reading !== null) return;
     session.reportReadAt = performance.now();
-    session.peer.lastReceiverReport().then((report) => {
+    session.reading = session.peer.lastReceiverReport().then((report) => {
       if (report !== session.report) {
         session.report = report;
         session.reportChangedAt = performance.now();
       }
-    }, () => {}).finally(() => session.reading = false);
+    }, () => {}).finally(() => session.reading = null);
   }
 
   async #end(session: Session, reason: string): Promise<void> {
     if (!this.#sessions.delete(session.id)) return;
     console.log(`WHEP session ${session.id} on '/${session.path}' ended: ${reason}`);
+    // Not while webrtcbin reads its RTP sessions' stats: GStreamer 1.22 empties an RTP session's
+    // sources at PAUSED->READY without its lock, and a stats read walking them then fails with a
+    // CRITICAL (fixed upstream in 1.22.3, 943a53cc "race conditions leading to critical warnings").
+    await session.reading;
     session.peer.release();
     await session.pipeline.release();
   }
