@@ -15,7 +15,7 @@ import {
   waitUntil,
 } from "./helpers.ts";
 import { type Postgres, startPostgres } from "./postgres.ts";
-import { RtspConn } from "./rtsp_client.ts";
+import { describeStatus, RtspConn } from "./rtsp_client.ts";
 
 /** Short, so that the test is quick; the default is 6 s. */
 const LEASE_SECONDS = 3;
@@ -96,21 +96,6 @@ async function playingOn(nodes: Node[], id: string): Promise<string[]> {
     if ((await statesOn(node)).get(id) === "PLAYING") found.push(node.id);
   }
   return found;
-}
-
-/** The status of an RTSP DESCRIBE of `path` on the server at `base` (rtsp://host:port). */
-async function describeStatus(base: string, path: string): Promise<number> {
-  const conn = await RtspConn.open(base);
-  try {
-    await conn.request("DESCRIBE", `${base}/${path}`, { Accept: "application/sdp" });
-    return 200;
-  } catch (error) {
-    const status = (error as Error).message.match(/: (\d{3})\n/)?.[1];
-    if (status === undefined) throw error;
-    return Number(status);
-  } finally {
-    conn.close();
-  }
 }
 
 function live(id: string) {

@@ -16,7 +16,9 @@ import {
   type ServerEvent,
   startServer,
   TestClient,
+  waitUntil,
 } from "./helpers.ts";
+import { describeStatus } from "./rtsp_client.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Media made with gst-launch-1.0, the server and one client for the file
@@ -369,6 +371,10 @@ Deno.test("a decodebin with no pad for a branch reports it once its pads are all
   await remove(id);
 });
 
+/** Waits until the server describes its RTSP path `path` (its streams have started). */
+const servable = (path: string) =>
+  waitUntil(async () => await describeStatus(server.rtspUrl, path) === 200, 15000, `/${path}`);
+
 Deno.test("an rtspsrc with no pad for a branch reports it, naming the pads that came", async () => {
   const served = freshId("audio-only");
   await create(
@@ -376,6 +382,8 @@ Deno.test("an rtspsrc with no pad for a branch reports it, naming the pads that 
     `audiotestsrc is-live=true ! avenc_aac ! aacparse ! rtspserversink path=${served}`,
   );
   expectOk(await client.request("startPipeline", { id: served }));
+  // Its path is described once its stream has started: AAC's RTP caps come with the first frame.
+  await servable(served);
   const id = freshId("rtspsrc-no-video");
   await create(
     id,
@@ -402,6 +410,7 @@ Deno.test("an rtspsrc branch no stream fits is reported while the other branch p
       `rtspserversink path=${served}`,
   );
   expectOk(await client.request("startPipeline", { id: served }));
+  await servable(served);
   const id = freshId("rtspsrc-no-audio");
   await create(
     id,

@@ -162,3 +162,18 @@ export class RtspConn {
     }
   }
 }
+
+/** The status of an RTSP DESCRIBE of `path` on the server at `base` (rtsp://host:port). */
+export async function describeStatus(base: string, path: string): Promise<number> {
+  const conn = await RtspConn.open(base);
+  try {
+    await conn.request("DESCRIBE", `${base}/${path}`, { Accept: "application/sdp" });
+    return 200;
+  } catch (error) {
+    const status = (error as Error).message.match(/: (\d{3})\n/)?.[1];
+    if (status === undefined) throw error;
+    return Number(status);
+  } finally {
+    conn.close();
+  }
+}
