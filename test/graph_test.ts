@@ -371,63 +371,57 @@ Deno.test("a decodebin with no pad for a branch reports it once its pads are all
   await remove(id);
 });
 
-/** Waits until the server describes its RTSP path `path` (its streams have started). */
-const servable = (path: string) =>
-  waitUntil(async () => await describeStatus(server.rtspUrl, path) === 200, 15000, `/${path}`);
+/**
+ * Serves `served` (launch text ending in an rtspserversink of the path given) and, once its path is
+ * described (its streams have started: AAC's RTP caps come with the first frame), starts `reader`
+ * (launch text reading the URL given); returns the reader's first pipelineError. Both are removed.
+ */
+async function readingError(
+  served: (path: string) => string,
+  reader: (url: string) => string,
+): Promise<ServerEvent["payload"]> {
+  const path = freshId("served");
+  await create(path, served(path));
+  expectOk(await client.request("startPipeline", { id: path }));
+  await waitUntil(
+    async () => await describeStatus(server.rtspUrl, path) === 200,
+    15000,
+    `/${path} described`,
+  );
+  const id = freshId("reader");
+  await create(id, reader(`${server.rtspUrl}/${path}`));
+  void client.request("startPipeline", { id });
+  const error = await client.event("pipelineError", (p) => p.id === id);
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+  await remove(id, path);
+  return error.payload;
+}
 
 Deno.test("an rtspsrc with no pad for a branch reports it, naming the pads that came", async () => {
-  const served = freshId("audio-only");
-  await create(
-    served,
-    `audiotestsrc is-live=true ! avenc_aac ! aacparse ! rtspserversink path=${served}`,
+  const error = await readingError(
+    (path) => `audiotestsrc is-live=true ! avenc_aac ! aacparse ! rtspserversink path=${path}`,
+    (url) => `rtspsrc location=${url} protocols=tcp ! rtph264depay ! fakesink`,
   );
-  expectOk(await client.request("startPipeline", { id: served }));
-  // Its path is described once its stream has started: AAC's RTP caps come with the first frame.
-  await servable(served);
-  const id = freshId("rtspsrc-no-video");
-  await create(
-    id,
-    `rtspsrc location=${server.rtspUrl}/${served} protocols=tcp ! rtph264depay ! fakesink`,
-  );
-  void client.request("startPipeline", { id });
-  // Reported after rtspsrc's no-more-pads and the wait for a late pad (LATE_PAD_GRACE_MS).
-  const error = await client.event("pipelineError", (p) => p.id === id);
-  assert.match(error.payload.element, /^rtspsrc\d+$/);
+  // Reported at once: rtspsrc stops on the audio nothing takes (not after LATE_PAD_GRACE_MS).
+  assert.match(error.element, /^rtspsrc\d+$/);
   assert.match(
-    error.payload.message,
+    error.message,
     /^No pad of 'rtspsrc\d+' could link to 'rtph264depay\d+'; pads that appeared: recv_rtp_src_0_\d+_\d+ \(application\/x-rtp, media=\(string\)audio/,
   );
-  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
-  await remove(id);
-  await remove(served);
 });
 
 Deno.test("an rtspsrc branch no stream fits is reported while the other branch plays", async () => {
-  const served = freshId("video-only");
-  await create(
-    served,
-    "videotestsrc is-live=true ! x264enc tune=zerolatency speed-preset=ultrafast ! " +
-      `rtspserversink path=${served}`,
+  const error = await readingError(
+    (path) =>
+      "videotestsrc is-live=true ! x264enc tune=zerolatency speed-preset=ultrafast ! " +
+      `rtspserversink path=${path}`,
+    (url) =>
+      `rtspsrc name=src location=${url} protocols=tcp ! rtph264depay ! fakesink  ` +
+      "src. ! rtpmp4gdepay name=aac ! fakesink",
   );
-  expectOk(await client.request("startPipeline", { id: served }));
-  await servable(served);
-  const id = freshId("rtspsrc-no-audio");
-  await create(
-    id,
-    `rtspsrc name=src location=${server.rtspUrl}/${served} protocols=tcp ! rtph264depay ! ` +
-      "fakesink  src. ! rtpmp4gdepay name=aac ! fakesink",
-  );
-  void client.request("startPipeline", { id });
   // The video plays, so rtspsrc reports nothing: the wait for a late pad ends in the error.
-  const error = await client.event("pipelineError", (p) => p.id === id);
-  assert.equal(error.payload.element, "src");
-  assert.equal(
-    error.payload.message,
-    "No pad of 'src' could link to 'aac'; no matching pad appeared",
-  );
-  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
-  await remove(id);
-  await remove(served);
+  assert.equal(error.element, "src");
+  assert.equal(error.message, "No pad of 'src' could link to 'aac'; no matching pad appeared");
 });
 
 Deno.test("a tsdemux in launch text links its video pad to the only branch, and plays to EOS", async () => {
