@@ -39,9 +39,13 @@ export const rtspSymbols = {
     parameters: ["pointer", "pointer", "pointer"],
     result: "pointer",
   },
-  // GstRTSPSessionMedia *gst_rtsp_session_get_media (GstRTSPSession *sess, const gchar *path,
+  // GList *gst_rtsp_session_filter (GstRTSPSession *sess, GstRTSPSessionFilterFunc func,
+  //   gpointer user_data): with no func, every session media, each with a reference (taken under
+  //   the session's lock, so a client thread that removes one cannot free it under us)
+  gst_rtsp_session_filter: { parameters: ["pointer", "pointer", "pointer"], result: "pointer" },
+  // gboolean gst_rtsp_session_media_matches (GstRTSPSessionMedia *media, const gchar *path,
   //   gint *matched)
-  gst_rtsp_session_get_media: { parameters: ["pointer", "buffer", "buffer"], result: "pointer" },
+  gst_rtsp_session_media_matches: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   // void gst_rtsp_mount_points_add_factory (GstRTSPMountPoints *mounts, const gchar *path,
   //   GstRTSPMediaFactory *factory): takes ownership of factory
   gst_rtsp_mount_points_add_factory: {

@@ -579,13 +579,24 @@ export class RtspServer {
     const matched = new Int32Array(1);
     for (let node = list; node !== null; node = readPointer(node, Layout.GList.next)) {
       const session = readPointer(node, Layout.GList.data)!;
-      for (const path of this.#factories.keys()) {
-        const media = rtsp.gst_rtsp_session_get_media(session, cstr(`/${path}`), matched);
+      // Each session media with a reference of our own: a client thread may remove it meanwhile
+      // (gst_rtsp_session_get_media's pointer, without one, was freed under us: a CRITICAL).
+      const medias = rtsp.gst_rtsp_session_filter(session, null, null);
+      const paths = new Set<string>();
+      for (let item = medias; item !== null; item = readPointer(item, Layout.GList.next)) {
+        const media = readPointer(item, Layout.GList.data)!;
         // A publisher's session (its record media) is not a reader of the path.
-        if (media !== null && matched[0] === path.length + 1 && !isRecording(media)) {
-          counts.set(path, (counts.get(path) ?? 0) + 1);
+        if (!isRecording(media)) {
+          for (const path of this.#factories.keys()) {
+            const exact = rtsp.gst_rtsp_session_media_matches(media, cstr(`/${path}`), matched) !==
+                0 && matched[0] === path.length + 1;
+            if (exact) paths.add(path);
+          }
         }
+        gobject.g_object_unref(media);
       }
+      if (medias !== null) glib.g_list_free(medias);
+      for (const path of paths) counts.set(path, (counts.get(path) ?? 0) + 1);
       gobject.g_object_unref(session);
     }
     if (list !== null) glib.g_list_free(list);
