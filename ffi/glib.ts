@@ -16,6 +16,16 @@ export const glibSymbols = {
   g_error_free: { parameters: ["pointer"], result: "void" },
   // void g_list_free (GList *list)
   g_list_free: { parameters: ["pointer"], result: "void" },
+  // GList *g_list_concat (GList *list1, GList *list2): list2 joined at list1's end (walks list1)
+  g_list_concat: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // void g_list_free_full (GList *list, GDestroyNotify free_func): on a pool thread, where a last
+  //   reference may finalize an object whose finalize waits (src/gst/rtsp.ts, sessionsByPath)
+  g_list_free_full_async: {
+    name: "g_list_free_full",
+    parameters: ["pointer", "pointer"],
+    result: "void",
+    nonblocking: true,
+  },
   // GError *g_error_new_literal (GQuark domain, gint code, const gchar *message): layout check
   g_error_new_literal: { parameters: ["u32", "i32", "buffer"], result: "pointer" },
   // GList *g_list_append (GList *list, gpointer data): layout check

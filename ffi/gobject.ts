@@ -2,6 +2,8 @@
 export const gobjectSymbols = {
   // void g_object_unref (gpointer object)
   g_object_unref: { parameters: ["pointer"], result: "void" },
+  // gpointer g_object_ref (gpointer object)
+  g_object_ref: { parameters: ["pointer"], result: "pointer" },
   // GParamSpec *g_object_class_find_property (GObjectClass *oclass, const gchar *property_name)
   g_object_class_find_property: {
     parameters: ["pointer", "buffer"],

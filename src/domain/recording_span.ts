@@ -15,7 +15,7 @@
  * (the HTTP client) sets the pace.
  */
 import { join } from "node:path";
-import { linkedBin, makeElement } from "../gst/element.ts";
+import { discardFloating, linkedBin, makeElement } from "../gst/element.ts";
 import type { Pointer } from "../gst/native.ts";
 import { linkPads, watchDynamicPads } from "../gst/pads.ts";
 import { OsPipe } from "../gst/pipe.ts";
@@ -71,7 +71,11 @@ export function spanMediaBin(files: string[], streams: RecordedStreams): Pointer
   for (const [index, kind] of kinds.entries()) {
     const parse = makeElement(kind.parse, `parse${index}`);
     const pay = makeElement(kind.pay, `pay${index}`);
-    if (parse === null || pay === null) return null;
+    if (parse === null || pay === null) {
+      // Freeing splitmuxsrc also drops its file list (the signal's destroy notify).
+      discardFloating([...chains.flat(), ...[parse, pay].filter((made) => made !== null)]);
+      return null;
+    }
     // The parameter sets go in the SDP (sprop-parameter-sets), as each client starts at the start.
     setProperty({ object: pay, label: `pay${index}` }, "pt", 96 + index);
     parsers.push(parse);

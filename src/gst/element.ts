@@ -7,6 +7,12 @@ export function makeElement(factory: string, name: string): Pointer | null {
   return lib().gst.gst_element_factory_make(cstr(factory), cstr(name));
 }
 
+/** Frees elements made but never put in a bin (which would have taken their floating references). */
+export function discardFloating(elements: Pointer[]): void {
+  const { gst } = lib();
+  for (const element of elements) gst.gst_object_unref(gst.gst_object_ref_sink(element));
+}
+
 /** A new floating bin holding each chain's elements linked in order; null (and nothing left over) when a link fails. */
 export function linkedBin(name: string, chains: Pointer[][]): Pointer | null {
   const { gst } = lib();

@@ -5,7 +5,7 @@
  * every arena under its lock, so it runs on the pool, once the releases have stopped for a while
  * (a steady state has no releases, so it costs nothing there).
  */
-import { openLibc } from "../../ffi/libc.ts";
+import { libc } from "./native.ts";
 
 /**
  * How long after the last release each trim runs. The second comes once idle threads have ended
@@ -14,18 +14,17 @@ import { openLibc } from "../../ffi/libc.ts";
  */
 const TRIM_AFTER_MS = [2000, 20000];
 
-let libc: ReturnType<typeof openLibc> | undefined;
 const timers: (ReturnType<typeof setTimeout> | undefined)[] = [];
 
 /** A pipeline was freed: trim once no other has been freed for each of TRIM_AFTER_MS. */
 export function trimMemorySoon(): void {
-  libc ??= openLibc();
-  if (libc === null) return;
+  const c = libc();
+  if (c === null) return;
   TRIM_AFTER_MS.forEach((delayMs, i) => {
     clearTimeout(timers[i]);
     timers[i] = setTimeout(() => {
       timers[i] = undefined;
-      void libc!.symbols.malloc_trim(0n);
+      void c.symbols.malloc_trim(0n);
     }, delayMs);
     Deno.unrefTimer(timers[i]!); // never keeps the process alive
   });

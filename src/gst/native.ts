@@ -2,7 +2,8 @@
  * The loaded libraries, opened once, and the small helpers every wrapper in
  * src/gst/ needs to pass strings and read pointers.
  */
-import { openLibrary } from "../../ffi/loader.ts";
+import { candidatePaths, type LibraryName, openLibrary } from "../../ffi/loader.ts";
+import { openLibc, RTLD_LAZY, RTLD_NOLOAD } from "../../ffi/libc.ts";
 import { glibSymbols } from "../../ffi/glib.ts";
 import { gobjectSymbols } from "../../ffi/gobject.ts";
 import { gstSymbols } from "../../ffi/gstreamer.ts";
@@ -30,6 +31,28 @@ let loaded: ReturnType<typeof load> | undefined;
 export function lib(): ReturnType<typeof load> {
   loaded ??= load();
   return loaded;
+}
+
+let libcLoaded: ReturnType<typeof openLibc> | undefined;
+
+/** The C library's bound symbols, opened once; null where it is not glibc. */
+export function libc(): ReturnType<typeof openLibc> {
+  libcLoaded ??= openLibc();
+  return libcLoaded;
+}
+
+/**
+ * The address of the C function `symbol` of `library` (opened already), for C code that takes a
+ * function, such as a GDestroyNotify; null where the C library cannot tell (not glibc).
+ */
+export function functionAddress(library: LibraryName, symbol: string): Pointer | null {
+  const c = libc();
+  if (c === null) return null;
+  for (const path of candidatePaths(library)) {
+    const handle = c.symbols.dlopen(cstr(path), RTLD_LAZY | RTLD_NOLOAD);
+    if (handle !== null) return c.symbols.dlsym(handle, cstr(symbol));
+  }
+  return null;
 }
 
 const encoder = new TextEncoder();

@@ -32,7 +32,13 @@ import {
   queryTimes,
   startTimeQueries,
 } from "./time_queries.ts";
-import { elementState, type StateName, stateNames, structureCounters } from "./element.ts";
+import {
+  discardFloating,
+  elementState,
+  type StateName,
+  stateNames,
+  structureCounters,
+} from "./element.ts";
 
 // The state names live with elements (element.ts); pipelines share them.
 export { elementState, type StateName, stateNames };
@@ -127,7 +133,7 @@ export class Pipeline {
     if (element === null) return null;
     if (gst.gst_bin_add(this.#pipeline, element) === 0) {
       // gst_bin_add refuses a duplicate name and leaves the floating ref with us.
-      gst.gst_object_unref(gst.gst_object_ref_sink(element));
+      discardFloating([element]);
       return null;
     }
     return element;
@@ -164,7 +170,7 @@ export class Pipeline {
       );
       if (made === null) return null;
       if (gst.gst_bin_add(this.#pipeline, made) === 0) {
-        gst.gst_object_unref(gst.gst_object_ref_sink(made));
+        discardFloating([made]);
         return null;
       }
       return made;

@@ -14,6 +14,7 @@
  */
 import {
   cstr,
+  functionAddress,
   gtype,
   lib,
   type Pointer,
@@ -340,6 +341,12 @@ function roleToken(role: string): Pointer {
 
 /** A publish's record factory, from its ANNOUNCE to the end of the publish. */
 interface RecordMount {
+  /**
+   * The factory, with a reference of ours: once the play factory replaces it on its path, the
+   * mount points drop theirs, and its address, still a key in `builders`, could be another
+   * factory's before unmountRecord deletes that key.
+   */
+  factory: Pointer;
   /** The factory's address, its key in `builders`. */
   key: bigint;
   /** Its record media has been made (the ANNOUNCE found the factory). */
@@ -348,6 +355,32 @@ interface RecordMount {
   mounted: boolean;
   /** The path's play factory, mounted in its place once the record media is made. */
   waitingPlay?: MediaBuilder;
+}
+
+let objectUnref: Pointer | null | undefined;
+
+/**
+ * Drops the reference each item of `list` holds, and the list, on a pool thread. A client may
+ * have torn a session down meanwhile, and then ours is the last reference: finalizing a session
+ * media sets its media to NULL and takes its factory's lock, which a client thread can hold while
+ * it waits for the main thread (in create_element). Where g_object_unref's address cannot be
+ * found (not glibc), the references are dropped here.
+ */
+function releaseOffThread(list: Pointer): void {
+  const { glib, gobject } = lib();
+  objectUnref ??= functionAddress("gobject-2.0", "g_object_unref");
+  if (objectUnref !== null) {
+    void glib.g_list_free_full_async(list, objectUnref);
+    return;
+  }
+  for (
+    let node: Pointer | null = list;
+    node !== null;
+    node = readPointer(node, Layout.GList.next)
+  ) {
+    gobject.g_object_unref(readPointer(node, Layout.GList.data));
+  }
+  glib.g_list_free(list);
 }
 
 /** Whether a session's media is a publisher's record media. */
@@ -573,14 +606,15 @@ export class RtspServer {
 
   /** Open RTSP sessions per mounted path: its readers (publishers are not counted). */
   sessionsByPath(): Map<string, number> {
-    const { rtsp, gobject, glib } = lib();
+    const { rtsp, glib } = lib();
     const counts = new Map<string, number>();
-    const list = rtsp.gst_rtsp_session_pool_filter(this.#sessions, null, null);
+    // Every session and session media with a reference of our own: a client thread may remove
+    // them meanwhile (gst_rtsp_session_get_media's pointer, without one, was freed under us).
+    const sessions = rtsp.gst_rtsp_session_pool_filter(this.#sessions, null, null);
+    let held = sessions;
     const matched = new Int32Array(1);
-    for (let node = list; node !== null; node = readPointer(node, Layout.GList.next)) {
+    for (let node = sessions; node !== null; node = readPointer(node, Layout.GList.next)) {
       const session = readPointer(node, Layout.GList.data)!;
-      // Each session media with a reference of our own: a client thread may remove it meanwhile
-      // (gst_rtsp_session_get_media's pointer, without one, was freed under us: a CRITICAL).
       const medias = rtsp.gst_rtsp_session_filter(session, null, null);
       const paths = new Set<string>();
       for (let item = medias; item !== null; item = readPointer(item, Layout.GList.next)) {
@@ -593,13 +627,12 @@ export class RtspServer {
             if (exact) paths.add(path);
           }
         }
-        gobject.g_object_unref(media);
       }
-      if (medias !== null) glib.g_list_free(medias);
+      // In front: the sessions' nodes keep their next pointers, which this loop follows.
+      if (medias !== null) held = glib.g_list_concat(medias, held);
       for (const path of paths) counts.set(path, (counts.get(path) ?? 0) + 1);
-      gobject.g_object_unref(session);
     }
-    if (list !== null) glib.g_list_free(list);
+    if (held !== null) releaseOffThread(held);
     return counts;
   }
 
@@ -657,9 +690,9 @@ export class RtspServer {
 
   /** Makes the publisher's record media at `path` (its depay0, depay1... take its RTP). */
   #mountRecord(path: string, build: MediaBuilder): void {
-    const { rtsp } = lib();
+    const { rtsp, gobject } = lib();
     this.unmountRecord(path);
-    const record: RecordMount = { key: 0n, made: false, mounted: true };
+    const record = { made: false, mounted: true } as RecordMount;
     const factory = this.#newFactory((uri) => {
       const bin = build(uri);
       record.made = true;
@@ -672,6 +705,7 @@ export class RtspServer {
     // Not eos-shutdown: it would pass on what the record media's jitter buffer holds when the
     // publisher leaves, but a media whose publisher vanished before its streams were set up never
     // sees that EOS and never stops (the race test left 16 RTP sessions and 89 sockets).
+    record.factory = gobject.g_object_ref(factory)!;
     record.key = BigInt(Deno.UnsafePointer.value(factory));
     this.#records.set(path, record);
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
@@ -688,6 +722,8 @@ export class RtspServer {
     } else if (record.mounted) {
       lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
     }
+    // A record factory is never shared, so it caches no media: freeing it here waits on nothing.
+    lib().gobject.g_object_unref(record.factory);
   }
 
   unmount(path: string): void {
