@@ -102,6 +102,47 @@ Deno.test("a failed sync of the WAL fails that write and every later one; what w
   }
 });
 
+Deno.test("writes whose WAL sync failed are taken back: after a restart the rows are as the replies said", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "store_take_back_" });
+  const store = await SqliteStore.open(dir);
+  try {
+    await store.insert("kept", { n: 1 }, "t1");
+    await store.insert("gone", { n: 2 }, "t2", "playing");
+    await store.insert("last", { n: 3 }, "t3");
+    await store.putRecording("cam", { format: "mp4" }, "t4");
+    const restore = failSyncsOf(`${dir}/pipelines.db-wal`);
+    try {
+      // One sync for the first, the next one for the others (group commit): all fail.
+      const refused = [
+        store.insert("refused", {}, "t5"),
+        store.setDesiredState("kept", "playing"),
+        store.remove("gone"),
+        store.removeRecording("cam"),
+        store.putRecording("new", { format: "ts" }, "t6"),
+      ];
+      for (const write of refused) await assert.rejects(write, /could not be saved/);
+    } finally {
+      restore();
+    }
+  } finally {
+    await store.close();
+  }
+  const reopened = await SqliteStore.open(dir);
+  try {
+    assert.deepEqual(reopened.all(), [
+      { id: "kept", definition: { n: 1 }, desiredState: "stopped", createdAt: "t1" },
+      { id: "gone", definition: { n: 2 }, desiredState: "playing", createdAt: "t2" },
+      { id: "last", definition: { n: 3 }, desiredState: "stopped", createdAt: "t3" },
+    ]);
+    assert.deepEqual(reopened.recordings(), [
+      { path: "cam", options: { format: "mp4" }, createdAt: "t4" },
+    ]);
+  } finally {
+    await reopened.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a failed sync of the database file at a checkpoint fails the writes held behind it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "store_db_sync_" });
   const store = await SqliteStore.open(dir);

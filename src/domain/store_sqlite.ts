@@ -50,6 +50,49 @@ function rowWriter(db: DatabaseSync): (write: StoreWrite) => void {
   };
 }
 
+/**
+ * For a write about to run, the change that takes it back: the row it touches as it was (its
+ * rowid too, so the order of rows holds), or no row. Run for each write whose sync failed, so that
+ * what the page cache, and the next start, reads matches what the requests were told.
+ */
+function rowUndoer(db: DatabaseSync): (write: StoreWrite) => () => void {
+  const tables = {
+    pipelines: {
+      key: "id",
+      row: db.prepare("SELECT rowid AS row_id, * FROM pipelines WHERE id = ?"),
+    },
+    recordings: {
+      key: "path",
+      row: db.prepare("SELECT rowid AS row_id, * FROM recordings WHERE path = ?"),
+    },
+  };
+  return (write) => {
+    const name = write.op === "record" || write.op === "unrecord" ? "recordings" : "pipelines";
+    const { key, row } = tables[name];
+    // An insert fails on a row that exists, so there was none.
+    const before = write.op === "insert" ? undefined : row.get(write.id);
+    return () => {
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        db.prepare(`DELETE FROM ${name} WHERE ${key} = ?`).run(write.id);
+        if (before !== undefined) {
+          const { row_id, ...columns } = before;
+          const names = Object.keys(columns);
+          db.prepare(
+            `INSERT INTO ${name} (rowid, ${names.join(", ")}) VALUES (?${
+              ", ?".repeat(names.length)
+            })`,
+          ).run(row_id, ...Object.values(columns));
+        }
+        db.exec("COMMIT");
+      } catch (error) {
+        db.exec("ROLLBACK");
+        throw error;
+      }
+    };
+  };
+}
+
 /** The files a disk store syncs: SQLite deletes the WAL only when its last connection closes. */
 interface DiskFiles {
   wal: Deno.FsFile;
@@ -69,6 +112,9 @@ export class SqliteStore implements PipelineStore {
   /** The one connection: schema, reads at start-up, and every write. */
   readonly #db: DatabaseSync;
   readonly #writeRow: (write: StoreWrite) => void;
+  readonly #undoOf: (write: StoreWrite) => () => void;
+  /** How to take back each write made since the running sync started, oldest first. */
+  #unsyncedUndos: (() => void)[] = [];
   /** Null in memory, where a write is done once SQLite returns. */
   readonly #files: DiskFiles | null;
   /** The WAL sync under way, and the one that takes the writes made since it started. */
@@ -88,6 +134,7 @@ export class SqliteStore implements PipelineStore {
     this.#db = db;
     this.#files = files;
     this.#writeRow = rowWriter(db);
+    this.#undoOf = rowUndoer(db);
   }
 
   /** Opens (creating if needed) the store; the schema is made and synced before it returns. */
@@ -216,14 +263,17 @@ export class SqliteStore implements PipelineStore {
 
   /** Runs the write and resolves once it is on disk. */
   #commit(write: StoreWrite): Promise<void> {
+    let undo;
     try {
+      undo = this.#files === null ? null : this.#undoOf(write);
       this.#writeRow(write);
     } catch (error) {
       return Promise.reject(
         this.#storageFailed(writeSubject(write), write.id, (error as Error).message),
       );
     }
-    if (this.#files === null) return Promise.resolve();
+    if (undo === null) return Promise.resolve();
+    this.#unsyncedUndos.push(undo);
     this.#writesSinceCheckpoint++;
     return this.#synced().catch((error: Error) => {
       throw this.#storageFailed(writeSubject(write), write.id, error.message);
@@ -245,6 +295,8 @@ export class SqliteStore implements PipelineStore {
   #syncWal(): Promise<void> {
     if (this.#broken !== null) return Promise.reject(new Error(this.#broken));
     this.#unsynced = false;
+    const covered = this.#unsyncedUndos;
+    this.#unsyncedUndos = [];
     const syncing: Promise<void> = this.#files!.wal.syncData().then(
       () => {
         if (this.#syncing === syncing) this.#syncing = null;
@@ -253,6 +305,9 @@ export class SqliteStore implements PipelineStore {
       (error: Error) => {
         if (this.#syncing === syncing) this.#syncing = null;
         const reason = `the disk could not sync ${this.location}-wal: ${error.message}`;
+        // Every write not yet synced is refused (those made since this sync began fail with it).
+        this.#takeBack([...covered, ...this.#unsyncedUndos]);
+        this.#unsyncedUndos = [];
         // After a failed fsync the page cache may no longer match the disk: no write is trusted.
         this.#fail(reason);
         throw new Error(reason);
@@ -290,6 +345,20 @@ export class SqliteStore implements PipelineStore {
         this.#fail(`the disk could not sync ${this.location}: ${error.message}`);
       },
     );
+  }
+
+  /**
+   * Takes back refused writes, newest first. Not synced: after the failure no sync is trusted,
+   * but the page cache, which a restart of this process reads, then holds no refused change.
+   */
+  #takeBack(undos: (() => void)[]): void {
+    for (const undo of undos.reverse()) {
+      try {
+        undo();
+      } catch (error) {
+        console.error(`Taking back a refused write in ${this.location} failed:`, error);
+      }
+    }
   }
 
   /** Refuses every write from now on, and fails the ones held. */
