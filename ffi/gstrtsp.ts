@@ -11,6 +11,12 @@ export const rtspMessageSymbols = {
   // GstRTSPResult gst_rtsp_message_get_body (const GstRTSPMessage *msg, guint8 **data,
   //   guint *size): the message keeps the body
   gst_rtsp_message_get_body: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // GstRTSPResult gst_rtsp_message_get_header_by_name (GstRTSPMessage *msg, const gchar *header,
+  //   gchar **value, gint index): the message keeps the value; GST_RTSP_ENOTIMPL when absent
+  gst_rtsp_message_get_header_by_name: {
+    parameters: ["pointer", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
   // GstRTSPResult gst_rtsp_message_new_response (GstRTSPMessage **msg, GstRTSPStatusCode code,
   //   const gchar *reason, const GstRTSPMessage *request)
   gst_rtsp_message_new_response: {

@@ -666,9 +666,16 @@ Deno.test({
   },
 });
 
-/** One raw RTSP ANNOUNCE of an H.264 stream on a new connection: its status line and the connection. */
-async function rawAnnounce(v: View, name: string): Promise<{ status: string; conn: Deno.Conn }> {
-  const url = v.url(name);
+/**
+ * One raw RTSP ANNOUNCE of an H.264 stream on a new connection: its status line and the
+ * connection. `path` replaces the name in the URL as sent; `contentType` the body's type.
+ */
+async function rawAnnounce(
+  v: View,
+  name: string,
+  { path = name, contentType = "application/sdp" } = {},
+): Promise<{ status: string; conn: Deno.Conn }> {
+  const url = v.url(path);
   const { hostname, port } = new URL(url);
   const sdp = [
     "v=0",
@@ -683,7 +690,7 @@ async function rawAnnounce(v: View, name: string): Promise<{ status: string; con
     "",
   ].join("\r\n");
   const conn = await Deno.connect({ hostname, port: Number(port) });
-  const request = `ANNOUNCE ${url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\n` +
+  const request = `ANNOUNCE ${url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: ${contentType}\r\n` +
     `Content-Length: ${sdp.length}\r\n\r\n${sdp}`;
   await conn.write(new TextEncoder().encode(request));
   let head = "";
@@ -748,6 +755,68 @@ Deno.test("a publisher back as soon as its name is free gets a publish that ends
       });
   } finally {
     back.close();
+  }
+});
+
+/*
+ * gst-rtsp-server checks an ANNOUNCE again after the server accepted it. Before 2026-12-04 a
+ * Content-Type it refuses (400), or a percent-escaped path it could not find (404), left a publish
+ * holding the name for 20 s: the publisher's corrected ANNOUNCE got 409 meanwhile.
+ */
+Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes no publish", async () => {
+  const name = freshId("refused");
+  for (
+    const [options, expected] of [
+      [
+        { contentType: "text/plain" },
+        /^RTSP\/1.0 400 Bad Request: the ANNOUNCE body is text\/plain/,
+      ],
+      [{ path: name.replace(/^r/, "%72") }, /^RTSP\/1.0 400 Bad Request: invalid stream name/],
+    ] as const
+  ) {
+    const { status, conn } = await rawAnnounce(view, name, options);
+    conn.close();
+    assert.match(status, expected, JSON.stringify(options));
+    assert.equal(await view.listed(name), undefined, `a publish after ${JSON.stringify(options)}`);
+  }
+  const { status, conn } = await rawAnnounce(view, name);
+  try {
+    assert.equal(status, "RTSP/1.0 200 OK", "the corrected ANNOUNCE");
+  } finally {
+    conn.close();
+  }
+  expectOk(await client.request("deletePipeline", { id: name }), view.logs);
+});
+
+/*
+ * A publish deleted by a client ends a moment later. Before 2026-12-04 its end deleted the
+ * pipeline of its name, which by then could be another client's new pipeline (row and all).
+ */
+Deno.test("a publish deleted by a client ends without deleting the pipeline that took its name", async () => {
+  const name = freshId("taken");
+  const { status, conn } = await rawAnnounce(view, name);
+  try {
+    assert.equal(status, "RTSP/1.0 200 OK");
+    await waitUntil(
+      async () => (await view.listed(name))?.state === "PLAYING",
+      10_000,
+      `the publish of ${name} to be PLAYING`,
+    );
+    expectOk(await client.request("deletePipeline", { id: name }), view.logs);
+    expectOk(
+      await client.request("createPipeline", { id: name, pipeline: "fakesrc ! fakesink" }),
+      view.logs,
+    );
+    await server.waitForLog(`Publish '${name}' from `);
+    const listed = await view.listed(name);
+    assert.equal(
+      listed?.kind,
+      "pipeline",
+      `${name} after the publish ended: ${JSON.stringify(listed)}`,
+    );
+  } finally {
+    conn.close();
+    await client.request("deletePipeline", { id: name });
   }
 });
 

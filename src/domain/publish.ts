@@ -248,7 +248,7 @@ class PublishSession {
     if (this.#ended !== null) return;
     const now = performance.now();
     // Deleted or stopped by a client: the publish is over (the publisher's packets go nowhere).
-    if (this.#started && this.#host.find(this.name)?.state !== "PLAYING") {
+    if (this.#started && (!this.#ownsName() || this.#host.find(this.name)?.state !== "PLAYING")) {
       void this.end("removed");
       return;
     }
@@ -301,7 +301,7 @@ class PublishSession {
 
   async #finish(): Promise<void> {
     const elements = this.#elements!;
-    if (this.#host.has(this.name) && this.#ended !== "removed") {
+    if (this.#ownsName() && this.#ended !== "removed") {
       // The EOS goes after each udpsrc, ahead of what it has not read yet: let that arrive first.
       await this.#drained();
       const ended = new Promise<void>((resolve) => {
@@ -330,10 +330,18 @@ class PublishSession {
         `(${this.#ended}): ${frames} frames, ` +
         `${bytes} bytes in ${Math.round(performance.now() - this.#announcedAt)} ms`,
     );
-    if (this.#host.has(this.name)) await this.#host.delete(this.name).catch(() => {});
+    if (this.#ownsName()) await this.#host.delete(this.name).catch(() => {});
     for (const source of elements.sources.splice(0)) release(source);
     for (const counter of elements.counters) counter.release();
     this.#release();
+  }
+
+  /**
+   * The pipeline of this name is still this publish's. A client may have deleted it, and a
+   * pipeline or a push taken the name since; no other publish can while this one holds it.
+   */
+  #ownsName(): boolean {
+    return this.#host.find(this.name)?.kind === "publish";
   }
 
   /** Releases the publisher's side and frees the name for the next publisher. */

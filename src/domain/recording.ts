@@ -167,6 +167,8 @@ interface Recorder {
   /** One operation at a time: launch, release, stop. */
   busy: Promise<void>;
   stopping: boolean;
+  /** A start storing its row: true once stored, false when refused (the recorder is gone). */
+  storing: Promise<boolean> | null;
 }
 
 export class RecordingHub {
@@ -225,13 +227,39 @@ export class RecordingHub {
     const createdAt = new Date().toISOString();
     const recorder = this.#add(path, options);
     recorder.createdAt = createdAt;
+    const storing = this.#store(recorder);
+    recorder.storing = storing.then(() => true, () => false);
+    try {
+      await storing;
+    } finally {
+      recorder.storing = null;
+    }
+    if (this.#options.rtsp.isMounted(path)) await this.#run(recorder, () => this.#launch(recorder));
+    return this.#info(recorder);
+  }
+
+  /**
+   * Makes the folder, serves it, and stores the row of a recording being started; a refusal
+   * leaves none of it (a folder or a mount that was there before stays).
+   */
+  async #store(recorder: Recorder): Promise<void> {
+    const { path, options, createdAt } = recorder;
+    const folder = join(this.#options.directory, path);
+    const playback = `${PLAYBACK_PREFIX}${path}`;
+    let madeFolder = false;
+    const servedBefore = this.#options.rtsp.isMounted(playback);
     try {
       // The folder first: a recording that cannot write is refused, not stored.
-      await Deno.mkdir(join(this.#options.directory, path), { recursive: true });
+      madeFolder = await Deno.mkdir(folder).then(() => true, (error) => {
+        if (error instanceof Deno.errors.AlreadyExists) return false;
+        throw error;
+      });
       this.#servePlayback(path);
       await this.#options.store.putRecording(path, { ...options }, createdAt);
     } catch (error) {
       this.#recorders.delete(path);
+      if (!servedBefore) this.#options.rtsp.unmount(playback);
+      if (madeFolder) await Deno.remove(folder).catch(() => {}); // only while empty
       if (error instanceof DomainError) throw error;
       throw new DomainError(
         "INVALID_STATE",
@@ -239,12 +267,12 @@ export class RecordingHub {
         { path },
       );
     }
-    if (this.#options.rtsp.isMounted(path)) await this.#run(recorder, () => this.#launch(recorder));
-    return this.#info(recorder);
   }
 
   /** Stops recording `path`: its last segment is finished and kept. */
   async stop(path: string, reason = "stopRecording"): Promise<RecordingInfo> {
+    // A start still storing its row goes first, so that its row cannot come after this removal.
+    await this.#require(path).storing;
     const recorder = this.#require(path);
     recorder.stopping = true; // a second stop finds nothing to stop
     try {
@@ -539,6 +567,7 @@ export class RecordingHub {
       retentionAt: 0,
       busy: Promise.resolve(),
       stopping: false,
+      storing: null,
     };
     this.#recorders.set(path, recorder);
     if (this.#opened) this.#sweep.wake();
@@ -801,7 +830,8 @@ export class RecordingHub {
   }
 
   async #sweepOne(recorder: Recorder): Promise<void> {
-    if (recorder.stopping) return;
+    if (recorder.stopping || recorder.storing !== null) return;
+    if (this.#recorders.get(recorder.path) !== recorder) return; // its start was refused
     const { path } = recorder;
     if (recorder.pipeline !== null && recorder.ended !== null) {
       const reason = recorder.ended;

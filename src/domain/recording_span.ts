@@ -178,12 +178,21 @@ class ExportRun {
   readonly ended: Promise<Outcome>;
   #resolveEnded!: (outcome: Outcome) => void;
   readonly #hops: { pipeline: ManagedPipeline; out: OsPipe; input?: OsPipe; eos: boolean }[] = [];
+  /** Every pipe made for the run, hop or not yet: a build that fails leaves its pipe here. */
+  readonly #pipes: OsPipe[] = [];
   #reader: Deno.FsFile | null = null;
   #released: Promise<void> | null = null;
   #failure: string | null = null;
 
   constructor(readonly folder: string, readonly onReleased: () => void) {
     this.ended = new Promise((resolve) => this.#resolveEnded = resolve);
+  }
+
+  /** A pipe that closes with the run, whatever becomes of the hop it was made for. */
+  pipe(): OsPipe {
+    const pipe = new OsPipe();
+    this.#pipes.push(pipe);
+    return pipe;
   }
 
   addHop(pipeline: ManagedPipeline, out: OsPipe, input?: OsPipe) {
@@ -235,6 +244,7 @@ class ExportRun {
         hop.out.close();
         hop.input?.close();
       }
+      for (const pipe of this.#pipes) pipe.close();
       await Deno.remove(this.folder, { recursive: true }).catch(() => {});
       this.onReleased();
       this.#resolveEnded({ failure: this.#failure });
@@ -310,7 +320,7 @@ export class SpanExports {
             : error;
         });
       }
-      const cut = new OsPipe();
+      const cut = run.pipe();
       const id = `export-${crypto.randomUUID()}`;
       const first = await this.pipelines.build(
         `${id}-cut`,
@@ -321,7 +331,7 @@ export class SpanExports {
       let out = cut;
       let second: ManagedPipeline | null = null;
       if (format !== "ts") {
-        out = new OsPipe();
+        out = run.pipe();
         second = await this.pipelines.build(
           `${id}-${format}`,
           ...remuxSpec(format, streams, cut.readFd, out.writeFd),

@@ -293,6 +293,24 @@ function requestBody(message: Pointer): string {
   return new TextDecoder().decode(Deno.UnsafePointerView.getArrayBuffer(body, size[0]));
 }
 
+/** A header of a request (the first of that name), or null when it has none. */
+function requestHeader(message: Pointer, name: string): string | null {
+  const value = pointerSlot();
+  const result = lib().rtspMessage.gst_rtsp_message_get_header_by_name(
+    message,
+    cstr(name),
+    value,
+    0,
+  );
+  return result === 0 ? readCString(slotPointer(value)) : null;
+}
+
+/** The path of an RTSP URI without its slashes at either end, undecoded; null when it has none. */
+function requestPath(uri: string): string | null {
+  const path = /^rtsp[su]?:\/\/[^/?#]*(\/[^?#]*)?/i.exec(uri)?.[1];
+  return path === undefined ? null : path.replace(/^\/+|\/+$/g, "");
+}
+
 /** Answers a request with `status` and `reason` (a reason of our own: clients print it). */
 function respond(client: Pointer, request: Pointer, status: number, reason: string): void {
   const { rtspMessage, rtsp } = lib();
@@ -569,12 +587,18 @@ export class RtspServer {
           "GSTREAMER_RTSP_PUBLISH_USER, or as user 'token' with the API token",
       );
     }
-    let path: string;
-    try {
-      path = decodeURIComponent(new URL(request.uri).pathname).replace(/^\/+|\/+$/g, "");
-    } catch {
-      return refuse(400, `Bad Request: cannot read the path of ${request.uri}`);
+    // What gst-rtsp-server checks after this one, checked first: a publish accepted here and then
+    // refused there would hold its name until it timed out.
+    const contentType = requestHeader(request.message, "Content-Type");
+    if (contentType !== null && contentType.toLowerCase() !== "application/sdp") {
+      return refuse(
+        400,
+        `Bad Request: the ANNOUNCE body is ${contentType}; send it as application/sdp`,
+      );
     }
+    // The path as gst-rtsp-server finds its mount: not percent-decoded (names need no escapes).
+    const path = requestPath(request.uri);
+    if (path === null) return refuse(400, `Bad Request: cannot read the path of ${request.uri}`);
     const streams = sdpStreams(requestBody(request.message));
     if (streams === null || streams.length === 0) {
       return refuse(400, "Bad Request: the ANNOUNCE body is not an SDP with at least one stream");
