@@ -96,6 +96,12 @@ function offerRoute(endpoint: OfferEndpoint): HttpRoute {
         request,
         () => endpoint.answer(target, offer, from),
       );
+      if (request.socket.destroyed) {
+        // The client left while its answer was made: it never learns the session, so none is kept.
+        console.log(`${protocol} session ${id}: its client left before the answer; ending it`);
+        await endpoint.stop(id);
+        return true;
+      }
       const body = Buffer.from(answer, "utf8");
       response.writeHead(201, {
         "content-type": "application/sdp",

@@ -17,6 +17,7 @@ import {
   TestClient,
   waitUntil,
 } from "../helpers.ts";
+import { writeAll } from "../rtsp_client.ts";
 import { audioReceived, play, scenario, screenshots } from "./webrtc_page.ts";
 
 const shot = await screenshots("whep");
@@ -314,6 +315,64 @@ try {
       await page.close();
     } finally {
       await elsewhere.shutdown();
+      await client.close();
+      assert.equal(await server.stop(), 0, server.logs.join("\n"));
+    }
+  });
+
+  /*
+   * A client that leaves while its answer is made never learns its session (no Location), so
+   * the session must end at once. Before 2026-12-04 it stayed until the 30 s connect timeout and
+   * held a place under GSTREAMER_MAX_WEBRTC_SESSIONS. A STUN server that never answers keeps the
+   * answer waiting for ICE gathering (3 s), and a limit of one session shows when it is pending.
+   */
+  await scenario("a client that leaves while its answer is made leaves no session", async () => {
+    const server = await startServer({
+      GSTREAMER_WEBRTC_STUN: "stun://127.0.0.1:9",
+      GSTREAMER_MAX_WEBRTC_SESSIONS: "1",
+    });
+    const client = await camera(server);
+    try {
+      await warmUp(server);
+      const baseline = await serverSnapshot(server, client);
+      const context = await browser.newContext();
+      const offer = await (await context.newPage()).evaluate(`(async () => {
+        const pc = new RTCPeerConnection();
+        pc.addTransceiver("video", { direction: "recvonly" });
+        await pc.setLocalDescription(await pc.createOffer());
+        return pc.localDescription.sdp;
+      })()`) as string;
+      await context.close();
+      const from = server.logs.length;
+      const { hostname, port } = new URL(server.httpUrl);
+      const conn = await Deno.connect({ hostname, port: Number(port) });
+      const body = new TextEncoder().encode(offer);
+      await writeAll(
+        conn,
+        `POST /whep/cam HTTP/1.1\r\nHost: ${hostname}:${port}\r\n` +
+          `Content-Type: application/sdp\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+      await writeAll(conn, body);
+      // An offer with no video is refused after the limit is checked: 503 once ours is pending.
+      await waitUntil(
+        async () => {
+          const probe = await fetch(`${server.httpUrl}/whep/cam`, {
+            method: "POST",
+            headers: { "content-type": "application/sdp" },
+            body: "v=0\r\n",
+          });
+          const text = await probe.text();
+          if (probe.status === 503) return true;
+          assert.equal(probe.status, 400, text);
+          return false;
+        },
+        10000,
+        "the offer to be pending",
+      );
+      conn.close();
+      await logAfter(server, from, "its client left before the answer", 15000);
+      await assertBackTo(server, client, baseline, "the session whose client left");
+    } finally {
       await client.close();
       assert.equal(await server.stop(), 0, server.logs.join("\n"));
     }
