@@ -12,6 +12,7 @@ import {
   expectError,
   expectOk,
   resourceCounts,
+  type ServerEvent,
   type ServerProcess,
   startServer,
   TestClient,
@@ -190,5 +191,54 @@ Deno.test("startRecording and stopRecording sent together: the stop wins, and st
   } finally {
     await Deno.remove(dirs.data, { recursive: true });
     await Deno.remove(dirs.recordings, { recursive: true });
+  }
+});
+
+/*
+ * Two deletes of one pipeline read at once both waited for the store, then both freed it: two
+ * ok replies, two pipelineDeleted events, and the second release set a property of the freed
+ * relay valve (a CRITICAL, so the server aborted under G_DEBUG=fatal-criticals). Found by review
+ * on 2026-12-04. Now the second waits for the first and finds the pipeline gone.
+ */
+Deno.test("two deletes of one pipeline at once: one deletes it, the other finds it gone", async () => {
+  const data = await Deno.makeTempDir({ prefix: "cleanup-data-" });
+  const server = await startServer({ GSTREAMER_DATA_DIR: data });
+  const client = await TestClient.connect(server.url);
+  try {
+    for (let round = 0; round < 5; round++) {
+      const id = `twice${round}`;
+      expectOk(
+        await client.request("createPipeline", {
+          id,
+          pipeline: `videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! x264enc ` +
+            `tune=zerolatency ! rtspserversink path=${id}`,
+          desiredState: "playing",
+        }),
+      );
+      const from = client.received.length;
+      const replies = await sendTogether(server.url, [
+        { type: "deletePipeline", payload: { id } },
+        { type: "deletePipeline", payload: { id } },
+      ]);
+      assert.deepEqual(
+        replies.map((reply) => reply.ok ? "ok" : reply.error?.code),
+        ["ok", "PIPELINE_NOT_FOUND"],
+        JSON.stringify(replies),
+      );
+      // One event: wait for it, then for a later reply, so that a second would be seen.
+      await client.waitFor(
+        (m) => m.type === "pipelineDeleted" && (m as ServerEvent).payload?.id === id,
+        10000,
+        `pipelineDeleted ${id}`,
+      );
+      expectOk(await client.request("getPipelines"));
+      const deleted = client.received.slice(from).filter((m) =>
+        m.type === "pipelineDeleted" && (m as ServerEvent).payload?.id === id
+      );
+      assert.equal(deleted.length, 1, `pipelineDeleted events for ${id}`);
+    }
+  } finally {
+    await stopServer(server, client);
+    await Deno.remove(data, { recursive: true });
   }
 });

@@ -109,6 +109,7 @@ export class ManagedPipeline {
   /** Whether its last start found it live (a live source: no preroll, no seeking). */
   #live = false;
   #deleted = false;
+  #released: Promise<void> | null = null;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   /**
@@ -410,11 +411,15 @@ export class ManagedPipeline {
    * under way, and the last one: nothing queued after can see it freed.
    */
   release(): Promise<void> {
-    this.#supervisor.cancel();
-    for (const unwatch of this.#unwatch) unwatch();
-    this.#host.mounts.release(this.mounts);
-    this.#deleted = true;
-    return this.#serial(() => this.gst.dispose());
+    // Once: a second release (a delete racing shutdown or an eviction) would free it twice.
+    this.#released ??= (() => {
+      this.#supervisor.cancel();
+      for (const unwatch of this.#unwatch) unwatch();
+      this.#host.mounts.release(this.mounts);
+      this.#deleted = true;
+      return this.#serial(() => this.gst.dispose());
+    })();
+    return this.#released;
   }
 
   #requireRunning(what: string, states: StateName[] = ["PLAYING", "PAUSED"]): void {
@@ -435,7 +440,8 @@ export class ManagedPipeline {
     } catch (error) {
       if (this.#deleted || this.desiredState === "stopped") throw error;
       if (!this.#supervisor.restartsAfter("start failed")) {
-        this.#setDesiredStateLater("stopped");
+        // On disk before the failure is told: a start the client saw fail never runs at a reboot.
+        await this.#setDesiredState("stopped")?.catch(() => {});
         throw error;
       }
       const delayMs = this.#supervisor.schedule("start failed", this.playingSince);

@@ -80,6 +80,10 @@ export class PipelineRegistry {
   readonly #pipelines = new Map<string, ManagedPipeline>();
   /** Ids being built, with their kind; settles when the build has ended either way. */
   readonly #building = new Map<string, { kind: PipelineKind; done: Promise<void> }>();
+  /** Deletes under way, by pipeline: a second delete of one waits for the first. */
+  readonly #deleting = new Map<ManagedPipeline, Promise<{ id: string }>>();
+  /** Set by shutdown: creates are refused from then on. */
+  #closing = false;
   /** Stored definitions that no longer build (a plugin removed): kept, listed, and deletable. */
   readonly #unbuildable = new Map<string, { stored: StoredPipeline; error: PipelineError }>();
   readonly #listeners = new Set<(event: PipelineEvent) => void>();
@@ -177,6 +181,13 @@ export class PipelineRegistry {
   ): Promise<{ pipeline: ManagedPipeline; result: T }> {
     const { id, ...definition } = spec;
     requireValidId(id);
+    if (this.#closing) {
+      throw new DomainError(
+        "NODE_UNAVAILABLE",
+        `The server is stopping: pipeline '${id}' was not created; create it when it is back`,
+        { id },
+      );
+    }
     if (this.has(id)) {
       throw new DomainError("DUPLICATE_ID", `A pipeline with id '${id}' already exists`, { id });
     }
@@ -214,7 +225,16 @@ export class PipelineRegistry {
       : preparing.then((pipeline) => pipeline.startCreated(desiredState));
     const registering = (async () => {
       const [started, stored] = await Promise.allSettled([starting, storing]);
-      if (started.status === "fulfilled" && stored.status === "fulfilled") return await preparing;
+      if (started.status === "fulfilled" && stored.status === "fulfilled") {
+        const made = await preparing;
+        try {
+          return { made, result: onRegistered(made) };
+        } catch (error) {
+          await made.release();
+          if (storing) await this.#unstore(id);
+          throw error;
+        }
+      }
       const made = await preparing.catch(() => null);
       if (made) await made.release();
       if (storing && stored.status === "fulfilled") await this.#unstore(id);
@@ -223,15 +243,15 @@ export class PipelineRegistry {
         : (stored as PromiseRejectedResult).reason;
     })();
     this.#building.set(id, { kind, done: registering.then(() => {}, () => {}) });
-    let pipeline;
+    let registered;
     try {
-      pipeline = await registering;
+      registered = await registering;
     } finally {
       this.#building.delete(id);
     }
+    const { made: pipeline, result } = registered;
     // From here to the end nothing awaits: the pipeline is registered in one step.
     this.#pipelines.set(id, pipeline);
-    const result = onRegistered(pipeline);
     this.#emit({ type: "pipelineCreated", payload: pipeline.info() });
     pipeline.announce();
     return { pipeline, result };
@@ -332,17 +352,37 @@ export class PipelineRegistry {
         return { id };
       })();
     }
-    return Promise.resolve(this.#with(id, async (pipeline) => {
+    return Promise.resolve(this.#with(id, (pipeline) => this.#deleteOnce(pipeline)));
+  }
+
+  /**
+   * Deletes a pipeline, once: a delete that comes while another is under way waits for it, then
+   * finds the pipeline gone (PIPELINE_NOT_FOUND), or tries itself when that one failed.
+   */
+  async #deleteOnce(pipeline: ManagedPipeline): Promise<{ id: string }> {
+    const { id } = pipeline;
+    const earlier = this.#deleting.get(pipeline);
+    if (earlier) {
+      await earlier.catch(() => {});
+      return await this.#with(id, (now) => this.#deleteOnce(now));
+    }
+    const deleting = (async () => {
       if (pipeline.kind === "pipeline") await this.#options.store?.remove(id);
       await this.#release(pipeline);
       this.#emit({ type: "pipelineDeleted", payload: { id } });
       return { id };
-    }));
+    })();
+    this.#deleting.set(pipeline, deleting);
+    try {
+      return await deleting;
+    } finally {
+      this.#deleting.delete(pipeline);
+    }
   }
 
-  /** Forgets the pipeline at once (later lookups fail), then stops and frees it. */
+  /** Forgets the pipeline at once (later lookups fail), then stops and frees it (once). */
   #release(pipeline: ManagedPipeline): Promise<void> {
-    this.#pipelines.delete(pipeline.id);
+    if (this.#pipelines.get(pipeline.id) === pipeline) this.#pipelines.delete(pipeline.id);
     return pipeline.release();
   }
 
@@ -423,6 +463,7 @@ export class PipelineRegistry {
 
   /** Stops and frees every pipeline (after the builds under way); the store keeps them. */
   async shutdown(): Promise<void> {
+    this.#closing = true;
     await Promise.all([...this.#building.values()].map((building) => building.done));
     await Promise.allSettled([...this.#pipelines.values()].map((p) => this.#release(p)));
     this.#host.mounts.close();
