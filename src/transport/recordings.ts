@@ -88,6 +88,8 @@ export function recordingsRoute(hub: RecordingHub): HttpRoute {
       response.end();
       return true;
     }
+    // A client gone during the stat has had its "close" already: a file piped to it stays open.
+    if (response.destroyed) return true;
     // Streamed from the file: a segment is never read into memory whole.
     const stream = createReadStream(location, { start, end });
     stream.on("error", () => response.destroy());

@@ -303,6 +303,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         });
       }
     } catch (error) {
+      // A client that left mid-body (its request "aborted"): nothing failed, no one to answer.
+      if ((error as { code?: string }).code === "ECONNRESET" && request.socket.destroyed) return;
       console.error("HTTP request failed:", error);
       if (!response.headersSent) {
         sendJson(response, 500, { error: { code: "INTERNAL", message: "Internal server error" } });
