@@ -403,10 +403,12 @@ Deno.test("an rtspsrc with no pad for a branch reports it, naming the pads that 
     (url) => `rtspsrc location=${url} protocols=tcp ! rtph264depay ! fakesink`,
   );
   // Reported at once: rtspsrc stops on the audio nothing takes (not after LATE_PAD_GRACE_MS).
-  assert.match(error.element, /^rtspsrc\d+$/);
+  assert.match(error.element, /^rtspsrc\d+$/, `debug: ${error.debug}`);
   assert.match(
     error.message,
     /^No pad of 'rtspsrc\d+' could link to 'rtph264depay\d+'; pads that appeared: recv_rtp_src_0_\d+_\d+ \(application\/x-rtp, media=\(string\)audio/,
+    // rtspsrc's own errors say which step failed only in their debug text (CI, 2026-12-04).
+    `debug: ${error.debug}`,
   );
 });
 
@@ -420,8 +422,12 @@ Deno.test("an rtspsrc branch no stream fits is reported while the other branch p
       "src. ! rtpmp4gdepay name=aac ! fakesink",
   );
   // The video plays, so rtspsrc reports nothing: the wait for a late pad ends in the error.
-  assert.equal(error.element, "src");
-  assert.equal(error.message, "No pad of 'src' could link to 'aac'; no matching pad appeared");
+  assert.equal(error.element, "src", `debug: ${error.debug}`);
+  assert.equal(
+    error.message,
+    "No pad of 'src' could link to 'aac'; no matching pad appeared",
+    `debug: ${error.debug}`,
+  );
 });
 
 Deno.test("a tsdemux in launch text links its video pad to the only branch, and plays to EOS", async () => {
