@@ -18,7 +18,7 @@ import {
   TestClient,
   waitUntil,
 } from "./helpers.ts";
-import { describeStatus } from "./rtsp_client.ts";
+import { RtspConn } from "./rtsp_client.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Media made with gst-launch-1.0, the server and one client for the file
@@ -383,18 +383,27 @@ async function readingError(
   const path = freshId("served");
   await create(path, served(path));
   expectOk(await client.request("startPipeline", { id: path }));
-  await waitUntil(
-    async () => await describeStatus(server.rtspUrl, path) === 200,
-    15000,
-    `/${path} described`,
-  );
-  const id = freshId("reader");
-  await create(id, reader(`${server.rtspUrl}/${path}`));
-  void client.request("startPipeline", { id });
-  const error = await client.event("pipelineError", (p) => p.id === id);
-  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
-  await remove(id, path);
-  return error.payload;
+  // Described first: until its stream has begun a DESCRIBE gets 503. The probe's connection stays
+  // open until the reader is done, so that the shared media it prepared stays prepared.
+  const probe = await RtspConn.open(server.rtspUrl);
+  try {
+    await waitUntil(
+      () =>
+        probe.request("DESCRIBE", `${server.rtspUrl}/${path}`, { Accept: "application/sdp" })
+          .then(() => true, () => false),
+      15000,
+      `/${path} described`,
+    );
+    const id = freshId("reader");
+    await create(id, reader(`${server.rtspUrl}/${path}`));
+    void client.request("startPipeline", { id });
+    const error = await client.event("pipelineError", (p) => p.id === id);
+    await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+    await remove(id, path);
+    return error.payload;
+  } finally {
+    probe.close();
+  }
 }
 
 Deno.test("an rtspsrc with no pad for a branch reports it, naming the pads that came", async () => {

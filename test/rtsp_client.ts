@@ -2,6 +2,8 @@
 
 export interface RtspResponse {
   status: number;
+  /** The reason phrase of the status line. */
+  reason: string;
   headers: Map<string, string>;
   body: string;
 }
@@ -79,7 +81,8 @@ export class RtspConn {
     if (session !== undefined) this.session = session.split(";")[0];
     if (response.status !== 200) {
       throw new Error(
-        `${method} ${url}: ${response.status}\n${JSON.stringify([...response.headers])}`,
+        `${method} ${url}: ${response.status}\n${response.reason}\n` +
+          JSON.stringify([...response.headers]),
       );
     }
     return response;
@@ -152,6 +155,7 @@ export class RtspConn {
             this.#buffer = this.#buffer.slice(end + 4 + length);
             return {
               status: Number(statusLine.split(" ")[1]),
+              reason: statusLine.split(" ").slice(2).join(" "),
               headers,
               body: text.slice(end + 4, end + 4 + length),
             };

@@ -1,6 +1,7 @@
 /** Serving pipelines over RTSP, read by real ffprobe over TCP and UDP. */
 import assert from "node:assert/strict";
-import { run, startServer, TestClient } from "./helpers.ts";
+import { run, startServer, TestClient, waitUntil } from "./helpers.ts";
+import { RtspConn } from "./rtsp_client.ts";
 
 const server = await startServer();
 const client = await TestClient.connect(server.url);
@@ -115,5 +116,55 @@ Deno.test("the RTSP port takes many connections at once: its listen backlog is n
   // ss shows a listening socket's backlog as its Send-Q.
   for (const backlog of backlogs) {
     assert.equal(backlog, Math.min(1024, somaxconn), listening.stdout);
+  }
+});
+
+/*
+ * A path whose stream has not started has nothing to describe. Before 2026-12-04 a DESCRIBE got
+ * 200 with an SDP without streams, and the empty media stayed cached while that client held it:
+ * later clients got the same ("SDP contains no streams", a CI flake of graph_test). Now 503 with
+ * the reason, until the stream starts.
+ */
+Deno.test("a DESCRIBE before a path's stream starts gets 503 with the reason, then 200 with it", async () => {
+  const id = "not-started";
+  const expectOk = (reply: { ok: boolean }) => assert.ok(reply.ok, JSON.stringify(reply));
+  // The valve holds back everything (caps too): the stream starts when it opens.
+  expectOk(
+    await client.request("createPipeline", {
+      id,
+      pipeline: "audiotestsrc is-live=true ! avenc_aac ! aacparse ! valve name=gate drop=true ! " +
+        `rtspserversink path=${id}`,
+      desiredState: "playing",
+    }),
+  );
+  const conn = await RtspConn.open(server.rtspUrl);
+  try {
+    const refused = await conn.request("DESCRIBE", `${server.rtspUrl}/${id}`).then(
+      () => "200",
+      (error) => (error as Error).message,
+    );
+    assert.match(
+      refused,
+      /: 503\nService Unavailable: stream 0 of '\/not-started' has not started/,
+    );
+    expectOk(
+      await client.request("setElementProperty", {
+        id,
+        element: "gate",
+        property: "drop",
+        value: false,
+      }),
+    );
+    const described = await waitUntil(
+      () =>
+        conn.request("DESCRIBE", `${server.rtspUrl}/${id}`, { Accept: "application/sdp" })
+          .then((response) => response.body, () => null),
+      15000,
+      `/${id} described`,
+    );
+    assert.equal(described.match(/^m=audio /gm)?.length, 1, described);
+  } finally {
+    conn.close();
+    await client.request("deletePipeline", { id });
   }
 });

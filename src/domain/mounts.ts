@@ -25,7 +25,7 @@ import {
 import { linkElements, type Pipeline } from "../gst/pipeline.ts";
 import type { Pointer } from "../gst/native.ts";
 import { setProperty } from "../gst/property.ts";
-import type { RtspServer } from "../gst/rtsp.ts";
+import type { DescribeCheck, RtspServer } from "../gst/rtsp.ts";
 import { DomainError } from "./errors.ts";
 import type { ElementSpec, LinkSpec } from "./spec.ts";
 
@@ -148,6 +148,27 @@ export function setRelaysOpen(relays: Relay[], open: boolean): void {
   }
 }
 
+/** The RTP caps each relay's clients start from; undefined for a stream that has not started. */
+function relayCaps(relays: Relay[]): (string | undefined)[] {
+  return relays.map((relay) => padCaps(relay.payloader, "src", "current") ?? relay.format.rtpCaps);
+}
+
+/**
+ * A DESCRIBE of a path whose stream has not started yet is refused with 503 and the reason: the
+ * media it would get has no streams (an SDP without them), and stays cached while held.
+ */
+export function notStartedCheck(path: string, mount: Mount): DescribeCheck {
+  return () => {
+    const waiting = relayCaps(mount.relays).findIndex((caps) => caps === undefined);
+    if (waiting === -1) return null;
+    return {
+      status: 503,
+      reason: `Service Unavailable: stream ${waiting} of '/${path}' has not started yet; ` +
+        "try again in a moment",
+    };
+  };
+}
+
 /** The media builder for a mount: builds the clients' media and opens the relays that feed it. */
 export function mediaBuilder(path: string, mount: Mount): () => Pointer | null {
   return () => {
@@ -197,9 +218,7 @@ export async function freeUdpPort(): Promise<number> {
  */
 export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[]): Pointer | null {
   // Every stream's caps first: a stream not started yet refuses the media before anything is made.
-  const streamCaps = relays.map((relay) =>
-    padCaps(relay.payloader, "src", "current") ?? relay.format.rtpCaps
-  );
+  const streamCaps = relayCaps(relays);
   const waiting = streamCaps.findIndex((caps) => caps === undefined);
   if (waiting !== -1) {
     console.warn(`RTSP path '${path}': stream ${waiting} has not started yet`);
@@ -316,7 +335,9 @@ export class RtspMounts {
     const server = this.#server;
     if (!server) return;
     for (const [path, mount] of mounts) {
-      if (!server.isMounted(path)) server.mount(path, mediaBuilder(path, mount));
+      if (!server.isMounted(path)) {
+        server.mount(path, mediaBuilder(path, mount), notStartedCheck(path, mount));
+      }
     }
   }
 

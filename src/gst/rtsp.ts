@@ -152,9 +152,10 @@ let authType: bigint | undefined;
 
 /**
  * An empty media, for a request that cannot be served: the path was unmounted while the
- * request waited for this callback, or its stream cannot be described yet. The client gets an
- * RTSP error; returning NULL instead makes gst-rtsp-server log a CRITICAL ("could not create
- * element").
+ * request waited for this callback, or its stream cannot be described yet. Returning NULL
+ * instead makes gst-rtsp-server log a CRITICAL ("could not create element"). A shared factory
+ * answers a DESCRIBE of it with an SDP without streams, and caches it while a client holds it: a
+ * mount's DescribeCheck refuses what it can tell before (a stream not started yet).
  */
 function emptyMedia(): Pointer {
   return lib().gst.gst_bin_new(cstr("media-unavailable"))!; // floating, as the vfunc returns it
@@ -669,9 +670,11 @@ export class RtspServer {
    * Serves `build`'s media at rtsp://host:port/{path}, shared by every client. It takes the
    * place of a record factory at the path once the publisher's record media is made (the
    * publisher keeps it): until then the ANNOUNCE under way must still find the record factory.
+   * `check` may refuse a DESCRIBE first, with a status and reason of its own.
    */
-  mount(path: string, build: MediaBuilder): void {
+  mount(path: string, build: MediaBuilder, check?: DescribeCheck): void {
     if (this.isMounted(path)) throw new Error(`RTSP path '${path}' is already mounted`);
+    if (check) this.#describeChecks.set(path, check);
     const record = this.#records.get(path);
     if (record !== undefined && !record.made) {
       record.waitingPlay = build;
