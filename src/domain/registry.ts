@@ -302,9 +302,7 @@ export class PipelineRegistry {
       );
     }
     const pipeline = this.#pipelines.get(id);
-    if (!pipeline) {
-      throw new DomainError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
-    }
+    if (!pipeline) throw notFound(id);
     return pipeline;
   }
 
@@ -364,7 +362,9 @@ export class PipelineRegistry {
     const earlier = this.#deleting.get(pipeline);
     if (earlier) {
       await earlier.catch(() => {});
-      return await this.#with(id, (now) => this.#deleteOnce(now));
+      // Gone: that delete did it (a pipeline made since under the same id is not this one's).
+      if (this.#pipelines.get(id) !== pipeline) throw notFound(id);
+      return await this.#deleteOnce(pipeline);
     }
     const deleting = (async () => {
       if (pipeline.kind === "pipeline") await this.#options.store?.remove(id);
@@ -579,4 +579,8 @@ export class PipelineRegistry {
       [...this.#building.values()].filter((b) => b.kind === "pipeline").length +
       this.#unbuildable.size;
   }
+}
+
+function notFound(id: string): DomainError {
+  return new DomainError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
 }

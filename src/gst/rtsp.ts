@@ -615,14 +615,11 @@ export class RtspServer {
     return true;
   }
 
-  /** A DESCRIBE of a per-client mount whose check refuses it is answered here, with the reason. */
+  /** A DESCRIBE of a mount whose check refuses it is answered here, with the reason. */
   #checkDescribe(request: NonNullable<ReturnType<typeof contextRequest>>): boolean {
-    let path: string;
-    try {
-      path = decodeURIComponent(new URL(request.uri).pathname).replace(/^\/+|\/+$/g, "");
-    } catch {
-      return true; // gst-rtsp-server answers what it cannot find
-    }
+    // The path as gst-rtsp-server finds its mount (undecoded); it answers what it cannot find.
+    const path = requestPath(request.uri);
+    if (path === null) return true;
     const refusal = this.#describeChecks.get(path)?.(request.uri) ?? null;
     if (refusal === null) return true;
     respond(request.client, request.message, refusal.status, refusal.reason);
