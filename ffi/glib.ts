@@ -37,17 +37,16 @@ export const glibSymbols = {
   g_strsplit: { parameters: ["buffer", "buffer", "i32"], result: "pointer" },
   // gint g_poll (GPollFD *fds, guint nfds, gint timeout): with timeout 0 it never waits
   g_poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
+  // The same with timeout -1, for the bus watch (src/gst/bus_watch.ts): it waits on a pool thread
+  // until a descriptor is readable.
+  g_poll_async: {
+    name: "g_poll",
+    parameters: ["buffer", "u32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
   // gboolean g_close (gint fd, GError **error)
   g_close: { parameters: ["i32", "pointer"], result: "i32" },
   // GList *g_list_last (GList *list): layout check
   g_list_last: { parameters: ["pointer"], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-/**
- * Called by the bus watch thread (src/gst/bus_watch_worker.ts) only, where waiting is allowed: the
- * main thread polls with timeout 0.
- */
-export const glibBusWatchSymbols = {
-  // gint g_poll (GPollFD *fds, guint nfds, gint timeout): timeout -1 waits for a descriptor
-  g_poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -449,7 +449,7 @@ async function main(): Promise<void> {
     stopping = true;
     console.log(`${signal} received: stopping every pipeline`);
     clearTimeout(statsTimer);
-    busWatch.close();
+    await busWatch.close();
     cluster?.stop();
     await whep.closeAll();
     await hls.closeAll();

@@ -67,6 +67,6 @@ Deno.test("the bus watch wakes the main thread when a bus has messages, and only
     await window();
     assert.equal(rounds, settled, "a disposed pipeline's bus wakes nothing");
   } finally {
-    watch.close();
+    await watch.close();
   }
 });

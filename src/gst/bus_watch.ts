@@ -1,12 +1,13 @@
 /**
- * Bus messages without a periodic timer (docs/architecture.md, threading rule 4): a thread of its
- * own (bus_watch_worker.ts) waits in g_poll on the descriptor of every Pipeline's bus, and wakes
- * the main thread when one holds a message. The main thread then drains the buses that hold
- * messages (withMessages) and sends the set of descriptors again. Only descriptors cross to that
- * thread, never a GStreamer object; a descriptor that closes while it waits keeps its file open
- * until that wait ends (the kernel holds it), and the next set no longer has it.
+ * Bus messages without a periodic timer (docs/architecture.md, threading rule 4): a `g_poll` on
+ * Deno's FFI pool waits on the descriptor of every Pipeline's bus, and its end wakes the main
+ * thread when one holds a message. The main thread then drains the buses that hold messages
+ * (withMessages) and starts the next wait, with the set of descriptors as it is then. Only
+ * descriptors cross to that thread, never a GStreamer object; a descriptor that closes while it
+ * waits keeps its file open until that wait ends (the kernel holds it), and the next set no longer
+ * has it.
  */
-import { Layout } from "./layout.ts";
+import { G_IO_IN, Layout } from "./layout.ts";
 import { lib, type Pointer } from "./native.ts";
 
 /** The descriptors of the buses of every Pipeline not disposed (Pipeline adds and removes them). */
@@ -34,12 +35,14 @@ export function unwatchBus(descriptor: number): void {
 export class BusWatch {
   readonly #onMessages: () => void;
   readonly #minIntervalMs: number;
-  /** A bus of our own, posted on to end the thread's wait when a bus is added. */
+  /**
+   * A bus of our own, posted on to end the wait: when a bus is added, and at close. Freed once no
+   * wait holds its descriptor.
+   */
   readonly #wakeBus: Pointer;
   readonly #wakeDescriptor: number;
-  #worker: Worker | null;
-  /** The thread waits on the set sent last; a new bus needs a wake-up to be in the next one. */
-  #waiting = false;
+  /** The wait under way (its GPollFD array stays referenced here until it ends). */
+  #waiting: { pollFds: Uint8Array; done: Promise<void> } | null = null;
   #wakePosted = false;
   #lastRoundAt = -Infinity;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -55,51 +58,60 @@ export class BusWatch {
     this.#minIntervalMs = minIntervalMs;
     this.#wakeBus = lib().gst.gst_bus_new()!;
     this.#wakeDescriptor = busDescriptor(this.#wakeBus);
-    this.#worker = new Worker(new URL("./bus_watch_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    this.#worker.onmessage = (event: MessageEvent<boolean>) => this.#woken(event.data);
-    this.#worker.onerror = (event) => {
-      event.preventDefault();
-      // Messages must still be seen: poll on a timer, as before the thread existed.
-      console.error(`The bus watch thread failed (${event.message}); polling buses on a timer`);
-      this.#worker?.terminate();
-      this.#worker = null;
-      this.#waiting = false;
-      this.#timer = setInterval(() => this.#onMessages(), this.#minIntervalMs);
-    };
     running = this;
-    this.#send();
+    this.#wait();
   }
 
-  /** A bus was added: the thread, if waiting on an older set, wakes and gets the new one. */
+  /** A bus was added: a wait on an older set ends, and the next one has the new bus. */
   added(): void {
-    if (!this.#waiting || this.#wakePosted) return;
+    if (this.#waiting === null) return;
+    this.#wake();
+  }
+
+  /** Stops watching; resolves once the wait under way has ended and the wake bus is freed. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      running = null;
+      clearTimeout(this.#timer);
+      if (this.#waiting === null) this.#freeWakeBus();
+      else this.#wake();
+    }
+    return this.#waiting?.done ?? Promise.resolve();
+  }
+
+  #wake(): void {
+    if (this.#wakePosted) return;
     const { gst } = lib();
     this.#wakePosted = gst.gst_bus_post(this.#wakeBus, gst.gst_message_new_eos(null)) !== 0;
   }
 
-  /** Ends the thread; buses are no longer watched. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    running = null;
-    clearTimeout(this.#timer);
-    clearInterval(this.#timer);
-    this.#worker?.terminate();
-    this.#worker = null;
-    // A thread still in g_poll holds the descriptor's file until it returns; freeing the bus is safe.
-    const { gst } = lib();
-    this.#drainWakeBus();
-    gst.gst_object_unref(this.#wakeBus);
+  /** Waits on a pool thread until the wake bus or a pipeline's bus holds a message. */
+  #wait(): void {
+    const descriptors = [this.#wakeDescriptor, ...busDescriptors];
+    const { size, fd, events, revents } = Layout.GPollFD;
+    const pollFds = new Uint8Array(descriptors.length * size);
+    const view = new DataView(pollFds.buffer);
+    descriptors.forEach((descriptor, i) => {
+      view.setInt32(i * size + fd, descriptor, true);
+      view.setUint16(i * size + events, G_IO_IN, true);
+    });
+    const done = lib().glib.g_poll_async(pollFds, descriptors.length, -1).then((found) => {
+      this.#waiting = null;
+      // The wake bus's is the first descriptor; a bus of the rest (or an interrupted poll, -1)
+      // means there are buses to drain.
+      this.#woken(
+        found < 0 || descriptors.some((_, i) => i > 0 && view.getUint16(i * size + revents, true)),
+      );
+    });
+    this.#waiting = { pollFds, done };
   }
 
-  /** The thread's wait ended: `busReady` when a bus holds a message, else only to take a new set. */
+  /** The wait ended: `busReady` when a bus holds a message, else only to take a new set. */
   #woken(busReady: boolean): void {
-    this.#waiting = false;
-    if (this.#closed) return;
     this.#drainWakeBus();
-    if (!busReady) return this.#send();
+    if (this.#closed) return this.#freeWakeBus();
+    if (!busReady) return this.#wait();
     const wait = this.#lastRoundAt + this.#minIntervalMs - performance.now();
     if (wait > 0) this.#timer = setTimeout(() => this.#round(), wait);
     else this.#round();
@@ -112,13 +124,8 @@ export class BusWatch {
     try {
       this.#onMessages();
     } finally {
-      this.#send();
+      this.#wait();
     }
-  }
-
-  #send(): void {
-    this.#worker?.postMessage([this.#wakeDescriptor, ...busDescriptors]);
-    this.#waiting = this.#worker !== null;
   }
 
   #drainWakeBus(): void {
@@ -129,5 +136,10 @@ export class BusWatch {
       gst.gst_message_unref(message);
     }
     this.#wakePosted = false;
+  }
+
+  #freeWakeBus(): void {
+    this.#drainWakeBus();
+    lib().gst.gst_object_unref(this.#wakeBus);
   }
 }
