@@ -35,6 +35,25 @@ export const glibSymbols = {
   // gchar **g_strsplit (const gchar *string, const gchar *delimiter, gint max_tokens): a new
   //   GStrv (transfer full: whoever takes it frees it with g_strfreev)
   g_strsplit: { parameters: ["buffer", "buffer", "i32"], result: "pointer" },
+  // GHashTable *g_hash_table_new_full (GHashFunc hash_func, GEqualFunc key_equal_func,
+  //   GDestroyNotify key_destroy_func, GDestroyNotify value_destroy_func): NULL, NULL compare
+  //   keys as pointers
+  g_hash_table_new_full: {
+    parameters: ["pointer", "pointer", "pointer", "pointer"],
+    result: "pointer",
+  },
+  // gboolean g_hash_table_insert (GHashTable *hash_table, gpointer key, gpointer value)
+  g_hash_table_insert: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
+  // void g_hash_table_foreach (GHashTable *hash_table, GHFunc func, gpointer user_data): on a pool
+  //   thread, where func may wait (src/gst/time_queries.ts)
+  g_hash_table_foreach_async: {
+    name: "g_hash_table_foreach",
+    parameters: ["pointer", "pointer", "pointer"],
+    result: "void",
+    nonblocking: true,
+  },
+  // void g_hash_table_unref (GHashTable *hash_table): the last one destroys keys and values
+  g_hash_table_unref: { parameters: ["pointer"], result: "void" },
   // gint g_poll (GPollFD *fds, guint nfds, gint timeout): with timeout 0 it never waits
   g_poll: { parameters: ["buffer", "u32", "i32"], result: "i32" },
   // The same with timeout -1, for the bus watch (src/gst/bus_watch.ts): it waits on a pool thread
@@ -50,3 +69,16 @@ export const glibSymbols = {
   // GList *g_list_last (GList *list): layout check
   g_list_last: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** libgmodule-2.0: the address of a C function, for C code that takes one. */
+export const gmoduleSymbols = {
+  // GModule *g_module_open (const gchar *file_name, GModuleFlags flags): a library already loaded
+  //   by that name gives the same library, with one more reference
+  g_module_open: { parameters: ["buffer", "i32"], result: "pointer" },
+  // gboolean g_module_symbol (GModule *module, const gchar *symbol_name, gpointer *symbol)
+  g_module_symbol: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // gboolean g_module_close (GModule *module): drops that reference
+  g_module_close: { parameters: ["pointer"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export const G_MODULE_BIND_LAZY = 1;

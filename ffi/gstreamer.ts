@@ -124,6 +124,14 @@ export const gstSymbols = {
   gst_object_get_name: { parameters: ["pointer"], result: "pointer" },
   // GstObject *gst_object_get_parent (GstObject *object): with a reference, or NULL
   gst_object_get_parent: { parameters: ["pointer"], result: "pointer" },
+  // GstQuery *gst_query_new_position (GstFormat format): position -1 until an element answers
+  gst_query_new_position: { parameters: ["i32"], result: "pointer" },
+  // GstQuery *gst_query_new_duration (GstFormat format): duration -1 until an element answers
+  gst_query_new_duration: { parameters: ["i32"], result: "pointer" },
+  // void gst_query_parse_position (GstQuery *query, GstFormat *format, gint64 *cur)
+  gst_query_parse_position: { parameters: ["pointer", "pointer", "buffer"], result: "void" },
+  // void gst_query_parse_duration (GstQuery *query, GstFormat *format, gint64 *duration)
+  gst_query_parse_duration: { parameters: ["pointer", "pointer", "buffer"], result: "void" },
   // gpointer gst_object_ref (gpointer object)
   gst_object_ref: { parameters: ["pointer"], result: "pointer" },
   // gpointer gst_object_ref_sink (gpointer object)
@@ -231,15 +239,4 @@ export const gstSymbols = {
     result: "i32",
     nonblocking: true,
   },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-/**
- * Called by the time query thread (src/gst/time_worker.ts) only, where waiting is allowed: the
- * same queries would be `_async` on the main thread.
- */
-export const gstTimeQuerySymbols = {
-  // gboolean gst_element_query_position (GstElement *element, GstFormat format, gint64 *cur)
-  gst_element_query_position: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
-  // gboolean gst_element_query_duration (GstElement *element, GstFormat format, gint64 *duration)
-  gst_element_query_duration: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

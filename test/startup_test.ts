@@ -142,27 +142,26 @@ Deno.test("start-up logs the GStreamer version and the URL; SIGTERM closes clien
   assert.ok(server.logs.some((line) => /SIGTERM received/.test(line)));
 });
 
-Deno.test("the query thread starts with the first pipeline, not at a later stats round", async () => {
+Deno.test("a running server has no Worker: stats positions and bus messages come without a V8 isolate of their own", async () => {
   const server = await startServer();
   const client = await TestClient.connect(server.url);
   try {
-    // Deno names a Worker's thread "worker-N"; the bus watch has one from start-up.
-    const workerThreads = async () => {
-      let count = 0;
-      for await (const task of Deno.readDir(`/proc/${server.pid}/task`)) {
-        const name = await Deno.readTextFile(`/proc/${server.pid}/task/${task.name}/comm`);
-        if (name.startsWith("worker-")) count++;
-      }
-      return count;
-    };
-    const before = await workerThreads();
-    // Created, never started: no stats round ever queries it, so only its creation starts the thread.
     const created = await client.request("createPipeline", {
       id: "first",
       pipeline: "videotestsrc ! fakesink",
+      desiredState: "playing",
     });
     assert.equal(created.ok, true, JSON.stringify(created.error));
-    assert.equal(await workerThreads(), before + 1);
+    // A stats round has asked its position (off the main thread) and its bus has been watched.
+    const stats = await client.nextStats((p) => p.id === "first" && p.position !== null);
+    assert.ok(stats);
+    // Deno names a Worker's thread "worker-N"; each Worker is a V8 isolate of 7 to 10 MiB.
+    const workers: string[] = [];
+    for await (const task of Deno.readDir(`/proc/${server.pid}/task`)) {
+      const name = await Deno.readTextFile(`/proc/${server.pid}/task/${task.name}/comm`);
+      if (name.startsWith("worker-")) workers.push(name.trim());
+    }
+    assert.deepEqual(workers, []);
   } finally {
     await client.close();
     await server.stop();

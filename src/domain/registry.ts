@@ -437,8 +437,9 @@ export class PipelineRegistry {
 
   /**
    * Per-pipeline figures from GStreamer's own counters; no per-buffer work. The position (and
-   * unknown duration) queries of every running pipeline go to the query thread in one batch; the
-   * counters are read when its answer is back, of the pipelines registered then.
+   * unknown duration) queries of every running pipeline run off the main thread in one batch
+   * (src/gst/time_queries.ts); the counters are read when it is back, of the pipelines registered
+   * then.
    */
   async stats(): Promise<PipelineStats[]> {
     const running = [...this.#pipelines.values()].filter((pipeline) =>

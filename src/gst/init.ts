@@ -1,5 +1,5 @@
 /** Starts GStreamer once and makes it safe to run headless. */
-import { lib, pointerSlot, slotPointer, takeCString } from "./native.ts";
+import { cFunctions, lib, pointerSlot, slotPointer, takeCString } from "./native.ts";
 import { takeGErrorMessage, verifyLayout } from "./layout.ts";
 import { crashingElements, demoteElements } from "./registry.ts";
 
@@ -22,6 +22,7 @@ export function initGstreamer(): GstRuntime {
   const version = takeCString(gst.gst_version_string()) ?? "GStreamer (unknown version)";
   // Before anything reads or writes a GStreamer structure directly (throws LayoutError).
   verifyLayout(version);
+  cFunctions();
   const refusedElements = crashingElements();
   demoteElements(refusedElements.keys());
   runtime = { version, refusedElements };

@@ -3,8 +3,8 @@
  * src/gst/ needs to pass strings and read pointers.
  */
 import { candidatePaths, type LibraryName, openLibrary } from "../../ffi/loader.ts";
-import { openLibc, RTLD_LAZY, RTLD_NOLOAD } from "../../ffi/libc.ts";
-import { glibSymbols } from "../../ffi/glib.ts";
+import { openLibc } from "../../ffi/libc.ts";
+import { G_MODULE_BIND_LAZY, glibSymbols, gmoduleSymbols } from "../../ffi/glib.ts";
 import { gobjectSymbols } from "../../ffi/gobject.ts";
 import { gstSymbols } from "../../ffi/gstreamer.ts";
 import { appSymbols } from "../../ffi/gstapp.ts";
@@ -41,18 +41,47 @@ export function libc(): ReturnType<typeof openLibc> {
   return libcLoaded;
 }
 
+let gmodule: Deno.DynamicLibrary<typeof gmoduleSymbols>["symbols"] | undefined;
+let functions: ReturnType<typeof findFunctions> | undefined;
+
+function findFunctions() {
+  return {
+    gObjectUnref: functionAddress("gobject-2.0", "g_object_unref"),
+    gstObjectUnref: functionAddress("gstreamer-1.0", "gst_object_unref"),
+    gstMiniObjectUnref: functionAddress("gstreamer-1.0", "gst_mini_object_unref"),
+    gstElementQuery: functionAddress("gstreamer-1.0", "gst_element_query"),
+  };
+}
+
 /**
- * The address of the C function `symbol` of `library` (opened already), for C code that takes a
- * function, such as a GDestroyNotify; null where the C library cannot tell (not glibc).
+ * C functions that we hand to C code which calls them (a GDestroyNotify, a GHFunc), found once;
+ * initGstreamer asks first, so that a missing one stops the start rather than a request.
  */
-export function functionAddress(library: LibraryName, symbol: string): Pointer | null {
-  const c = libc();
-  if (c === null) return null;
+export function cFunctions(): ReturnType<typeof findFunctions> {
+  functions ??= findFunctions();
+  return functions;
+}
+
+/**
+ * The address of the C function `symbol` of `library` (opened already, so the same file is found
+ * by the same path).
+ */
+export function functionAddress(library: LibraryName, symbol: string): Pointer {
+  gmodule ??= openLibrary("gmodule-2.0", gmoduleSymbols).symbols;
   for (const path of candidatePaths(library)) {
-    const handle = c.symbols.dlopen(cstr(path), RTLD_LAZY | RTLD_NOLOAD);
-    if (handle !== null) return c.symbols.dlsym(handle, cstr(symbol));
+    const module = gmodule.g_module_open(cstr(path), G_MODULE_BIND_LAZY);
+    if (module === null) continue;
+    try {
+      const slot = pointerSlot();
+      if (gmodule.g_module_symbol(module, cstr(symbol), new Uint8Array(slot.buffer)) !== 0) {
+        const address = slotPointer(slot);
+        if (address !== null) return address;
+      }
+    } finally {
+      gmodule.g_module_close(module);
+    }
   }
-  return null;
+  throw new Error(`The C function ${symbol} was not found in the ${library} library`);
 }
 
 const encoder = new TextEncoder();

@@ -25,13 +25,7 @@ import {
 import { findProperty } from "./property.ts";
 import { busDescriptor, unwatchBus, watchBus } from "./bus_watch.ts";
 import { trimMemorySoon } from "./memory.ts";
-import {
-  FORMAT_TIME,
-  NANOSECONDS_PER_MS,
-  type QueriedTimes,
-  queryTimes,
-  startTimeQueries,
-} from "./time_queries.ts";
+import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
 import {
   discardFloating,
   elementState,
@@ -119,7 +113,6 @@ export class Pipeline {
     this.#bus = gst.gst_pipeline_get_bus(this.#pipeline)!;
     this.busFd = busDescriptor(this.#bus);
     watchBus(this.busFd);
-    startTimeQueries();
   }
 
   get pointer(): Pointer {
@@ -256,30 +249,26 @@ export class Pipeline {
 
   /**
    * Position and, where `wantDuration` says so, duration in ms (null where unknown) of each
-   * pipeline not disposed: all in one trip to the query thread (time_queries.ts), each held by a
-   * reference of its own until the answer is back.
+   * pipeline not disposed: one pool call for the positions and one for the durations
+   * (time_queries.ts), each pipeline held by a reference of its own until they are back.
    */
   static async queryTimes(
     pipelines: readonly Pipeline[],
     wantDuration: (pipeline: Pipeline) => boolean,
   ): Promise<Map<Pipeline, QueriedTimes>> {
-    const times = new Map<Pipeline, QueriedTimes>();
-    const held = pipelines.filter((pipeline) => !pipeline.#disposed);
-    if (held.length === 0) return times;
-    const { gst } = lib();
-    for (const pipeline of held) gst.gst_object_ref(pipeline.#pipeline);
-    try {
-      const answer = await queryTimes(
-        held.map((pipeline) => BigInt(Deno.UnsafePointer.value(pipeline.#pipeline))),
-        held.map(wantDuration),
-      );
-      held.forEach((pipeline, i) =>
-        times.set(pipeline, { position: answer.positions[i], duration: answer.durations[i] })
-      );
-      return times;
-    } finally {
-      for (const pipeline of held) gst.gst_object_unref(pipeline.#pipeline);
-    }
+    const held = [...new Set(pipelines)].filter((pipeline) => !pipeline.#disposed);
+    const durationsOf = held.filter(wantDuration);
+    const [positions, durations] = await Promise.all([
+      queryTimes(held.map((pipeline) => pipeline.#pipeline), "position"),
+      queryTimes(durationsOf.map((pipeline) => pipeline.#pipeline), "duration"),
+    ]);
+    const duration = new Map(durationsOf.map((pipeline, i) => [pipeline, durations[i]]));
+    return new Map(
+      held.map((pipeline, i) => [
+        pipeline,
+        { position: positions[i], duration: duration.get(pipeline) ?? null },
+      ]),
+    );
   }
 
   /**

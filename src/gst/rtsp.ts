@@ -13,8 +13,8 @@
  * accepted (a record factory is mounted at its path) or refused with a status of our own.
  */
 import {
+  cFunctions,
   cstr,
-  functionAddress,
   gtype,
   lib,
   type Pointer,
@@ -376,30 +376,14 @@ interface RecordMount {
   waitingPlay?: MediaBuilder;
 }
 
-let objectUnref: Pointer | null | undefined;
-
 /**
  * Drops the reference each item of `list` holds, and the list, on a pool thread. A client may
  * have torn a session down meanwhile, and then ours is the last reference: finalizing a session
  * media sets its media to NULL and takes its factory's lock, which a client thread can hold while
- * it waits for the main thread (in create_element). Where g_object_unref's address cannot be
- * found (not glibc), the references are dropped here.
+ * it waits for the main thread (in create_element).
  */
 function releaseOffThread(list: Pointer): void {
-  const { glib, gobject } = lib();
-  objectUnref ??= functionAddress("gobject-2.0", "g_object_unref");
-  if (objectUnref !== null) {
-    void glib.g_list_free_full_async(list, objectUnref);
-    return;
-  }
-  for (
-    let node: Pointer | null = list;
-    node !== null;
-    node = readPointer(node, Layout.GList.next)
-  ) {
-    gobject.g_object_unref(readPointer(node, Layout.GList.data));
-  }
-  glib.g_list_free(list);
+  void lib().glib.g_list_free_full_async(list, cFunctions().gObjectUnref);
 }
 
 /** Whether a session's media is a publisher's record media. */
