@@ -735,12 +735,14 @@ export class RtspServer {
   }
 
   unmount(path: string): void {
+    // First: a mount still waiting for a record media has a check but no factory yet, and the
+    // check reads the owner's elements, which are freed after this.
+    this.#describeChecks.delete(path);
     const record = this.#records.get(path);
     if (record !== undefined) record.waitingPlay = undefined;
     const key = this.#factories.get(path);
     if (key === undefined) return;
     this.#factories.delete(path);
-    this.#describeChecks.delete(path);
     builders.delete(key);
     lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
   }
