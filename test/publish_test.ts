@@ -16,6 +16,7 @@ import {
   TestClient,
   waitUntil,
 } from "./helpers.ts";
+import { rawAnnounce } from "./rtsp_client.ts";
 
 /** Every child process is killed after this long, so a hang fails the test instead of blocking it. */
 const CHILD_TIMEOUT_MS = 30_000;
@@ -666,41 +667,13 @@ Deno.test({
   },
 });
 
-/**
- * One raw RTSP ANNOUNCE of an H.264 stream on a new connection: its status line and the
- * connection. `path` replaces the name in the URL as sent; `contentType` the body's type.
- */
-async function rawAnnounce(
+/** rawAnnounce (rtsp_client.ts) of `name` on the server `v` shows: `path` replaces the name in the URL. */
+function announceOn(
   v: View,
   name: string,
   { path = name, contentType = "application/sdp" } = {},
 ): Promise<{ status: string; conn: Deno.Conn }> {
-  const url = v.url(path);
-  const { hostname, port } = new URL(url);
-  const sdp = [
-    "v=0",
-    "o=- 0 0 IN IP4 127.0.0.1",
-    "s=raw",
-    "c=IN IP4 127.0.0.1",
-    "t=0 0",
-    "m=video 0 RTP/AVP 96",
-    "a=rtpmap:96 H264/90000",
-    "a=fmtp:96 packetization-mode=1",
-    "a=control:streamid=0",
-    "",
-  ].join("\r\n");
-  const conn = await Deno.connect({ hostname, port: Number(port) });
-  const request = `ANNOUNCE ${url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: ${contentType}\r\n` +
-    `Content-Length: ${sdp.length}\r\n\r\n${sdp}`;
-  await conn.write(new TextEncoder().encode(request));
-  let head = "";
-  const chunk = new Uint8Array(4096);
-  while (!head.includes("\r\n")) {
-    const read = await conn.read(chunk);
-    if (read === null) break;
-    head += new TextDecoder().decode(chunk.subarray(0, read));
-  }
-  return { status: head.split("\r\n")[0], conn };
+  return rawAnnounce(v.url(path), contentType);
 }
 
 /*
@@ -723,7 +696,7 @@ Deno.test("a publisher back as soon as its name is free gets a publish that ends
   // Comes back at once, again and again, until let in.
   let back: Deno.Conn | null = null;
   for (let attempt = 1; back === null; attempt++) {
-    const { status, conn } = await rawAnnounce(view, name);
+    const { status, conn } = await announceOn(view, name);
     if (status === "RTSP/1.0 200 OK") back = conn;
     else {
       conn.close();
@@ -774,12 +747,12 @@ Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes 
       [{ path: name.replace(/^r/, "%72") }, /^RTSP\/1.0 400 Bad Request: invalid stream name/],
     ] as const
   ) {
-    const { status, conn } = await rawAnnounce(view, name, options);
+    const { status, conn } = await announceOn(view, name, options);
     conn.close();
     assert.match(status, expected, JSON.stringify(options));
     assert.equal(await view.listed(name), undefined, `a publish after ${JSON.stringify(options)}`);
   }
-  const { status, conn } = await rawAnnounce(view, name);
+  const { status, conn } = await announceOn(view, name);
   try {
     assert.equal(status, "RTSP/1.0 200 OK", "the corrected ANNOUNCE");
   } finally {
@@ -794,7 +767,7 @@ Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes 
  */
 Deno.test("a publish deleted by a client ends without deleting the pipeline that took its name", async () => {
   const name = freshId("taken");
-  const { status, conn } = await rawAnnounce(view, name);
+  const { status, conn } = await announceOn(view, name);
   try {
     assert.equal(status, "RTSP/1.0 200 OK");
     await waitUntil(

@@ -181,3 +181,43 @@ export async function describeStatus(base: string, path: string): Promise<number
     conn.close();
   }
 }
+
+/**
+ * One raw RTSP ANNOUNCE of an H.264 stream to `url` on a new connection, its body sent as
+ * `contentType`: the response's status line, and the connection (the caller closes it).
+ */
+export async function rawAnnounce(
+  url: string,
+  contentType = "application/sdp",
+): Promise<{ status: string; conn: Deno.Conn }> {
+  const { hostname, port } = new URL(url.replace(/^rtsp:/, "http:"));
+  const sdp = [
+    "v=0",
+    "o=- 0 0 IN IP4 127.0.0.1",
+    "s=raw",
+    "c=IN IP4 127.0.0.1",
+    "t=0 0",
+    "m=video 0 RTP/AVP 96",
+    "a=rtpmap:96 H264/90000",
+    "a=fmtp:96 packetization-mode=1",
+    "a=control:streamid=0",
+    "",
+  ].join("\r\n");
+  const conn = await Deno.connect({
+    hostname: hostname.replace(/^\[|\]$/g, ""),
+    port: Number(port),
+  });
+  await writeAll(
+    conn,
+    `ANNOUNCE ${url} RTSP/1.0\r\nCSeq: 1\r\nContent-Type: ${contentType}\r\n` +
+      `Content-Length: ${sdp.length}\r\n\r\n${sdp}`,
+  );
+  let head = "";
+  const chunk = new Uint8Array(4096);
+  while (!head.includes("\r\n")) {
+    const read = await conn.read(chunk);
+    if (read === null) break;
+    head += new TextDecoder().decode(chunk.subarray(0, read));
+  }
+  return { status: head.split("\r\n")[0], conn };
+}
