@@ -248,6 +248,39 @@ Deno.test("20 clients at once all get replies and events", async () => {
   }
 });
 
+Deno.test("a create's event and its reply leave in one write, and so do a delete's", async () => {
+  // The server's main thread's write system calls (its sockets; the store is in memory here).
+  const writes = () => {
+    const io = Deno.readTextFileSync(`/proc/${server.pid}/task/${server.pid}/io`);
+    return Number(/^syscw: (\d+)$/m.exec(io)![1]);
+  };
+  const cycles = 50;
+  const ids = Array.from({ length: cycles }, () => freshId("one-write"));
+  const before = writes();
+  for (const id of ids) {
+    expectOk(
+      await client.request("createPipeline", {
+        id,
+        pipeline: { elements: [{ type: "videotestsrc" }, { type: "fakesink" }] },
+        desiredState: "playing",
+      }),
+    );
+    expectOk(await client.request("deletePipeline", { id }));
+  }
+  const perCycle = (writes() - before) / cycles;
+  // Two replies and two events a cycle: four writes when each message leaves on its own.
+  assert.ok(perCycle < 3, `${perCycle} writes a cycle; two expected`);
+  for (const id of ids) {
+    const created = client.received.findIndex((m) =>
+      m.type === "pipelineCreated" && (m as { payload: { id: string } }).payload.id === id
+    );
+    const reply = client.received.findIndex((m) =>
+      m.type === "result" && (m as Reply).request === "createPipeline" &&
+      (m as Reply).payload?.id === id
+    );
+    assert.ok(created >= 0 && created < reply, `${id}: pipelineCreated comes before the reply`);
+  }
+});
 Deno.test("unknown element names the closest factories", async () => {
   const reply = expectError(
     await client.request("createPipeline", {

@@ -9,6 +9,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import { type AddressInfo, isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { setImmediate } from "node:timers";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
 import { ApiError } from "../api/errors.ts";
@@ -211,7 +212,7 @@ interface Client {
   lastStatsAt: number;
   /** Another node's link: its requests are answered here, never forwarded. */
   peer: boolean;
-  /** The connection under the WebSocket, and whether its writes are held (corkUntilMicrotask). */
+  /** The connection under the WebSocket, and whether its writes are held (corkUntilTurnEnds). */
   socket: Duplex;
   corked: boolean;
 }
@@ -430,19 +431,21 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       return;
     }
     const client = clients.get(ws);
-    if (client) corkUntilMicrotask(client);
+    if (client) corkUntilTurnEnds(client);
     ws.send(text, { binary: false });
   }
 
   /**
-   * Messages sent in one run of JavaScript (the state changes a bus drain emits, say) leave in one
-   * write: each write to a socket is a system call, which costs more than the frame.
+   * Messages sent in one turn of the event loop leave in one write: each write to a socket is a
+   * system call (on loopback it also runs the receiver's side), which costs more than the frame.
+   * A turn, not a microtask: a create's pipelineCreated event and its reply are sent a few promise
+   * hops apart, and so are the state changes a bus drain emits and the reply they precede.
    */
-  function corkUntilMicrotask(client: Client): void {
+  function corkUntilTurnEnds(client: Client): void {
     if (client.corked) return;
     client.corked = true;
     client.socket.cork();
-    queueMicrotask(() => {
+    setImmediate(() => {
       client.corked = false;
       client.socket.uncork();
     });
