@@ -22,7 +22,8 @@
  * Part 3, steady-state cost: `--live` live `videotestsrc is-live=true ! video/x-raw,width=64,
  * height=48 ! fakesink` pipelines in our server at the defaults (stats on, one client receiving
  * them), in gstd, and as chains of one gst-launch-1.0 process, all measured over the same window:
- * CPU from /proc/<pid>/stat, RSS from /proc/<pid>/status.
+ * CPU from /proc/<pid>/stat, RSS from /proc/<pid>/status, with its anonymous part (the process's own
+ * memory) and its file-backed part (mapped executable and libraries: ours holds the deno binary's).
  *
  * Targets are reported as PASS/MISS; a miss never fails the run. Without gstd (not installed,
  * GSTD unset) or a C compiler, their columns say so and the rest still runs.
@@ -606,7 +607,9 @@ function report(
   const usageLine = (label: string, usage: Usage) =>
     `  ${label.padEnd(30)} CPU ${usage.cpuPercent.toFixed(1)}% of one core, RSS ${
       mib(usage.rssKib)
-    } (peak ${mib(usage.rssPeakKib)}); ${cpuSplit(usage)}`;
+    } (peak ${mib(usage.rssPeakKib)}; anonymous ${mib(usage.anonKib)}, files ${
+      mib(usage.fileKib)
+    }); ${cpuSplit(usage)}`;
   const cpuToLaunch = three.ours.cpuPercent / three.launch.cpuPercent;
   lines.push(
     "",
@@ -622,7 +625,9 @@ function report(
           ratio(three.ours.cpuPercent, three.gstd.cpuPercent)
         } (target <= 1): ${verdict(three.ours.cpuPercent <= three.gstd.cpuPercent)}, RSS ${
           ratio(three.ours.rssKib, three.gstd.rssKib)
-        }`,
+        } (anonymous ${ratio(three.ours.anonKib, three.gstd.anonKib)}, files ${
+          ratio(three.ours.fileKib, three.gstd.fileKib)
+        })`,
       ]
       : []),
     `  ours vs gst-launch-1.0: CPU ${cpuToLaunch.toFixed(2)}x (target <= 1.10): ${

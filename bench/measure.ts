@@ -147,10 +147,22 @@ export function cpuTicks(pid: number): number {
 }
 
 export function rssKib(pid: number): number {
+  return rssParts(pid).rssKib;
+}
+
+/**
+ * VmRSS and two of its parts, in KiB: RssAnon, the process's own memory (heaps, stacks), and
+ * RssFile, pages of mapped files (the executable and libraries: clean, shared with every process
+ * that maps the same file, and dropped first when memory is short).
+ */
+export function rssParts(pid: number): { rssKib: number; anonKib: number; fileKib: number } {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const match = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
-  if (!match) throw new Error(`No VmRSS in /proc/${pid}/status`);
-  return Number(match[1]);
+  const field = (name: string) => {
+    const match = status.match(new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, "m"));
+    if (!match) throw new Error(`No ${name} in /proc/${pid}/status`);
+    return Number(match[1]);
+  };
+  return { rssKib: field("VmRSS"), anonKib: field("RssAnon"), fileKib: field("RssFile") };
 }
 
 /**
@@ -201,6 +213,9 @@ export interface Usage {
   /** Mean of the RSS samples over the window, in KiB. */
   rssKib: number;
   rssPeakKib: number;
+  /** Means of the same samples' RssAnon and RssFile (rssParts), in KiB. */
+  anonKib: number;
+  fileKib: number;
   /** Length of the window, in seconds. */
   seconds: number;
 }
@@ -214,14 +229,15 @@ export interface UsageMeter {
 
 /** Starts a measurement window on `pid` that lasts until stop(). */
 export function startUsage(pid: number): UsageMeter {
-  const rss: number[] = [rssKib(pid)];
+  const samples = [rssParts(pid)];
   const startThreads = threadSeconds(pid);
   const startTicks = cpuTicks(pid);
   const startedAt = performance.now();
   return {
-    sample: () => rss.push(rssKib(pid)),
+    sample: () => samples.push(rssParts(pid)),
     stop: () => {
-      rss.push(rssKib(pid));
+      samples.push(rssParts(pid));
+      const rss = samples.map((sample) => sample.rssKib);
       const ticks = cpuTicks(pid) - startTicks;
       const endThreads = threadSeconds(pid);
       const seconds = (performance.now() - startedAt) / 1000;
@@ -236,6 +252,8 @@ export function startUsage(pid: number): UsageMeter {
         cpuByGroup,
         rssKib: mean(rss),
         rssPeakKib: Math.max(...rss),
+        anonKib: mean(samples.map((sample) => sample.anonKib)),
+        fileKib: mean(samples.map((sample) => sample.fileKib)),
         seconds,
       };
     },

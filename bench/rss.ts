@@ -7,7 +7,7 @@
  *   deno run --allow-all bench/rss.ts [--live 200] [--settle 8] [SETTING ...]
  */
 import { startServer, TestClient } from "../test/helpers.ts";
-import { parseNumberOptions, sleep, startLivePipelines, stopServer } from "./measure.ts";
+import { parseNumberOptions, rssParts, sleep, startLivePipelines, stopServer } from "./measure.ts";
 
 const DEFAULT_V8 = "--max-semi-space-size=4";
 const settings = Deno.args.filter((arg) =>
@@ -20,9 +20,8 @@ const options = parseNumberOptions(
 
 /** VmRSS, and the part of it that is mapped files (the executable and libraries), in MiB. */
 function rss(pid: number): { total: number; files: number } {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const kib = (field: string) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+)`, "m"))![1]);
-  return { total: kib("VmRSS") / 1024, files: kib("RssFile") / 1024 };
+  const { rssKib, fileKib } = rssParts(pid);
+  return { total: rssKib / 1024, files: fileKib / 1024 };
 }
 
 async function measure(setting: string | null): Promise<string> {
