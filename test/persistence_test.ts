@@ -243,6 +243,60 @@ Deno.test("a change the store cannot save fails with STORAGE_FAILED and changes 
   });
 });
 
+Deno.test("a delete stops the pipeline while its row is removed; when the row stays, it plays again", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "persist_delete_" });
+  const env = { GSTREAMER_DATA_DIR: dataDir };
+  await withServer(env, async (server, client) => {
+    for (const id of ["fail-playing", "gone"]) {
+      expectOk(await client.request("createPipeline", testPipeline(id)));
+      expectOk(await client.request("startPipeline", { id }));
+    }
+    refuseWritesToFailIds(dataDir);
+    const watcher = await TestClient.connect(server.url);
+    try {
+      const told = (id: string) =>
+        watcher.received
+          // deno-lint-ignore no-explicit-any
+          .filter((m: any) => m.type.startsWith("pipeline") && m.payload.id === id)
+          // deno-lint-ignore no-explicit-any
+          .map((m: any) => `${m.type} ${m.payload.old ?? ""} ${m.payload.new ?? ""}`.trim());
+
+      // A delete that the store takes: the pipeline stops on the way, but its last event is
+      // pipelineDeleted (no state change is told of a pipeline that is going).
+      expectOk(await client.request("deletePipeline", { id: "gone" }));
+      await watcher.event("pipelineDeleted", (payload) => payload.id === "gone");
+      assert.deepEqual(told("gone"), ["pipelineDeleted"]);
+
+      // A delete that the store refuses: it stopped while the row was being removed, so it says
+      // so, and goes back to playing; the delete fails and the pipeline stays.
+      const refused = await client.request("deletePipeline", { id: "fail-playing" });
+      assert.equal(refused.error?.code, "STORAGE_FAILED", JSON.stringify(refused));
+      assert.match(refused.error!.message, /fail-playing.*disk on fire/);
+      const pipeline = (await pipelinesById(client)).get("fail-playing");
+      assert.equal(pipeline.state, "PLAYING");
+      assert.equal(pipeline.desiredState, "playing");
+      await watcher.event(
+        "pipelineStateChanged",
+        (payload) => payload.id === "fail-playing" && payload.new === "PLAYING",
+      );
+      assert.deepEqual(told("fail-playing"), [
+        "pipelineStateChanged PLAYING NULL",
+        "pipelineStateChanged NULL READY",
+        "pipelineStateChanged READY PAUSED",
+        "pipelineStateChanged PAUSED PLAYING",
+      ]);
+      await client.nextStats((p) => p.id === "fail-playing" && p.state === "PLAYING");
+    } finally {
+      await watcher.close();
+    }
+  });
+  await withServer(env, async (_server, client) => {
+    const pipelines = await pipelinesById(client);
+    assert.deepEqual([...pipelines.keys()], ["fail-playing"]);
+    assert.equal(pipelines.get("fail-playing").desiredState, "playing");
+  });
+});
+
 Deno.test("a create that asks for a state starts in the same request, or leaves nothing", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "persist_create_started_" });
   const env = { GSTREAMER_DATA_DIR: dataDir };

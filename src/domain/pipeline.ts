@@ -109,6 +109,8 @@ export class ManagedPipeline {
   /** Whether its last start found it live (a live source: no preroll, no seeking). */
   #live = false;
   #deleted = false;
+  /** A delete is stopping it while the store removes its row (leave): its state changes are not told. */
+  #leaving = false;
   #released: Promise<void> | null = null;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -128,7 +130,7 @@ export class ManagedPipeline {
     this.#host = host;
     this.#unannounced = init.unannounced ? [] : null;
     this.#supervisor = new Supervisor(init.definition.restart ?? "never", {
-      wanted: () => !this.#deleted && this.desiredState !== "stopped",
+      wanted: () => !this.#deleted && !this.#leaving && this.desiredState !== "stopped",
       restart: () => {
         console.log(`Restarting pipeline '${this.id}' (restart ${this.restarts})`);
         // A failed attempt schedules the next one itself.
@@ -399,6 +401,36 @@ export class ManagedPipeline {
     return collectStats(this, now, viewers, times);
   }
 
+  /**
+   * A delete's first step: the run stops (to NULL) while `removal` takes its row out of the store,
+   * so that the pipeline's threads are not kept busy for the length of a disk sync; release frees
+   * it after. No state change is told: a deleted pipeline's last event is pipelineDeleted. When
+   * the removal fails, the delete fails and leaves the pipeline as it was: it says that it
+   * stopped, and goes back to its desired state.
+   */
+  async leave(removal: Promise<void>): Promise<void> {
+    this.#supervisor.cancel();
+    const before = this.state;
+    this.#leaving = true;
+    const stopping = this.#serial(() => this.#toNull());
+    const [removed] = await Promise.allSettled([removal, stopping]);
+    if (removed.status === "fulfilled") return;
+    this.#leaving = false;
+    if (this.#deleted) throw removed.reason;
+    if (this.state !== before) {
+      this.#emit({
+        type: "pipelineStateChanged",
+        payload: { id: this.id, old: before, new: this.state },
+      });
+    }
+    if (this.desiredState !== "stopped") {
+      await this.#attemptStart().catch((error) =>
+        console.error(`Pipeline '${this.id}' could not go back to ${this.desiredState}:`, error)
+      );
+    }
+    throw removed.reason;
+  }
+
   /** What the store keeps of it, or sets again after a restore. */
   restoreDesiredState(state: DesiredState): Promise<Reached> | null {
     if (state === "stopped") return null;
@@ -632,6 +664,7 @@ export class ManagedPipeline {
     this.duration = undefined;
     if (state === "PLAYING") this.playingSince ??= performance.now();
     else this.playingSince = null;
+    if (this.#leaving) return;
     this.#emit({ type: "pipelineStateChanged", payload: { id: this.id, old, new: state } });
   }
 

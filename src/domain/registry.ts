@@ -367,7 +367,8 @@ export class PipelineRegistry {
       return await this.#deleteOnce(pipeline);
     }
     const deleting = (async () => {
-      if (pipeline.kind === "pipeline") await this.#options.store?.remove(id);
+      const { store } = this.#options;
+      if (pipeline.kind === "pipeline" && store) await pipeline.leave(store.remove(id));
       await this.#release(pipeline);
       this.#emit({ type: "pipelineDeleted", payload: { id } });
       return { id };

@@ -341,7 +341,11 @@ export class Pipeline {
     this.#disposed = true;
     unwatchBus(this.busFd);
     const { gst } = lib();
-    const result = await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
+    // Stopped already (a delete stops it first): nothing to change, so no trip to the pool.
+    const { state, pending } = this.currentState();
+    const result = state === "NULL" && pending === "VOID_PENDING"
+      ? StateChange.SUCCESS
+      : await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
     this.forgetSinks();
     gst.gst_object_unref(this.#bus);
     if (result === StateChange.FAILURE) {
