@@ -121,6 +121,53 @@ Deno.test("delete while playing frees the pipeline and announces it", async () =
   expectError(await client.request("startPipeline", { id }), "PIPELINE_NOT_FOUND");
 });
 
+Deno.test("requests on a pipeline being deleted wait for the delete, then find it gone", async () => {
+  // A source that connects and then waits for data that never comes: its start stays under way,
+  // and the delete queued behind it takes as long.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const connected = listener.accept().then((conn) => accepted.push(conn));
+  const id = freshId("delete-waits");
+  try {
+    expectOk(
+      await client.request("createPipeline", {
+        id,
+        pipeline: `tcpclientsrc host=127.0.0.1 port=${listener.addr.port} ! fakesink`,
+      }),
+    );
+    const since = client.received.length;
+    const starting = client.request("startPipeline", { id });
+    await connected;
+    const deleting = client.request("deletePipeline", { id });
+    const during = Promise.all([
+      client.request("getPipeline", { id }),
+      client.request("startPipeline", { id }),
+      client.request("deletePipeline", { id }),
+    ]);
+    // The source's peer hangs up: the start ends, and so does the delete behind it.
+    for (const conn of accepted) conn.close();
+    await starting;
+    const deleted = expectOk(await deleting);
+    for (const reply of await during) expectError(reply, "PIPELINE_NOT_FOUND");
+    // Each was answered after the delete (none ran on the pipeline while it was going), and the
+    // delete told one pipelineDeleted, after no state change.
+    const replies = client.received.slice(since);
+    for (const reply of await during) {
+      assert.ok(
+        replies.indexOf(reply) > replies.indexOf(deleted),
+        `${reply.request} answered first`,
+      );
+    }
+    const told = replies.filter((m) =>
+      m.type.startsWith("pipeline") && (m as { payload?: { id?: string } }).payload?.id === id
+    );
+    assert.equal(told.at(-1)?.type, "pipelineDeleted");
+    assert.equal(told.filter((m) => m.type === "pipelineDeleted").length, 1);
+  } finally {
+    listener.close();
+  }
+});
+
 Deno.test("EOS from num-buffers is announced and the pipeline returns to NULL", async () => {
   const id = freshId("eos");
   await createAndStart(id, [

@@ -288,7 +288,18 @@ export class PipelineRegistry {
     requireValidId(id);
     const building = this.#building.get(id);
     if (building) return building.done.then(() => this.#with(id, operation)) as Promise<Awaited<T>>;
-    return operation(this.#require(id));
+    const pipeline = this.#require(id);
+    // A request on a pipeline being deleted waits for that delete: it then finds the pipeline gone
+    // (a pipeline made since under the same id is not the one it asked about), or, when the delete
+    // failed, as it was. Nothing is queued on a pipeline that is going.
+    const deleting = this.#deleting.get(pipeline);
+    if (deleting) {
+      return deleting.catch(() => {}).then(() => {
+        if (this.#pipelines.get(id) !== pipeline) throw notFound(id);
+        return this.#with(id, operation);
+      }) as Promise<Awaited<T>>;
+    }
+    return operation(pipeline);
   }
 
   #require(id: string): ManagedPipeline {
@@ -354,18 +365,11 @@ export class PipelineRegistry {
   }
 
   /**
-   * Deletes a pipeline, once: a delete that comes while another is under way waits for it, then
-   * finds the pipeline gone (PIPELINE_NOT_FOUND), or tries itself when that one failed.
+   * Deletes a pipeline, once: a delete that comes while another is under way waits for it (#with),
+   * then finds the pipeline gone (PIPELINE_NOT_FOUND), or tries itself when that one failed.
    */
   async #deleteOnce(pipeline: ManagedPipeline): Promise<{ id: string }> {
     const { id } = pipeline;
-    const earlier = this.#deleting.get(pipeline);
-    if (earlier) {
-      await earlier.catch(() => {});
-      // Gone: that delete did it (a pipeline made since under the same id is not this one's).
-      if (this.#pipelines.get(id) !== pipeline) throw notFound(id);
-      return await this.#deleteOnce(pipeline);
-    }
     const deleting = (async () => {
       const { store } = this.#options;
       if (pipeline.kind === "pipeline" && store) await pipeline.leave(store.remove(id));
