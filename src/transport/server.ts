@@ -416,6 +416,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         );
       }
       send(ws, reply);
+      // A request's events go before its reply: with the reply, all it had to say is out.
+      uncork(client);
     });
   }
 
@@ -439,16 +441,21 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
    * Messages sent in one turn of the event loop leave in one write: each write to a socket is a
    * system call (on loopback it also runs the receiver's side), which costs more than the frame.
    * A turn, not a microtask: a create's pipelineCreated event and its reply are sent a few promise
-   * hops apart, and so are the state changes a bus drain emits and the reply they precede.
+   * hops apart, and so are the state changes a bus drain emits and the reply they precede. A
+   * reply ends the hold at once: the rest of the turn (a bus watch round, other clients' requests)
+   * would only delay it.
    */
   function corkUntilTurnEnds(client: Client): void {
     if (client.corked) return;
     client.corked = true;
     client.socket.cork();
-    setImmediate(() => {
-      client.corked = false;
-      client.socket.uncork();
-    });
+    setImmediate(() => uncork(client));
+  }
+
+  function uncork(client: Client): void {
+    if (!client.corked) return;
+    client.corked = false;
+    client.socket.uncork();
   }
 
   /** One HTTP server per address, all with the same routes, sockets and clients. */
