@@ -9,7 +9,6 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import { type AddressInfo, isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { setImmediate } from "node:timers";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
 import { ApiError } from "../api/errors.ts";
@@ -34,6 +33,8 @@ const HARD_FRAME_LIMIT = 16 * MAX_MESSAGE_BYTES;
 const ORIGIN_LOG_INTERVAL_MS = 60_000;
 /** A client that lets this much pile up unread is too slow to keep. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/** How long messages to a client may wait to leave together (holdWrites); a reply ends the wait. */
+export const WRITE_HOLD_MS = 5;
 
 export type HttpRoute = (
   request: http.IncomingMessage,
@@ -212,7 +213,7 @@ interface Client {
   lastStatsAt: number;
   /** Another node's link: its requests are answered here, never forwarded. */
   peer: boolean;
-  /** The connection under the WebSocket, and whether its writes are held (corkUntilTurnEnds). */
+  /** The connection under the WebSocket, and whether its writes are held (holdWrites). */
   socket: Duplex;
   corked: boolean;
 }
@@ -371,7 +372,10 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     clients.set(ws, client);
     const rate = options.maxRequestsPerSecond;
     const budget = rate ? new RequestBudget(rate) : null;
-    ws.on("close", () => clients.delete(ws));
+    ws.on("close", () => {
+      clients.delete(ws);
+      uncork(client);
+    });
     ws.on("error", (error) => console.warn("WebSocket client error:", error.message));
     ws.on("message", async (data, isBinary) => {
       // binaryType is the default "nodebuffer": a whole message arrives as one Buffer.
@@ -433,28 +437,43 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       return;
     }
     const client = clients.get(ws);
-    if (client) corkUntilTurnEnds(client);
+    if (client) holdWrites(client);
     ws.send(text, { binary: false });
   }
 
+  /** Clients whose writes are held, and the one timer that ends the hold for all of them. */
+  const holding = new Set<Client>();
+  let holdEnds: ReturnType<typeof setTimeout> | undefined;
+
   /**
-   * Messages sent in one turn of the event loop leave in one write: each write to a socket is a
-   * system call (on loopback it also runs the receiver's side), which costs more than the frame.
-   * A turn, not a microtask: a create's pipelineCreated event and its reply are sent a few promise
-   * hops apart, and so are the state changes a bus drain emits and the reply they precede. A
-   * reply ends the hold at once: the rest of the turn (a bus watch round, other clients' requests)
-   * would only delay it.
+   * Messages to a client wait up to WRITE_HOLD_MS and leave in one write: each write to a socket
+   * is a system call that (on loopback) also runs the receiver's side and wakes it, which costs
+   * more than the frame. Every client gets every event by default, so with many clients each
+   * event was a write to each of them: with 50 clients making live pipelines at once, holding
+   * writes for 5 ms rather than for one turn of the event loop made 27% more cycles a second. A
+   * reply ends the hold for its client at once, taking the events before it along: replies wait
+   * for nothing, and still come after the events their request caused.
    */
-  function corkUntilTurnEnds(client: Client): void {
+  function holdWrites(client: Client): void {
     if (client.corked) return;
     client.corked = true;
     client.socket.cork();
-    setImmediate(() => uncork(client));
+    holding.add(client);
+    holdEnds ??= setTimeout(() => {
+      holdEnds = undefined;
+      for (const held of [...holding]) uncork(held);
+    }, WRITE_HOLD_MS);
   }
 
   function uncork(client: Client): void {
     if (!client.corked) return;
     client.corked = false;
+    holding.delete(client);
+    // A hold that starts later gets its full time, not the rest of this one's.
+    if (holding.size === 0) {
+      clearTimeout(holdEnds);
+      holdEnds = undefined;
+    }
     client.socket.uncork();
   }
 
