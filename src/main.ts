@@ -318,7 +318,8 @@ async function main(): Promise<void> {
       move: (id, node) => cluster ? cluster.move(id, node) : moveAlone(id, node),
       subscribed: () => scheduleStats(),
     }),
-    route: clusterRoute(view),
+    // Alone, every request is this server's own: none waits on the route's look-ups.
+    route: cluster ? clusterRoute(view) : undefined,
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],
