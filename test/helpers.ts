@@ -308,6 +308,18 @@ export async function run(
   };
 }
 
+/**
+ * TCP data segments the server has sent on the connections it holds now (iproute2's `ss`). On
+ * loopback each write of a few WebSocket frames is one segment, so this counts the server's writes
+ * to its clients (its write system calls also count its event loop's own wake-ups).
+ */
+export async function segmentsSent(server: ServerProcess): Promise<number> {
+  const port = new URL(server.url).port;
+  const ss = await run("ss", ["-tinH", "state", "established", `( sport = :${port} )`]);
+  if (ss.code !== 0) throw new Error(`ss failed: ${ss.stderr}`);
+  return [...ss.stdout.matchAll(/data_segs_out:(\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
 /** What a process holds: open file descriptors and threads, read from /proc (Linux). */
 export interface ResourceCounts {
   fds: number;

@@ -3,7 +3,7 @@
  * the seed's messages verbatim, lifecycle, run-time failures and events.
  */
 import assert from "node:assert/strict";
-import { type Reply, run, startServer, TestClient } from "./helpers.ts";
+import { type Reply, segmentsSent, startServer, TestClient } from "./helpers.ts";
 
 const server = await startServer();
 const client = await TestClient.connect(server.url);
@@ -296,21 +296,10 @@ Deno.test("20 clients at once all get replies and events", async () => {
 });
 
 Deno.test("a create's event and its reply leave in one write, and so do a delete's", async () => {
-  // TCP data segments the server sent on its connections (the store is in memory here). On
-  // loopback each write of a few frames is one segment; the server's write system calls would also
-  // count its event loop's own wake-ups.
-  const port = new URL(server.url).port;
-  const segmentsSent = async () => {
-    const ss = await run("ss", ["-tinH", "state", "established", `( sport = :${port} )`]);
-    assert.equal(ss.code, 0, ss.stderr);
-    return [...ss.stdout.matchAll(/data_segs_out:(\d+)/g)].reduce(
-      (sum, m) => sum + Number(m[1]),
-      0,
-    );
-  };
+  // The server's writes to its clients, as TCP data segments (the store is in memory here).
   const cycles = 50;
   const ids = Array.from({ length: cycles }, () => freshId("one-write"));
-  const before = await segmentsSent();
+  const before = await segmentsSent(server);
   for (const id of ids) {
     expectOk(
       await client.request("createPipeline", {
@@ -321,7 +310,7 @@ Deno.test("a create's event and its reply leave in one write, and so do a delete
     );
     expectOk(await client.request("deletePipeline", { id }));
   }
-  const perCycle = (await segmentsSent() - before) / cycles;
+  const perCycle = (await segmentsSent(server) - before) / cycles;
   // Two replies and two events a cycle: four writes when each message leaves on its own.
   assert.ok(perCycle < 3, `${perCycle} writes a cycle; two expected`);
   for (const id of ids) {
