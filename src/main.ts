@@ -287,6 +287,7 @@ async function main(): Promise<void> {
   const peers = new PeerLinks({ path: config.path, token: config.authToken });
   const view: ClusterView = {
     self: nodeId,
+    alone: cluster === null,
     holds: (id) => registry.has(id),
     ownerOf: (id) => store instanceof PostgresStore ? store.ownerOf(id) : Promise.resolve(null),
     nodes: () => cluster?.nodes() ?? Promise.resolve([thisNode()]),
@@ -318,8 +319,7 @@ async function main(): Promise<void> {
       move: (id, node) => cluster ? cluster.move(id, node) : moveAlone(id, node),
       subscribed: () => scheduleStats(),
     }),
-    // Alone, every request is this server's own: none waits on the route's look-ups.
-    route: cluster ? clusterRoute(view) : undefined,
+    route: clusterRoute(view),
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],

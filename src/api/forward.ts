@@ -13,6 +13,8 @@ import type { Reply, RequestType, Route } from "./protocol.ts";
 /** What routing needs to know about the cluster, and how it reaches another node. */
 export interface ClusterView {
   self: string;
+  /** No other node can exist: the store is not PostgreSQL. */
+  alone: boolean;
   /** Whether this node has pipeline `id` (running, being built, or unbuildable). */
   holds(id: string): boolean;
   /** The stored owner of `id` and whether it is up; null when no pipeline `id` is stored. */
@@ -58,6 +60,19 @@ const pipelineRequests = new Set<RequestType>([
 ]);
 
 export function clusterRoute(view: ClusterView): Route {
+  const elsewhere = routeElsewhere(view);
+  return (type, payload) => {
+    const fields = (payload ?? {}) as Record<string, unknown>;
+    // Answered here, as can be told without a look-up: a pipeline this node has, or a create
+    // that names no node on a server alone.
+    if (pipelineRequests.has(type) && view.holds(fields.id as string)) return null;
+    if (type === "createPipeline" && view.alone && fields.node === undefined) return null;
+    return elsewhere(type, payload);
+  };
+}
+
+/** The rest of the route: the requests that need the database or the other nodes to decide. */
+function routeElsewhere(view: ClusterView): Route {
   return async (type, payload) => {
     const fields = (payload ?? {}) as Record<string, unknown>;
     if (pipelineRequests.has(type)) {

@@ -151,7 +151,12 @@ export interface RequestContext {
 }
 
 /** Sends a request to the node that should answer it: its reply, or null to answer here. */
-export type Route = (type: RequestType, payload: unknown) => Promise<Reply | null>;
+/**
+ * Sends a request to the node that should answer it; null, or a promise of null, when this one
+ * answers. Null at once where the route can tell without a look-up: the request then reaches its
+ * handler without waiting a turn.
+ */
+export type Route = (type: RequestType, payload: unknown) => Promise<Reply | null> | null;
 export type RequestPayload<T extends RequestType> = z.infer<typeof requestSchemas[T]>;
 
 export type Handlers = {
@@ -272,7 +277,8 @@ export async function handleMessage(
     if (!parsed.success) throw invalidRequest(parsed.error, ["payload"]);
     if (route && !context.peer) {
       // The payload as the client sent it: the node that answers applies the defaults.
-      const routed = await route(requestType, payload ?? {});
+      const routing = route(requestType, payload ?? {});
+      const routed = routing && await routing;
       if (routed) return { ...routed, request: type, requestId };
     }
     const handler = handlers[requestType] as (payload: unknown, context: RequestContext) => unknown;
