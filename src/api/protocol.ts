@@ -150,7 +150,6 @@ export interface RequestContext {
   peer?: boolean;
 }
 
-/** Sends a request to the node that should answer it: its reply, or null to answer here. */
 /**
  * Sends a request to the node that should answer it; null, or a promise of null, when this one
  * answers. Null at once where the route can tell without a look-up: the request then reaches its
