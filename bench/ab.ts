@@ -7,14 +7,21 @@
  * In each round, for each commit: `--cycles` create -> PLAYING -> delete cycles over one connection
  * (`videotestsrc ! fakesink`; the p50 of create -> PLAYING and of the delete), then `--clients`
  * connections each doing `--client-cycles` cycles at once (cycles per second, and the server's
- * writes per cycle: TCP data segments sent, counted by `ss`; live sources unless `--non-live`). Every connection gets every event, as by default. The store is on disk unless
- * `--memory`; two requests (createPipeline, startPipeline) unless `--one-request`. `--clients 0`
- * times the one connection only.
+ * writes per cycle: TCP data segments sent, counted by `ss`; live sources unless `--non-live`).
+ * Every connection gets every event, as by default. The store is on disk unless `--memory`; two
+ * requests (createPipeline, startPipeline) unless `--one-request`. `--clients 0` times the one
+ * connection only.
  *
  *   deno run -A bench/ab.ts BEFORE AFTER [--rounds 8] [--cycles 50] [--clients 50]
  *     [--client-cycles 10] [--memory] [--non-live] [--one-request]
  */
-import { segmentsSent, type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
+import {
+  launchOf,
+  segmentsSent,
+  type ServerProcess,
+  startServer,
+  TestClient,
+} from "../test/helpers.ts";
 import { createAndStart, expectOk, parseNumberOptions, percentile, stopServer } from "./measure.ts";
 
 const flags = ["--memory", "--non-live", "--one-request"];
@@ -64,11 +71,11 @@ async function open(commit: string, dir: string, index: number): Promise<Side> {
       GSTREAMER_MAX_PIPELINES: "10000",
     },
     20000,
-    {
-      command: Deno.execPath(),
-      args: ["run", "--v8-flags=--max-semi-space-size=4", "-A", `${tree}/src/main.ts`],
-    },
-  );
+    launchOf(`${tree}/src/main.ts`),
+  ).catch(async (error) => {
+    await git("worktree", "remove", "--force", tree);
+    throw error;
+  });
   return { commit: hash, tree, server, playing: [], deletes: [], rates: [], segments: [] };
 }
 

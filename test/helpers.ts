@@ -20,6 +20,11 @@ export interface ServerProcess {
   stop(): Promise<number>;
 }
 
+/** The server of another checkout (`main` is its src/main.ts), run as directLaunch runs ours. */
+export function launchOf(main: string): { command: string; args: string[] } {
+  return { ...directLaunch, args: [...directLaunch.args.slice(0, -1), main] };
+}
+
 /** The server run directly; pass another (such as start_server.sh) to startServer to test it. */
 const directLaunch = {
   command: Deno.execPath(),
