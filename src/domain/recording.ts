@@ -22,6 +22,7 @@ import { statfsSync } from "node:fs";
 import { join } from "node:path";
 import { DomainError, errorMessage } from "./errors.ts";
 import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
+import { mendCutMp4 } from "./mp4_mend.ts";
 import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import type { ElementSpec } from "./spec.ts";
@@ -650,6 +651,18 @@ export class RecordingHub {
     }
   }
 
+  /** Mends the index of an MP4 segment a crash cut short (see mp4_mend.ts); a closed one has none to mend. */
+  async #mend(path: string, file: string): Promise<void> {
+    try {
+      const mended = await mendCutMp4(file);
+      if (mended > 0) {
+        console.log(`Recording '/${path}': mended ${mended} index entries of a segment cut short`);
+      }
+    } catch (error) {
+      console.error(`Recording '/${path}': could not mend ${file}: ${errorMessage(error)}`);
+    }
+  }
+
   /** Writes the folder's `.streams.json`: which streams its segments hold, for span exports. */
   async #noteStreams(path: string, video: string, depayloaders: string[]): Promise<void> {
     const audio = depayloaders.find((depay) => depay in audioChains);
@@ -777,7 +790,9 @@ export class RecordingHub {
         await Deno.remove(full).catch(() => {});
         continue;
       }
-      const file = await this.#freeName(dir, start, closing[at].name.split(".").at(-1)!);
+      const extension = closing[at].name.split(".").at(-1)!;
+      if (extension === "mp4") await this.#mend(path, full);
+      const file = await this.#freeName(dir, start, extension);
       await Deno.rename(full, join(dir, file));
       closed++;
       if (recorder) {
