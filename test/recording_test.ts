@@ -60,10 +60,11 @@ async function topLevelBoxes(file: string): Promise<string[]> {
 
 /**
  * Writes into an MP4 segment cut short the fault GStreamer 1.22's mp4mux sometimes leaves in one
- * (src/domain/mp4_mend.ts): a whole fragment's chunk of one sample whose `trun` has no size. The
- * 4 bytes go to the `free` box after that `moof`, so nothing else moves. False when no chunk fits.
+ * (src/domain/mp4_mend.ts): a whole fragment's chunk of one sample whose `trun` has no size, or
+ * neither size nor duration. The bytes go to the `free` box after that `moof`, so nothing else
+ * moves. False when no chunk fits.
  */
-async function leaveOutASize(file: string): Promise<boolean> {
+async function leaveOut(file: string, fields: "size" | "duration and size"): Promise<boolean> {
   const bytes = await Deno.readFile(file);
   const view = new DataView(bytes.buffer);
   const top = [...mp4Boxes(view, 0, bytes.length)];
@@ -75,14 +76,16 @@ async function leaveOutASize(file: string): Promise<boolean> {
         // data offset, then one entry: duration and size
         if (run.type !== "trun" || view.getUint32(run.body) !== 0x301) continue;
         if (view.getUint32(run.body + 4) !== 1) continue;
-        const sizeAt = run.body + 16;
+        const [from, length, flags] = fields === "size" ? [16, 4, 0x101] : [12, 8, 0x001];
         const out = bytes.slice();
-        out.copyWithin(sizeAt, sizeAt + 4, moof.end);
+        out.copyWithin(run.body + from, run.body + from + length, moof.end);
         const written = new DataView(out.buffer);
-        written.setUint32(run.body, 0x101);
-        for (const box of [moof, traf, run]) written.setUint32(box.start, box.end - box.start - 4);
-        written.setUint32(moof.end - 4, free.end - free.start + 4);
-        out.set(new TextEncoder().encode("free"), moof.end);
+        written.setUint32(run.body, flags);
+        for (const box of [moof, traf, run]) {
+          written.setUint32(box.start, box.end - box.start - length);
+        }
+        written.setUint32(moof.end - length, free.end - free.start + length);
+        out.set(new TextEncoder().encode("free"), moof.end - length + 4);
         await Deno.writeFile(file, out);
         return true;
       }
@@ -385,7 +388,7 @@ for (const format of ["mp4", "ts", "mkv"]) {
       );
       Deno.kill(server.pid, "SIGKILL");
       await server.exited;
-      // MP4: what the cut segment holds, mended here on a copy; then the fault mp4mux leaves in
+      // MP4: what the cut segment holds, mended here on a copy; then the faults mp4mux leaves in
       // about one cut segment in eight, which FFmpeg refuses, for the restart to mend.
       let cutHolds: Probed | null = null;
       if (format === "mp4") {
@@ -395,7 +398,8 @@ for (const format of ["mp4", "ts", "mkv"]) {
         await mendCutMp4(copy);
         cutHolds = await probe(copy);
         await Deno.remove(copy);
-        assert.ok(await leaveOutASize(cut), "a whole fragment with a chunk of one sample");
+        assert.ok(await leaveOut(cut, "size"), "a whole fragment with a chunk of one sample");
+        assert.ok(await leaveOut(cut, "duration and size"), "another chunk of one sample");
         const refused = await run("ffprobe", ["-v", "error", cut]);
         assert.notEqual(refused.code, 0, "FFmpeg reads a trun without sizes");
       }

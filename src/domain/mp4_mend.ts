@@ -16,6 +16,8 @@
  * - a `trun` that has durations but no sizes takes its sizes in the durations' place (a chunk's
  *   samples fill it up to the next chunk, and the sizes were all the same, as mp4mux left them
  *   out only so); its samples then take the track's `trex` default duration;
+ * - a `trun` with neither (its durations were the default too) has no room for them: when all such
+ *   samples of a track have one size, it becomes the track's `trex` default size;
  * - each track's `trex` default duration, when 0, becomes the track's most common duration.
  */
 
@@ -114,7 +116,7 @@ async function writeBox(file: Deno.FsFile, box: Mp4Box, view: DataView): Promise
 }
 
 interface TrackDefaults {
-  /** Where the trex's default duration is, in the moov. */
+  /** Where the trex's default duration is, in the moov (its default size follows). */
   durationAt: number;
   duration: number;
   size: number;
@@ -122,11 +124,13 @@ interface TrackDefaults {
   durations: Map<number, number>;
   /** Whether a sample of the track takes the trex duration. */
   takesDefaultDuration: boolean;
+  /** The sizes of samples whose `trun` has neither durations nor sizes: they take the trex's. */
+  defaultSizes: number[];
 }
 
 /**
  * Mends the `trun` and `trex` boxes of an MP4 file cut short while mp4mux wrote it fragmented
- * (see above); returns how many `trun` boxes took their sizes. A file with no `moof` is left as
+ * (see above); returns how many `trun` boxes had their sizes given back. A file with no `moof` is left as
  * it is.
  */
 export async function mendCutMp4(path: string): Promise<number> {
@@ -149,6 +153,7 @@ export async function mendCutMp4(path: string): Promise<number> {
         size: moovView.getUint32(trex.body + 16),
         durations: new Map(),
         takesDefaultDuration: false,
+        defaultSizes: [],
       });
     }
   }
@@ -158,7 +163,7 @@ export async function mendCutMp4(path: string): Promise<number> {
     const at = (offset: number) => offset - moof.start;
     const self = { type: "moof", start: 0, body: at(moof.body), end: at(moof.end) };
     const chunks: { start: number; run: Mp4Box; count: number; flags: number }[] = [];
-    const missing = new Set<Mp4Box>();
+    const missing = new Map<Mp4Box, TrackDefaults>();
     for (const traf of child(view, self, "traf")) {
       const tfhd = child(view, traf, "tfhd")[0];
       if (tfhd === undefined) continue;
@@ -182,8 +187,8 @@ export async function mendCutMp4(path: string): Promise<number> {
             track.durations.set(duration, (track.durations.get(duration) ?? 0) + 1);
           });
         }
-        if (!(flags & TRUN_SIZE) && !defaultSize && (flags & TRUN_DURATION) && count > 0) {
-          missing.add(run);
+        if (!(flags & TRUN_SIZE) && !defaultSize && count > 0) {
+          missing.set(run, track);
           track.takesDefaultDuration = true;
         }
       }
@@ -191,18 +196,23 @@ export async function mendCutMp4(path: string): Promise<number> {
     if (missing.size === 0) continue;
     chunks.sort((a, b) => a.start - b.start);
     for (const [index, chunk] of chunks.entries()) {
-      if (!missing.has(chunk.run)) continue;
+      const track = missing.get(chunk.run);
+      if (track === undefined) continue;
       const mdat = mdats.find((box) => box.body <= chunk.start && chunk.start < box.end);
       if (mdat === undefined) continue;
       const end = Math.min(chunks[index + 1]?.start ?? mdat.end, mdat.end);
       const total = end - chunk.start;
       if (total <= 0 || total % chunk.count !== 0) continue;
+      if (!(chunk.flags & TRUN_DURATION)) {
+        track.defaultSizes.push(total / chunk.count); // no field to put it in
+        continue;
+      }
+      mended++;
       view.setUint32(chunk.run.body, (view.getUint32(chunk.run.body) | TRUN_SIZE) & ~TRUN_DURATION);
       // With durations left out, each entry's size takes the place its duration had.
       forEachEntry(chunk.run, chunk.flags, chunk.count, (entry) => {
         view.setUint32(entry, total / chunk.count);
       });
-      mended++;
     }
     await writeBox(file, moof, view);
   }
@@ -211,6 +221,14 @@ export async function mendCutMp4(path: string): Promise<number> {
     if (track.duration !== 0 || !track.takesDefaultDuration || track.durations.size === 0) continue;
     const [common] = [...track.durations].reduce((a, b) => (b[1] > a[1] ? b : a));
     moovView.setUint32(track.durationAt, common);
+    defaultsSet = true;
+  }
+  for (const track of tracks.values()) {
+    // Only one size can be the default: with two, those samples stay as they are.
+    const [size, ...others] = new Set(track.defaultSizes);
+    if (track.size !== 0 || size === undefined || others.length > 0) continue;
+    moovView.setUint32(track.durationAt + 4, size);
+    mended += track.defaultSizes.length;
     defaultsSet = true;
   }
   if (defaultsSet) await writeBox(file, moov, moovView);
