@@ -791,7 +791,9 @@ export class RecordingHub {
         continue;
       }
       const extension = closing[at].name.split(".").at(-1)!;
-      if (extension === "mp4") await this.#mend(path, full);
+      // While the path records, a closed segment is splitmuxsink's to finalise (it may still be
+      // at it); only one left when none is written can have been cut short.
+      if (extension === "mp4" && !writing) await this.#mend(path, full);
       const file = await this.#freeName(dir, start, extension);
       await Deno.rename(full, join(dir, file));
       closed++;
