@@ -29,8 +29,8 @@ apt_packages=(
   gstreamer1.0-rtsp gstreamer1.0-nice ffmpeg ca-certificates iproute2
 )
 # Only the tests need these: Debian's Chromium for the browser tests, coturn for the TURN test,
-# PostgreSQL for the PostgreSQL store and cluster tests.
-test_packages=(chromium fonts-dejavu-core coturn postgresql)
+# PostgreSQL for the PostgreSQL store and cluster tests, strace to see recordings reach the disk.
+test_packages=(chromium fonts-dejavu-core coturn postgresql strace)
 
 install_linux() {
   local missing=()

@@ -445,6 +445,72 @@ for (const format of ["mp4", "ts", "mkv"]) {
   });
 }
 
+Deno.test("recording: segments reach the disk: the one being written each second, a closed one before its name, then its folder", async () => {
+  const parts = await setUp();
+  const { client, server, recordings } = parts;
+  const traceDir = await Deno.makeTempDir({ prefix: "recording-strace-" });
+  const trace = join(traceDir, "trace");
+  // strace sees the server's syscalls, each with the path of its descriptor (-y).
+  const strace = new Deno.Command("strace", {
+    args: [
+      ...["-f", "-y", "-e", "trace=fdatasync,fsync,rename,renameat,renameat2"],
+      ...["-o", trace, "-p", String(server.pid)],
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const messages = strace.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    for (let seen = ""; !seen.includes("attached");) {
+      const { value, done } = await messages.read();
+      assert.ok(!done, `strace did not attach: ${seen}`);
+      seen += value;
+    }
+    expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 2 }));
+    const folder = join(recordings, "cam");
+    const lines = () => Deno.readTextFileSync(trace).split("\n");
+    const written = (segment: string) =>
+      lines().filter((line) =>
+        line.includes(`fdatasync(`) && line.includes(`${folder}/${segment}>`)
+      );
+    await waitUntil(() => segmentEvents(client).length >= 1, 30000, "a closed segment");
+    const closed = segmentEvents(client)[0].file as string;
+    // The closed segment: synced under its first name, renamed, then its folder synced.
+    let renamedAt = -1;
+    let first = "";
+    await waitUntil(
+      () => {
+        const all = lines();
+        renamedAt = all.findIndex((line) => /^\d+ +rename/.test(line) && line.includes(closed));
+        first = all[renamedAt]?.match(/(writing-\d{5}\.mp4)/)?.[1] ?? "";
+        return renamedAt >= 0 && first !== "" &&
+          all.slice(renamedAt + 1).some((line) =>
+            line.includes(`fsync(`) && line.includes(`${folder}>`)
+          );
+      },
+      10000,
+      `${closed} renamed, then its folder synced`,
+    );
+    const syncedBefore = lines().slice(0, renamedAt).some((line) =>
+      line.includes("fdatasync(") && line.includes(`${folder}/${first}>`)
+    );
+    assert.ok(syncedBefore, `${first} synced before it became ${closed}`);
+    // The segment being written since: synced again and again while it grows.
+    const next = `writing-${String(Number(first.slice(8, 13)) + 1).padStart(5, "0")}.mp4`;
+    await waitUntil(() => written(next).length >= 2, 10000, `${next} synced twice while written`);
+  } finally {
+    try {
+      strace.kill("SIGINT");
+    } catch {
+      // already gone
+    }
+    await messages.cancel();
+    await strace.status;
+    await Deno.remove(traceDir, { recursive: true });
+    await tearDown(parts);
+  }
+});
+
 Deno.test("recording: retention by age and by size", async () => {
   const parts = await setUp();
   const { client } = parts;

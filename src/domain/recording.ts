@@ -19,7 +19,7 @@
  */
 import { ActiveTimer } from "./active_timer.ts";
 import { statfsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { DomainError, errorMessage } from "./errors.ts";
 import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
 import { mendCutMp4 } from "./mp4_mend.ts";
@@ -663,14 +663,31 @@ export class RecordingHub {
     }
   }
 
+  /** Runs `sync` on `path` (a file or a folder); a failure is logged, as the recording goes on. */
+  async #synced(
+    recorded: string,
+    path: string,
+    sync: (file: Deno.FsFile) => Promise<void>,
+  ): Promise<void> {
+    try {
+      using file = await Deno.open(path, { read: true });
+      await sync(file);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return; // deleted meanwhile (retention, a client)
+      console.error(`Recording '/${recorded}': could not sync ${path}: ${errorMessage(error)}`);
+    }
+  }
+
   /** Writes the folder's `.streams.json`: which streams its segments hold, for span exports. */
   async #noteStreams(path: string, video: string, depayloaders: string[]): Promise<void> {
     const audio = depayloaders.find((depay) => depay in audioChains);
     const streams = { video: codecs[video], audio: audio === undefined ? null : codecs[audio] };
     const file = join(this.#options.directory, path, STREAMS_FILE);
-    // Written aside and renamed: a crash never leaves half a file.
+    // Written aside, synced and renamed: neither a crash nor a power loss leaves half a file.
     await Deno.writeTextFile(`${file}.new`, JSON.stringify(streams));
+    await this.#synced(path, `${file}.new`, (written) => written.syncData());
     await Deno.rename(`${file}.new`, file);
+    await this.#synced(path, dirname(file), (directory) => directory.sync());
   }
 
   #failed(recorder: Recorder, message: string): void {
@@ -794,8 +811,12 @@ export class RecordingHub {
       // While the path records, a closed segment is splitmuxsink's to finalise (it may still be
       // at it); only one left when none is written can have been cut short.
       if (extension === "mp4" && !writing) await this.#mend(path, full);
+      // On disk before it takes its name, and the name on disk before anyone is told of it: a
+      // power loss leaves either the segment whole under its name, or the file it was.
+      await this.#synced(path, full, (file) => file.syncData());
       const file = await this.#freeName(dir, start, extension);
       await Deno.rename(full, join(dir, file));
+      await this.#synced(path, dir, (directory) => directory.sync());
       closed++;
       if (recorder) {
         recorder.closedBytes += stat.size;
@@ -811,6 +832,11 @@ export class RecordingHub {
           },
         });
       }
+    }
+    if (current) {
+      // Once a sweep (a second): what the segment being written holds reaches the disk, so a power
+      // loss costs about what a kill -9 does (docs/protocol.md, Recording).
+      await this.#synced(path, join(dir, current.name), (file) => file.syncData());
     }
     if (recorder) {
       const size = current
