@@ -126,12 +126,25 @@ interface TrackDefaults {
   takesDefaultDuration: boolean;
   /** The sizes of samples whose `trun` has neither durations nor sizes: they take the trex's. */
   defaultSizes: number[];
+  /** A sample without a size could not be measured: no default size is set for the track. */
+  unmeasured: boolean;
+}
+
+interface Chunk {
+  start: number;
+  run: Mp4Box;
+  count: number;
+  flags: number;
+  /** The track of a `trun` that has no sizes and no default to take them from; else undefined. */
+  missing?: TrackDefaults;
+  /** Whether its track's `tfhd` has a default duration (a swap would give the samples that one). */
+  defaultDuration: boolean;
 }
 
 /**
  * Mends the `trun` and `trex` boxes of an MP4 file cut short while mp4mux wrote it fragmented
- * (see above); returns how many `trun` boxes had their sizes given back. A file with no `moof` is left as
- * it is.
+ * (see above); returns how many fields it set (sizes of a `trun`, `trex` defaults). A file with no
+ * `moof` is left as it is. Everything is read and checked before anything is written.
  */
 export async function mendCutMp4(path: string): Promise<number> {
   using file = await Deno.open(path, { read: true, write: true });
@@ -147,6 +160,7 @@ export async function mendCutMp4(path: string): Promise<number> {
   for (const mvex of child(moovView, root, "mvex")) {
     for (const trex of child(moovView, mvex, "trex")) {
       // version and flags, track_ID, sample description index, duration, size, flags
+      if (trex.end - trex.body < 24) continue;
       tracks.set(moovView.getUint32(trex.body + 4), {
         durationAt: trex.body + 12,
         duration: moovView.getUint32(trex.body + 12),
@@ -154,86 +168,122 @@ export async function mendCutMp4(path: string): Promise<number> {
         durations: new Map(),
         takesDefaultDuration: false,
         defaultSizes: [],
+        unmeasured: false,
       });
     }
   }
   let mended = 0;
+  const rewritten: { box: Mp4Box; view: DataView }[] = [];
   for (const moof of moofs) {
     const view = await readBox(file, moof);
-    const at = (offset: number) => offset - moof.start;
-    const self = { type: "moof", start: 0, body: at(moof.body), end: at(moof.end) };
-    const chunks: { start: number; run: Mp4Box; count: number; flags: number }[] = [];
-    const missing = new Map<Mp4Box, TrackDefaults>();
-    for (const traf of child(view, self, "traf")) {
-      const tfhd = child(view, traf, "tfhd")[0];
-      if (tfhd === undefined) continue;
-      const tfhdFlags = view.getUint32(tfhd.body) & 0xffffff;
-      const track = tracks.get(view.getUint32(tfhd.body + 4));
-      // mp4mux names each fragment's data by file offset; another writer's file is left alone.
-      if (track === undefined || !(tfhdFlags & TFHD_BASE_DATA_OFFSET)) continue;
-      const base = Number(view.getBigUint64(tfhd.body + 8));
-      const defaultDuration = (tfhdFlags & TFHD_DEFAULT_DURATION) !== 0;
-      const defaultSize = (tfhdFlags & TFHD_DEFAULT_SIZE) !== 0 || track.size !== 0;
-      for (const run of child(view, traf, "trun")) {
-        const flags = view.getUint32(run.body) & 0xffffff;
-        const count = view.getUint32(run.body + 4);
-        if (!(flags & TRUN_DATA_OFFSET)) continue;
-        const start = base + view.getInt32(run.body + 8);
-        chunks.push({ start, run, count, flags });
-        if (!(flags & TRUN_DURATION) && !defaultDuration) track.takesDefaultDuration = true;
-        if (flags & TRUN_DURATION) {
-          forEachEntry(run, flags, count, (entry) => {
-            const duration = view.getUint32(entry);
-            track.durations.set(duration, (track.durations.get(duration) ?? 0) + 1);
-          });
-        }
-        if (!(flags & TRUN_SIZE) && !defaultSize && count > 0) {
-          missing.set(run, track);
-          track.takesDefaultDuration = true;
-        }
-      }
-    }
-    if (missing.size === 0) continue;
+    const chunks = moofChunks(view, moof, tracks);
+    // A chunk whose data cannot be placed leaves the others' extents unknown: the moof stays.
+    if (chunks === null) continue;
     chunks.sort((a, b) => a.start - b.start);
+    let changed = false;
     for (const [index, chunk] of chunks.entries()) {
-      const track = missing.get(chunk.run);
+      const track = chunk.missing;
       if (track === undefined) continue;
       const mdat = mdats.find((box) => box.body <= chunk.start && chunk.start < box.end);
-      if (mdat === undefined) continue;
-      const end = Math.min(chunks[index + 1]?.start ?? mdat.end, mdat.end);
+      const end = Math.min(chunks[index + 1]?.start ?? Infinity, mdat?.end ?? -Infinity);
       const total = end - chunk.start;
-      if (total <= 0 || total % chunk.count !== 0) continue;
-      if (!(chunk.flags & TRUN_DURATION)) {
+      if (mdat === undefined || total <= 0 || total % chunk.count !== 0) {
+        track.unmeasured = true;
+        continue;
+      }
+      if (!(chunk.flags & TRUN_DURATION) || chunk.defaultDuration) {
         track.defaultSizes.push(total / chunk.count); // no field to put it in
         continue;
       }
       mended++;
+      changed = true;
       view.setUint32(chunk.run.body, (view.getUint32(chunk.run.body) | TRUN_SIZE) & ~TRUN_DURATION);
       // With durations left out, each entry's size takes the place its duration had.
       forEachEntry(chunk.run, chunk.flags, chunk.count, (entry) => {
         view.setUint32(entry, total / chunk.count);
       });
     }
-    await writeBox(file, moof, view);
+    if (changed) rewritten.push({ box: moof, view });
   }
   let defaultsSet = false;
   for (const track of tracks.values()) {
     if (track.duration !== 0 || !track.takesDefaultDuration || track.durations.size === 0) continue;
     const [common] = [...track.durations].reduce((a, b) => (b[1] > a[1] ? b : a));
     moovView.setUint32(track.durationAt, common);
+    mended++;
     defaultsSet = true;
   }
   for (const track of tracks.values()) {
-    // Only one size can be the default: with two, those samples stay as they are.
+    // Only one size can be the default: with two, or one not measured, those samples stay.
     const [size, ...others] = new Set(track.defaultSizes);
-    if (track.size !== 0 || size === undefined || others.length > 0) continue;
+    if (track.size !== 0 || track.unmeasured || size === undefined || others.length > 0) continue;
     moovView.setUint32(track.durationAt + 4, size);
-    mended += track.defaultSizes.length;
+    mended++;
     defaultsSet = true;
   }
-  if (defaultsSet) await writeBox(file, moov, moovView);
-  if (mended > 0 || defaultsSet) await file.syncData();
+  if (defaultsSet) rewritten.push({ box: moov, view: moovView });
+  for (const { box, view } of rewritten) await writeBox(file, box, view);
+  if (rewritten.length > 0) await file.syncData();
   return mended;
+}
+
+/**
+ * Every chunk of a moof: where its data starts, and whether its `trun` lacks sizes it cannot take
+ * from a default. Null when a `traf` or `trun` is not as mp4mux writes them (no base data offset,
+ * no data offset, shorter than its fields): then no extent can be trusted.
+ */
+function moofChunks(
+  view: DataView,
+  moof: Mp4Box,
+  tracks: Map<number, TrackDefaults>,
+): Chunk[] | null {
+  const self = { type: "moof", start: 0, body: moof.body - moof.start, end: moof.end - moof.start };
+  const chunks: Chunk[] = [];
+  for (const traf of child(view, self, "traf")) {
+    const tfhd = child(view, traf, "tfhd")[0];
+    if (tfhd === undefined || tfhd.end - tfhd.body < 8) return null;
+    const tfhdFlags = view.getUint32(tfhd.body) & 0xffffff;
+    if (!(tfhdFlags & TFHD_BASE_DATA_OFFSET) || tfhd.end - tfhd.body < 16) return null;
+    const track = tracks.get(view.getUint32(tfhd.body + 4));
+    const base = Number(view.getBigUint64(tfhd.body + 8));
+    const defaultDuration = (tfhdFlags & TFHD_DEFAULT_DURATION) !== 0;
+    const defaultSize = (tfhdFlags & TFHD_DEFAULT_SIZE) !== 0 || (track?.size ?? 0) !== 0;
+    for (const run of child(view, traf, "trun")) {
+      if (run.end - run.body < 8) return null;
+      const flags = view.getUint32(run.body) & 0xffffff;
+      const count = view.getUint32(run.body + 4);
+      const fields = 12 + ((flags & TRUN_FIRST_SAMPLE_FLAGS) ? 4 : 0) + count * entrySize(flags);
+      if (!(flags & TRUN_DATA_OFFSET) || run.end - run.body < fields) return null;
+      if (count === 0) continue;
+      const start = base + view.getInt32(run.body + 8);
+      const missing = track !== undefined && !(flags & TRUN_SIZE) && !defaultSize;
+      chunks.push({
+        start,
+        run,
+        count,
+        flags,
+        defaultDuration,
+        missing: missing ? track : undefined,
+      });
+      if (track === undefined) continue;
+      if (missing || (!(flags & TRUN_DURATION) && !defaultDuration)) {
+        track.takesDefaultDuration = true;
+      }
+      if (flags & TRUN_DURATION) {
+        forEachEntry(run, flags, count, (entry) => {
+          const duration = view.getUint32(entry);
+          track.durations.set(duration, (track.durations.get(duration) ?? 0) + 1);
+        });
+      }
+    }
+  }
+  return chunks;
+}
+
+/** The bytes of each entry of a `trun` with these flags. */
+function entrySize(flags: number): number {
+  return [TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_COMPOSITION_OFFSET]
+    .filter((present) => flags & present).length * 4;
 }
 
 /** Calls `visit` with where each entry of a `trun` starts, in the moof's view. */
@@ -243,8 +293,7 @@ function forEachEntry(
   count: number,
   visit: (at: number) => void,
 ): void {
-  const perEntry = [TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_COMPOSITION_OFFSET]
-    .filter((present) => flags & present).length * 4;
+  const perEntry = entrySize(flags);
   let entry = run.body + 12 + ((flags & TRUN_FIRST_SAMPLE_FLAGS) ? 4 : 0);
   for (let index = 0; index < count && entry + perEntry <= run.end; index++) {
     visit(entry);

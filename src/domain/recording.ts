@@ -656,7 +656,7 @@ export class RecordingHub {
     try {
       const mended = await mendCutMp4(file);
       if (mended > 0) {
-        console.log(`Recording '/${path}': mended ${mended} index entries of a segment cut short`);
+        console.log(`Recording '/${path}': mended ${mended} index fields of a segment cut short`);
       }
     } catch (error) {
       console.error(`Recording '/${path}': could not mend ${file}: ${errorMessage(error)}`);
