@@ -651,7 +651,10 @@ export class RecordingHub {
     }
   }
 
-  /** Mends the index of an MP4 segment a crash cut short (see mp4_mend.ts); a closed one has none to mend. */
+  /**
+   * Mends the index of an MP4 segment a crash cut short (see mp4_mend.ts); a finalised one has
+   * none to mend.
+   */
   async #mend(path: string, file: string): Promise<void> {
     try {
       const mended = await mendCutMp4(file);
