@@ -146,6 +146,8 @@ export const gstSymbols = {
     parameters: ["pointer", "buffer", "buffer"],
     result: "i32",
   },
+  // void gst_structure_free (GstStructure *structure)
+  gst_structure_free: { parameters: ["pointer"], result: "void" },
   // gchar *gst_structure_to_string (const GstStructure *structure)
   gst_structure_to_string: { parameters: ["pointer"], result: "pointer" },
   // GstBuffer *gst_buffer_new_memdup (gconstpointer data, gsize size): copies the bytes

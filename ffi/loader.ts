@@ -9,6 +9,7 @@ export type LibraryName =
   | "gmodule-2.0"
   | "gstreamer-1.0"
   | "gstapp-1.0"
+  | "gstbase-1.0"
   | "gstrtspserver-1.0"
   | "gstrtsp-1.0"
   | "gstsdp-1.0"
@@ -22,6 +23,7 @@ const installHint: Record<LibraryName, { apt: string; brew: string }> = {
   "gmodule-2.0": { apt: "libglib2.0-0", brew: "glib" },
   "gstreamer-1.0": { apt: "libgstreamer1.0-0", brew: "gstreamer" },
   "gstapp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
+  "gstbase-1.0": { apt: "libgstreamer1.0-0", brew: "gstreamer" },
   "gstrtspserver-1.0": { apt: "libgstrtspserver-1.0-0", brew: "gstreamer" },
   "gstrtsp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
   "gstsdp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },

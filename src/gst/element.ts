@@ -1,6 +1,7 @@
 /** Loose elements and bins: what media builders need besides a Pipeline. */
 import { GValue } from "./gvalue.ts";
 import { cstr, gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
+import { instanceType } from "./layout.ts";
 
 /** A new floating element, or null when the factory is missing. */
 export function makeElement(factory: string, name: string): Pointer | null {
@@ -88,22 +89,56 @@ export function structureCounters<const F extends string>(
   fields: Record<F, Uint8Array<ArrayBuffer>>,
 ): Record<F, number> {
   const { gst, gobject } = lib();
-  const value = new GValue(gtype(gst.gst_structure_get_type()));
+  structureType ??= gtype(gst.gst_structure_get_type());
+  const value = new GValue(structureType);
   try {
     gobject.g_object_get_property(element, property, value.buffer);
-    const structure = gobject.g_value_get_boxed(value.buffer);
-    const out = new BigUint64Array(1);
-    const counters = {} as Record<F, number>;
-    for (const [key, field] of Object.entries(fields) as [F, Uint8Array<ArrayBuffer>][]) {
-      counters[key] =
-        structure !== null && gst.gst_structure_get_uint64(structure, field, out) !== 0
-          ? Number(out[0])
-          : 0;
-    }
-    return counters;
+    return readCounters(gobject.g_value_get_boxed(value.buffer), fields);
   } finally {
     value.unset();
   }
+}
+
+/**
+ * A sink's counters from `gst_base_sink_get_stats`: what its `stats` property holds, without the
+ * property's lookup by name and its GValue (a stats round reads every sink's).
+ */
+export function baseSinkCounters<const F extends string>(
+  sink: Pointer,
+  fields: Record<F, Uint8Array<ArrayBuffer>>,
+): Record<F, number> {
+  const { base, gst } = lib();
+  const structure = base.gst_base_sink_get_stats(sink);
+  try {
+    return readCounters(structure, fields);
+  } finally {
+    if (structure !== null) gst.gst_structure_free(structure);
+  }
+}
+
+/** Whether `element` is a GstBaseSink (or made from one). */
+export function isBaseSink(element: Pointer): boolean {
+  baseSinkType ??= gtype(lib().base.gst_base_sink_get_type());
+  return lib().gobject.g_type_is_a(instanceType(element), baseSinkType) !== 0;
+}
+
+let structureType: bigint | undefined;
+let baseSinkType: bigint | undefined;
+const counterSlot = new BigUint64Array(1);
+
+function readCounters<const F extends string>(
+  structure: Pointer | null,
+  fields: Record<F, Uint8Array<ArrayBuffer>>,
+): Record<F, number> {
+  const { gst } = lib();
+  const counters = {} as Record<F, number>;
+  for (const [key, field] of Object.entries(fields) as [F, Uint8Array<ArrayBuffer>][]) {
+    counters[key] =
+      structure !== null && gst.gst_structure_get_uint64(structure, field, counterSlot) !== 0
+        ? Number(counterSlot[0])
+        : 0;
+  }
+  return counters;
 }
 
 export const stateNames = ["VOID_PENDING", "NULL", "READY", "PAUSED", "PLAYING"] as const;

@@ -8,6 +8,7 @@ import { G_MODULE_BIND_LAZY, glibSymbols, gmoduleSymbols } from "../../ffi/glib.
 import { gobjectSymbols } from "../../ffi/gobject.ts";
 import { gstSymbols } from "../../ffi/gstreamer.ts";
 import { appSymbols } from "../../ffi/gstapp.ts";
+import { baseSymbols } from "../../ffi/gstbase.ts";
 import { rtspSymbols } from "../../ffi/gstrtspserver.ts";
 import { rtspMessageSymbols, sdpSymbols } from "../../ffi/gstrtsp.ts";
 
@@ -19,6 +20,7 @@ function load() {
     gobject: openLibrary("gobject-2.0", gobjectSymbols).symbols,
     gst: openLibrary("gstreamer-1.0", gstSymbols).symbols,
     app: openLibrary("gstapp-1.0", appSymbols).symbols,
+    base: openLibrary("gstbase-1.0", baseSymbols).symbols,
     rtsp: openLibrary("gstrtspserver-1.0", rtspSymbols).symbols,
     rtspMessage: openLibrary("gstrtsp-1.0", rtspMessageSymbols).symbols,
     sdp: openLibrary("gstsdp-1.0", sdpSymbols).symbols,

@@ -27,8 +27,10 @@ import { busDescriptor, unwatchBus, watchBus } from "./bus_watch.ts";
 import { trimMemorySoon } from "./memory.ts";
 import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
 import {
+  baseSinkCounters,
   discardFloating,
   elementState,
+  isBaseSink,
   type StateName,
   stateNames,
   structureCounters,
@@ -70,6 +72,13 @@ export interface SinkStats {
 }
 
 const statsName = cstr("stats");
+
+/** A sink whose counters stats rounds read: `baseSink` ones through gst_base_sink_get_stats. */
+interface Sink {
+  element: Pointer;
+  name: string;
+  baseSink: boolean;
+}
 const sinkFields = { rendered: cstr("rendered"), dropped: cstr("dropped") };
 
 let gstElementType: bigint | undefined;
@@ -290,16 +299,16 @@ export class Pipeline {
     this.#sinks = undefined;
   }
 
-  #sinks: { element: Pointer; name: string }[] | undefined;
+  #sinks: Sink[] | undefined;
 
-  #findSinks(bin: Pointer): { element: Pointer; name: string }[] {
+  #findSinks(bin: Pointer): Sink[] {
     const { gst, gobject } = lib();
     gstElementType ??= gtype(gst.gst_element_get_type());
     gstStructureType ??= gtype(gst.gst_structure_get_type());
     const iterator = gst.gst_bin_iterate_sinks(bin);
     if (iterator === null) return [];
     const item = new GValue(gstElementType);
-    let found: { element: Pointer; name: string }[] = [];
+    let found: Sink[] = [];
     try {
       for (;;) {
         const result = gst.gst_iterator_next(iterator, item.buffer);
@@ -310,6 +319,7 @@ export class Pipeline {
             found.push({
               element: gst.gst_object_ref(element)!,
               name: takeCString(gst.gst_object_get_name(element)) ?? "",
+              baseSink: isBaseSink(element),
             });
           } else if (isBin(element)) {
             found.push(...this.#findSinks(element));
@@ -330,8 +340,10 @@ export class Pipeline {
     return found;
   }
 
-  #readSinkStats(sink: { element: Pointer; name: string }): SinkStats {
-    const { rendered, dropped } = structureCounters(sink.element, statsName, sinkFields);
+  #readSinkStats(sink: Sink): SinkStats {
+    const { rendered, dropped } = sink.baseSink
+      ? baseSinkCounters(sink.element, sinkFields)
+      : structureCounters(sink.element, statsName, sinkFields);
     return { element: sink.name, rendered, dropped };
   }
 
