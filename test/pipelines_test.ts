@@ -261,6 +261,37 @@ Deno.test("stats carry per-pipeline and server figures every interval", async ()
   expectOk(await client.request("deletePipeline", { id }));
 });
 
+Deno.test("a stats round read in slices reports every pipeline once", async () => {
+  // More pipelines than a slice of the round (STATS_SLICE, src/domain/registry.ts), a few running.
+  const ids = Array.from({ length: 130 }, (_, i) => freshId(`sliced-${i}`));
+  for (const [i, id] of ids.entries()) {
+    const elements = [
+      { type: "videotestsrc", properties: { "is-live": true } },
+      { type: "fakesink" },
+    ];
+    expectOk(
+      await client.request("createPipeline", {
+        id,
+        pipeline: { elements },
+        ...(i % 40 === 0 ? { desiredState: "playing" } : {}),
+      }),
+    );
+  }
+  try {
+    const last = ids.at(-1);
+    const stats = await client.nextStats((p) => p.id === last);
+    const reported = stats.payload.pipelines.map((p: { id: string }) => p.id);
+    assert.equal(new Set(reported).size, reported.length, "no pipeline twice");
+    assert.deepEqual(ids.filter((id) => !reported.includes(id)), [], "none left out");
+    const running = stats.payload.pipelines.filter((p: { id: string; state: string }) =>
+      ids.includes(p.id) && p.state === "PLAYING"
+    );
+    assert.equal(running.length, 4);
+  } finally {
+    for (const id of ids) expectOk(await client.request("deletePipeline", { id }));
+  }
+});
+
 Deno.test("20 clients at once all get replies and events", async () => {
   const clients = await Promise.all(
     Array.from({ length: 20 }, () => TestClient.connect(server.url)),

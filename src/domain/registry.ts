@@ -6,6 +6,7 @@
  * A pipeline being built has its id reserved: requests naming it wait for the build, so a
  * client that sends createPipeline and startPipeline without waiting still gets them in order.
  */
+import { setImmediate } from "node:timers";
 import { AppSource, IdentityCounters } from "../gst/appsrc.ts";
 import { retain } from "../gst/element.ts";
 import type { JsonValue } from "../gst/gvalue.ts";
@@ -30,6 +31,16 @@ import type {
   PipelineKind,
   PipelineStats,
 } from "./types.ts";
+
+/**
+ * Pipelines whose counters a stats round reads in one go before it lets other work run: with 600
+ * pipelines a round held the main thread 5 to 8 ms, and a request that came then waited for all
+ * of it (bench/scale.ts, issue 14).
+ */
+const STATS_SLICE = 50;
+
+/** Resolves after the event loop has taken its waiting I/O (a macrotask, not a microtask). */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface RegistryOptions {
   emit: (event: PipelineEvent) => void;
@@ -444,7 +455,7 @@ export class PipelineRegistry {
    * Per-pipeline figures from GStreamer's own counters; no per-buffer work. The position (and
    * unknown duration) queries of every running pipeline run off the main thread in one batch
    * (src/gst/time_queries.ts); the counters are read when it is back, of the pipelines registered
-   * then.
+   * then, STATS_SLICE at a time, so that a request waits behind one slice, not the whole round.
    */
   async stats(): Promise<PipelineStats[]> {
     const running = [...this.#pipelines.values()].filter((pipeline) =>
@@ -461,10 +472,17 @@ export class PipelineRegistry {
       return new Map();
     });
     const clients = this.#host.mounts.clientCounts(this.#options.webrtcViewers?.() ?? new Map());
-    const now = performance.now();
-    return [...this.#pipelines.values()].map((pipeline) =>
-      pipeline.stats(now, clients(pipeline.mounts), times.get(pipeline.gst))
-    );
+    const registered = [...this.#pipelines.values()];
+    const stats: PipelineStats[] = [];
+    for (let first = 0; first < registered.length; first += STATS_SLICE) {
+      if (first > 0) await nextTurn();
+      const now = performance.now();
+      for (const pipeline of registered.slice(first, first + STATS_SLICE)) {
+        if (this.#pipelines.get(pipeline.id) !== pipeline) continue; // deleted meanwhile
+        stats.push(pipeline.stats(now, clients(pipeline.mounts), times.get(pipeline.gst)));
+      }
+    }
+    return stats;
   }
 
   /** Stops and frees every pipeline (after the builds under way); the store keeps them. */
