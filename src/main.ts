@@ -400,14 +400,14 @@ async function main(): Promise<void> {
     collecting = true;
     collectedAt = now;
     try {
-      const pipelines = await registry.stats();
+      const [pipelines, cpuPercent] = await Promise.all([registry.stats(), cpu.sample()]);
       latest = {
         timestamp: new Date().toISOString(),
         pipelines,
         recordings: recordings.stats(),
         server: {
           rssBytes: Deno.memoryUsage().rss,
-          cpuPercent: cpu.sample(),
+          cpuPercent,
           clients: transport.clientCount(),
           pipelines: pipelines.length,
           uptime: Math.round(performance.now() - startedAt) / 1000,

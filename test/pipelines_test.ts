@@ -261,6 +261,22 @@ Deno.test("stats carry per-pipeline and server figures every interval", async ()
   expectOk(await client.request("deletePipeline", { id }));
 });
 
+Deno.test("the server's cpuPercent counts its streaming threads", async () => {
+  // A non-live source runs flat out on its streaming thread; the main thread is mostly idle.
+  const id = freshId("busy");
+  await createAndStart(id, [{ type: "videotestsrc" }, { type: "fakesink" }]);
+  try {
+    await client.nextStats((p) => p.id === id);
+    // The next round's figure covers a whole interval of the busy thread.
+    const stats = await client.nextStats((p) => p.id === id);
+    const { cpuPercent } = stats.payload.server;
+    assert.ok(cpuPercent > 10, `cpuPercent ${cpuPercent} with a thread running flat out`);
+    assert.ok(cpuPercent <= 100 * navigator.hardwareConcurrency + 10, `cpuPercent ${cpuPercent}`);
+  } finally {
+    expectOk(await client.request("deletePipeline", { id }));
+  }
+});
+
 Deno.test("a stats round read in slices reports every pipeline once", async () => {
   // More pipelines than a slice of the round (STATS_SLICE, src/domain/registry.ts), a few running.
   const ids = Array.from({ length: 130 }, (_, i) => freshId(`sliced-${i}`));

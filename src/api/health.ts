@@ -1,6 +1,7 @@
 /** The `stats` snapshot broadcast every interval, and the same figures for /healthz and /metrics. */
 import type { RecordingStats } from "../domain/recording.ts";
 import process from "node:process";
+import { processCpuMicros } from "../gst/cpu_time.ts";
 import { Gauge, Registry } from "prom-client";
 import type { PipelineStats } from "../domain/types.ts";
 
@@ -20,17 +21,22 @@ export interface StatsSnapshot {
   server: ServerStats;
 }
 
-/** CPU use of this process between two calls, in percent of one core. */
+/** CPU use of this process between two samples, in percent of one core. */
 export class CpuMeter {
-  #last = process.cpuUsage();
+  #lastMicros: number;
   #lastAt = performance.now();
 
-  sample(): number {
+  constructor() {
+    const { user, system } = process.cpuUsage(); // at start-up, with few threads yet
+    this.#lastMicros = user + system;
+  }
+
+  async sample(): Promise<number> {
     const now = performance.now();
-    const usage = process.cpuUsage();
-    const cpuMicros = usage.user - this.#last.user + usage.system - this.#last.system;
+    const micros = await processCpuMicros();
+    const cpuMicros = micros - this.#lastMicros;
     const wallMicros = (now - this.#lastAt) * 1000;
-    this.#last = usage;
+    this.#lastMicros = micros;
     this.#lastAt = now;
     return wallMicros > 0 ? Math.round((cpuMicros / wallMicros) * 1000) / 10 : 0;
   }
@@ -127,6 +133,10 @@ export function metricsRegistry(latest: () => StatsSnapshot | null): Registry {
     });
   perSink("gstreamer_sink_rendered_frames", "Buffers rendered by a sink", (k) => k.rendered);
   perSink("gstreamer_sink_dropped_frames", "Buffers dropped by a sink", (k) => k.dropped);
-  perSink("gstreamer_sink_fps", "Buffers rendered per second over the last interval", (k) => k.fps);
+  perSink(
+    "gstreamer_sink_fps",
+    "Buffers rendered per second over the last window of at least 500 ms",
+    (k) => k.fps,
+  );
   return registry;
 }

@@ -158,7 +158,9 @@ export const sinkStatsSchema = z.strictObject({
   element: z.string(),
   rendered: count,
   dropped: count,
-  fps: z.number().nullable().describe("Buffers rendered per second since the previous snapshot"),
+  fps: z.number().nullable().describe(
+    "Buffers rendered per second over the last window of at least 500 ms (null until one ends)",
+  ),
 });
 
 export const pipelineStatsSchema = z.strictObject({
@@ -178,7 +180,7 @@ export const pipelineStatsSchema = z.strictObject({
   bytesIn: count.optional().describe("Push streams: bytes received"),
   frames: count.nullable().optional().describe("Push streams: frames parsed (null for MPEG-TS)"),
   bitrate: z.number().optional().describe(
-    "Bits per second over the last interval: what a push or publish receives; what a pipeline " +
+    "Bits per second over the last window of at least 500 ms: what a push or publish receives; what a pipeline " +
       "sends to the RTSP paths it serves (one copy, 0 while no one watches)",
   ),
   format: z.string().optional().describe("Push streams: the stream format"),

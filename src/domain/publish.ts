@@ -28,6 +28,7 @@ import { NAME_RULE, namePattern } from "./names.ts";
 import { nameConflict, type PushHost } from "./push.ts";
 import type { PublishElements } from "./registry.ts";
 import type { ElementSpec, LinkSpec, PipelineSpec } from "./spec.ts";
+import { ByteRate } from "./stats.ts";
 
 /** What a publish needs of the registry. */
 export interface PublishHost extends Omit<PushHost, "createPush" | "fail" | "pollBus"> {
@@ -141,7 +142,7 @@ class PublishSession {
   #lastFrames = { count: -1, at: performance.now() };
   #ended: PublishEnd | null = null;
   readonly #onEnd: () => void;
-  #rate = { bytes: 0, at: performance.now(), bitrate: 0 };
+  readonly #rate = new ByteRate(0, performance.now());
 
   constructor(
     host: PublishHost,
@@ -226,20 +227,13 @@ class PublishSession {
 
   #stats(): Record<string, unknown> {
     const { frames, bytes } = this.#counts();
-    const now = performance.now();
-    const rate = this.#rate;
-    if (now - rate.at >= 500) {
-      rate.bitrate = Math.round(((bytes - rate.bytes) * 8 * 1000) / (now - rate.at));
-      rate.bytes = bytes;
-      rate.at = now;
-    }
     return {
       from: this.#from,
       format: this.format,
       recording: this.#recording,
       frames,
       bytesIn: bytes,
-      bitrate: rate.bitrate,
+      bitrate: this.#rate.next(bytes, performance.now()) ?? 0,
     };
   }
 

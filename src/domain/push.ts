@@ -11,6 +11,7 @@
 import type { AppSource, IdentityCounters } from "../gst/appsrc.ts";
 import { DomainError } from "./errors.ts";
 import { conversionHint, sniff, SNIFF_BYTES, type SniffedFormat } from "./sniff.ts";
+import { ByteRate } from "./stats.ts";
 import type { ElementSpec } from "./spec.ts";
 import type { PipelineEvent, PipelineInfo } from "./types.ts";
 import type { PushElements } from "./registry.ts";
@@ -328,20 +329,13 @@ export class PushSession {
     return session;
   }
 
-  #rate = { bytes: 0, at: performance.now(), bitrate: 0 };
+  readonly #rate = new ByteRate(0, performance.now());
 
   #stats(): Record<string, unknown> {
-    const now = performance.now();
-    const rate = this.#rate;
-    if (now - rate.at >= 500) {
-      rate.bitrate = Math.round(((this.#bytes - rate.bytes) * 8 * 1000) / (now - rate.at));
-      rate.bytes = this.#bytes;
-      rate.at = now;
-    }
     return {
       bytesIn: this.#bytes,
       frames: this.#frames(),
-      bitrate: rate.bitrate,
+      bitrate: this.#rate.next(this.#bytes, performance.now()) ?? 0,
       format: this.format.label,
     };
   }

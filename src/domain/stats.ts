@@ -25,31 +25,64 @@ export interface StatsSource {
   servedRate: ByteRate;
 }
 
-/** Bits per second of a growing byte count, between one call and the next. */
-export class ByteRate {
-  #previous: { bytes: number; at: number } | null = null;
+/**
+ * Rates are taken over at least this long. Stats rounds can come close together (a client that
+ * joined at another phase, or asks at another interval, has rounds of its own), and a few frames
+ * over a few ms make a wild rate: 0 or 75 fps from a 30 fps source.
+ */
+const MIN_RATE_WINDOW_MS = 500;
 
-  next(bytes: number, now: number): number | undefined {
-    const previous = this.#previous;
-    this.#previous = { bytes, at: now };
-    if (!previous || now <= previous.at || bytes < previous.bytes) return undefined;
-    return Math.round(((bytes - previous.bytes) * 8 * 1000) / (now - previous.at));
+/**
+ * The rate per second of a growing count, over the last window of at least MIN_RATE_WINDOW_MS;
+ * undefined until the first window ends, and again after the count went back (a new run).
+ */
+export class CountRate {
+  #since: { count: number; at: number } | null;
+  #rate: number | undefined;
+
+  /** `count` at `at`: where the first window starts (by default, at the first `next`). */
+  constructor(count?: number, at?: number) {
+    this.#since = count === undefined || at === undefined ? null : { count, at };
+  }
+
+  next(count: number, now: number): number | undefined {
+    const since = this.#since;
+    if (since === null || count < since.count || now < since.at) {
+      this.#since = { count, at: now };
+      this.#rate = undefined;
+    } else if (now - since.at >= MIN_RATE_WINDOW_MS) {
+      this.#rate = ((count - since.count) * 1000) / (now - since.at);
+      this.#since = { count, at: now };
+    }
+    return this.#rate;
   }
 }
 
-/** Rendered counts of a pipeline's sinks at the last round, for frames per second. */
-export class SinkRates {
-  readonly #previous = new Map<string, { rendered: number; at: number }>();
+/** Bits per second of a growing byte count. */
+export class ByteRate {
+  readonly #rate: CountRate;
 
-  /** Each sink's counts with its rate since the last call. */
+  constructor(bytes?: number, at?: number) {
+    this.#rate = new CountRate(bytes, at);
+  }
+
+  next(bytes: number, now: number): number | undefined {
+    const rate = this.#rate.next(bytes, now);
+    return rate === undefined ? undefined : Math.round(rate * 8);
+  }
+}
+
+/** Frames per second of each of a pipeline's sinks, from their rendered counts. */
+export class SinkRates {
+  readonly #rates = new Map<string, CountRate>();
+
+  /** Each sink's counts with its rate (null until one is known). */
   next(sinks: { element: string; rendered: number; dropped: number }[], now: number) {
     return sinks.map((sink): SinkStatsEntry => {
-      const previous = this.#previous.get(sink.element);
-      this.#previous.set(sink.element, { rendered: sink.rendered, at: now });
-      const fps = previous && now > previous.at && sink.rendered >= previous.rendered
-        ? Math.round(((sink.rendered - previous.rendered) * 1000 / (now - previous.at)) * 10) / 10
-        : null;
-      return { ...sink, fps };
+      let rate = this.#rates.get(sink.element);
+      if (rate === undefined) this.#rates.set(sink.element, rate = new CountRate());
+      const fps = rate.next(sink.rendered, now);
+      return { ...sink, fps: fps === undefined ? null : Math.round(fps * 10) / 10 };
     });
   }
 }
