@@ -277,6 +277,33 @@ Deno.test("the server's cpuPercent counts its streaming threads", async () => {
   }
 });
 
+Deno.test("a client that joins between two stats rounds shares the rounds of those before it", async () => {
+  const isStats = (m: { type: string }) => m.type === "stats";
+  const first = await TestClient.connect(server.url);
+  let second: TestClient | undefined;
+  try {
+    await first.waitForNext(isStats, 5000, "stats");
+    // Half an interval later: counted from its own arrival, it would have rounds of its own.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    second = await TestClient.connect(server.url);
+    for (let i = 0; i < 3; i++) await second.waitForNext(isStats, 5000, "stats");
+    const rounds = (c: TestClient) =>
+      c.received.filter(isStats).map((m) =>
+        (m as { payload: { timestamp: string } }).payload.timestamp
+      );
+    const firstRounds = new Set(rounds(first));
+    for (const round of rounds(second)) {
+      assert.ok(
+        firstRounds.has(round),
+        `round ${round} only for the second; first got ${[...firstRounds]}`,
+      );
+    }
+  } finally {
+    await second?.close();
+    await first.close();
+  }
+});
+
 Deno.test("a stats round read in slices reports every pipeline once", async () => {
   // More pipelines than a slice of the round (STATS_SLICE, src/domain/registry.ts), a few running.
   const ids = Array.from({ length: 130 }, (_, i) => freshId(`sliced-${i}`));
