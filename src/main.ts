@@ -400,7 +400,9 @@ async function main(): Promise<void> {
     collecting = true;
     collectedAt = now;
     try {
-      const [pipelines, cpuPercent] = await Promise.all([registry.stats(), cpu.sample()]);
+      // The sample first: nothing may await between the registry's last look and the send.
+      const cpuPercent = await cpu.sample();
+      const pipelines = await registry.stats();
       latest = {
         timestamp: new Date().toISOString(),
         pipelines,

@@ -473,16 +473,22 @@ export class PipelineRegistry {
     });
     const clients = this.#host.mounts.clientCounts(this.#options.webrtcViewers?.() ?? new Map());
     const registered = [...this.#pipelines.values()];
-    const stats: PipelineStats[] = [];
+    const read: { pipeline: ManagedPipeline; stats: PipelineStats }[] = [];
     for (let first = 0; first < registered.length; first += STATS_SLICE) {
       if (first > 0) await nextTurn();
       const now = performance.now();
       for (const pipeline of registered.slice(first, first + STATS_SLICE)) {
         if (this.#pipelines.get(pipeline.id) !== pipeline) continue; // deleted meanwhile
-        stats.push(pipeline.stats(now, clients(pipeline.mounts), times.get(pipeline.gst)));
+        read.push({
+          pipeline,
+          stats: pipeline.stats(now, clients(pipeline.mounts), times.get(pipeline.gst)),
+        });
       }
     }
-    return stats;
+    // A pipeline deleted after its slice was read is left out: its pipelineDeleted went out
+    // already, and no stats may name it after that (the caller sends without awaiting again).
+    return read.filter(({ pipeline }) => this.#pipelines.get(pipeline.id) === pipeline)
+      .map(({ stats }) => stats);
   }
 
   /** Stops and frees every pipeline (after the builds under way); the store keeps them. */
