@@ -562,6 +562,60 @@ Deno.test("a WebSocket on another path is refused and plain HTTP gets JSON error
   await upgradeRequired.body?.cancel();
 });
 
+Deno.test("no stats message names a pipeline after its pipelineDeleted", async () => {
+  // A stats round reads its pipelines a slice at a time, across turns of the event loop. Batches
+  // of pipelines are made, and each is deleted (by ten connections at once) once the next one is
+  // made: the batch being deleted is the first in the list, read in a round's first slices, so a
+  // round that sent what it read before a deletion would name a pipeline after its
+  // pipelineDeleted. Rounds run every 100 ms; this goes on until 20 rounds came while deleting.
+  const watcher = await TestClient.connect(server.url);
+  const connections = await Promise.all(
+    Array.from({ length: 10 }, () => TestClient.connect(server.url)),
+  );
+  const batch = (n: number) => Array.from({ length: 100 }, (_, i) => freshId(`batch${n}-${i}`));
+  const pipeline = "videotestsrc ! fakesink";
+  // The work shared out: one connection alone would pass the per-client request limit.
+  const eachConnection = (ids: string[], request: (c: TestClient, id: string) => Promise<Reply>) =>
+    Promise.all(connections.map(async (connection, k) => {
+      for (let i = k; i < ids.length; i += connections.length) {
+        expectOk(await request(connection, ids[i]));
+      }
+      connection.received.length = 0;
+    }));
+  let older: string[] = [];
+  try {
+    expectOk(await watcher.request("subscribe", { statsIntervalMs: 100 }));
+    let roundsWhileDeleting = 0;
+    for (let n = 0; roundsWhileDeleting < 20; n++) {
+      assert.ok(n < 200, `only ${roundsWhileDeleting} stats rounds came in 200 batches`);
+      const newer = batch(n);
+      await eachConnection(newer, (c, id) => c.request("createPipeline", { id, pipeline }));
+      const roundsBefore = watcher.received.filter((m) => m.type === "stats").length;
+      await eachConnection(older, (c, id) => c.request("deletePipeline", { id }));
+      roundsWhileDeleting += watcher.received.filter((m) => m.type === "stats").length -
+        roundsBefore;
+      older = newer;
+    }
+    // The watcher's messages in the order sent: stats may name a pipeline only before its
+    // pipelineDeleted.
+    const deleted = new Set<string>();
+    const named = new Set<string>();
+    for (const message of watcher.received) {
+      if (message.type === "pipelineDeleted") deleted.add(message.payload.id);
+      if (message.type !== "stats") continue;
+      for (const { id } of message.payload.pipelines as { id: string }[]) {
+        if (deleted.has(id)) named.add(id);
+      }
+    }
+    assert.ok(deleted.size >= 100, `the watcher saw ${deleted.size} pipelineDeleted events`);
+    assert.deepEqual([...named], [], "stats named pipelines after their pipelineDeleted");
+  } finally {
+    for (const id of older) await client.request("deletePipeline", { id });
+    client.received.length = 0;
+    await Promise.all([watcher, ...connections].map((c) => c.close()));
+  }
+});
+
 Deno.test("pipelines deleted while a stats round reads them are skipped, never read freed", async () => {
   // A stats round reads a few pipelines at a time across several turns of the event loop; one
   // deleted meanwhile must not be read (with fatal-criticals, a read of a freed pipeline aborts).
