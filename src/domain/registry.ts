@@ -33,9 +33,9 @@ import type {
 } from "./types.ts";
 
 /**
- * Pipelines whose counters a stats round reads in one go before it lets other work run: with 600
- * pipelines a round held the main thread 5 to 8 ms, and a request that came then waited for all
- * of it (bench/scale.ts, issue 14).
+ * Pipelines whose counters a stats round reads in one go before it lets other work run: read all
+ * at once, hundreds of pipelines held the main thread for milliseconds, and a request that came
+ * then waited for all of it (bench/scale.ts's p99, issue 14).
  */
 const STATS_SLICE = 50;
 

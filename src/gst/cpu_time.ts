@@ -1,8 +1,8 @@
 /**
  * The CPU time this process has used, every thread's. The kernel adds up the threads when asked,
- * and with one or two streaming threads per pipeline that took the main thread 0.3 to 1.9 ms with
- * 800 live pipelines (node:process's cpuUsage, once a stats round), so where glibc is there it is
- * asked on the pool.
+ * and with one or two streaming threads per pipeline that is long work with hundreds of live
+ * pipelines (node:process's cpuUsage blocks the main thread for it, once a stats round), so where
+ * glibc is there it is asked on the pool.
  */
 import process from "node:process";
 import { libc } from "./native.ts";
