@@ -17,7 +17,8 @@
  * total cycles per second, ours (disk and :memory:) against gstd with as many connections. Each of
  * our connections gets every event by default (five a cycle of every connection, so 250 messages
  * a cycle with 50); gstd has no events, so ours is also run with connections that subscribe to
- * none, beside the default.
+ * none, beside the default, and with the main thread left at the priority it started with
+ * (GSTREAMER_MAIN_THREAD_NICE=0; by default it is raised, src/gst/priority.ts).
  *
  * Part 3, steady-state cost: `--live` live `videotestsrc is-live=true ! video/x-raw,width=64,
  * height=48 ! fakesink` pipelines in our server at the defaults (stats on, one client receiving
@@ -672,6 +673,12 @@ async function main(): Promise<void> {
     servers.push(disk);
     const memory = await startServer({ GSTREAMER_DATA_DIR: ":memory:" });
     servers.push(memory);
+    // Beside the defaults in part 2: the main thread at the priority it started with.
+    const notRaised = await startServer({
+      GSTREAMER_DATA_DIR: `${scratch}/data-not-raised`,
+      GSTREAMER_MAIN_THREAD_NICE: "0",
+    });
+    servers.push(notRaised);
     const gstdPath = await findGstd();
     if (gstdPath) gstd = await startGstd(gstdPath);
     else {console.warn(
@@ -690,9 +697,12 @@ async function main(): Promise<void> {
       ...systems,
       ourSystem("ours, disk, no events", disk, { noEvents: true }),
       ourSystem("ours, disk, 1 req, no events", disk, { oneRequest: true, noEvents: true }),
+      ourSystem("ours, disk, main thread nice 0", notRaised),
     ], options);
-    await stopServer(memory);
-    servers.splice(servers.indexOf(memory), 1);
+    for (const server of [memory, notRaised]) {
+      await stopServer(server);
+      servers.splice(servers.indexOf(server), 1);
+    }
     const client = await TestClient.connect(disk.url);
     clients.push(client);
     const three = await partThree(client, serverProcessId(disk), gstd, options);

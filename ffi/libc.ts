@@ -1,10 +1,20 @@
-/** The C library (glibc, Linux only): malloc_trim (src/gst/memory.ts), getrusage (src/gst/cpu_time.ts). */
+/**
+ * The C library (glibc, Linux only): malloc_trim (src/gst/memory.ts), getrusage
+ * (src/gst/cpu_time.ts), sched_setscheduler and setpriority (src/gst/priority.ts).
+ */
 export const libcSymbols = {
   // int malloc_trim (size_t pad): walks every malloc arena, so it runs on the pool
   malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
   // int getrusage (int who, struct rusage *usage): the kernel sums every thread of the process,
   // one or two per running pipeline, so it runs on the pool
   getrusage: { parameters: ["i32", "buffer"], result: "i32", nonblocking: true },
+  // int sched_setscheduler (pid_t pid, int policy, const struct sched_param *param): pid 0 is
+  // the calling thread, so it runs on it
+  sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // int setpriority (int which, id_t who, int prio): on Linux, who 0 is the calling thread
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  // int *__errno_location (void): the calling thread's errno, read right after a failed call
+  __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** glibc, or null elsewhere (macOS, musl): nothing to trim then. */

@@ -17,7 +17,7 @@ const port = (fallback: number) =>
 const count = (fallback: number, min: number, max: number, unit = "") =>
   z.string().default(String(fallback)).transform((text, ctx) => {
     const value = Number(text);
-    if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+    if (!/^-?\d+$/.test(text.trim()) || value < min || value > max) {
       ctx.addIssue({
         code: "custom",
         message: `accepts a whole number${unit} from ${min} to ${max}`,
@@ -151,6 +151,7 @@ const configSchema = z.object({
   GSTREAMER_MAX_HLS_STREAMS: count(16, 1, 1000),
   GSTREAMER_RECORDINGS_DIR: z.string().trim().min(1, "accepts a directory").default("./recordings"),
   GSTREAMER_RECORDINGS_MIN_FREE_MB: count(1024, 0, 100_000_000, " of MiB"),
+  GSTREAMER_MAIN_THREAD_NICE: count(-10, -20, 0, " (a nice value; 0: not raised)"),
 }).superRefine((c, ctx) => {
   for (const prefix of ["GSTREAMER_RTSP", "GSTREAMER_RTSP_PUBLISH"] as const) {
     const user = `${prefix}_USER` as const;
@@ -205,6 +206,8 @@ export interface Config {
   webrtcTurn?: string;
   /** Requests per second per WebSocket client; 0 means no limit. */
   maxRequestsPerSecond: number;
+  /** The nice value the main thread asks for (src/gst/priority.ts); 0 leaves it as started. */
+  mainThreadNice: number;
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
   httpIdleTimeoutMs: number;
   /** Where the HLS segment directory is made (the system's temporary directory when empty). */
@@ -267,6 +270,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webrtcStun: c.GSTREAMER_WEBRTC_STUN || undefined,
     webrtcTurn: c.GSTREAMER_WEBRTC_TURN || undefined,
     maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
+    mainThreadNice: c.GSTREAMER_MAIN_THREAD_NICE,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
     hlsDir: c.GSTREAMER_HLS_DIR,
     hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,

@@ -28,6 +28,7 @@ import { PeerLinks } from "./transport/peers.ts";
 import { SqliteStore } from "./domain/store_sqlite.ts";
 import type { PipelineEvent } from "./domain/types.ts";
 import { initGstreamer } from "./gst/init.ts";
+import { raiseThisThread } from "./gst/priority.ts";
 import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
 import { listenAddresses } from "./transport/addresses.ts";
@@ -87,6 +88,16 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  if (config.mainThreadNice !== 0) {
+    const priority = raiseThisThread(config.mainThreadNice);
+    console.log(
+      priority.raised
+        ? `Main thread at nice ${config.mainThreadNice}: requests keep their share of a CPU ` +
+          "that pipelines keep busy (GSTREAMER_MAIN_THREAD_NICE)"
+        : `Main thread left at its priority: ${priority.reason}. Requests wait longer while ` +
+          "pipelines keep the CPU busy; GSTREAMER_MAIN_THREAD_NICE=0 does not ask",
+    );
+  }
   let runtime;
   try {
     runtime = initGstreamer();

@@ -38,6 +38,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     maxHlsStreams: 16,
     recordingsDir: "./recordings",
     recordingsMinFreeBytes: 1024 * 1024 * 1024,
+    mainThreadNice: -10,
   });
 });
 
@@ -75,6 +76,10 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     ],
     [{ GSTREAMER_RTSP_PUBLISH_USER: "a:b", GSTREAMER_RTSP_PUBLISH_PASSWORD: "x" }, /at least 8/],
     [{ GSTREAMER_MAX_PIPELINES: "0" }, /GSTREAMER_MAX_PIPELINES.*from 1/],
+    [{ GSTREAMER_MAX_PIPELINES: "-5" }, /GSTREAMER_MAX_PIPELINES.*from 1/],
+    [{ GSTREAMER_MAIN_THREAD_NICE: "5" }, /GSTREAMER_MAIN_THREAD_NICE.*from -20 to 0/],
+    [{ GSTREAMER_MAIN_THREAD_NICE: "-21" }, /GSTREAMER_MAIN_THREAD_NICE.*nice value/],
+    [{ GSTREAMER_MAIN_THREAD_NICE: "high" }, /GSTREAMER_MAIN_THREAD_NICE.*whole number/],
     [
       { GSTREAMER_MAX_REQUESTS_PER_SECOND: "many" },
       /GSTREAMER_MAX_REQUESTS_PER_SECOND.*0: no limit/,
