@@ -17,7 +17,7 @@ export const libcSymbols = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** glibc, or null elsewhere (macOS, musl): nothing to trim then. */
+/** glibc, or null elsewhere (macOS, musl): nothing is trimmed or raised then. */
 export function openLibc(): Deno.DynamicLibrary<typeof libcSymbols> | null {
   if (Deno.build.os !== "linux") return null;
   try {

@@ -16,6 +16,22 @@ Deno.test.afterAll(async () => {
   assert.equal(await server.stop(), 0);
 });
 
+/**
+ * Whether gst-launch's only errors are rtspsrc's PAUSE failing on its way from PLAYING to NULL
+ * (after EOS), a race in rtspsrc itself (GStreamer 1.22): the TEARDOWN that follows at once
+ * cancels the PAUSE before it is written, and a write cancelled before its first byte reads
+ * "Received end-of-file". The server never sees that PAUSE; an upstream gst-rtsp-server gets the
+ * same error from the same client.
+ */
+function onlyPauseRace(stderr: string): boolean {
+  const errors = stderr.split(/^ERROR: /m).slice(1);
+  return errors.length > 0 &&
+    errors.every((error) =>
+      /gst_rtspsrc_(try_send|pause) \(\)/.test(error) &&
+      error.includes("Could not send message. (Received end-of-file)")
+    );
+}
+
 const wsPort = new URL(server.url).port;
 const rtspPort = new URL(server.rtspUrl).port;
 
@@ -80,7 +96,6 @@ Deno.test("RTSP serves a pipeline at the printed URL and at both loopback addres
       const read = await run("timeout", [
         "30",
         "gst-launch-1.0",
-        "-q",
         "rtspsrc",
         `location=${url}`,
         "protocols=tcp",
@@ -90,7 +105,9 @@ Deno.test("RTSP serves a pipeline at the printed URL and at both loopback addres
         "fakesink",
         "num-buffers=5",
       ]);
-      assert.equal(read.code, 0, `${url}: ${read.stderr}`);
+      // The 5 buffers were read: the pipeline's EOS (from fakesink) reached gst-launch.
+      assert.match(read.stdout, /Got EOS from element "pipeline0"/, `${url}: ${read.stderr}`);
+      assert.ok(read.code === 0 || onlyPauseRace(read.stderr), `${url}: ${read.stderr}`);
     }
   } finally {
     expectOk(await client.request("deletePipeline", { id: "cam" }));
