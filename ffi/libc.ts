@@ -1,6 +1,6 @@
 /**
  * The C library (glibc, Linux only): malloc_trim (src/gst/memory.ts), getrusage
- * (src/gst/cpu_time.ts), sched_setscheduler and setpriority (src/gst/priority.ts).
+ * (src/gst/cpu_time.ts), the calling thread's scheduling (src/gst/priority.ts).
  */
 export const libcSymbols = {
   // int malloc_trim (size_t pad): walks every malloc arena, so it runs on the pool
@@ -11,6 +11,11 @@ export const libcSymbols = {
   // int sched_setscheduler (pid_t pid, int policy, const struct sched_param *param): pid 0 is
   // the calling thread, so it runs on it
   sched_setscheduler: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  // int sched_getscheduler (pid_t pid): the calling thread's policy for pid 0
+  sched_getscheduler: { parameters: ["i32"], result: "i32" },
+  // int getpriority (int which, id_t who): the calling thread's nice for who 0; -1 is a nice value
+  // too, so errno tells a failure
+  getpriority: { parameters: ["i32", "u32"], result: "i32" },
   // int setpriority (int which, id_t who, int prio): on Linux, who 0 is the calling thread
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   // int *__errno_location (void): the calling thread's errno, read right after a failed call

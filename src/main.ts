@@ -94,8 +94,8 @@ async function main(): Promise<void> {
       priority.raised
         ? `Main thread at nice ${config.mainThreadNice}: requests keep their share of a CPU ` +
           "that pipelines keep busy (GSTREAMER_MAIN_THREAD_NICE)"
-        : `Main thread left at its priority: ${priority.reason}. Requests wait longer while ` +
-          "pipelines keep the CPU busy; GSTREAMER_MAIN_THREAD_NICE=0 does not ask",
+        : `Main thread left at its priority: ${priority.reason}. ` +
+          "GSTREAMER_MAIN_THREAD_NICE=0 does not ask",
     );
   }
   let runtime;

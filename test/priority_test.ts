@@ -95,3 +95,19 @@ Deno.test("without CAP_SYS_NICE the server says why the main thread stays, and s
     assert.equal(await server.stop(), 0);
   }
 });
+
+Deno.test("a server started at another nice keeps it, on every thread", async () => {
+  const direct = launchOf("src/main.ts");
+  const server = await startServer({}, 20000, {
+    command: "nice",
+    args: ["-n", "5", direct.command, ...direct.args],
+  });
+  try {
+    const threads = await withStreamingThread(server);
+    assert.deepEqual([...threads].filter(([, t]) => t.nice !== 5), [], "every thread at nice 5");
+    const kept = server.logs.find((line) => line.includes("Main thread left at its priority"));
+    assert.match(kept ?? "", /started at nice 5, which the server keeps/);
+  } finally {
+    assert.equal(await server.stop(), 0);
+  }
+});

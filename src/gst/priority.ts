@@ -17,27 +17,47 @@ const EACCES = 13;
 /** Raised, or why not. */
 export type PriorityResult = { raised: true } | { raised: false; reason: string };
 
-/** Gives the calling thread (call it on the main thread) the nice value `nice`, below 0. */
+/**
+ * Gives the calling thread (call it on the main thread) the nice value `nice`, below 0; only from
+ * nice 0 under the default policy. A process started otherwise (`nice -n 5`, a service's Nice= or
+ * a real-time policy) keeps what it was given: the threads started later would go back to nice 0
+ * and the default policy, not to what the process was started with.
+ */
 export function raiseThisThread(nice: number): PriorityResult {
   const c = libc();
   if (c === null) return { raised: false, reason: "thread priorities are set through glibc" };
-  const errno = () => {
-    const location = c.symbols.__errno_location();
-    return location === null ? 0 : new Deno.UnsafePointerView(location).getInt32();
-  };
+  const errnoLocation = c.symbols.__errno_location();
+  const errno = errnoLocation === null
+    ? new Int32Array(1)
+    : new Int32Array(Deno.UnsafePointerView.getArrayBuffer(errnoLocation, 4));
+  const policy = c.symbols.sched_getscheduler(0);
+  errno[0] = 0;
+  const startedNice = c.symbols.getpriority(PRIO_PROCESS, 0);
+  if (policy === -1 || (startedNice === -1 && errno[0] !== 0)) {
+    return { raised: false, reason: `its priority could not be read (errno ${errno[0]})` };
+  }
+  if (policy !== SCHED_OTHER || startedNice !== 0) {
+    return {
+      raised: false,
+      reason: `the process was started at nice ${startedNice}` +
+        (policy !== SCHED_OTHER ? ` with scheduling policy ${policy}` : "") +
+        ", which the server keeps (it raises the main thread only from nice 0)",
+    };
+  }
   const noRealtimePriority = new Int32Array(1); // struct sched_param, 0 for SCHED_OTHER
   if (
     c.symbols.sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, noRealtimePriority) !== 0
   ) {
-    return { raised: false, reason: `sched_setscheduler failed (errno ${errno()})` };
+    return { raised: false, reason: `sched_setscheduler failed (errno ${errno[0]})` };
   }
   if (c.symbols.setpriority(PRIO_PROCESS, 0, nice) !== 0) {
-    const code = errno();
+    const code = errno[0];
     return {
       raised: false,
       reason: code === EPERM || code === EACCES
         ? `nice ${nice} needs CAP_SYS_NICE (Docker: --cap-add SYS_NICE) or RLIMIT_NICE of at ` +
-          `least ${20 - nice} (systemd: LimitNICE=${nice})`
+          `least ${20 - nice} (systemd: LimitNICE=${nice}); requests wait longer while ` +
+          "pipelines keep the CPU busy"
         : `setpriority failed (errno ${code})`,
     };
   }
