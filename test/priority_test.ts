@@ -23,6 +23,12 @@ async function threadNices(pid: number): Promise<Map<number, { name: string; nic
   return threads;
 }
 
+/** The server at the defaults, started through `command args...`, which runs it in its place. */
+function startUnder(command: string, ...args: string[]): Promise<ServerProcess> {
+  const direct = launchOf("src/main.ts");
+  return startServer({}, 20000, { command, args: [...args, direct.command, ...direct.args] });
+}
+
 /** Starts a live pipeline, so that a streaming thread runs, and returns every thread's nice. */
 async function withStreamingThread(server: ServerProcess) {
   const client = await TestClient.connect(server.url);
@@ -72,20 +78,15 @@ Deno.test("GSTREAMER_MAIN_THREAD_NICE=0 leaves the main thread as it started", a
 });
 
 Deno.test("without CAP_SYS_NICE the server says why the main thread stays, and serves", async () => {
-  const direct = launchOf("src/main.ts");
   // setpriv leaves the capability out of what the server may have, root or not.
-  const server = await startServer({}, 20000, {
-    command: "setpriv",
-    args: [
-      "--bounding-set",
-      "-sys_nice",
-      "--inh-caps",
-      "-sys_nice",
-      "--",
-      direct.command,
-      ...direct.args,
-    ],
-  });
+  const server = await startUnder(
+    "setpriv",
+    "--bounding-set",
+    "-sys_nice",
+    "--inh-caps",
+    "-sys_nice",
+    "--",
+  );
   try {
     const threads = await withStreamingThread(server);
     assert.equal(threads.get(server.pid)?.nice, 0);
@@ -97,11 +98,7 @@ Deno.test("without CAP_SYS_NICE the server says why the main thread stays, and s
 });
 
 Deno.test("a server started at another nice keeps it, on every thread", async () => {
-  const direct = launchOf("src/main.ts");
-  const server = await startServer({}, 20000, {
-    command: "nice",
-    args: ["-n", "5", direct.command, ...direct.args],
-  });
+  const server = await startUnder("nice", "-n", "5");
   try {
     const threads = await withStreamingThread(server);
     assert.deepEqual([...threads].filter(([, t]) => t.nice !== 5), [], "every thread at nice 5");
