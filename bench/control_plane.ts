@@ -17,8 +17,9 @@
  * total cycles per second, ours (disk and :memory:) against gstd with as many connections. Each of
  * our connections gets every event by default (five a cycle of every connection, so 250 messages
  * a cycle with 50); gstd has no events, so ours is also run with connections that subscribe to
- * none, beside the default, and with the main thread left at the priority it started with
- * (GSTREAMER_MAIN_THREAD_NICE=0; by default it is raised, src/gst/priority.ts).
+ * none, beside the default, with the main thread left at the priority it started with
+ * (GSTREAMER_MAIN_THREAD_NICE=0; by default it is raised, src/gst/priority.ts), and with malloc at
+ * glibc's own thresholds (GSTREAMER_MALLOC_THRESHOLD_MIB=0; by default set, src/gst/memory.ts).
  *
  * Part 3, steady-state cost: `--live` live `videotestsrc is-live=true ! video/x-raw,width=64,
  * height=48 ! fakesink` pipelines in our server at the defaults (stats on, one client receiving
@@ -679,6 +680,12 @@ async function main(): Promise<void> {
       GSTREAMER_MAIN_THREAD_NICE: "0",
     });
     servers.push(notRaised);
+    // And malloc at glibc's own thresholds.
+    const glibcMalloc = await startServer({
+      GSTREAMER_DATA_DIR: `${scratch}/data-glibc-malloc`,
+      GSTREAMER_MALLOC_THRESHOLD_MIB: "0",
+    });
+    servers.push(glibcMalloc);
     const gstdPath = await findGstd();
     if (gstdPath) gstd = await startGstd(gstdPath);
     else {console.warn(
@@ -698,8 +705,9 @@ async function main(): Promise<void> {
       ourSystem("ours, disk, no events", disk, { noEvents: true }),
       ourSystem("ours, disk, 1 req, no events", disk, { oneRequest: true, noEvents: true }),
       ourSystem("ours, disk, main thread nice 0", notRaised),
+      ourSystem("ours, disk, glibc malloc", glibcMalloc),
     ], options);
-    for (const server of [memory, notRaised]) {
+    for (const server of [memory, notRaised, glibcMalloc]) {
       await stopServer(server);
       servers.splice(servers.indexOf(server), 1);
     }

@@ -1,10 +1,12 @@
 /**
- * The C library (glibc, Linux only): malloc_trim (src/gst/memory.ts), getrusage
+ * The C library (glibc, Linux only): malloc_trim and mallopt (src/gst/memory.ts), getrusage
  * (src/gst/cpu_time.ts), the calling thread's scheduling (src/gst/priority.ts).
  */
 export const libcSymbols = {
   // int malloc_trim (size_t pad): walks every malloc arena, so it runs on the pool
   malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
+  // int mallopt (int param, int value): sets a field under the main arena's lock, once at start
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
   // int getrusage (int who, struct rusage *usage): the kernel sums every thread of the process,
   // one or two per running pipeline, so it runs on the pool
   getrusage: { parameters: ["i32", "buffer"], result: "i32", nonblocking: true },

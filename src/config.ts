@@ -152,6 +152,7 @@ const configSchema = z.object({
   GSTREAMER_RECORDINGS_DIR: z.string().trim().min(1, "accepts a directory").default("./recordings"),
   GSTREAMER_RECORDINGS_MIN_FREE_MB: count(1024, 0, 100_000_000, " of MiB"),
   GSTREAMER_MAIN_THREAD_NICE: count(-10, -20, 0, " (a nice value; 0: not raised)"),
+  GSTREAMER_MALLOC_THRESHOLD_MIB: count(4, 0, 32, " of MiB (0: glibc's own thresholds)"),
 }).superRefine((c, ctx) => {
   for (const prefix of ["GSTREAMER_RTSP", "GSTREAMER_RTSP_PUBLISH"] as const) {
     const user = `${prefix}_USER` as const;
@@ -208,6 +209,8 @@ export interface Config {
   maxRequestsPerSecond: number;
   /** The nice value the main thread asks for (src/gst/priority.ts); 0 leaves it as started. */
   mainThreadNice: number;
+  /** Blocks up to this size stay in malloc's arenas when freed (src/gst/memory.ts); 0: glibc's. */
+  mallocThresholdMib: number;
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
   httpIdleTimeoutMs: number;
   /** Where the HLS segment directory is made (the system's temporary directory when empty). */
@@ -271,6 +274,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webrtcTurn: c.GSTREAMER_WEBRTC_TURN || undefined,
     maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
     mainThreadNice: c.GSTREAMER_MAIN_THREAD_NICE,
+    mallocThresholdMib: c.GSTREAMER_MALLOC_THRESHOLD_MIB,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
     hlsDir: c.GSTREAMER_HLS_DIR,
     hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,

@@ -29,6 +29,7 @@ import { SqliteStore } from "./domain/store_sqlite.ts";
 import type { PipelineEvent } from "./domain/types.ts";
 import { initGstreamer } from "./gst/init.ts";
 import { raiseThisThread } from "./gst/priority.ts";
+import { keepFreedBlocks } from "./gst/memory.ts";
 import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
 import { listenAddresses } from "./transport/addresses.ts";
@@ -97,6 +98,14 @@ async function main(): Promise<void> {
         : `Main thread left at its priority: ${priority.reason}. ` +
           "GSTREAMER_MAIN_THREAD_NICE=0 does not ask",
     );
+  }
+  if (config.mallocThresholdMib !== 0) {
+    const kept = keepFreedBlocks(config.mallocThresholdMib, Deno.env.toObject());
+    if (!kept.kept) {
+      console.log(
+        `Malloc left at its thresholds: ${kept.reason}. GSTREAMER_MALLOC_THRESHOLD_MIB=0 does not ask`,
+      );
+    }
   }
   let runtime;
   try {

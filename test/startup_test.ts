@@ -39,6 +39,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     recordingsDir: "./recordings",
     recordingsMinFreeBytes: 1024 * 1024 * 1024,
     mainThreadNice: -10,
+    mallocThresholdMib: 4,
   });
 });
 
@@ -80,6 +81,8 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     [{ GSTREAMER_MAIN_THREAD_NICE: "5" }, /GSTREAMER_MAIN_THREAD_NICE.*from -20 to 0/],
     [{ GSTREAMER_MAIN_THREAD_NICE: "-21" }, /GSTREAMER_MAIN_THREAD_NICE.*nice value/],
     [{ GSTREAMER_MAIN_THREAD_NICE: "high" }, /GSTREAMER_MAIN_THREAD_NICE.*whole number/],
+    [{ GSTREAMER_MALLOC_THRESHOLD_MIB: "33" }, /GSTREAMER_MALLOC_THRESHOLD_MIB.*from 0 to 32/],
+    [{ GSTREAMER_MALLOC_THRESHOLD_MIB: "-1" }, /GSTREAMER_MALLOC_THRESHOLD_MIB.*of MiB/],
     [
       { GSTREAMER_MAX_REQUESTS_PER_SECOND: "many" },
       /GSTREAMER_MAX_REQUESTS_PER_SECOND.*0: no limit/,
