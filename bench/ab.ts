@@ -6,8 +6,9 @@
  *
  * In each round, for each commit: `--cycles` create -> PLAYING -> delete cycles over one connection
  * (`videotestsrc ! fakesink`; the p50 of create -> PLAYING and of the delete), then `--clients`
- * connections each doing `--client-cycles` cycles at once (cycles per second, and the server's
- * writes per cycle: TCP data segments sent, counted by `ss`; live sources unless `--non-live`).
+ * connections each doing `--client-cycles` cycles at once (cycles per second; the server's
+ * writes per cycle, TCP data segments sent, counted by `ss`; and the server's CPU per cycle by
+ * thread group: main, streaming, other; live sources unless `--non-live`).
  * Every connection gets every event, as by default. The store is on disk unless `--memory`; two
  * requests (createPipeline, startPipeline) unless `--one-request`. `--clients 0` times the one
  * connection only.
@@ -22,7 +23,14 @@ import {
   startServer,
   TestClient,
 } from "../test/helpers.ts";
-import { createAndStart, expectOk, parseNumberOptions, percentile, stopServer } from "./measure.ts";
+import {
+  createAndStart,
+  expectOk,
+  parseNumberOptions,
+  percentile,
+  startUsage,
+  stopServer,
+} from "./measure.ts";
 
 const flags = ["--memory", "--non-live", "--one-request"];
 const commits = Deno.args.filter((arg) => !arg.startsWith("--") && !/^\d+$/.test(arg));
@@ -58,6 +66,8 @@ interface Side {
   rates: number[];
   /** TCP data segments the server sent per cycle with many connections: about one per write. */
   segments: number[];
+  /** The server's CPU per cycle with many connections, in ms, by thread group (startUsage). */
+  cpu: Record<string, number>[];
 }
 
 async function open(commit: string, dir: string, index: number): Promise<Side> {
@@ -76,7 +86,16 @@ async function open(commit: string, dir: string, index: number): Promise<Side> {
     await git("worktree", "remove", "--force", tree);
     throw error;
   });
-  return { commit: hash, tree, server, playing: [], deletes: [], rates: [], segments: [] };
+  return {
+    commit: hash,
+    tree,
+    server,
+    playing: [],
+    deletes: [],
+    rates: [],
+    segments: [],
+    cpu: [],
+  };
 }
 
 async function round(side: Side, label: string): Promise<void> {
@@ -95,6 +114,7 @@ async function round(side: Side, label: string): Promise<void> {
     Array.from({ length: options.clients }, () => TestClient.connect(side.server.url)),
   );
   const segmentsBefore = await segmentsSent(side.server);
+  const usage = startUsage(side.server.pid); // launchOf runs deno itself, no wrapper
   const startedAt = performance.now();
   await Promise.all(clients.map(async (connection, c) => {
     for (let i = 0; i < options["client-cycles"]; i++) {
@@ -107,6 +127,15 @@ async function round(side: Side, label: string): Promise<void> {
   const seconds = (performance.now() - startedAt) / 1000;
   const cycles = options.clients * options["client-cycles"];
   side.rates.push(cycles / seconds);
+  const { cpuByGroup } = usage.stop();
+  // Percent of one core over `seconds`, as ms of CPU per cycle.
+  side.cpu.push(
+    Object.fromEntries(
+      Object.entries(cpuByGroup).map((
+        [group, percent],
+      ) => [group, percent * seconds * 10 / cycles]),
+    ),
+  );
   side.segments.push((await segmentsSent(side.server) - segmentsBefore) / cycles);
   await Promise.all(clients.map((connection) => connection.close()));
 }
@@ -134,7 +163,11 @@ try {
         median(side.rates).toFixed(0)
       } cycles/s (rounds: ${side.rates.map((r) => r.toFixed(0)).join(" ")}), ${
         median(side.segments).toFixed(1)
-      } writes a cycle; `;
+      } writes a cycle, server CPU a cycle ${
+        Object.keys(side.cpu[0]).map((group) =>
+          `${group} ${median(side.cpu.map((cpu) => cpu[group])).toFixed(2)}`
+        ).join(", ")
+      } ms; `;
     console.log(
       `${side.commit}: ${concurrently}one connection, create -> PLAYING p50 ${
         median(side.playing).toFixed(3)
