@@ -185,12 +185,17 @@ Deno.test("cluster: getNodes lists every node with its load; kill -9 of a node a
       await waitUntil(async () => (await statesOn(c)).has(id), 30000, `'${id}' on c`);
     }
     assert.deepEqual([...(await statesOn(c)).keys()].sort(), ["idle", "one", "three", "two"]);
-    assert.deepEqual(
+    // c lists a pipeline it adopts before the pipeline reaches PLAYING: wait for the states.
+    const playingOnC = async () =>
       [...(await statesOn(c)).entries()].filter(([, state]) => state === "PLAYING").map(([id]) =>
         id
-      ).sort(),
-      ["one", "three", "two"],
+      ).sort();
+    await waitUntil(
+      async () => (await playingOnC()).length === 3,
+      30000,
+      "the three playing pipelines PLAYING on c",
     );
+    assert.deepEqual(await playingOnC(), ["one", "three", "two"]);
   });
 });
 
