@@ -26,7 +26,7 @@ import {
   undeclaredContentTypes,
 } from "../domain/push.ts";
 import { needsMore, SNIFF_BYTES } from "../domain/sniff.ts";
-import { BodyReader } from "./body.ts";
+import { BodyReader, closeAfterReply, isClosing } from "./body.ts";
 import { type HttpRoute, sendJson } from "./server.ts";
 
 export const pushContentTypes = Object.keys(pushFormats);
@@ -43,19 +43,6 @@ function sendError(
 ): void {
   sendJson(response, status, { error: { code, message, ...(details ? { details } : {}) } });
 }
-
-/**
- * Replies that end the exchange: the connection closes once the reply is out, and the reply says
- * so, so a client does not send its next request on it (that request would be taken unanswered).
- */
-function closeAfterReply(request: http.IncomingMessage, response: http.ServerResponse): void {
-  if (!response.headersSent) response.setHeader("connection", "close");
-  closingSockets.add(request.socket);
-  response.once("finish", () => request.destroy());
-}
-
-/** Connections whose last reply closes them: a request pipelined after it is not taken. */
-const closingSockets = new WeakSet<object>();
 
 /** `Content-Range: bytes FROM-TO/TOTAL` (TOTAL may be `*`); null when absent. */
 interface ContentRange {
@@ -104,7 +91,7 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
   return async (request, response, url) => {
     const match = url.pathname.match(/^\/push(?:\/([^/]*))?\/?$/);
     if (!match) return false;
-    if (closingSockets.has(request.socket)) {
+    if (isClosing(request.socket)) {
       request.destroy();
       return true;
     }

@@ -12,6 +12,7 @@ import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
 import { ApiError } from "../api/errors.ts";
+import { closeAfterReply } from "./body.ts";
 import { PEER_PARAMETER } from "./peers.ts";
 import {
   errorReply,
@@ -285,7 +286,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       ) {
         response.setHeader("www-authenticate", 'Bearer realm="gstreamer"');
         // The request body is not read: the connection closes after the reply.
-        response.once("finish", () => request.destroy());
+        closeAfterReply(request, response);
         sendJson(response, 401, unauthorizedBody);
         return;
       }
