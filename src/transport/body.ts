@@ -40,10 +40,13 @@ export function closeAfterReply(
   response: http.ServerResponse,
 ): void {
   if (!response.headersSent) response.setHeader("connection", "close");
-  const socket = request.socket;
+  const socket = request.socket as Socket & { destroySoon(): void };
   closingSockets.add(socket);
-  (socket as Socket & { destroySoon(): void }).destroySoon = () => {
+  const destroyAfterReply = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
     readers.get(request)?.discard();
+    // The client sends nothing more (it half-closed after its body): nothing to wait for.
+    if (socket.readableEnded) return destroyAfterReply();
     request.resume();
     socket.end();
     const lingering = setTimeout(() => socket.destroy(), LINGER_MS);
