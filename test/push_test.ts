@@ -802,19 +802,23 @@ Deno.test("pushes deleted mid-body get their 410 every time, and their connectio
   assert.equal(await serverSockets(), socketsBefore, "server sockets after the refused pushes");
 });
 
-Deno.test("a sender that goes on sending after its push's 410 reads the reply and an end, and is cut off", async () => {
-  const url = new URL(pushUrl("keeps-sending"));
+/**
+ * A raw sender of an endless chunked push to `name` that keeps sending after the reply. `refuse`
+ * runs once the request is out (it makes the server answer). Returns the reply, read whole up to
+ * the server's FIN, once a write has failed: how the server cut it off, and how many writes went
+ * through after the reply was read.
+ */
+async function sendPastTheReply(name: string, refuse: () => Promise<void>) {
+  const url = new URL(pushUrl(name));
   const connection = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
   const encoder = new TextEncoder();
   const chunk = (bytes: Uint8Array) =>
     new Uint8Array([...encoder.encode(`${bytes.length.toString(16)}\r\n`), ...bytes, 13, 10]);
-  const started = playing("keeps-sending");
   await connection.write(encoder.encode(
     `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: video/h264\r\n` +
       "Transfer-Encoding: chunked\r\n\r\n",
   ));
   const piece = chunk(longBytes.subarray(0, 16 * 1024));
-  // Sends until the server cuts the connection; how many writes went through after the reply.
   let replyRead = false;
   let writesAfterReply = 0;
   const sending = (async () => {
@@ -825,30 +829,71 @@ Deno.test("a sender that goes on sending after its push's 410 reads the reply an
       if (replyRead) writesAfterReply++;
     }
   })().catch((error) => error as Error);
-  await started;
-  expectOk(await client.request("deletePipeline", { id: "keeps-sending" }));
-  // The reply whole, then the end of what the server sends (its FIN), while the body still goes.
-  const received: number[] = [];
-  const buffer = new Uint8Array(4096);
-  for (;;) {
-    const n = await connection.read(buffer);
-    if (n === null) break;
-    received.push(...buffer.subarray(0, n));
+  // A server that never ends the exchange fails the test rather than hang it.
+  let gaveUp = false;
+  const deadline = setTimeout(() => {
+    gaveUp = true;
+    connection.close();
+  }, 15_000);
+  try {
+    await refuse();
+    // The reply whole, then the end of what the server sends (its FIN), while the body still goes.
+    const received: number[] = [];
+    const buffer = new Uint8Array(4096);
+    for (;;) {
+      const n = await connection.read(buffer).catch(() => null);
+      if (n === null) break;
+      received.push(...buffer.subarray(0, n));
+    }
+    assert.ok(!gaveUp, "the server did not end the exchange within 15 s");
+    replyRead = true;
+    const reply = new TextDecoder().decode(new Uint8Array(received));
+    return { reply, cutOff: await sending, writesAfterReply: () => writesAfterReply };
+  } finally {
+    clearTimeout(deadline);
+    if (!gaveUp) connection.close();
   }
-  replyRead = true;
-  const reply = new TextDecoder().decode(new Uint8Array(received));
-  assert.match(reply, /^HTTP\/1\.1 410 /);
+}
+
+/** The reply ends the exchange; the body is read and dropped a while, then the sender is cut off. */
+function assertCutOffAfter(
+  { reply, cutOff, writesAfterReply }: Awaited<ReturnType<typeof sendPastTheReply>>,
+  status: number,
+  code: string,
+): void {
+  assert.match(reply, new RegExp(`^HTTP/1\\.1 ${status} `));
   assert.match(reply, /\r\nconnection: close\r\n/i);
-  assert.equal(JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4)).error.code, "STREAM_ENDED");
+  assert.equal(JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4)).error.code, code);
   // The server does not take the body forever: within its linger time a write fails.
-  const ended = await sending;
-  assert.ok(ended instanceof Error, String(ended));
-  assert.match(ended.name, /ConnectionReset|BrokenPipe/, String(ended));
+  assert.ok(cutOff instanceof Error, String(cutOff));
+  assert.match(cutOff.name, /ConnectionReset|BrokenPipe/, String(cutOff));
   // It was read and dropped meanwhile (a few hundred writes here; one before the close lingered,
   // when the first write after the reply met a reset).
-  console.log(`writes that went through after the reply: ${writesAfterReply}`);
-  assert.ok(writesAfterReply >= 10, `${writesAfterReply} writes went through after the reply`);
-  connection.close();
+  console.log(`writes that went through after the ${status}: ${writesAfterReply()}`);
+  assert.ok(writesAfterReply() >= 10, `${writesAfterReply()} writes went through after the reply`);
+}
+
+Deno.test("a sender that goes on sending after its push's 410 reads the reply and an end, and is cut off", async () => {
+  const started = playing("keeps-sending");
+  const sent = await sendPastTheReply("keeps-sending", async () => {
+    await started;
+    expectOk(await client.request("deletePipeline", { id: "keeps-sending" }));
+  });
+  assertCutOffAfter(sent, 410, "STREAM_ENDED");
+});
+
+// Before, a refusal made before the body was read left the connection open: the server read and
+// dropped an endless body for as long as it came.
+Deno.test("a sender refused before its body is read (409, name in use) is cut off too", async () => {
+  expectOk(
+    await client.request("createPipeline", { id: "held-name", pipeline: "fakesrc ! fakesink" }),
+  );
+  try {
+    const sent = await sendPastTheReply("held-name", () => Promise.resolve());
+    assertCutOffAfter(sent, 409, "STREAM_IN_USE");
+  } finally {
+    expectOk(await client.request("deletePipeline", { id: "held-name" }));
+  }
 });
 
 Deno.test("garbage posted as H.264 is refused with 422 before any pipeline is made", async () => {

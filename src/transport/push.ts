@@ -96,7 +96,9 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       return true;
     }
     // Every refusal is logged: a sender (souphttpclientsink) may not show the reply to anyone.
+    // And it ends the exchange: the rest of a refused body is not taken (see closeAfterReply).
     const httpError: typeof sendError = (response, status, code, message, details) => {
+      closeAfterReply(request, response);
       console.warn(
         `${request.method} ${url.pathname} from ${request.socket.remoteAddress ?? "?"} ` +
           `refused: ${status} ${code}: ${message}`,
@@ -174,7 +176,6 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       return true;
     }
     if (active >= maxPushes) {
-      closeAfterReply(request, response);
       httpError(
         response,
         503,
@@ -199,14 +200,12 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       }
       const judged = judgeBody(declared, head.bytes);
       if ("status" in judged) {
-        closeAfterReply(request, response);
         httpError(response, judged.status, judged.code, judged.message, judged.details);
         return true;
       }
       // The name may have been taken while the first bytes arrived.
       const lateConflict = nameConflict(host, name);
       if (lateConflict) {
-        closeAfterReply(request, response);
         httpError(response, 409, "STREAM_IN_USE", lateConflict.message, lateConflict.details);
         return true;
       }
@@ -246,7 +245,6 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       } catch (error) {
         const wire = toWireError(error);
         if (wire === null) console.error(`Push '${name}' could not start:`, error);
-        closeAfterReply(request, response);
         httpError(
           response,
           wire?.code === "PATH_IN_USE" || wire?.code === "DUPLICATE_ID" ? 409 : 500,
@@ -273,7 +271,6 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
     async function continueRanged(name: string, range: ContentRange): Promise<void> {
       const push = ranged.get(name);
       if (push === undefined || push.finished !== null || push.received !== range.from) {
-        closeAfterReply(request, response);
         const state = push === undefined || push.finished !== null
           ? `no push of '${name}' is waiting for more`
           : `push '${name}' has taken ${push.received} bytes`;
@@ -290,7 +287,6 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
         return;
       }
       if (push.busy) {
-        closeAfterReply(request, response);
         httpError(
           response,
           409,
@@ -323,7 +319,6 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
         sendJson(response, 200, taken);
         return;
       }
-      closeAfterReply(request, response);
       if (outcome === "error") {
         httpError(response, 422, "STREAM_ERROR", `${failure.element}: ${failure.message}`, taken);
       } else {
