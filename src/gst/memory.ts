@@ -31,6 +31,20 @@ const USER_THRESHOLDS = [
 /** Set, or why not. */
 export type KeepResult = { kept: true } | { kept: false; reason: string };
 
+/** The first of `settings` that `environment` sets, named as the user wrote it. */
+function userSetting(
+  settings: (string | RegExp)[],
+  environment: Record<string, string | undefined>,
+): string | undefined {
+  const named = settings.find((setting) =>
+    typeof setting === "string"
+      ? environment[setting] !== undefined
+      : setting.test(environment.GLIBC_TUNABLES ?? "")
+  );
+  if (named === undefined) return undefined;
+  return typeof named === "string" ? named : "GLIBC_TUNABLES";
+}
+
 /**
  * Blocks up to `mib` MiB come from malloc's arenas, and up to twice that of freed memory stays at
  * the top of each arena, mapped, for the next pipeline's buffers. By default glibc maps blocks from
@@ -50,19 +64,14 @@ export function keepFreedBlocks(
 ): KeepResult {
   const c = libc();
   if (c === null) return { kept: false, reason: "the thresholds are glibc's" };
-  const named = USER_THRESHOLDS.find((setting) =>
-    typeof setting === "string"
-      ? environment[setting] !== undefined
-      : setting.test(environment.GLIBC_TUNABLES ?? "")
-  );
+  const named = userSetting(USER_THRESHOLDS, environment);
   if (named !== undefined) {
-    const where = typeof named === "string" ? named : "GLIBC_TUNABLES";
-    return { kept: false, reason: `${where} sets malloc's thresholds, and they stay` };
+    return { kept: false, reason: `${named} sets malloc's thresholds, and they stay` };
   }
   const bytes = mib * 1024 * 1024;
   // glibc fixes its arena limit once, when it first needs it: at the runtime's first threads for a
-  // limit set in the environment (which therefore stays), or past eight arenas otherwise, by which
-  // time this cap is set.
+  // limit set in the environment (which then stays: with MALLOC_ARENA_MAX=64, 59 heaps here after
+  // 20 connections' cycles), or past eight arenas otherwise, when this cap is already set.
   if (c.symbols.mallopt(M_ARENA_MAX, arenas) !== 1) {
     return { kept: false, reason: `mallopt refused ${arenas} arenas` };
   }
