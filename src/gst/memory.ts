@@ -28,6 +28,9 @@ const USER_THRESHOLDS = [
   "MALLOC_TRIM_THRESHOLD_",
 ];
 
+/** The environment settings through which glibc takes its number of arenas at start. */
+const USER_ARENAS = [/glibc\.malloc\.arena_max/, "MALLOC_ARENA_MAX"];
+
 /** Set, or why not. */
 export type KeepResult = { kept: true } | { kept: false; reason: string };
 
@@ -69,10 +72,11 @@ export function keepFreedBlocks(
     return { kept: false, reason: `${named} sets malloc's thresholds, and they stay` };
   }
   const bytes = mib * 1024 * 1024;
-  // glibc fixes its arena limit once, when it first needs it: at the runtime's first threads for a
-  // limit set in the environment (which then stays: with MALLOC_ARENA_MAX=64, 59 heaps here after
-  // 20 connections' cycles), or past eight arenas otherwise, when this cap is already set.
-  if (c.symbols.mallopt(M_ARENA_MAX, arenas) !== 1) {
+  // Before any blocks are kept: arenas made after this are within the cap.
+  if (
+    userSetting(USER_ARENAS, environment) === undefined &&
+    c.symbols.mallopt(M_ARENA_MAX, arenas) !== 1
+  ) {
     return { kept: false, reason: `mallopt refused ${arenas} arenas` };
   }
   // Setting either ends glibc's adaptive thresholds, so both are set.
