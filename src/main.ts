@@ -100,9 +100,7 @@ async function main(): Promise<void> {
     );
   }
   if (config.mallocThresholdMib !== 0) {
-    // Two arenas per core, against glibc's eight: see keepFreedBlocks.
-    const arenas = 2 * navigator.hardwareConcurrency;
-    const kept = keepFreedBlocks(config.mallocThresholdMib, arenas, Deno.env.toObject());
+    const kept = keepFreedBlocks(config.mallocThresholdMib, Deno.env.toObject());
     if (!kept.kept) {
       console.log(
         `Malloc left at its thresholds: ${kept.reason}. GSTREAMER_MALLOC_THRESHOLD_MIB=0 does not ask`,

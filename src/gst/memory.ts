@@ -19,7 +19,6 @@ const timers: (ReturnType<typeof setTimeout> | undefined)[] = [];
 /** mallopt parameters (malloc.h). */
 const M_TRIM_THRESHOLD = -1;
 const M_MMAP_THRESHOLD = -3;
-const M_ARENA_MAX = -8;
 
 /** The environment settings through which glibc takes the same thresholds at start. */
 const USER_THRESHOLDS = [
@@ -28,25 +27,8 @@ const USER_THRESHOLDS = [
   "MALLOC_TRIM_THRESHOLD_",
 ];
 
-/** The environment settings through which glibc takes its number of arenas at start. */
-const USER_ARENAS = [/glibc\.malloc\.arena_max/, "MALLOC_ARENA_MAX"];
-
 /** Set, or why not. */
 export type KeepResult = { kept: true } | { kept: false; reason: string };
-
-/** The first of `settings` that `environment` sets, named as the user wrote it. */
-function userSetting(
-  settings: (string | RegExp)[],
-  environment: Record<string, string | undefined>,
-): string | undefined {
-  const named = settings.find((setting) =>
-    typeof setting === "string"
-      ? environment[setting] !== undefined
-      : setting.test(environment.GLIBC_TUNABLES ?? "")
-  );
-  if (named === undefined) return undefined;
-  return typeof named === "string" ? named : "GLIBC_TUNABLES";
-}
 
 /**
  * Blocks up to `mib` MiB come from malloc's arenas, and up to twice that of freed memory stays at
@@ -54,31 +36,26 @@ function userSetting(
  * 128 KiB up fresh and unmaps them on free, or trims an arena whose free top passes twice the
  * largest such block seen; a raw frame is hundreds of KiB, so pipelines made and deleted at once
  * faulted in every page of every buffer anew (test/memory_test.ts counts the faults; README has
- * the CPU). malloc_trim does not shrink a thread's arena's top, so what freed blocks keep stays
- * in each arena after the pipelines have gone: the arenas are capped at `arenas` (glibc's own cap
- * is eight per core), which bounds that (bench/soak.ts, README). `environment` is the process's:
- * thresholds or an arena cap set there (GLIBC_TUNABLES, MALLOC_*_THRESHOLD_, MALLOC_ARENA_MAX) are
- * the user's choice and stay.
+ * the CPU). malloc_trim does not shrink a thread's arena's top: what stays there is bounded by the
+ * trim threshold. `environment` is the process's: thresholds set there (GLIBC_TUNABLES,
+ * MALLOC_*_THRESHOLD_) are the user's choice and stay.
  */
 export function keepFreedBlocks(
   mib: number,
-  arenas: number,
   environment: Record<string, string | undefined>,
 ): KeepResult {
   const c = libc();
   if (c === null) return { kept: false, reason: "the thresholds are glibc's" };
-  const named = userSetting(USER_THRESHOLDS, environment);
+  const named = USER_THRESHOLDS.find((setting) =>
+    typeof setting === "string"
+      ? environment[setting] !== undefined
+      : setting.test(environment.GLIBC_TUNABLES ?? "")
+  );
   if (named !== undefined) {
-    return { kept: false, reason: `${named} sets malloc's thresholds, and they stay` };
+    const where = typeof named === "string" ? named : "GLIBC_TUNABLES";
+    return { kept: false, reason: `${where} sets malloc's thresholds, and they stay` };
   }
   const bytes = mib * 1024 * 1024;
-  // Before any blocks are kept: arenas made after this are within the cap.
-  if (
-    userSetting(USER_ARENAS, environment) === undefined &&
-    c.symbols.mallopt(M_ARENA_MAX, arenas) !== 1
-  ) {
-    return { kept: false, reason: `mallopt refused ${arenas} arenas` };
-  }
   // Setting either ends glibc's adaptive thresholds, so both are set.
   if (
     c.symbols.mallopt(M_MMAP_THRESHOLD, bytes) !== 1 ||
