@@ -34,6 +34,9 @@ async function publish(
       video: { width: 640, height: 480, frameRate: 30 },
       audio: true,
     });
+    // Chromium's encoder may start below 640x480 (it scales down while its bandwidth estimate is
+    // low, more so on a loaded machine); "detail" keeps the resolution and gives up frame rate.
+    for (const track of camera.getVideoTracks()) track.contentHint = "detail";
     try {
       globalThis.publisher = await publishWhip(camera, ${JSON.stringify(whipUrl)},
         ${JSON.stringify(token ? { token } : {})});
