@@ -10,6 +10,8 @@ import http from "node:http";
 import { type AddressInfo, isIP, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 // @ts-types="npm:@types/ws@8.18.1"
+import * as wsModule from "ws";
+// @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
 import { ApiError } from "../api/errors.ts";
 import { closeAfterReply } from "./body.ts";
@@ -36,6 +38,28 @@ const ORIGIN_LOG_INTERVAL_MS = 60_000;
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 /** How long messages to a client may wait to leave together (holdWrites); a reply ends the wait. */
 const WRITE_HOLD_MS = 5;
+
+/**
+ * ws's own framing (`Sender.frame`, public in ws but not in its types): a whole unmasked text frame
+ * as its header and payload. Framed once, a message goes to many clients as the same buffers.
+ */
+const frameParts = (wsModule as unknown as {
+  Sender: {
+    frame(data: Buffer, options: FrameOptions): Buffer[];
+  };
+}).Sender.frame;
+interface FrameOptions {
+  fin: boolean;
+  opcode: number;
+  mask: boolean;
+  readOnly: boolean;
+}
+const TEXT_OPCODE = 1;
+
+function textFrame(text: string | Buffer): Buffer[] {
+  const data = typeof text === "string" ? Buffer.from(text) : text;
+  return frameParts(data, { fin: true, opcode: TEXT_OPCODE, mask: false, readOnly: true });
+}
 
 export type HttpRoute = (
   request: http.IncomingMessage,
@@ -214,9 +238,10 @@ interface Client {
   lastStatsAt: number;
   /** Another node's link: its requests are answered here, never forwarded. */
   peer: boolean;
-  /** The connection under the WebSocket, and whether its writes are held (holdWrites). */
+  /** The WebSocket, its connection, and the frames held for it (holdWrites), if any. */
+  ws: WebSocket;
   socket: Duplex;
-  corked: boolean;
+  held: Buffer[] | null;
 }
 
 /** Whether an event (not stats) is one the subscription asks for. */
@@ -375,8 +400,9 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       subscription: { statsIntervalMs: options.statsIntervalMs },
       lastStatsAt: lastStatsRoundAt,
       peer,
+      ws,
       socket,
-      corked: false,
+      held: null,
     };
     clients.set(ws, client);
     const rate = options.maxRequestsPerSecond;
@@ -438,16 +464,18 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     sendText(ws, JSON.stringify(message));
   }
 
-  /** `text` as a string, or as UTF-8 bytes when the same message goes to many clients. */
-  function sendText(ws: WebSocket, text: string | Buffer): void {
+  /** `text` as a string, or framed once (textFrame) when the same message goes to many clients. */
+  function sendText(ws: WebSocket, text: string | Buffer[]): void {
     if (ws.readyState !== ws.OPEN) return;
+    const client = clients.get(ws);
+    if (!client) return;
     if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      // What is held would follow the close frame: it is dropped with the client.
+      client.held = null;
       ws.close(1013, "Client is not reading its messages");
       return;
     }
-    const client = clients.get(ws);
-    if (client) holdWrites(client);
-    ws.send(text, { binary: false });
+    holdWrites(client).push(...(typeof text === "string" ? textFrame(text) : text));
   }
 
   /** Clients whose writes are held, and the one timer that ends the hold for all of them. */
@@ -462,29 +490,33 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
    * writes for 5 ms rather than for one turn of the event loop halved the server's writes (9.9
    * against 18.7 a cycle, bench/ab.ts). A reply ends the hold for its client at once, taking the
    * events before it along: replies wait for nothing, and still come after the events their
-   * request caused.
+   * request caused. The frames are held here and joined into one buffer, rather than corked in the
+   * socket: each write to a node:net socket is a trip through Node's stream code, which, with 50
+   * clients and every event, had taken a third of the main thread (perf).
    */
-  function holdWrites(client: Client): void {
-    if (client.corked) return;
-    client.corked = true;
-    client.socket.cork();
+  function holdWrites(client: Client): Buffer[] {
+    if (client.held) return client.held;
+    client.held = [];
     holding.add(client);
     holdEnds ??= setTimeout(() => {
       holdEnds = undefined;
       for (const held of [...holding]) uncork(held);
     }, WRITE_HOLD_MS);
+    return client.held;
   }
 
   function uncork(client: Client): void {
-    if (!client.corked) return;
-    client.corked = false;
+    const { held } = client;
+    client.held = null;
     holding.delete(client);
     // A hold that starts later gets its full time, not the rest of this one's.
     if (holding.size === 0) {
       clearTimeout(holdEnds);
       holdEnds = undefined;
     }
-    client.socket.uncork();
+    // A client whose close has begun (its close frame may be out) gets nothing more.
+    if (!held || held.length === 0 || client.ws.readyState !== client.ws.OPEN) return;
+    client.socket.write(held.length === 1 ? held[0] : Buffer.concat(held));
   }
 
   /** One HTTP server per address, all with the same routes, sockets and clients. */
@@ -526,12 +558,12 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     url: formatUrl("ws", options.host, port, options.path),
     clientCount: () => clients.size,
     broadcast(message) {
-      // Encoded once: a string would be encoded again for every client.
-      let text: Buffer | undefined;
+      // Encoded and framed once: the same buffers go to every client.
+      let frame: Buffer[] | undefined;
       for (const [ws, client] of clients) {
         if (!wants(client.subscription, message)) continue;
-        text ??= Buffer.from(JSON.stringify(message));
-        sendText(ws, text);
+        frame ??= textFrame(JSON.stringify(message));
+        sendText(ws, frame);
       }
     },
     nextStatsAt() {
@@ -545,7 +577,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     },
     sendStats(snapshot, now) {
       lastStatsRoundAt = now;
-      let everything: Buffer | undefined;
+      let everything: Buffer[] | undefined;
       for (const [ws, client] of clients) {
         const { subscription } = client;
         if (subscription.events && !subscription.events.has("stats")) continue;
@@ -559,7 +591,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           };
           sendText(ws, JSON.stringify({ type: "stats", payload }));
         } else {
-          everything ??= Buffer.from(JSON.stringify({ type: "stats", payload: snapshot }));
+          everything ??= textFrame(JSON.stringify({ type: "stats", payload: snapshot }));
           sendText(ws, everything);
         }
       }
@@ -568,6 +600,9 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       const closed = [...clients.keys()].map((ws) =>
         new Promise<void>((resolve) => {
           ws.once("close", () => resolve());
+          // What is held goes first: after the close frame nothing may follow.
+          const client = clients.get(ws);
+          if (client) uncork(client);
           ws.close(1001, "Server shutting down");
           // A client that does not answer the close frame is cut off.
           setTimeout(() => {
