@@ -409,7 +409,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     const budget = rate ? new RequestBudget(rate) : null;
     ws.on("close", () => {
       clients.delete(ws);
-      uncork(client);
+      releaseWrites(client);
     });
     ws.on("error", (error) => console.warn("WebSocket client error:", error.message));
     ws.on("message", async (data, isBinary) => {
@@ -456,7 +456,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       }
       send(ws, reply);
       // A request's events go before its reply: with the reply, all it had to say is out.
-      uncork(client);
+      releaseWrites(client);
     });
   }
 
@@ -500,12 +500,12 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     holding.add(client);
     holdEnds ??= setTimeout(() => {
       holdEnds = undefined;
-      for (const held of [...holding]) uncork(held);
+      for (const held of [...holding]) releaseWrites(held);
     }, WRITE_HOLD_MS);
     return client.held;
   }
 
-  function uncork(client: Client): void {
+  function releaseWrites(client: Client): void {
     const { held } = client;
     client.held = null;
     holding.delete(client);
@@ -602,7 +602,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           ws.once("close", () => resolve());
           // What is held goes first: after the close frame nothing may follow.
           const client = clients.get(ws);
-          if (client) uncork(client);
+          if (client) releaseWrites(client);
           ws.close(1001, "Server shutting down");
           // A client that does not answer the close frame is cut off.
           setTimeout(() => {
