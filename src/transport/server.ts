@@ -56,8 +56,8 @@ interface FrameOptions {
 }
 const TEXT_OPCODE = 1;
 
-function textFrame(text: string | Buffer): Buffer[] {
-  const data = typeof text === "string" ? Buffer.from(text) : text;
+function textFrame(text: string): Buffer[] {
+  const data = Buffer.from(text);
   return frameParts(data, { fin: true, opcode: TEXT_OPCODE, mask: false, readOnly: true });
 }
 
