@@ -1,6 +1,7 @@
 /**
  * The C library (glibc, Linux only): malloc_trim and mallopt (src/gst/memory.ts), getrusage
- * (src/gst/cpu_time.ts), the calling thread's scheduling (src/gst/priority.ts).
+ * (src/gst/cpu_time.ts), the calling thread's scheduling (src/gst/priority.ts) and timer slack
+ * (src/gst/timer_slack.ts).
  */
 export const libcSymbols = {
   // int malloc_trim (size_t pad): walks every malloc arena, so it runs on the pool
@@ -20,6 +21,9 @@ export const libcSymbols = {
   getpriority: { parameters: ["i32", "u32"], result: "i32" },
   // int setpriority (int which, id_t who, int prio): on Linux, who 0 is the calling thread
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
+  // int prctl (int option, unsigned long arg2, ...): PR_SET_TIMERSLACK and PR_GET_TIMERSLACK act
+  // on the calling thread, so it runs on it
+  prctl: { parameters: ["i32", "u64"], result: "i32" },
   // int *__errno_location (void): the calling thread's errno, read right after a failed call
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -153,6 +153,7 @@ const configSchema = z.object({
   GSTREAMER_RECORDINGS_MIN_FREE_MB: count(1024, 0, 100_000_000, " of MiB"),
   GSTREAMER_MAIN_THREAD_NICE: count(-10, -20, 0, " (a nice value; 0: not raised)"),
   GSTREAMER_MALLOC_THRESHOLD_MIB: count(4, 0, 32, " of MiB (0: glibc's own thresholds)"),
+  GSTREAMER_TIMER_SLACK_US: count(1000, 0, 10000, " of microseconds (0: left as started)"),
 }).superRefine((c, ctx) => {
   for (const prefix of ["GSTREAMER_RTSP", "GSTREAMER_RTSP_PUBLISH"] as const) {
     const user = `${prefix}_USER` as const;
@@ -211,6 +212,8 @@ export interface Config {
   mainThreadNice: number;
   /** Blocks up to this size stay in malloc's arenas when freed (src/gst/memory.ts); 0: glibc's. */
   mallocThresholdMib: number;
+  /** The threads' timer slack, in µs (src/gst/timer_slack.ts); 0 leaves it as started. */
+  timerSlackUs: number;
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
   httpIdleTimeoutMs: number;
   /** Where the HLS segment directory is made (the system's temporary directory when empty). */
@@ -275,6 +278,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxRequestsPerSecond: c.GSTREAMER_MAX_REQUESTS_PER_SECOND,
     mainThreadNice: c.GSTREAMER_MAIN_THREAD_NICE,
     mallocThresholdMib: c.GSTREAMER_MALLOC_THRESHOLD_MIB,
+    timerSlackUs: c.GSTREAMER_TIMER_SLACK_US,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
     hlsDir: c.GSTREAMER_HLS_DIR,
     hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,

@@ -29,6 +29,7 @@ import { SqliteStore } from "./domain/store_sqlite.ts";
 import type { PipelineEvent } from "./domain/types.ts";
 import { initGstreamer } from "./gst/init.ts";
 import { raiseThisThread } from "./gst/priority.ts";
+import { widenTimerSlack } from "./gst/timer_slack.ts";
 import { keepFreedBlocks } from "./gst/memory.ts";
 import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
@@ -89,6 +90,16 @@ async function main(): Promise<void> {
     throw error;
   }
 
+  // First: the threads started from here on (GStreamer's among them) take the main thread's slack.
+  if (config.timerSlackUs !== 0) {
+    const slack = widenTimerSlack(config.timerSlackUs);
+    console.log(
+      slack.widened
+        ? `Timer slack ${config.timerSlackUs} µs: the live pipelines' timers due within it share ` +
+          "a wake-up (GSTREAMER_TIMER_SLACK_US)"
+        : `Timer slack left as started: ${slack.reason}. GSTREAMER_TIMER_SLACK_US=0 does not ask`,
+    );
+  }
   if (config.mainThreadNice !== 0) {
     const priority = raiseThisThread(config.mainThreadNice);
     console.log(

@@ -341,6 +341,70 @@ export async function resourceCounts(pid: number): Promise<ResourceCounts> {
   return { fds, threads };
 }
 
+/** One thread of a process, read from /proc (Linux). */
+export interface ThreadInfo {
+  name: string;
+  /** Its nice value (field 19 of its stat). */
+  nice: number;
+  /** Its timer slack in nanoseconds. */
+  slackNs: number;
+}
+
+/** Every thread of a process, by thread id. */
+export async function processThreads(pid: number): Promise<Map<number, ThreadInfo>> {
+  const threads = new Map<number, ThreadInfo>();
+  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
+    const stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
+    // "tid (name) state ppid ...": the name may hold spaces and parentheses; nice is field 19.
+    const nameEnd = stat.lastIndexOf(")");
+    const fields = stat.slice(nameEnd + 2).split(" ");
+    // A thread's slack is in its own /proc entry; /proc/PID/task/TID has none.
+    const slack = await Deno.readTextFile(`/proc/${task.name}/timerslack_ns`);
+    threads.set(Number(task.name), {
+      name: stat.slice(stat.indexOf("(") + 1, nameEnd),
+      nice: Number(fields[19 - 3]),
+      slackNs: Number(slack),
+    });
+  }
+  return threads;
+}
+
+/**
+ * Brings `count` live pipelines to PLAYING at once, so that streaming threads run, reads the
+ * server's threads, and deletes the pipelines.
+ */
+export async function threadsWithLivePipelines(
+  server: ServerProcess,
+  count = 1,
+): Promise<Map<number, ThreadInfo>> {
+  const client = await TestClient.connect(server.url);
+  const ids = Array.from({ length: count }, (_, i) => freshId(`live-${i}`));
+  try {
+    await Promise.all(ids.map(async (id) =>
+      expectOk(
+        await client.request("createPipeline", {
+          id,
+          pipeline: "videotestsrc is-live=true ! fakesink",
+          desiredState: "playing",
+        }),
+      )
+    ));
+    const threads = await processThreads(server.pid);
+    await Promise.all(
+      ids.map(async (id) => expectOk(await client.request("deletePipeline", { id }))),
+    );
+    const streaming = [...threads.values()].filter((t) => t.name.startsWith("videotestsrc"));
+    if (streaming.length !== count) {
+      throw new Error(
+        `${streaming.length} streaming threads, not ${count}: ${JSON.stringify([...threads])}`,
+      );
+    }
+    return threads;
+  } finally {
+    await client.close();
+  }
+}
+
 /** How long a server's counts may take to come back to a baseline (pooled threads idle out within about 15 s). */
 export const SETTLE_MS = 25_000;
 

@@ -5,26 +5,16 @@
  * logged, where the process may not raise it.
  */
 import assert from "node:assert/strict";
-import { expectOk, launchOf, type ServerProcess, startServer, TestClient } from "./helpers.ts";
-
-/** Each thread's name and nice value, by thread id. */
-async function threadNices(pid: number): Promise<Map<number, { name: string; nice: number }>> {
-  const threads = new Map<number, { name: string; nice: number }>();
-  for await (const task of Deno.readDir(`/proc/${pid}/task`)) {
-    const stat = await Deno.readTextFile(`/proc/${pid}/task/${task.name}/stat`);
-    // "tid (name) state ppid ...": the name may hold spaces and parentheses; nice is field 19.
-    const nameEnd = stat.lastIndexOf(")");
-    const fields = stat.slice(nameEnd + 2).split(" ");
-    threads.set(Number(task.name), {
-      name: stat.slice(stat.indexOf("(") + 1, nameEnd),
-      nice: Number(fields[19 - 3]),
-    });
-  }
-  return threads;
-}
+import {
+  launchOf,
+  processThreads,
+  type ServerProcess,
+  startServer,
+  threadsWithLivePipelines,
+} from "./helpers.ts";
 
 /** The nice this suite runs at, which a server it starts inherits. */
-const suiteNice = (await threadNices(Deno.pid)).get(Deno.pid)!.nice;
+const suiteNice = (await processThreads(Deno.pid)).get(Deno.pid)!.nice;
 /**
  * The first and third tests are about a server started at nice 0: one started at another nice
  * keeps it (the last test), and an unprivileged suite cannot start one lower.
@@ -40,32 +30,13 @@ function startUnder(command: string, ...args: string[]): Promise<ServerProcess> 
   return startServer({}, 20000, { command, args: [...args, direct.command, ...direct.args] });
 }
 
-/** Starts a live pipeline, so that a streaming thread runs, and returns every thread's nice. */
-async function withStreamingThread(server: ServerProcess) {
-  const client = await TestClient.connect(server.url);
-  try {
-    expectOk(
-      await client.request("createPipeline", {
-        id: "priority-live",
-        pipeline: "videotestsrc is-live=true ! fakesink",
-        desiredState: "playing",
-      }),
-    );
-    const threads = await threadNices(server.pid);
-    expectOk(await client.request("deletePipeline", { id: "priority-live" }));
-    return threads;
-  } finally {
-    await client.close();
-  }
-}
-
 Deno.test({
   name: "the main thread is raised to GSTREAMER_MAIN_THREAD_NICE, and only it",
   ignore: notAtNiceZero,
 }, async () => {
   const server = await startServer({ GSTREAMER_MAIN_THREAD_NICE: "-7" });
   try {
-    const threads = await withStreamingThread(server);
+    const threads = await threadsWithLivePipelines(server);
     const raised = server.logs.some((line) => line.includes("Main thread at nice -7"));
     const refused = server.logs.find((line) => line.includes("Main thread left at its priority"));
     assert.ok(raised || refused, `no priority line in the log:\n${server.logs.join("\n")}`);
@@ -83,7 +54,7 @@ Deno.test({
 Deno.test("GSTREAMER_MAIN_THREAD_NICE=0 leaves the main thread as it started", async () => {
   const server = await startServer({ GSTREAMER_MAIN_THREAD_NICE: "0" });
   try {
-    const threads = await withStreamingThread(server);
+    const threads = await threadsWithLivePipelines(server);
     assert.equal(threads.get(server.pid)?.nice, suiteNice);
     assert.ok(!server.logs.some((line) => line.includes("Main thread")), server.logs.join("\n"));
   } finally {
@@ -105,7 +76,7 @@ Deno.test({
     "--",
   );
   try {
-    const threads = await withStreamingThread(server);
+    const threads = await threadsWithLivePipelines(server);
     assert.equal(threads.get(server.pid)?.nice, 0);
     const refused = server.logs.find((line) => line.includes("Main thread left at its priority"));
     assert.match(refused ?? "", /nice -10 needs CAP_SYS_NICE .* RLIMIT_NICE of at least 30/);
@@ -118,7 +89,7 @@ Deno.test("a server started at another nice keeps it, on every thread", async ()
   const server = await startUnder("nice", "-n", "5");
   const started = Math.min(19, suiteNice + 5);
   try {
-    const threads = await withStreamingThread(server);
+    const threads = await threadsWithLivePipelines(server);
     assert.deepEqual(
       [...threads].filter(([, t]) => t.nice !== started),
       [],

@@ -40,6 +40,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     recordingsMinFreeBytes: 1024 * 1024 * 1024,
     mainThreadNice: -10,
     mallocThresholdMib: 4,
+    timerSlackUs: 1000,
   });
 });
 
@@ -83,6 +84,8 @@ Deno.test("loadConfig() names the variable and what it accepts", () => {
     [{ GSTREAMER_MAIN_THREAD_NICE: "high" }, /GSTREAMER_MAIN_THREAD_NICE.*whole number/],
     [{ GSTREAMER_MALLOC_THRESHOLD_MIB: "33" }, /GSTREAMER_MALLOC_THRESHOLD_MIB.*from 0 to 32/],
     [{ GSTREAMER_MALLOC_THRESHOLD_MIB: "-1" }, /GSTREAMER_MALLOC_THRESHOLD_MIB.*of MiB/],
+    [{ GSTREAMER_TIMER_SLACK_US: "10001" }, /GSTREAMER_TIMER_SLACK_US.*from 0 to 10000/],
+    [{ GSTREAMER_TIMER_SLACK_US: "1ms" }, /GSTREAMER_TIMER_SLACK_US.*of microseconds/],
     [
       { GSTREAMER_MAX_REQUESTS_PER_SECOND: "many" },
       /GSTREAMER_MAX_REQUESTS_PER_SECOND.*0: no limit/,
