@@ -26,6 +26,8 @@
  * them), in gstd, and as chains of one gst-launch-1.0 process, all measured over the same window:
  * CPU from /proc/<pid>/stat, RSS from /proc/<pid>/status, with its anonymous part (the process's own
  * memory) and its file-backed part (mapped executable and libraries: ours holds the deno binary's).
+ * Beside it, in the same window, a server with GSTREAMER_TIMER_SLACK_US=0: its threads at the
+ * kernel's timer slack, as gstd's and gst-launch-1.0's run (src/gst/timer_slack.ts).
  *
  * Targets are reported as PASS/MISS; a miss never fails the run. Without gstd (not installed,
  * GSTD unset) or a C compiler, their columns say so and the rest still runs.
@@ -33,6 +35,7 @@
  *   deno run --allow-all bench/control_plane.ts [--cycles 200] [--rounds 4] [--clients 50]
  *     [--client-cycles 10] [--launches 30] [--live 200] [--window 10] [--settle 5]
  */
+import { loadConfig } from "../src/config.ts";
 import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
 import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
 import {
@@ -412,6 +415,11 @@ interface PartThree {
   live: number;
   chain: string;
   ours: Usage;
+  /** Ours with GSTREAMER_TIMER_SLACK_US=0 (the kernel's 50 µs, as gstd runs), in the same window. */
+  oursKernelSlack: Usage;
+  /** Our streaming threads, and how many of them have the server's timer slack. */
+  streamingThreads: number;
+  streamingAtSlack: number;
   gstd: Usage | null;
   launch: Usage;
   statsSeen: number;
@@ -452,9 +460,27 @@ async function gstdDeleteAll(gstd: Gstd, names: string[]): Promise<void> {
 }
 
 /** `client` is the only one connected to our server meanwhile: it makes the pipelines and gets the stats. */
+/** Our streaming threads (`videotestsrc...` by name), and how many have a timer slack of `slackNs`. */
+function streamingSlack(pid: number, slackNs: number): { streaming: number; atSlack: number } {
+  let streaming = 0;
+  let atSlack = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    if (!Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).startsWith("videotestsrc")) {
+      continue;
+    }
+    streaming++;
+    if (Number(Deno.readTextFileSync(`/proc/${task.name}/timerslack_ns`)) === slackNs) atSlack++;
+  }
+  return { streaming, atSlack };
+}
+
+/** The server's default timer slack (GSTREAMER_TIMER_SLACK_US), in ns. */
+const DEFAULT_SLACK_NS = loadConfig({}).timerSlackUs * 1000;
+
 async function partThree(
   client: TestClient,
   serverPid: number,
+  kernelSlack: { client: TestClient; pid: number },
   gstd: Gstd | null,
   options: Options,
 ): Promise<PartThree> {
@@ -469,6 +495,8 @@ async function partThree(
   };
   client.socket.addEventListener("message", onMessage);
   let ours: Usage;
+  let oursKernelSlack: Usage;
+  let coverage = { streaming: 0, atSlack: 0 };
   let gstdUsage: Usage | null = null;
   let launchUsage: Usage;
   // All run at once and are measured over the same window, so that load from elsewhere on a
@@ -481,16 +509,27 @@ async function partThree(
   try {
     const launchPid = findProcess(launch.child.pid, (a) => a[0]?.endsWith("gst-launch-1.0"));
     if (launchPid === null) throw new Error(`gst-launch-1.0 (pid ${launch.child.pid}) not found`);
-    console.log(`Part 3: ${live} live pipelines in our server${gstd ? " and in gstd" : ""} ...`);
+    console.log(
+      `Part 3: ${live} live pipelines in our server, at the default and at the kernel's timer ` +
+        `slack${gstd ? ", and in gstd" : ""} ...`,
+    );
     await eachLimited(ids, 8, (id) => createAndStart(client, id, { elements: chain.elements }));
+    await eachLimited(
+      ids,
+      8,
+      (id) => createAndStart(kernelSlack.client, id, { elements: chain.elements }),
+    );
     if (gstd) await gstdLive(gstd, ids.map((id) => id.replace("-", "_")), chain.launch.join(" "));
     client.received.length = 0;
     await sleep(settle * 1000);
     stats.length = 0;
     client.received.length = 0;
+    kernelSlack.client.received.length = 0;
     console.log(`Part 3: measuring for ${window} s ...`);
-    [ours, launchUsage, gstdUsage] = await Promise.all([
+    coverage = streamingSlack(serverPid, DEFAULT_SLACK_NS);
+    [ours, oursKernelSlack, launchUsage, gstdUsage] = await Promise.all([
       measure(serverPid, window),
+      measure(kernelSlack.pid, window),
       measure(launchPid, window),
       gstd ? measure(gstd.pid, window) : Promise.resolve(null),
     ]);
@@ -503,6 +542,8 @@ async function partThree(
     const left: string[] = existing?.payload?.pipelines?.map((p: any) => p.id) ?? ids;
     await eachLimited(left, 8, (id) => client.request("deletePipeline", { id }));
     client.received.length = 0;
+    await eachLimited(ids, 8, (id) => kernelSlack.client.request("deletePipeline", { id }));
+    kernelSlack.client.received.length = 0;
   }
   const last = stats.at(-1);
   // deno-lint-ignore no-explicit-any
@@ -516,6 +557,9 @@ async function partThree(
     live,
     chain: chain.label,
     ours,
+    oursKernelSlack,
+    streamingThreads: coverage.streaming,
+    streamingAtSlack: coverage.atSlack,
     gstd: gstdUsage,
     launch: launchUsage,
     statsSeen: stats.length,
@@ -635,6 +679,18 @@ function report(
     `  ours vs gst-launch-1.0: CPU ${cpuToLaunch.toFixed(2)}x (target <= 1.10): ${
       verdict(cpuToLaunch <= 1.10)
     }`,
+    `  ${three.streamingAtSlack}/${three.streamingThreads} of our streaming threads have the ` +
+      `server's ${
+        DEFAULT_SLACK_NS / 1000
+      } µs timer slack (the rest were started from pool threads ` +
+      `Deno started first); ` +
+      `beside it, the same at the kernel's 50 µs, as gstd and gst-launch-1.0 run:`,
+    usageLine("ours, kernel's timer slack", three.oursKernelSlack),
+    `  ours at the kernel's slack: CPU ${
+      ratio(three.oursKernelSlack.cpuPercent, three.ours.cpuPercent)
+    } ours at the default${
+      three.gstd ? `, ${ratio(three.oursKernelSlack.cpuPercent, three.gstd.cpuPercent)} gstd's` : ""
+    }, ${ratio(three.oursKernelSlack.cpuPercent, three.launch.cpuPercent)} gst-launch-1.0's`,
     `  the server's own stats in the window: ${three.statsSeen} snapshots, ` +
       `${three.playingInStats}/${three.live} PLAYING, mean sink fps ${
         three.fpsMean === null ? "n/a" : three.fpsMean.toFixed(1)
@@ -713,7 +769,21 @@ async function main(): Promise<void> {
     }
     const client = await TestClient.connect(disk.url);
     clients.push(client);
-    const three = await partThree(client, serverProcessId(disk), gstd, options);
+    // Beside the defaults in part 3: the threads at the kernel's timer slack, as gstd runs.
+    const kernelSlack = await startServer({
+      GSTREAMER_DATA_DIR: `${scratch}/data-kernel-slack`,
+      GSTREAMER_TIMER_SLACK_US: "0",
+    });
+    servers.push(kernelSlack);
+    const kernelSlackClient = await TestClient.connect(kernelSlack.url);
+    clients.push(kernelSlackClient);
+    const three = await partThree(
+      client,
+      serverProcessId(disk),
+      { client: kernelSlackClient, pid: serverProcessId(kernelSlack) },
+      gstd,
+      options,
+    );
     report(options, serverStartMs, one, two, three, gstd);
   } finally {
     await cleanUp();
