@@ -95,7 +95,10 @@ export interface RecordingOptions {
 
 export interface RecordingInfo extends RecordingOptions {
   path: string;
-  /** "recording" while its pipeline writes; "waiting" while its path is not served (or failed). */
+  /**
+   * "recording" while its pipeline writes; "waiting" while its path is not served or not started
+   * (a stream of it has no data yet), or after a failure.
+   */
   state: "recording" | "waiting";
   createdAt: string;
   /** Bytes of segments written since the server started (the one being written included). */
@@ -235,7 +238,8 @@ export class RecordingHub {
     } finally {
       recorder.storing = null;
     }
-    if (this.#options.rtsp.isMounted(path)) await this.#run(recorder, () => this.#launch(recorder));
+    // A path whose streams have not all started yet is read at a sweep once they have.
+    if (this.#options.rtsp.isReady(path)) await this.#run(recorder, () => this.#launch(recorder));
     return this.#info(recorder);
   }
 
@@ -894,7 +898,7 @@ export class RecordingHub {
     }
     let closed = 0;
     if (recorder.pipeline === null) {
-      if (this.#options.rtsp.isMounted(path) && performance.now() >= recorder.retryAt) {
+      if (this.#options.rtsp.isReady(path) && performance.now() >= recorder.retryAt) {
         await this.#launch(recorder);
       }
     } else {

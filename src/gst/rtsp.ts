@@ -648,6 +648,14 @@ export class RtspServer {
   }
 
   /**
+   * Whether a DESCRIBE of `path`, a shared mount, would be answered now: mounted, and not refused
+   * by its check (a pipeline's path before every stream has started).
+   */
+  isReady(path: string): boolean {
+    return this.isMounted(path) && (this.#describeChecks.get(path)?.(`/${path}`) ?? null) === null;
+  }
+
+  /**
    * Serves `build`'s media at rtsp://host:port/{path}, shared by every client. It takes the
    * place of a record factory at the path once the publisher's record media is made (the
    * publisher keeps it): until then the ANNOUNCE under way must still find the record factory.
