@@ -1,7 +1,7 @@
 /**
  * The C library (glibc, Linux only): malloc_trim and mallopt (src/gst/memory.ts), getrusage
  * (src/gst/cpu_time.ts), the calling thread's scheduling (src/gst/priority.ts) and timer slack
- * (src/gst/timer_slack.ts).
+ * (src/gst/timer_slack.ts), whether a process runs (src/gst/process.ts).
  */
 export const libcSymbols = {
   // int malloc_trim (size_t pad): walks every malloc arena, so it runs on the pool
@@ -24,6 +24,8 @@ export const libcSymbols = {
   // int prctl (int option, unsigned long arg2, ...): PR_SET_TIMERSLACK and PR_GET_TIMERSLACK act
   // on the calling thread, so it runs on it
   prctl: { parameters: ["i32", "u64"], result: "i32" },
+  // int kill (pid_t pid, int sig): signal 0 only asks whether the process exists
+  kill: { parameters: ["i32", "i32"], result: "i32" },
   // int *__errno_location (void): the calling thread's errno, read right after a failed call
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

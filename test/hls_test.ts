@@ -102,10 +102,13 @@ async function startAv(server: ServerProcess, token?: string): Promise<TestClien
 Deno.test("HLS: a path plays in Chromium with hls.js, from a directory the server owns and cleans", async () => {
   await Deno.mkdir(outputDir, { recursive: true });
   const base = await Deno.makeTempDir({ prefix: "hls-test-" });
-  // Left by a server that died: removed at start. One with no owner file is not ours: kept.
+  // Left by a server that died: removed at start. One with no owner file is not ours: kept. One
+  // whose owner runs (this test, as another server would) is in use: kept.
   await Deno.mkdir(join(base, "gstreamer-hls-crashed/some-stream"), { recursive: true });
   await Deno.writeTextFile(join(base, "gstreamer-hls-crashed/owner.pid"), "2147483647");
   await Deno.mkdir(join(base, "gstreamer-hls-not-ours"));
+  await Deno.mkdir(join(base, "gstreamer-hls-in-use/some-stream"), { recursive: true });
+  await Deno.writeTextFile(join(base, "gstreamer-hls-in-use/owner.pid"), String(Deno.pid));
   const server = await startServer({
     // Keep-alive connections (Chromium's, fetch's) close soon: the leak check counts sockets.
     GSTREAMER_HTTP_IDLE_TIMEOUT_MS: "2000",
@@ -117,8 +120,10 @@ Deno.test("HLS: a path plays in Chromium with hls.js, from a directory the serve
   const client = await startAv(server);
   try {
     const mine = await serverDirectories(base);
-    assert.equal(mine.length, 2, `the crashed server's directory is gone: ${mine}`);
+    assert.equal(mine.length, 3, `the crashed server's directory is gone: ${mine}`);
     assert.ok(mine.includes("gstreamer-hls-not-ours"));
+    assert.ok(mine.includes("gstreamer-hls-in-use"), `a running owner's directory stays: ${mine}`);
+    await Deno.remove(join(base, "gstreamer-hls-in-use"), { recursive: true });
     // The path's shared RTSP media stays once made: the baseline follows a first reader.
     assert.equal((await probe(`${server.rtspUrl}/av`)).length, 2);
 

@@ -11,6 +11,7 @@
  * Clients name only a path and a segment's file name, which must be one hlssink2 writes: no file
  * path of theirs reaches GStreamer, and the hub's policy confines locations to its directory.
  */
+import { processRuns } from "../gst/process.ts";
 import { ActiveTimer } from "./active_timer.ts";
 import { join } from "node:path";
 import { errorMessage } from "./errors.ts";
@@ -98,16 +99,6 @@ export async function makeHlsDirectory(base: string): Promise<string> {
   const directory = await Deno.makeTempDir({ dir: parent, prefix: DIRECTORY_PREFIX });
   await Deno.writeTextFile(join(directory, OWNER_FILE), String(Deno.pid));
   return directory;
-}
-
-function processRuns(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class HlsHub {
