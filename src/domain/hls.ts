@@ -184,6 +184,8 @@ export class HlsHub {
     if (!rtsp.isMounted(path)) {
       throw new HlsError(404, `Nothing is served at '/${path}'; HLS serves a served RTSP path`);
     }
+    const notReady = rtsp.notReadyReason(path);
+    if (notReady !== null) throw new HlsError(503, `'/${path}' cannot be played yet: ${notReady}`);
     if (this.#streams.size >= maxStreams) {
       throw new HlsError(
         503,

@@ -117,6 +117,10 @@ export class WhepHub {
     if (!this.#options.rtsp.isMounted(path)) {
       throw new WebRtcError(404, `Nothing is served at '/${path}'; WHEP plays a served RTSP path`);
     }
+    const notReady = this.#options.rtsp.notReadyReason(path);
+    if (notReady !== null) {
+      throw new WebRtcError(503, `'/${path}' cannot be played yet: ${notReady}`);
+    }
     if (this.#sessions.size + this.#pending >= this.#options.maxSessions) {
       throw new WebRtcError(
         503,

@@ -648,11 +648,17 @@ export class RtspServer {
   }
 
   /**
-   * Whether a DESCRIBE of `path`, a shared mount, would be answered now: mounted, and not refused
-   * by its check (a pipeline's path before every stream has started).
+   * Why a DESCRIBE of `path`, a shared mount, would be refused now (a pipeline's path before every
+   * stream has started), without the status phrase its reason starts with; null when it would not.
    */
+  notReadyReason(path: string): string | null {
+    const refusal = this.#describeChecks.get(path)?.(`rtsp://localhost/${path}`) ?? null;
+    return refusal === null ? null : refusal.reason.replace(/^[A-Za-z ]+: /, "");
+  }
+
+  /** Whether a DESCRIBE of `path` would be answered now: mounted, and not refused by its check. */
   isReady(path: string): boolean {
-    return this.isMounted(path) && (this.#describeChecks.get(path)?.(`/${path}`) ?? null) === null;
+    return this.isMounted(path) && this.notReadyReason(path) === null;
   }
 
   /**
