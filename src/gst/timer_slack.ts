@@ -18,7 +18,7 @@ import { libc } from "./native.ts";
 const PR_SET_TIMERSLACK = 29;
 const PR_GET_TIMERSLACK = 30;
 /** The kernel's slack for a process no one changed it for (prctl(2)). */
-export const KERNEL_DEFAULT_SLACK_NS = 50_000;
+const KERNEL_DEFAULT_SLACK_NS = 50_000;
 
 /** Widened, or why not. */
 export type TimerSlackResult =
