@@ -30,6 +30,8 @@ export const glibSymbols = {
   g_error_new_literal: { parameters: ["u32", "i32", "buffer"], result: "pointer" },
   // GList *g_list_append (GList *list, gpointer data): layout check
   g_list_append: { parameters: ["pointer", "pointer"], result: "pointer" },
+  // gboolean g_file_test (const gchar *filename, GFileTest test): a stat, on the calling thread
+  g_file_test: { parameters: ["buffer", "i32"], result: "i32" },
   // gboolean g_unix_open_pipe (gint *fds, gint flags, GError **error): glib-unix.h
   g_unix_open_pipe: { parameters: ["buffer", "i32", "pointer"], result: "i32" },
   // gchar **g_strsplit (const gchar *string, const gchar *delimiter, gint max_tokens): a new
