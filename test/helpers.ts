@@ -314,6 +314,29 @@ export async function run(
 }
 
 /**
+ * Runs `script` (imports relative to the repository) with the server's command line and
+ * permissions, read from stdin in place of src/main.ts, and returns what it printed; throws when
+ * it exits with an error.
+ */
+export async function runAsServer(script: string): Promise<string> {
+  const { command, args } = launchOf("-");
+  const child = new Deno.Command(command, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) {
+    throw new Error(`The script exited with ${code}: ${new TextDecoder().decode(stderr)}`);
+  }
+  return new TextDecoder().decode(stdout);
+}
+
+/**
  * TCP data segments the server has sent on the connections it holds now (iproute2's `ss`). On
  * loopback each write of a few WebSocket frames is one segment, so this counts the server's writes
  * to its clients (its write system calls also count its event loop's own wake-ups).

@@ -4,7 +4,7 @@
  * read such paths go through C instead; here they run under the server's own permissions.
  */
 import assert from "node:assert/strict";
-import { launchOf } from "./helpers.ts";
+import { runAsServer } from "./helpers.ts";
 
 Deno.test("under the server's permissions, pathExists sees /proc and device paths, processRuns sees processes", async () => {
   const script = `
@@ -17,21 +17,7 @@ Deno.test("under the server's permissions, pathExists sees /proc and device path
       noneRuns: processRuns(2147483647),
     }));
   `;
-  // The server's command line, with the script from stdin in place of src/main.ts.
-  const { command, args } = launchOf("-");
-  const child = new Deno.Command(command, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(script));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  const output = new TextDecoder().decode(stdout);
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const output = await runAsServer(script);
   assert.deepEqual(JSON.parse(output), {
     proc: true,
     missing: false,
