@@ -111,6 +111,14 @@ export class ManagedPipeline {
   #deleted = false;
   /** A delete is stopping it while the store removes its row (leave): its state changes are not told. */
   #leaving = false;
+  /**
+   * We are taking it to NULL (a stop, a delete, the end of a run): errors, warnings and EOS that
+   * elements post while they shut down are logged, not told or counted (a bus round can come in
+   * the middle; at NULL the pipeline flushes its bus). rtspsrc 1.22, for one,
+   * can fail its own PAUSE as the stop cuts its connection ("Could not send message. (Received
+   * end-of-file)"), and a filesink that cannot write its last bytes says so as it closes.
+   */
+  #stopping = false;
   #released: Promise<void> | null = null;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -543,10 +551,15 @@ export class ManagedPipeline {
    * state it stayed in (never NULL when it is not). Only ever run from the queue.
    */
   async #toNull(): Promise<StateName> {
-    const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
-    const state = failed ? this.gst.currentState().state : "NULL";
-    this.#setState(state);
-    return state;
+    this.#stopping = true;
+    try {
+      const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
+      const state = failed ? this.gst.currentState().state : "NULL";
+      this.#setState(state);
+      return state;
+    } finally {
+      this.#stopping = false;
+    }
   }
 
   /**
@@ -591,6 +604,14 @@ export class ManagedPipeline {
 
   #handle(message: BusMessage): void {
     const { id } = this;
+    if (this.#stopping && (message.kind === "error" || message.kind === "warning")) {
+      console.log(
+        `Pipeline '${id}': ${message.kind} from ${message.source} while it stopped, ignored: ` +
+          message.message,
+      );
+      return;
+    }
+    if (this.#stopping && message.kind === "eos") return;
     switch (message.kind) {
       case "state-changed":
         this.#setState(message.new);

@@ -1,0 +1,109 @@
+/**
+ * What elements say while a pipeline is taken down on purpose is not an error of its run: a stop
+ * must not end in pipelineError, nor set lastError. rtspsrc 1.22 does that now and then (its PAUSE
+ * cut short by the stop: "Could not send message. (Received end-of-file)"); here a filesink does
+ * it every time, as it closes a pipe nobody reads any more.
+ */
+import assert from "node:assert/strict";
+import { expectOk, freshId, startServer, TestClient } from "./helpers.ts";
+
+/**
+ * An RTSP camera that answers until PLAY and never answers TEARDOWN: an rtspsrc asked to wait
+ * for that answer (teardown-timeout) keeps the pipeline's way down open, so that the server's
+ * bus round comes while it is under way, as it can with any pipeline slow to stop.
+ */
+function silentAtTeardown(): { port: number; close: () => void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const conns = new Set<Deno.Conn>();
+  const answer = async (conn: Deno.Conn) => {
+    const buffer = new Uint8Array(16384);
+    let text = "";
+    for (;;) {
+      const read = await conn.read(buffer).catch(() => null);
+      if (read === null) return;
+      text += new TextDecoder().decode(buffer.subarray(0, read));
+      for (let end = text.indexOf("\r\n\r\n"); end >= 0; end = text.indexOf("\r\n\r\n")) {
+        const head = text.slice(0, end);
+        text = text.slice(end + 4);
+        const method = head.split(" ")[0];
+        if (method === "TEARDOWN") continue;
+        const cseq = /^CSeq: *(\d+)/im.exec(head)?.[1];
+        let headers = "Session: 1;timeout=60\r\n";
+        let body = "";
+        if (method === "DESCRIBE") {
+          body = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+            "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:stream0\r\n";
+          headers =
+            `Content-Type: application/sdp\r\nContent-Base: rtsp://127.0.0.1:${port}/cam/\r\n` +
+            `Content-Length: ${body.length}\r\n`;
+        } else if (method === "SETUP") {
+          const transport = /^Transport: *([^,\r\n]*)/im.exec(head)?.[1];
+          headers += `Transport: ${transport};server_port=9-10\r\n`;
+        }
+        const reply = `RTSP/1.0 200 OK\r\nCSeq: ${cseq}\r\n${headers}\r\n${body}`;
+        await conn.write(new TextEncoder().encode(reply)).catch(() => {});
+      }
+    }
+  };
+  (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      answer(conn).finally(() => conns.delete(conn));
+    }
+  })().catch(() => {});
+  return {
+    port,
+    close() {
+      listener.close();
+      for (const conn of conns) conn.close();
+    },
+  };
+}
+
+Deno.test("an error posted while a pipeline stops is logged, not told: no pipelineError, no lastError", async () => {
+  const media = await Deno.makeTempDir({ prefix: "stop_noise_" });
+  const fifo = `${media}/frames.raw`;
+  assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
+  const camera = silentAtTeardown();
+  const server = await startServer({
+    GSTREAMER_MEDIA_DIR: media,
+    GSTREAMER_ELEMENTS_ALLOW: "filesink",
+    GSTREAMER_STATS_INTERVAL_MS: "250",
+  });
+  try {
+    const client = await TestClient.connect(server.url);
+    const id = freshId("stop-noise");
+    // filesink keeps what it writes in its buffer; the stop flushes it into a pipe with no reader.
+    const pipeline = "videotestsrc is-live=true ! video/x-raw,width=16,height=16 ! " +
+      `filesink location=${fifo} buffer-mode=full buffer-size=16777216 ` +
+      `rtspsrc location=rtsp://127.0.0.1:${camera.port}/cam teardown-timeout=2000000000`;
+    const reading = Deno.open(fifo, { read: true });
+    const created = expectOk(
+      await client.request("createPipeline", { id, pipeline, desiredState: "playing" }),
+    );
+    assert.equal(created.payload.state, "PLAYING");
+    // Frames in filesink's buffer, and then nobody at the pipe's other end.
+    await client.nextStats((p) =>
+      p.id === id &&
+      p.sinks.some((s: { element: string; rendered: number }) =>
+        s.element.startsWith("filesink") && s.rendered > 0
+      )
+    );
+    (await reading).close();
+    const stopped = expectOk(await client.request("stopPipeline", { id }));
+    assert.equal(stopped.payload.state, "NULL");
+    assert.deepEqual(client.received.filter((m) => m.type === "pipelineError"), []);
+    const info = expectOk(await client.request("getPipeline", { id })).payload;
+    assert.equal(info.lastError, null);
+    assert.equal(info.desiredState, "stopped");
+    // The filesink's errors came while it stopped, and the server saw them then.
+    await server.waitForLog(`Pipeline '${id}': error from filesink`, 5000);
+    expectOk(await client.request("deletePipeline", { id }));
+    await client.close();
+  } finally {
+    await server.stop();
+    camera.close();
+    await Deno.remove(media, { recursive: true });
+  }
+});
