@@ -114,9 +114,9 @@ export class ManagedPipeline {
   /**
    * We are taking it to NULL (a stop, a delete, the end of a run): errors, warnings and EOS that
    * elements post while they shut down are logged, not told or counted (a bus round can come in
-   * the middle; at NULL the pipeline flushes its bus). rtspsrc 1.22, for one,
-   * can fail its own PAUSE as the stop cuts its connection ("Could not send message. (Received
-   * end-of-file)"), and a filesink that cannot write its last bytes says so as it closes.
+   * the middle; at NULL the pipeline flushes its bus). rtspsrc 1.22, for one, can fail its own
+   * PAUSE as the stop cuts its connection ("Could not send message. (Received end-of-file)"), and
+   * a filesink that cannot write its last bytes says so as it closes.
    */
   #stopping = false;
   #released: Promise<void> | null = null;
