@@ -112,11 +112,11 @@ export class ManagedPipeline {
   /** A delete is stopping it while the store removes its row (leave): its state changes are not told. */
   #leaving = false;
   /**
-   * We are taking it to NULL (a stop, a delete, the end of a run): errors, warnings and EOS that
-   * elements post while they shut down are logged, not told or counted (a bus round can come in
-   * the middle; at NULL the pipeline flushes its bus). rtspsrc 1.22, for one, can fail its own
-   * PAUSE as the stop cuts its connection ("Could not send message. (Received end-of-file)"), and
-   * a filesink that cannot write its last bytes says so as it closes.
+   * We are taking it to NULL (a stop, a delete, the end of a run): an error an element posts while
+   * it shuts down is told as a warning, not as the run's error, and an EOS is dropped (a bus round
+   * can come in the middle; at NULL the pipeline flushes its bus). rtspsrc 1.22, for one, can fail
+   * its own PAUSE as the stop cuts its connection ("Could not send message. (Received
+   * end-of-file)"); a filesink that cannot write its last bytes says so as it closes.
    */
   #stopping = false;
   #released: Promise<void> | null = null;
@@ -604,14 +604,13 @@ export class ManagedPipeline {
 
   #handle(message: BusMessage): void {
     const { id } = this;
-    if (this.#stopping && (message.kind === "error" || message.kind === "warning")) {
-      console.log(
-        `Pipeline '${id}': ${message.kind} from ${message.source} while it stopped, ignored: ` +
-          message.message,
-      );
-      return;
-    }
     if (this.#stopping && message.kind === "eos") return;
+    if (this.#stopping && message.kind === "error") {
+      // Told, since it may be news (the last bytes a sink could not write), but as a warning: it
+      // is not what ended the run, and starts no restart.
+      console.warn(`Pipeline '${id}': ${message.source} while it stopped: ${message.message}`);
+      message = { ...message, kind: "warning", message: `${message.message} (while it stopped)` };
+    }
     switch (message.kind) {
       case "state-changed":
         this.#setState(message.new);
