@@ -166,7 +166,7 @@ export class SqliteStore implements PipelineStore {
       location = join(dataDir, "pipelines.db");
     }
     const db = new DatabaseSync(location);
-    let files: DiskFiles | null = null;
+    const opened: Deno.FsFile[] = [];
     try {
       // FULL while the schema is made, so that a migration is on disk when this returns.
       db.exec(`
@@ -177,21 +177,31 @@ export class SqliteStore implements PipelineStore {
       migrate(db, location);
       // Reading once at open also proves the file is a database this build can use.
       db.prepare("SELECT count(*) FROM pipelines").get();
-      if (location !== ":memory:") {
-        db.exec("PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 0;");
-        files = {
-          wal: Deno.openSync(`${location}-wal`, { read: true, write: true, create: true }),
-          database: Deno.openSync(location, { read: true, write: true }),
-        };
+      if (location === ":memory:") return new SqliteStore(location, db, null);
+      db.exec("PRAGMA synchronous = OFF; PRAGMA wal_autocheckpoint = 0;");
+      const wal = Deno.openSync(`${location}-wal`, { read: true, write: true, create: true });
+      opened.push(wal);
+      const database = Deno.openSync(location, { read: true, write: true });
+      opened.push(database);
+      // Under SQLite's write lock: no other connection, in any process, appends frames meanwhile.
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        await writeOut(wal);
+      } catch (error) {
+        console.warn(
+          `Writing out ${location}-wal failed (${(error as Error).message}): ` +
+            "each write may take longer to sync",
+        );
+      } finally {
+        db.exec("ROLLBACK");
       }
-      if (files !== null) await writeOut(files.wal);
+      return new SqliteStore(location, db, { wal, database });
     } catch (error) {
-      files?.wal.close();
-      files?.database.close();
-      db.close();
+      // SQLite's connection first: closing any descriptor of a file drops the process's locks on it.
+      if (db.isOpen) db.close();
+      for (const file of opened) file.close();
       throw error;
     }
-    return new SqliteStore(location, db, files);
   }
 
   /** Every stored pipeline in the order they were created. */
