@@ -6,7 +6,14 @@
  * reads any more.
  */
 import assert from "node:assert/strict";
-import { expectOk, freshId, type ServerEvent, startServer, TestClient } from "./helpers.ts";
+import {
+  expectOk,
+  freshId,
+  type ServerEvent,
+  type ServerProcess,
+  startServer,
+  TestClient,
+} from "./helpers.ts";
 
 /**
  * An RTSP camera that answers until PLAY and never answers TEARDOWN: an rtspsrc asked to wait
@@ -70,7 +77,14 @@ function silentAtTeardown(): { port: number; close: () => void } {
   };
 }
 
-Deno.test("an error posted while a pipeline stops is a warning: no pipelineError, no lastError", async () => {
+/**
+ * A live pipeline whose filesink holds frames for a pipe whose reader has gone, and whose rtspsrc
+ * holds its way down open, beside the chains of `more`. `act` gets it playing.
+ */
+async function withFailingClose(
+  more: string,
+  act: (client: TestClient, server: ServerProcess, id: string) => Promise<void>,
+): Promise<void> {
   const media = await Deno.makeTempDir({ prefix: "stop_noise_" });
   const fifo = `${media}/frames.raw`;
   const camera = silentAtTeardown();
@@ -90,7 +104,8 @@ Deno.test("an error posted while a pipeline stops is a warning: no pipelineError
     // rtspsrc: no fallback to TCP (timeout=0), and a stop that waits for the TEARDOWN answer.
     const pipeline = "videotestsrc is-live=true ! video/x-raw,width=16,height=16 ! " +
       `filesink location=${fifo} buffer-mode=full buffer-size=16777216 ` +
-      `rtspsrc location=rtsp://127.0.0.1:${camera.port}/cam timeout=0 teardown-timeout=2000000000`;
+      `rtspsrc location=rtsp://127.0.0.1:${camera.port}/cam timeout=0 teardown-timeout=2000000000 ` +
+      more;
     reading = Deno.open(fifo, { read: true });
     const created = expectOk(
       await client.request("createPipeline", { id, pipeline, desiredState: "playing" }),
@@ -105,23 +120,7 @@ Deno.test("an error posted while a pipeline stops is a warning: no pipelineError
     );
     (await reading).close();
     reading = undefined;
-    const stopped = expectOk(await client.request("stopPipeline", { id }));
-    assert.equal(stopped.payload.state, "NULL");
-    assert.deepEqual(client.received.filter((m) => m.type === "pipelineError"), []);
-    // The filesink's error came during the stop, before its reply, and was told as a warning.
-    const warnings = client.received.filter((m) =>
-      m.type === "pipelineWarning" && (m as ServerEvent).payload.id === id
-    ) as ServerEvent[];
-    assert.ok(
-      warnings.some((w) =>
-        w.payload.element.startsWith("filesink") && w.payload.message.endsWith("(while it stopped)")
-      ),
-      JSON.stringify(warnings),
-    );
-    const info = expectOk(await client.request("getPipeline", { id })).payload;
-    assert.equal(info.lastError, null);
-    assert.equal(info.desiredState, "stopped");
-    assert.equal(info.state, "NULL");
+    await act(client, server, id);
     expectOk(await client.request("deletePipeline", { id }));
   } finally {
     // A reader still waiting for a writer (the create failed) is let go by one that comes.
@@ -135,4 +134,47 @@ Deno.test("an error posted while a pipeline stops is a warning: no pipelineError
     camera.close();
     await Deno.remove(media, { recursive: true });
   }
+}
+
+const warningsOf = (client: TestClient, id: string) =>
+  client.received.filter((m) =>
+    m.type === "pipelineWarning" && (m as ServerEvent).payload.id === id
+  ) as ServerEvent[];
+
+Deno.test("an error posted while a pipeline stops is a warning: no pipelineError, no lastError", async () => {
+  await withFailingClose("", async (client, _server, id) => {
+    const stopped = expectOk(await client.request("stopPipeline", { id }));
+    assert.equal(stopped.payload.state, "NULL");
+    assert.deepEqual(client.received.filter((m) => m.type === "pipelineError"), []);
+    // The filesink's error came during the stop, before its reply, and was told as a warning.
+    const warnings = warningsOf(client, id);
+    assert.ok(
+      warnings.some((w) =>
+        w.payload.element.startsWith("filesink") && w.payload.message.endsWith("(while it stopped)")
+      ),
+      JSON.stringify(warnings),
+    );
+    const info = expectOk(await client.request("getPipeline", { id })).payload;
+    assert.equal(info.lastError, null);
+    assert.equal(info.desiredState, "stopped");
+    assert.equal(info.state, "NULL");
+  });
+});
+
+Deno.test("after the error that ends a run, errors posted while it stops are its echo: not told", async () => {
+  // identity fails at its 60th frame (2 s at 30 frames a second), after the reader has gone, in a
+  // chain of its own: the filesink's chain gets no end of stream, and still holds its frames.
+  const failing = "videotestsrc is-live=true ! identity error-after=60 ! fakesink";
+  await withFailingClose(failing, async (client, server, id) => {
+    const error = await client.event("pipelineError", (p) => p.id === id);
+    assert.match(error.payload.element, /^identity/);
+    await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+    // The filesink's error came while the run's end took it down (the server logs it)...
+    await server.waitForLog(`Pipeline '${id}': filesink`, 5000);
+    // ...and was not told: neither as an error nor as a warning, and lastError is identity's.
+    assert.equal(client.received.filter((m) => m.type === "pipelineError").length, 1);
+    assert.deepEqual(warningsOf(client, id), []);
+    const info = expectOk(await client.request("getPipeline", { id })).payload;
+    assert.match(info.lastError.element, /^identity/);
+  });
 });

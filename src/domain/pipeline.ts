@@ -606,9 +606,11 @@ export class ManagedPipeline {
     const { id } = this;
     if (this.#stopping && message.kind === "eos") return;
     if (this.#stopping && message.kind === "error") {
+      console.warn(`Pipeline '${id}': ${message.source} while it stopped: ${message.message}`);
+      // After the error that ended the run, the rest are its echo (below).
+      if (this.#runFailed) return;
       // Told, since it may be news (the last bytes a sink could not write), but as a warning: it
       // is not what ended the run, and starts no restart.
-      console.warn(`Pipeline '${id}': ${message.source} while it stopped: ${message.message}`);
       message = { ...message, kind: "warning", message: `${message.message} (while it stopped)` };
     }
     switch (message.kind) {

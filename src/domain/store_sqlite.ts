@@ -31,7 +31,7 @@ const CHECKPOINT_EVERY = 400;
 
 /**
  * What the WAL is written out to at open, with zeros past its frames: more than CHECKPOINT_EVERY
- * writes fill (2.8 MB measured), after which SQLite starts it over from the top. A write within
+ * writes fill (a few MB), after which SQLite starts it over from the top. A write within
  * blocks already written syncs only its data; one that grows the file also has to sync its size
  * and new blocks (a journal commit on ext4), which took 0.2 ms more a sync here (bench/store.ts).
  * SQLite reads a WAL only up to its first invalid frame, and zeros are one.
