@@ -15,9 +15,10 @@ export interface RtspConnOptions {
   onClose?: (conn: Deno.TcpConn) => void;
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+/** Closes a connection or file, which may be closed already. */
+export function closeQuietly(closable: { close(): void }): void {
   try {
-    conn.close();
+    closable.close();
   } catch {
     // already closed
   }

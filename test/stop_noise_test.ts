@@ -14,20 +14,13 @@ import {
   startServer,
   TestClient,
 } from "./helpers.ts";
+import { closeQuietly } from "./rtsp_client.ts";
 
 /**
  * An RTSP camera that answers until PLAY and never answers TEARDOWN: an rtspsrc asked to wait
  * for that answer (teardown-timeout) keeps the pipeline's way down open, so that the server's
  * bus round comes while it is under way, as it can with any pipeline slow to stop.
  */
-function closeQuietly(closable: { close(): void }): void {
-  try {
-    closable.close();
-  } catch {
-    // already closed
-  }
-}
-
 function silentAtTeardown(): { port: number; close: () => void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
