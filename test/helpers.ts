@@ -316,22 +316,26 @@ export async function run(
 /**
  * Runs `script` (imports relative to the repository) with the server's command line and
  * permissions, read from stdin in place of src/main.ts, and returns what it printed; throws when
- * it exits with an error.
+ * it exits with an error or runs past `timeoutMs` (then it is killed).
  */
-export async function runAsServer(script: string): Promise<string> {
+export async function runAsServer(script: string, timeoutMs = 60_000): Promise<string> {
   const { command, args } = launchOf("-");
   const child = new Deno.Command(command, {
     args,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
   }).spawn();
   const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(script));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
+  // A child that ended early refuses the script; its output below says why.
+  await writer.write(new TextEncoder().encode(script)).then(() => writer.close(), () => {});
+  const { code, signal, stdout, stderr } = await child.output();
   if (code !== 0) {
-    throw new Error(`The script exited with ${code}: ${new TextDecoder().decode(stderr)}`);
+    const end = signal
+      ? `was killed (${signal}; the limit is ${timeoutMs} ms)`
+      : `exited with ${code}`;
+    throw new Error(`The script ${end}: ${new TextDecoder().decode(stderr)}`);
   }
   return new TextDecoder().decode(stdout);
 }
