@@ -21,10 +21,11 @@ import { closeQuietly } from "./rtsp_client.ts";
  * for that answer (teardown-timeout) keeps the pipeline's way down open, so that the server's
  * bus round comes while it is under way, as it can with any pipeline slow to stop.
  */
-function silentAtTeardown(): { port: number; close: () => void } {
+function silentAtTeardown(): { port: number; played: Promise<void>; close: () => void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const conns = new Set<Deno.Conn>();
+  const played = Promise.withResolvers<void>();
   const answer = async (conn: Deno.Conn) => {
     const buffer = new Uint8Array(16384);
     let text = "";
@@ -52,6 +53,7 @@ function silentAtTeardown(): { port: number; close: () => void } {
         }
         const reply = `RTSP/1.0 200 OK\r\nCSeq: ${cseq}\r\n${headers}\r\n${body}`;
         await conn.write(new TextEncoder().encode(reply)).catch(() => {});
+        if (method === "PLAY") played.resolve();
       }
     }
   };
@@ -63,6 +65,7 @@ function silentAtTeardown(): { port: number; close: () => void } {
   })().catch(() => {});
   return {
     port,
+    played: played.promise,
     close() {
       listener.close();
       for (const conn of conns) closeQuietly(conn);
@@ -95,10 +98,12 @@ async function withFailingClose(
     const id = freshId("stop-noise");
     // filesink keeps what it writes in its buffer; the stop flushes it into a pipe with no reader.
     // rtspsrc: no fallback to TCP (timeout=0), and a stop that waits for the TEARDOWN answer.
-    const pipeline = "videotestsrc is-live=true ! video/x-raw,width=16,height=16 ! " +
-      `filesink location=${fifo} buffer-mode=full buffer-size=16777216 ` +
+    // rtspsrc first: a bin stops its sinks first, then the rest from the last one added, so the
+    // filesink closes (and fails) before rtspsrc waits, and the bus round comes in that wait.
+    const pipeline =
       `rtspsrc location=rtsp://127.0.0.1:${camera.port}/cam timeout=0 teardown-timeout=2000000000 ` +
-      more;
+      "videotestsrc is-live=true ! video/x-raw,width=16,height=16 ! " +
+      `filesink location=${fifo} buffer-mode=full buffer-size=16777216 ${more}`;
     reading = Deno.open(fifo, { read: true });
     const created = expectOk(
       await client.request("createPipeline", { id, pipeline, desiredState: "playing" }),
@@ -113,6 +118,8 @@ async function withFailingClose(
     );
     (await reading).close();
     reading = undefined;
+    // rtspsrc connects on its own thread: only once it plays does its stop wait for TEARDOWN.
+    await camera.played;
     await act(client, server, id);
     expectOk(await client.request("deletePipeline", { id }));
   } finally {
@@ -135,39 +142,52 @@ const warningsOf = (client: TestClient, id: string) =>
   ) as ServerEvent[];
 
 Deno.test("an error posted while a pipeline stops is a warning: no pipelineError, no lastError", async () => {
-  await withFailingClose("", async (client, _server, id) => {
-    const stopped = expectOk(await client.request("stopPipeline", { id }));
-    assert.equal(stopped.payload.state, "NULL");
-    assert.deepEqual(client.received.filter((m) => m.type === "pipelineError"), []);
-    // The filesink's error came during the stop, before its reply, and was told as a warning.
-    const warnings = warningsOf(client, id);
-    assert.ok(
-      warnings.some((w) =>
-        w.payload.element.startsWith("filesink") && w.payload.message.endsWith("(while it stopped)")
-      ),
-      JSON.stringify(warnings),
-    );
-    const info = expectOk(await client.request("getPipeline", { id })).payload;
-    assert.equal(info.lastError, null);
-    assert.equal(info.desiredState, "stopped");
-    assert.equal(info.state, "NULL");
-  });
+  // The filesink fails as it closes; the server sees that only when a bus round comes before the
+  // pipeline reaches NULL (GStreamer then flushes its bus), which a loaded machine can miss. Every
+  // stop is checked; up to five are made until one shows the error seen.
+  let seen = 0;
+  for (let attempt = 0; attempt < 5 && seen === 0; attempt++) {
+    await withFailingClose("", async (client, _server, id) => {
+      const stopped = expectOk(await client.request("stopPipeline", { id }));
+      assert.equal(stopped.payload.state, "NULL");
+      assert.deepEqual(client.received.filter((m) => m.type === "pipelineError"), []);
+      // When the round saw the filesink's error, before the reply, it was told as a warning.
+      const warnings = warningsOf(client, id);
+      assert.ok(
+        warnings.every((w) => w.payload.message.endsWith("(while it stopped)")),
+        JSON.stringify(warnings),
+      );
+      seen += warnings.filter((w) => w.payload.element.startsWith("filesink")).length;
+      const info = expectOk(await client.request("getPipeline", { id })).payload;
+      assert.equal(info.lastError, null);
+      assert.equal(info.desiredState, "stopped");
+      assert.equal(info.state, "NULL");
+    });
+  }
+  assert.ok(seen > 0, "in five stops, no bus round saw the filesink's error");
 });
 
 Deno.test("after the error that ends a run, errors posted while it stops are its echo: not told", async () => {
   // identity fails at its 60th frame (2 s at 30 frames a second), after the reader has gone, in a
   // chain of its own: the filesink's chain gets no end of stream, and still holds its frames.
+  // As above, up to five runs are made until a bus round sees the filesink's error (logged).
   const failing = "videotestsrc is-live=true ! identity error-after=60 ! fakesink";
-  await withFailingClose(failing, async (client, server, id) => {
-    const error = await client.event("pipelineError", (p) => p.id === id);
-    assert.match(error.payload.element, /^identity/);
-    await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
-    // The filesink's error came while the run's end took it down (the server logs it)...
-    await server.waitForLog(`Pipeline '${id}': filesink`, 5000);
-    // ...and was not told: neither as an error nor as a warning, and lastError is identity's.
-    assert.equal(client.received.filter((m) => m.type === "pipelineError").length, 1);
-    assert.deepEqual(warningsOf(client, id), []);
-    const info = expectOk(await client.request("getPipeline", { id })).payload;
-    assert.match(info.lastError.element, /^identity/);
-  });
+  let seen = false;
+  for (let attempt = 0; attempt < 5 && !seen; attempt++) {
+    await withFailingClose(failing, async (client, server, id) => {
+      const error = await client.event("pipelineError", (p) => p.id === id);
+      assert.match(error.payload.element, /^identity/);
+      await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
+      seen = await server.waitForLog(`Pipeline '${id}': filesink`, 1000).then(
+        () => true,
+        () => false,
+      );
+      // Not told: neither as an error nor as a warning, and lastError is identity's.
+      assert.equal(client.received.filter((m) => m.type === "pipelineError").length, 1);
+      assert.deepEqual(warningsOf(client, id), []);
+      const info = expectOk(await client.request("getPipeline", { id })).payload;
+      assert.match(info.lastError.element, /^identity/);
+    });
+  }
+  assert.ok(seen, "in five runs, no bus round saw the filesink's error");
 });
