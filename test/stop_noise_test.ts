@@ -18,8 +18,9 @@ import { closeQuietly } from "./rtsp_client.ts";
 
 /**
  * An RTSP camera that answers until PLAY and never answers TEARDOWN: an rtspsrc asked to wait
- * for that answer (teardown-timeout) keeps the pipeline's way down open, so that the server's
- * bus round comes while it is under way, as it can with any pipeline slow to stop.
+ * for that answer (teardown-timeout) can keep the pipeline's way down open, so that the server's
+ * bus round comes while it is under way. It does not always wait (a stop here has taken 2 s in
+ * all), hence the attempts in the tests below.
  */
 function silentAtTeardown(): { port: number; played: Promise<void>; close: () => void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
