@@ -44,6 +44,8 @@ export const gstSymbols = {
   gst_pipeline_new: { parameters: ["buffer"], result: "pointer" },
   // GstBus *gst_pipeline_get_bus (GstPipeline *pipeline)
   gst_pipeline_get_bus: { parameters: ["pointer"], result: "pointer" },
+  // void gst_pipeline_set_auto_flush_bus (GstPipeline *pipeline, gboolean auto_flush)
+  gst_pipeline_set_auto_flush_bus: { parameters: ["pointer", "i32"], result: "void" },
   // gboolean gst_bin_add (GstBin *bin, GstElement *element)
   gst_bin_add: { parameters: ["pointer", "pointer"], result: "i32" },
   // gboolean gst_bin_remove (GstBin *bin, GstElement *element)
@@ -96,6 +98,8 @@ export const gstSymbols = {
   gst_caps_unref: { parameters: ["pointer"], result: "void" },
   // GstMessage *gst_bus_pop_filtered (GstBus *bus, GstMessageType types): never waits
   gst_bus_pop_filtered: { parameters: ["pointer", "i32"], result: "pointer" },
+  // void gst_bus_set_flushing (GstBus *bus, gboolean flushing)
+  gst_bus_set_flushing: { parameters: ["pointer", "i32"], result: "void" },
   // void gst_bus_get_pollfd (GstBus *bus, GPollFD *fd): readable while a message waits
   gst_bus_get_pollfd: { parameters: ["pointer", "buffer"], result: "void" },
   // GstBus *gst_bus_new (void): layout check

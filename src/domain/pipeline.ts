@@ -554,6 +554,10 @@ export class ManagedPipeline {
     this.#stopping = true;
     try {
       const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
+      // What the elements said on the way down, which no bus round may have seen; its state
+      // changes are stale (the state reached is recorded below).
+      this.#drainBus(busMessageTypes & ~MessageType.STATE_CHANGED);
+      if (!failed) this.gst.flushBusAtNull();
       const state = failed ? this.gst.currentState().state : "NULL";
       this.#setState(state);
       return state;
@@ -597,9 +601,9 @@ export class ManagedPipeline {
     return run;
   }
 
-  #drainBus(): void {
+  #drainBus(types = busMessageTypes): void {
     if (this.#deleted) return;
-    for (const message of this.gst.popMessages(busMessageTypes)) this.#handle(message);
+    for (const message of this.gst.popMessages(types)) this.#handle(message);
   }
 
   #handle(message: BusMessage): void {

@@ -119,6 +119,10 @@ export class Pipeline {
     const pipeline = gst.gst_pipeline_new(cstr(name));
     if (pipeline === null) throw new Error(`gst_pipeline_new('${name}') failed`);
     this.#pipeline = gst.gst_object_ref_sink(pipeline)!;
+    // GStreamer would flush the bus as the pipeline reaches NULL, dropping what its elements said
+    // on the way down (a sink that failed to write its last bytes): the owner reads the bus once
+    // NULL is reached, then flushes it (flushBusAtNull).
+    gst.gst_pipeline_set_auto_flush_bus(this.#pipeline, 0);
     this.#bus = gst.gst_pipeline_get_bus(this.#pipeline)!;
     this.busFd = busDescriptor(this.#bus);
     watchBus(this.busFd);
@@ -205,6 +209,15 @@ export class Pipeline {
   /** The current and pending state, without waiting. */
   currentState(): { state: StateName; pending: StateName } {
     return elementState(this.#pipeline);
+  }
+
+  /**
+   * Drops the bus's messages, and those posted until the pipeline leaves NULL again (going to
+   * READY ends the flushing), as GStreamer's own flush at NULL would: a message left on the bus
+   * holds its source, the pipeline itself among them, which would then never be freed.
+   */
+  flushBusAtNull(): void {
+    lib().gst.gst_bus_set_flushing(this.#bus, 1);
   }
 
   /** Every waiting bus message of the given types, oldest first; never waits. */
@@ -359,6 +372,7 @@ export class Pipeline {
       ? StateChange.SUCCESS
       : await gst.gst_element_set_state_async(this.#pipeline, State.NULL);
     this.forgetSinks();
+    this.flushBusAtNull();
     gst.gst_object_unref(this.#bus);
     if (result === StateChange.FAILURE) {
       // Freeing an element that is not in NULL crashes the process; keeping it is the lesser harm.
