@@ -30,7 +30,7 @@ const directLaunch = {
   command: Deno.execPath(),
   args: [
     "run",
-    // As `deno task start` runs it (see README, Measured figures: soak).
+    // As `deno task start` runs it (see docs/measurements.md, Soak).
     "--v8-flags=--max-semi-space-size=4",
     "--allow-ffi",
     "--allow-env",
