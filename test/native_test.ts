@@ -1,12 +1,12 @@
 /**
  * src/gst/native.ts and src/gst/time_queries.ts: the address of a C function, for C code that
  * takes one (a GDestroyNotify, a GHFunc), and the queries of many pipelines in one pool call that
- * passes gst_element_query as a GHFunc.
+ * passes gst_element_query as a GHFunc; and the bus at NULL, which the Pipeline flushes itself.
  */
 import assert from "node:assert/strict";
 import { initGstreamer } from "../src/gst/init.ts";
 import { cFunctions, cstr, functionAddress, lib } from "../src/gst/native.ts";
-import { linkElements, Pipeline, State } from "../src/gst/pipeline.ts";
+import { linkElements, MessageType, Pipeline, State } from "../src/gst/pipeline.ts";
 import { setProperty } from "../src/gst/property.ts";
 
 initGstreamer();
@@ -73,5 +73,29 @@ Deno.test("Pipeline.queryTimes: positions of running pipelines, durations where 
     assert.equal(after.get(finite)!.duration, null, "a duration not asked is null");
   } finally {
     for (const pipeline of pipelines) await pipeline.dispose();
+  }
+});
+
+Deno.test("Pipeline: what is posted on the way to NULL stays on the bus until flushBusAtNull, which gives its references back; a new run's messages come again", async () => {
+  const pipeline = new Pipeline("flushed");
+  try {
+    const src = pipeline.addElement("videotestsrc", "src")!;
+    assert.ok(linkElements(src, pipeline.addElement("fakesink", "sink")!));
+    const types = MessageType.STATE_CHANGED;
+    await pipeline.setState(State.PLAYING);
+    await pipeline.waitForState(5000);
+    pipeline.popMessages(types);
+    await pipeline.setState(State.NULL);
+    // GStreamer's own flush at NULL is off: the way down's state changes wait, and hold it.
+    assert.ok(refCount(pipeline.pointer) > 1, "messages of the way down hold the pipeline");
+    pipeline.flushBusAtNull();
+    assert.equal(refCount(pipeline.pointer), 1, "flushed: nothing holds it");
+    assert.deepEqual(pipeline.popMessages(types), []);
+    await pipeline.setState(State.PAUSED);
+    await pipeline.waitForState(5000);
+    const changes = pipeline.popMessages(types).map((m) => m.kind === "state-changed" && m.new);
+    assert.deepEqual(changes, ["READY", "PAUSED"], "going to READY ends the flushing");
+  } finally {
+    await pipeline.dispose();
   }
 });

@@ -3,8 +3,8 @@
  * must not end in pipelineError, set lastError or start a restart; such an error is told as a
  * warning. rtspsrc 1.22 posts one now and then (its PAUSE cut short by the stop: "Could not send
  * message. (Received end-of-file)"); here a filesink does every time, as it closes a pipe nobody
- * reads any more. The server reads the bus once the pipeline is in NULL, before GStreamer's flush
- * there, so it sees that error at every stop.
+ * reads any more. The server reads the bus once the pipeline is in NULL, then flushes it itself
+ * (GStreamer's own flush there is off), so it sees that error at every stop.
  */
 import assert from "node:assert/strict";
 import {
@@ -105,7 +105,7 @@ Deno.test("after the error that ends a run, errors posted while it stops are its
     await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "NULL");
     // Seen (logged before the pipeline said NULL), but not told: neither as an error nor as a
     // warning, and lastError is identity's.
-    await server.waitForLog(`Pipeline '${id}': filesink`);
+    await server.waitForLog(`Pipeline '${id}': filesink`, 5000);
     assert.equal(client.received.filter((m) => m.type === "pipelineError").length, 1);
     assert.deepEqual(warningsOf(client, id), []);
     const info = expectOk(await client.request("getPipeline", { id })).payload;

@@ -10,7 +10,7 @@ import { libc } from "./native.ts";
 /**
  * How long after the last release each trim runs. The second comes once idle threads have ended
  * (Deno's pool threads after 10 s, GLib's after 15 s): a thread that ends hands its cached blocks
- * back to its arena, and only a trim after that returns them (README, "Soak").
+ * back to its arena, and only a trim after that returns them (docs/measurements.md, "Soak").
  */
 const TRIM_AFTER_MS = [2000, 20000];
 
@@ -35,8 +35,8 @@ export type KeepResult = { kept: true } | { kept: false; reason: string };
  * the top of each arena, mapped, for the next pipeline's buffers. By default glibc maps blocks from
  * 128 KiB up fresh and unmaps them on free, or trims an arena whose free top passes twice the
  * largest such block seen; a raw frame is hundreds of KiB, so pipelines made and deleted at once
- * faulted in every page of every buffer anew (test/memory_test.ts counts the faults; README has
- * the CPU). malloc_trim does not shrink a thread's arena's top: what stays there is bounded by the
+ * faulted in every page of every buffer anew (test/memory_test.ts counts the faults; docs/measurements.md
+ * has the CPU). malloc_trim does not shrink a thread's arena's top: what stays there is bounded by the
  * trim threshold. `environment` is the process's: thresholds set there (GLIBC_TUNABLES,
  * MALLOC_*_THRESHOLD_) are the user's choice and stay.
  */
