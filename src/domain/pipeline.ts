@@ -114,9 +114,10 @@ export class ManagedPipeline {
   /**
    * We are taking it to NULL (a stop, a delete, the end of a run): an error an element posts while
    * it shuts down is told as a warning, not as the run's error, and an EOS is dropped (a bus round
-   * can come in the middle, and #toNull reads the bus once NULL is reached, then flushes it). rtspsrc 1.22, for one, can fail
-   * its own PAUSE as the stop cuts its connection ("Could not send message. (Received
-   * end-of-file)"); a filesink that cannot write its last bytes says so as it closes.
+   * can come in the middle, and #toNull reads the bus once NULL is reached, then flushes it).
+   * rtspsrc 1.22, for one, can fail its own PAUSE as the stop cuts its connection ("Could not send
+   * message. (Received end-of-file)"); a filesink that cannot write its last bytes says so as it
+   * closes.
    */
   #stopping = false;
   #released: Promise<void> | null = null;
