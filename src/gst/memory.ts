@@ -37,8 +37,8 @@ export type KeepResult = { kept: true } | { kept: false; reason: string };
  * largest such block seen; a raw frame is hundreds of KiB, so pipelines made and deleted at once
  * faulted in every page of every buffer anew (test/memory_test.ts counts the faults;
  * docs/measurements.md has the CPU). malloc_trim does not shrink a thread's arena's top: what stays
- * there is bounded by the trim threshold. `environment` is the process's: thresholds set there (GLIBC_TUNABLES,
- * MALLOC_*_THRESHOLD_) are the user's choice and stay.
+ * there is bounded by the trim threshold. `environment` is the process's: thresholds set there
+ * (GLIBC_TUNABLES, MALLOC_*_THRESHOLD_) are the user's choice and stay.
  */
 export function keepFreedBlocks(
   mib: number,
