@@ -391,6 +391,21 @@ Deno.test("seek in a paused file moves its position, and it plays on from there"
   await remove(id);
 });
 
+Deno.test("a forward seek after a backward one plays on past where the backward one began", async () => {
+  // The backward seek (rate -1 from 3 s) sets the segment's stop to 3 s; a forward seek that kept
+  // it would start at 5 s past that stop, which GStreamer refuses with a CRITICAL.
+  const id = freshId("seek-back");
+  await create(id, "videotestsrc ! fakesink name=sink sync=true");
+  expectOk(await client.request("pausePipeline", { id }));
+  expectOk(await client.request("seek", { id, position: 3000, rate: -1 }));
+  const forward = expectOk(await client.request("seek", { id, position: 5000 }));
+  assert.deepEqual(forward.payload, { id, position: 5000, rate: 1 });
+  await start(id);
+  const playing = await nextStats(id, (p) => p.state === "PLAYING" && p.position > 5200);
+  assert.ok(rendered(playing, "sink") > 0);
+  await remove(id);
+});
+
 Deno.test("seek on a live source that cannot seek is SEEK_FAILED", async () => {
   const id = freshId("seek-udp");
   await create(id, "udpsrc name=src port=0 ! fakesink");

@@ -413,14 +413,16 @@ export class Pipeline {
   }
 
   /**
-   * Seeks in time: forward from `positionMs`, or (negative rate) backward from it.
+   * Seeks in time: forward from `positionMs` to the end, or (negative rate) backward from it.
    * A flushing seek waits for the streaming threads, so it runs on a pool thread.
    */
   async seek(positionMs: number, rate: number, flush: boolean): Promise<boolean> {
     const position = BigInt(Math.round(positionMs)) * NANOSECONDS_PER_MS;
     const flags = (flush ? SeekFlag.FLUSH : 0) | SeekFlag.ACCURATE;
+    // Forward, the stop is set to none (-1), not left as it was: a backward seek's stop would
+    // stay, and a start past it fails GStreamer's own check (a CRITICAL from gst_segment_do_seek).
     const [startType, start, stopType, stop] = rate >= 0
-      ? [SeekType.SET, position, SeekType.NONE, -1n]
+      ? [SeekType.SET, position, SeekType.SET, -1n]
       : [SeekType.SET, 0n, SeekType.SET, position];
     return await this.#withRef(() =>
       lib().gst.gst_element_seek_async(
