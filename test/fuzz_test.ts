@@ -1369,6 +1369,11 @@ interface Pending {
   sentAt: number;
   timer: ReturnType<typeof setTimeout>;
   big: boolean;
+  /**
+   * A state change, or a request sent while one on the same pipeline id was in flight: the server
+   * runs a request on a pipeline being deleted after that delete, which waits for GStreamer.
+   */
+  waitsOnStateChange: boolean;
   /** Its line in the history of its pipeline id, completed with the outcome. */
   history?: HistoryLine;
   /** The lines of the requests sent before it for the same id. */
@@ -1485,7 +1490,7 @@ class FuzzSocket {
       pending.history.outcome = `${code}${state}`;
     }
     const elapsed = performance.now() - pending.sentAt;
-    const budget = pending.outgoing.stateChange ? STATE_CHANGE_BUDGET_MS : REPLY_BUDGET_MS;
+    const budget = pending.waitsOnStateChange ? STATE_CHANGE_BUDGET_MS : REPLY_BUDGET_MS;
     const problem = replyProblem(message, pending.expected) ??
       pending.outgoing.check?.(message) ??
       (elapsed > budget ? `the reply took ${Math.round(elapsed)} ms` : undefined);
@@ -1509,6 +1514,11 @@ class FuzzSocket {
       expected,
       sentAt: performance.now(),
       big,
+      waitsOnStateChange: outgoing.stateChange === true ||
+        (expected.pipeline !== undefined &&
+          [...this.#pending.values()].some((p) =>
+            p.outgoing.stateChange && p.expected.pipeline === expected.pipeline
+          )),
       timer: setTimeout(() => {
         this.#fail(
           `no reply within ${STATE_CHANGE_BUDGET_MS + 5000} ms (expected requestId ${
