@@ -88,6 +88,8 @@ export const gstSymbols = {
   // void gst_mini_object_unref (GstMiniObject *mini_object): also how tokens, permissions and
   //   queries are released (their *_unref functions are inline wrappers, not symbols)
   gst_mini_object_unref: { parameters: ["pointer"], result: "void" },
+  // GstMiniObject *gst_mini_object_ref (GstMiniObject *mini_object)
+  gst_mini_object_ref: { parameters: ["pointer"], result: "pointer" },
   // GstPad *gst_element_get_static_pad (GstElement *element, const gchar *name)
   gst_element_get_static_pad: { parameters: ["pointer", "buffer"], result: "pointer" },
   // GstCaps *gst_pad_query_caps (GstPad *pad, GstCaps *filter)
@@ -185,6 +187,10 @@ export const gstSymbols = {
   gst_structure_get_type: { parameters: [], result: "usize" },
   // GType gst_element_get_type (void)
   gst_element_get_type: { parameters: [], result: "usize" },
+  // GType gst_pad_get_type (void)
+  gst_pad_get_type: { parameters: [], result: "usize" },
+  // GstIterator *gst_element_iterate_sink_pads (GstElement *element)
+  gst_element_iterate_sink_pads: { parameters: ["pointer"], result: "pointer" },
   // GstElementFactory *gst_element_factory_find (const gchar *name): transfer full, or NULL
   gst_element_factory_find: { parameters: ["buffer"], result: "pointer" },
   // GstPluginFeature *gst_plugin_feature_load (GstPluginFeature *feature): transfer full, or NULL
@@ -211,6 +217,21 @@ export const gstSymbols = {
   gst_element_seek_async: {
     name: "gst_element_seek",
     parameters: ["pointer", "f64", "i32", "i32", "i32", "i64", "i32", "i64"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // GstEvent *gst_event_new_seek (gdouble rate, GstFormat format, GstSeekFlags flags,
+  //   GstSeekType start_type, gint64 start, GstSeekType stop_type, gint64 stop)
+  gst_event_new_seek: {
+    parameters: ["f64", "i32", "i32", "i32", "i64", "i32", "i64"],
+    result: "pointer",
+  },
+  // gboolean gst_pad_push_event (GstPad *pad, GstEvent *event): takes the event; an upstream
+  //   event pushed from a sink pad runs the upstream elements' handlers, a source's seek among
+  //   them (it waits for the stream lock), so never on the main thread
+  gst_pad_push_event_async: {
+    name: "gst_pad_push_event",
+    parameters: ["pointer", "pointer"],
     result: "i32",
     nonblocking: true,
   },

@@ -406,6 +406,36 @@ Deno.test("a forward seek after a backward one plays on past where the backward 
   await remove(id);
 });
 
+Deno.test("a seek without flush is taken while data flows: playback goes on from there", async () => {
+  const id = freshId("seek-noflush");
+  await create(id, "videotestsrc ! fakesink name=sink sync=true");
+  await start(id);
+  await nextStats(id, (p) => rendered(p, "sink") > 0);
+  const seek = expectOk(await client.request("seek", { id, position: 5000, flush: false }));
+  assert.deepEqual(seek.payload, { id, position: 5000, rate: 1 });
+  const moved = await nextStats(id, (p) => p.position >= 5000);
+  assert.equal(moved.state, "PLAYING");
+  await remove(id);
+});
+
+Deno.test("a seek without flush that the source cannot take fails in time, and the pipeline still stops", async () => {
+  // The first buffer is stamped an hour ahead: the sink waits on the clock for it, holding the
+  // source's stream lock, under which alone a seek without flush can be taken.
+  const id = freshId("seek-stuck");
+  await create(id, "videotestsrc timestamp-offset=3600000000000 ! fakesink name=sink sync=true");
+  await start(id);
+  const error = expectError(
+    await client.request("seek", { id, position: 1000, flush: false }),
+    "SEEK_FAILED",
+  );
+  assert.deepEqual(error.details, { id, position: 1000, rate: 1, timedOut: true });
+  assert.match(error.message, /did not take the seek to 1000 ms within \d+ ms/);
+  // The seek still waits inside GStreamer; the stop is not held behind it.
+  const stopped = expectOk(await client.request("stopPipeline", { id }));
+  assert.equal(stopped.payload.state, "NULL");
+  await remove(id);
+});
+
 Deno.test("seek on a live source that cannot seek is SEEK_FAILED", async () => {
   const id = freshId("seek-udp");
   await create(id, "udpsrc name=src port=0 ! fakesink");

@@ -364,7 +364,23 @@ export class ManagedPipeline {
           { id, position, rate, live: true },
         );
       }
-      if (!await this.gst.seek(position, rate, flush)) {
+      // GStreamer takes a seek under the source's stream lock, which a streaming thread that is
+      // blocked holds (a sink waiting on the clock for a far timestamp): the wait is bounded, so
+      // that this pipeline's queue (its stop, its delete) never waits behind it for ever.
+      const seeking = this.gst.seek(position, rate, flush);
+      const taken = await resolvesWithin(seeking, this.#host.startTimeoutMs);
+      if (taken === "timed out") {
+        seeking.catch(() => {});
+        throw new DomainError(
+          "SEEK_FAILED",
+          `Pipeline '${id}' did not take the seek to ${position} ms within ` +
+            `${this.#host.startTimeoutMs} ms: its data is not flowing` +
+            (flush ? "" : " (a seek without flush waits for the next buffer)") +
+            "; GStreamer may still take it when data flows. Stop the pipeline to end it",
+          { id, position, rate, timedOut: true },
+        );
+      }
+      if (!taken) {
         throw new DomainError(
           "SEEK_FAILED",
           `Pipeline '${id}' could not seek to ${position} ms at rate ${rate}: ` +
@@ -789,5 +805,18 @@ function launchText(layout: BuiltPipeline["layout"]): string | null {
     return formatLaunch(layout);
   } catch {
     return null;
+  }
+}
+
+/** What `promise` resolves to, or "timed out" when it takes longer than `ms`. */
+async function resolvesWithin<T>(promise: Promise<T>, ms: number): Promise<T | "timed out"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"timed out">((resolve) => {
+    timer = setTimeout(() => resolve("timed out"), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }

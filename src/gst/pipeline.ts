@@ -82,7 +82,39 @@ interface Sink {
 const sinkFields = { rendered: cstr("rendered"), dropped: cstr("dropped") };
 
 let gstElementType: bigint | undefined;
+let gstPadType: bigint | undefined;
 let gstStructureType: bigint | undefined;
+const elementType = () => gstElementType ??= gtype(lib().gst.gst_element_get_type());
+const padType = () => gstPadType ??= gtype(lib().gst.gst_pad_get_type());
+
+/**
+ * Every object a GstIterator gives (elements, pads: `type`), each with a reference of the
+ * caller's; started over when the iterator resyncs (the bin changed meanwhile). Frees the iterator.
+ */
+function iterated(iterator: Pointer | null, type: bigint): Pointer[] {
+  if (iterator === null) return [];
+  const { gst, gobject } = lib();
+  const item = new GValue(type);
+  let found: Pointer[] = [];
+  try {
+    for (;;) {
+      const result = gst.gst_iterator_next(iterator, item.buffer);
+      if (result === 1) { // GST_ITERATOR_OK
+        found.push(gst.gst_object_ref(gobject.g_value_get_object(item.buffer)!)!);
+        gobject.g_value_reset(item.buffer);
+      } else if (result === 2) { // GST_ITERATOR_RESYNC
+        for (const object of found) gst.gst_object_unref(object);
+        found = [];
+        gst.gst_iterator_resync(iterator);
+      } else {
+        return found;
+      }
+    }
+  } finally {
+    item.unset();
+    gst.gst_iterator_free(iterator);
+  }
+}
 
 /** Reused by withMessages: one GPollFD per pipeline polled. */
 let pollFds = new Uint8Array(0);
@@ -315,40 +347,21 @@ export class Pipeline {
   #sinks: Sink[] | undefined;
 
   #findSinks(bin: Pointer): Sink[] {
-    const { gst, gobject } = lib();
-    gstElementType ??= gtype(gst.gst_element_get_type());
+    const { gst } = lib();
     gstStructureType ??= gtype(gst.gst_structure_get_type());
-    const iterator = gst.gst_bin_iterate_sinks(bin);
-    if (iterator === null) return [];
-    const item = new GValue(gstElementType);
-    let found: Sink[] = [];
-    try {
-      for (;;) {
-        const result = gst.gst_iterator_next(iterator, item.buffer);
-        if (result === 1) { // GST_ITERATOR_OK
-          const element = gobject.g_value_get_object(item.buffer)!;
-          const stats = findProperty(element, "stats");
-          if (stats !== null && stats.valueType === gstStructureType) {
-            found.push({
-              element: gst.gst_object_ref(element)!,
-              name: takeCString(gst.gst_object_get_name(element)) ?? "",
-              baseSink: isBaseSink(element),
-            });
-          } else if (isBin(element)) {
-            found.push(...this.#findSinks(element));
-          }
-          gobject.g_value_reset(item.buffer);
-        } else if (result === 2) { // GST_ITERATOR_RESYNC: the bin changed, start over
-          for (const sink of found) gst.gst_object_unref(sink.element);
-          found = [];
-          gst.gst_iterator_resync(iterator);
-        } else {
-          break;
-        }
+    const found: Sink[] = [];
+    for (const element of iterated(gst.gst_bin_iterate_sinks(bin), elementType())) {
+      const stats = findProperty(element, "stats");
+      if (stats !== null && stats.valueType === gstStructureType) {
+        found.push({
+          element, // the reference iterated() took is the Sink's
+          name: takeCString(gst.gst_object_get_name(element)) ?? "",
+          baseSink: isBaseSink(element),
+        });
+        continue;
       }
-    } finally {
-      item.unset();
-      gst.gst_iterator_free(iterator);
+      if (isBin(element)) found.push(...this.#findSinks(element));
+      gst.gst_object_unref(element);
     }
     return found;
   }
@@ -424,18 +437,39 @@ export class Pipeline {
     const [startType, start, stopType, stop] = rate >= 0
       ? [SeekType.SET, position, SeekType.SET, -1n]
       : [SeekType.SET, 0n, SeekType.SET, position];
-    return await this.#withRef(() =>
-      lib().gst.gst_element_seek_async(
-        this.#pipeline,
-        rate,
-        FORMAT_TIME,
-        flags,
-        startType,
-        start,
-        stopType,
-        stop,
-      )
-    ) !== 0;
+    const { gst } = lib();
+    const seekEvent = () =>
+      gst.gst_event_new_seek(rate, FORMAT_TIME, flags, startType, start, stopType, stop)!;
+    if (flush) {
+      // Made inside the call: send_event takes it, and nothing takes it when #withRef refuses.
+      return await this.#withRef(() =>
+        gst.gst_element_send_event_async(this.#pipeline, seekEvent())
+      ) !== 0;
+    }
+    // Without flush, a source takes the seek only between two buffers, under its stream lock,
+    // which a streaming thread blocked downstream (a sink waiting on the clock) holds. Sent to the
+    // pipeline, the seek would hold the pipeline's state lock all that while, and a stop would wait
+    // behind it; pushed up from each sink's pads, as GstBin does, it holds no element's lock.
+    return await this.#withRef(async () => {
+      const sinks = iterated(gst.gst_bin_iterate_sinks(this.#pipeline), elementType());
+      const pads = sinks.flatMap((sink) =>
+        iterated(gst.gst_element_iterate_sink_pads(sink), padType())
+      );
+      for (const sink of sinks) gst.gst_object_unref(sink);
+      const event = seekEvent();
+      try {
+        // Taken when every sink's pad took it, as GstBin answers.
+        let taken = pads.length > 0;
+        for (const pad of pads) {
+          const pushed = await gst.gst_pad_push_event_async(pad, gst.gst_mini_object_ref(event));
+          taken &&= pushed !== 0;
+        }
+        return taken;
+      } finally {
+        gst.gst_mini_object_unref(event);
+        for (const pad of pads) gst.gst_object_unref(pad);
+      }
+    });
   }
 
   /**
