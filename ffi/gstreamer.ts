@@ -160,6 +160,8 @@ export const gstSymbols = {
   gst_buffer_new_memdup: { parameters: ["buffer", "usize"], result: "pointer" },
   // GstEvent *gst_event_new_eos (void)
   gst_event_new_eos: { parameters: [], result: "pointer" },
+  // GstEvent *gst_event_new_flush_start (void)
+  gst_event_new_flush_start: { parameters: [], result: "pointer" },
   // const gchar *gst_event_type_get_name (GstEventType type)
   gst_event_type_get_name: { parameters: ["i32"], result: "pointer" },
   // GstEvent *gst_event_new_custom (GstEventType type, GstStructure *structure): takes it

@@ -430,9 +430,16 @@ Deno.test("a seek without flush that the source cannot take fails in time, and t
   );
   assert.deepEqual(error.details, { id, position: 1000, rate: 1, timedOut: true });
   assert.match(error.message, /did not take the seek to 1000 ms within \d+ ms/);
-  // The seek still waits inside GStreamer; the stop is not held behind it.
+  // The seek still waits inside GStreamer: another is refused rather than racing it.
+  const again = expectError(
+    await client.request("seek", { id, position: 2000 }),
+    "SEEK_FAILED",
+  );
+  assert.deepEqual(again.details, { id, position: 2000, rate: 1, untakenSeek: 1000 });
+  // The stop is not held behind it, and ends it.
   const stopped = expectOk(await client.request("stopPipeline", { id }));
   assert.equal(stopped.payload.state, "NULL");
+  assert.equal((await details(id)).lastError, null);
   await remove(id);
 });
 

@@ -120,6 +120,8 @@ export class ManagedPipeline {
    * closes.
    */
   #stopping = false;
+  /** A seek GStreamer did not take in time and may still take (ManagedPipeline.seek). */
+  #untakenSeek: { position: number; done: Promise<void> } | null = null;
   #released: Promise<void> | null = null;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -364,13 +366,25 @@ export class ManagedPipeline {
           { id, position, rate, live: true },
         );
       }
+      if (this.#untakenSeek) {
+        throw new DomainError(
+          "SEEK_FAILED",
+          `Pipeline '${id}' has not taken its seek to ${this.#untakenSeek.position} ms yet (its ` +
+            "data is not flowing); seek again once it has, or stop the pipeline",
+          { id, position, rate, untakenSeek: this.#untakenSeek.position },
+        );
+      }
       // GStreamer takes a seek under the source's stream lock, which a streaming thread that is
       // blocked holds (a sink waiting on the clock for a far timestamp): the wait is bounded, so
       // that this pipeline's queue (its stop, its delete) never waits behind it for ever.
       const seeking = this.gst.seek(position, rate, flush);
       const taken = await resolvesWithin(seeking, this.#host.startTimeoutMs);
       if (taken === "timed out") {
-        seeking.catch(() => {});
+        const untaken = { position, done: seeking.then(() => {}, () => {}) };
+        this.#untakenSeek = untaken;
+        void untaken.done.then(() => {
+          if (this.#untakenSeek === untaken) this.#untakenSeek = null;
+        });
         throw new DomainError(
           "SEEK_FAILED",
           `Pipeline '${id}' did not take the seek to ${position} ms within ` +
@@ -474,7 +488,10 @@ export class ManagedPipeline {
       for (const unwatch of this.#unwatch) unwatch();
       this.#host.mounts.release(this.mounts);
       this.#deleted = true;
-      return this.#serial(() => this.gst.dispose());
+      return this.#serial(async () => {
+        await this.#endUntakenSeek();
+        await this.gst.dispose();
+      });
     })();
     return this.#released;
   }
@@ -570,6 +587,7 @@ export class ManagedPipeline {
   async #toNull(): Promise<StateName> {
     this.#stopping = true;
     try {
+      await this.#endUntakenSeek();
       const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
       // What the elements said on the way down, which no bus round may have seen; its state
       // changes are stale (the state reached is recorded below).
@@ -581,6 +599,18 @@ export class ManagedPipeline {
     } finally {
       this.#stopping = false;
     }
+  }
+
+  /**
+   * A seek still waiting for the source's stream lock would race a change to NULL to the
+   * source's task (it restarts the task as the source stops it): a flush frees the lock, and the
+   * seek ends first.
+   */
+  async #endUntakenSeek(): Promise<void> {
+    const untaken = this.#untakenSeek;
+    if (!untaken) return;
+    await resolvesWithin(this.gst.flushStart().catch(() => {}), this.#host.startTimeoutMs);
+    await resolvesWithin(untaken.done, this.#host.startTimeoutMs);
   }
 
   /**

@@ -452,24 +452,41 @@ export class Pipeline {
     // behind it; pushed up from each sink's pads, as GstBin does, it holds no element's lock.
     return await this.#withRef(async () => {
       const sinks = iterated(gst.gst_bin_iterate_sinks(this.#pipeline), elementType());
-      const pads = sinks.flatMap((sink) =>
+      const padsOfSinks = sinks.map((sink) =>
         iterated(gst.gst_element_iterate_sink_pads(sink), padType())
       );
       for (const sink of sinks) gst.gst_object_unref(sink);
+      const pads = padsOfSinks.flat();
+      // No sink, or a sink with no sink pad (playbin, which seeks for itself): to the pipeline.
+      if (sinks.length === 0 || padsOfSinks.some((sinkPads) => sinkPads.length === 0)) {
+        for (const pad of pads) gst.gst_object_unref(pad);
+        return await gst.gst_element_send_event_async(this.#pipeline, seekEvent());
+      }
       const event = seekEvent();
       try {
         // Taken when every sink's pad took it, as GstBin answers.
-        let taken = pads.length > 0;
+        let taken = true;
         for (const pad of pads) {
           const pushed = await gst.gst_pad_push_event_async(pad, gst.gst_mini_object_ref(event));
           taken &&= pushed !== 0;
         }
-        return taken;
+        return taken ? 1 : 0;
       } finally {
         gst.gst_mini_object_unref(event);
         for (const pad of pads) gst.gst_object_unref(pad);
       }
-    });
+    }) !== 0;
+  }
+
+  /**
+   * Flushes the pipeline from its sources (nothing waits for it): frees a streaming thread blocked
+   * downstream, and with it the source's stream lock, under which a seek waits. Off the main thread.
+   */
+  async flushStart(): Promise<void> {
+    const { gst } = lib();
+    await this.#withRef(() =>
+      gst.gst_element_send_event_async(this.#pipeline, gst.gst_event_new_flush_start())
+    );
   }
 
   /**
