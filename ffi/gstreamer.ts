@@ -193,6 +193,10 @@ export const gstSymbols = {
   gst_pad_get_type: { parameters: [], result: "usize" },
   // GstIterator *gst_element_iterate_sink_pads (GstElement *element)
   gst_element_iterate_sink_pads: { parameters: ["pointer"], result: "pointer" },
+  // GstIterator *gst_element_iterate_src_pads (GstElement *element)
+  gst_element_iterate_src_pads: { parameters: ["pointer"], result: "pointer" },
+  // GstIterator *gst_bin_iterate_sources (GstBin *bin)
+  gst_bin_iterate_sources: { parameters: ["pointer"], result: "pointer" },
   // GstElementFactory *gst_element_factory_find (const gchar *name): transfer full, or NULL
   gst_element_factory_find: { parameters: ["buffer"], result: "pointer" },
   // GstPluginFeature *gst_plugin_feature_load (GstPluginFeature *feature): transfer full, or NULL

@@ -1664,8 +1664,13 @@ function lifecycleMessage(op: LifecycleOp, origin: string): Outgoing {
   const payload = lifecyclePayload(op);
   const check = (reply: Record<string, unknown>): string | undefined => {
     if (reply.ok === true) return resultProblem(op, reply.payload as JsonObject);
-    const code = (reply.error as JsonObject).code as string;
-    return allowedCodes[op.op].includes(code)
+    const error = reply.error as JsonObject;
+    const code = error.code as string;
+    // Any request that waits on the pipeline's state may be refused while an earlier sendEos or
+    // seek is still untaken by GStreamer (its data not flowing); the refusal names it.
+    const untaken = code === "INVALID_STATE" && isObject(error.details) &&
+      typeof error.details.untaken === "string";
+    return allowedCodes[op.op].includes(code) || untaken
       ? undefined
       : `${code} for a valid ${type} (allowed: ${allowedCodes[op.op].join(", ") || "none"})`;
   };

@@ -435,11 +435,34 @@ Deno.test("a seek without flush that the source cannot take fails in time, and t
     await client.request("seek", { id, position: 2000 }),
     "SEEK_FAILED",
   );
-  assert.deepEqual(again.details, { id, position: 2000, rate: 1, untakenSeek: 1000 });
+  assert.deepEqual(again.details, {
+    id,
+    position: 2000,
+    rate: 1,
+    untaken: "the seek to 1000 ms",
+  });
   // The stop is not held behind it, and ends it.
   const stopped = expectOk(await client.request("stopPipeline", { id }));
   assert.equal(stopped.payload.state, "NULL");
   assert.equal((await details(id)).lastError, null);
+  await remove(id);
+});
+
+Deno.test("an end of stream the source cannot take fails in time, holds no state change, and the pipeline still stops", async () => {
+  // As above: the sink waits an hour on the clock, holding the source's stream lock, which an end
+  // of stream sent to a source waits for, holding the pipeline's state lock meanwhile.
+  const id = freshId("eos-stuck");
+  await create(id, "videotestsrc timestamp-offset=3600000000000 ! fakesink name=sink sync=true");
+  await start(id);
+  const error = expectError(await client.request("sendEos", { id }), "INVALID_STATE");
+  assert.deepEqual(error.details, { id, state: "PLAYING", timedOut: true });
+  // A pause would wait on the state lock behind it: refused.
+  const pause = expectError(await client.request("pausePipeline", { id }), "INVALID_STATE");
+  assert.equal(pause.details?.untaken, "the end of stream");
+  const stopped = expectOk(await client.request("stopPipeline", { id }));
+  assert.equal(stopped.payload.state, "NULL");
+  // Started again, it runs as before.
+  await start(id);
   await remove(id);
 });
 

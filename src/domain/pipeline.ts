@@ -120,8 +120,11 @@ export class ManagedPipeline {
    * closes.
    */
   #stopping = false;
-  /** A seek GStreamer did not take in time and may still take (ManagedPipeline.seek). */
-  #untakenSeek: { position: number; done: Promise<void> } | null = null;
+  /**
+   * A seek or end of stream GStreamer did not take in time and may still take: it waits for the
+   * source's stream lock, which a streaming thread blocked downstream holds (#untakenCall).
+   */
+  #untaken: { what: string; done: Promise<void> } | null = null;
   #released: Promise<void> | null = null;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -341,7 +344,18 @@ export class ManagedPipeline {
     return this.#serial(async () => {
       // Paused, nothing flows: GStreamer would hold the event (and this queue) until it plays.
       this.#requireRunning("sendEos", ["PLAYING"]);
-      if (!await this.gst.sendEos()) {
+      this.#requireNothingUntaken("sendEos");
+      const taken = await this.#untakenCall("the end of stream", this.gst.sendEos());
+      if (taken === "timed out") {
+        throw new DomainError(
+          "INVALID_STATE",
+          `Pipeline '${this.id}' did not take the end of stream within ` +
+            `${this.#host.startTimeoutMs} ms: its data is not flowing; GStreamer may still take ` +
+            "it when data flows. Stop the pipeline to end it",
+          { id: this.id, state: this.state, timedOut: true },
+        );
+      }
+      if (!taken) {
         throw new DomainError(
           "INVALID_STATE",
           `Pipeline '${this.id}' did not take the end of stream`,
@@ -366,25 +380,19 @@ export class ManagedPipeline {
           { id, position, rate, live: true },
         );
       }
-      if (this.#untakenSeek) {
+      if (this.#untaken) {
         throw new DomainError(
           "SEEK_FAILED",
-          `Pipeline '${id}' has not taken its seek to ${this.#untakenSeek.position} ms yet (its ` +
-            "data is not flowing); seek again once it has, or stop the pipeline",
-          { id, position, rate, untakenSeek: this.#untakenSeek.position },
+          `Pipeline '${id}' has not taken ${this.#untaken.what} yet (its data is not flowing); ` +
+            "seek again once it has, or stop the pipeline",
+          { id, position, rate, untaken: this.#untaken.what },
         );
       }
-      // GStreamer takes a seek under the source's stream lock, which a streaming thread that is
-      // blocked holds (a sink waiting on the clock for a far timestamp): the wait is bounded, so
-      // that this pipeline's queue (its stop, its delete) never waits behind it for ever.
-      const seeking = this.gst.seek(position, rate, flush);
-      const taken = await resolvesWithin(seeking, this.#host.startTimeoutMs);
+      const taken = await this.#untakenCall(
+        `the seek to ${position} ms`,
+        this.gst.seek(position, rate, flush),
+      );
       if (taken === "timed out") {
-        const untaken = { position, done: seeking.then(() => {}, () => {}) };
-        this.#untakenSeek = untaken;
-        void untaken.done.then(() => {
-          if (this.#untakenSeek === untaken) this.#untakenSeek = null;
-        });
         throw new DomainError(
           "SEEK_FAILED",
           `Pipeline '${id}' did not take the seek to ${position} ms within ` +
@@ -489,7 +497,7 @@ export class ManagedPipeline {
       this.#host.mounts.release(this.mounts);
       this.#deleted = true;
       return this.#serial(async () => {
-        await this.#endUntakenSeek();
+        await this.#endUntaken();
         await this.gst.dispose();
       });
     })();
@@ -533,6 +541,8 @@ export class ManagedPipeline {
   /** Goes to PLAYING or PAUSED and waits (off the main thread) for GStreamer to get there. */
   async #run(target: "PLAYING" | "PAUSED"): Promise<Reached> {
     const { id } = this;
+    // A seek or end of stream sent to the pipeline holds its state changes until taken.
+    this.#requireNothingUntaken(target === "PLAYING" ? "a start" : "a pause");
     const resuming = this.state === "PLAYING" || this.state === "PAUSED";
     if (!resuming) {
       this.#runFailed = false;
@@ -587,7 +597,7 @@ export class ManagedPipeline {
   async #toNull(): Promise<StateName> {
     this.#stopping = true;
     try {
-      await this.#endUntakenSeek();
+      await this.#endUntaken();
       const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
       // What the elements said on the way down, which no bus round may have seen; its state
       // changes are stale (the state reached is recorded below).
@@ -602,12 +612,40 @@ export class ManagedPipeline {
   }
 
   /**
-   * A seek still waiting for the source's stream lock would race a change to NULL to the
-   * source's task (it restarts the task as the source stops it): a flush frees the lock, and the
-   * seek ends first.
+   * Waits for `call` (a seek, an end of stream) at most the start timeout: GStreamer takes it
+   * under the source's stream lock, which a streaming thread blocked downstream (a sink waiting on
+   * the clock for a far timestamp) holds, and this pipeline's queue (its stop, its delete) must
+   * not wait behind it for ever. A call not taken by then is kept as #untaken until it returns.
    */
-  async #endUntakenSeek(): Promise<void> {
-    const untaken = this.#untakenSeek;
+  async #untakenCall<T>(what: string, call: Promise<T>): Promise<T | "timed out"> {
+    const taken = await resolvesWithin(call, this.#host.startTimeoutMs);
+    if (taken === "timed out") {
+      const untaken = { what, done: call.then(() => {}, () => {}) };
+      this.#untaken = untaken;
+      void untaken.done.then(() => {
+        if (this.#untaken === untaken) this.#untaken = null;
+      });
+    }
+    return taken;
+  }
+
+  #requireNothingUntaken(request: string): void {
+    if (!this.#untaken) return;
+    throw new DomainError(
+      "INVALID_STATE",
+      `Pipeline '${this.id}' has not taken ${this.#untaken.what} yet (its data is not flowing): ` +
+        `${request} would wait behind it. Stop the pipeline first`,
+      { id: this.id, state: this.state, untaken: this.#untaken.what },
+    );
+  }
+
+  /**
+   * A call still waiting for the source's stream lock holds the state changes (an end of stream,
+   * sent to the pipeline) or would race the way to NULL to the source's task (a seek restarts the
+   * task as the source stops it): a flush from the sources frees the lock, and the call ends first.
+   */
+  async #endUntaken(): Promise<void> {
+    const untaken = this.#untaken;
     if (!untaken) return;
     await resolvesWithin(this.gst.flushStart().catch(() => {}), this.#host.startTimeoutMs);
     await resolvesWithin(untaken.done, this.#host.startTimeoutMs);

@@ -479,14 +479,27 @@ export class Pipeline {
   }
 
   /**
-   * Flushes the pipeline from its sources (nothing waits for it): frees a streaming thread blocked
-   * downstream, and with it the source's stream lock, under which a seek waits. Off the main thread.
+   * Flushes the pipeline from its sources: FLUSH_START pushed on every source's pads, which waits
+   * for nothing and takes no element's lock. It frees a streaming thread blocked downstream, and
+   * with it the source's stream lock, under which a seek or an end of stream waits. Off the main
+   * thread; the pads stay flushing until the pipeline next leaves NULL.
    */
   async flushStart(): Promise<void> {
     const { gst } = lib();
-    await this.#withRef(() =>
-      gst.gst_element_send_event_async(this.#pipeline, gst.gst_event_new_flush_start())
-    );
+    await this.#withRef(async () => {
+      const sources = iterated(gst.gst_bin_iterate_sources(this.#pipeline), elementType());
+      const pads = sources.flatMap((source) =>
+        iterated(gst.gst_element_iterate_src_pads(source), padType())
+      );
+      for (const source of sources) gst.gst_object_unref(source);
+      try {
+        for (const pad of pads) {
+          await gst.gst_pad_push_event_async(pad, gst.gst_event_new_flush_start());
+        }
+      } finally {
+        for (const pad of pads) gst.gst_object_unref(pad);
+      }
+    });
   }
 
   /**
