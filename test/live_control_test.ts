@@ -459,6 +459,10 @@ Deno.test("an end of stream the source cannot take fails in time, holds no state
   // A pause would wait on the state lock behind it: refused.
   const pause = expectError(await client.request("pausePipeline", { id }), "INVALID_STATE");
   assert.equal(pause.details?.untaken, "the end of stream");
+  // A refusal changes nothing: still playing, and still wished so.
+  const after = await details(id);
+  assert.equal(after.state, "PLAYING");
+  assert.equal(after.desiredState, "playing");
   const stopped = expectOk(await client.request("stopPipeline", { id }));
   assert.equal(stopped.payload.state, "NULL");
   // Started again, it runs as before.

@@ -279,6 +279,9 @@ export class ManagedPipeline {
    * wish is stored first, so a supervised pipeline whose start fails keeps trying.
    */
   start(target: "playing" | "paused"): Promise<Reached> {
+    // Refused before the wish is stored: a refusal changes nothing.
+    const refusal = this.#untakenRefusal(target === "playing" ? "a start" : "a pause");
+    if (refusal) return Promise.reject(refusal);
     this.#supervisor.cancel();
     return this.#changeDesiredState(target, () => this.#attemptStart());
   }
@@ -521,6 +524,8 @@ export class ManagedPipeline {
       return await this.#serial(() => this.#run(target));
     } catch (error) {
       if (this.#deleted || this.desiredState === "stopped") throw error;
+      // Refused, not failed (an untaken call came first in the queue): the run goes on as it was.
+      if (error instanceof DomainError && error.details?.untaken !== undefined) throw error;
       if (!this.#supervisor.restartsAfter("start failed")) {
         // On disk before the failure is told: a start the client saw fail never runs at a reboot.
         await this.#setDesiredState("stopped")?.catch(() => {});
@@ -630,8 +635,13 @@ export class ManagedPipeline {
   }
 
   #requireNothingUntaken(request: string): void {
-    if (!this.#untaken) return;
-    throw new DomainError(
+    const refusal = this.#untakenRefusal(request);
+    if (refusal) throw refusal;
+  }
+
+  #untakenRefusal(request: string): DomainError | null {
+    if (!this.#untaken) return null;
+    return new DomainError(
       "INVALID_STATE",
       `Pipeline '${this.id}' has not taken ${this.#untaken.what} yet (its data is not flowing): ` +
         `${request} would wait behind it. Stop the pipeline first`,
