@@ -268,3 +268,56 @@ Deno.test("restart always: an rtspsrc whose camera goes away and comes back reco
     await camera.stop();
   }
 });
+
+Deno.test("a start that fails does not take back a pause asked for while it ran", async () => {
+  // The first GET is held, then refused; later ones get data that never ends.
+  let releaseFirst!: () => void;
+  const firstHeld = new Promise<void>((resolve) => releaseFirst = resolve);
+  let firstArrived!: () => void;
+  const firstRequest = new Promise<void>((resolve) => firstArrived = resolve);
+  let requests = 0;
+  const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async () => {
+    if (++requests === 1) {
+      firstArrived();
+      await firstHeld;
+      return new Response("not yet", { status: 404 });
+    }
+    let stream: ReadableStreamDefaultController<Uint8Array>;
+    return new Response(
+      new ReadableStream({
+        start: (controller) => {
+          streams.add(stream = controller);
+          controller.enqueue(new Uint8Array(4096));
+        },
+        cancel: () => void streams.delete(stream),
+      }),
+    );
+  });
+  const id = "fails-then-pauses";
+  try {
+    expectOk(
+      await client.request("createPipeline", {
+        id,
+        pipeline: `souphttpsrc location=http://127.0.0.1:${http.addr.port}/ ! fakesink`,
+      }),
+    );
+    const start = client.request("startPipeline", { id });
+    await firstRequest;
+    const pause = client.request("pausePipeline", { id });
+    // Messages of one connection are taken in order: once this replies, the pause is wished.
+    const wished = expectOk(await client.request("getPipeline", { id }));
+    assert.equal(wished.payload.desiredState, "paused");
+    releaseFirst();
+    assert.equal((await start).error?.code, "STATE_CHANGE_FAILED");
+    assert.equal(expectOk(await pause).payload.state, "PAUSED");
+    const info = expectOk(await client.request("getPipeline", { id }));
+    assert.equal(info.payload.state, "PAUSED");
+    assert.equal(info.payload.desiredState, "paused", "the pause, acknowledged last, is kept");
+  } finally {
+    releaseFirst();
+    await client.request("deletePipeline", { id });
+    for (const stream of streams) stream.close();
+    await http.shutdown();
+  }
+});

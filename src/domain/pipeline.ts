@@ -126,6 +126,16 @@ export class ManagedPipeline {
    */
   #untaken: { what: string; done: Promise<void> } | null = null;
   #released: Promise<void> | null = null;
+  /**
+   * Client wishes (start, pause, stop) so far, and the one the current run enacts: when a run
+   * fails or ends, a wish made since it began stands (its change is queued and enacts it), rather
+   * than the "stopped" or the restart the end would bring.
+   */
+  #wishes = 0;
+  #runWish = 0;
+  /** Runs begun so far, and the last one an error or end of stream ended (its stop may be queued). */
+  #runs = 0;
+  #endedRun = -1;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   /**
@@ -293,7 +303,7 @@ export class ManagedPipeline {
    */
   startCreated(state: "playing" | "paused"): Promise<Reached> {
     this.desiredState = state;
-    return this.#serial(() => this.#run(state === "paused" ? "PAUSED" : "PLAYING"));
+    return this.#serial(() => this.#run(state === "paused" ? "PAUSED" : "PLAYING", this.#wishes));
   }
 
   /** Goes to NULL; a stopped pipeline can be started again. */
@@ -323,6 +333,7 @@ export class ManagedPipeline {
    * the desired state it had (the one still stored) and the request fails with STORAGE_FAILED.
    */
   async #changeDesiredState<T>(state: DesiredState, change: () => Promise<T>): Promise<T> {
+    this.#wishes++;
     const previous = this.desiredState;
     const saving = this.#setDesiredState(state);
     const changing = change();
@@ -519,11 +530,15 @@ export class ManagedPipeline {
 
   /** One start; when it fails, a supervised pipeline is scheduled to try again. */
   async #attemptStart(): Promise<Reached> {
+    const wish = this.#wishes;
     try {
       const target = this.desiredState === "paused" ? "PAUSED" : "PLAYING";
-      return await this.#serial(() => this.#run(target));
+      return await this.#serial(() => this.#run(target, wish));
     } catch (error) {
       if (this.#deleted || this.desiredState === "stopped") throw error;
+      // A wish made since (a pause, another start) stands: its own change, queued behind this
+      // one, decides what is stored and whether to try again.
+      if (this.#wishes !== wish) throw error;
       // Refused, not failed (an untaken call came first in the queue): the run goes on as it was.
       if (error instanceof DomainError && error.details?.untaken !== undefined) throw error;
       if (!this.#supervisor.restartsAfter("start failed")) {
@@ -543,13 +558,21 @@ export class ManagedPipeline {
     }
   }
 
-  /** Goes to PLAYING or PAUSED and waits (off the main thread) for GStreamer to get there. */
-  async #run(target: "PLAYING" | "PAUSED"): Promise<Reached> {
+  /**
+   * Goes to PLAYING or PAUSED, enacting `wish`, and waits (off the main thread) for GStreamer to
+   * get there.
+   */
+  async #run(target: "PLAYING" | "PAUSED", wish: number): Promise<Reached> {
     const { id } = this;
     // A seek or end of stream sent to the pipeline holds its state changes until taken.
     this.#requireNothingUntaken(target === "PLAYING" ? "a start" : "a pause");
+    this.#runWish = wish;
+    const running = this.state === "PLAYING" || this.state === "PAUSED";
+    // A run an error or end of stream ended, whose stop is queued behind this: a new run instead.
+    if (running && this.#endedRun === this.#runs) await this.#toNull();
     const resuming = this.state === "PLAYING" || this.state === "PAUSED";
     if (!resuming) {
+      this.#runs++;
       this.#runFailed = false;
       // Sometimes pads are removed when a pipeline stops and appear again on the next run.
       for (const link of this.#built.dynamicLinks) {
@@ -679,6 +702,8 @@ export class ManagedPipeline {
 
   /** A run ended by itself (error or EOS): restart it if its policy says so, else it stays stopped. */
   #runEnded(how: "error" | "eos"): void {
+    // A wish made since the run began stands: its change, queued, enacts it (and may fail).
+    if (this.#wishes !== this.#runWish) return;
     try {
       if (this.#supervisor.restartsAfter(how) && this.desiredState !== "stopped") {
         this.#supervisor.schedule(how === "error" ? "error" : "end of stream", this.playingSince);
@@ -744,6 +769,7 @@ export class ManagedPipeline {
           type: "pipelineError",
           payload: { id, element: message.source, message: message.message, debug: message.debug },
         });
+        this.#endedRun = this.#runs;
         this.#stopAfterBusEvent();
         this.#runEnded("error");
         break;
@@ -751,6 +777,7 @@ export class ManagedPipeline {
         // A failed run can still drain to EOS; the error already ended it.
         if (this.#runFailed) break;
         this.#emit({ type: "pipelineEos", payload: { id } });
+        this.#endedRun = this.#runs;
         this.#stopAfterBusEvent();
         this.#runEnded("eos");
         break;
@@ -759,8 +786,10 @@ export class ManagedPipeline {
 
   /** An error or EOS ends the run: the pipeline goes to NULL (queued behind any operation under way). */
   #stopAfterBusEvent(): void {
+    const run = this.#runs;
     void this.#serial(async () => {
-      if (this.#deleted || this.state === "NULL") return;
+      // A run begun since (a start queued before this stop) is not the one that ended.
+      if (this.#deleted || this.state === "NULL" || this.#runs !== run) return;
       const reached = await this.#toNull();
       if (reached !== "NULL") {
         console.error(
