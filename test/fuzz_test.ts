@@ -42,6 +42,12 @@ const BIG_BYTES = 32 * 1024;
 /** A request must be answered within this; the state changes wait up to 5 s for GStreamer, and queue per pipeline. */
 const REPLY_BUDGET_MS = 10_000;
 const STATE_CHANGE_BUDGET_MS = 30_000;
+/**
+ * More for each state change on the same pipeline in flight before it: they run one after the
+ * other, and each may wait 5 s for GStreamer (a start that does not reach PLAYING) and 5 s more
+ * for a seek or end of stream it has to flush.
+ */
+const QUEUED_STATE_CHANGE_MS = 10_000;
 
 const requestTypes = Object.keys(requestSchemas);
 const stateNames = ["NULL", "READY", "PAUSED", "PLAYING"];
@@ -1370,10 +1376,11 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
   big: boolean;
   /**
-   * A state change, or a request sent while one on the same pipeline id was in flight: the server
-   * runs a request on a pipeline being deleted after that delete, which waits for GStreamer.
+   * How long its reply may take: longer for a state change, or a request sent while one on the
+   * same pipeline id was in flight (the server runs a request on a pipeline being deleted after
+   * that delete, which waits for GStreamer), and the more so the more of them are ahead of it.
    */
-  waitsOnStateChange: boolean;
+  budgetMs: number;
   /** Its line in the history of its pipeline id, completed with the outcome. */
   history?: HistoryLine;
   /** The lines of the requests sent before it for the same id. */
@@ -1490,7 +1497,7 @@ class FuzzSocket {
       pending.history.outcome = `${code}${state}`;
     }
     const elapsed = performance.now() - pending.sentAt;
-    const budget = pending.waitsOnStateChange ? STATE_CHANGE_BUDGET_MS : REPLY_BUDGET_MS;
+    const budget = pending.budgetMs;
     const problem = replyProblem(message, pending.expected) ??
       pending.outgoing.check?.(message) ??
       (elapsed > budget ? `the reply took ${Math.round(elapsed)} ms` : undefined);
@@ -1509,24 +1516,25 @@ class FuzzSocket {
       await this.#changed.promise;
     }
     if (this.failure) return;
+    const stateChangesAhead = expected.pipeline === undefined ? 0 : [...this.#pending.values()]
+      .filter((p) => p.outgoing.stateChange && p.expected.pipeline === expected.pipeline).length;
+    const budgetMs = outgoing.stateChange || stateChangesAhead > 0
+      ? STATE_CHANGE_BUDGET_MS + stateChangesAhead * QUEUED_STATE_CHANGE_MS
+      : REPLY_BUDGET_MS;
     const pending: Pending = {
       outgoing,
       expected,
       sentAt: performance.now(),
       big,
-      waitsOnStateChange: outgoing.stateChange === true ||
-        (expected.pipeline !== undefined &&
-          [...this.#pending.values()].some((p) =>
-            p.outgoing.stateChange && p.expected.pipeline === expected.pipeline
-          )),
+      budgetMs,
       timer: setTimeout(() => {
         this.#fail(
-          `no reply within ${STATE_CHANGE_BUDGET_MS + 5000} ms (expected requestId ${
+          `no reply within ${budgetMs + 5000} ms (expected requestId ${
             JSON.stringify(expected.requestId)
           })`,
           pending,
         );
-      }, STATE_CHANGE_BUDGET_MS + 5000),
+      }, budgetMs + 5000),
     };
     this.#pending.set(key, pending);
     if (expected.pipeline !== undefined) {
