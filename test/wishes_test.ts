@@ -1,11 +1,13 @@
 /**
- * Requests that overlap runs: random bursts of startPipeline, pausePipeline and stopPipeline on
- * pipelines whose source (souphttpsrc, from an HTTP server in this test) is refused at random, sent
- * without waiting for each other's replies. After each burst, once every reply is in, the
- * pipeline must be where the last request of the burst left it: its wish (`playing`, `paused`,
- * `stopped`) as the desired state and the matching state, or, when that request was a start or a
- * pause that failed, `stopped` and NULL. A run's end (a refused source) must never undo a request
- * acknowledged after it began. The run is reproducible: WISHES_SEED=<seed> replays it.
+ * Requests that overlap runs: random bursts of startPipeline, pausePipeline, stopPipeline and now
+ * and then deletePipeline, on pipelines whose source (souphttpsrc, from an HTTP server in this
+ * test) is refused at random, sent without waiting for each other's replies; a pipeline deleted is
+ * made again by the next burst, stopped or asking for a state. After each burst, once every reply
+ * is in, the pipeline must be where its requests left it, by their replies in order: the last
+ * wish (`playing`, `paused`, `stopped`) as the desired state and the matching state; `stopped` and
+ * NULL after a start or pause that failed; gone after a delete, with PIPELINE_NOT_FOUND for what
+ * came after. A run's end (a refused source) must never undo a request acknowledged after it
+ * began. The run is reproducible: WISHES_SEED=<seed> replays it.
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -16,6 +18,7 @@ const PIPELINES = 6;
 const BURSTS = 12;
 
 type Wish = "startPipeline" | "pausePipeline" | "stopPipeline";
+type Request = Wish | "deletePipeline";
 type Desired = "playing" | "paused" | "stopped";
 const wished: Record<Wish, Desired> = {
   startPipeline: "playing",
@@ -33,9 +36,16 @@ interface Answer {
 const plan = fc.sample(
   fc.record({
     bursts: fc.array(
-      fc.array(fc.constantFrom<Wish>("startPipeline", "pausePipeline", "stopPipeline"), {
-        minLength: 1,
-        maxLength: 4,
+      fc.record({
+        // When the pipeline is gone (deleted), the burst makes it first, asking for this state.
+        create: fc.constantFrom<Desired>("stopped", "playing", "paused"),
+        requests: fc.array(
+          fc.oneof(
+            { weight: 9, arbitrary: fc.constantFrom<Request>(...Object.keys(wished) as Wish[]) },
+            { weight: 1, arbitrary: fc.constant<Request>("deletePipeline") },
+          ),
+          { minLength: 1, maxLength: 4 },
+        ),
       }),
       { minLength: BURSTS, maxLength: BURSTS },
     ),
@@ -80,37 +90,62 @@ Deno.test(`requests sent while runs start and fail leave each pipeline as the la
   try {
     await Promise.all(plan.map(async ({ bursts }, n) => {
       const id = `wish-${n}`;
-      expectOk(
-        await client.request("createPipeline", {
-          id,
-          pipeline: `souphttpsrc location=http://127.0.0.1:${http.addr.port}/${n} ! fakesink`,
-        }),
-      );
+      const pipeline = `souphttpsrc location=http://127.0.0.1:${http.addr.port}/${n} ! fakesink`;
       const history: string[] = [];
-      for (const burst of bursts) {
+      let exists = false;
+      for (const { create, requests } of bursts) {
+        // What the requests leave, by the model: null when the pipeline is gone.
+        let desired: Desired | null = null;
+        if (!exists) {
+          const made = await client.request("createPipeline", {
+            id,
+            pipeline,
+            ...(create === "stopped" ? {} : { desiredState: create }),
+          });
+          history.push(`createPipeline(${create}):${made.ok ? "ok" : made.error?.code}`);
+          // A create whose start fails leaves nothing.
+          if (!made.ok) assert.equal(made.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(made));
+          exists = made.ok;
+          if (made.ok) desired = create;
+        }
         const replies: Reply[] = await Promise.all(
-          burst.map((wish) => client.request(wish, { id })),
+          requests.map((request) => client.request(request, { id })),
         );
         history.push(
-          burst.map((wish, i) => `${wish}:${replies[i].ok ? "ok" : replies[i].error?.code}`)
-            .join(" "),
+          requests.map((request, i) =>
+            `${request}:${replies[i].ok ? "ok" : replies[i].error?.code}`
+          ).join(" "),
         );
-        const last = burst.length - 1;
-        const reply = replies[last];
-        if (!reply.ok) {
-          assert.equal(reply.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(reply));
+        for (const [i, request] of requests.entries()) {
+          const reply = replies[i];
+          if (!exists) {
+            assert.equal(reply.error?.code, "PIPELINE_NOT_FOUND", JSON.stringify(reply));
+          } else if (request === "deletePipeline") {
+            expectOk(reply);
+            exists = false;
+            desired = null;
+          } else if (reply.ok) {
+            desired = wished[request];
+          } else {
+            assert.equal(reply.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(reply));
+            desired = "stopped";
+          }
         }
-        const desired: Desired = reply.ok ? wished[burst[last]] : "stopped";
-        const info = expectOk(await client.request("getPipeline", { id })).payload;
-        if (info.desiredState !== desired || info.state !== stateOf[desired]) {
-          failures.push(
-            `${id}: desiredState ${info.desiredState}, state ${info.state}; expected ${desired}, ` +
-              `${stateOf[desired]} after bursts:\n  ${history.join("\n  ")}`,
-          );
+        const info = await client.request("getPipeline", { id });
+        const problem = desired === null
+          ? info.ok ? `is there (${info.payload.state}); expected it deleted` : null
+          : !info.ok
+          ? `${info.error?.code}; expected ${desired}`
+          : info.payload.desiredState !== desired || info.payload.state !== stateOf[desired]
+          ? `desiredState ${info.payload.desiredState}, state ${info.payload.state}; expected ` +
+            `${desired}, ${stateOf[desired]}`
+          : null;
+        if (problem) {
+          failures.push(`${id}: ${problem} after:\n  ${history.join("\n  ")}`);
           return;
         }
       }
-      expectOk(await client.request("deletePipeline", { id }));
+      if (exists) expectOk(await client.request("deletePipeline", { id }));
     }));
     assert.deepEqual(failures, [], `WISHES_SEED=${SEED}`);
   } finally {
