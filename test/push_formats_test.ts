@@ -833,6 +833,18 @@ Deno.test("a Content-Range in other units gets 400 INVALID_CONTENT_RANGE", async
   await assertRefusedBeforePipeline("PUT", name, 400, "INVALID_CONTENT_RANGE");
 });
 
+Deno.test("a Content-Range whose length is not the body's gets 400 INVALID_CONTENT_RANGE", async () => {
+  const name = "put-disagreeing";
+  const reply = await send("PUT", name, clipBytes.slice(0, 1000), {
+    "content-type": "video/h264",
+    "content-range": "bytes 0-9/10",
+  });
+  assert.equal(reply.status, 400, JSON.stringify(reply.body));
+  assert.equal(reply.body.error?.code, "INVALID_CONTENT_RANGE");
+  assert.match(reply.body.error.message, /is 10 bytes, but the body is 1000/);
+  await assertRefusedBeforePipeline("PUT", name, 400, "INVALID_CONTENT_RANGE");
+});
+
 // ---------------------------------------------------------------------------------------------
 // 6 and 7. GStreamer's souphttpclientsink
 

@@ -971,3 +971,89 @@ Deno.test("binding a non-loopback address without a token logs a WARNING naming 
     assert.deepEqual(warnings(server.logs), [], JSON.stringify(env));
   }
 });
+
+Deno.test("paths that do not decode get 400 INVALID_PATH on every route, token or not; console folders 404; HEAD reads; recordings' preflight; '..' only as a segment", async () => {
+  await withServer({ GSTREAMER_AUTH_TOKEN: TOKEN }, async (server) => {
+    const bearer = { Authorization: `Bearer ${TOKEN}` };
+    for (
+      const [method, path] of [
+        ["OPTIONS", "/whep/%zz"],
+        ["POST", "/whep/%zz"],
+        ["POST", "/whip/%E0%A4%A"],
+        ["GET", "/hls/%zz/index.m3u8"],
+        ["GET", "/recordings/%zz/"],
+        ["POST", "/push/%zz"],
+        ["GET", "/console/%zz"],
+      ]
+    ) {
+      for (const headers of [{}, bearer]) {
+        const response = await fetch(`${server.httpUrl}${path}`, { method, headers });
+        const body = await response.json();
+        assert.equal(response.status, 400, `${method} ${path}`);
+        assert.equal(body.error.code, "INVALID_PATH", `${method} ${path}`);
+        assert.match(body.error.message, /malformed percent-escape.*%25/, `${method} ${path}`);
+      }
+    }
+    for (
+      const path of [
+        "/console/",
+        "/console/.",
+        "/console/index.html/",
+        "/console/x/../",
+        "/console/main.js/",
+      ]
+    ) {
+      const response = await fetch(`${server.httpUrl}${path}`);
+      const body = await response.json();
+      assert.equal(response.status, 404, path);
+      assert.equal(body.error.code, "NOT_FOUND", path);
+    }
+    const reads: [string, HeadersInit][] = [["/healthz", {}], ["/metrics", bearer], [
+      "/schema.json",
+      {},
+    ]];
+    for (const [path, headers] of reads) {
+      const response = await fetch(`${server.httpUrl}${path}`, { method: "HEAD", headers });
+      assert.equal(response.status, 200, `HEAD ${path}`);
+      assert.equal(await response.text(), "", `HEAD ${path} has no body`);
+    }
+    // A page on another origin may read a recording with its token and a range: the preflight.
+    const preflight = await fetch(`${server.httpUrl}/recordings/cam/`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "http://page.test",
+        "access-control-request-method": "GET",
+        "access-control-request-headers": "authorization, range",
+      },
+    });
+    await preflight.body?.cancel();
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "http://page.test");
+    assert.match(
+      preflight.headers.get("access-control-allow-headers") ?? "",
+      /authorization.*range/,
+    );
+    assert.match(preflight.headers.get("access-control-expose-headers") ?? "", /content-range/);
+    // ".." is refused as a path segment only: "cam..v2" is a name like any other.
+    const offer = (path: string) =>
+      fetch(`${server.httpUrl}${path}`, {
+        method: "POST",
+        headers: { ...bearer, "content-type": "application/sdp" },
+        body: "v=0\r\n",
+      }).then(async (response) => ({ status: response.status, body: await response.json() }));
+    const unserved = await offer("/whep/cam..v2");
+    assert.equal(unserved.status, 404);
+    assert.match(unserved.body.error.message, /Nothing is served at '\/cam\.\.v2'/);
+    const publish = await offer("/whip/pub..x");
+    assert.equal(publish.status, 400, JSON.stringify(publish.body));
+    assert.match(publish.body.error.message, /not an SDP offer with m-lines/);
+    const climbing = await offer("/whep/a/..%2Fb");
+    assert.equal(climbing.status, 404);
+    assert.match(climbing.body.error.message, /^No stream in/);
+    assert.equal(
+      server.logs.filter((line) => line.includes("HTTP request failed")).join("\n"),
+      "",
+      "no request failed inside the server",
+    );
+  });
+});

@@ -15,7 +15,7 @@ import { processRuns } from "../gst/process.ts";
 import { ActiveTimer } from "./active_timer.ts";
 import { join } from "node:path";
 import { errorMessage } from "./errors.ts";
-import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
+import { chainLinks, type LoopbackReader, loopbackReaderSpec, noH264Reason } from "./mounts.ts";
 import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import type { ElementSpec } from "./spec.ts";
@@ -194,12 +194,9 @@ export class HlsHub {
       );
     }
     const depayloaders = this.#options.pathDepayloaders?.(path) ?? [];
-    if (depayloaders.length > 0 && !depayloaders.includes("rtph264depay")) {
-      throw new HlsError(
-        406,
-        `'/${path}' serves no H.264 video (its streams need ${depayloaders.join(", ")}); ` +
-          "HLS here carries H.264 video without transcoding",
-      );
+    const noH264 = noH264Reason(path, depayloaders);
+    if (noH264 !== null) {
+      throw new HlsError(406, `${noH264}; HLS here carries H.264 video without transcoding`);
     }
     const stream: Stream = {
       path,

@@ -88,6 +88,15 @@ const formats: Record<string, RtpFormat> = {
 
 export const servableMediaTypes = Object.keys(formats);
 
+/**
+ * Why a reader that takes H.264 cannot read a path whose streams need `depayloaders` (one per
+ * stream), or null when it can, or when they are not known.
+ */
+export function noH264Reason(path: string, depayloaders: string[]): string | null {
+  if (depayloaders.length === 0 || depayloaders.includes("rtph264depay")) return null;
+  return `'/${path}' serves no H.264 video (its streams need ${depayloaders.join(", ")})`;
+}
+
 export function rtpFormat(mediaType: string | null): RtpFormat | undefined {
   return mediaType === null ? undefined : formats[mediaType];
 }

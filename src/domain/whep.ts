@@ -15,7 +15,7 @@
 import { ActiveTimer } from "./active_timer.ts";
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
 import { errorMessage } from "./errors.ts";
-import { chainLinks, type LoopbackReader, loopbackReaderSpec } from "./mounts.ts";
+import { chainLinks, type LoopbackReader, loopbackReaderSpec, noH264Reason } from "./mounts.ts";
 import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import { chooseH264, chooseOpus, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
@@ -37,6 +37,11 @@ const audioChains: Record<string, ElementSpec[]> = {
 };
 
 /** The longest a viewer's stream may take to reach webrtcbin before the offer is answered. */
+/** webrtcbin ties the transceiver of its pad sink_N to the offer's m-line N. */
+function senderPad(mline: number): string {
+  return `sink_${mline}`;
+}
+
 const STREAM_TIMEOUT_MS = 10_000;
 /** A session that does not connect in this time, or stays disconnected this long, is ended. */
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -128,6 +133,11 @@ export class WhepHub {
           "(GSTREAMER_MAX_WEBRTC_SESSIONS); try again later",
       );
     }
+    const depayloaders = this.#options.pathDepayloaders?.(path) ?? [];
+    const noH264 = noH264Reason(path, depayloaders);
+    if (noH264 !== null) {
+      throw new WebRtcError(406, `${noH264}; WHEP here sends H.264 video without transcoding`);
+    }
     const media = offeredMedia(offer);
     const video = media.findIndex((m) => m.media === "video");
     if (video < 0) throw new WebRtcError(400, "The offer has no video m-line");
@@ -146,12 +156,11 @@ export class WhepHub {
       h264.payloadType,
       "profile-level-id",
     );
-    const pathAudio = (this.#options.pathDepayloaders?.(path) ?? [])
-      .find((depay) => depay in audioChains) ?? null;
+    const pathAudio = depayloaders.find((depay) => depay in audioChains) ?? null;
     const audioLine = media.findIndex((m) => m.media === "audio");
     const opus = audioLine < 0 ? null : chooseOpus(media[audioLine].formats);
     const audio = pathAudio !== null && opus !== null
-      ? { depay: pathAudio, payloadType: opus.payloadType }
+      ? { depay: pathAudio, payloadType: opus.payloadType, mline: audioLine }
       : null;
     if (audio) prepared = preferFormat(prepared, audioLine, audio.payloadType);
 
@@ -161,7 +170,10 @@ export class WhepHub {
     let peer: WebRtcPeer | undefined;
     const failures: string[] = [];
     try {
-      pipeline = await this.#build(id, path, h264.payloadType, pathAudio, audio, (event) => {
+      const videoPad = senderPad(video);
+      const audioPad = senderPad(audioLine);
+      const sent = { mline: video, payloadType: h264.payloadType };
+      pipeline = await this.#build(id, path, sent, pathAudio, audio, (event) => {
         if (event.type === "pipelineError") failures.push(event.payload.message);
         const session = this.#sessions.get(id);
         if (session) session.ended ??= endOfRun(event);
@@ -169,13 +181,13 @@ export class WhepHub {
       peer = new WebRtcPeer(pipeline.element("webrtc").pointer);
       peer.gatherOn(this.#options.iceAddresses, this.#options.icePorts);
       peer.configureSender(
-        "sink_0",
+        videoPad,
         "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000," +
           "packetization-mode=(string)1",
       );
       if (audio) {
         peer.configureSender(
-          "sink_1",
+          audioPad,
           "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000",
         );
       }
@@ -184,7 +196,7 @@ export class WhepHub {
         () => {
           pipeline!.drainBus();
           if (failures.length > 0) throw new WebRtcError(502, this.#streamFailed(path, failures));
-          return peer!.hasCaps("sink_0") && (audio === null || peer!.hasCaps("sink_1"));
+          return peer!.hasCaps(videoPad) && (audio === null || peer!.hasCaps(audioPad));
         },
         STREAM_TIMEOUT_MS,
         () => this.#streamFailed(path, failures),
@@ -217,10 +229,10 @@ export class WhepHub {
     }
   }
 
-  /** Ends a session (its DELETE); false when there is no such session. */
-  async stop(id: string): Promise<boolean> {
+  /** Ends a session (its DELETE), of `path` when given; false when there is no such session. */
+  async stop(id: string, path?: string): Promise<boolean> {
     const session = this.#sessions.get(id);
-    if (!session) return false;
+    if (!session || (path !== undefined && session.path !== path)) return false;
     await this.#end(session, "the client ended it");
     return true;
   }
@@ -238,9 +250,9 @@ export class WhepHub {
   async #build(
     id: string,
     path: string,
-    payloadType: number,
+    video: { mline: number; payloadType: number },
     pathAudio: string | null,
-    audio: { depay: string; payloadType: number } | null,
+    audio: { depay: string; payloadType: number; mline: number } | null,
     emit: (event: PipelineEvent) => void,
   ): Promise<ManagedPipeline> {
     const elements: ElementSpec[] = [
@@ -251,11 +263,21 @@ export class WhepHub {
         type: "rtph264pay",
         name: "pay",
         // Parameter sets with every key frame, for a decoder that starts at one.
-        properties: { "config-interval": -1, pt: payloadType, "aggregate-mode": "zero-latency" },
+        properties: {
+          "config-interval": -1,
+          pt: video.payloadType,
+          "aggregate-mode": "zero-latency",
+        },
       },
       webrtcbinSpec(this.#options),
     ];
-    const links = chainLinks(["source", "depay", "parse", "pay", "webrtc.sink_0"]);
+    const links = chainLinks([
+      "source",
+      "depay",
+      "parse",
+      "pay",
+      `webrtc.${senderPad(video.mline)}`,
+    ]);
     if (audio) {
       const [first, ...rest] = audioChains[audio.depay];
       const audioElements: ElementSpec[] = [
@@ -264,7 +286,13 @@ export class WhepHub {
         { type: "rtpopuspay", name: "audio-pay", properties: { pt: audio.payloadType } },
       ];
       elements.push(...audioElements);
-      links.push(...chainLinks(["source", ...audioElements.map((e) => e.name!), "webrtc.sink_1"]));
+      links.push(
+        ...chainLinks([
+          "source",
+          ...audioElements.map((e) => e.name!),
+          `webrtc.${senderPad(audio.mline)}`,
+        ]),
+      );
     } else if (pathAudio !== null) {
       // Audio the viewer does not take: read and dropped (an unlinked stream stops rtspsrc).
       elements.push(

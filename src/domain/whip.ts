@@ -248,9 +248,9 @@ export class WhipHub {
   }
 
   /** Ends a WHIP session (its DELETE): the publish ends as when an RTSP publisher leaves. */
-  async stop(id: string): Promise<boolean> {
+  async stop(id: string, name?: string): Promise<boolean> {
     const session = this.#sessions.get(id);
-    if (!session) return false;
+    if (!session || (name !== undefined && session.name !== name)) return false;
     await this.#options.publishers.end(session.name);
     return true;
   }

@@ -13,7 +13,7 @@ import {
   webrtcSymbols,
 } from "../../ffi/gstwebrtc.ts";
 import { Fundamental, GValue, GVALUE_SIZE } from "./gvalue.ts";
-import { instanceType, readI32, readPointer } from "./layout.ts";
+import { instanceType, Layout, readI32, readPointer, readString } from "./layout.ts";
 import {
   cstr,
   gtype,
@@ -316,7 +316,10 @@ export class WebRtcPeer {
     }
     const reply = p.gst_promise_get_reply(promise);
     if (reply !== null && p.gst_structure_has_field(reply, cstr("error"))) {
-      const text = takeCString(lib().gst.gst_structure_to_string(reply)) ?? what;
+      // A GError (owned by the reply), which gst_structure_to_string prints as NULL.
+      const error = boxedField(reply, "error");
+      const text = (error === null ? null : readString(error, Layout.GError.message)) ??
+        takeCString(lib().gst.gst_structure_to_string(reply)) ?? what;
       throw new NegotiationError(`${what} failed: ${text}`);
     }
     return reply;

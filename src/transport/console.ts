@@ -4,7 +4,7 @@
  * Anyone may load them: the page asks for the token itself, and the assets hold no secrets.
  */
 import { extname, join, normalize } from "node:path";
-import { type HttpRoute, presentsToken, sendJson } from "./server.ts";
+import { type HttpRoute, isRead, presentsToken, sendJson } from "./server.ts";
 
 export const CONSOLE_ASSETS_PATH = "/console/";
 
@@ -46,7 +46,11 @@ export function consoleRoute(
       cache.set(file, bytes);
       return bytes;
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return null;
+      // A folder ("/console/", "/console/."), or a file taken for one ("/console/main.js/").
+      if (
+        error instanceof Deno.errors.NotFound || error instanceof Deno.errors.IsADirectory ||
+        error instanceof Deno.errors.NotADirectory
+      ) return null;
       throw error;
     }
   };
@@ -55,7 +59,7 @@ export function consoleRoute(
     `    <meta name="gst-rtsp-port" content="${settings.rtspPort}">`;
 
   return async (request, response, url) => {
-    if (request.method !== "GET" && request.method !== "HEAD") return false;
+    if (!isRead(request)) return false;
     if (url.pathname === CONSOLE_SESSION_PATH) {
       const token = settings.authToken;
       sendJson(response, 200, {
@@ -69,7 +73,10 @@ export function consoleRoute(
       file = "index.html";
     } else if (url.pathname.startsWith(CONSOLE_ASSETS_PATH)) {
       file = normalize(url.pathname.slice(CONSOLE_ASSETS_PATH.length));
-      if (file.startsWith("..") || file.startsWith("/") || file === "index.html") {
+      if (
+        file.startsWith("..") || file.startsWith("/") || file.endsWith("/") ||
+        file === "index.html"
+      ) {
         sendJson(response, 404, {
           error: { code: "NOT_FOUND", message: `No console file ${url.pathname}` },
         });

@@ -5,7 +5,7 @@
  * carry it, so players that cannot send headers (Safari, ffplay) work.
  */
 import { HlsError, type HlsHub, PLAYLIST_NAME } from "../domain/hls.ts";
-import { type HttpRoute, sendJson, whileReplyIsMade } from "./server.ts";
+import { type HttpRoute, isRead, sendJson, whileReplyIsMade } from "./server.ts";
 
 export const HLS_PREFIX = "/hls/";
 
@@ -31,7 +31,7 @@ export function hlsRoute(hub: HlsHub): HttpRoute {
       );
       return true;
     }
-    if (request.method !== "GET" && request.method !== "HEAD") {
+    if (!isRead(request)) {
       response.setHeader("allow", "GET, HEAD, OPTIONS");
       fail(405, "METHOD_NOT_ALLOWED", `${request.method} ${url.pathname}: HLS takes GET`);
       return true;

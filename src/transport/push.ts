@@ -138,6 +138,18 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       );
       return true;
     }
+    const length = request.headers["content-length"];
+    if (range !== null && length !== undefined && Number(length) !== range.to - range.from + 1) {
+      httpError(
+        response,
+        400,
+        "INVALID_CONTENT_RANGE",
+        `Content-Range ${JSON.stringify(request.headers["content-range"])} is ${
+          range.to - range.from + 1
+        } bytes, but the body is ${length} (Content-Length): they must agree`,
+      );
+      return true;
+    }
     if (range !== null && range.from > 0) {
       await continueRanged(name, range);
       return true;

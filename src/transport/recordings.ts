@@ -8,7 +8,7 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { RecordingHub } from "../domain/recording.ts";
 import { SpanError } from "../domain/recording_span.ts";
-import { type HttpRoute, sendJson, whileReplyIsMade } from "./server.ts";
+import { type HttpRoute, isRead, sendJson, whileReplyIsMade } from "./server.ts";
 
 export const RECORDINGS_PREFIX = "/recordings/";
 
@@ -23,8 +23,14 @@ export function recordingsRoute(hub: RecordingHub): HttpRoute {
     if (!url.pathname.startsWith(RECORDINGS_PREFIX)) return false;
     const fail = (status: number, code: string, message: string) =>
       sendJson(response, status, { error: { code, message } });
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      response.setHeader("allow", "GET, HEAD");
+    // A CORS preflight: a page reading a recording with a token or a range asks first.
+    if (request.method === "OPTIONS") {
+      response.writeHead(204, { allow: "GET, HEAD, OPTIONS" });
+      response.end();
+      return true;
+    }
+    if (!isRead(request)) {
+      response.setHeader("allow", "GET, HEAD, OPTIONS");
       fail(405, "METHOD_NOT_ALLOWED", `${request.method} ${url.pathname}: recordings take GET`);
       return true;
     }

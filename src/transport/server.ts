@@ -130,8 +130,10 @@ function corsHeaders(
   return {
     "access-control-allow-origin": origin,
     "access-control-allow-methods": "POST, DELETE, PATCH, OPTIONS",
-    "access-control-allow-headers": "authorization, content-type, if-match",
-    "access-control-expose-headers": "location, etag, link",
+    // range: a page asking for part of a recording (the header is not one a preflight skips).
+    "access-control-allow-headers": "authorization, content-type, if-match, range",
+    "access-control-expose-headers":
+      "location, etag, link, content-range, accept-ranges, content-disposition",
     "access-control-max-age": "600",
     vary: "origin",
   };
@@ -251,6 +253,21 @@ function wants(subscription: Subscription, message: { type: string; payload: unk
   return !subscription.pipelines || typeof id !== "string" || subscription.pipelines.has(id);
 }
 
+/** GET or HEAD: a read, answered alike (Node leaves out a HEAD reply's body). */
+export function isRead(request: http.IncomingMessage): boolean {
+  return request.method === "GET" || request.method === "HEAD";
+}
+
+/** Whether every percent-escape in `path` decodes (decodeURIComponent throws URIError otherwise). */
+function decodes(path: string): boolean {
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function sendJson(response: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   response.writeHead(status, {
@@ -303,6 +320,17 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         for (const [name, value] of Object.entries(corsHeaders(request, allowedOrigins))) {
           response.setHeader(name, value);
         }
+      }
+      // Every route decodes its path: one that cannot be decoded is refused here, for all of them.
+      if (!decodes(url.pathname)) {
+        sendJson(response, 400, {
+          error: {
+            code: "INVALID_PATH",
+            message: `The path ${url.pathname} has a malformed percent-escape: a '%' must be ` +
+              "followed by two hexadecimal digits of UTF-8 (write '%' itself as %25)",
+          },
+        });
+        return;
       }
       // A CORS preflight (OPTIONS) carries no credentials by design, and reveals nothing.
       if (

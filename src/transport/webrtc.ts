@@ -33,7 +33,8 @@ interface OfferEndpoint {
   /** What follows the prefix, for messages: "{path}" or "{name}". */
   target: string;
   answer(target: string, offer: string, from: string): Promise<{ id: string; answer: string }>;
-  stop(id: string): Promise<boolean>;
+  /** Ends session `id`, of `target` when given; false when there is no such session. */
+  stop(id: string, target?: string): Promise<boolean>;
 }
 
 /** An offer/answer route; the transport adds CORS headers under its prefix (corsPrefixes). */
@@ -51,13 +52,15 @@ function offerRoute(endpoint: OfferEndpoint): HttpRoute {
       response.end();
       return true;
     }
-    if (target === "" || target.includes("..")) {
+    // ".." only as a whole segment: "cam..v2" is a name like any other.
+    if (target === "" || target.split("/").includes("..")) {
       fail(404, "NOT_FOUND", `No stream in ${url.pathname}: use POST ${prefix}${endpoint.target}`);
       return true;
     }
     if (session !== null) {
       if (request.method === "DELETE") {
-        if (await endpoint.stop(session)) {
+        // The session's own URL only: its id under another path is no session.
+        if (await endpoint.stop(session, target)) {
           response.writeHead(200, { "content-length": 0 });
           response.end();
         } else {
@@ -123,7 +126,7 @@ export function whepRoute(hub: WhepHub): HttpRoute {
     protocol: "WHEP",
     target: "{path}",
     answer: (path, offer) => hub.play(path, offer),
-    stop: (id) => hub.stop(id),
+    stop: (id, path) => hub.stop(id, path),
   });
 }
 
@@ -133,6 +136,6 @@ export function whipRoute(hub: WhipHub): HttpRoute {
     protocol: "WHIP",
     target: "{name}",
     answer: (name, offer, from) => hub.publish(name, offer, from),
-    stop: (id) => hub.stop(id),
+    stop: (id, name) => hub.stop(id, name),
   });
 }

@@ -145,44 +145,95 @@ try {
     },
   );
 
-  await scenario("a path with AAC audio plays with its audio as Opus", async () => {
-    const server = await startServer();
-    const client = await TestClient.connect(server.url);
-    try {
-      expectOk(
-        await client.request("createPipeline", {
-          id: "av",
-          pipeline:
-            "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
-            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! " +
-            "rtspserversink path=av  audiotestsrc is-live=true wave=ticks ! avenc_aac ! aacparse ! " +
-            "rtspserversink path=av",
-        }),
-      );
-      expectOk(await client.request("startPipeline", { id: "av" }));
-      const page = await browser.newPage();
-      await page.goto(`${server.httpUrl}/healthz`);
-      const answer = await play(page, "/console/whep-player.js", "/whep/av");
-      assert.ok(answer.ok, JSON.stringify(answer));
-      await waitUntil(async () => (await videoPlayback(page)).frames > 30, 30000, "30 frames");
-      // 48 kHz Opus: a second of it decoded.
-      const audio = await waitUntil(
-        async () => {
-          const received = await audioReceived(page);
-          return received.samples > 48000 ? received : null;
-        },
-        30000,
-        "a second of decoded audio",
-      );
-      console.log(`  audio received: ${JSON.stringify(audio)}`);
-      assert.equal(audio.codec, "audio/opus");
-      await page.evaluate("player.stop()");
-      await page.close();
-    } finally {
-      await client.close();
-      assert.equal(await server.stop(), 0, server.logs.join("\n"));
-    }
-  });
+  await scenario(
+    "a path with AAC audio plays with its audio as Opus, whichever m-line is first",
+    async () => {
+      const server = await startServer();
+      const client = await TestClient.connect(server.url);
+      try {
+        expectOk(
+          await client.request("createPipeline", {
+            id: "av",
+            pipeline:
+              "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
+              "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! " +
+              "rtspserversink path=av  audiotestsrc is-live=true wave=ticks ! avenc_aac ! aacparse ! " +
+              "rtspserversink path=av",
+          }),
+        );
+        expectOk(await client.request("startPipeline", { id: "av" }));
+        const page = await browser.newPage();
+        await page.goto(`${server.httpUrl}/healthz`);
+        const answer = await play(page, "/console/whep-player.js", "/whep/av");
+        assert.ok(answer.ok, JSON.stringify(answer));
+        await waitUntil(async () => (await videoPlayback(page)).frames > 30, 30000, "30 frames");
+        // 48 kHz Opus: a second of it decoded.
+        const audio = await waitUntil(
+          async () => {
+            const received = await audioReceived(page);
+            return received.samples > 48000 ? received : null;
+          },
+          30000,
+          "a second of decoded audio",
+        );
+        console.log(`  audio received: ${JSON.stringify(audio)}`);
+        assert.equal(audio.codec, "audio/opus");
+        await page.evaluate("player.stop()");
+        await page.close();
+
+        // The order of m-lines is the client's: an offer with its audio first plays alike (before
+        // 2026-12-06 webrtcbin refused it with 502, the video's transceiver tied to m-line 0).
+        const audioFirst = await browser.newPage();
+        await audioFirst.goto(`${server.httpUrl}/healthz`);
+        const status = await audioFirst.evaluate(`(async () => {
+        const pc = new RTCPeerConnection();
+        globalThis.player = { connection: pc };
+        pc.addTransceiver("audio", { direction: "recvonly" });
+        pc.addTransceiver("video", { direction: "recvonly" });
+        const video = document.createElement("video");
+        Object.assign(video, { muted: true, autoplay: true, playsInline: true, id: "video" });
+        document.body.append(video);
+        const stream = new MediaStream();
+        pc.addEventListener("track", (event) => {
+          stream.addTrack(event.track);
+          video.srcObject = stream;
+        });
+        await pc.setLocalDescription(await pc.createOffer());
+        await new Promise((resolve) => {
+          if (pc.iceGatheringState === "complete") return resolve();
+          pc.addEventListener("icegatheringstatechange", () => {
+            if (pc.iceGatheringState === "complete") resolve();
+          });
+        });
+        const response = await fetch("/whep/av", {
+          method: "POST",
+          headers: { "content-type": "application/sdp" },
+          body: pc.localDescription.sdp,
+        });
+        const text = await response.text();
+        if (response.status !== 201) return response.status + " " + text;
+        await pc.setRemoteDescription({ type: "answer", sdp: text });
+        return response.status;
+      })()`);
+        assert.equal(status, 201, String(status));
+        await waitUntil(
+          async () => (await videoPlayback(audioFirst)).frames > 30,
+          30000,
+          "30 frames with the audio m-line first",
+        );
+        await waitUntil(
+          async () => (await audioReceived(audioFirst)).samples > 48000,
+          30000,
+          "a second of decoded audio with the audio m-line first",
+        );
+        await audioFirst.evaluate("player.connection.close()");
+        await audioFirst.close();
+      } finally {
+        await client.close();
+        assert.equal(await server.stop(), 0, server.logs.join("\n"));
+      }
+    },
+  );
 
   await scenario(
     "through a TURN server (coturn): the server's relay candidate, a relay-only viewer",
@@ -391,6 +442,19 @@ try {
         const baseline = await serverSnapshot(server, client);
         assert.ok((await play(page, "/console/whep-player.js", "/whep/cam")).ok);
         await waitUntil(async () => (await videoPlayback(page)).frames > 10, 30000, "10 frames");
+        // A session's id under another path is no session: that DELETE ends nothing.
+        const id = new URL(await page.evaluate("player.session") as string).searchParams
+          .get("session");
+        const elsewhere = await fetch(`${server.httpUrl}/whep/nothing-here?session=${id}`, {
+          method: "DELETE",
+        });
+        assert.equal(elsewhere.status, 404, await elsewhere.text());
+        const shown = (await videoPlayback(page)).frames;
+        await waitUntil(
+          async () => (await videoPlayback(page)).frames > shown + 10,
+          30000,
+          "10 frames more after the DELETE elsewhere",
+        );
         // The tab is killed: no DELETE, the connection just stops.
         const from = server.logs.length;
         await context.close();
@@ -426,6 +490,27 @@ try {
         );
         assert.equal(vp8Only.status, 406);
         assert.match(vp8Only.body, /H\.264/);
+        // A path that serves no H.264 is refused before anything is built for it.
+        expectOk(
+          await client.request("createPipeline", {
+            id: "vp8",
+            pipeline: "videotestsrc is-live=true ! vp8enc deadline=1 ! rtspserversink path=vp8",
+            desiredState: "playing",
+          }),
+        );
+        const vp8Path = await waitUntil(
+          async () => {
+            const answer = await post("/whep/vp8", "application/sdp", "v=0\r\n");
+            return answer.status === 503 ? null : answer;
+          },
+          10000,
+          "the VP8 path to be ready",
+        );
+        assert.equal(vp8Path.status, 406, vp8Path.body);
+        assert.match(
+          vp8Path.body,
+          /'\/vp8' serves no H\.264 video \(its streams need rtpvp8depay\)/,
+        );
       } finally {
         await client.close();
         assert.equal(await server.stop(), 0, server.logs.join("\n"));
