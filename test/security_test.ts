@@ -701,6 +701,32 @@ Deno.test("GSTREAMER_ALLOWED_ORIGINS: other browser origins get 403 ORIGIN_NOT_A
         await closeWs(ws);
       }
     }
+
+    // A page elsewhere can POST without a preflight: a push or a publish from it is refused too.
+    const post = async (path: string, origin?: string) => {
+      const response = await fetch(`${server.httpUrl}${path}`, {
+        method: "POST",
+        headers: origin === undefined ? {} : { origin },
+        body: new TextEncoder().encode("not a stream"),
+      });
+      return { status: response.status, body: await response.json() };
+    };
+    for (const path of ["/push/from-a-page", "/whip/from-a-page", "/whep/cam"]) {
+      const refusedPost = await post(path, "https://evil.example");
+      assert.equal(refusedPost.status, 403, path);
+      assert.equal(refusedPost.body.error.code, "ORIGIN_NOT_ALLOWED", path);
+      assert.match(refusedPost.body.error.message, /'https:\/\/evil\.example' may not POST/);
+    }
+    // The allowed origin and a sender with none (ffmpeg, curl) get as far as the body: not a stream.
+    for (const origin of ["https://ok.example", undefined]) {
+      const taken = await post("/push/from-a-page", origin);
+      assert.equal(taken.status, 422, JSON.stringify(taken.body));
+    }
+    const health = await fetch(`${server.httpUrl}/healthz`, {
+      headers: { origin: "https://evil.example" },
+    });
+    await health.body?.cancel();
+    assert.equal(health.status, 200, "reads are not refused (CORS keeps the page from them)");
   });
 });
 
@@ -741,7 +767,7 @@ Deno.test("GSTREAMER_ALLOWED_ORIGINS: a trailing slash is dropped, a refusal is 
         "ORIGIN_NOT_ALLOWED",
       );
       const line = await server.waitForLog(
-        "Refused a WebSocket from origin 'https://evil.example'",
+        "Refused a request from origin 'https://evil.example'",
       );
       assert.match(
         line,

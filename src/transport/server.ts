@@ -309,10 +309,27 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     if (refusedOrigins.size >= 1000) refusedOrigins.clear();
     refusedOrigins.set(origin, now);
     console.warn(
-      `Refused a WebSocket from origin '${origin}': GSTREAMER_ALLOWED_ORIGINS allows only ` +
+      `Refused a request from origin '${origin}': GSTREAMER_ALLOWED_ORIGINS allows only ` +
         [...allowedOrigins].join(", "),
     );
   };
+  /** The request's Origin when GSTREAMER_ALLOWED_ORIGINS refuses it (logged), else null. */
+  const refusedOrigin = (request: http.IncomingMessage): string | null => {
+    const origin = request.headers.origin;
+    if (
+      origin === undefined || allowedOrigins.size === 0 || allowedOrigins.has(origin) ||
+      sameOrigin(origin, request.headers.host, options.host)
+    ) return null;
+    logRefusedOrigin(origin);
+    return origin;
+  };
+  const originRefusal = (origin: string, what: string) => ({
+    error: {
+      code: "ORIGIN_NOT_ALLOWED",
+      message:
+        `Origin '${origin}' may not ${what}; GSTREAMER_ALLOWED_ORIGINS lists the ones that may`,
+    },
+  });
   const handleRequest = async (request: http.IncomingMessage, response: http.ServerResponse) => {
     try {
       const url = new URL(request.url ?? "/", "http://localhost");
@@ -330,6 +347,16 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
               "followed by two hexadecimal digits of UTF-8 (write '%' itself as %25)",
           },
         });
+        return;
+      }
+      // A page elsewhere can send a POST without asking first (a CORS "simple" request): one that
+      // would change something (a push, a WHIP publish) is refused as its WebSocket would be.
+      const origin = isRead(request) || request.method === "OPTIONS"
+        ? null
+        : refusedOrigin(request);
+      if (origin !== null) {
+        closeAfterReply(request, response);
+        sendJson(response, 403, originRefusal(origin, `${request.method} ${url.pathname}`));
         return;
       }
       // A CORS preflight (OPTIONS) carries no credentials by design, and reveals nothing.
@@ -384,19 +411,9 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       });
       return;
     }
-    const origin = request.headers.origin;
-    if (
-      origin !== undefined && allowedOrigins.size > 0 && !allowedOrigins.has(origin) &&
-      !sameOrigin(origin, request.headers.host, options.host)
-    ) {
-      logRefusedOrigin(origin);
-      refuseUpgrade(socket, 403, "Forbidden", {
-        error: {
-          code: "ORIGIN_NOT_ALLOWED",
-          message:
-            `Origin '${origin}' may not connect; GSTREAMER_ALLOWED_ORIGINS lists the ones that may`,
-        },
-      });
+    const origin = refusedOrigin(request);
+    if (origin !== null) {
+      refuseUpgrade(socket, 403, "Forbidden", originRefusal(origin, "connect"));
       return;
     }
     if (options.maxClients !== undefined && clients.size >= options.maxClients) {
