@@ -470,6 +470,53 @@ Deno.test("an end of stream the source cannot take fails in time, holds no state
   await remove(id);
 });
 
+Deno.test("a pause refused behind an untaken end of stream changes nothing; the end's restart comes", async () => {
+  // The sink waits 6 s on the clock: the end of stream is taken then, after sendEos timed out.
+  const id = freshId("eos-late");
+  expectOk(
+    await client.request("createPipeline", {
+      id,
+      pipeline: "videotestsrc timestamp-offset=6000000000 ! fakesink sync=true",
+      restart: "always",
+    }),
+  );
+  await start(id);
+  const ending = client.request("sendEos", { id });
+  // Sent while sendEos waits: queued behind it, then refused in the queue.
+  const pause = client.request("pausePipeline", { id });
+  assert.equal(expectError(await ending, "INVALID_STATE").details?.timedOut, true);
+  assert.equal(expectError(await pause, "INVALID_STATE").details?.untaken, "the end of stream");
+  assert.equal((await details(id)).desiredState, "playing", "the refused pause changed nothing");
+  // Taken once the sink's wait ends: the run ends, and its policy starts it again.
+  await client.event("pipelineRestarting", (p) => p.id === id);
+  const after = await details(id);
+  assert.equal(after.desiredState, "playing");
+  await remove(id);
+});
+
+Deno.test("a start or pause sent right after sendEos begins a new run, which the end does not stop", async () => {
+  for (
+    const [i, request] of ["startPipeline", "pausePipeline"].flatMap((r) => [r, r, r]).entries()
+  ) {
+    const id = freshId(`eos-then-${i}`);
+    await create(id, "videotestsrc is-live=true ! fakesink");
+    await start(id);
+    // Sent together: the end of stream is taken, then the request runs, maybe before the end is
+    // read from the bus. It ended the run, so the request begins another.
+    const [ended, wished] = await Promise.all([
+      client.request("sendEos", { id }),
+      client.request(request, { id }),
+    ]);
+    expectOk(ended);
+    const state = request === "startPipeline" ? "PLAYING" : "PAUSED";
+    assert.equal(expectOk(wished).payload.state, state, `${request} after sendEos`);
+    // A stats round later (the end read by then), it is still where the reply said.
+    assert.equal((await nextStats(id)).state, state, `${request} after sendEos, a round later`);
+    assert.equal((await details(id)).desiredState, state.toLowerCase());
+    await remove(id);
+  }
+});
+
 Deno.test("seek on a live source that cannot seek is SEEK_FAILED", async () => {
   const id = freshId("seek-udp");
   await create(id, "udpsrc name=src port=0 ! fakesink");

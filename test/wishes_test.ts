@@ -21,7 +21,7 @@ const PIPELINES = 6;
 const BURSTS = 12;
 
 type Wish = "startPipeline" | "pausePipeline" | "stopPipeline";
-type Request = Wish | "deletePipeline";
+type Request = Wish | "deletePipeline" | "sendEos";
 type Desired = "playing" | "paused" | "stopped";
 const wished: Record<Wish, Desired> = {
   startPipeline: "playing",
@@ -48,6 +48,7 @@ const plan = fc.sample(
           fc.oneof(
             { weight: 9, arbitrary: fc.constantFrom<Request>(...Object.keys(wished) as Wish[]) },
             { weight: 1, arbitrary: fc.constant<Request>("deletePipeline") },
+            { weight: 1, arbitrary: fc.constant<Request>("sendEos") },
           ),
           { minLength: 1, maxLength: 4 },
         ),
@@ -101,8 +102,8 @@ function serveAnswers(answers: Answer[][], ending: boolean) {
  * replied: the pipeline may then be stopped, once it said so (pipelineEos or pipelineError after
  * the burst was sent), and is looked at once its state matches its desired state.
  */
-async function runPlan(ending: boolean): Promise<void> {
-  const http = serveAnswers(plan.map((p) => p.answers), ending);
+async function runPlan(endingStreams: boolean): Promise<void> {
+  const http = serveAnswers(plan.map((p) => p.answers), endingStreams);
   const server = await startServer();
   const client = await TestClient.connect(server.url);
   const failures: string[] = [];
@@ -112,9 +113,9 @@ async function runPlan(ending: boolean): Promise<void> {
       const pipeline = `souphttpsrc location=http://127.0.0.1:${http.addr.port}/${n} ! fakesink`;
       const history: string[] = [];
       let exists = false;
+      // What the requests left, by the model: null when the pipeline is gone.
+      let desired: Desired | null = null;
       for (const { create, requests } of bursts) {
-        // What the requests leave, by the model: null when the pipeline is gone.
-        let desired: Desired | null = null;
         if (!exists) {
           const made = await client.request("createPipeline", {
             id,
@@ -136,6 +137,8 @@ async function runPlan(ending: boolean): Promise<void> {
             `${request}:${replies[i].ok ? "ok" : replies[i].error?.code}`
           ).join(" "),
         );
+        /** The last request that changed what the pipeline should be: a sendEos taken (its reply). */
+        let ending: Reply | null = null;
         for (const [i, request] of requests.entries()) {
           const reply = replies[i];
           if (!exists) {
@@ -143,41 +146,52 @@ async function runPlan(ending: boolean): Promise<void> {
           } else if (request === "deletePipeline") {
             expectOk(reply);
             exists = false;
-            desired = null;
+            [desired, ending] = [null, null];
+          } else if (request === "sendEos") {
+            // Refused unless PLAYING; taken, it ends the run: stopped once its end is read.
+            if (reply.ok) [desired, ending] = ["stopped", reply];
+            else assert.equal(reply.error?.code, "INVALID_STATE", JSON.stringify(reply));
           } else if (reply.ok) {
-            desired = wished[request];
+            [desired, ending] = [wished[request], null];
           } else {
             assert.equal(reply.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(reply));
-            desired = "stopped";
+            [desired, ending] = ["stopped", null];
           }
         }
-        let info = await client.request("getPipeline", { id });
-        if (ending && info.ok) {
-          // Settled: the stop that follows an end of stream or error may still be on its way.
-          const settled = await waitUntil(
-            async () => {
-              const now = await client.request("getPipeline", { id });
-              const { state, desiredState } = now.payload ?? {};
-              return !now.ok || state === stateOf[desiredState as Desired] ? now : null;
-            },
-            10_000,
-            "",
-          ).catch(() => null);
-          if (settled === null) {
-            info = await client.request("getPipeline", { id });
-            failures.push(
-              `${id}: state ${info.payload?.state} never matched desiredState ` +
-                `${info.payload?.desiredState} (10 s) after:\n  ${history.join("\n  ")}`,
-            );
-            return;
-          }
-          info = settled;
-          const ended = client.received.slice(sentAt).some((message) =>
+        const ended = (from: number) =>
+          client.received.slice(from).some((message) =>
             ["pipelineEos", "pipelineError"].includes(message.type) &&
             (message.payload as { id?: string }).id === id
           );
-          if (ended && info.ok && info.payload.desiredState === "stopped") desired = "stopped";
+        if (ending !== null) {
+          const after = client.received.indexOf(ending) + 1;
+          await waitUntil(() => ended(after), 10_000, `${id}'s pipelineEos`).catch(() => {});
         }
+        // Settled: the stop that follows an end of stream or error may still be on its way.
+        const settled = await waitUntil(
+          async () => {
+            const now = await client.request("getPipeline", { id });
+            const { state, desiredState } = now.payload ?? {};
+            return !now.ok || state === stateOf[desiredState as Desired] ? now : null;
+          },
+          10_000,
+          "",
+        ).catch(() => null);
+        const info = settled ?? await client.request("getPipeline", { id });
+        if (settled === null) {
+          failures.push(
+            `${id}: state ${info.payload?.state} never matched desiredState ` +
+              `${info.payload?.desiredState} (10 s) after:\n  ${history.join("\n  ")}`,
+          );
+          return;
+        }
+        // A stream that ended by itself since the burst was sent may have stopped the pipeline, even
+        // just after a start or pause of its run reached its state (the end then read before the
+        // reply): the client cannot tell when it ended. test/live_control_test.ts checks an end
+        // already there when a start or pause comes.
+        if (
+          endingStreams && ended(sentAt) && info.ok && info.payload.desiredState === "stopped"
+        ) desired = "stopped";
         const problem = desired === null
           ? info.ok ? `is there (${info.payload.state}); expected it deleted` : null
           : !info.ok

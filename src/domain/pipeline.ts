@@ -333,7 +333,7 @@ export class ManagedPipeline {
    * the desired state it had (the one still stored) and the request fails with STORAGE_FAILED.
    */
   async #changeDesiredState<T>(state: DesiredState, change: () => Promise<T>): Promise<T> {
-    this.#wishes++;
+    const wish = ++this.#wishes;
     const previous = this.desiredState;
     const saving = this.#setDesiredState(state);
     const changing = change();
@@ -349,7 +349,17 @@ export class ManagedPipeline {
       }
       throw saved.reason;
     }
-    if (changed.status === "rejected") throw changed.reason;
+    if (changed.status === "rejected") {
+      // Refused in the queue (a call GStreamer has not taken came first): a refusal changes nothing.
+      const refused = changed.reason instanceof DomainError &&
+        changed.reason.details?.untaken !== undefined;
+      if (refused && this.#wishes === wish && this.desiredState === state && !this.#deleted) {
+        await this.#setDesiredState(previous)?.catch((error) =>
+          console.error(`Pipeline '${this.id}' could not store its desired state back:`, error)
+        );
+      }
+      throw changed.reason;
+    }
     return changed.value;
   }
 
@@ -376,6 +386,8 @@ export class ManagedPipeline {
           { id: this.id, state: this.state },
         );
       }
+      // The run is ending: a start or pause after this begins a new one.
+      this.#endedRun = this.#runs;
       return { id: this.id };
     });
   }
@@ -564,8 +576,16 @@ export class ManagedPipeline {
    */
   async #run(target: "PLAYING" | "PAUSED", wish: number): Promise<Reached> {
     const { id } = this;
-    // A seek or end of stream sent to the pipeline holds its state changes until taken.
-    this.#requireNothingUntaken(target === "PLAYING" ? "a start" : "a pause");
+    // An end or error already posted ends the run this would resume: told first (#runEnded sees
+    // this wish as one made since), so that the run is begun again below.
+    this.#drainBus();
+    // A seek or end of stream sent to the pipeline holds its state changes until taken. The wish
+    // refused is settled: it changes nothing, and a run's end since is the run's own.
+    const refusal = this.#untakenRefusal(target === "PLAYING" ? "a start" : "a pause");
+    if (refusal) {
+      if (wish === this.#wishes) this.#runWish = wish;
+      throw refusal;
+    }
     this.#runWish = wish;
     const running = this.state === "PLAYING" || this.state === "PAUSED";
     // A run an error or end of stream ended, whose stop is queued behind this: a new run instead.

@@ -36,12 +36,12 @@ const audioChains: Record<string, ElementSpec[]> = {
   ],
 };
 
-/** The longest a viewer's stream may take to reach webrtcbin before the offer is answered. */
 /** webrtcbin ties the transceiver of its pad sink_N to the offer's m-line N. */
 function senderPad(mline: number): string {
   return `sink_${mline}`;
 }
 
+/** The longest a viewer's stream may take to reach webrtcbin before the offer is answered. */
 const STREAM_TIMEOUT_MS = 10_000;
 /** A session that does not connect in this time, or stays disconnected this long, is ended. */
 const CONNECT_TIMEOUT_MS = 30_000;

@@ -340,6 +340,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       }
       // Every route decodes its path: one that cannot be decoded is refused here, for all of them.
       if (!decodes(url.pathname)) {
+        // Its body (a push's endless stream, say) is not read: the connection closes after.
+        closeAfterReply(request, response);
         sendJson(response, 400, {
           error: {
             code: "INVALID_PATH",
