@@ -171,7 +171,7 @@ export class WhepHub {
     const failures: string[] = [];
     try {
       const videoPad = senderPad(video);
-      const audioPad = senderPad(audioLine);
+      const audioPad = audio ? senderPad(audio.mline) : null;
       const sent = { mline: video, payloadType: h264.payloadType };
       pipeline = await this.#build(id, path, sent, pathAudio, audio, (event) => {
         if (event.type === "pipelineError") failures.push(event.payload.message);
@@ -185,7 +185,7 @@ export class WhepHub {
         "application/x-rtp,media=video,encoding-name=H264,clock-rate=90000," +
           "packetization-mode=(string)1",
       );
-      if (audio) {
+      if (audioPad) {
         peer.configureSender(
           audioPad,
           "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000",
@@ -196,7 +196,7 @@ export class WhepHub {
         () => {
           pipeline!.drainBus();
           if (failures.length > 0) throw new WebRtcError(502, this.#streamFailed(path, failures));
-          return peer!.hasCaps(videoPad) && (audio === null || peer!.hasCaps(audioPad));
+          return peer!.hasCaps(videoPad) && (audioPad === null || peer!.hasCaps(audioPad));
         },
         STREAM_TIMEOUT_MS,
         () => this.#streamFailed(path, failures),

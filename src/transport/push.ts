@@ -139,14 +139,14 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
       return true;
     }
     const length = request.headers["content-length"];
-    if (range !== null && length !== undefined && Number(length) !== range.to - range.from + 1) {
+    const rangeBytes = range === null ? null : range.to - range.from + 1;
+    if (rangeBytes !== null && length !== undefined && Number(length) !== rangeBytes) {
       httpError(
         response,
         400,
         "INVALID_CONTENT_RANGE",
-        `Content-Range ${JSON.stringify(request.headers["content-range"])} is ${
-          range.to - range.from + 1
-        } bytes, but the body is ${length} (Content-Length): they must agree`,
+        `Content-Range ${JSON.stringify(request.headers["content-range"])} is ${rangeBytes} ` +
+          `bytes, but the body is ${length} (Content-Length): they must agree`,
       );
       return true;
     }
