@@ -143,16 +143,19 @@ interface Chunk {
 
 /**
  * Mends the `trun` and `trex` boxes of an MP4 file cut short while mp4mux wrote it fragmented
- * (see above); returns how many fields it set (sizes of a `trun`, `trex` defaults). A file with no
- * `moof` is left as it is. Everything is read and checked before anything is written.
+ * (see above); returns how many fields it set (sizes of a `trun`, `trex` defaults), or null when
+ * the file has no `moov`: mp4mux writes it with the first whole fragment, so a file cut before
+ * that holds nothing a player can read. A file with no `moof` is left as it is. Everything is read
+ * and checked before anything is written.
  */
-export async function mendCutMp4(path: string): Promise<number> {
+export async function mendCutMp4(path: string): Promise<number | null> {
   using file = await Deno.open(path, { read: true, write: true });
   const length = (await file.stat()).size;
   const top = await topLevelBoxes(file, length);
   const moofs = top.filter((box) => box.type === "moof" && box.end - box.start <= MAX_INDEX_BOX);
   const moov = top.find((box) => box.type === "moov");
-  if (moofs.length === 0 || moov === undefined || moov.end - moov.start > MAX_INDEX_BOX) return 0;
+  if (moov === undefined) return null;
+  if (moofs.length === 0 || moov.end - moov.start > MAX_INDEX_BOX) return 0;
   const mdats = top.filter((box) => box.type === "mdat");
   const moovView = await readBox(file, moov);
   const root = { type: "moov", start: 0, body: moov.body - moov.start, end: moov.end - moov.start };

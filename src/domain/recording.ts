@@ -186,6 +186,11 @@ export class RecordingHub {
   #sweeping = false;
   /** When a file being written was first seen (ms since the epoch), by its full name. */
   readonly #firstSeen = new Map<string, number>();
+  /**
+   * Stops under way, by path: a start of the same path waits for its stop, so that the two never
+   * rename the same `writing-*` files (each run starts at writing-00000).
+   */
+  readonly #stopping = new Map<string, Promise<void>>();
 
   private constructor(options: RecordingHubOptions) {
     this.#options = options;
@@ -221,6 +226,7 @@ export class RecordingHub {
   /** Starts recording `path` (served now or not: it waits for the path). */
   async start(path: string, options: RecordingOptions): Promise<RecordingInfo> {
     requireRecordablePath(path);
+    await this.#stopping.get(path);
     if (this.#recorders.has(path)) {
       throw new DomainError(
         "PATH_IN_USE",
@@ -276,6 +282,21 @@ export class RecordingHub {
 
   /** Stops recording `path`: its last segment is finished and kept. */
   async stop(path: string, reason = "stopRecording"): Promise<RecordingInfo> {
+    this.#require(path);
+    // Known before this awaits anything: a start sent right after it waits for it.
+    const stopped = this.#stop(path);
+    const settled = stopped.then(() => {}, () => {});
+    if (!this.#stopping.has(path)) this.#stopping.set(path, settled);
+    try {
+      const recorder = await stopped;
+      this.#options.emit({ type: "recordingStopped", payload: { path, reason } });
+      return { ...this.#info(recorder), state: "waiting" };
+    } finally {
+      if (this.#stopping.get(path) === settled) this.#stopping.delete(path);
+    }
+  }
+
+  async #stop(path: string): Promise<Recorder> {
     // A start still storing its row goes first, so that its row cannot come after this removal.
     await this.#require(path).storing;
     const recorder = this.#require(path);
@@ -288,9 +309,11 @@ export class RecordingHub {
     }
     this.#recorders.delete(path);
     await this.#run(recorder, () => this.#release(recorder, true));
-    await this.#finishSegments(path, false);
-    this.#options.emit({ type: "recordingStopped", payload: { path, reason } });
-    return { ...this.#info(recorder), state: "waiting" };
+    // Stopped whatever comes of its last segments: a failure there is the server's to tell.
+    await this.#finishSegments(path, false).catch((error) =>
+      console.error(`Recording '/${path}': finishing its segments failed: ${errorMessage(error)}`)
+    );
+    return recorder;
   }
 
   /** Whether `path` is recorded here (running or waiting for its path). */
@@ -643,6 +666,7 @@ export class RecordingHub {
       recorder.eos = false;
       await pipeline.start("playing");
       recorder.pipeline = pipeline;
+      recorder.lastError = null;
       this.#options.requestKeyFrame?.(path); // the first segment starts at a key frame
       console.log(`Recording '/${path}' (${recorder.options.format}) started`);
       this.#options.emit({
@@ -657,17 +681,19 @@ export class RecordingHub {
 
   /**
    * Mends the index of an MP4 segment a crash cut short (see mp4_mend.ts); a finalised one has
-   * none to mend.
+   * none to mend. False when it has no index at all: cut before its first whole fragment.
    */
-  async #mend(path: string, file: string): Promise<void> {
+  async #mend(path: string, file: string): Promise<boolean> {
     try {
       const mended = await mendCutMp4(file);
+      if (mended === null) return false;
       if (mended > 0) {
         console.log(`Recording '/${path}': mended ${mended} index fields of a segment cut short`);
       }
     } catch (error) {
       console.error(`Recording '/${path}': could not mend ${file}: ${errorMessage(error)}`);
     }
+    return true;
   }
 
   /** Runs `sync` on `path` (a file or a folder); a failure is logged, as the recording goes on. */
@@ -817,13 +843,29 @@ export class RecordingHub {
       const extension = closing[at].name.split(".").at(-1)!;
       // While the path records, a closed segment is splitmuxsink's to finalise (it may still be
       // at it); only one left when none is written can have been cut short.
-      if (extension === "mp4" && !writing) await this.#mend(path, full);
+      const playable = extension !== "mp4" || writing || await this.#mend(path, full);
       // On disk before it takes its name, and the name on disk before anyone is told of it: a
       // power loss leaves either the segment whole under its name, or the file it was.
       await this.#synced(path, full, (file) => file.syncData());
-      const file = await this.#freeName(dir, start, extension);
-      await Deno.rename(full, join(dir, file));
+      const free = await this.#freeName(dir, start, extension);
+      // Kept, but under a name no listing, export or replay takes: one such file in a span would
+      // fail all of them.
+      const file = playable ? free : free.replace(/\.mp4$/, ".cut.mp4");
+      try {
+        await Deno.rename(full, join(dir, file));
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) continue; // deleted meanwhile
+        throw error;
+      }
       await this.#synced(path, dir, (directory) => directory.sync());
+      if (!playable) {
+        console.warn(
+          `Recording '/${path}': ${closing[at].name} was cut short before its first whole ` +
+            `fragment (under a second of media): no player can read it; kept aside as ${file}, ` +
+            "not listed",
+        );
+        continue;
+      }
       closed++;
       if (recorder) {
         recorder.closedBytes += stat.size;

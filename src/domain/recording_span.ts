@@ -111,10 +111,22 @@ export interface Span {
   stopMs: number | null;
 }
 
+/** The error code of each status a span is refused with. */
+const spanErrorCodes: Record<number, string> = {
+  400: "INVALID_REQUEST",
+  404: "NOT_FOUND",
+  409: "CONFLICT",
+  503: "TOO_MANY_EXPORTS",
+};
+
 /** An HTTP status with a message that names what is wrong and what would be right. */
 export class SpanError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
+  }
+
+  get code(): string {
+    return spanErrorCodes[this.status] ?? "EXPORT_FAILED";
   }
 }
 

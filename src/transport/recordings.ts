@@ -137,7 +137,7 @@ async function exportSpan(
       }));
   } catch (error) {
     if (!(error instanceof SpanError)) throw error;
-    fail(error.status, error.status >= 500 ? "EXPORT_FAILED" : "INVALID_REQUEST", error.message);
+    fail(error.status, error.code, error.message);
     return;
   }
   if (request.socket.destroyed) { // the client left while it was made
