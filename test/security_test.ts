@@ -411,6 +411,31 @@ Deno.test("element policy by default: refused elements, and locations confined t
       },
     );
 
+    await t.step(
+      "a name with a NUL in it is no property nor element type (C would read it cut at the NUL)",
+      async () => {
+        const created = await create(client, "nul-name", [
+          { type: "filesrc", properties: { "location\0": "/etc/passwd" } },
+          { type: "fakesink" },
+        ]);
+        assert.equal(created.error?.code, "UNKNOWN_PROPERTY", JSON.stringify(created));
+        const set = await client.request("setElementProperty", {
+          id: "inside",
+          element: "src",
+          property: "location\0",
+          value: `${outsideDir}/secret.txt`,
+        });
+        assert.equal(set.error?.code, "UNKNOWN_PROPERTY", JSON.stringify(set));
+        const inspected = await client.request("inspectElement", { type: "capsfilter\0x" });
+        assert.equal(inspected.error?.code, "UNKNOWN_ELEMENT", JSON.stringify(inspected));
+        assert.deepEqual(
+          (await pipelineIds(client)).filter((id) => id === "nul-name"),
+          [],
+          "the refused create left its pipeline",
+        );
+      },
+    );
+
     await t.step("an rtsp:// location is a URL, not a file: accepted as given", async () => {
       const url = "rtsp://127.0.0.1:9/camera";
       expectOk(

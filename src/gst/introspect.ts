@@ -102,7 +102,8 @@ function compact(text: string): string {
 /** Everything about one element type, or UNKNOWN_ELEMENT with the closest names. */
 export function inspectElement(type: string): InspectedElement {
   const { gst, gobject } = lib();
-  const found = gst.gst_element_factory_find(cstr(type));
+  // C would read a name with a NUL in it only up to the NUL: another name than the one asked for.
+  const found = type.includes("\0") ? null : gst.gst_element_factory_find(cstr(type));
   if (found === null) {
     const suggestions = closestFactoryNames(type);
     throw new GstError(

@@ -57,6 +57,8 @@ function readParamSpec(pointer: Pointer): ParamSpec {
 }
 
 export function findProperty(object: Pointer, name: string): ParamSpec | null {
+  // C would read the name only up to a NUL in it: a property other than the one a policy judged.
+  if (name.includes("\0")) return null;
   const pointer = lib().gobject.g_object_class_find_property(
     classOf(object),
     cstr(name),
