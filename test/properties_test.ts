@@ -84,7 +84,13 @@ Deno.test("int64 and uint64 properties", async () => {
   await expectInvalid("videotestsrc", "timestamp-offset", -1, /0 to 9223372036854775807/);
   await expectValue("fakesink", "throttle-time", "18446744073709551615", "18446744073709551615");
   await expectValue("fakesink", "throttle-time", 1000, 1000);
+  await expectValue("videotestsrc", "num-buffers", "012", 12); // decimal, not octal
   await expectInvalid("fakesink", "throttle-time", -3);
+  // GST_CLOCK_TIME_NONE, which these setters assert against (a CRITICAL): refused.
+  await expectInvalid("fakesink", "render-delay", "18446744073709551615", /no time/);
+  await expectInvalid("compositor", "latency", "18446744073709551615", /no time/);
+  await expectInvalid("compositor", "min-upstream-latency", "18446744073709551615", /no time/);
+  await expectValue("fakesink", "render-delay", "18446744073709551614", "18446744073709551614");
 });
 
 Deno.test("float and double properties", async () => {
@@ -135,6 +141,42 @@ Deno.test("caps and structures whose name GStreamer would assert on are refused,
     "caps",
     'video/x-raw, a=(string)"b;9"',
     'video/x-raw, a=(string)"b\\;9"',
+  );
+});
+
+Deno.test("caps fields GStreamer would assert on are refused, not a CRITICAL", async () => {
+  // Each of these aborts gst-launch-1.0 under G_DEBUG=fatal-criticals (src/gst/caps_text.ts).
+  const refused: [string, RegExp][] = [
+    ['video/x-raw,a=(structure)"1bad, x=1"', /not a media type or structure name/],
+    ['video/x-raw,a=(GstStructure)"1bad;"', /not a media type or structure name/],
+    ['video/x-raw,a=(GstCaps)"1bad"', /not a media type or structure name/],
+    ["video/x-raw,a=(structure)[1bad, x=1]", /not a media type or structure name/],
+    ["video/x-raw,w=(int)[5,1]", /start below its end/],
+    ["video/x-raw,w=[5,5]", /start below its end/],
+    ["video/x-raw,w={2,[5,1]}", /start below its end/],
+    ["video/x-raw,w=<[5,1]>", /start below its end/],
+    ["video/x-raw,w=(int)[1,5,0]", /step above 0/],
+    ["video/x-raw,w=(int)[1,5,-3]", /step above 0/],
+    ["video/x-raw,w=(int)[1,5,2]", /multiples of its step/],
+    ["video/x-raw,w=(double)[5,1]", /start below its end/],
+    ["video/x-raw,w=[5.0,1.0]", /start below its end/],
+    ["video/x-raw,framerate=(fraction)[30/1,1/1]", /start below its end/],
+    ["video/x-raw,framerate=[1/2,1/2]", /start below its end/],
+    ["video/x-raw,w=(buffer)zz", /hex digits/],
+    ["video/x-raw,w=(buffer)0g", /hex digits/],
+    ['video/x-raw,w=(GstTagList)"1taglist"', /taglist, tag=value/],
+  ];
+  for (const [caps, message] of refused) {
+    await expectInvalid("capsfilter", "caps", caps, message);
+  }
+  // What the same fields look like when they are right.
+  await expectValue(
+    "capsfilter",
+    "caps",
+    "video/x-raw(memory:SystemMemory),width=[16,4096,2],framerate=[1/1,60/1],codec_data=(buffer)01ab",
+    // (memory:SystemMemory) is the default: GStreamer writes it out of the caps.
+    "video/x-raw, width=(int)[ 16, 4096, 2 ], " +
+      "framerate=(fraction)[ 1/1, 60/1 ], codec_data=(buffer)01ab",
   );
 });
 

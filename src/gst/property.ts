@@ -5,6 +5,7 @@
  * through the GParamSpec (g_param_value_validate), so every type GStreamer
  * knows works the same way it does on the command line.
  */
+import { capsTextProblem } from "./caps_text.ts";
 import { GstError } from "./errors.ts";
 import {
   enumValues,
@@ -113,6 +114,16 @@ const numericRanges = new Map<bigint, NumericRange>([
   [Fundamental.FLOAT, { read: (v, o) => v.getFloat32(o), size: 4, noun: "a number" }],
   [Fundamental.DOUBLE, { read: (v, o) => v.getFloat64(o), size: 8, noun: "a number" }],
 ]);
+
+/** GST_CLOCK_TIME_NONE: the largest uint64. */
+const CLOCK_TIME_NONE = 2n ** 64n - 1n;
+
+/** A uint64 property's default (GParamSpecUInt64 keeps it after its minimum and maximum). */
+function uint64Default(spec: ParamSpec): bigint {
+  return new Deno.UnsafePointerView(spec.pointer).getBigUint64(
+    Layout.GParamSpec.numericMinimum + 16,
+  );
+}
 
 function isIntegerType(fundamental: bigint): boolean {
   return numericRanges.get(fundamental)?.noun === "an integer";
@@ -271,16 +282,24 @@ export function convertProperty(
         if (number < BigInt(minimum!) || number > BigInt(maximum!)) {
           throw invalid("it is out of range");
         }
+        if (
+          fundamental === Fundamental.UINT64 && number === CLOCK_TIME_NONE &&
+          /latency|delay/.test(spec.name) && uint64Default(spec) !== CLOCK_TIME_NONE
+        ) {
+          // The setters of basesink's render-delay and aggregator's latency and
+          // min-upstream-latency assert a valid time: a CRITICAL.
+          throw invalid(
+            `${CLOCK_TIME_NONE} is GStreamer's "no time" (GST_CLOCK_TIME_NONE), which this ` +
+              `property does not start at and its element may refuse; give at most ${
+                CLOCK_TIME_NONE - 1n
+              }`,
+          );
+        }
       }
       const structured = typeName(spec.valueType);
       if (structured === "GstCaps" || structured === "GstStructure") {
-        const bad = invalidStructureName(text);
-        if (bad !== null) {
-          throw invalid(
-            `${JSON.stringify(bad)} is not a media type or structure name (a letter, then ` +
-              "letters, digits or / - _ . : +)",
-          );
-        }
+        const problem = capsTextProblem(text);
+        if (problem !== null) throw invalid(problem);
       }
       if (g.gst.gst_value_deserialize(gvalue.buffer, cstr(text)) === 0) {
         throw invalid("it could not be converted");
@@ -296,42 +315,6 @@ export function convertProperty(
   }
 }
 
-const nameCharacter = /[A-Za-z0-9_+\-/:.]/;
-
-/**
- * The first structure name in caps or structure text that GStreamer would parse and then refuse
- * with a CRITICAL (gst_structure_new_empty asserts gst_structure_validate_name, and the parser
- * reads names that start with a digit, "-" and more); null when every name is valid. Structures
- * are separated by ";" outside quotes; a name is a bare word or a quoted string.
- */
-export function invalidStructureName(text: string): string | null {
-  let i = 0;
-  const at = () => text[i];
-  while (i < text.length) {
-    while (i < text.length && /\s/.test(at())) i++;
-    let name = "";
-    if (at() === '"') {
-      for (i++; i < text.length && at() !== '"'; i++) {
-        if (at() === "\\") i++;
-        name += text[i] ?? "";
-      }
-      i++;
-    } else {
-      while (i < text.length && nameCharacter.test(at())) name += text[i++];
-    }
-    const special = ["ANY", "EMPTY", "NONE"].includes(name);
-    if (name !== "" && !special && !/^[A-Za-z][A-Za-z0-9\/\-_.:+]*$/.test(name)) return name;
-    // On to the next structure: skip to a ";" outside quotes.
-    let quoted = false;
-    for (; i < text.length && (quoted || at() !== ";"); i++) {
-      if (at() === "\\") i++;
-      else if (at() === '"') quoted = !quoted;
-    }
-    i++;
-  }
-  return null;
-}
-
 /** The gst-launch text for a JSON value, or undefined when the JSON kind cannot fit. */
 function serialisedForm(value: JsonValue, fundamental: bigint): string | undefined {
   if (typeof value === "number") {
@@ -343,7 +326,11 @@ function serialisedForm(value: JsonValue, fundamental: bigint): string | undefin
     const trimmed = value.trim();
     if (trimmed === "") return undefined;
     // Integers as text must be plain decimal so that "12abc" or "1e3" are not half-read.
-    if (isIntegerType(fundamental) && !/^[+-]?\d+$/.test(trimmed)) return undefined;
+    if (isIntegerType(fundamental)) {
+      if (!/^[+-]?\d+$/.test(trimmed)) return undefined;
+      // Written again without leading zeros, which GStreamer would read as octal ("012" is 10).
+      return BigInt(trimmed).toString();
+    }
     if (numericRanges.has(fundamental) && Number.isNaN(Number(trimmed))) return undefined;
     return trimmed;
   }
