@@ -493,6 +493,48 @@ Deno.test("a link from a pad an element does not have is LINK_FAILED", async () 
   assert.match(error.message, /no such static src pad/);
 });
 
+Deno.test("links that make a loop are LINK_FAILED (GStreamer would recurse round it and crash)", async () => {
+  const before = await client.request("getPipelines", {});
+  const error = expectError(
+    await client.request("createPipeline", {
+      id: freshId("loop"),
+      pipeline: {
+        elements: [
+          { type: "videotestsrc", name: "v" },
+          { type: "funnel", name: "f" },
+          { type: "tee", name: "t" },
+          { type: "queue", name: "q" },
+          { type: "fakesink", name: "s" },
+        ],
+        links: [
+          { from: "v", to: "f" },
+          { from: "f", to: "t" },
+          { from: "t", to: "q" },
+          { from: "q", to: "f" },
+          { from: "t", to: "s" },
+        ],
+      },
+    }),
+    "LINK_FAILED",
+  );
+  assert.deepEqual(error.details?.loop, ["f", "t", "q", "f"]);
+  assert.equal(error.details?.path, "payload.pipeline.links[3]");
+  // The same loop in launch text.
+  const launched = expectError(
+    await client.request("createPipeline", {
+      id: freshId("loop-launch"),
+      pipeline: "videotestsrc ! funnel name=f ! tee name=t ! queue ! f. t. ! fakesink",
+    }),
+    "LINK_FAILED",
+  );
+  assert.match(launched.message, /make a loop/);
+  assert.deepEqual(
+    (await client.request("getPipelines", {})).payload,
+    before.payload,
+    "a refused create left a pipeline",
+  );
+});
+
 Deno.test("caps on a link that neither end can take are LINK_FAILED", async () => {
   const error = expectError(
     await client.request("createPipeline", {

@@ -240,6 +240,7 @@ class Builder {
       }),
       links,
     };
+    this.#refuseLoop(links);
     for (const [index, spec] of links.entries()) await this.#makeLink(spec, index);
     for (const [name, { index }] of this.#rtspSinks) {
       if (!this.#elements.has(name)) {
@@ -323,6 +324,44 @@ class Builder {
     }
     this.#elements.set(name, { type: spec.type, pointer });
     return name;
+  }
+
+  /**
+   * Refuses links that lead from an element back to itself: data cannot flow around a loop, and
+   * GStreamer does not refuse one (its bin warns, then caps queries go round it until the stack
+   * overflows: a crash of the server).
+   */
+  #refuseLoop(links: LinkSpec[]): void {
+    const next = new Map<string, { to: string; index: number }[]>();
+    for (const [index, spec] of links.entries()) {
+      const field: Field = [...linksField, index];
+      const from = this.#linkEnd(spec.from, [...field, "from"]).name;
+      const to = this.#linkEnd(spec.to, [...field, "to"]).name;
+      next.set(from, [...next.get(from) ?? [], { to, index }]);
+    }
+    const done = new Set<string>();
+    const path: string[] = [];
+    const visit = (name: string): void => {
+      if (done.has(name)) return;
+      path.push(name);
+      for (const { to, index } of next.get(name) ?? []) {
+        const back = path.indexOf(to);
+        if (back >= 0) {
+          const loop = [...path.slice(back), to];
+          throw new DomainError(
+            "LINK_FAILED",
+            `The links make a loop (${loop.join(" -> ")}): data cannot flow around a loop; ` +
+              "link every element onwards, away from the ones before it",
+            { loop },
+            [...linksField, index],
+          );
+        }
+        visit(to);
+      }
+      path.pop();
+      done.add(name);
+    };
+    for (const name of next.keys()) visit(name);
   }
 
   async #makeLink(spec: LinkSpec, index: number): Promise<void> {
