@@ -158,6 +158,12 @@ export const gstSymbols = {
   gst_structure_to_string: { parameters: ["pointer"], result: "pointer" },
   // GstBuffer *gst_buffer_new_memdup (gconstpointer data, gsize size): copies the bytes
   gst_buffer_new_memdup: { parameters: ["buffer", "usize"], result: "pointer" },
+  // gsize gst_buffer_get_size (GstBuffer *buffer)
+  gst_buffer_get_size: { parameters: ["pointer"], result: "usize" },
+  // GstBuffer *gst_sample_get_buffer (GstSample *sample): transfer none
+  gst_sample_get_buffer: { parameters: ["pointer"], result: "pointer" },
+  // GstCaps *gst_sample_get_caps (GstSample *sample): transfer none
+  gst_sample_get_caps: { parameters: ["pointer"], result: "pointer" },
   // GstEvent *gst_event_new_eos (void)
   gst_event_new_eos: { parameters: [], result: "pointer" },
   // GstEvent *gst_event_new_flush_start (void)

@@ -221,3 +221,28 @@ Deno.test("setElementProperty changes a property while playing", async () => {
   assert.equal(bad.error?.code, "INVALID_PROPERTY_VALUE");
   await client.request("deletePipeline", { id });
 });
+
+Deno.test("a sample property reads as what it holds, not its bytes (a frame is megabytes)", async () => {
+  const id = `props-${++counter}`;
+  const created = await client.request("createPipeline", {
+    id,
+    pipeline: "videotestsrc ! video/x-raw,format=RGB,width=1920,height=1080 ! " +
+      "fakesink name=s enable-last-sample=true",
+    desiredState: "paused",
+  });
+  assert.equal(created.ok, true, JSON.stringify(created.error));
+  try {
+    const reply = await client.request("getElementProperty", {
+      id,
+      element: "s",
+      property: "last-sample",
+    });
+    assert.equal(reply.ok, true, JSON.stringify(reply.error));
+    assert.match(
+      reply.payload.value,
+      /^GstSample of 6220800 bytes, video\/x-raw, format=\(string\)RGB/,
+    );
+  } finally {
+    await client.request("deletePipeline", { id });
+  }
+});

@@ -1,5 +1,5 @@
 /** GValue storage and reading GValues back into JSON. */
-import { gtype, lib, readCString, takeCString } from "./native.ts";
+import { gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
 import { instanceType, Layout, readI32, readPointer, readString, readU32 } from "./layout.ts";
 
 /** Fundamental GType ids (G_TYPE_MAKE_FUNDAMENTAL(n) = n << 2). */
@@ -96,6 +96,10 @@ export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonVa
       const name = typeName(type);
       if (name === "GstCaps") return takeCString(lib().gst.gst_caps_to_string(boxed));
       if (name === "GstStructure") return takeCString(lib().gst.gst_structure_to_string(boxed));
+      // Media, not settings: a frame written out would be megabytes of text in a reply.
+      if (name === "GstSample") return describeSample(boxed);
+      if (name === "GstBuffer") return `GstBuffer of ${lib().gst.gst_buffer_get_size(boxed)} bytes`;
+      if (name === "GstBufferList") return name;
       return takeCString(lib().gst.gst_value_serialize(value)) ?? name;
     }
     default: {
@@ -106,6 +110,16 @@ export function readGValue(value: Uint8Array<ArrayBuffer>, type: bigint): JsonVa
       return text === "NULL" ? null : text;
     }
   }
+}
+
+/** "GstSample of N bytes, CAPS": what a sample holds, without its bytes. */
+function describeSample(sample: Pointer): string {
+  const { gst } = lib();
+  const buffer = gst.gst_sample_get_buffer(sample);
+  const caps = gst.gst_sample_get_caps(sample);
+  const bytes = buffer === null ? 0 : gst.gst_buffer_get_size(buffer);
+  return `GstSample of ${bytes} bytes` +
+    (caps === null ? "" : `, ${takeCString(gst.gst_caps_to_string(caps))}`);
 }
 
 /** 64-bit integers beyond 2^53 stay exact as decimal strings. */
