@@ -593,6 +593,24 @@ Deno.test("a publisher killed mid-stream ends the publish: its reader gets EOS, 
   await publishesAgain(view, name);
 });
 
+Deno.test("a publish the server ends closes its publisher's connection: ffmpeg stops sending", async () => {
+  const name = freshId("let-go");
+  const { since, sender } = await startPublish(
+    view,
+    name,
+    () => ffmpegPublish(clips.h264, view.url(name), { loop: true }),
+  );
+  let exited: { code: number; stderr: string } | null = null;
+  void sender.finished.then((result) => (exited = result));
+  expectOk(await client.request("deletePipeline", { id: name }), view.logs);
+  await view.eventSince(since, "pipelineDeleted", name, () => true, 20_000);
+  // Left connected, it went on sending into a media nobody read, holding a client thread, its
+  // sockets and an RTP session until it quit by itself.
+  await waitUntil(() => exited, 15_000, `ffmpeg to lose its connection after ${name} ended`);
+  assert.notEqual(exited!.code, 0, exited!.stderr);
+  await publishesAgain(view, name);
+});
+
 Deno.test("a running publish has stats: kind publish, format, recording, frames growing", async () => {
   const name = freshId("stats");
   const { since, sender: publisher } = await startPublish(

@@ -733,10 +733,16 @@ export class RtspServer {
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
   }
 
-  /** Forgets a publish's record factory (its publish ended), taking it off the path if it is there. */
+  /**
+   * Forgets a publish's record factory (its publish ended), taking it off the path if it is there,
+   * and closes its publisher's connection: a publisher the server let go (removed, silent, never
+   * recording) would otherwise go on sending into a media nobody reads, holding its client thread,
+   * its sockets and its RTP session until it quits by itself.
+   */
   unmountRecord(path: string): void {
     const record = this.#records.get(path);
     if (record === undefined) return;
+    this.#closePublisher(path);
     this.#records.delete(path);
     builders.delete(record.key);
     if (record.waitingPlay !== undefined) {
@@ -746,6 +752,51 @@ export class RtspServer {
     }
     // A record factory is never shared, so it caches no media: freeing it here waits on nothing.
     lib().gobject.g_object_unref(record.factory);
+  }
+
+  /** Closes, off the main thread, the connection of each client with a record session of `path`. */
+  #closePublisher(path: string): void {
+    const { rtsp, glib } = lib();
+    const matched = new Int32Array(1);
+    const recordSessions = new Set<bigint>();
+    // Every list below holds a reference to each of its items, given up once the closes are done.
+    let held = rtsp.gst_rtsp_session_pool_filter(this.#sessions, null, null);
+    for (let node = held; node !== null; node = readPointer(node, Layout.GList.next)) {
+      const session = readPointer(node, Layout.GList.data)!;
+      const medias = rtsp.gst_rtsp_session_filter(session, null, null);
+      for (let item = medias; item !== null; item = readPointer(item, Layout.GList.next)) {
+        const media = readPointer(item, Layout.GList.data)!;
+        if (
+          isRecording(media) &&
+          rtsp.gst_rtsp_session_media_matches(media, cstr(`/${path}`), matched) !== 0 &&
+          matched[0] === path.length + 1
+        ) {
+          recordSessions.add(BigInt(Deno.UnsafePointer.value(session)));
+        }
+      }
+      // In front: the nodes being walked keep their next pointers.
+      if (medias !== null) held = glib.g_list_concat(medias, held);
+    }
+    const closing: Promise<void>[] = [];
+    for (const server of recordSessions.size === 0 ? [] : this.#servers) {
+      const clients = rtsp.gst_rtsp_server_client_filter(server, null, null);
+      for (let node = clients; node !== null; node = readPointer(node, Layout.GList.next)) {
+        const client = readPointer(node, Layout.GList.data)!;
+        const sessions = rtsp.gst_rtsp_client_session_filter(client, null, null);
+        let publishes = false;
+        for (let item = sessions; item !== null; item = readPointer(item, Layout.GList.next)) {
+          const session = readPointer(item, Layout.GList.data)!;
+          if (recordSessions.has(BigInt(Deno.UnsafePointer.value(session)))) publishes = true;
+        }
+        if (sessions !== null) held = glib.g_list_concat(sessions, held);
+        if (publishes) closing.push(rtsp.gst_rtsp_client_close_async(client));
+      }
+      if (clients !== null) held = glib.g_list_concat(clients, held);
+    }
+    if (held !== null) {
+      const list = held;
+      void Promise.allSettled(closing).then(() => releaseOffThread(list));
+    }
   }
 
   unmount(path: string): void {
