@@ -689,9 +689,13 @@ Deno.test({
 function announceOn(
   v: View,
   name: string,
-  { path = name, contentType = "application/sdp" } = {},
+  {
+    path = name,
+    contentType = "application/sdp",
+    stream = undefined as readonly string[] | undefined,
+  } = {},
 ): Promise<{ status: string; conn: Deno.Conn }> {
-  return rawAnnounce(v.url(path), contentType);
+  return rawAnnounce(v.url(path), contentType, stream);
 }
 
 /*
@@ -763,6 +767,15 @@ Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes 
         /^RTSP\/1.0 400 Bad Request: the ANNOUNCE body is text\/plain/,
       ],
       [{ path: name.replace(/^r/, "%72") }, /^RTSP\/1.0 400 Bad Request: invalid stream name/],
+      // A known codec on the wrong m= line or at the wrong clock rate would fail to link later.
+      [
+        { stream: ["m=application 0 RTP/AVP 96", "a=rtpmap:96 H264/90000"] },
+        /^RTSP\/1.0 415 Unsupported Media Type: stream 0 is application H.264, but H.264 is video/,
+      ],
+      [
+        { stream: ["m=video 0 RTP/AVP 96", "a=rtpmap:96 H264/1000"] },
+        /^RTSP\/1.0 415 Unsupported Media Type: stream 0 has an RTP clock rate of 1000 .* 90000/,
+      ],
     ] as const
   ) {
     const { status, conn } = await announceOn(view, name, options);

@@ -190,6 +190,7 @@ export async function describeStatus(base: string, path: string): Promise<number
 export async function rawAnnounce(
   url: string,
   contentType = "application/sdp",
+  stream: readonly string[] = ["m=video 0 RTP/AVP 96", "a=rtpmap:96 H264/90000"],
 ): Promise<{ status: string; conn: Deno.Conn }> {
   const { hostname, port } = new URL(url.replace(/^rtsp:/, "http:"));
   const sdp = [
@@ -198,8 +199,7 @@ export async function rawAnnounce(
     "s=raw",
     "c=IN IP4 127.0.0.1",
     "t=0 0",
-    "m=video 0 RTP/AVP 96",
-    "a=rtpmap:96 H264/90000",
+    ...stream,
     "a=fmtp:96 packetization-mode=1",
     "a=control:streamid=0",
     "",

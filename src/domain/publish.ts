@@ -41,18 +41,69 @@ export interface PublishHost extends Omit<PushHost, "createPush" | "fail" | "pol
 
 export interface PublishCodec {
   label: string;
+  media: "video" | "audio";
+  /** The RTP clock rate its payload format fixes; null: any above 0 (AAC's is its sample rate). */
+  clockRate: number | null;
   depay: string;
   parser: string;
 }
 
 /** Codecs a publisher may send, by SDP encoding name. */
 export const publishCodecs: Record<string, PublishCodec> = {
-  H264: { label: "H.264", depay: "rtph264depay", parser: "h264parse" },
-  H265: { label: "H.265", depay: "rtph265depay", parser: "h265parse" },
-  "MPEG4-GENERIC": { label: "AAC", depay: "rtpmp4gdepay", parser: "aacparse" },
-  "MP4A-LATM": { label: "AAC", depay: "rtpmp4adepay", parser: "aacparse" },
-  OPUS: { label: "Opus", depay: "rtpopusdepay", parser: "opusparse" },
+  H264: {
+    label: "H.264",
+    media: "video",
+    clockRate: 90000,
+    depay: "rtph264depay",
+    parser: "h264parse",
+  },
+  H265: {
+    label: "H.265",
+    media: "video",
+    clockRate: 90000,
+    depay: "rtph265depay",
+    parser: "h265parse",
+  },
+  "MPEG4-GENERIC": {
+    label: "AAC",
+    media: "audio",
+    clockRate: null,
+    depay: "rtpmp4gdepay",
+    parser: "aacparse",
+  },
+  "MP4A-LATM": {
+    label: "AAC",
+    media: "audio",
+    clockRate: null,
+    depay: "rtpmp4adepay",
+    parser: "aacparse",
+  },
+  OPUS: {
+    label: "Opus",
+    media: "audio",
+    clockRate: 48000,
+    depay: "rtpopusdepay",
+    parser: "opusparse",
+  },
 };
+
+/** Why an SDP stream of a known codec cannot be taken as it is described, or null. */
+function streamMismatch(
+  stream: { media: string; caps?: string },
+  codec: PublishCodec,
+): string | null {
+  if (stream.media !== codec.media) {
+    return `is ${stream.media} ${codec.label}, but ${codec.label} is ${codec.media}: give it an ` +
+      `m=${codec.media} line`;
+  }
+  const rate = stream.caps?.match(/clock-rate=\(int\)(\d+)/)?.[1];
+  if (rate === undefined) return null;
+  if (codec.clockRate !== null ? Number(rate) !== codec.clockRate : Number(rate) <= 0) {
+    return `has an RTP clock rate of ${rate} (its a=rtpmap); ${codec.label} is sent at ` +
+      (codec.clockRate === null ? "its sample rate" : `${codec.clockRate}`);
+  }
+  return null;
+}
 
 const ACCEPTED = "H.264 or H.265 video, with AAC or Opus audio";
 
@@ -421,7 +472,10 @@ export class PublishHub {
   }
 
   /** Why a publish of `name` with streams of these SDP encoding names cannot start now, or null. */
-  refusal(name: string, encodings: { media: string; encoding: string }[]): PublishRefusal | null {
+  refusal(
+    name: string,
+    encodings: { media: string; encoding: string; caps?: string }[],
+  ): PublishRefusal | null {
     if (!namePattern.test(name)) {
       return {
         status: 400,
@@ -445,6 +499,12 @@ export class PublishHub {
         reason: `Unsupported Media Type: stream ${unsupported} is ${stream.media} ` +
           `${stream.encoding || "with a static payload type (no rtpmap)"}; publish ${ACCEPTED}`,
       };
+    }
+    for (const [index, stream] of encodings.entries()) {
+      const mismatch = streamMismatch(stream, publishCodecs[stream.encoding]);
+      if (mismatch !== null) {
+        return { status: 415, reason: `Unsupported Media Type: stream ${index} ${mismatch}` };
+      }
     }
     if (this.#sessions.size >= this.#maxPublishes) {
       return {
