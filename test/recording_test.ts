@@ -173,6 +173,15 @@ Deno.test("recording: segments of the set length, contiguous, with audio; listed
         );
       }
     }
+    // The first segment starts at a key frame, as every other one does: a reader that joins the
+    // path mid-GOP gets delta frames first, which the recording drops.
+    for (const event of events) {
+      const flags = await run("ffprobe", [
+        ...["-v", "error", "-select_streams", "v", "-show_entries", "packet=flags"],
+        ...["-read_intervals", "%+#1", "-of", "csv=p=0", join(recordings, "cam", event.file)],
+      ]);
+      assert.match(flags.stdout, /^K/, `${event.file} starts with a key frame`);
+    }
     // Contiguous: each segment starts where the one before ended (the start is in the name). The
     // first one's file is opened before the stream's first key frame comes: its start is earlier.
     for (let at = 2; at < events.length; at++) {

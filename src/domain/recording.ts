@@ -744,7 +744,11 @@ export class RecordingHub {
     const id = `recording-${crypto.randomUUID()}`;
     const elements: ElementSpec[] = [
       loopbackReaderSpec(this.#options, path),
-      { type: video, name: "depay" },
+      // A reader joins the path mid-GOP: the delta frames before its first key frame would begin
+      // the first segment, and decode as garbage. (rtph265depay has no such setting in 1.22.)
+      video === "rtph264depay"
+        ? { type: video, name: "depay", properties: { "wait-for-keyframe": true } }
+        : { type: video, name: "depay" },
       { type: videoChains[video], name: "parse" },
       {
         type: "splitmuxsink",
