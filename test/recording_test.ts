@@ -234,6 +234,10 @@ Deno.test("recording: segments of the set length, contiguous, with audio; listed
     await beyond.body?.cancel();
     assert.equal(beyond.status, 416);
     assert.equal(beyond.headers.get("content-range"), `bytes */${bytes.length}`);
+    // A last byte before the first is an invalid header, which is ignored: the whole file.
+    const backwards = await fetch(url, { headers: { range: "bytes=5-2" } });
+    assert.equal(backwards.status, 200);
+    assert.equal((await backwards.arrayBuffer()).byteLength, bytes.length);
     // ffprobe seeks through HTTP ranges.
     const overHttp = await probe(url);
     assert.equal(overHttp.video, probed[1].video);
@@ -656,6 +660,11 @@ Deno.test("recording: stop, delete, record again; a path that goes away and come
     );
     expectError(
       await client.request("startRecording", { path: "cam", segmentSeconds: 0 }),
+      "INVALID_REQUEST",
+    );
+    // Longer than any path the server serves: it would wait for ever.
+    expectError(
+      await client.request("startRecording", { path: "a".repeat(65) }),
       "INVALID_REQUEST",
     );
     expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 1 }));

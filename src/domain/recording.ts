@@ -75,7 +75,7 @@ const PLAYBACK_PREFIX = "recordings/";
 const WRITING = /^writing-(\d{5})\.(mp4|ts|mkv)$/;
 const SEGMENT = /^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}Z)(?:-(\d+))?\.(mp4|ts|mkv)$/;
 /** Path names a folder can have. */
-const PATH_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+const PATH_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 const SWEEP_MS = 1_000;
 /** How long a stopping recording waits for its last segment to be finished (end of stream). */
 const FINISH_TIMEOUT_MS = 5_000;
@@ -1041,7 +1041,7 @@ function requireRecordablePath(path: string): void {
   if (!PATH_PATTERN.test(path)) {
     throw new DomainError(
       "INVALID_REQUEST",
-      `Cannot record path ${JSON.stringify(path)}: recorded paths are 1 to 128 letters, digits, ` +
+      `Cannot record path ${JSON.stringify(path)}: recorded paths are 1 to 64 letters, digits, ` +
         "'.', '_' and '-', not starting with '.'",
       { path },
     );

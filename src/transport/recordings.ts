@@ -180,6 +180,8 @@ export function parseRange(
     return { start: Math.max(0, size - length), end: size - 1 };
   }
   const start = Number(match[1]);
+  // A last byte before the first makes the header invalid, which RFC 9110 says to ignore.
+  if (match[2] !== "" && Number(match[2]) < start) return null;
   const end = match[2] === "" ? size - 1 : Math.min(Number(match[2]), size - 1);
   if (start >= size || end < start) return "unsatisfiable";
   return { start, end };
