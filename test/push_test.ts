@@ -985,3 +985,19 @@ Deno.test("a running push is listed with kind push and has push stats", async ()
     assert.ok(entry.bytesIn <= (await Deno.stat(media.short)).size, JSON.stringify(entry));
   });
 });
+
+Deno.test("a push deleted mid-body says in its 410 what it had detected", async () => {
+  const name = "deleted-detected";
+  const replied = fetch(pushUrl(name), {
+    method: "POST",
+    headers: { "content-type": "video/h264" },
+    body: endlessClip(),
+  }).then(async (response) => ({ status: response.status, body: await response.json() }));
+  await client.nextStats((entry) => entry.id === name && entry.frames > 30);
+  expectOk(await client.request("deletePipeline", { id: name }));
+  const { status, body } = await replied;
+  assert.equal(status, 410);
+  // Read while it ran: a stopped pipeline's pads have no caps left.
+  assert.equal(body.error.details.detected.codec, "H.264", JSON.stringify(body));
+  assert.equal(body.error.details.detected.width, 320, JSON.stringify(body));
+});

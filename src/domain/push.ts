@@ -255,6 +255,8 @@ export class PushSession {
   readonly #startedAt: number;
   readonly #unsubscribe: () => void;
   #bytes = 0;
+  /** The parser's caps once it gave some: they are gone from its pad once the pipeline stops. */
+  #caps: string | null = null;
   #outcome: PushOutcome | null = null;
   #failure = { element: "", message: "" };
   #wake: (() => void) | null = null;
@@ -362,6 +364,7 @@ export class PushSession {
   async write(chunk: Uint8Array<ArrayBuffer>): Promise<boolean> {
     if (!this.running || !this.#source.push(chunk)) return false;
     this.#bytes += chunk.byteLength;
+    this.#caps ??= this.#counter.caps();
     while (this.#source.queuedBytes() > MAX_QUEUED_BYTES && this.running) {
       await this.#waitForChange(1);
     }
@@ -411,7 +414,7 @@ export class PushSession {
       bytes: this.#bytes,
       frames: this.#frames(),
       durationMs: Math.round(performance.now() - this.#startedAt),
-      detected: detectedStream(this.format, this.#counter.caps()),
+      detected: detectedStream(this.format, this.#counter.caps() ?? this.#caps),
     };
     if (this.#outcome !== "deleted" && this.#host.has(this.name)) {
       await this.#host.delete(this.name).catch(() => {});
