@@ -86,11 +86,13 @@ Deno.test("int64 and uint64 properties", async () => {
   await expectValue("fakesink", "throttle-time", 1000, 1000);
   await expectValue("videotestsrc", "num-buffers", "012", 12); // decimal, not octal
   await expectInvalid("fakesink", "throttle-time", -3);
-  // GST_CLOCK_TIME_NONE, which these setters assert against (a CRITICAL): refused.
-  await expectInvalid("fakesink", "render-delay", "18446744073709551615", /no time/);
-  await expectInvalid("compositor", "latency", "18446744073709551615", /no time/);
-  await expectInvalid("compositor", "min-upstream-latency", "18446744073709551615", /no time/);
-  await expectValue("fakesink", "render-delay", "18446744073709551614", "18446744073709551614");
+  // GST_CLOCK_TIME_NONE, which these setters assert against, and sums that wrap to it (a
+  // CRITICAL): refused.
+  await expectInvalid("fakesink", "render-delay", "18446744073709551615", /146 years/);
+  await expectInvalid("compositor", "latency", "18446744073709551615", /146 years/);
+  await expectInvalid("compositor", "latency", "18446744073676218282", /146 years/);
+  await expectInvalid("compositor", "min-upstream-latency", "18446744073709551615", /146 years/);
+  await expectValue("fakesink", "render-delay", "4611686018427387903", "4611686018427387903");
 });
 
 Deno.test("float and double properties", async () => {
@@ -165,6 +167,26 @@ Deno.test("caps fields GStreamer would assert on are refused, not a CRITICAL", a
     ["video/x-raw,w=(buffer)zz", /hex digits/],
     ["video/x-raw,w=(buffer)0g", /hex digits/],
     ['video/x-raw,w=(GstTagList)"1taglist"', /taglist, tag=value/],
+    // Found by a review: leading zeros are octal and 0x hex to GStreamer, words it reads as
+    // numbers, GLib's type names, NaN and infinities, and casts inside lists and ranges.
+    ["x,r=(int)[9,010]", /start below its end/],
+    ["x,r=(int)[0,16,0x3]", /multiples of its step/],
+    ["x,r=(int)[max,min]", /start below its end/],
+    ["x,r=(int)[big_endian,little_endian]", /start below its end/],
+    ["x,r=(gint)[10,1]", /start below its end/],
+    ["x,r=(gint64)[5,1]", /start below its end/],
+    ["x,r=(gdouble)[2.0,1.0]", /start below its end/],
+    ["x,r=(GstFraction)[2/1,1/1]", /start below its end/],
+    ["x,r=(fraction)[2,1]", /fractions/],
+    ["x,r=(double)[1e400,2]", /start below its end/],
+    ["x,r=[nan,1.0]", /start below its end/],
+    ["x,r=(double)[1,nan]", /start below its end/],
+    ["x,r={(int)[5,1]}", /start below its end/],
+    ["x,r=<(int)[5,1]>", /start below its end/],
+    ["x,r=[(int)5,(int)1]", /start below its end/],
+    ['x,s={(structure)"1bad"}', /not a media type or structure name/],
+    ["x,s={(buffer)zz}", /hex digits/],
+    ["x,s=(GstBuffer)zz", /hex digits/],
   ];
   for (const [caps, message] of refused) {
     await expectInvalid("capsfilter", "caps", caps, message);
@@ -178,6 +200,11 @@ Deno.test("caps fields GStreamer would assert on are refused, not a CRITICAL", a
     "video/x-raw, width=(int)[ 16, 4096, 2 ], " +
       "framerate=(fraction)[ 1/1, 60/1 ], codec_data=(buffer)01ab",
   );
+  // Octal as GStreamer reads it: [010, 9] is [8, 9].
+  await expectValue("capsfilter", "caps", "x,r=(int)[010,9]", "x, r=(int)[ 8, 9 ]");
+  // Other properties GStreamer parses as values: a GstBuffer, an array of ranges.
+  await expectInvalid("srtpenc", "key", "zz", /hex digits/);
+  await expectInvalid("rtpptdemux", "ignored-payload-types", "<[5,1]>", /start below its end/);
 });
 
 Deno.test("fraction properties take 'n/d'", async () => {

@@ -5,7 +5,7 @@
  * through the GParamSpec (g_param_value_validate), so every type GStreamer
  * knows works the same way it does on the command line.
  */
-import { capsTextProblem } from "./caps_text.ts";
+import { capsTextProblem, valueTextProblem } from "./caps_text.ts";
 import { GstError } from "./errors.ts";
 import {
   enumValues,
@@ -117,6 +117,8 @@ const numericRanges = new Map<bigint, NumericRange>([
 
 /** GST_CLOCK_TIME_NONE: the largest uint64. */
 const CLOCK_TIME_NONE = 2n ** 64n - 1n;
+/** The longest latency taken: a quarter of the clock's range, so that sums of several do not wrap. */
+const LONGEST_LATENCY = 2n ** 62n - 1n;
 
 /** A uint64 property's default (GParamSpecUInt64 keeps it after its minimum and maximum). */
 function uint64Default(spec: ParamSpec): bigint {
@@ -283,24 +285,23 @@ export function convertProperty(
           throw invalid("it is out of range");
         }
         if (
-          fundamental === Fundamental.UINT64 && number === CLOCK_TIME_NONE &&
+          fundamental === Fundamental.UINT64 && number > LONGEST_LATENCY &&
           /latency|delay/.test(spec.name) && uint64Default(spec) !== CLOCK_TIME_NONE
         ) {
-          // The setters of basesink's render-delay and aggregator's latency and
-          // min-upstream-latency assert a valid time: a CRITICAL.
+          // basesink's render-delay and aggregator's latency setters assert a valid time, and
+          // GStreamer adds latencies up: a sum that wraps to GST_CLOCK_TIME_NONE ("no time")
+          // fails an assertion in gst_query_set_latency. Either is a CRITICAL.
           throw invalid(
-            `${CLOCK_TIME_NONE} is GStreamer's "no time" (GST_CLOCK_TIME_NONE), which this ` +
-              `property does not start at and its element may refuse; give at most ${
-                CLOCK_TIME_NONE - 1n
-              }`,
+            `a latency over ${LONGEST_LATENCY} ns (about 146 years) would overflow GStreamer's ` +
+              `clock times as latencies add up; give at most ${LONGEST_LATENCY}`,
           );
         }
       }
       const structured = typeName(spec.valueType);
-      if (structured === "GstCaps" || structured === "GstStructure") {
-        const problem = capsTextProblem(text);
-        if (problem !== null) throw invalid(problem);
-      }
+      const problem = structured === "GstCaps" || structured === "GstStructure"
+        ? capsTextProblem(text)
+        : valueTextProblem(text, structured);
+      if (problem !== null) throw invalid(problem);
       if (g.gst.gst_value_deserialize(gvalue.buffer, cstr(text)) === 0) {
         throw invalid("it could not be converted");
       }
