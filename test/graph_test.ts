@@ -533,6 +533,19 @@ Deno.test("links that make a loop are LINK_FAILED (GStreamer would recurse round
     before.payload,
     "a refused create left a pipeline",
   );
+  // Through rtpsession, whose send and receive paths are separate, a loop runs: RTP sent, then
+  // depayloaded, payloaded again and received by the same session.
+  const relay = freshId("rtp-relay");
+  expectOk(
+    await client.request("createPipeline", {
+      id: relay,
+      pipeline: "rtpsession name=s videotestsrc num-buffers=30 ! x264enc tune=zerolatency ! " +
+        "rtph264pay ! s.send_rtp_sink s.send_rtp_src ! rtph264depay ! h264parse ! rtph264pay ! " +
+        "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264 ! s.recv_rtp_sink " +
+        "s.recv_rtp_src ! rtph264depay ! fakesink",
+    }),
+  );
+  expectOk(await client.request("deletePipeline", { id: relay }));
 });
 
 Deno.test("caps on a link that neither end can take are LINK_FAILED", async () => {

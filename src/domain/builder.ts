@@ -84,6 +84,8 @@ export function linkEndText(end: { name: string; pad: string | null }): string {
 
 const elementsField = ["pipeline", "elements"] as const;
 const linksField = ["pipeline", "links"] as const;
+/** Elements whose pads pair up into separate paths through them, so a loop through one runs. */
+const SEPARATE_PATHS = new Set(["rtpbin", "rtpsession", "webrtcbin"]);
 
 /** The description of a definition: as given, or parsed from gst-launch text. */
 export function describe(pipeline: PipelineDefinition["pipeline"]): PipelineDescription {
@@ -337,6 +339,9 @@ class Builder {
       const field: Field = [...linksField, index];
       const from = this.#linkEnd(spec.from, [...field, "from"]).name;
       const to = this.#linkEnd(spec.to, [...field, "to"]).name;
+      // Its pads pair up into paths of their own (send and receive): a loop through it, such as
+      // received RTP sent back, runs.
+      if (SEPARATE_PATHS.has(this.#elements.get(from)?.type ?? "")) continue;
       next.set(from, [...next.get(from) ?? [], { to, index }]);
     }
     const done = new Set<string>();
