@@ -453,6 +453,11 @@ for (const format of ["mp4", "ts", "mkv"]) {
         assert.equal(aside.length, 1, "the segment cut before its first fragment is kept aside");
         assert.ok(server.logs.some((line) => line.includes("before its first whole fragment")));
         assert.ok(!listed.segments.some((s: { file: string }) => s.file.endsWith(".cut.mp4")));
+        // It can be deleted by its name, as a segment can.
+        const removed = expectOk(
+          await restarted.request("deleteRecording", { path: "cam", file: aside[0].name }),
+        );
+        assert.deepEqual(removed.payload.deleted, [aside[0].name]);
       }
       // MP4 and Matroska keep the segment the kill cut short. MPEG-TS from a path with audio
       // loses it: mpegtsmux holds such a segment until it ends (see docs/protocol.md).

@@ -74,6 +74,8 @@ const PLAYBACK_PREFIX = "recordings/";
 
 const WRITING = /^writing-(\d{5})\.(mp4|ts|mkv)$/;
 const SEGMENT = /^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}Z)(?:-(\d+))?\.(mp4|ts|mkv)$/;
+/** A segment cut before its first whole fragment, kept aside (#finishSegments): not listed. */
+const CUT_ASIDE = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}Z(?:-\d+)?\.cut\.mp4$/;
 /** Path names a folder can have. */
 const PATH_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 const SWEEP_MS = 1_000;
@@ -458,8 +460,9 @@ export class RecordingHub {
   async delete(path: string, file?: string): Promise<{ path: string; deleted: string[] }> {
     requireRecordablePath(path);
     const segments = await this.segments(path);
+    const cutAside = await this.#cutAside(path);
     if (file !== undefined) {
-      if (!segments.some((s) => s.file === file)) {
+      if (!segments.some((s) => s.file === file) && !cutAside.includes(file)) {
         throw new DomainError(
           "RECORDING_NOT_FOUND",
           `'/${path}' has no segment '${file}'` +
@@ -480,16 +483,30 @@ export class RecordingHub {
         { path },
       );
     }
-    if (segments.length === 0) {
+    if (segments.length === 0 && cutAside.length === 0) {
       throw new DomainError("RECORDING_NOT_FOUND", `'/${path}' has no recorded segments`, { path });
     }
-    for (const segment of segments) {
-      await Deno.remove(join(this.#options.directory, path, segment.file)).catch(() => {});
+    const deleted = [...segments.map((s) => s.file), ...cutAside];
+    for (const file of deleted) {
+      await Deno.remove(join(this.#options.directory, path, file)).catch(() => {});
     }
     await Deno.remove(join(this.#options.directory, path, STREAMS_FILE)).catch(() => {});
     await Deno.remove(join(this.#options.directory, path)).catch(() => {}); // once empty
     this.#options.rtsp.unmount(`${PLAYBACK_PREFIX}${path}`);
-    return { path, deleted: segments.map((s) => s.file) };
+    return { path, deleted };
+  }
+
+  /** The files of `path` kept aside as cut before their first fragment. */
+  async #cutAside(path: string): Promise<string[]> {
+    const found: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(join(this.#options.directory, path))) {
+        if (entry.isFile && CUT_ASIDE.test(entry.name)) found.push(entry.name);
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    return found.sort();
   }
 
   /**
@@ -851,10 +868,9 @@ export class RecordingHub {
       // On disk before it takes its name, and the name on disk before anyone is told of it: a
       // power loss leaves either the segment whole under its name, or the file it was.
       await this.#synced(path, full, (file) => file.syncData());
-      const free = await this.#freeName(dir, start, extension);
       // Kept, but under a name no listing, export or replay takes: one such file in a span would
       // fail all of them.
-      const file = playable ? free : free.replace(/\.mp4$/, ".cut.mp4");
+      const file = await this.#freeName(dir, start, playable ? extension : "cut.mp4");
       try {
         await Deno.rename(full, join(dir, file));
       } catch (error) {
