@@ -145,6 +145,7 @@ const configSchema = z.object({
   ),
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(1000, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
+  GSTREAMER_WS_PING_INTERVAL_MS: count(30000, 100, 3600000, " of milliseconds"),
   GSTREAMER_HLS_DIR: z.string().trim().default(""),
   GSTREAMER_HLS_SEGMENT_SECONDS: count(2, 1, 30, " of seconds"),
   GSTREAMER_HLS_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
@@ -216,6 +217,7 @@ export interface Config {
   timerSlackUs: number;
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
   httpIdleTimeoutMs: number;
+  wsPingIntervalMs: number;
   /** Where the HLS segment directory is made (the system's temporary directory when empty). */
   hlsDir: string;
   hlsSegmentSeconds: number;
@@ -280,6 +282,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     mallocThresholdMib: c.GSTREAMER_MALLOC_THRESHOLD_MIB,
     timerSlackUs: c.GSTREAMER_TIMER_SLACK_US,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
+    wsPingIntervalMs: c.GSTREAMER_WS_PING_INTERVAL_MS,
     hlsDir: c.GSTREAMER_HLS_DIR,
     hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,
     hlsIdleTimeoutMs: c.GSTREAMER_HLS_IDLE_TIMEOUT_MS,

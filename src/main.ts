@@ -360,6 +360,7 @@ async function main(): Promise<void> {
     maxRequestsPerSecond: config.maxRequestsPerSecond,
     statsIntervalMs: config.statsIntervalMs,
     httpIdleTimeoutMs: config.httpIdleTimeoutMs,
+    wsPingIntervalMs: config.wsPingIntervalMs,
     routes: [
       pushRoute(registry, config.maxPushes),
       whepRoute(whep),

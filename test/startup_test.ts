@@ -32,6 +32,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     webrtcTurn: undefined,
     maxRequestsPerSecond: 1000,
     httpIdleTimeoutMs: 30000,
+    wsPingIntervalMs: 30000,
     hlsDir: "",
     hlsSegmentSeconds: 2,
     hlsIdleTimeoutMs: 30000,

@@ -13,6 +13,7 @@ import type { Duplex } from "node:stream";
 import * as wsModule from "ws";
 // @ts-types="npm:@types/ws@8.18.1"
 import { type WebSocket, WebSocketServer } from "ws";
+import { ActiveTimer } from "../domain/active_timer.ts";
 import { ApiError } from "../api/errors.ts";
 import { closeAfterReply } from "./body.ts";
 import { PEER_PARAMETER } from "./peers.ts";
@@ -99,6 +100,11 @@ export interface TransportOptions {
   statsIntervalMs: number;
   /** An HTTP connection that sends nothing for this long is closed (WebSockets are exempt). */
   httpIdleTimeoutMs?: number;
+  /**
+   * Each WebSocket is pinged this often; one that has not answered the last ping by the next is
+   * cut off (a peer gone without a close would hold its client slot for ever).
+   */
+  wsPingIntervalMs?: number;
 }
 
 /**
@@ -244,6 +250,8 @@ interface Client {
   ws: WebSocket;
   socket: Duplex;
   held: Buffer[] | null;
+  /** It answered the last ping (or has had none yet). */
+  answered: boolean;
 }
 
 /** Whether an event (not stats) is one the subscription asks for. */
@@ -442,6 +450,22 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
    */
   let lastStatsRoundAt = performance.now();
 
+  const pings = options.wsPingIntervalMs === undefined
+    ? null
+    : new ActiveTimer(options.wsPingIntervalMs, () => {
+      for (const client of clients.values()) {
+        if (!client.answered) {
+          console.warn(
+            `WebSocket client cut off: no answer to a ping within ${options.wsPingIntervalMs} ms`,
+          );
+          client.ws.terminate();
+          continue;
+        }
+        client.answered = false;
+        client.ws.ping();
+      }
+    }, () => clients.size > 0);
+
   function accept(ws: WebSocket, peer: boolean, socket: Duplex): void {
     const client: Client = {
       subscription: { statsIntervalMs: options.statsIntervalMs },
@@ -450,8 +474,11 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       ws,
       socket,
       held: null,
+      answered: true,
     };
     clients.set(ws, client);
+    ws.on("pong", () => (client.answered = true));
+    pings?.wake();
     const rate = options.maxRequestsPerSecond;
     const budget = rate ? new RequestBudget(rate) : null;
     ws.on("close", () => {
@@ -644,6 +671,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       }
     },
     async close() {
+      pings?.close();
       const closed = [...clients.keys()].map((ws) =>
         new Promise<void>((resolve) => {
           ws.once("close", () => resolve());
