@@ -121,19 +121,6 @@ export const rtspSymbols = {
   gst_rtsp_session_media_get_media: { parameters: ["pointer"], result: "pointer" },
   // GstRTSPTransportMode gst_rtsp_media_get_transport_mode (GstRTSPMedia *media)
   gst_rtsp_media_get_transport_mode: { parameters: ["pointer"], result: "u32" },
-  // GList *gst_rtsp_server_client_filter (GstRTSPServer *server, GstRTSPServerClientFilterFunc func,
-  //   gpointer user_data): with no func, every client, each with a reference
-  gst_rtsp_server_client_filter: {
-    parameters: ["pointer", "pointer", "pointer"],
-    result: "pointer",
-  },
-  // GList *gst_rtsp_client_session_filter (GstRTSPClient *client,
-  //   GstRTSPClientSessionFilterFunc func, gpointer user_data): with no func, every session of the
-  //   client, each with a reference
-  gst_rtsp_client_session_filter: {
-    parameters: ["pointer", "pointer", "pointer"],
-    result: "pointer",
-  },
   // void gst_rtsp_client_close (GstRTSPClient *client): closes its connection and tears down its
   //   media, which takes locks a client thread may hold while it waits for the main thread
   gst_rtsp_client_close_async: {

@@ -374,6 +374,8 @@ interface RecordMount {
   mounted: boolean;
   /** The path's play factory, mounted in its place once the record media is made. */
   waitingPlay?: MediaBuilder;
+  /** The publisher's client (the one whose ANNOUNCE made it), with a reference of ours. */
+  publisher: Pointer;
 }
 
 /**
@@ -595,7 +597,7 @@ export class RtspServer {
     const answer = this.#announce?.({ path, streams, from }) ??
       { status: 405, reason: "Method Not Allowed: this server takes no publishers" };
     if ("status" in answer) return refuse(answer.status, answer.reason);
-    this.#mountRecord(path, answer.record);
+    this.#mountRecord(path, answer.record, request.client);
     return true;
   }
 
@@ -711,9 +713,9 @@ export class RtspServer {
   }
 
   /** Makes the publisher's record media at `path` (its depay0, depay1... take its RTP). */
-  #mountRecord(path: string, build: MediaBuilder): void {
+  #mountRecord(path: string, build: MediaBuilder, publisher: Pointer): void {
     const { rtsp, gobject } = lib();
-    this.unmountRecord(path);
+    this.unmountRecord(path, publisher);
     const record = { made: false, mounted: true } as RecordMount;
     const factory = this.#newFactory((uri) => {
       const bin = build(uri);
@@ -728,6 +730,7 @@ export class RtspServer {
     // publisher leaves, but a media whose publisher vanished before its streams were set up never
     // sees that EOS and never stops (the race test left 16 RTP sessions and 89 sockets).
     record.factory = gobject.g_object_ref(factory)!;
+    record.publisher = gobject.g_object_ref(publisher)!;
     record.key = BigInt(Deno.UnsafePointer.value(factory));
     this.#records.set(path, record);
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
@@ -739,10 +742,16 @@ export class RtspServer {
    * recording) would otherwise go on sending into a media nobody reads, holding its client thread,
    * its sockets and its RTP session until it quits by itself.
    */
-  unmountRecord(path: string): void {
+  unmountRecord(path: string, announcing: Pointer | null = null): void {
     const record = this.#records.get(path);
     if (record === undefined) return;
-    this.#closePublisher(path);
+    const { publisher } = record;
+    // Off the main thread: closing tears its media down, which takes locks a client thread can
+    // hold while it waits for the main thread. Not the client announcing again on it.
+    const closing = Deno.UnsafePointer.equals(publisher, announcing)
+      ? Promise.resolve()
+      : lib().rtsp.gst_rtsp_client_close_async(publisher);
+    void closing.then(() => releaseOffThread(lib().glib.g_list_append(null, publisher)!));
     this.#records.delete(path);
     builders.delete(record.key);
     if (record.waitingPlay !== undefined) {
@@ -752,51 +761,6 @@ export class RtspServer {
     }
     // A record factory is never shared, so it caches no media: freeing it here waits on nothing.
     lib().gobject.g_object_unref(record.factory);
-  }
-
-  /** Closes, off the main thread, the connection of each client with a record session of `path`. */
-  #closePublisher(path: string): void {
-    const { rtsp, glib } = lib();
-    const matched = new Int32Array(1);
-    const recordSessions = new Set<bigint>();
-    // Every list below holds a reference to each of its items, given up once the closes are done.
-    let held = rtsp.gst_rtsp_session_pool_filter(this.#sessions, null, null);
-    for (let node = held; node !== null; node = readPointer(node, Layout.GList.next)) {
-      const session = readPointer(node, Layout.GList.data)!;
-      const medias = rtsp.gst_rtsp_session_filter(session, null, null);
-      for (let item = medias; item !== null; item = readPointer(item, Layout.GList.next)) {
-        const media = readPointer(item, Layout.GList.data)!;
-        if (
-          isRecording(media) &&
-          rtsp.gst_rtsp_session_media_matches(media, cstr(`/${path}`), matched) !== 0 &&
-          matched[0] === path.length + 1
-        ) {
-          recordSessions.add(BigInt(Deno.UnsafePointer.value(session)));
-        }
-      }
-      // In front: the nodes being walked keep their next pointers.
-      if (medias !== null) held = glib.g_list_concat(medias, held);
-    }
-    const closing: Promise<void>[] = [];
-    for (const server of recordSessions.size === 0 ? [] : this.#servers) {
-      const clients = rtsp.gst_rtsp_server_client_filter(server, null, null);
-      for (let node = clients; node !== null; node = readPointer(node, Layout.GList.next)) {
-        const client = readPointer(node, Layout.GList.data)!;
-        const sessions = rtsp.gst_rtsp_client_session_filter(client, null, null);
-        let publishes = false;
-        for (let item = sessions; item !== null; item = readPointer(item, Layout.GList.next)) {
-          const session = readPointer(item, Layout.GList.data)!;
-          if (recordSessions.has(BigInt(Deno.UnsafePointer.value(session)))) publishes = true;
-        }
-        if (sessions !== null) held = glib.g_list_concat(sessions, held);
-        if (publishes) closing.push(rtsp.gst_rtsp_client_close_async(client));
-      }
-      if (clients !== null) held = glib.g_list_concat(clients, held);
-    }
-    if (held !== null) {
-      const list = held;
-      void Promise.allSettled(closing).then(() => releaseOffThread(list));
-    }
   }
 
   unmount(path: string): void {
