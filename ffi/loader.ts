@@ -7,6 +7,7 @@ export type LibraryName =
   | "glib-2.0"
   | "gobject-2.0"
   | "gmodule-2.0"
+  | "gio-2.0"
   | "gstreamer-1.0"
   | "gstapp-1.0"
   | "gstbase-1.0"
@@ -21,6 +22,7 @@ const installHint: Record<LibraryName, { apt: string; brew: string }> = {
   "glib-2.0": { apt: "libglib2.0-0", brew: "glib" },
   "gobject-2.0": { apt: "libglib2.0-0", brew: "glib" },
   "gmodule-2.0": { apt: "libglib2.0-0", brew: "glib" },
+  "gio-2.0": { apt: "libglib2.0-0", brew: "glib" },
   "gstreamer-1.0": { apt: "libgstreamer1.0-0", brew: "gstreamer" },
   "gstapp-1.0": { apt: "libgstreamer-plugins-base1.0-0", brew: "gstreamer" },
   "gstbase-1.0": { apt: "libgstreamer1.0-0", brew: "gstreamer" },

@@ -146,6 +146,7 @@ const configSchema = z.object({
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(1000, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
   GSTREAMER_WS_PING_INTERVAL_MS: count(30000, 100, 3600000, " of milliseconds"),
+  GSTREAMER_RTSP_WRITE_TIMEOUT_MS: count(10000, 0, 3600000, " of milliseconds (0: the system's)"),
   GSTREAMER_HLS_DIR: z.string().trim().default(""),
   GSTREAMER_HLS_SEGMENT_SECONDS: count(2, 1, 30, " of seconds"),
   GSTREAMER_HLS_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
@@ -218,6 +219,8 @@ export interface Config {
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
   httpIdleTimeoutMs: number;
   wsPingIntervalMs: number;
+  /** An RTSP reader's connection that takes nothing for this long is cut off; 0: the system's. */
+  rtspWriteTimeoutMs: number;
   /** Where the HLS segment directory is made (the system's temporary directory when empty). */
   hlsDir: string;
   hlsSegmentSeconds: number;
@@ -283,6 +286,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     timerSlackUs: c.GSTREAMER_TIMER_SLACK_US,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
     wsPingIntervalMs: c.GSTREAMER_WS_PING_INTERVAL_MS,
+    rtspWriteTimeoutMs: c.GSTREAMER_RTSP_WRITE_TIMEOUT_MS,
     hlsDir: c.GSTREAMER_HLS_DIR,
     hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,
     hlsIdleTimeoutMs: c.GSTREAMER_HLS_IDLE_TIMEOUT_MS,

@@ -142,7 +142,9 @@ async function main(): Promise<void> {
   }
   let rtsp: RtspServer;
   try {
-    rtsp = new RtspServer(addresses, config.rtspPort);
+    rtsp = new RtspServer(addresses, config.rtspPort, {
+      writeTimeoutMs: config.rtspWriteTimeoutMs,
+    });
   } catch (error) {
     fail(`${(error as Error).message} (GSTREAMER_RTSP_PORT=${config.rtspPort})`);
   }

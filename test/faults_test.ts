@@ -7,8 +7,6 @@
  * where they were. GStreamer and Deno keep some threads pooled and the server warms up (plugins,
  * shared RTSP medias), so every test runs its scenario once to warm up, takes the baseline, runs
  * it again and then polls until the counts are back (never a fixed sleep, never a timed assertion).
- *
- * Tests of known server bugs are skipped; FAULTS_TEST_KNOWN_BUGS=1 runs them (and they fail).
  */
 import assert from "node:assert/strict";
 import {
@@ -24,8 +22,6 @@ import {
 } from "./helpers.ts";
 import { RtspConn, writeAll } from "./rtsp_client.ts";
 
-/** Tests of known server bugs are skipped unless FAULTS_TEST_KNOWN_BUGS=1; drop the flag once fixed. */
-const knownBugs = Deno.env.get("FAULTS_TEST_KNOWN_BUGS") === "1";
 /** Every child process is killed after this long, so a hang fails the test instead of blocking it. */
 const CHILD_TIMEOUT_MS = 30_000;
 
@@ -619,24 +615,34 @@ Deno.test("an RTSP client that plays over TCP and never reads is cleaned up when
   }
 });
 
-Deno.test({
-  name: "an RTSP client that plays over TCP and never reads does not hold up other clients",
-  // KNOWN BUG (gst-rtsp-server 1.22 as the server sets it up, src/gst/rtsp.ts): once the server's
-  // socket to a TCP client that does not read is full, the shared media stops sending to every
-  // client of the path, over UDP and TCP, until that client's session times out (60 s without
-  // keep-alive, then the 5 s cleanup): about 70 s in all.
-  ignore: !knownBugs,
-  fn: async () => {
-    await createCamera("stuck-others-cam", "stuck-others");
-    try {
-      const stuck = await stuckReader("stuck-others");
-      await assertReadable("stuck-others", "udp", 10_000);
-      await assertReadable("stuck-others", "tcp", 10_000);
-      stuck.close();
-    } finally {
-      await client.request("deletePipeline", { id: "stuck-others-cam" });
-    }
-  },
+Deno.test("an RTSP client that plays over TCP and never reads is cut off, at the default write timeout, and no longer holds up the path's other clients", async () => {
+  // Once the server's socket to a TCP client that does not read is full, gst-rtsp-server's
+  // shared media waits for it and stops sending to every client of the path, over UDP and TCP.
+  // The connection's write timeout (GSTREAMER_RTSP_WRITE_TIMEOUT_MS, 10 s) lets it go.
+  await createCamera("stuck-others-cam", "stuck-others");
+  try {
+    // A client that keeps reading, over TCP like the stuck one: never cut off.
+    const steady = await rtspConn();
+    await steady.play("stuck-others");
+    let steadyEnded = false;
+    const steadyDrain = steady.drain().then(() => (steadyEnded = true));
+    const stuck = await stuckReader("stuck-others");
+    // Its session ends though it never closed (the stats count the steady client's only).
+    await client.nextStats(
+      (entry) => entry.id === "stuck-others-cam" && entry.rtspClients === 1,
+      30_000,
+    );
+    const before = steady.drained;
+    await assertReadable("stuck-others", "udp", 10_000);
+    await assertReadable("stuck-others", "tcp", 10_000);
+    assert.ok(steady.drained > before, "the client that kept reading still gets the stream");
+    assert.equal(steadyEnded, false, "the client that kept reading is not cut off");
+    stuck.close();
+    steady.close();
+    await steadyDrain;
+  } finally {
+    await client.request("deletePipeline", { id: "stuck-others-cam" });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

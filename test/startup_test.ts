@@ -33,6 +33,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     maxRequestsPerSecond: 1000,
     httpIdleTimeoutMs: 30000,
     wsPingIntervalMs: 30000,
+    rtspWriteTimeoutMs: 10000,
     hlsDir: "",
     hlsSegmentSeconds: 2,
     hlsIdleTimeoutMs: 30000,

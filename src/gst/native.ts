@@ -6,6 +6,7 @@ import { candidatePaths, type LibraryName, openLibrary } from "../../ffi/loader.
 import { openLibc } from "../../ffi/libc.ts";
 import { G_MODULE_BIND_LAZY, glibSymbols, gmoduleSymbols } from "../../ffi/glib.ts";
 import { gobjectSymbols } from "../../ffi/gobject.ts";
+import { gioSymbols } from "../../ffi/gio.ts";
 import { gstSymbols } from "../../ffi/gstreamer.ts";
 import { appSymbols } from "../../ffi/gstapp.ts";
 import { baseSymbols } from "../../ffi/gstbase.ts";
@@ -18,6 +19,7 @@ function load() {
   return {
     glib: openLibrary("glib-2.0", glibSymbols).symbols,
     gobject: openLibrary("gobject-2.0", gobjectSymbols).symbols,
+    gio: openLibrary("gio-2.0", gioSymbols).symbols,
     gst: openLibrary("gstreamer-1.0", gstSymbols).symbols,
     app: openLibrary("gstapp-1.0", appSymbols).symbols,
     base: openLibrary("gstbase-1.0", baseSymbols).symbols,

@@ -49,6 +49,11 @@ const TRANSPORT_MODE_RECORD = 2;
 /** GST_RTSP_DESCRIBE and GST_RTSP_ANNOUNCE, in GstRTSPMethod. */
 const METHOD_DESCRIBE = 1 << 0;
 const METHOD_ANNOUNCE = 1 << 1;
+/** GST_RTSP_PLAY, in GstRTSPMethod. */
+const METHOD_PLAY = 1 << 5;
+/** Linux's TCP_USER_TIMEOUT (netinet/tcp.h), an option of level IPPROTO_TCP. */
+const IPPROTO_TCP = 6;
+const TCP_USER_TIMEOUT = 18;
 const GST_RTSP_MESSAGE_REQUEST = 1;
 
 /** One stream of a publisher's SDP: its media ("video", "audio"), encoding and RTP caps. */
@@ -388,6 +393,27 @@ function releaseOffThread(list: Pointer): void {
   void lib().glib.g_list_free_full_async(list, cFunctions().gObjectUnref);
 }
 
+/**
+ * Has the kernel cut `client`'s connection off once what was written to it has stayed unsent
+ * (the reader stopped reading: its window is zero) or unacknowledged (the reader is gone) for
+ * `timeoutMs`; gst-rtsp-server then closes the client. A reader over TCP that stops reading holds
+ * up the sending of its shared media to every reader of the path (gst-rtsp-server's TCP back
+ * pressure waits for it), and it would never be let go. Set at PLAY, while the client's thread
+ * waits for this check, so its connection cannot close meanwhile.
+ */
+function limitUnsentTime(client: Pointer, timeoutMs: number): void {
+  if (Deno.build.os !== "linux") return;
+  const { rtsp, rtspMessage, gio } = lib();
+  const connection = rtsp.gst_rtsp_client_get_connection(client);
+  const socket = connection === null
+    ? null
+    : rtspMessage.gst_rtsp_connection_get_write_socket(connection);
+  if (socket === null) return;
+  if (gio.g_socket_set_option(socket, IPPROTO_TCP, TCP_USER_TIMEOUT, timeoutMs, null) === 0) {
+    console.warn("RTSP: the write timeout could not be set on a reader's connection");
+  }
+}
+
 /** Whether a session's media is a publisher's record media. */
 function isRecording(sessionMedia: Pointer): boolean {
   const { rtsp } = lib();
@@ -420,6 +446,14 @@ function listenOn(
   return server;
 }
 
+export interface RtspServerOptions {
+  /**
+   * A reader whose connection has taken nothing for this long (what was sent to it stays unsent
+   * or unacknowledged) is cut off; 0 leaves it to the system (Linux only).
+   */
+  writeTimeoutMs?: number;
+}
+
 export class RtspServer {
   /** One per address; the first made the mount points and the session pool the others share. */
   readonly #servers: Pointer[];
@@ -442,14 +476,16 @@ export class RtspServer {
   /** Per-client mounts' checks of a DESCRIBE, by path. */
   readonly #describeChecks = new Map<string, DescribeCheck>();
   readonly port: number;
+  readonly #writeTimeoutMs: number;
 
   /**
    * Listens on each address (IP addresses; 0 for `port` picks a free port, which the others then
    * share) and runs the GLib main loop on its own thread. One gst-rtsp-server per address, all
    * with the same mount points, sessions and auth: one server binds one address.
    */
-  constructor(addresses: string[], port: number) {
+  constructor(addresses: string[], port: number, options: RtspServerOptions = {}) {
     const { rtsp, glib, gobject, gst } = lib();
+    this.#writeTimeoutMs = options.writeTimeoutMs ?? 0;
     this.#permissions = factoryPermissions({
       [READ_ROLE]: ["media.factory.access", "media.factory.construct"],
       [PUBLISH_ROLE]: ["media.factory.access", "media.factory.construct"],
@@ -557,6 +593,9 @@ export class RtspServer {
     if (request === null) {
       console.error("An RTSP request could not be read from its context; refused");
       return false;
+    }
+    if (request.method === METHOD_PLAY && this.#writeTimeoutMs > 0) {
+      limitUnsentTime(request.client, this.#writeTimeoutMs);
     }
     if (request.method === METHOD_DESCRIBE && this.#describeChecks.size > 0) {
       return this.#checkDescribe(request);
