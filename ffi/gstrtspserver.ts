@@ -43,6 +43,28 @@ export const rtspSymbols = {
   //   gpointer user_data): with no func, every session media, each with a reference (taken under
   //   the session's lock, so a client thread that removes one cannot free it under us)
   gst_rtsp_session_filter: { parameters: ["pointer", "pointer", "pointer"], result: "pointer" },
+  // guint gst_rtsp_session_pool_get_n_sessions (GstRTSPSessionPool *pool): under the pool's lock
+  gst_rtsp_session_pool_get_n_sessions: { parameters: ["pointer"], result: "u32" },
+  // guint gst_rtsp_media_n_streams (GstRTSPMedia *media)
+  gst_rtsp_media_n_streams: { parameters: ["pointer"], result: "u32" },
+  // GstRTSPStream *gst_rtsp_media_get_stream (GstRTSPMedia *media, guint idx): transfer none
+  //   (the media keeps its streams as long as it lives)
+  gst_rtsp_media_get_stream: { parameters: ["pointer", "u32"], result: "pointer" },
+  // GList *gst_rtsp_stream_transport_filter (GstRTSPStream *stream,
+  //   GstRTSPStreamTransportFilterFunc func, gpointer user_data): with no func, every transport,
+  //   each with a reference (taken under the stream's lock)
+  gst_rtsp_stream_transport_filter: {
+    parameters: ["pointer", "pointer", "pointer"],
+    result: "pointer",
+  },
+  // void gst_rtsp_stream_transport_message_sent (GstRTSPStreamTransport *trans): runs the
+  //   stream's message-sent callback, which takes the stream's locks, so it runs on the pool
+  gst_rtsp_stream_transport_message_sent_async: {
+    name: "gst_rtsp_stream_transport_message_sent",
+    parameters: ["pointer"],
+    result: "void",
+    nonblocking: true,
+  },
   // gboolean gst_rtsp_session_media_matches (GstRTSPSessionMedia *media, const gchar *path,
   //   gint *matched)
   gst_rtsp_session_media_matches: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },

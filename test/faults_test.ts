@@ -645,6 +645,50 @@ Deno.test("an RTSP client that plays over TCP and never reads is cut off, at the
   }
 });
 
+/** A UDP reader of `path` that keeps reading (rtspsrc, no UDP timeout): its frames so far. */
+function udpReader(path: string): { frames: () => number } {
+  const process = new Deno.Command("gst-launch-1.0", {
+    args: [
+      ...["-v", "rtspsrc", `location=${server.rtspUrl}/${path}`, "protocols=udp", "timeout=0"],
+      ...["!", "rtpjpegdepay", "!", "fakesink", "silent=false"],
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  running.add(process);
+  let frames = 0;
+  void (async () => {
+    for await (const text of process.stdout.pipeThrough(new TextDecoderStream())) {
+      frames += text.split("last-message = chain").length - 1;
+    }
+  })();
+  return { frames: () => frames };
+}
+
+Deno.test("a UDP reader held up by an RTSP client that never reads gets the stream again once that client is cut off", async () => {
+  // With no TCP reader left to send to, gst-rtsp-server's sending thread slept on the data it
+  // held, and the path's UDP readers stayed without data until the media went down.
+  await createCamera("stuck-udp-cam", "stuck-udp");
+  try {
+    const reader = udpReader("stuck-udp");
+    await waitUntil(() => reader.frames() >= 10, 20_000, "the UDP reader's first frames");
+    const stuck = await stuckReader("stuck-udp");
+    await client.nextStats(
+      (entry) => entry.id === "stuck-udp-cam" && entry.rtspClients === 1,
+      30_000,
+    );
+    const before = reader.frames();
+    await waitUntil(
+      () => reader.frames() >= before + 10,
+      15_000,
+      `the UDP reader's frames after the cut (${before} before)`,
+    );
+    stuck.close();
+  } finally {
+    await client.request("deletePipeline", { id: "stuck-udp-cam" });
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Runtime faults
 

@@ -146,6 +146,9 @@ function authenticateEveryRequest(auth: Pointer): void {
  */
 const LISTEN_BACKLOG = 1024;
 
+/** How often the medias' senders to TCP readers are woken (RtspServer.#wakeSenders). */
+const SENDER_WAKE_MS = 1000;
+
 /** Threads that RTSP clients are spread over. */
 const CLIENT_THREADS = 16;
 
@@ -463,6 +466,7 @@ export class RtspServer {
   readonly #loopDone: Promise<void>;
   #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
+  readonly #senderTimer: ReturnType<typeof setInterval>;
   readonly #factories = new Map<string, bigint>();
   /** Record factories of publishes under way, by path. */
   readonly #records = new Map<string, RecordMount>();
@@ -536,6 +540,7 @@ export class RtspServer {
     this.#cleanupTimer = setInterval(() => {
       void rtsp.gst_rtsp_session_pool_cleanup_async(this.#sessions);
     }, 5000);
+    this.#senderTimer = setInterval(() => this.#wakeSenders(), SENDER_WAKE_MS);
   }
 
   /**
@@ -653,34 +658,87 @@ export class RtspServer {
 
   /** Open RTSP sessions per mounted path: its readers (publishers are not counted). */
   sessionsByPath(): Map<string, number> {
-    const { rtsp, glib } = lib();
+    const { rtsp } = lib();
     const counts = new Map<string, number>();
-    // Every session and session media with a reference of our own: a client thread may remove
-    // them meanwhile (gst_rtsp_session_get_media's pointer, without one, was freed under us).
+    const matched = new Int32Array(1);
+    const held = this.#walkReaders((medias) => {
+      const paths = new Set<string>();
+      for (const media of medias) {
+        for (const path of this.#factories.keys()) {
+          const exact = rtsp.gst_rtsp_session_media_matches(media, cstr(`/${path}`), matched) !==
+              0 && matched[0] === path.length + 1;
+          if (exact) paths.add(path);
+        }
+      }
+      for (const path of paths) counts.set(path, (counts.get(path) ?? 0) + 1);
+    });
+    if (held !== null) releaseOffThread(held);
+    return counts;
+  }
+
+  /**
+   * Calls `visit` with each session's session medias that read (a publisher's record media is
+   * left out). Every session and session media has a reference of ours, held by the list this
+   * returns, which the caller releases (releaseOffThread) once done with them: a client thread
+   * may remove them meanwhile (gst_rtsp_session_get_media's pointer, without one, was freed
+   * under us).
+   */
+  #walkReaders(visit: (sessionMedias: Pointer[]) => void): Pointer | null {
+    const { rtsp, glib } = lib();
     const sessions = rtsp.gst_rtsp_session_pool_filter(this.#sessions, null, null);
     let held = sessions;
-    const matched = new Int32Array(1);
     for (let node = sessions; node !== null; node = readPointer(node, Layout.GList.next)) {
       const session = readPointer(node, Layout.GList.data)!;
       const medias = rtsp.gst_rtsp_session_filter(session, null, null);
-      const paths = new Set<string>();
+      const readers: Pointer[] = [];
       for (let item = medias; item !== null; item = readPointer(item, Layout.GList.next)) {
         const media = readPointer(item, Layout.GList.data)!;
-        // A publisher's session (its record media) is not a reader of the path.
-        if (!isRecording(media)) {
-          for (const path of this.#factories.keys()) {
-            const exact = rtsp.gst_rtsp_session_media_matches(media, cstr(`/${path}`), matched) !==
-                0 && matched[0] === path.length + 1;
-            if (exact) paths.add(path);
-          }
-        }
+        if (!isRecording(media)) readers.push(media);
       }
       // In front: the sessions' nodes keep their next pointers, which this loop follows.
       if (medias !== null) held = glib.g_list_concat(medias, held);
-      for (const path of paths) counts.set(path, (counts.get(path) ?? 0) + 1);
+      visit(readers);
     }
-    if (held !== null) releaseOffThread(held);
-    return counts;
+    return held;
+  }
+
+  /**
+   * Wakes the sending of every media read to its TCP readers. gst-rtsp-server sends a
+   * stream to its TCP readers from a thread that sleeps while every one of them is behind, and
+   * only new data or a message sent wakes it; new data waits behind the data it holds, and so do
+   * the media's UDP readers. Once the readers that were behind are cut off (their transports
+   * removed), nothing would wake it, and the media's other readers would get nothing until it
+   * went down. A message reported sent on one of the stream's transports wakes it, and sends the
+   * next of that transport's backlog, as a real one does. A session whose reader was cut off
+   * stays in the pool (empty) until it times out, so no count tells when: every SENDER_WAKE_MS.
+   */
+  #wakeSenders(): void {
+    const { rtsp } = lib();
+    if (rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0) return;
+    const woken = new Set<bigint>();
+    const lists: Pointer[] = [];
+    const wakes: Promise<void>[] = [];
+    const held = this.#walkReaders((sessionMedias) => {
+      for (const sessionMedia of sessionMedias) {
+        // The session media's reference keeps its media, and so its streams, alive.
+        const media = rtsp.gst_rtsp_session_media_get_media(sessionMedia);
+        if (media === null || woken.has(BigInt(Deno.UnsafePointer.value(media)))) continue;
+        woken.add(BigInt(Deno.UnsafePointer.value(media)));
+        for (let i = 0; i < rtsp.gst_rtsp_media_n_streams(media); i++) {
+          const stream = rtsp.gst_rtsp_media_get_stream(media, i);
+          const transports = stream && rtsp.gst_rtsp_stream_transport_filter(stream, null, null);
+          if (!transports) continue;
+          lists.push(transports);
+          const first = readPointer(transports, Layout.GList.data)!;
+          wakes.push(rtsp.gst_rtsp_stream_transport_message_sent_async(first));
+        }
+      }
+    });
+    // Released once every call has returned: they keep the transports and streams alive.
+    void Promise.allSettled(wakes).then(() => {
+      for (const list of lists) releaseOffThread(list);
+      if (held !== null) releaseOffThread(held);
+    });
   }
 
   /** Whether `path` is served (or will be, once its publisher's record media is made). */
@@ -818,6 +876,7 @@ export class RtspServer {
   /** Stops the GLib loop thread. */
   async stop(): Promise<void> {
     clearInterval(this.#cleanupTimer);
+    clearInterval(this.#senderTimer);
     for (const path of [...this.#factories.keys()]) this.unmount(path);
     for (const path of [...this.#records.keys()]) this.unmountRecord(path);
     lib().glib.g_main_loop_quit(this.#loop);
