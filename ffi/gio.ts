@@ -6,4 +6,7 @@ export const gioSymbols = {
     parameters: ["pointer", "i32", "i32", "i32", "pointer"],
     result: "i32",
   },
+  // gboolean g_socket_shutdown (GSocket *socket, gboolean shutdown_read, gboolean shutdown_write,
+  //   GError **error): shutdown(2), which any thread may call; FALSE on a socket already closed
+  g_socket_shutdown: { parameters: ["pointer", "i32", "i32", "pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

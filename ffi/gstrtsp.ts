@@ -25,6 +25,9 @@ export const rtspMessageSymbols = {
   },
   // const gchar *gst_rtsp_connection_get_ip (const GstRTSPConnection *conn): the peer's address
   gst_rtsp_connection_get_ip: { parameters: ["pointer"], result: "pointer" },
+  // GSocket *gst_rtsp_connection_get_read_socket (const GstRTSPConnection *conn): the
+  //   connection keeps it; a CRITICAL on a connection already closed (no socket)
+  gst_rtsp_connection_get_read_socket: { parameters: ["pointer"], result: "pointer" },
   // GSocket *gst_rtsp_connection_get_write_socket (const GstRTSPConnection *conn): the
   //   connection keeps it; a CRITICAL on a connection already closed (no socket)
   gst_rtsp_connection_get_write_socket: { parameters: ["pointer"], result: "pointer" },

@@ -143,14 +143,6 @@ export const rtspSymbols = {
   gst_rtsp_session_media_get_media: { parameters: ["pointer"], result: "pointer" },
   // GstRTSPTransportMode gst_rtsp_media_get_transport_mode (GstRTSPMedia *media)
   gst_rtsp_media_get_transport_mode: { parameters: ["pointer"], result: "u32" },
-  // void gst_rtsp_client_close (GstRTSPClient *client): closes its connection and tears down its
-  //   media, which takes locks a client thread may hold while it waits for the main thread
-  gst_rtsp_client_close_async: {
-    name: "gst_rtsp_client_close",
-    parameters: ["pointer"],
-    result: "void",
-    nonblocking: true,
-  },
   // GstRTSPConnection *gst_rtsp_client_get_connection (GstRTSPClient *client): the client keeps it
   gst_rtsp_client_get_connection: { parameters: ["pointer"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -16,7 +16,7 @@ import {
   TestClient,
   waitUntil,
 } from "./helpers.ts";
-import { rawAnnounce } from "./rtsp_client.ts";
+import { rawAnnounce, writeAll } from "./rtsp_client.ts";
 
 /** Every child process is killed after this long, so a hang fails the test instead of blocking it. */
 const CHILD_TIMEOUT_MS = 30_000;
@@ -832,6 +832,60 @@ Deno.test("a publish deleted by a client ends without deleting the pipeline that
     }
     await client.request("deletePipeline", { id: name });
   }
+});
+
+/**
+ * A publisher whose publish ends while it sends requests: until 2026-12-06 the server closed its
+ * connection from another thread while the publisher's client thread read from it, a CRITICAL
+ * (g_pollable_input_stream_read_nonblocking), which aborts the server under fatal-criticals.
+ */
+Deno.test("a publisher that keeps sending requests while its publish is deleted does not crash the server", async () => {
+  // A race: several attempts, the requests flowing for 0.3 to 0.7 s before the delete.
+  for (let attempt = 0; attempt < 12; attempt++) {
+    const name = freshId("busy");
+    const { status, conn } = await announceOn(view, name);
+    assert.equal(status, "RTSP/1.0 200 OK");
+    const reading = (async () => {
+      const rest = new Uint8Array(65536);
+      try {
+        while ((await conn.read(rest)) !== null);
+      } catch {
+        // closed
+      }
+    })();
+    let sending = true;
+    let cseq = 10;
+    const requests = (async () => {
+      try {
+        while (sending) {
+          let batch = "";
+          for (let i = 0; i < 20; i++) {
+            batch += `PLAY ${view.url(name)} RTSP/1.0\r\nCSeq: ${cseq++}\r\n\r\n`;
+          }
+          await writeAll(conn, batch);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      } catch {
+        // closed by the server
+      }
+    })();
+    await waitUntil(() => cseq > 200, 10_000, "requests sent on the publisher's connection");
+    await new Promise((resolve) => setTimeout(resolve, 300 + 100 * (attempt % 5)));
+    expectOk(await client.request("deletePipeline", { id: name }), view.logs);
+    // The server closes the publisher's connection (within 10 s, or the read is given up).
+    const giveUp = setTimeout(() => conn.close(), 10_000);
+    await reading;
+    clearTimeout(giveUp);
+    sending = false;
+    await requests;
+    try {
+      conn.close();
+    } catch {
+      // closed already
+    }
+  }
+  // Still serving: it did not abort.
+  expectOk(await client.request("getPipelines", {}), view.logs);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -261,6 +261,8 @@ export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[])
 
 /** How often relays nobody watches are closed, and media sources waiting to be ended are looked at. */
 const SWEEP_MS = 250;
+/** Sweeps between two wakes of the medias' sending to TCP readers (RtspServer.wakeSenders). */
+const WAKE_SENDERS_EVERY = 4;
 /** How long a media source whose media never starts is kept waiting to be ended. */
 const ENDING_MAX_MS = 60_000;
 
@@ -280,6 +282,7 @@ export class RtspMounts {
    */
   readonly #ending: { source: Pointer; since: number }[] = [];
   readonly #sweep: ActiveTimer;
+  #sweeps = 0;
 
   constructor(server: RtspServer | undefined) {
     this.#server = server;
@@ -291,6 +294,7 @@ export class RtspMounts {
   }
 
   #sweepOnce(): void {
+    if (++this.#sweeps % WAKE_SENDERS_EVERY === 0) this.#server?.wakeSenders();
     for (const { mount } of this.#paths.values()) closeIdleRelays(mount);
     for (const { source, since } of this.#ending.splice(0)) this.#end(source, since);
   }

@@ -44,7 +44,7 @@ export const Layout = {
    * auth, token... `auth` is proved at start-up; the fields read beside it (client, request,
    * token) are checked by their type each time one is read.
    */
-  GstRTSPContext: { size: 128, client: 16, request: 24, auth: 48, token: 56 },
+  GstRTSPContext: { size: 128, conn: 8, client: 16, request: 24, auth: 48, token: 56 },
   /** A GstMiniObject (a token, a caps) starts with its GType. */
   GstMiniObject: { type: 0 },
 } as const;

@@ -49,8 +49,6 @@ const TRANSPORT_MODE_RECORD = 2;
 /** GST_RTSP_DESCRIBE and GST_RTSP_ANNOUNCE, in GstRTSPMethod. */
 const METHOD_DESCRIBE = 1 << 0;
 const METHOD_ANNOUNCE = 1 << 1;
-/** GST_RTSP_PLAY, in GstRTSPMethod. */
-const METHOD_PLAY = 1 << 5;
 /** Linux's TCP_USER_TIMEOUT (netinet/tcp.h), an option of level IPPROTO_TCP. */
 const IPPROTO_TCP = 6;
 const TCP_USER_TIMEOUT = 18;
@@ -146,16 +144,19 @@ function authenticateEveryRequest(auth: Pointer): void {
  */
 const LISTEN_BACKLOG = 1024;
 
-/** How often the medias' senders to TCP readers are woken (RtspServer.#wakeSenders). */
-const SENDER_WAKE_MS = 1000;
-
 /** Threads that RTSP clients are spread over. */
 const CLIENT_THREADS = 16;
 
 const builders = new Map<bigint, MediaBuilder>();
 let factoryType: bigint | undefined;
-/** Each server's auth -> what that server says to a request once the default check passed. */
-const requestCheckers = new Map<bigint, (context: Pointer) => boolean>();
+/**
+ * Each server's auth -> what that server does with a new connection, and says to a request, once
+ * the default check passed.
+ */
+const requestCheckers = new Map<
+  bigint,
+  { connected: (context: Pointer) => void; request: (context: Pointer) => boolean }
+>();
 let authType: bigint | undefined;
 
 /**
@@ -210,15 +211,18 @@ function defaultCheck(): AuthCheck {
 }
 
 const URL_CHECK = "auth.check.url";
+const CONNECT_CHECK = "auth.check.connect";
 
 const authCheck = Deno.UnsafeCallback.threadSafe(
   { parameters: ["pointer", "pointer", "pointer"], result: "i32" } as const,
   (auth, context, check) => {
     try {
       if (defaultCheck()(auth!, context!, check!) === 0) return 0;
-      if (readCString(check) !== URL_CHECK) return 1;
-      const checkRequest = requestCheckers.get(BigInt(Deno.UnsafePointer.value(auth)));
-      return checkRequest === undefined || checkRequest(context!) ? 1 : 0;
+      const name = readCString(check);
+      const checker = requestCheckers.get(BigInt(Deno.UnsafePointer.value(auth)));
+      if (name === CONNECT_CHECK) checker?.connected(context!);
+      if (name !== URL_CHECK) return 1;
+      return checker === undefined || checker.request(context!) ? 1 : 0;
     } catch (error) {
       console.error("Checking an RTSP request failed:", error);
       return 0;
@@ -384,6 +388,8 @@ interface RecordMount {
   waitingPlay?: MediaBuilder;
   /** The publisher's client (the one whose ANNOUNCE made it), with a reference of ours. */
   publisher: Pointer;
+  /** The socket its requests come in on, with a reference of ours; null if it had none. */
+  publisherSocket: Pointer | null;
 }
 
 /**
@@ -397,23 +403,20 @@ function releaseOffThread(list: Pointer): void {
 }
 
 /**
- * Has the kernel cut `client`'s connection off once what was written to it has stayed unsent
- * (the reader stopped reading: its window is zero) or unacknowledged (the reader is gone) for
- * `timeoutMs`; gst-rtsp-server then closes the client. A reader over TCP that stops reading holds
- * up the sending of its shared media to every reader of the path (gst-rtsp-server's TCP back
- * pressure waits for it), and it would never be let go. Set at PLAY, while the client's thread
- * waits for this check, so its connection cannot close meanwhile.
+ * Has the kernel cut `connection` off once what was written to it has stayed unsent (the reader
+ * stopped reading: its window is zero) or unacknowledged (the peer is gone) for `timeoutMs`;
+ * gst-rtsp-server then closes its client. A reader over TCP that stops reading holds up the
+ * sending of its shared media to every reader of the path (gst-rtsp-server's TCP back pressure
+ * waits for it), and it would never be let go. Set on a connection just accepted, which no
+ * client thread has yet, so nothing can close it meanwhile.
  */
-function limitUnsentTime(client: Pointer, timeoutMs: number): void {
+function limitUnsentTime(connection: Pointer, timeoutMs: number): void {
   if (Deno.build.os !== "linux") return;
-  const { rtsp, rtspMessage, gio } = lib();
-  const connection = rtsp.gst_rtsp_client_get_connection(client);
-  const socket = connection === null
-    ? null
-    : rtspMessage.gst_rtsp_connection_get_write_socket(connection);
+  const { rtspMessage, gio } = lib();
+  const socket = rtspMessage.gst_rtsp_connection_get_write_socket(connection);
   if (socket === null) return;
   if (gio.g_socket_set_option(socket, IPPROTO_TCP, TCP_USER_TIMEOUT, timeoutMs, null) === 0) {
-    console.warn("RTSP: the write timeout could not be set on a reader's connection");
+    console.warn("RTSP: the write timeout could not be set on a new connection");
   }
 }
 
@@ -466,7 +469,8 @@ export class RtspServer {
   readonly #loopDone: Promise<void>;
   #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
-  readonly #senderTimer: ReturnType<typeof setInterval>;
+  /** A round of wakeSenders whose calls have not all returned. */
+  #waking = false;
   readonly #factories = new Map<string, bigint>();
   /** Record factories of publishes under way, by path. */
   readonly #records = new Map<string, RecordMount>();
@@ -502,10 +506,10 @@ export class RtspServer {
     const anyone = roleToken(PUBLISH_ROLE);
     rtsp.gst_rtsp_auth_set_default_token(this.#auth, anyone);
     gst.gst_mini_object_unref(anyone);
-    requestCheckers.set(
-      BigInt(Deno.UnsafePointer.value(this.#auth)),
-      (context) => this.#checkRequest(context),
-    );
+    requestCheckers.set(BigInt(Deno.UnsafePointer.value(this.#auth)), {
+      connected: (context) => this.#connected(context),
+      request: (context) => this.#checkRequest(context),
+    });
     const [first, ...others] = addresses;
     const server = listenOn(first, String(port), (made) => {
       rtsp.gst_rtsp_server_set_auth(made, this.#auth);
@@ -540,7 +544,6 @@ export class RtspServer {
     this.#cleanupTimer = setInterval(() => {
       void rtsp.gst_rtsp_session_pool_cleanup_async(this.#sessions);
     }, 5000);
-    this.#senderTimer = setInterval(() => this.#wakeSenders(), SENDER_WAKE_MS);
   }
 
   /**
@@ -599,9 +602,6 @@ export class RtspServer {
       console.error("An RTSP request could not be read from its context; refused");
       return false;
     }
-    if (request.method === METHOD_PLAY && this.#writeTimeoutMs > 0) {
-      limitUnsentTime(request.client, this.#writeTimeoutMs);
-    }
     if (request.method === METHOD_DESCRIBE && this.#describeChecks.size > 0) {
       return this.#checkDescribe(request);
     }
@@ -643,6 +643,14 @@ export class RtspServer {
     if ("status" in answer) return refuse(answer.status, answer.reason);
     this.#mountRecord(path, answer.record, request.client);
     return true;
+  }
+
+  /** A connection just accepted (the GLib loop thread waits): its write timeout. */
+  #connected(context: Pointer): void {
+    const connection = readPointer(context, Layout.GstRTSPContext.conn);
+    if (connection !== null && this.#writeTimeoutMs > 0) {
+      limitUnsentTime(connection, this.#writeTimeoutMs);
+    }
   }
 
   /** A DESCRIBE of a mount whose check refuses it is answered here, with the reason. */
@@ -710,11 +718,12 @@ export class RtspServer {
    * removed), nothing would wake it, and the media's other readers would get nothing until it
    * went down. A message reported sent on one of the stream's transports wakes it, and sends the
    * next of that transport's backlog, as a real one does. A session whose reader was cut off
-   * stays in the pool (empty) until it times out, so no count tells when: every SENDER_WAKE_MS.
+   * stays in the pool (empty) until it times out, so no count tells when: the mounts call this
+   * about once a second while paths are served. A round starts only once the last one is done.
    */
-  #wakeSenders(): void {
+  wakeSenders(): void {
     const { rtsp } = lib();
-    if (rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0) return;
+    if (this.#waking || rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0) return;
     const woken = new Set<bigint>();
     const lists: Pointer[] = [];
     const wakes: Promise<void>[] = [];
@@ -735,9 +744,11 @@ export class RtspServer {
       }
     });
     // Released once every call has returned: they keep the transports and streams alive.
+    this.#waking = true;
     void Promise.allSettled(wakes).then(() => {
       for (const list of lists) releaseOffThread(list);
       if (held !== null) releaseOffThread(held);
+      this.#waking = false;
     });
   }
 
@@ -828,6 +839,10 @@ export class RtspServer {
     // sees that EOS and never stops (the race test left 16 RTP sessions and 89 sockets).
     record.factory = gobject.g_object_ref(factory)!;
     record.publisher = gobject.g_object_ref(publisher)!;
+    // Taken while the publisher's thread waits for this ANNOUNCE check: its connection is open.
+    const connection = rtsp.gst_rtsp_client_get_connection(publisher);
+    const socket = connection && lib().rtspMessage.gst_rtsp_connection_get_read_socket(connection);
+    record.publisherSocket = socket ? gobject.g_object_ref(socket) : null;
     record.key = BigInt(Deno.UnsafePointer.value(factory));
     this.#records.set(path, record);
     rtsp.gst_rtsp_mount_points_add_factory(this.#mounts, cstr(`/${path}`), factory);
@@ -842,13 +857,17 @@ export class RtspServer {
   unmountRecord(path: string, announcing: Pointer | null = null): void {
     const record = this.#records.get(path);
     if (record === undefined) return;
-    const { publisher } = record;
-    // Off the main thread: closing tears its media down, which takes locks a client thread can
-    // hold while it waits for the main thread. Not the client announcing again on it.
-    const closing = Deno.UnsafePointer.equals(publisher, announcing)
-      ? Promise.resolve()
-      : lib().rtsp.gst_rtsp_client_close_async(publisher);
-    void closing.then(() => releaseOffThread(lib().glib.g_list_append(null, publisher)!));
+    const { publisher, publisherSocket } = record;
+    const { glib, gio } = lib();
+    // Its socket is shut down rather than the client closed (gst_rtsp_client_close): that closes
+    // the connection under the client's thread, which may be reading a request from it (a CRITICAL,
+    // or worse). The client's thread then sees the end of its connection and closes it itself.
+    // Not the client announcing again on it.
+    if (publisherSocket !== null && !Deno.UnsafePointer.equals(publisher, announcing)) {
+      gio.g_socket_shutdown(publisherSocket, 1, 1, null);
+    }
+    const held = glib.g_list_append(null, publisher)!;
+    releaseOffThread(publisherSocket === null ? held : glib.g_list_append(held, publisherSocket)!);
     this.#records.delete(path);
     builders.delete(record.key);
     if (record.waitingPlay !== undefined) {
@@ -876,7 +895,6 @@ export class RtspServer {
   /** Stops the GLib loop thread. */
   async stop(): Promise<void> {
     clearInterval(this.#cleanupTimer);
-    clearInterval(this.#senderTimer);
     for (const path of [...this.#factories.keys()]) this.unmount(path);
     for (const path of [...this.#records.keys()]) this.unmountRecord(path);
     lib().glib.g_main_loop_quit(this.#loop);
