@@ -445,24 +445,37 @@ for (const format of ["mp4", "ts", "mkv"]) {
       await restarted.event("recordingStarted", (p) => p.path === "cam");
       const listed = expectOk(await restarted.request("listRecordings", { path: "cam" })).payload;
       assert.equal(listed.recordings[0].format, format);
+      // The faults put in above go to the cut segment's first whole fragment. When mp4mux had left
+      // another chunk without sizes in that track, of another size, no size can be told for them:
+      // the restart keeps the segment aside too (nothing before that fragment to keep).
+      const cutAside = server.logs.some((line) =>
+        line.includes("was cut short") && line.includes("lacks sample sizes") &&
+        !line.includes("writing-00099")
+      );
       if (cutEarly !== null) {
         // Kept aside, not listed: one such file in a span would fail its export and replay.
         const aside = [...Deno.readDirSync(join(recordings, "cam"))].filter((e) =>
           e.name.endsWith(".cut.mp4")
         );
-        assert.equal(aside.length, 1, "the segment cut before its first fragment is kept aside");
+        assert.equal(
+          aside.length,
+          cutAside ? 2 : 1,
+          "the segment cut before its first fragment is kept aside",
+        );
         assert.ok(server.logs.some((line) => line.includes("before its first whole fragment")));
         assert.ok(!listed.segments.some((s: { file: string }) => s.file.endsWith(".cut.mp4")));
         // It can be deleted by its name, as a segment can.
-        const removed = expectOk(
-          await restarted.request("deleteRecording", { path: "cam", file: aside[0].name }),
-        );
-        assert.deepEqual(removed.payload.deleted, [aside[0].name]);
+        for (const { name } of aside) {
+          const removed = expectOk(
+            await restarted.request("deleteRecording", { path: "cam", file: name }),
+          );
+          assert.deepEqual(removed.payload.deleted, [name]);
+        }
       }
       // MP4 and Matroska keep the segment the kill cut short. MPEG-TS from a path with audio
       // loses it: mpegtsmux holds such a segment until it ends (see docs/protocol.md).
       assert.ok(
-        listed.segments.length >= (format === "ts" ? 1 : 2),
+        listed.segments.length >= (format === "ts" || cutAside ? 1 : 2),
         `${JSON.stringify(listed.segments)}`,
       );
       // Every segment on disk, the one cut by the kill included (renamed at the restart), plays.
@@ -474,10 +487,16 @@ for (const format of ["mp4", "ts", "mkv"]) {
         assert.ok(p.audio > 0, `audio frames in ${segment.file}`);
         played.push(p);
       }
-      if (cutHolds !== null) {
+      if (cutHolds !== null && !cutAside) {
         // The mended segment plays every frame it holds.
         const { video, audio } = played.at(-1)!;
-        assert.deepEqual({ video, audio }, { video: cutHolds.video, audio: cutHolds.audio });
+        if (server.logs.some((line) => line.includes("cannot be told"))) {
+          // mp4mux had left another chunk without sizes in the track the fault went to, with
+          // another size: the restart cut the segment where the first of them starts.
+          assert.ok(video <= cutHolds.video && audio <= cutHolds.audio, JSON.stringify(cutHolds));
+        } else {
+          assert.deepEqual({ video, audio }, { video: cutHolds.video, audio: cutHolds.audio });
+        }
       }
       await waitUntil(() => segmentEvents(restarted!).length >= 1, 30000, "a segment after it");
     } finally {

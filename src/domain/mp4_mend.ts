@@ -19,6 +19,9 @@
  * - a `trun` with neither (its durations were the default too) has no room for them: when all such
  *   samples of a track have one size, it becomes the track's `trex` default size;
  * - each track's `trex` default duration, when 0, becomes the track's most common duration.
+ * A fragment whose samples are still without a size after that (two sizes for one default, or a
+ * chunk that could not be measured) would make FFmpeg refuse the whole file, so the file is cut
+ * where that fragment starts: it keeps every fragment before it.
  */
 
 const TFHD_BASE_DATA_OFFSET = 0x1;
@@ -143,9 +146,10 @@ interface Chunk {
 
 /**
  * Mends the `trun` and `trex` boxes of an MP4 file cut short while mp4mux wrote it fragmented
- * (see above); returns how many fields it set (sizes of a `trun`, `trex` defaults), or null when
- * the file has no `moov`: mp4mux writes it with the first whole fragment, so a file cut before
- * that holds nothing a player can read. A file with no `moof` is left as it is. Everything is read
+ * (see above); returns how many changes it made (sizes of a `trun`, `trex` defaults, one for a
+ * cut at a fragment left without sizes), or null when the file has no `moov` (mp4mux writes it
+ * with the first whole fragment) or no fragment a player could read: such a file holds nothing a
+ * player can read. A file with no `moof` is left as it is. Everything is read
  * and checked before anything is written.
  */
 export async function mendCutMp4(path: string): Promise<number | null> {
@@ -176,7 +180,9 @@ export async function mendCutMp4(path: string): Promise<number | null> {
     }
   }
   let mended = 0;
-  const rewritten: { box: Mp4Box; view: DataView }[] = [];
+  let rewritten: { box: Mp4Box; view: DataView }[] = [];
+  /** Fragments with samples whose size only their track's default could give, or none could. */
+  const unsized: { moof: Mp4Box; tracks: Set<TrackDefaults>; unmeasured: boolean }[] = [];
   for (const moof of moofs) {
     const view = await readBox(file, moof);
     const chunks = moofChunks(view, moof, tracks);
@@ -184,6 +190,7 @@ export async function mendCutMp4(path: string): Promise<number | null> {
     if (chunks === null) continue;
     chunks.sort((a, b) => a.start - b.start);
     let changed = false;
+    const waiting = { moof, tracks: new Set<TrackDefaults>(), unmeasured: false };
     for (const [index, chunk] of chunks.entries()) {
       const track = chunk.missing;
       if (track === undefined) continue;
@@ -192,10 +199,12 @@ export async function mendCutMp4(path: string): Promise<number | null> {
       const total = end - chunk.start;
       if (mdat === undefined || total <= 0 || total % chunk.count !== 0) {
         track.unmeasured = true;
+        waiting.unmeasured = true;
         continue;
       }
       if (!(chunk.flags & TRUN_DURATION) || chunk.defaultDuration) {
         track.defaultSizes.push(total / chunk.count); // no field to put it in
+        waiting.tracks.add(track);
         continue;
       }
       mended++;
@@ -207,6 +216,7 @@ export async function mendCutMp4(path: string): Promise<number | null> {
       });
     }
     if (changed) rewritten.push({ box: moof, view });
+    if (waiting.unmeasured || waiting.tracks.size > 0) unsized.push(waiting);
   }
   let defaultsSet = false;
   for (const track of tracks.values()) {
@@ -221,12 +231,31 @@ export async function mendCutMp4(path: string): Promise<number | null> {
     const [size, ...others] = new Set(track.defaultSizes);
     if (track.size !== 0 || track.unmeasured || size === undefined || others.length > 0) continue;
     moovView.setUint32(track.durationAt + 4, size);
+    track.size = size;
     mended++;
     defaultsSet = true;
   }
   if (defaultsSet) rewritten.push({ box: moov, view: moovView });
+  const broken = unsized.find((fragment) =>
+    fragment.unmeasured || [...fragment.tracks].some((track) => track.size === 0)
+  );
+  // The fragment's data comes before its moof: the file is cut at that mdat.
+  const cutAt = broken === undefined
+    ? undefined
+    : mdats.filter((mdat) => mdat.end <= broken.moof.start).at(-1)?.start ?? broken.moof.start;
+  // Nothing before it but the moov: no sample a player could read.
+  if (cutAt !== undefined && !moofs.some((other) => other.end <= cutAt)) return null;
+  if (cutAt !== undefined) {
+    rewritten = rewritten.filter(({ box }) => box.end <= cutAt);
+    mended++;
+    console.warn(
+      `${path}: a fragment's sample sizes cannot be told; ` +
+        `cut off from it on (${length - cutAt} of ${length} bytes)`,
+    );
+  }
   for (const { box, view } of rewritten) await writeBox(file, box, view);
-  if (rewritten.length > 0) await file.syncData();
+  if (cutAt !== undefined) await file.truncate(cutAt);
+  if (rewritten.length > 0 || cutAt !== undefined) await file.syncData();
   return mended;
 }
 

@@ -698,14 +698,15 @@ export class RecordingHub {
 
   /**
    * Mends the index of an MP4 segment a crash cut short (see mp4_mend.ts); a finalised one has
-   * none to mend. False when it has no index at all: cut before its first whole fragment.
+   * none to mend. False when it has no index a player could read: cut before its first whole
+   * fragment, or with no fragment whose sample sizes are known.
    */
   async #mend(path: string, file: string): Promise<boolean> {
     try {
       const mended = await mendCutMp4(file);
       if (mended === null) return false;
       if (mended > 0) {
-        console.log(`Recording '/${path}': mended ${mended} index fields of a segment cut short`);
+        console.log(`Recording '/${path}': mended a segment cut short (${mended} index changes)`);
       }
     } catch (error) {
       console.error(`Recording '/${path}': could not mend ${file}: ${errorMessage(error)}`);
@@ -881,7 +882,8 @@ export class RecordingHub {
       if (!playable) {
         console.warn(
           `Recording '/${path}': ${closing[at].name} was cut short before its first whole ` +
-            `fragment (under a second of media): no player can read it; kept aside as ${file}, ` +
+            `fragment, or that fragment lacks sample sizes (under a second of media): no player ` +
+            `can read it; kept aside as ${file}, ` +
             "not listed",
         );
         continue;
