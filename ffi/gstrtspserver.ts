@@ -52,10 +52,13 @@ export const rtspSymbols = {
   gst_rtsp_media_get_stream: { parameters: ["pointer", "u32"], result: "pointer" },
   // GList *gst_rtsp_stream_transport_filter (GstRTSPStream *stream,
   //   GstRTSPStreamTransportFilterFunc func, gpointer user_data): with no func, every transport,
-  //   each with a reference (taken under the stream's lock)
-  gst_rtsp_stream_transport_filter: {
+  //   each with a reference (taken under the stream's lock, which gst_rtsp_stream_leave_bin holds
+  //   while it sets the stream's elements to NULL: so on the pool)
+  gst_rtsp_stream_transport_filter_async: {
+    name: "gst_rtsp_stream_transport_filter",
     parameters: ["pointer", "pointer", "pointer"],
     result: "pointer",
+    nonblocking: true,
   },
   // void gst_rtsp_stream_transport_message_sent (GstRTSPStreamTransport *trans): runs the
   //   stream's message-sent callback, which takes the stream's locks, so it runs on the pool

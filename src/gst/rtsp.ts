@@ -725,8 +725,7 @@ export class RtspServer {
     const { rtsp } = lib();
     if (this.#waking || rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0) return;
     const woken = new Set<bigint>();
-    const lists: Pointer[] = [];
-    const wakes: Promise<void>[] = [];
+    const streams: Pointer[] = [];
     const held = this.#walkReaders((sessionMedias) => {
       for (const sessionMedia of sessionMedias) {
         // The session media's reference keeps its media, and so its streams, alive.
@@ -735,18 +734,23 @@ export class RtspServer {
         woken.add(BigInt(Deno.UnsafePointer.value(media)));
         for (let i = 0; i < rtsp.gst_rtsp_media_n_streams(media); i++) {
           const stream = rtsp.gst_rtsp_media_get_stream(media, i);
-          const transports = stream && rtsp.gst_rtsp_stream_transport_filter(stream, null, null);
-          if (!transports) continue;
-          lists.push(transports);
-          const first = readPointer(transports, Layout.GList.data)!;
-          wakes.push(rtsp.gst_rtsp_stream_transport_message_sent_async(first));
+          if (stream !== null) streams.push(stream);
         }
       }
     });
-    // Released once every call has returned: they keep the transports and streams alive.
+    // Released once every call has returned: they keep the streams, and transports, alive.
     this.#waking = true;
-    void Promise.allSettled(wakes).then(() => {
-      for (const list of lists) releaseOffThread(list);
+    void Promise.allSettled(streams.map(async (stream) => {
+      const transports = await rtsp.gst_rtsp_stream_transport_filter_async(stream, null, null);
+      if (transports === null) return;
+      try {
+        await rtsp.gst_rtsp_stream_transport_message_sent_async(
+          readPointer(transports, Layout.GList.data)!,
+        );
+      } finally {
+        releaseOffThread(transports);
+      }
+    })).then(() => {
       if (held !== null) releaseOffThread(held);
       this.#waking = false;
     });
