@@ -45,6 +45,22 @@ export const rtspSymbols = {
   gst_rtsp_session_filter: { parameters: ["pointer", "pointer", "pointer"], result: "pointer" },
   // guint gst_rtsp_session_pool_get_n_sessions (GstRTSPSessionPool *pool): under the pool's lock
   gst_rtsp_session_pool_get_n_sessions: { parameters: ["pointer"], result: "u32" },
+  // gboolean gst_rtsp_media_prepare (GstRTSPMedia *media, GstRTSPThread *thread): of a prepared
+  //   media, only counts one more user (no thread needed); under its state lock, so on the pool
+  gst_rtsp_media_prepare_async: {
+    name: "gst_rtsp_media_prepare",
+    parameters: ["pointer", "pointer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // gboolean gst_rtsp_media_unprepare (GstRTSPMedia *media): one user fewer; the last sets it to
+  //   NULL
+  gst_rtsp_media_unprepare_async: {
+    name: "gst_rtsp_media_unprepare",
+    parameters: ["pointer"],
+    result: "i32",
+    nonblocking: true,
+  },
   // guint gst_rtsp_media_n_streams (GstRTSPMedia *media)
   gst_rtsp_media_n_streams: { parameters: ["pointer"], result: "u32" },
   // GstRTSPStream *gst_rtsp_media_get_stream (GstRTSPMedia *media, guint idx): transfer none

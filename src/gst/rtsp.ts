@@ -188,6 +188,54 @@ const createElement = Deno.UnsafeCallback.threadSafe(
 // The callback lives as long as the process (the class keeps its address); it must not keep the event loop alive.
 createElement.unref();
 
+/** Each shared factory's key -> what its server does with a media of it once prepared. */
+const preparedHandlers = new Map<bigint, (media: Pointer) => void>();
+
+/** A media's "prepared", with its factory: on a client thread, once the media prerolled. */
+const mediaPrepared = Deno.UnsafeCallback.threadSafe(
+  { parameters: ["pointer", "pointer"], result: "void" } as const,
+  (media, factory) => {
+    if (media === null || factory === null) return;
+    preparedHandlers.get(BigInt(Deno.UnsafePointer.value(factory)))?.(media);
+  },
+);
+mediaPrepared.unref();
+
+/** The factory's "media-constructed": on a client thread, under the factory's lock. */
+const mediaConstructed = Deno.UnsafeCallback.threadSafe(
+  { parameters: ["pointer", "pointer", "pointer"], result: "void" } as const,
+  (factory, media) => {
+    if (factory === null || media === null) return;
+    lib().gobject.g_signal_connect_data(
+      media,
+      cstr("prepared"),
+      mediaPrepared.pointer,
+      factory,
+      null,
+      0,
+    );
+  },
+);
+mediaConstructed.unref();
+
+/**
+ * How long a shared media stays prepared once its last reader left: a reader that comes back
+ * (a player reconnecting) joins it, and is never refused while it goes down.
+ */
+const MEDIA_LINGER_MS = 5000;
+
+/** A shared media kept prepared by us: one more user of it (gst_rtsp_media_prepare). */
+interface HeldMedia {
+  /** With a reference of ours. */
+  media: Pointer;
+  /** Its factory's key. */
+  key: bigint;
+  /** When wakeSenders last found a reader of it. */
+  lastReadAt: number;
+  /** Whether our prepare counted (the media was still prepared when it ran). */
+  counted: Promise<boolean>;
+}
+
 const classInit = new Deno.UnsafeCallback(
   { parameters: ["pointer", "pointer"], result: "void" } as const,
   (klass) =>
@@ -469,6 +517,10 @@ export class RtspServer {
   readonly #loopDone: Promise<void>;
   #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
+  /** Shared medias kept prepared, by path (see MEDIA_LINGER_MS). */
+  readonly #held = new Map<string, HeldMedia>();
+  /** Held medias let go whose unprepare has not returned. */
+  readonly #lettingGo = new Set<Promise<void>>();
   /** A round of wakeSenders whose calls have not all returned. */
   #waking = false;
   readonly #factories = new Map<string, bigint>();
@@ -723,8 +775,12 @@ export class RtspServer {
    */
   wakeSenders(): void {
     const { rtsp } = lib();
-    if (this.#waking || rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0) return;
+    if (this.#waking) return;
     const woken = new Set<bigint>();
+    if (rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0) {
+      this.#letGoUnread(woken);
+      return;
+    }
     const streams: Pointer[] = [];
     const held = this.#walkReaders((sessionMedias) => {
       for (const sessionMedia of sessionMedias) {
@@ -738,6 +794,7 @@ export class RtspServer {
         }
       }
     });
+    this.#letGoUnread(woken);
     // Released once every call has returned: they keep the streams, and transports, alive.
     this.#waking = true;
     void Promise.allSettled(streams.map(async (stream) => {
@@ -754,6 +811,15 @@ export class RtspServer {
       if (held !== null) releaseOffThread(held);
       this.#waking = false;
     });
+  }
+
+  /** Lets go of the held medias not among `read` for MEDIA_LINGER_MS. */
+  #letGoUnread(read: Set<bigint>): void {
+    const now = performance.now();
+    for (const [path, held] of [...this.#held]) {
+      if (read.has(BigInt(Deno.UnsafePointer.value(held.media)))) held.lastReadAt = now;
+      else if (now - held.lastReadAt >= MEDIA_LINGER_MS) this.#letGo(path, true);
+    }
   }
 
   /** Whether `path` is served (or will be, once its publisher's record media is made). */
@@ -806,9 +872,20 @@ export class RtspServer {
   }
 
   #mountPlay(path: string, build: MediaBuilder): void {
+    const { rtsp, gobject } = lib();
     const factory = this.#newFactory(build, this.#permissions);
-    lib().rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
-    this.#factories.set(path, BigInt(Deno.UnsafePointer.value(factory)));
+    rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
+    const key = BigInt(Deno.UnsafePointer.value(factory));
+    gobject.g_signal_connect_data(
+      factory,
+      cstr("media-constructed"),
+      mediaConstructed.pointer,
+      null,
+      null,
+      0,
+    );
+    preparedHandlers.set(key, (media) => this.#hold(path, key, media));
+    this.#factories.set(path, key);
     const record = this.#records.get(path);
     if (record) record.mounted = false;
     // Takes the place of the record factory, whose builder stays for a request that found it.
@@ -891,9 +968,49 @@ export class RtspServer {
     if (record !== undefined) record.waitingPlay = undefined;
     const key = this.#factories.get(path);
     if (key === undefined) return;
+    this.#forgetFactory(path, key);
+    lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
+  }
+
+  #forgetFactory(path: string, key: bigint): void {
     this.#factories.delete(path);
     builders.delete(key);
-    lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
+    preparedHandlers.delete(key);
+    if (this.#held.get(path)?.key === key) this.#letGo(path);
+  }
+
+  /** Keeps `media`, the shared media of `path` just prepared, prepared (see MEDIA_LINGER_MS). */
+  #hold(path: string, key: bigint, media: Pointer): void {
+    if (this.#factories.get(path) !== key || this.#held.has(path)) return;
+    const { gobject, rtsp } = lib();
+    gobject.g_object_ref(media);
+    const counted = rtsp.gst_rtsp_media_prepare_async(media, null).then((ok) => ok !== 0);
+    this.#held.set(path, { media, key, lastReadAt: performance.now(), counted });
+  }
+
+  /**
+   * Stops keeping the media of `path` prepared. Its factory goes first when `renew`, replaced by a
+   * new one, so that no reader can be given the media while it goes down.
+   */
+  #letGo(path: string, renew = false): void {
+    const held = this.#held.get(path);
+    if (held === undefined) return;
+    this.#held.delete(path);
+    if (renew && this.#factories.get(path) === held.key) {
+      const build = builders.get(held.key)!;
+      this.#forgetFactory(path, held.key);
+      this.#mountPlay(path, build);
+    }
+    const { rtsp, glib } = lib();
+    const done: Promise<void> = held.counted
+      .then(async (counted) => {
+        if (counted) await rtsp.gst_rtsp_media_unprepare_async(held.media);
+      })
+      .finally(() => {
+        releaseOffThread(glib.g_list_append(null, held.media)!);
+        this.#lettingGo.delete(done);
+      });
+    this.#lettingGo.add(done);
   }
 
   /** Stops the GLib loop thread. */
@@ -901,6 +1018,7 @@ export class RtspServer {
     clearInterval(this.#cleanupTimer);
     for (const path of [...this.#factories.keys()]) this.unmount(path);
     for (const path of [...this.#records.keys()]) this.unmountRecord(path);
+    await Promise.all(this.#lettingGo);
     lib().glib.g_main_loop_quit(this.#loop);
     await this.#loopDone;
     // The servers keep their references to the auth; a request after this finds no checker.
