@@ -261,8 +261,8 @@ export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[])
 
 /** How often relays nobody watches are closed, and media sources waiting to be ended are looked at. */
 const SWEEP_MS = 250;
-/** Sweeps between two wakes of the medias' sending to TCP readers (RtspServer.wakeSenders). */
-const WAKE_SENDERS_EVERY = 4;
+/** Sweeps between two rounds of RtspServer.tendMedias (about a second). */
+const TEND_MEDIAS_EVERY = 4;
 /** How long a media source whose media never starts is kept waiting to be ended. */
 const ENDING_MAX_MS = 60_000;
 
@@ -294,7 +294,7 @@ export class RtspMounts {
   }
 
   #sweepOnce(): void {
-    if (++this.#sweeps % WAKE_SENDERS_EVERY === 0) this.#server?.wakeSenders();
+    if (++this.#sweeps % TEND_MEDIAS_EVERY === 0) this.#server?.tendMedias();
     for (const { mount } of this.#paths.values()) closeIdleRelays(mount);
     for (const { source, since } of this.#ending.splice(0)) this.#end(source, since);
   }

@@ -21,6 +21,7 @@ import {
   type StateName,
 } from "../gst/pipeline.ts";
 import { getProperty, holdsText, setProperty } from "../gst/property.ts";
+import { resolvesWithin } from "../gst/resolves_within.ts";
 import { type BuiltElement, type BuiltPipeline, linkEndText } from "./builder.ts";
 import { DomainError, errorMessage } from "./errors.ts";
 import { formatLaunch } from "./launch.ts";
@@ -932,18 +933,5 @@ function launchText(layout: BuiltPipeline["layout"]): string | null {
     return formatLaunch(layout);
   } catch {
     return null;
-  }
-}
-
-/** What `promise` resolves to, or "timed out" when it takes longer than `ms`. */
-async function resolvesWithin<T>(promise: Promise<T>, ms: number): Promise<T | "timed out"> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<"timed out">((resolve) => {
-    timer = setTimeout(() => resolve("timed out"), ms);
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -32,6 +32,7 @@ import {
   u32Fields,
   writeSlot,
 } from "./layout.ts";
+import { resolvesWithin } from "./resolves_within.ts";
 
 /**
  * Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ... or, for
@@ -220,9 +221,11 @@ mediaConstructed.unref();
 
 /**
  * How long a shared media stays prepared once its last reader left: a reader that comes back
- * (a player reconnecting) joins it, and is never refused while it goes down.
+ * meanwhile (a player reconnecting) joins it (RtspServer.#hold).
  */
 const MEDIA_LINGER_MS = 5000;
+/** How long stop() waits for the medias let go to go down. */
+const LET_GO_TIMEOUT_MS = 5000;
 
 /** A shared media kept prepared by us: one more user of it (gst_rtsp_media_prepare). */
 interface HeldMedia {
@@ -230,7 +233,7 @@ interface HeldMedia {
   media: Pointer;
   /** Its factory's key. */
   key: bigint;
-  /** When wakeSenders last found a reader of it. */
+  /** When tendMedias last found a reader of it. */
   lastReadAt: number;
   /** Whether our prepare counted (the media was still prepared when it ran). */
   counted: Promise<boolean>;
@@ -521,7 +524,7 @@ export class RtspServer {
   readonly #held = new Map<string, HeldMedia>();
   /** Held medias let go whose unprepare has not returned. */
   readonly #lettingGo = new Set<Promise<void>>();
-  /** A round of wakeSenders whose calls have not all returned. */
+  /** A round of tendMedias' wakes whose calls have not all returned. */
   #waking = false;
   readonly #factories = new Map<string, bigint>();
   /** Record factories of publishes under way, by path. */
@@ -763,38 +766,42 @@ export class RtspServer {
   }
 
   /**
-   * Wakes the sending of every media read to its TCP readers. gst-rtsp-server sends a
+   * Called by the mounts about once a second while paths are served: lets go of the shared
+   * medias unread for MEDIA_LINGER_MS (#hold), and wakes the sending of every media read.
+   *
+   * The wake: gst-rtsp-server sends a
    * stream to its TCP readers from a thread that sleeps while every one of them is behind, and
    * only new data or a message sent wakes it; new data waits behind the data it holds, and so do
    * the media's UDP readers. Once the readers that were behind are cut off (their transports
    * removed), nothing would wake it, and the media's other readers would get nothing until it
    * went down. A message reported sent on one of the stream's transports wakes it, and sends the
    * next of that transport's backlog, as a real one does. A session whose reader was cut off
-   * stays in the pool (empty) until it times out, so no count tells when: the mounts call this
-   * about once a second while paths are served. A round starts only once the last one is done.
+   * stays in the pool (empty) until it times out, so no count tells when: every round wakes every
+   * stream read. A round of wakes starts only once the last one is done.
    */
-  wakeSenders(): void {
+  tendMedias(): void {
     const { rtsp } = lib();
-    if (this.#waking) return;
-    const woken = new Set<bigint>();
-    if (rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0) {
-      this.#letGoUnread(woken);
+    const read = new Set<bigint>();
+    const streams: Pointer[] = [];
+    const sessionRefs = rtsp.gst_rtsp_session_pool_get_n_sessions(this.#sessions) === 0
+      ? null
+      : this.#walkReaders((sessionMedias) => {
+        for (const sessionMedia of sessionMedias) {
+          // The session media's reference keeps its media, and so its streams, alive.
+          const media = rtsp.gst_rtsp_session_media_get_media(sessionMedia);
+          if (media === null || read.has(BigInt(Deno.UnsafePointer.value(media)))) continue;
+          read.add(BigInt(Deno.UnsafePointer.value(media)));
+          for (let i = 0; i < rtsp.gst_rtsp_media_n_streams(media); i++) {
+            const stream = rtsp.gst_rtsp_media_get_stream(media, i);
+            if (stream !== null) streams.push(stream);
+          }
+        }
+      });
+    this.#letGoUnread(read);
+    if (this.#waking) {
+      if (sessionRefs !== null) releaseOffThread(sessionRefs);
       return;
     }
-    const streams: Pointer[] = [];
-    const held = this.#walkReaders((sessionMedias) => {
-      for (const sessionMedia of sessionMedias) {
-        // The session media's reference keeps its media, and so its streams, alive.
-        const media = rtsp.gst_rtsp_session_media_get_media(sessionMedia);
-        if (media === null || woken.has(BigInt(Deno.UnsafePointer.value(media)))) continue;
-        woken.add(BigInt(Deno.UnsafePointer.value(media)));
-        for (let i = 0; i < rtsp.gst_rtsp_media_n_streams(media); i++) {
-          const stream = rtsp.gst_rtsp_media_get_stream(media, i);
-          if (stream !== null) streams.push(stream);
-        }
-      }
-    });
-    this.#letGoUnread(woken);
     // Released once every call has returned: they keep the streams, and transports, alive.
     this.#waking = true;
     void Promise.allSettled(streams.map(async (stream) => {
@@ -808,17 +815,17 @@ export class RtspServer {
         releaseOffThread(transports);
       }
     })).then(() => {
-      if (held !== null) releaseOffThread(held);
+      if (sessionRefs !== null) releaseOffThread(sessionRefs);
       this.#waking = false;
     });
   }
 
-  /** Lets go of the held medias not among `read` for MEDIA_LINGER_MS. */
+  /** Lets go of the held medias that `read` has not held for MEDIA_LINGER_MS. */
   #letGoUnread(read: Set<bigint>): void {
     const now = performance.now();
     for (const [path, held] of [...this.#held]) {
       if (read.has(BigInt(Deno.UnsafePointer.value(held.media)))) held.lastReadAt = now;
-      else if (now - held.lastReadAt >= MEDIA_LINGER_MS) this.#letGo(path, true);
+      else if (now - held.lastReadAt >= MEDIA_LINGER_MS) this.#letGo(path);
     }
   }
 
@@ -979,28 +986,40 @@ export class RtspServer {
     if (this.#held.get(path)?.key === key) this.#letGo(path);
   }
 
-  /** Keeps `media`, the shared media of `path` just prepared, prepared (see MEDIA_LINGER_MS). */
+  /**
+   * Keeps `media`, the shared media of `path` just prepared, prepared while it is read and for
+   * MEDIA_LINGER_MS after. gst-rtsp-server sets a shared media to NULL when its last reader
+   * leaves, and meanwhile its factory gives that media to a new DESCRIBE and refuses to prepare
+   * it: a bare 503 to a reader that closed its connection and came back at once (one in two).
+   * Counted as one more user of it (gst_rtsp_media_prepare of a prepared media), the media goes
+   * down only when tendMedias lets go of it. An empty media (its streams could not be built) is
+   * not held: the next reader gets a new one.
+   */
   #hold(path: string, key: bigint, media: Pointer): void {
+    const { gobject, rtsp, glib } = lib();
     if (this.#factories.get(path) !== key || this.#held.has(path)) return;
-    const { gobject, rtsp } = lib();
+    if (rtsp.gst_rtsp_media_n_streams(media) === 0) return;
     gobject.g_object_ref(media);
     const counted = rtsp.gst_rtsp_media_prepare_async(media, null).then((ok) => ok !== 0);
-    this.#held.set(path, { media, key, lastReadAt: performance.now(), counted });
+    const held: HeldMedia = { media, key, lastReadAt: performance.now(), counted };
+    this.#held.set(path, held);
+    // Refused: it was going down already (its reader left). The next media is held instead.
+    void counted.then((ok) => {
+      if (ok || this.#held.get(path) !== held) return;
+      this.#held.delete(path);
+      releaseOffThread(glib.g_list_append(null, media)!);
+    });
   }
 
   /**
-   * Stops keeping the media of `path` prepared. Its factory goes first when `renew`, replaced by a
-   * new one, so that no reader can be given the media while it goes down.
+   * Stops keeping the media of `path` prepared: the last user's unprepare sets it to NULL. A
+   * DESCRIBE of the path while that runs is still refused (a bare 503), as it was at every leave
+   * before #hold; a media is let go MEDIA_LINGER_MS after its last reader left, or with its path.
    */
-  #letGo(path: string, renew = false): void {
+  #letGo(path: string): void {
     const held = this.#held.get(path);
     if (held === undefined) return;
     this.#held.delete(path);
-    if (renew && this.#factories.get(path) === held.key) {
-      const build = builders.get(held.key)!;
-      this.#forgetFactory(path, held.key);
-      this.#mountPlay(path, build);
-    }
     const { rtsp, glib } = lib();
     const done: Promise<void> = held.counted
       .then(async (counted) => {
@@ -1018,7 +1037,9 @@ export class RtspServer {
     clearInterval(this.#cleanupTimer);
     for (const path of [...this.#factories.keys()]) this.unmount(path);
     for (const path of [...this.#records.keys()]) this.unmountRecord(path);
-    await Promise.all(this.#lettingGo);
+    if (await resolvesWithin(Promise.all(this.#lettingGo), LET_GO_TIMEOUT_MS) === "timed out") {
+      console.warn(`RTSP medias still going down after ${LET_GO_TIMEOUT_MS} ms; stopping anyway`);
+    }
     lib().glib.g_main_loop_quit(this.#loop);
     await this.#loopDone;
     // The servers keep their references to the auth; a request after this finds no checker.
