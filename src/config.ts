@@ -147,6 +147,7 @@ const configSchema = z.object({
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
   GSTREAMER_WS_PING_INTERVAL_MS: count(30000, 100, 3600000, " of milliseconds"),
   GSTREAMER_RTSP_WRITE_TIMEOUT_MS: count(10000, 0, 3600000, " of milliseconds (0: the system's)"),
+  GSTREAMER_RTSP_LINGER_MS: count(5000, 0, 3600000, " of milliseconds (0: none)"),
   GSTREAMER_HLS_DIR: z.string().trim().default(""),
   GSTREAMER_HLS_SEGMENT_SECONDS: count(2, 1, 30, " of seconds"),
   GSTREAMER_HLS_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
@@ -221,6 +222,8 @@ export interface Config {
   wsPingIntervalMs: number;
   /** An RTSP reader's connection that takes nothing for this long is cut off; 0: the system's. */
   rtspWriteTimeoutMs: number;
+  /** How long a path's RTSP media stays up after its last reader left; 0: it goes at once. */
+  rtspLingerMs: number;
   /** Where the HLS segment directory is made (the system's temporary directory when empty). */
   hlsDir: string;
   hlsSegmentSeconds: number;
@@ -287,6 +290,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
     wsPingIntervalMs: c.GSTREAMER_WS_PING_INTERVAL_MS,
     rtspWriteTimeoutMs: c.GSTREAMER_RTSP_WRITE_TIMEOUT_MS,
+    rtspLingerMs: c.GSTREAMER_RTSP_LINGER_MS,
     hlsDir: c.GSTREAMER_HLS_DIR,
     hlsSegmentSeconds: c.GSTREAMER_HLS_SEGMENT_SECONDS,
     hlsIdleTimeoutMs: c.GSTREAMER_HLS_IDLE_TIMEOUT_MS,

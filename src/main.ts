@@ -144,6 +144,7 @@ async function main(): Promise<void> {
   try {
     rtsp = new RtspServer(addresses, config.rtspPort, {
       writeTimeoutMs: config.rtspWriteTimeoutMs,
+      lingerMs: config.rtspLingerMs,
     });
   } catch (error) {
     fail(`${(error as Error).message} (GSTREAMER_RTSP_PORT=${config.rtspPort})`);

@@ -110,6 +110,21 @@ export class RtspConn {
     this.#onClose(this.conn);
   }
 
+  /** Waits for the first RTP packet (interleaved channel 0) after the responses read so far. */
+  async firstRtp(): Promise<void> {
+    for (;;) {
+      if (this.#buffer.length >= 4 && this.#buffer[0] === 0x24) {
+        if (this.#buffer[1] === 0) return;
+        const size = 4 + ((this.#buffer[2] << 8) | this.#buffer[3]);
+        if (this.#buffer.length >= size) {
+          this.#buffer = this.#buffer.slice(size);
+          continue;
+        }
+      }
+      await this.#fill();
+    }
+  }
+
   /** Reads and counts (in `drained`) what the server sends until the connection ends. */
   async drain(): Promise<void> {
     this.drained += this.#buffer.length;

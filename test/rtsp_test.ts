@@ -182,7 +182,7 @@ Deno.test("a DESCRIBE before a path's stream starts gets 503 with the reason, th
  * gst-rtsp-server sets a shared media to NULL once its last reader leaves, and until then it
  * still gives that media to a new DESCRIBE, and refuses to prepare it: a bare 503. Readers that
  * closed their connection and came back at once were refused one time in two. The server now
- * keeps a path's media prepared a few seconds after its last reader (MEDIA_LINGER_MS in
+ * keeps a path's media prepared a few seconds after its last reader (GSTREAMER_RTSP_LINGER_MS,
  * src/gst/rtsp.ts), and lets it go after that.
  */
 Deno.test("readers that close their connection and come back at once are all served", async () => {

@@ -34,6 +34,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     httpIdleTimeoutMs: 30000,
     wsPingIntervalMs: 30000,
     rtspWriteTimeoutMs: 10000,
+    rtspLingerMs: 5000,
     hlsDir: "",
     hlsSegmentSeconds: 2,
     hlsIdleTimeoutMs: 30000,

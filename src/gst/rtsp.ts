@@ -219,11 +219,6 @@ const mediaConstructed = Deno.UnsafeCallback.threadSafe(
 );
 mediaConstructed.unref();
 
-/**
- * How long a shared media stays prepared once its last reader left: a reader that comes back
- * meanwhile (a player reconnecting) joins it (RtspServer.#hold).
- */
-const MEDIA_LINGER_MS = 5000;
 /** How long stop() waits for the medias let go to go down. */
 const LET_GO_TIMEOUT_MS = 5000;
 
@@ -509,6 +504,11 @@ export interface RtspServerOptions {
    * or unacknowledged) is cut off; 0 leaves it to the system (Linux only).
    */
   writeTimeoutMs?: number;
+  /**
+   * How long a shared media stays prepared once its last reader left (RtspServer.#hold); 0 lets
+   * it go down at once, as gst-rtsp-server does.
+   */
+  lingerMs?: number;
 }
 
 export class RtspServer {
@@ -520,7 +520,7 @@ export class RtspServer {
   readonly #loopDone: Promise<void>;
   #loopStarted = false;
   readonly #cleanupTimer: ReturnType<typeof setInterval>;
-  /** Shared medias kept prepared, by path (see MEDIA_LINGER_MS). */
+  /** Shared medias kept prepared, by path (see #hold). */
   readonly #held = new Map<string, HeldMedia>();
   /** Held medias let go whose unprepare has not returned. */
   readonly #lettingGo = new Set<Promise<void>>();
@@ -540,6 +540,7 @@ export class RtspServer {
   readonly #describeChecks = new Map<string, DescribeCheck>();
   readonly port: number;
   readonly #writeTimeoutMs: number;
+  readonly #lingerMs: number;
 
   /**
    * Listens on each address (IP addresses; 0 for `port` picks a free port, which the others then
@@ -549,6 +550,7 @@ export class RtspServer {
   constructor(addresses: string[], port: number, options: RtspServerOptions = {}) {
     const { rtsp, glib, gobject, gst } = lib();
     this.#writeTimeoutMs = options.writeTimeoutMs ?? 0;
+    this.#lingerMs = options.lingerMs ?? 0;
     this.#permissions = factoryPermissions({
       [READ_ROLE]: ["media.factory.access", "media.factory.construct"],
       [PUBLISH_ROLE]: ["media.factory.access", "media.factory.construct"],
@@ -767,7 +769,7 @@ export class RtspServer {
 
   /**
    * Called by the mounts about once a second while paths are served: lets go of the shared
-   * medias unread for MEDIA_LINGER_MS (#hold), and wakes the sending of every media read.
+   * medias unread for the linger time (#hold), and wakes the sending of every media read.
    *
    * The wake: gst-rtsp-server sends a
    * stream to its TCP readers from a thread that sleeps while every one of them is behind, and
@@ -820,12 +822,12 @@ export class RtspServer {
     });
   }
 
-  /** Lets go of the held medias that `read` has not held for MEDIA_LINGER_MS. */
+  /** Lets go of the held medias that `read` has not held for the linger time. */
   #letGoUnread(read: Set<bigint>): void {
     const now = performance.now();
     for (const [path, held] of [...this.#held]) {
       if (read.has(BigInt(Deno.UnsafePointer.value(held.media)))) held.lastReadAt = now;
-      else if (now - held.lastReadAt >= MEDIA_LINGER_MS) this.#letGo(path);
+      else if (now - held.lastReadAt >= this.#lingerMs) this.#letGo(path);
     }
   }
 
@@ -988,15 +990,16 @@ export class RtspServer {
 
   /**
    * Keeps `media`, the shared media of `path` just prepared, prepared while it is read and for
-   * MEDIA_LINGER_MS after. gst-rtsp-server sets a shared media to NULL when its last reader
-   * leaves, and meanwhile its factory gives that media to a new DESCRIBE and refuses to prepare
-   * it: a bare 503 to a reader that closed its connection and came back at once (one in two).
-   * Counted as one more user of it (gst_rtsp_media_prepare of a prepared media), the media goes
-   * down only when tendMedias lets go of it. An empty media (its streams could not be built) is
-   * not held: the next reader gets a new one.
+   * the linger time after (RtspServerOptions.lingerMs). gst-rtsp-server sets a shared media to
+   * NULL when its last reader leaves, and meanwhile its factory gives that media to a new DESCRIBE
+   * and refuses to prepare it: a bare 503 to a reader that closed its connection and came back at
+   * once (one in two). Counted as one more user of it (gst_rtsp_media_prepare of a prepared
+   * media), the media goes down only when tendMedias lets go of it. An empty media (its streams
+   * could not be built) is not held: the next reader gets a new one.
    */
   #hold(path: string, key: bigint, media: Pointer): void {
     const { gobject, rtsp, glib } = lib();
+    if (this.#lingerMs === 0) return;
     if (this.#factories.get(path) !== key || this.#held.has(path)) return;
     if (rtsp.gst_rtsp_media_n_streams(media) === 0) return;
     gobject.g_object_ref(media);
@@ -1014,7 +1017,7 @@ export class RtspServer {
   /**
    * Stops keeping the media of `path` prepared: the last user's unprepare sets it to NULL. A
    * DESCRIBE of the path while that runs is still refused (a bare 503), as it was at every leave
-   * before #hold; a media is let go MEDIA_LINGER_MS after its last reader left, or with its path.
+   * before #hold; a media is let go the linger time after its last reader left, or with its path.
    */
   #letGo(path: string): void {
     const held = this.#held.get(path);

@@ -1,0 +1,107 @@
+/**
+ * RTSP readers that close their connection and come back at once (a player restarted, a
+ * connection lost): once a first reader got the path's stream, `--readers` readers of it, one
+ * after the other, each DESCRIBE, SETUP over TCP, PLAY, its first RTP packet, then a close without
+ * TEARDOWN. For each: refused or not, the time from its DESCRIBE to PLAY's response (a media made
+ * anew for it takes most of that) and to its first RTP packet (which also waits for the next
+ * frame: the path runs at 15 frames a second). Servers with GSTREAMER_RTSP_LINGER_MS=0 (a media
+ * goes down when its last reader leaves, as gst-rtsp-server does: what the server did before the
+ * setting) and at the default take turns over `--rounds` rounds.
+ *
+ *   deno run --allow-all bench/rtsp_rejoin.ts [--readers 40] [--rounds 3]
+ */
+import { cameraLaunch, startServer, TestClient, waitUntil } from "../test/helpers.ts";
+import { RtspConn } from "../test/rtsp_client.ts";
+import { expectOk, ms, parseNumberOptions, percentile, stopServer } from "./measure.ts";
+
+const options = parseNumberOptions(Deno.args, { readers: 40, rounds: 3 });
+const settings = { "GSTREAMER_RTSP_LINGER_MS=0": "0", "the default (5000)": undefined };
+
+interface Tally {
+  toPlay: number[];
+  toRtp: number[];
+  refused: Map<string, number>;
+}
+const tallies = new Map<string, Tally>(
+  Object.keys(settings).map((name) => [name, { toPlay: [], toRtp: [], refused: new Map() }]),
+);
+
+/** One reader: DESCRIBE to PLAY's response and to its first RTP packet, in ms, or why refused. */
+async function join(
+  base: string,
+  path: string,
+): Promise<{ toPlay: number; toRtp: number } | string> {
+  const conn = await RtspConn.open(base);
+  const startedAt = performance.now();
+  try {
+    await conn.play(path);
+    const toPlay = performance.now() - startedAt;
+    await conn.firstRtp();
+    return { toPlay, toRtp: performance.now() - startedAt };
+  } catch (error) {
+    return (error as Error).message.split("\n").slice(0, 2).join(" ").replace(/rtsp:\S+/, path);
+  } finally {
+    conn.close(); // no TEARDOWN
+  }
+}
+
+for (let round = 1; round <= options.rounds; round++) {
+  for (const [name, linger] of Object.entries(settings)) {
+    const tally = tallies.get(name)!;
+    const server = await startServer(
+      linger === undefined ? {} : { GSTREAMER_RTSP_LINGER_MS: linger },
+    );
+    const client = await TestClient.connect(server.url);
+    try {
+      expectOk(
+        await client.request("createPipeline", {
+          id: "cam",
+          pipeline: cameraLaunch("cam"),
+          desiredState: "playing",
+        }),
+        "createPipeline cam",
+      );
+      // The stream has started (its encoder's first output) once a first reader gets it.
+      await waitUntil(
+        async () => typeof await join(server.rtspUrl, "cam") !== "string",
+        15000,
+        "a first reader of /cam",
+      );
+      for (let i = 0; i < options.readers; i++) {
+        const joined = await join(server.rtspUrl, "cam");
+        if (typeof joined === "string") {
+          tally.refused.set(joined, (tally.refused.get(joined) ?? 0) + 1);
+        } else {
+          tally.toPlay.push(joined.toPlay);
+          tally.toRtp.push(joined.toRtp);
+        }
+      }
+    } finally {
+      await client.close();
+      await stopServer(server);
+    }
+  }
+  console.log(`round ${round} of ${options.rounds} done`);
+}
+
+const p50 = (values: number[]) => values.length === 0 ? NaN : percentile(values, 50);
+const p90 = (values: number[]) => values.length === 0 ? NaN : percentile(values, 90);
+console.log(`${options.readers} readers that come back at once, ${options.rounds} rounds:`);
+for (const [name, tally] of tallies) {
+  const refused = [...tally.refused.values()].reduce((a, b) => a + b, 0);
+  console.log(
+    `  ${name.padEnd(26)} refused ${refused} of ${options.readers * options.rounds}` +
+      (refused > 0 ? ` (${[...tally.refused].map(([why, n]) => `${n}x ${why}`).join("; ")})` : "") +
+      `; the ${tally.toPlay.length} served, from DESCRIBE: PLAY's response p50 ${
+        ms(p50(tally.toPlay))
+      } (p90 ${ms(p90(tally.toPlay))}), first RTP p50 ${ms(p50(tally.toRtp))} (p90 ${
+        ms(p90(tally.toRtp))
+      })`,
+  );
+}
+const [before, after] = [...tallies.values()];
+const ratio = (key: "toPlay" | "toRtp") => (p50(after[key]) / p50(before[key])).toFixed(2);
+console.log(
+  `  default against 0, p50 of the served: PLAY's response ${ratio("toPlay")}x, ` +
+    `first RTP ${ratio("toRtp")}x`,
+);
