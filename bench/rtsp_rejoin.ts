@@ -12,10 +12,12 @@
  */
 import { cameraLaunch, startServer, TestClient, waitUntil } from "../test/helpers.ts";
 import { RtspConn } from "../test/rtsp_client.ts";
-import { expectOk, ms, parseNumberOptions, percentile, stopServer } from "./measure.ts";
+import { expectOk, ms, parseNumberOptions, percentile, stopServer, within } from "./measure.ts";
 
 const options = parseNumberOptions(Deno.args, { readers: 40, rounds: 3 });
-const settings = { "GSTREAMER_RTSP_LINGER_MS=0": "0", "the default (5000)": undefined };
+const settings = { "GSTREAMER_RTSP_LINGER_MS=0": "0", "the default (5000)": "5000" };
+/** A reader served whose first RTP packet has not come by then is counted as refused. */
+const RTP_DEADLINE_MS = 5000;
 
 interface Tally {
   toPlay: number[];
@@ -36,7 +38,8 @@ async function join(
   try {
     await conn.play(path);
     const toPlay = performance.now() - startedAt;
-    await conn.firstRtp();
+    const rtp = await within(conn.firstRtp().then(() => true), RTP_DEADLINE_MS);
+    if (rtp === null) return `no RTP within ${RTP_DEADLINE_MS} ms of PLAY`;
     return { toPlay, toRtp: performance.now() - startedAt };
   } catch (error) {
     return (error as Error).message.split("\n").slice(0, 2).join(" ").replace(/rtsp:\S+/, path);
@@ -48,9 +51,7 @@ async function join(
 for (let round = 1; round <= options.rounds; round++) {
   for (const [name, linger] of Object.entries(settings)) {
     const tally = tallies.get(name)!;
-    const server = await startServer(
-      linger === undefined ? {} : { GSTREAMER_RTSP_LINGER_MS: linger },
-    );
+    const server = await startServer({ GSTREAMER_RTSP_LINGER_MS: linger });
     const client = await TestClient.connect(server.url);
     try {
       expectOk(

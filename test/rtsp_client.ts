@@ -110,7 +110,10 @@ export class RtspConn {
     this.#onClose(this.conn);
   }
 
-  /** Waits for the first RTP packet (interleaved channel 0) after the responses read so far. */
+  /**
+   * Waits for the first RTP packet (interleaved channel 0) after the responses read so far: for
+   * its 4-byte header, not all of it.
+   */
   async firstRtp(): Promise<void> {
     for (;;) {
       if (this.#buffer.length >= 4 && this.#buffer[0] === 0x24) {

@@ -541,6 +541,8 @@ export class RtspServer {
   readonly port: number;
   readonly #writeTimeoutMs: number;
   readonly #lingerMs: number;
+  /** Set by stop(): no media is held from then on. */
+  #stopping = false;
 
   /**
    * Listens on each address (IP addresses; 0 for `port` picks a free port, which the others then
@@ -885,15 +887,18 @@ export class RtspServer {
     const factory = this.#newFactory(build, this.#permissions);
     rtsp.gst_rtsp_media_factory_set_shared(factory, 1);
     const key = BigInt(Deno.UnsafePointer.value(factory));
-    gobject.g_signal_connect_data(
-      factory,
-      cstr("media-constructed"),
-      mediaConstructed.pointer,
-      null,
-      null,
-      0,
-    );
-    preparedHandlers.set(key, (media) => this.#hold(path, key, media));
+    // Each media made then costs two waits for the main thread (its construction and preroll).
+    if (this.#lingerMs > 0) {
+      gobject.g_signal_connect_data(
+        factory,
+        cstr("media-constructed"),
+        mediaConstructed.pointer,
+        null,
+        null,
+        0,
+      );
+      preparedHandlers.set(key, (media) => this.#hold(path, key, media));
+    }
     this.#factories.set(path, key);
     const record = this.#records.get(path);
     if (record) record.mounted = false;
@@ -999,8 +1004,7 @@ export class RtspServer {
    */
   #hold(path: string, key: bigint, media: Pointer): void {
     const { gobject, rtsp, glib } = lib();
-    if (this.#lingerMs === 0) return;
-    if (this.#factories.get(path) !== key || this.#held.has(path)) return;
+    if (this.#stopping || this.#factories.get(path) !== key || this.#held.has(path)) return;
     if (rtsp.gst_rtsp_media_n_streams(media) === 0) return;
     gobject.g_object_ref(media);
     const counted = rtsp.gst_rtsp_media_prepare_async(media, null).then((ok) => ok !== 0);
@@ -1037,6 +1041,7 @@ export class RtspServer {
 
   /** Stops the GLib loop thread. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     clearInterval(this.#cleanupTimer);
     for (const path of [...this.#factories.keys()]) this.unmount(path);
     for (const path of [...this.#records.keys()]) this.unmountRecord(path);
