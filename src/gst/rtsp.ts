@@ -226,8 +226,6 @@ const LET_GO_TIMEOUT_MS = 5000;
 interface HeldMedia {
   /** With a reference of ours. */
   media: Pointer;
-  /** Its factory's key. */
-  key: bigint;
   /** When tendMedias last found a reader of it. */
   lastReadAt: number;
   /** Whether our prepare counted (the media was still prepared when it ran). */
@@ -446,6 +444,11 @@ interface RecordMount {
  */
 function releaseOffThread(list: Pointer): void {
   void lib().glib.g_list_free_full_async(list, cFunctions().gObjectUnref);
+}
+
+/** Drops a reference of ours to `object` on a pool thread, as releaseOffThread does. */
+function unrefOffThread(object: Pointer): void {
+  releaseOffThread(lib().glib.g_list_append(null, object)!);
 }
 
 /**
@@ -982,15 +985,11 @@ export class RtspServer {
     if (record !== undefined) record.waitingPlay = undefined;
     const key = this.#factories.get(path);
     if (key === undefined) return;
-    this.#forgetFactory(path, key);
-    lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
-  }
-
-  #forgetFactory(path: string, key: bigint): void {
     this.#factories.delete(path);
     builders.delete(key);
     preparedHandlers.delete(key);
-    if (this.#held.get(path)?.key === key) this.#letGo(path);
+    this.#letGo(path);
+    lib().rtsp.gst_rtsp_mount_points_remove_factory(this.#mounts, cstr(`/${path}`));
   }
 
   /**
@@ -1003,18 +1002,18 @@ export class RtspServer {
    * could not be built) is not held: the next reader gets a new one.
    */
   #hold(path: string, key: bigint, media: Pointer): void {
-    const { gobject, rtsp, glib } = lib();
+    const { gobject, rtsp } = lib();
     if (this.#stopping || this.#factories.get(path) !== key || this.#held.has(path)) return;
     if (rtsp.gst_rtsp_media_n_streams(media) === 0) return;
     gobject.g_object_ref(media);
     const counted = rtsp.gst_rtsp_media_prepare_async(media, null).then((ok) => ok !== 0);
-    const held: HeldMedia = { media, key, lastReadAt: performance.now(), counted };
+    const held: HeldMedia = { media, lastReadAt: performance.now(), counted };
     this.#held.set(path, held);
     // Refused: it was going down already (its reader left). The next media is held instead.
     void counted.then((ok) => {
       if (ok || this.#held.get(path) !== held) return;
       this.#held.delete(path);
-      releaseOffThread(glib.g_list_append(null, media)!);
+      unrefOffThread(media);
     });
   }
 
@@ -1027,13 +1026,12 @@ export class RtspServer {
     const held = this.#held.get(path);
     if (held === undefined) return;
     this.#held.delete(path);
-    const { rtsp, glib } = lib();
     const done: Promise<void> = held.counted
       .then(async (counted) => {
-        if (counted) await rtsp.gst_rtsp_media_unprepare_async(held.media);
+        if (counted) await lib().rtsp.gst_rtsp_media_unprepare_async(held.media);
       })
       .finally(() => {
-        releaseOffThread(glib.g_list_append(null, held.media)!);
+        unrefOffThread(held.media);
         this.#lettingGo.delete(done);
       });
     this.#lettingGo.add(done);
