@@ -8,13 +8,27 @@
  * goes down when its last reader leaves, as gst-rtsp-server does: what the server did before the
  * setting) and at the default take turns over `--rounds` rounds.
  *
- *   deno run --allow-all bench/rtsp_rejoin.ts [--readers 40] [--rounds 3]
+ * Then what holding a media costs: a 1280x720 path of about 20 Mbit/s, the server's CPU over
+ * `--window` seconds with no reader, with one reader over TCP, right after it left (its media held
+ * at the default), and once the linger is over, at both settings.
+ *
+ *   deno run --allow-all bench/rtsp_rejoin.ts [--readers 40] [--rounds 3] [--window 3]
  */
 import { cameraLaunch, startServer, TestClient, waitUntil } from "../test/helpers.ts";
 import { RtspConn } from "../test/rtsp_client.ts";
-import { expectOk, ms, parseNumberOptions, percentile, stopServer, within } from "./measure.ts";
+import {
+  expectOk,
+  measure,
+  ms,
+  parseNumberOptions,
+  percentile,
+  serverProcessId,
+  sleep,
+  stopServer,
+  within,
+} from "./measure.ts";
 
-const options = parseNumberOptions(Deno.args, { readers: 40, rounds: 3 });
+const options = parseNumberOptions(Deno.args, { readers: 40, rounds: 3, window: 3 });
 const settings = { "GSTREAMER_RTSP_LINGER_MS=0": "0", "the default (5000)": "5000" };
 /** A reader served whose first RTP packet has not come by then is counted as refused. */
 const RTP_DEADLINE_MS = 5000;
@@ -106,3 +120,50 @@ console.log(
   `  default against 0, p50 of the served: PLAY's response ${ratio("toPlay")}x, ` +
     `first RTP ${ratio("toRtp")}x`,
 );
+
+const BIG_CAMERA = "videotestsrc is-live=true pattern=snow ! " +
+  "video/x-raw,width=1280,height=720,framerate=30/1 ! " +
+  "x264enc tune=zerolatency bitrate=20000 speed-preset=ultrafast key-int-max=30 ! " +
+  "rtspserversink path=big";
+console.log(
+  `The server's CPU (% of one core) over ${options.window} s, a 1280x720 20 Mbit/s path:`,
+);
+for (const [name, linger] of Object.entries(settings)) {
+  const server = await startServer({ GSTREAMER_RTSP_LINGER_MS: linger });
+  const client = await TestClient.connect(server.url);
+  const pid = serverProcessId(server);
+  try {
+    expectOk(
+      await client.request("createPipeline", {
+        id: "big",
+        pipeline: BIG_CAMERA,
+        desiredState: "playing",
+      }),
+      "createPipeline big",
+    );
+    await waitUntil(
+      async () => typeof await join(server.rtspUrl, "big") !== "string",
+      15000,
+      "a first reader of /big",
+    );
+    // That reader's media is let go (or held, then let go) before the first window.
+    await sleep(Number(linger) + 2000);
+    const cpu = async () => (await measure(pid, options.window)).cpuPercent.toFixed(1);
+    const idle = await cpu();
+    const reader = await RtspConn.open(server.rtspUrl);
+    await reader.play("big");
+    void reader.drain();
+    const reading = await cpu();
+    reader.close();
+    const justLeft = await cpu();
+    await sleep(Math.max(0, Number(linger) + 1000 - options.window * 1000));
+    const after = await cpu();
+    console.log(
+      `  ${name.padEnd(26)} no reader ${idle}, one reader ${reading}, ` +
+        `0 to ${options.window} s after it left ${justLeft}, after the linger ${after}`,
+    );
+  } finally {
+    await client.close();
+    await stopServer(server);
+  }
+}
