@@ -220,7 +220,10 @@ export interface Config {
   /** An HTTP connection (a push included) that sends nothing for this long is closed. */
   httpIdleTimeoutMs: number;
   wsPingIntervalMs: number;
-  /** An RTSP reader's connection that takes nothing for this long is cut off; 0: the system's. */
+  /**
+   * An RTSP connection (a reader's, a publisher's) that takes nothing for this long is cut off;
+   * 0: the system's.
+   */
   rtspWriteTimeoutMs: number;
   /** How long a path's RTSP media stays up after its last reader left; 0: it goes at once. */
   rtspLingerMs: number;

@@ -503,8 +503,9 @@ function listenOn(
 
 export interface RtspServerOptions {
   /**
-   * A reader whose connection has taken nothing for this long (what was sent to it stays unsent
-   * or unacknowledged) is cut off; 0 leaves it to the system (Linux only).
+   * A connection that has taken nothing for this long (what was sent to it stays unsent or
+   * unacknowledged: a reader that stopped reading, a peer that is gone) is cut off; 0 leaves it
+   * to the system (Linux only). Every RTSP connection, a publisher's too, has it.
    */
   writeTimeoutMs?: number;
   /**
