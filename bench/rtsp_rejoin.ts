@@ -62,26 +62,31 @@ async function join(
   }
 }
 
+/** Serves `launch` at `path` and waits until a first reader gets it (its encoder has started). */
+async function servePath(
+  client: TestClient,
+  base: string,
+  path: string,
+  launch: string,
+): Promise<void> {
+  expectOk(
+    await client.request("createPipeline", { id: path, pipeline: launch, desiredState: "playing" }),
+    `createPipeline ${path}`,
+  );
+  await waitUntil(
+    async () => typeof await join(base, path) !== "string",
+    15000,
+    `a first reader of /${path}`,
+  );
+}
+
 for (let round = 1; round <= options.rounds; round++) {
   for (const [name, linger] of Object.entries(settings)) {
     const tally = tallies.get(name)!;
     const server = await startServer({ GSTREAMER_RTSP_LINGER_MS: linger });
     const client = await TestClient.connect(server.url);
     try {
-      expectOk(
-        await client.request("createPipeline", {
-          id: "cam",
-          pipeline: cameraLaunch("cam"),
-          desiredState: "playing",
-        }),
-        "createPipeline cam",
-      );
-      // The stream has started (its encoder's first output) once a first reader gets it.
-      await waitUntil(
-        async () => typeof await join(server.rtspUrl, "cam") !== "string",
-        15000,
-        "a first reader of /cam",
-      );
+      await servePath(client, server.rtspUrl, "cam", cameraLaunch("cam"));
       for (let i = 0; i < options.readers; i++) {
         const joined = await join(server.rtspUrl, "cam");
         if (typeof joined === "string") {
@@ -133,19 +138,7 @@ for (const [name, linger] of Object.entries(settings)) {
   const client = await TestClient.connect(server.url);
   const pid = serverProcessId(server);
   try {
-    expectOk(
-      await client.request("createPipeline", {
-        id: "big",
-        pipeline: BIG_CAMERA,
-        desiredState: "playing",
-      }),
-      "createPipeline big",
-    );
-    await waitUntil(
-      async () => typeof await join(server.rtspUrl, "big") !== "string",
-      15000,
-      "a first reader of /big",
-    );
+    await servePath(client, server.rtspUrl, "big", BIG_CAMERA);
     // That reader's media is let go (or held, then let go) before the first window.
     await sleep(Number(linger) + 2000);
     const cpu = async () => (await measure(pid, options.window)).cpuPercent.toFixed(1);
