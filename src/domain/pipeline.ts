@@ -25,7 +25,7 @@ import { resolvesWithin } from "../gst/resolves_within.ts";
 import { type BuiltElement, type BuiltPipeline, linkEndText } from "./builder.ts";
 import { DomainError, errorMessage } from "./errors.ts";
 import { formatLaunch } from "./launch.ts";
-import { freeUdpPort, RTSP_SINK, type RtspMounts, type Viewers } from "./mounts.ts";
+import { freeUdpPort, type Relay, RTSP_SINK, type RtspMounts, type Viewers } from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
 import { ByteRate, collectStats, SinkRates } from "./stats.ts";
@@ -139,6 +139,8 @@ export class ManagedPipeline {
   #endedRun = -1;
   /** Tail of the operation queue: state changes and the final dispose run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** Operations queued or running (see #serial's `now`). */
+  #operations = 0;
   /**
    * Events from before the registry announced it (a create that also starts it), kept until
    * then: no client hears of a pipeline before its pipelineCreated.
@@ -336,8 +338,10 @@ export class ManagedPipeline {
   async #changeDesiredState<T>(state: DesiredState, change: () => Promise<T>): Promise<T> {
     const wish = ++this.#wishes;
     const previous = this.desiredState;
-    const saving = this.#setDesiredState(state);
+    this.desiredState = state;
+    // The change first: a start's first pool call goes out before the store's write runs here.
     const changing = change();
+    const saving = previous === state ? null : this.#storeDesiredState(state);
     if (saving === null) return await changing;
     const [saved, changed] = await Promise.allSettled([saving, changing]);
     if (saved.status === "rejected") {
@@ -546,7 +550,7 @@ export class ManagedPipeline {
     const wish = this.#wishes;
     try {
       const target = this.desiredState === "paused" ? "PAUSED" : "PLAYING";
-      return await this.#serial(() => this.#run(target, wish));
+      return await this.#serial(() => this.#run(target, wish), true);
     } catch (error) {
       if (this.#deleted || this.desiredState === "stopped") throw error;
       // A wish made since (a pause, another start) stands: its own change, queued behind this
@@ -601,7 +605,9 @@ export class ManagedPipeline {
         link.refused = [];
       }
       for (const source of [...this.#latePadWaits.keys()]) this.#stopLatePadWait(source);
-      await this.#assignRelayPorts();
+      // Awaited only when there are relays: a start's first pool call goes out in its first turn.
+      const relays = [...this.mounts.values()].flatMap((mount) => mount.relays);
+      if (relays.length > 0) await this.#assignRelayPorts(relays);
       // Through PAUSED first: only that step tells a live pipeline (NO_PREROLL), which cannot seek.
       const paused = await this.gst.setState(State.PAUSED);
       if (paused === StateChange.FAILURE) return this.#failStart(target);
@@ -712,6 +718,11 @@ export class ManagedPipeline {
   #setDesiredState(state: DesiredState): Promise<void> | null {
     if (this.desiredState === state) return null;
     this.desiredState = state;
+    return this.#storeDesiredState(state);
+  }
+
+  /** Stores `state` as the desired state, for client pipelines; null when nothing is stored. */
+  #storeDesiredState(state: DesiredState): Promise<void> | null {
     if (this.kind !== "pipeline" || this.#deleted) return null;
     return this.#host.store?.setDesiredState(this.id, state) ?? null;
   }
@@ -736,9 +747,23 @@ export class ManagedPipeline {
     }
   }
 
-  #serial<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(operation, operation);
-    this.#queue = run.catch(() => {});
+  /**
+   * Runs `operation` after the ones queued before it. With `now`, an operation that finds the
+   * queue empty begins in the caller's turn, so that its first pool call goes out before whatever
+   * the caller does next (a start's store write); only for operations whose opening steps may run
+   * there.
+   */
+  #serial<T>(operation: () => Promise<T>, now = false): Promise<T> {
+    const begin = now && this.#operations === 0;
+    this.#operations++;
+    const { promise: done, resolve } = Promise.withResolvers<void>();
+    const queued = this.#queue;
+    this.#queue = done;
+    const run = begin ? operation() : queued.then(operation, operation);
+    run.catch(() => {}).then(() => {
+      this.#operations--;
+      resolve();
+    });
     return run;
   }
 
@@ -840,12 +865,10 @@ export class ManagedPipeline {
   }
 
   /** Each relay gets a free loopback port; run from the queue, so its elements stay alive. */
-  async #assignRelayPorts(): Promise<void> {
-    for (const { relays } of this.mounts.values()) {
-      for (const relay of relays) {
-        relay.port = await freeUdpPort();
-        setProperty({ object: relay.udpsink, label: "relay" }, "port", relay.port);
-      }
+  async #assignRelayPorts(relays: Relay[]): Promise<void> {
+    for (const relay of relays) {
+      relay.port = await freeUdpPort();
+      setProperty({ object: relay.udpsink, label: "relay" }, "port", relay.port);
     }
   }
 
