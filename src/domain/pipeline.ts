@@ -289,7 +289,8 @@ export class ManagedPipeline {
 
   /**
    * Goes to PLAYING (or PAUSED); resolves with the state reached, confirmed by GStreamer. The
-   * wish is stored first, so a supervised pipeline whose start fails keeps trying.
+   * wish is stored in the same turn as the start begins, before anything the start's failure
+   * stores, so a supervised pipeline whose start fails keeps trying.
    */
   start(target: "playing" | "paused"): Promise<Reached> {
     // Refused before the wish is stored: a refusal changes nothing.
@@ -759,7 +760,7 @@ export class ManagedPipeline {
     const { promise: done, resolve } = Promise.withResolvers<void>();
     const queued = this.#queue;
     this.#queue = done;
-    const run = begin ? operation() : queued.then(operation, operation);
+    const run = begin ? beginNow(operation) : queued.then(operation, operation);
     run.catch(() => {}).then(() => {
       this.#operations--;
       resolve();
@@ -956,5 +957,14 @@ function launchText(layout: BuiltPipeline["layout"]): string | null {
     return formatLaunch(layout);
   } catch {
     return null;
+  }
+}
+
+/** Calls `operation` now; a synchronous throw becomes its rejection, so the queue still moves on. */
+function beginNow<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return operation();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
