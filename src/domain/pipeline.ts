@@ -307,7 +307,8 @@ export class ManagedPipeline {
    */
   startCreated(state: "playing" | "paused"): Promise<Reached> {
     this.desiredState = state;
-    return this.#serial(() => this.#run(state === "paused" ? "PAUSED" : "PLAYING", this.#wishes));
+    const target = state === "paused" ? "PAUSED" : "PLAYING";
+    return this.#serial(() => this.#run(target, this.#wishes), true);
   }
 
   /** Goes to NULL; a stopped pipeline can be started again. */

@@ -207,10 +207,15 @@ export class PipelineRegistry {
     const createdAt = options.restoring ? new Date(options.restoring.createdAt) : new Date();
     const desiredState = options.desiredState ?? "stopped";
     // The row is committed while the pipeline is built (and started, when asked): the reply
-    // waits for both. The write goes first, so that its sync to disk overlaps all of the build.
-    const storing = kind === "pipeline" && !options.restoring
-      ? this.#options.store?.insert(id, definition, createdAt.toISOString(), desiredState)
-      : undefined;
+    // waits for both. Whichever takes longer begins first: the write's sync outlasts a build, so
+    // a create that only builds writes first; a start outlasts the sync, so a create that starts
+    // writes once the start's first pool call is out. Held as its settled result, so that a
+    // refused write is never a rejection nobody handles while the build runs.
+    const store = this.#options.store;
+    const insert = kind === "pipeline" && !options.restoring && store
+      ? () => settled(store.insert(id, definition, createdAt.toISOString(), desiredState))
+      : () => null;
+    let storing = desiredState === "stopped" ? insert() : null;
     const preparing = buildPipeline(id, definition, this.#host).then((built) => {
       try {
         this.#host.mounts.claim(id, built.mounts);
@@ -231,24 +236,28 @@ export class PipelineRegistry {
         this.#host,
       );
     });
-    const starting = desiredState === "stopped"
-      ? preparing
-      : preparing.then((pipeline) => pipeline.startCreated(desiredState));
+    const starting = desiredState === "stopped" ? preparing : preparing.then((pipeline) => {
+      const started = pipeline.startCreated(desiredState);
+      storing = insert();
+      return started;
+    });
     const registering = (async () => {
-      const [started, stored] = await Promise.allSettled([starting, storing]);
-      if (started.status === "fulfilled" && stored.status === "fulfilled") {
+      const [started] = await Promise.allSettled([starting]);
+      // Null when nothing was written: no store, or a create that starts whose build failed.
+      const stored = await storing;
+      if (started.status === "fulfilled" && stored?.status !== "rejected") {
         const made = await preparing;
         try {
           return { made, result: onRegistered(made) };
         } catch (error) {
           await made.release();
-          if (storing) await this.#unstore(id);
+          if (stored) await this.#unstore(id);
           throw error;
         }
       }
       const made = await preparing.catch(() => null);
       if (made) await made.release();
-      if (storing && stored.status === "fulfilled") await this.#unstore(id);
+      if (stored?.status === "fulfilled") await this.#unstore(id);
       throw started.status === "rejected"
         ? started.reason
         : (stored as PromiseRejectedResult).reason;
@@ -613,4 +622,12 @@ export class PipelineRegistry {
 
 function notFound(id: string): DomainError {
   return new DomainError("PIPELINE_NOT_FOUND", `No pipeline with id '${id}'`, { id });
+}
+
+/** `promise`'s outcome as a value: it never rejects. */
+function settled<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return promise.then(
+    (value) => ({ status: "fulfilled", value }),
+    (reason) => ({ status: "rejected", reason }),
+  );
 }
