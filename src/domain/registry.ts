@@ -250,13 +250,13 @@ export class PipelineRegistry {
         try {
           return { made, result: onRegistered(made) };
         } catch (error) {
-          await made.release();
+          await releaseFailedCreate(made);
           if (stored) await this.#unstore(id);
           throw error;
         }
       }
       const made = await preparing.catch(() => null);
-      if (made) await made.release();
+      if (made) await releaseFailedCreate(made);
       if (stored?.status === "fulfilled") await this.#unstore(id);
       throw started.status === "rejected"
         ? started.reason
@@ -629,5 +629,15 @@ function settled<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
   return promise.then(
     (value) => ({ status: "fulfilled", value }),
     (reason) => ({ status: "rejected", reason }),
+  );
+}
+
+/**
+ * Releases the pipeline of a create that failed; a release that fails is logged, so that the
+ * row is still taken back and the request fails with its own cause.
+ */
+async function releaseFailedCreate(pipeline: ManagedPipeline): Promise<void> {
+  await pipeline.release().catch((error) =>
+    console.error(`Pipeline '${pipeline.id}' of a failed create could not be released:`, error)
   );
 }
