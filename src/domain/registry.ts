@@ -242,7 +242,7 @@ export class PipelineRegistry {
       return started;
     });
     const registering = (async () => {
-      const [started] = await Promise.allSettled([starting]);
+      const started = await settled(starting);
       // Null when nothing was written: no store, or a create that starts whose build failed.
       const stored = await storing;
       if (started.status === "fulfilled" && stored?.status !== "rejected") {
