@@ -6,13 +6,20 @@
  * pause before every 50 cycles, as a server meets requests between quiet moments: a thread woken
  * after idling can be slow to run on a virtual machine.
  *
- *   deno run --allow-all bench/hops.ts [--cycles 400] [--pause-ms 300]
+ * Last, how long the main thread itself waits to hand a call to the pool, as the server's delete
+ * does (its store sync, then the NULL change, back to back): two pool calls in a row, with this
+ * thread raised as the server raises its own (src/gst/priority.ts), first idle, then while
+ * non-live pipelines, started from the pool as the server starts them, keep every core busy.
+ *
+ *   deno run --allow-all bench/hops.ts [--cycles 400] [--pause-ms 300] [--hand-offs 400]
  */
 import { gstSymbols } from "../ffi/gstreamer.ts";
 import { openLibrary } from "../ffi/loader.ts";
-import { ms, parseNumberOptions, percentile, sleep } from "./measure.ts";
+import { raiseThisThread } from "../src/gst/priority.ts";
+import { processThreads } from "../test/helpers.ts";
+import { mean, ms, parseNumberOptions, percentile, sleep } from "./measure.ts";
 
-const options = parseNumberOptions(Deno.args, { cycles: 400, "pause-ms": 300 });
+const options = parseNumberOptions(Deno.args, { cycles: 400, "pause-ms": 300, "hand-offs": 400 });
 const { gst_init_check, gst_parse_launch, gst_object_unref } = openLibrary("gstreamer-1.0", {
   gst_init_check: gstSymbols.gst_init_check,
   gst_parse_launch: { parameters: ["buffer", "pointer"], result: "pointer" },
@@ -58,6 +65,27 @@ async function cycles(way: "sync" | "pool", pauseMs: number): Promise<number[]> 
   return times;
 }
 
+/**
+ * The time this thread spends in each of two pool calls made back to back (only the hand-off:
+ * the calls are awaited afterwards), a few ms apart so that the pool's threads go idle between.
+ */
+async function handOffs(
+  pipeline: Deno.PointerValue,
+): Promise<{ first: number[]; second: number[] }> {
+  const first: number[] = [], second: number[] = [];
+  for (let i = 0; i < options["hand-offs"]; i++) {
+    await sleep(2);
+    let startedAt = performance.now();
+    const one = pool.gst_element_get_state(pipeline, null, null, 0n);
+    first.push(performance.now() - startedAt);
+    startedAt = performance.now();
+    const two = pool.gst_element_get_state(pipeline, null, null, 0n);
+    second.push(performance.now() - startedAt);
+    await Promise.all([one, two]);
+  }
+  return { first, second };
+}
+
 const line = (label: string, times: number[]) =>
   `  ${label.padEnd(44)} ${
     [50, 80, 90, 99].map((p) => `p${p} ${ms(percentile(times, p))}`).join(", ")
@@ -71,5 +99,42 @@ console.log(
     line("synchronous calls on one thread", oneThread),
     line("three pool calls (PAUSED, PLAYING, wait)", onPool),
     line(`the same, ${options["pause-ms"]} ms idle every 50 cycles`, afterIdle),
+  ].join("\n"),
+);
+
+// The hogs' streaming threads start from the pool, as the server's do, and at the default
+// priority: GLib's shared thread pool was first made by the synchronous cycles above, before this
+// thread is raised (docs/architecture.md, rule 11). Their nice values are printed to show it.
+const hogs = Array.from({ length: navigator.hardwareConcurrency }, () => {
+  const pipeline = gst_parse_launch(launch, null);
+  if (pipeline === null) throw new Error("parse failed");
+  return pipeline;
+});
+const raised = raiseThisThread(-10);
+const idle = await handOffs(hogs[0]);
+for (const hog of hogs) await pool.gst_element_set_state(hog, PLAYING);
+const busy = await handOffs(hogs[0]);
+const streamingNice = [...(await processThreads(Deno.pid)).values()]
+  .filter((thread) => thread.name.startsWith("videotestsrc"))
+  .map((thread) => thread.nice);
+for (const hog of hogs) {
+  await pool.gst_element_set_state(hog, NULL);
+  gst_object_unref(hog);
+}
+const handOffLine = (label: string, times: number[]) =>
+  `${line(label, times)}, max ${ms(Math.max(...times))}, mean ${ms(mean(times))}`;
+console.log(
+  [
+    `handing a call to the pool, two back to back, ${options["hand-offs"]} times; this thread ` +
+    (raised.raised ? "at nice -10, as the server's main thread" : `not raised (${raised.reason})`) +
+    ":",
+    `  streaming threads' nice values while busy: ${streamingNice.join(", ")}`,
+    handOffLine("idle, first call", idle.first),
+    handOffLine("idle, second call", idle.second),
+    handOffLine(`${hogs.length} non-live pipelines playing, first call`, busy.first),
+    handOffLine(`${hogs.length} non-live pipelines playing, second call`, busy.second),
+    `  mean of both, busy against idle: ${
+      (mean([...busy.first, ...busy.second]) / mean([...idle.first, ...idle.second])).toFixed(2)
+    }x`,
   ].join("\n"),
 );
