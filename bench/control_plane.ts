@@ -11,7 +11,9 @@
  * with desiredState "playing", which gstd has no counterpart of); gstd over its
  * TCP protocol (pipeline_play does not wait, so its state is polled until PLAYING); the C floor;
  * gst-launch-1.0 spawned until PLAYING. The systems take turns in rounds, so that load from
- * elsewhere on a shared machine falls on all of them alike.
+ * elsewhere on a shared machine falls on all of them alike. Under each of our rows, where the
+ * time went inside the server: its /metrics histograms read before and after each system's
+ * cycles give the mean of each request and of its phases (build, store write, start, stop).
  *
  * Part 2, concurrency: `--clients` connections at once, each doing `--client-cycles` cycles;
  * total cycles per second, ours (disk and :memory:) against gstd with as many connections. Each of
@@ -36,9 +38,16 @@
  *     [--client-cycles 10] [--launches 30] [--live 200] [--window 10] [--settle 5]
  */
 import { loadConfig } from "../src/config.ts";
-import { type ServerProcess, startServer, TestClient } from "../test/helpers.ts";
+import {
+  type Observed,
+  type ServerProcess,
+  serverTimings,
+  startServer,
+  TestClient,
+} from "../test/helpers.ts";
 import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
 import {
+  addTimings,
   cpuSplit,
   createAndStart,
   expectOk,
@@ -212,6 +221,8 @@ interface System {
   label: string;
   /** A connection whose cycles use `videotestsrc ! fakesink`, or its live form. */
   connect(live?: boolean): Promise<Connection>;
+  /** Ours: the server's duration histograms now (its /metrics), to split a cycle's time. */
+  timings?(): Promise<Map<string, Observed>>;
 }
 
 /**
@@ -227,6 +238,7 @@ function ourSystem(
 ): System {
   return {
     label,
+    timings: () => serverTimings(server),
     async connect(live = false) {
       const client = await TestClient.connect(server.url);
       if (noEvents) expectOk(await client.request("subscribe", { events: [] }), "subscribe");
@@ -304,6 +316,8 @@ interface Latency {
   label: string;
   playing: Summary;
   cycle: Summary;
+  /** Ours: what the server's histograms observed during these cycles. */
+  server?: Map<string, Observed>;
 }
 
 interface PartOne {
@@ -327,15 +341,22 @@ async function partOne(systems: System[], floor: string | null, options: Options
   for (const connection of connections) {
     for (let i = 1; i < 5; i++) await connection.cycle(`warmup-${i}`);
   }
-  const times = systems.map(() => ({ playing: [] as number[], cycle: [] as number[] }));
+  const times = systems.map(() => ({
+    playing: [] as number[],
+    cycle: [] as number[],
+    server: new Map<string, Observed>(),
+  }));
   const floorTimes: number[] = [];
   for (let round = 0; round < options.rounds; round++) {
     for (const [i, connection] of connections.entries()) {
+      // Read before and after this system's cycles, outside the time measured.
+      const before = await systems[i].timings?.();
       for (let k = 0; k < perRound; k++) {
         const { playingMs, cycleMs } = await connection.cycle(`cp-${round}-${k}`);
         times[i].playing.push(playingMs);
         times[i].cycle.push(cycleMs);
       }
+      if (before) addTimings(times[i].server, before, await systems[i].timings!());
     }
     if (floor) floorTimes.push(...await runFloor(floor, perRound));
   }
@@ -354,6 +375,7 @@ async function partOne(systems: System[], floor: string | null, options: Options
       label: system.label,
       playing: summarize(times[i].playing),
       cycle: summarize(times[i].cycle),
+      server: system.timings ? times[i].server : undefined,
     })),
     floor: floor ? summarize(floorTimes) : null,
     launch: summarize(launchTimes),
@@ -593,12 +615,13 @@ function report(
     "",
     `part 1: create -> PLAYING (p50 / p99 / mean), and the whole cycle with delete (p50 / p99), ` +
     `${disk.playing.count} cycles each over one connection:`,
-    ...one.latencies.map((l) =>
+    ...one.latencies.flatMap((l) => [
       `  ${l.label.padEnd(30)} ${ms(l.playing.p50)} / ${ms(l.playing.p99)} / ${
         ms(l.playing.mean)
       }` +
-      `; cycle ${ms(l.cycle.p50)} / ${ms(l.cycle.p99)}`
-    ),
+      `; cycle ${ms(l.cycle.p50)} / ${ms(l.cycle.p99)}`,
+      ...(l.server ? [`  ${"".padEnd(30)} ${serverSplit(l.server)}`] : []),
+    ]),
     one.floor
       ? `  ${"C floor (bench/floor.c)".padEnd(30)} ${ms(one.floor.p50)} / ${ms(one.floor.p99)} / ${
         ms(one.floor.mean)
@@ -699,6 +722,23 @@ function report(
       }`,
   );
   console.log(lines.join("\n"));
+}
+
+/**
+ * Where our server's time went in those cycles, as its /metrics histograms saw it: the mean of
+ * each request inside the server, and of the phases inside the requests.
+ */
+function serverSplit(server: Map<string, Observed>): string {
+  const meanOf = (key: string) => {
+    const observed = server.get(key);
+    return observed && observed.count > 0 ? ms((observed.seconds / observed.count) * 1000) : "-";
+  };
+  const requests = ["createPipeline", "startPipeline", "deletePipeline"]
+    .filter((request) => server.has(`${request} ok`))
+    .map((request) => `${request.replace("Pipeline", "")} ${meanOf(`${request} ok`)}`);
+  const phases = ["build", "store_write", "start", "stop"]
+    .map((phase) => `${phase.replace("_", " ")} ${meanOf(phase)}`);
+  return `inside the server, mean: ${requests.join(", ")}; phases: ${phases.join(", ")}`;
 }
 
 // ---------------------------------------------------------------- main

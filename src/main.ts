@@ -6,7 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LibraryLoadError } from "../ffi/loader.ts";
 import { requestHandlers } from "./api/handlers.ts";
-import { CpuMeter, metricsRegistry, type StatsSnapshot } from "./api/health.ts";
+import { CpuMeter, metricsRegistry, type StatsSnapshot, timingHistograms } from "./api/health.ts";
 import { ConfigError, loadConfig, readEnvironment } from "./config.ts";
 import { ElementPolicy } from "./domain/policy.ts";
 import { PublishHub } from "./domain/publish.ts";
@@ -266,6 +266,9 @@ async function main(): Promise<void> {
     ? new URL(config.advertiseUrl).hostname.replace(/^\[|\]$/g, "")
     : config.host;
   const rtspUrl = formatUrl("rtsp", advertisedHost, rtsp.port);
+  let latest: StatsSnapshot | null = null;
+  const metrics = metricsRegistry(() => latest);
+  const timings = timingHistograms(metrics);
   const registry = new PipelineRegistry({
     address: { node: nodeId, rtspUrl },
     emit,
@@ -274,6 +277,7 @@ async function main(): Promise<void> {
     store,
     maxPipelines: config.maxPipelines,
     webrtcViewers: () => whep.viewersByPath(),
+    observePhase: timings.phase,
   });
   let recordings: RecordingHub;
   try {
@@ -296,7 +300,6 @@ async function main(): Promise<void> {
   }
   // With PostgreSQL this server is a node: its leases are renewed from before the restore, which
   // may take longer than a lease.
-  let latest: StatsSnapshot | null = null;
   const cluster = store instanceof PostgresStore
     ? new ClusterNode({
       store,
@@ -340,7 +343,6 @@ async function main(): Promise<void> {
     return Promise.resolve({ id, node, rtspUrl });
   };
   const cpu = new CpuMeter();
-  const metrics = metricsRegistry(() => latest);
 
   const transport = await startTransport({
     host: config.host,
@@ -354,6 +356,7 @@ async function main(): Promise<void> {
       subscribed: () => scheduleStats(),
     }),
     route: clusterRoute(view),
+    observeRequest: timings.request,
     authToken: config.authToken,
     openPaths: ["/healthz", "/schema.json", "/"],
     openPathPrefixes: [CONSOLE_ASSETS_PATH],

@@ -560,3 +560,33 @@ export function logAfter(server: ServerProcess, from: number, text: string, time
     `a log line with '${text}'`,
   );
 }
+
+/** Total seconds and count of one histogram series, as /metrics gives them. */
+export interface Observed {
+  seconds: number;
+  count: number;
+}
+
+/**
+ * The server's duration histograms (gstreamer_request_duration_seconds by request and outcome,
+ * gstreamer_phase_duration_seconds by phase) as read from its /metrics now: totals, keyed
+ * `createPipeline ok` or `build`. Two reads apart give the means of what happened in between.
+ */
+export async function serverTimings(server: ServerProcess): Promise<Map<string, Observed>> {
+  const response = await fetch(`${server.httpUrl}/metrics`);
+  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}`);
+  const timings = new Map<string, Observed>();
+  const series =
+    /^gstreamer_(?:request|phase)_duration_seconds_(sum|count)\{(?:request="([^"]+)",outcome="([^"]+)"|phase="([^"]+)")\} (\S+)$/;
+  for (const line of (await response.text()).split("\n")) {
+    const match = series.exec(line);
+    if (!match) continue;
+    const [, part, request, outcome, phase, value] = match;
+    const key = phase ?? `${request} ${outcome}`;
+    const observed = timings.get(key) ?? { seconds: 0, count: 0 };
+    if (part === "sum") observed.seconds = Number(value);
+    else observed.count = Number(value);
+    timings.set(key, observed);
+  }
+  return timings;
+}

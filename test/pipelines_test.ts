@@ -3,7 +3,7 @@
  * the seed's messages verbatim, lifecycle, run-time failures and events.
  */
 import assert from "node:assert/strict";
-import { type Reply, segmentsSent, startServer, TestClient } from "./helpers.ts";
+import { type Reply, segmentsSent, serverTimings, startServer, TestClient } from "./helpers.ts";
 
 const server = await startServer();
 const client = await TestClient.connect(server.url);
@@ -259,6 +259,47 @@ Deno.test("stats carry per-pipeline and server figures every interval", async ()
   );
   assert.match(metrics, /gstreamer_server_rss_bytes [1-9]/);
   expectOk(await client.request("deletePipeline", { id }));
+});
+
+Deno.test("/metrics times each request and the phases inside it", async () => {
+  const before = await serverTimings(server);
+  const id = freshId("timed");
+  await createAndStart(id, [{ type: "videotestsrc" }, { type: "fakesink" }]);
+  expectOk(await client.request("deletePipeline", { id }));
+  // A create that fails: counted as an error, and its build, which failed, is not a phase.
+  expectError(
+    await client.request("createPipeline", {
+      id: freshId("untimed"),
+      pipeline: { elements: [{ type: "nosuchelement" }] },
+    }),
+    "UNKNOWN_ELEMENT",
+  );
+  // What a client names is never a label of its own.
+  expectError(await client.request("noSuchRequest" as "getPipelines", {}), "UNKNOWN_TYPE");
+  const after = await serverTimings(server);
+  const added = (key: string) => {
+    const now = after.get(key) ?? { seconds: 0, count: 0 };
+    const then = before.get(key) ?? { seconds: 0, count: 0 };
+    return { count: now.count - then.count, seconds: now.seconds - then.seconds };
+  };
+  for (
+    const [key, count] of Object.entries({
+      "createPipeline ok": 1,
+      "startPipeline ok": 1,
+      "deletePipeline ok": 1,
+      "createPipeline error": 1,
+      "unknown error": 1,
+      build: 1,
+      start: 1,
+      stop: 1,
+    })
+  ) {
+    assert.equal(added(key).count, count, `${key} observed ${added(key).count} times`);
+    assert.ok(added(key).seconds > 0, `${key} took ${added(key).seconds} s`);
+  }
+  // The row's insert, its desired state, its removal; and the failed create's insert, taken back.
+  assert.equal(added("store_write").count, 4);
+  assert.ok(![...after.keys()].some((key) => key.startsWith("noSuchRequest")));
 });
 
 Deno.test("the server's cpuPercent counts its streaming threads", async () => {

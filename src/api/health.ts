@@ -2,8 +2,10 @@
 import type { RecordingStats } from "../domain/recording.ts";
 import process from "node:process";
 import { processCpuMicros } from "../gst/cpu_time.ts";
-import { Gauge, Registry } from "prom-client";
+import { Gauge, Histogram, Registry } from "prom-client";
+import type { Phase } from "../domain/phases.ts";
 import type { PipelineStats } from "../domain/types.ts";
+import { requestSchemas } from "./protocol.ts";
 
 export interface ServerStats {
   rssBytes: number;
@@ -139,4 +141,69 @@ export function metricsRegistry(latest: () => StatsSnapshot | null): Registry {
     (k) => k.fps,
   );
   return registry;
+}
+
+/**
+ * Bucket bounds of the duration histograms, in seconds: from 0.1 ms, as a request on this server
+ * takes a fraction of a millisecond to a few, up to a start that waits its whole timeout.
+ */
+const DURATION_BUCKETS = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+export interface Timings {
+  /** A WebSocket request answered: its type as sent (`request`), whether it succeeded, and how long it took. */
+  request(request: string | null, ok: boolean, milliseconds: number): void;
+  /** A phase of a pipeline's life ended (src/domain/phases.ts). */
+  phase(phase: Phase, milliseconds: number): void;
+}
+
+/**
+ * Histograms of how long requests take inside the server, from the message read to the reply
+ * written (gstreamer_request_duration_seconds, by request type and outcome), and of the phases
+ * inside them (gstreamer_phase_duration_seconds). A type that is not a request type counts as
+ * "unknown": what a client sends never becomes a label of its own.
+ */
+export function timingHistograms(registry: Registry): Timings {
+  const requests = new Histogram({
+    name: "gstreamer_request_duration_seconds",
+    help: "WebSocket requests, from the message read to the reply written, by type and outcome",
+    labelNames: ["request", "outcome"],
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const phases = new Histogram({
+    name: "gstreamer_phase_duration_seconds",
+    help: "Phases of pipelines' lives that succeeded: build, store_write, start, stop",
+    labelNames: ["phase"],
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  return {
+    request(request, ok, milliseconds) {
+      const known = request !== null && Object.hasOwn(requestSchemas, request);
+      requests.observe(
+        { request: known ? request : "unknown", outcome: ok ? "ok" : "error" },
+        milliseconds / 1000,
+      );
+    },
+    phase(phase, milliseconds) {
+      phases.observe({ phase }, milliseconds / 1000);
+    },
+  };
 }

@@ -38,8 +38,15 @@ export class OwnPipelines {
     });
     return new ManagedPipeline(
       { id, kind: "pipeline", definition, createdAt: new Date(), built },
-      // Never listed, so no node names them.
-      { emit, mounts: this.#mounts, policy: this.#policy, startTimeoutMs, address: UNLISTED },
+      // Never listed, so no node names them; their phases are not the clients' (/metrics).
+      {
+        emit,
+        mounts: this.#mounts,
+        policy: this.#policy,
+        startTimeoutMs,
+        address: UNLISTED,
+        observePhase: () => {},
+      },
     );
   }
 }

@@ -30,6 +30,7 @@ import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
 import { ByteRate, collectStats, SinkRates } from "./stats.ts";
 import type { QueriedTimes } from "../gst/time_queries.ts";
+import { type PhaseObserver, timed } from "./phases.ts";
 import type { PipelineStore } from "./store.ts";
 import { Supervisor } from "./supervisor.ts";
 import type {
@@ -65,6 +66,8 @@ export interface PipelineHost {
   startTimeoutMs: number;
   /** This server, as PipelineInfo names it. */
   address: NodeAddress;
+  /** Told how long each phase took (src/domain/phases.ts). */
+  observePhase: PhaseObserver;
 }
 
 export interface PipelineInit {
@@ -583,6 +586,7 @@ export class ManagedPipeline {
    */
   async #run(target: "PLAYING" | "PAUSED", wish: number): Promise<Reached> {
     const { id } = this;
+    const startedAt = performance.now();
     // An end or error already posted ends the run this would resume: told first (#runEnded sees
     // this wish as one made since), so that the run is begun again below.
     this.#drainBus();
@@ -630,9 +634,11 @@ export class ManagedPipeline {
     // An error while it started (a bus error, a link that failed when its pad appeared) ends it.
     if (this.#runFailed) return this.#failStart(target);
     this.#setState(reached.state);
-    return reached.pending === "VOID_PENDING"
-      ? { id, state: reached.state }
-      : { id, state: reached.state, pending: reached.pending };
+    if (reached.pending !== "VOID_PENDING") {
+      return { id, state: reached.state, pending: reached.pending };
+    }
+    this.#host.observePhase("start", performance.now() - startedAt);
+    return { id, state: reached.state };
   }
 
   async #failStart(target: StateName): Promise<never> {
@@ -653,6 +659,7 @@ export class ManagedPipeline {
    */
   async #toNull(): Promise<StateName> {
     this.#stopping = true;
+    const startedAt = performance.now();
     try {
       await this.#endUntaken();
       const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
@@ -662,6 +669,7 @@ export class ManagedPipeline {
       if (!failed) this.gst.flushBusAtNull();
       const state = failed ? this.gst.currentState().state : "NULL";
       this.#setState(state);
+      if (state === "NULL") this.#host.observePhase("stop", performance.now() - startedAt);
       return state;
     } finally {
       this.#stopping = false;
@@ -726,7 +734,8 @@ export class ManagedPipeline {
   /** Stores `state` as the desired state, for client pipelines; null when nothing is stored. */
   #storeDesiredState(state: DesiredState): Promise<void> | null {
     if (this.kind !== "pipeline" || this.#deleted) return null;
-    return this.#host.store?.setDesiredState(this.id, state) ?? null;
+    const writing = this.#host.store?.setDesiredState(this.id, state);
+    return writing ? timed(this.#host.observePhase, "store_write", writing) : null;
   }
 
   /** The same, when nothing waits for the commit; the store logs a write that fails. */

@@ -17,6 +17,7 @@ import { buildPipeline } from "./builder.ts";
 import { DomainError, errorMessage } from "./errors.ts";
 import { RtspMounts } from "./mounts.ts";
 import { requireValidId } from "./names.ts";
+import { type PhaseObserver, timed } from "./phases.ts";
 import { ManagedPipeline, type PipelineHost } from "./pipeline.ts";
 import type { ElementPolicy } from "./policy.ts";
 import { definitionSchema, type PipelineSpec, type RestartPolicy } from "./spec.ts";
@@ -61,6 +62,8 @@ export interface RegistryOptions {
   webrtcViewers?: () => ReadonlyMap<string, number>;
   /** This server, as PipelineInfo names it. */
   address: NodeAddress;
+  /** Told how long each phase of a pipeline's life took (/metrics); by default nobody. */
+  observePhase?: PhaseObserver;
 }
 
 interface CreateOptions {
@@ -110,6 +113,7 @@ export class PipelineRegistry {
       store: options.store,
       startTimeoutMs: options.startTimeoutMs ?? 5000,
       address: options.address,
+      observePhase: options.observePhase ?? (() => {}),
     };
   }
 
@@ -212,11 +216,18 @@ export class PipelineRegistry {
     // writes once the start's first pool call is out. Held as its settled result, so that a
     // refused write is never a rejection nobody handles while the build runs.
     const store = this.#options.store;
+    const { observePhase } = this.#host;
     const insert = kind === "pipeline" && !options.restoring && store
-      ? () => settled(store.insert(id, definition, createdAt.toISOString(), desiredState))
+      ? () =>
+        settled(timed(
+          observePhase,
+          "store_write",
+          store.insert(id, definition, createdAt.toISOString(), desiredState),
+        ))
       : () => null;
     let storing = desiredState === "stopped" ? insert() : null;
-    const preparing = buildPipeline(id, definition, this.#host).then((built) => {
+    const building = timed(observePhase, "build", buildPipeline(id, definition, this.#host));
+    const preparing = building.then((built) => {
       try {
         this.#host.mounts.claim(id, built.mounts);
       } catch (error) {
@@ -392,7 +403,9 @@ export class PipelineRegistry {
     const { id } = pipeline;
     const deleting = (async () => {
       const { store } = this.#options;
-      if (pipeline.kind === "pipeline" && store) await pipeline.leave(store.remove(id));
+      if (pipeline.kind === "pipeline" && store) {
+        await pipeline.leave(timed(this.#host.observePhase, "store_write", store.remove(id)));
+      }
       await this.#release(pipeline);
       this.#emit({ type: "pipelineDeleted", payload: { id } });
       return { id };

@@ -80,6 +80,8 @@ export interface TransportOptions {
   route?: Route;
   /** Tried in order for plain HTTP requests; a route returns true when it answered. */
   routes: HttpRoute[];
+  /** Told each WebSocket request's type, outcome and time from its message read to its reply. */
+  observeRequest?: (request: string | null, ok: boolean, milliseconds: number) => void;
   /** When set, WebSocket connections and every HTTP path but `openPaths` must present it. */
   authToken?: string;
   /** HTTP paths anyone may reach (health checks, the console's page). */
@@ -487,6 +489,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     });
     ws.on("error", (error) => console.warn("WebSocket client error:", error.message));
     ws.on("message", async (data, isBinary) => {
+      const readAt = performance.now();
       // binaryType is the default "nodebuffer": a whole message arrives as one Buffer.
       const bytes = data as Buffer;
       let reply;
@@ -531,6 +534,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       send(ws, reply);
       // A request's events go before its reply: with the reply, all it had to say is out.
       releaseWrites(client);
+      options.observeRequest?.(reply.request, reply.ok, performance.now() - readAt);
     });
   }
 
