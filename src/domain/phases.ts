@@ -15,10 +15,13 @@ export type Phase = "build" | "store_write" | "start" | "stop";
 /** Told each phase's duration as it ends. */
 export type PhaseObserver = (phase: Phase, milliseconds: number) => void;
 
-/** `work`, whose duration from now is told to `observe` if it succeeds. */
-export function timed<T>(observe: PhaseObserver, phase: Phase, work: Promise<T>): Promise<T> {
+/**
+ * Runs `work` now and tells `observe` how long it took, its synchronous part included, once it
+ * succeeds.
+ */
+export function timed<T>(observe: PhaseObserver, phase: Phase, work: () => Promise<T>): Promise<T> {
   const startedAt = performance.now();
-  return work.then((value) => {
+  return work().then((value) => {
     observe(phase, performance.now() - startedAt);
     return value;
   });

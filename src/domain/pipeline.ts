@@ -734,8 +734,10 @@ export class ManagedPipeline {
   /** Stores `state` as the desired state, for client pipelines; null when nothing is stored. */
   #storeDesiredState(state: DesiredState): Promise<void> | null {
     if (this.kind !== "pipeline" || this.#deleted) return null;
-    const writing = this.#host.store?.setDesiredState(this.id, state);
-    return writing ? timed(this.#host.observePhase, "store_write", writing) : null;
+    const { store, observePhase } = this.#host;
+    return store
+      ? timed(observePhase, "store_write", () => store.setDesiredState(this.id, state))
+      : null;
   }
 
   /** The same, when nothing waits for the commit; the store logs a write that fails. */

@@ -222,11 +222,11 @@ export class PipelineRegistry {
         settled(timed(
           observePhase,
           "store_write",
-          store.insert(id, definition, createdAt.toISOString(), desiredState),
+          () => store.insert(id, definition, createdAt.toISOString(), desiredState),
         ))
       : () => null;
     let storing = desiredState === "stopped" ? insert() : null;
-    const building = timed(observePhase, "build", buildPipeline(id, definition, this.#host));
+    const building = timed(observePhase, "build", () => buildPipeline(id, definition, this.#host));
     const preparing = building.then((built) => {
       try {
         this.#host.mounts.claim(id, built.mounts);
@@ -404,7 +404,7 @@ export class PipelineRegistry {
     const deleting = (async () => {
       const { store } = this.#options;
       if (pipeline.kind === "pipeline" && store) {
-        await pipeline.leave(timed(this.#host.observePhase, "store_write", store.remove(id)));
+        await pipeline.leave(timed(this.#host.observePhase, "store_write", () => store.remove(id)));
       }
       await this.#release(pipeline);
       this.#emit({ type: "pipelineDeleted", payload: { id } });
