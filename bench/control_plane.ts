@@ -16,7 +16,8 @@
  * cycles give the mean of each request and of its phases (build, store write, start, stop).
  *
  * Part 2, concurrency: `--clients` connections at once, each doing `--client-cycles` cycles;
- * total cycles per second, ours (disk and :memory:) against gstd with as many connections. Each of
+ * total cycles per second, ours (disk and :memory:) against gstd with as many connections, with
+ * ours split as in part 1. Each of
  * our connections gets every event by default (five a cycle of every connection, so 250 messages
  * a cycle with 50); gstd has no events, so ours is also run with connections that subscribe to
  * none, beside the default, with the main thread left at the priority it started with
@@ -389,6 +390,8 @@ interface Throughput {
   live: boolean;
   cyclesPerSecond: number;
   cycle: Summary;
+  /** Ours: what the server's histograms observed during these cycles. */
+  server?: Map<string, Observed>;
 }
 
 async function concurrentCycles(
@@ -401,6 +404,7 @@ async function concurrentCycles(
     Array.from({ length: options.clients }, () => system.connect(live)),
   );
   const times: number[] = [];
+  const before = await system.timings?.();
   const startedAt = performance.now();
   await Promise.all(connections.map(async (connection, c) => {
     for (let k = 0; k < perClient; k++) {
@@ -408,12 +412,18 @@ async function concurrentCycles(
     }
   }));
   const seconds = (performance.now() - startedAt) / 1000;
+  let server: Map<string, Observed> | undefined;
+  if (before) {
+    server = new Map();
+    addTimings(server, before, await system.timings!());
+  }
   await Promise.all(connections.map((connection) => connection.close()));
   return {
     label: system.label,
     live,
     cyclesPerSecond: times.length / seconds,
     cycle: summarize(times),
+    server,
   };
 }
 
@@ -671,6 +681,7 @@ function report(
         `    ${t.label.padEnd(28)} ${t.cyclesPerSecond.toFixed(0)} cycles/s; ` +
           `${ms(t.cycle.p50)} / ${ms(t.cycle.p99)}${versus}`,
       );
+      if (t.server) lines.push(`    ${"".padEnd(28)} ${serverSplit(t.server)}`);
     }
   }
   const usageLine = (label: string, usage: Usage) =>
