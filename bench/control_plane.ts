@@ -745,7 +745,7 @@ function serverSplit(server: Map<string, Observed>): string {
     return observed && observed.count > 0 ? ms((observed.seconds / observed.count) * 1000) : "-";
   };
   const requests = ["createPipeline", "startPipeline", "deletePipeline"]
-    .filter((request) => server.has(`${request} ok`))
+    .filter((request) => (server.get(`${request} ok`)?.count ?? 0) > 0)
     .map((request) => `${request.replace("Pipeline", "")} ${meanOf(`${request} ok`)}`);
   const phases = ["build", "store_write", "start", "stop"]
     .map((phase) => `${phase.replace("_", " ")} ${meanOf(phase)}`);

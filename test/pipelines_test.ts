@@ -265,6 +265,9 @@ Deno.test("/metrics times each request and the phases inside it", async () => {
   const before = await serverTimings(server);
   const id = freshId("timed");
   await createAndStart(id, [{ type: "videotestsrc" }, { type: "fakesink" }]);
+  // A start of what already plays, and a delete of what is stopped, change no state: no phase.
+  expectOk(await client.request("startPipeline", { id }));
+  expectOk(await client.request("stopPipeline", { id }));
   expectOk(await client.request("deletePipeline", { id }));
   // A create that fails: counted as an error, and its build, which failed, is not a phase.
   expectError(
@@ -285,7 +288,8 @@ Deno.test("/metrics times each request and the phases inside it", async () => {
   for (
     const [key, count] of Object.entries({
       "createPipeline ok": 1,
-      "startPipeline ok": 1,
+      "startPipeline ok": 2,
+      "stopPipeline ok": 1,
       "deletePipeline ok": 1,
       "createPipeline error": 1,
       "unknown error": 1,
@@ -297,8 +301,8 @@ Deno.test("/metrics times each request and the phases inside it", async () => {
     assert.equal(added(key).count, count, `${key} observed ${added(key).count} times`);
     assert.ok(added(key).seconds > 0, `${key} took ${added(key).seconds} s`);
   }
-  // The row's insert, its desired state, its removal; and the failed create's insert, taken back.
-  assert.equal(added("store_write").count, 4);
+  // The row's insert, its two desired states, its removal; the failed create's insert, taken back.
+  assert.equal(added("store_write").count, 6);
   assert.ok(![...after.keys()].some((key) => key.startsWith("noSuchRequest")));
 });
 

@@ -602,6 +602,8 @@ export class ManagedPipeline {
     // A run an error or end of stream ended, whose stop is queued behind this: a new run instead.
     if (running && this.#endedRun === this.#runs) await this.#toNull();
     const resuming = this.state === "PLAYING" || this.state === "PAUSED";
+    // Timed only when it changes something: a start of what already plays would read as speed.
+    const changing = this.state !== target;
     if (!resuming) {
       this.#runs++;
       this.#runFailed = false;
@@ -637,7 +639,7 @@ export class ManagedPipeline {
     if (reached.pending !== "VOID_PENDING") {
       return { id, state: reached.state, pending: reached.pending };
     }
-    this.#host.observePhase("start", performance.now() - startedAt);
+    if (changing) this.#host.observePhase("start", performance.now() - startedAt);
     return { id, state: reached.state };
   }
 
@@ -660,6 +662,7 @@ export class ManagedPipeline {
   async #toNull(): Promise<StateName> {
     this.#stopping = true;
     const startedAt = performance.now();
+    const changing = this.state !== "NULL";
     try {
       await this.#endUntaken();
       const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
@@ -669,7 +672,9 @@ export class ManagedPipeline {
       if (!failed) this.gst.flushBusAtNull();
       const state = failed ? this.gst.currentState().state : "NULL";
       this.#setState(state);
-      if (state === "NULL") this.#host.observePhase("stop", performance.now() - startedAt);
+      if (state === "NULL" && changing) {
+        this.#host.observePhase("stop", performance.now() - startedAt);
+      }
       return state;
     } finally {
       this.#stopping = false;

@@ -215,18 +215,19 @@ export class PipelineRegistry {
     // a create that only builds writes first; a start outlasts the sync, so a create that starts
     // writes once the start's first pool call is out. Held as its settled result, so that a
     // refused write is never a rejection nobody handles while the build runs.
-    const store = this.#options.store;
-    const { observePhase } = this.#host;
-    const insert = kind === "pipeline" && !options.restoring && store
-      ? () =>
-        settled(timed(
-          observePhase,
-          "store_write",
-          () => store.insert(id, definition, createdAt.toISOString(), desiredState),
-        ))
-      : () => null;
+    const insert = () => {
+      if (kind !== "pipeline" || options.restoring) return null;
+      const writing = this.#storeWrite((store) =>
+        store.insert(id, definition, createdAt.toISOString(), desiredState)
+      );
+      return writing ? settled(writing) : null;
+    };
     let storing = desiredState === "stopped" ? insert() : null;
-    const building = timed(observePhase, "build", () => buildPipeline(id, definition, this.#host));
+    const building = timed(
+      this.#host.observePhase,
+      "build",
+      () => buildPipeline(id, definition, this.#host),
+    );
     const preparing = building.then((built) => {
       try {
         this.#host.mounts.claim(id, built.mounts);
@@ -288,9 +289,15 @@ export class PipelineRegistry {
     return { pipeline, result };
   }
 
+  /** A write to the store, timed as a `store_write` phase; undefined when nothing is stored. */
+  #storeWrite(write: (store: PipelineStore) => Promise<void>): Promise<void> | undefined {
+    const { store } = this.#options;
+    return store && timed(this.#host.observePhase, "store_write", () => write(store));
+  }
+
   /** Takes back the row of a create that failed after it was stored (the id is still held). */
   async #unstore(id: string): Promise<void> {
-    await this.#options.store?.remove(id).catch(() =>
+    await this.#storeWrite((store) => store.remove(id))?.catch(() =>
       console.error(
         `Pipeline '${id}' failed to be created but stays stored; it comes back at the next start`,
       )
@@ -374,7 +381,7 @@ export class PipelineRegistry {
     const unbuildable = this.#unbuildable.get(id);
     if (unbuildable) {
       return (async () => {
-        await this.#options.store?.setDesiredState(id, "stopped");
+        await this.#storeWrite((store) => store.setDesiredState(id, "stopped"));
         unbuildable.stored.desiredState = "stopped";
         return { id, state: "NULL" as const };
       })();
@@ -386,7 +393,7 @@ export class PipelineRegistry {
   delete(id: string): Promise<{ id: string }> {
     if (this.#unbuildable.has(id)) {
       return (async () => {
-        await this.#options.store?.remove(id);
+        await this.#storeWrite((store) => store.remove(id));
         this.#unbuildable.delete(id);
         this.#emit({ type: "pipelineDeleted", payload: { id } });
         return { id };
@@ -402,10 +409,10 @@ export class PipelineRegistry {
   async #deleteOnce(pipeline: ManagedPipeline): Promise<{ id: string }> {
     const { id } = pipeline;
     const deleting = (async () => {
-      const { store } = this.#options;
-      if (pipeline.kind === "pipeline" && store) {
-        await pipeline.leave(timed(this.#host.observePhase, "store_write", () => store.remove(id)));
-      }
+      const removing = pipeline.kind === "pipeline"
+        ? this.#storeWrite((store) => store.remove(id))
+        : undefined;
+      if (removing) await pipeline.leave(removing);
       await this.#release(pipeline);
       this.#emit({ type: "pipelineDeleted", payload: { id } });
       return { id };
