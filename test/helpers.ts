@@ -177,6 +177,9 @@ type Waiter = {
   resolve: (message: ServerEvent | Reply) => void;
 };
 
+/** How the server's replies begin (it writes `type` first); anything else is an event or stats. */
+const REPLY_PREFIXES = ['{"type":"result"', '{"type":"error"'];
+
 export class TestClient implements AsyncDisposable {
   readonly socket: WebSocket;
   /** Every message received, in order. */
@@ -185,11 +188,14 @@ export class TestClient implements AsyncDisposable {
   #nextId = 1;
   readonly closed: Promise<CloseEvent>;
 
-  private constructor(socket: WebSocket) {
+  private constructor(socket: WebSocket, parsesEvents: boolean) {
     this.socket = socket;
     this.closed = new Promise((resolve) => socket.addEventListener("close", resolve));
     socket.addEventListener("message", (event) => {
-      const message = JSON.parse(String(event.data));
+      const text = String(event.data);
+      // Still received, only not parsed: what a client that does not look at them pays.
+      if (!parsesEvents && !REPLY_PREFIXES.some((prefix) => text.startsWith(prefix))) return;
+      const message = JSON.parse(text);
       this.received.push(message);
       this.#waiters = this.#waiters.filter((waiter) => {
         if (!waiter.predicate(message)) return true;
@@ -199,7 +205,12 @@ export class TestClient implements AsyncDisposable {
     });
   }
 
-  static async connect(url: string, protocols?: string | string[]): Promise<TestClient> {
+  /** `parsesEvents: false`: events and stats are received but neither parsed nor kept (benchmarks). */
+  static async connect(
+    url: string,
+    protocols?: string | string[],
+    { parsesEvents = true } = {},
+  ): Promise<TestClient> {
     const socket = new WebSocket(url, protocols);
     await new Promise<void>((resolve, reject) => {
       socket.addEventListener("open", () => resolve(), { once: true });
@@ -207,7 +218,7 @@ export class TestClient implements AsyncDisposable {
         once: true,
       });
     });
-    return new TestClient(socket);
+    return new TestClient(socket, parsesEvents);
   }
 
   /** Waits for a message (already received or to come) that matches. */
