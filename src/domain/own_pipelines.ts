@@ -46,6 +46,7 @@ export class OwnPipelines {
         startTimeoutMs,
         address: UNLISTED,
         observePhase: () => {},
+        storeWrite: () => undefined,
       },
     );
   }

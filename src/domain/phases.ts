@@ -1,14 +1,15 @@
 /**
  * Where a request's time goes inside the server: the domain reports each phase of a pipeline's
  * life as it ends, and /metrics shows them (gstreamer_phase_duration_seconds). Only phases that
- * succeed are reported: a refusal ends early and would read as speed.
+ * succeed, and starts and stops that change the state, are reported: a refusal ends early, and a
+ * start of what already plays does nothing, and either would read as speed.
  */
 
 /**
  * - `build`: a pipeline made from its definition (elements, properties, links), in NULL;
  * - `store_write`: a pipeline's row written and on disk (insert, desired state, removal);
- * - `start`: a pipeline brought to PLAYING or PAUSED, as GStreamer confirms it;
- * - `stop`: a pipeline brought to NULL.
+ * - `start`: a pipeline brought to PLAYING or PAUSED from another state, as GStreamer confirms it;
+ * - `stop`: a pipeline brought to NULL from another state.
  */
 export type Phase = "build" | "store_write" | "start" | "stop";
 

@@ -30,7 +30,7 @@ import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
 import { ByteRate, collectStats, SinkRates } from "./stats.ts";
 import type { QueriedTimes } from "../gst/time_queries.ts";
-import { type PhaseObserver, timed } from "./phases.ts";
+import type { PhaseObserver } from "./phases.ts";
 import type { PipelineStore } from "./store.ts";
 import { Supervisor } from "./supervisor.ts";
 import type {
@@ -61,7 +61,8 @@ export interface PipelineHost {
   emit(event: PipelineEvent): void;
   mounts: RtspMounts;
   policy: ElementPolicy;
-  store?: PipelineStore;
+  /** Runs a write on the store, timed as a `store_write` phase; undefined when nothing is stored. */
+  storeWrite(write: (store: PipelineStore) => Promise<void>): Promise<void> | undefined;
   /** How long a start waits for an async change to PLAYING before replying with the pending state. */
   startTimeoutMs: number;
   /** This server, as PipelineInfo names it. */
@@ -739,10 +740,7 @@ export class ManagedPipeline {
   /** Stores `state` as the desired state, for client pipelines; null when nothing is stored. */
   #storeDesiredState(state: DesiredState): Promise<void> | null {
     if (this.kind !== "pipeline" || this.#deleted) return null;
-    const { store, observePhase } = this.#host;
-    return store
-      ? timed(observePhase, "store_write", () => store.setDesiredState(this.id, state))
-      : null;
+    return this.#host.storeWrite((store) => store.setDesiredState(this.id, state)) ?? null;
   }
 
   /** The same, when nothing waits for the commit; the store logs a write that fails. */

@@ -110,7 +110,7 @@ export class PipelineRegistry {
       emit: (event) => this.#emit(event),
       mounts: new RtspMounts(options.rtsp),
       policy: options.policy,
-      store: options.store,
+      storeWrite: (write) => this.#storeWrite(write),
       startTimeoutMs: options.startTimeoutMs ?? 5000,
       address: options.address,
       observePhase: options.observePhase ?? (() => {}),
