@@ -11,7 +11,11 @@
  * thread raised as the server raises its own (src/gst/priority.ts), first idle, then while
  * non-live pipelines, started from the pool as the server starts them, keep every core busy.
  *
- *   deno run --allow-all bench/hops.ts [--cycles 400] [--pause-ms 300] [--hand-offs 400]
+ * Both ways are timed again with a short idle gap before every cycle (`--gap-ms`), as a server
+ * sees one client's cycles, and the pool's way is then split into its three steps.
+ *
+ *   deno run --allow-all bench/hops.ts [--cycles 400] [--pause-ms 300] [--gap-ms 1]
+ *     [--hand-offs 400]
  */
 import { gstSymbols } from "../ffi/gstreamer.ts";
 import { openLibrary } from "../ffi/loader.ts";
@@ -19,7 +23,12 @@ import { raiseThisThread } from "../src/gst/priority.ts";
 import { processThreads } from "../test/helpers.ts";
 import { mean, ms, parseNumberOptions, percentile, sleep } from "./measure.ts";
 
-const options = parseNumberOptions(Deno.args, { cycles: 400, "pause-ms": 300, "hand-offs": 400 });
+const options = parseNumberOptions(Deno.args, {
+  cycles: 400,
+  "pause-ms": 300,
+  "gap-ms": 1,
+  "hand-offs": 400,
+});
 const { gst_init_check, gst_parse_launch, gst_object_unref } = openLibrary("gstreamer-1.0", {
   gst_init_check: gstSymbols.gst_init_check,
   gst_parse_launch: { parameters: ["buffer", "pointer"], result: "pointer" },
@@ -43,10 +52,25 @@ const TIMEOUT_NS = 5_000_000_000n;
 if (gst_init_check(null, null, new Uint8Array(8)) === 0) throw new Error("gst_init failed");
 const launch = new TextEncoder().encode("videotestsrc ! fakesink\0");
 
-async function cycles(way: "sync" | "pool", pauseMs: number): Promise<number[]> {
+/** The pool's way, step by step: each call's time on the pool and back, then the wait. */
+interface Steps {
+  paused: number[];
+  playing: number[];
+  wait: number[];
+}
+
+/**
+ * `options.cycles` create -> PLAYING times; `pause` is an idle time before every 50th cycle
+ * (`every: 50`) or before each (`every: 1`, as a server between one client's requests).
+ */
+async function cycles(
+  way: "sync" | "pool",
+  pause = { ms: 0, every: 50 },
+  steps?: Steps,
+): Promise<number[]> {
   const times: number[] = [];
   for (let i = -5; i < options.cycles; i++) {
-    if (pauseMs > 0 && i % 50 === 0) await sleep(pauseMs);
+    if (pause.ms > 0 && i % pause.every === 0) await sleep(pause.ms);
     const startedAt = performance.now();
     const pipeline = gst_parse_launch(launch, null);
     if (pipeline === null) throw new Error("parse failed");
@@ -54,9 +78,17 @@ async function cycles(way: "sync" | "pool", pauseMs: number): Promise<number[]> 
       sync.gst_element_set_state(pipeline, PLAYING);
       sync.gst_element_get_state(pipeline, null, null, TIMEOUT_NS);
     } else {
+      const parsedAt = performance.now();
       await pool.gst_element_set_state(pipeline, PAUSED);
+      const pausedAt = performance.now();
       await pool.gst_element_set_state(pipeline, PLAYING);
+      const playingAt = performance.now();
       await pool.gst_element_get_state(pipeline, null, null, TIMEOUT_NS);
+      if (steps && i >= 0) {
+        steps.paused.push(pausedAt - parsedAt);
+        steps.playing.push(playingAt - pausedAt);
+        steps.wait.push(performance.now() - playingAt);
+      }
     }
     if (i >= 0) times.push(performance.now() - startedAt);
     await pool.gst_element_set_state(pipeline, NULL);
@@ -90,15 +122,26 @@ const line = (label: string, times: number[]) =>
   `  ${label.padEnd(44)} ${
     [50, 80, 90, 99].map((p) => `p${p} ${ms(percentile(times, p))}`).join(", ")
   }`;
-const oneThread = await cycles("sync", 0);
-const onPool = await cycles("pool", 0);
-const afterIdle = await cycles("pool", options["pause-ms"]);
+const oneThread = await cycles("sync");
+const onPool = await cycles("pool");
+const afterIdle = await cycles("pool", { ms: options["pause-ms"], every: 50 });
+// A server meets one client's requests with its threads idle in between: each cycle after a
+// short pause, on one thread and on the pool, the latter step by step.
+const gap = { ms: options["gap-ms"], every: 1 };
+const oneThreadAfterGap = await cycles("sync", gap);
+const steps: Steps = { paused: [], playing: [], wait: [] };
+const onPoolAfterGap = await cycles("pool", gap, steps);
+const p50 = (times: number[]) => ms(percentile(times, 50));
 console.log(
   [
     `create -> PLAYING of 'videotestsrc ! fakesink' in this process, ${options.cycles} cycles each:`,
     line("synchronous calls on one thread", oneThread),
     line("three pool calls (PAUSED, PLAYING, wait)", onPool),
     line(`the same, ${options["pause-ms"]} ms idle every 50 cycles`, afterIdle),
+    line(`synchronous, ${options["gap-ms"]} ms idle before each cycle`, oneThreadAfterGap),
+    line(`three pool calls, ${options["gap-ms"]} ms idle before each`, onPoolAfterGap),
+    `    of which, p50: the PAUSED call ${p50(steps.paused)}, the PLAYING call ` +
+    `${p50(steps.playing)}, the wait for PLAYING ${p50(steps.wait)}`,
   ].join("\n"),
 );
 
