@@ -48,6 +48,7 @@ import {
   TestClient,
 } from "../test/helpers.ts";
 import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
+import { buildFloor, runFloor } from "./floor.ts";
 import {
   addTimings,
   cpuSplit,
@@ -278,40 +279,6 @@ function gstdSystem(gstd: Gstd): System {
       };
     },
   };
-}
-
-/** bench/floor.c compiled into `dir`; null (with the reason printed) when it cannot be built. */
-async function buildFloor(dir: string): Promise<string | null> {
-  const binary = `${dir}/floor`;
-  const source = new URL("./floor.c", import.meta.url).pathname;
-  const build = await new Deno.Command("sh", {
-    args: [
-      "-c",
-      `cc "$1" -o "$2" $(pkg-config --cflags --libs gstreamer-1.0)`,
-      "sh",
-      source,
-      binary,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output().catch((error) => ({ success: false, stderr: new TextEncoder().encode(`${error}`) }));
-  if (!build.success) {
-    console.warn(
-      `WARNING: no C floor (bench/floor.c did not build: ${
-        new TextDecoder().decode(build.stderr).trim().split("\n")[0]
-      }); bench/build_gstd.sh installs gcc and the GStreamer headers`,
-    );
-    return null;
-  }
-  return binary;
-}
-
-/** `cycles` create -> PLAYING times (ms) of the C floor. */
-async function runFloor(binary: string, cycles: number): Promise<number[]> {
-  const output = await new Deno.Command(binary, { args: [String(cycles)], stdout: "piped" })
-    .output();
-  if (!output.success) throw new Error(`${binary} failed with ${output.code}`);
-  return new TextDecoder().decode(output.stdout).trim().split("\n").map((us) => Number(us) / 1000);
 }
 
 // ---------------------------------------------------------------- part 1: latency

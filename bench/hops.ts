@@ -12,7 +12,9 @@
  * non-live pipelines, started from the pool as the server starts them, keep every core busy.
  *
  * Both ways are timed again with a short idle gap before every cycle (`--gap-ms`), as a server
- * sees one client's cycles, and the pool's way is then split into its three steps.
+ * sees one client's cycles, and the pool's way is then split into its three steps. Beside them, the
+ * same calls from C (bench/floor.c, as gstd makes them): made directly, and handed one by one to a
+ * worker thread as the server hands them to the pool, each back to back and after the same gap.
  *
  *   deno run --allow-all bench/hops.ts [--cycles 400] [--pause-ms 300] [--gap-ms 1]
  *     [--hand-offs 400]
@@ -21,6 +23,7 @@ import { gstSymbols } from "../ffi/gstreamer.ts";
 import { openLibrary } from "../ffi/loader.ts";
 import { raiseThisThread } from "../src/gst/priority.ts";
 import { processThreads } from "../test/helpers.ts";
+import { buildFloor, runFloor } from "./floor.ts";
 import { mean, ms, parseNumberOptions, percentile, sleep } from "./measure.ts";
 
 const options = parseNumberOptions(Deno.args, {
@@ -144,6 +147,35 @@ console.log(
     `${p50(steps.playing)}, the wait for PLAYING ${p50(steps.wait)}`,
   ].join("\n"),
 );
+
+const scratch = await Deno.makeTempDir();
+const floor = await buildFloor(scratch);
+if (floor) {
+  const idleUs = options["gap-ms"] * 1000;
+  const c = {
+    direct: await runFloor(floor, options.cycles),
+    handedOff: await runFloor(floor, options.cycles, { handOff: true }),
+    directAfterGap: await runFloor(floor, options.cycles, { idleUs }),
+    handedOffAfterGap: await runFloor(floor, options.cycles, { idleUs, handOff: true }),
+  };
+  const against = (ours: number[], theirs: number[]) =>
+    `${(percentile(ours, 50) / percentile(theirs, 50)).toFixed(2)}x`;
+  console.log(
+    [
+      `the same from C (bench/floor.c), ${options.cycles} cycles each:`,
+      line("calls made directly (the C floor)", c.direct),
+      line("handed to a worker thread one by one", c.handedOff),
+      line(`directly, ${options["gap-ms"]} ms idle before each cycle`, c.directAfterGap),
+      line(`handed off, ${options["gap-ms"]} ms idle before each`, c.handedOffAfterGap),
+      `  p50 against C's direct calls, ${options["gap-ms"]} ms idle before each: Deno's pool ` +
+      `${against(onPoolAfterGap, c.directAfterGap)}, Deno's synchronous calls ` +
+      `${against(oneThreadAfterGap, c.directAfterGap)}, C's hand-offs ` +
+      `${against(c.handedOffAfterGap, c.directAfterGap)}; back to back: Deno's pool ` +
+      `${against(onPool, c.direct)}, C's hand-offs ${against(c.handedOff, c.direct)}`,
+    ].join("\n"),
+  );
+}
+await Deno.remove(scratch, { recursive: true });
 
 // The hogs' streaming threads start from the pool, as the server's do, and at the default
 // priority: GLib's shared thread pool was first made by the synchronous cycles above, before this
