@@ -41,6 +41,7 @@
  */
 import { loadConfig } from "../src/config.ts";
 import {
+  addTimings,
   type Observed,
   type ServerProcess,
   serverTimings,
@@ -50,7 +51,6 @@ import {
 import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
 import { buildFloor, runFloor } from "./floor.ts";
 import {
-  addTimings,
   cpuSplit,
   createAndStart,
   expectOk,

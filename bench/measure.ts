@@ -9,7 +9,7 @@
  * (with why a reader is short), and the CPU of a group of processes and of
  * the machine.
  */
-import type { Observed, Reply, ServerProcess, TestClient } from "../test/helpers.ts";
+import type { Reply, ServerProcess, TestClient } from "../test/helpers.ts";
 
 // ---------------------------------------------------------------- options
 
@@ -436,21 +436,6 @@ export async function createAndStart(
     throw new Error(`start ${id} replied ${JSON.stringify(started.payload)}, not PLAYING`);
   }
   return elapsed;
-}
-
-/** What was observed between two serverTimings reads, added into `total`. */
-export function addTimings(
-  total: Map<string, Observed>,
-  before: Map<string, Observed>,
-  after: Map<string, Observed>,
-): void {
-  for (const [key, { seconds, count }] of after) {
-    const earlier = before.get(key) ?? { seconds: 0, count: 0 };
-    const sum = total.get(key) ?? { seconds: 0, count: 0 };
-    sum.seconds += seconds - earlier.seconds;
-    sum.count += count - earlier.count;
-    total.set(key, sum);
-  }
 }
 
 /** The steady-state pipeline of issue 14: a live source of small frames into a fakesink. */

@@ -601,3 +601,18 @@ export async function serverTimings(server: ServerProcess): Promise<Map<string, 
   }
   return timings;
 }
+
+/** What was observed between two serverTimings reads, added into `total`. */
+export function addTimings(
+  total: Map<string, Observed>,
+  before: Map<string, Observed>,
+  after: Map<string, Observed>,
+): void {
+  for (const [key, { seconds, count }] of after) {
+    const earlier = before.get(key) ?? { seconds: 0, count: 0 };
+    const sum = total.get(key) ?? { seconds: 0, count: 0 };
+    sum.seconds += seconds - earlier.seconds;
+    sum.count += count - earlier.count;
+    total.set(key, sum);
+  }
+}

@@ -3,7 +3,15 @@
  * the seed's messages verbatim, lifecycle, run-time failures and events.
  */
 import assert from "node:assert/strict";
-import { type Reply, segmentsSent, serverTimings, startServer, TestClient } from "./helpers.ts";
+import {
+  addTimings,
+  type Observed,
+  type Reply,
+  segmentsSent,
+  serverTimings,
+  startServer,
+  TestClient,
+} from "./helpers.ts";
 
 const server = await startServer();
 const client = await TestClient.connect(server.url);
@@ -280,11 +288,9 @@ Deno.test("/metrics times each request and the phases inside it", async () => {
   // What a client names is never a label of its own.
   expectError(await client.request("noSuchRequest" as "getPipelines", {}), "UNKNOWN_TYPE");
   const after = await serverTimings(server);
-  const added = (key: string) => {
-    const now = after.get(key) ?? { seconds: 0, count: 0 };
-    const then = before.get(key) ?? { seconds: 0, count: 0 };
-    return { count: now.count - then.count, seconds: now.seconds - then.seconds };
-  };
+  const between = new Map<string, Observed>();
+  addTimings(between, before, after);
+  const added = (key: string) => between.get(key) ?? { seconds: 0, count: 0 };
   for (
     const [key, count] of Object.entries({
       "createPipeline ok": 1,
