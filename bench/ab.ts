@@ -102,7 +102,7 @@ async function round(side: Side, label: string): Promise<void> {
   const client = await TestClient.connect(side.server.url);
   for (let i = 0; i < options.cycles; i++) {
     const id = `${label}-one-${i}`;
-    side.playing.push(await createAndStart(client, id, simple, oneRequest));
+    side.playing.push((await createAndStart(client, id, simple, oneRequest)).playingMs);
     const startedAt = performance.now();
     expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
     side.deletes.push(performance.now() - startedAt);

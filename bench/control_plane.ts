@@ -64,6 +64,7 @@ import {
   parseNumberOptions,
   serverProcessId,
   sleep,
+  type StartTimes,
   stopServer,
   summarize,
   type Summary,
@@ -207,9 +208,9 @@ const liveElements = [{ type: "videotestsrc", properties: { "is-live": true } },
   type: "fakesink",
 }];
 
-interface CycleTimes {
-  /** From the create request until the pipeline is PLAYING. */
-  playingMs: number;
+interface CycleTimes extends StartTimes {
+  /** The requests (commands) it took to see PLAYING. */
+  roundTrips: number;
   /** The whole create -> PLAYING -> delete cycle. */
   cycleMs: number;
 }
@@ -251,10 +252,11 @@ function ourSystem(
       return {
         async cycle(id) {
           const startedAt = performance.now();
-          const playingMs = await createAndStart(client, id, { elements }, oneRequest);
+          const times = await createAndStart(client, id, { elements }, oneRequest);
           expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
           client.received.length = 0; // events and stats we do not look at
-          return { playingMs, cycleMs: performance.now() - startedAt };
+          const roundTrips = oneRequest ? 1 : 2;
+          return { ...times, roundTrips, cycleMs: performance.now() - startedAt };
         },
         close: () => client.close(),
       };
@@ -271,9 +273,9 @@ function gstdSystem(gstd: Gstd): System {
       return {
         async cycle(name) {
           const startedAt = performance.now();
-          const playingMs = await gstdCreateUntilPlaying(connection, name, launch);
+          const times = await gstdCreateUntilPlaying(connection, name, launch);
           await connection.command(`pipeline_delete ${name}`);
-          return { playingMs, cycleMs: performance.now() - startedAt };
+          return { ...times, cycleMs: performance.now() - startedAt };
         },
         close: () => Promise.resolve(connection.close()),
       };
@@ -286,6 +288,11 @@ function gstdSystem(gstd: Gstd): System {
 interface Latency {
   label: string;
   playing: Summary;
+  /** Until the create's reply, and from there until PLAYING. */
+  created: Summary;
+  afterCreated: Summary;
+  /** Requests per cycle until PLAYING, on average. */
+  roundTrips: number;
   cycle: Summary;
   /** Ours: what the server's histograms observed during these cycles. */
   server?: Map<string, Observed>;
@@ -314,6 +321,9 @@ async function partOne(systems: System[], floor: string | null, options: Options
   }
   const times = systems.map(() => ({
     playing: [] as number[],
+    created: [] as number[],
+    afterCreated: [] as number[],
+    roundTrips: [] as number[],
     cycle: [] as number[],
     server: new Map<string, Observed>(),
   }));
@@ -323,8 +333,13 @@ async function partOne(systems: System[], floor: string | null, options: Options
       // Read before and after this system's cycles, outside the time measured.
       const before = await systems[i].timings?.();
       for (let k = 0; k < perRound; k++) {
-        const { playingMs, cycleMs } = await connection.cycle(`cp-${round}-${k}`);
+        const { playingMs, createdMs, roundTrips, cycleMs } = await connection.cycle(
+          `cp-${round}-${k}`,
+        );
         times[i].playing.push(playingMs);
+        times[i].created.push(createdMs);
+        times[i].afterCreated.push(playingMs - createdMs);
+        times[i].roundTrips.push(roundTrips);
         times[i].cycle.push(cycleMs);
       }
       if (before) addTimings(times[i].server, before, await systems[i].timings!());
@@ -345,6 +360,9 @@ async function partOne(systems: System[], floor: string | null, options: Options
     latencies: systems.map((system, i) => ({
       label: system.label,
       playing: summarize(times[i].playing),
+      created: summarize(times[i].created),
+      afterCreated: summarize(times[i].afterCreated),
+      roundTrips: mean(times[i].roundTrips),
       cycle: summarize(times[i].cycle),
       server: system.timings ? times[i].server : undefined,
     })),
@@ -575,6 +593,15 @@ async function partThree(
 
 const ratio = (ours: number, theirs: number) => `${(ours / theirs).toFixed(2)}x`;
 
+/** Where a client's create -> PLAYING goes: the create's reply, then the rest, at p50. */
+function stepSplit(latency: Latency): string {
+  const requests = `${latency.roundTrips.toFixed(1)} requests a cycle`;
+  if (latency.afterCreated.p50 === 0) return `(one request: its reply says PLAYING)`;
+  return `create's reply ${ms(latency.created.p50)}, then until PLAYING ${
+    ms(latency.afterCreated.p50)
+  } (p50s; ${requests})`;
+}
+
 function report(
   options: Options,
   serverStartMs: number,
@@ -600,6 +627,7 @@ function report(
         ms(l.playing.mean)
       }` +
       `; cycle ${ms(l.cycle.p50)} / ${ms(l.cycle.p99)}`,
+      `  ${"".padEnd(30)} ${stepSplit(l)}`,
       ...(l.server ? [`  ${"".padEnd(30)} ${serverSplit(l.server)}`] : []),
     ]),
     one.floor

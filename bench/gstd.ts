@@ -3,6 +3,7 @@
  * bench/build_gstd.sh. Starts it on a free port and speaks its raw TCP protocol: one command per
  * write, one JSON reply `{"code","description","response"}` ending in a NUL byte.
  */
+import type { StartTimes } from "./measure.ts";
 
 /** A gstd process listening on loopback. */
 export interface Gstd {
@@ -158,22 +159,26 @@ export class GstdClient {
 
 /**
  * Creates `name` from launch text and plays it, then polls its state until PLAYING (gstd's
- * pipeline_play replies at once, in whatever state the pipeline is then); returns the time taken.
+ * pipeline_play replies at once, in whatever state the pipeline is then): the time until
+ * pipeline_create's reply, until PLAYING, and the commands that took.
  */
 export async function gstdCreateUntilPlaying(
   gstd: GstdClient,
   name: string,
   launch: string,
   timeoutMs = 5000,
-): Promise<number> {
+): Promise<StartTimes & { roundTrips: number }> {
   const startedAt = performance.now();
   await gstd.command(`pipeline_create ${name} ${launch}`);
+  const createdMs = performance.now() - startedAt;
   let state = (await gstd.command(`pipeline_play ${name}`)).response?.value;
+  let roundTrips = 2;
   while (state !== "playing") {
     if (performance.now() - startedAt > timeoutMs) {
       throw new Error(`gstd pipeline ${name} not PLAYING after ${timeoutMs} ms (${state})`);
     }
     state = (await gstd.command(`read /pipelines/${name}/state`)).response?.value;
+    roundTrips++;
   }
-  return performance.now() - startedAt;
+  return { createdMs, playingMs: performance.now() - startedAt, roundTrips };
 }

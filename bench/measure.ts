@@ -409,6 +409,14 @@ export function expectOk(reply: Reply, what: string): Reply {
   return reply;
 }
 
+/** Times of one create + start, from sending createPipeline. */
+export interface StartTimes {
+  /** Until createPipeline's reply (with `oneRequest`, the same as playingMs). */
+  createdMs: number;
+  /** Until the reply that says PLAYING. */
+  playingMs: number;
+}
+
 /**
  * Create + start, timed from sending createPipeline to the reply that says PLAYING: the
  * startPipeline reply, or with `oneRequest` createPipeline's own (desiredState "playing").
@@ -419,7 +427,7 @@ export async function createAndStart(
   id: string,
   pipeline: string | { elements: unknown[]; links?: unknown[] },
   oneRequest = false,
-): Promise<number> {
+): Promise<StartTimes> {
   const startedAt = performance.now();
   const created = expectOk(
     await client.request(
@@ -428,14 +436,15 @@ export async function createAndStart(
     ),
     `create ${id}`,
   );
+  const createdMs = performance.now() - startedAt;
   const started = oneRequest
     ? created
     : expectOk(await client.request("startPipeline", { id }), `start ${id}`);
-  const elapsed = performance.now() - startedAt;
+  const playingMs = performance.now() - startedAt;
   if (started.payload?.state !== "PLAYING") {
     throw new Error(`start ${id} replied ${JSON.stringify(started.payload)}, not PLAYING`);
   }
-  return elapsed;
+  return { createdMs, playingMs };
 }
 
 /** The steady-state pipeline of issue 14: a live source of small frames into a fakesink. */
