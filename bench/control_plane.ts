@@ -595,8 +595,8 @@ const ratio = (ours: number, theirs: number) => `${(ours / theirs).toFixed(2)}x`
 
 /** Where a client's create -> PLAYING goes: the create's reply, then the rest, at p50. */
 function stepSplit(latency: Latency): string {
+  if (latency.roundTrips === 1) return "one request: its reply says PLAYING";
   const requests = `${latency.roundTrips.toFixed(1)} requests a cycle`;
-  if (latency.afterCreated.p50 === 0) return `(one request: its reply says PLAYING)`;
   return `create's reply ${ms(latency.created.p50)}, then until PLAYING ${
     ms(latency.afterCreated.p50)
   } (p50s; ${requests})`;

@@ -440,7 +440,7 @@ export async function createAndStart(
   const started = oneRequest
     ? created
     : expectOk(await client.request("startPipeline", { id }), `start ${id}`);
-  const playingMs = performance.now() - startedAt;
+  const playingMs = oneRequest ? createdMs : performance.now() - startedAt;
   if (started.payload?.state !== "PLAYING") {
     throw new Error(`start ${id} replied ${JSON.stringify(started.payload)}, not PLAYING`);
   }
