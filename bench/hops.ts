@@ -12,7 +12,9 @@
  * non-live pipelines, started from the pool as the server starts them, keep every core busy.
  *
  * Both ways are timed again with a short idle gap before every cycle (`--gap-ms`), as a server
- * sees one client's cycles, and the pool's way is then split into its three steps. Beside them, the
+ * sees one client's cycles, and the pool's way is then split into its three steps; then the same
+ * three calls made synchronously on one Worker thread, woken once to start and waking this thread
+ * once when done, as a helper thread of our own (in C or not) would make them. Beside them, the
  * same calls from C (bench/floor.c, as gstd makes them): made directly, and handed one by one to a
  * worker thread as the server hands them to the pool, each back to back and after the same gap.
  * Then the rows with the gap once more, with every CPU kept from halting by a busy loop at nice 19:
@@ -58,6 +60,28 @@ const TIMEOUT_NS = 5_000_000_000n;
 if (gst_init_check(null, null, new Uint8Array(8)) === 0) throw new Error("gst_init failed");
 const launch = new TextEncoder().encode("videotestsrc ! fakesink\0");
 
+/**
+ * The Worker way (bench/hops_worker.ts): the three calls on one thread of our own, which the main
+ * thread wakes and which wakes it back. Its words in `shared`: `asked` and `done` (Int32 slots)
+ * and the pipeline's address (a BigInt64 at `addressByte`).
+ */
+const WorkerSlots = { asked: 0, done: 1, addressByte: 8 };
+const shared = new SharedArrayBuffer(16);
+const workerWords = new Int32Array(shared);
+const workerAddress = new BigInt64Array(shared, WorkerSlots.addressByte, 1);
+const startWorker = new Worker(new URL("./hops_worker.ts", import.meta.url), { type: "module" });
+startWorker.postMessage({ shared, slots: WorkerSlots });
+
+/** Starts `pipeline` on the Worker; null ends the Worker. */
+async function startOnWorker(pipeline: Deno.PointerObject | null): Promise<void> {
+  workerAddress[0] = BigInt(Deno.UnsafePointer.value(pipeline));
+  Atomics.store(workerWords, WorkerSlots.done, 0);
+  Atomics.store(workerWords, WorkerSlots.asked, 1);
+  Atomics.notify(workerWords, WorkerSlots.asked);
+  const waiting = Atomics.waitAsync(workerWords, WorkerSlots.done, 0);
+  if (waiting.async) await waiting.value;
+}
+
 /** The pool's way, step by step: each call's time on the pool and back, then the wait. */
 interface Steps {
   paused: number[];
@@ -70,7 +94,7 @@ interface Steps {
  * (`every: 50`) or before each (`every: 1`, as a server between one client's requests).
  */
 async function cycles(
-  way: "sync" | "pool",
+  way: "sync" | "pool" | "worker",
   pause = { ms: 0, every: 50 },
   steps?: Steps,
 ): Promise<number[]> {
@@ -83,6 +107,8 @@ async function cycles(
     if (way === "sync") {
       sync.gst_element_set_state(pipeline, PLAYING);
       sync.gst_element_get_state(pipeline, null, null, TIMEOUT_NS);
+    } else if (way === "worker") {
+      await startOnWorker(pipeline);
     } else {
       const parsedAt = performance.now();
       await pool.gst_element_set_state(pipeline, PAUSED);
@@ -137,7 +163,10 @@ const gap = { ms: options["gap-ms"], every: 1 };
 const oneThreadAfterGap = await cycles("sync", gap);
 const steps: Steps = { paused: [], playing: [], wait: [] };
 const onPoolAfterGap = await cycles("pool", gap, steps);
+const onWorkerAfterGap = await cycles("worker", gap);
 const p50 = (times: number[]) => ms(percentile(times, 50));
+const against = (ours: number[], theirs: number[]) =>
+  `${(percentile(ours, 50) / percentile(theirs, 50)).toFixed(2)}x`;
 console.log(
   [
     `create -> PLAYING of 'videotestsrc ! fakesink' in this process, ${options.cycles} cycles each:`,
@@ -148,6 +177,11 @@ console.log(
     line(`three pool calls, ${options["gap-ms"]} ms idle before each`, onPoolAfterGap),
     `    of which, p50: the PAUSED call ${p50(steps.paused)}, the PLAYING call ` +
     `${p50(steps.playing)}, the wait for PLAYING ${p50(steps.wait)}`,
+    line(`the three on one Worker, ${options["gap-ms"]} ms idle before each`, onWorkerAfterGap),
+    `  p50 against the three pool calls: the Worker ${
+      against(onWorkerAfterGap, onPoolAfterGap)
+    }, ` +
+    `synchronous calls on this thread ${against(oneThreadAfterGap, onPoolAfterGap)}`,
   ].join("\n"),
 );
 
@@ -175,8 +209,6 @@ async function withCpusKeptAwake<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-const against = (ours: number[], theirs: number[]) =>
-  `${(percentile(ours, 50) / percentile(theirs, 50)).toFixed(2)}x`;
 const idleUs = options["gap-ms"] * 1000;
 const scratch = await Deno.makeTempDir();
 const floor = await buildFloor(scratch);
@@ -205,6 +237,7 @@ if (floor) {
 const awake = await withCpusKeptAwake(async () => ({
   sync: await cycles("sync", gap),
   pool: await cycles("pool", gap),
+  worker: await cycles("worker", gap),
   direct: floor ? await runFloor(floor, options.cycles, { idleUs }) : null,
   handedOff: floor ? await runFloor(floor, options.cycles, { idleUs, handOff: true }) : null,
 }));
@@ -215,6 +248,7 @@ console.log(
     } ms idle before each cycle:`,
     line("synchronous calls on one thread", awake.sync),
     line("three pool calls (PAUSED, PLAYING, wait)", awake.pool),
+    line("the three on one Worker", awake.worker),
     ...(awake.direct && awake.handedOff
       ? [
         line("C, calls made directly", awake.direct),
@@ -227,7 +261,9 @@ console.log(
       : []),
     `  p50 against the same with the CPUs free to halt: Deno's pool ${
       against(awake.pool, onPoolAfterGap)
-    }, Deno's synchronous calls ${against(awake.sync, oneThreadAfterGap)}`,
+    }, Deno's synchronous calls ${against(awake.sync, oneThreadAfterGap)}, the Worker ${
+      against(awake.worker, onWorkerAfterGap)
+    }`,
   ].join("\n"),
 );
 await Deno.remove(scratch, { recursive: true });
@@ -268,3 +304,5 @@ console.log(
     }x`,
   ].join("\n"),
 );
+// The Worker waits in Atomics.wait, which terminate() does not end: it is told to end instead.
+await startOnWorker(null);
