@@ -85,8 +85,9 @@ try {
     }
     console.log(`  ${label}: ${launch}`);
     console.log(`    ours         ${summary(ourTimes)}`);
+    const gstdLabel = (gstd ? `gstd ${gstd.version}` : "gstd").padEnd(12);
     console.log(
-      `    ${gstd ? `gstd ${gstd.version}`.padEnd(12) : "gstd        "} ${
+      `    ${gstdLabel} ${
         gstd ? summary(gstdTimes) : "not installed (bench/build_gstd.sh builds it)"
       }`,
     );
