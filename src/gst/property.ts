@@ -57,14 +57,28 @@ function readParamSpec(pointer: Pointer): ParamSpec {
   };
 }
 
-export function findProperty(object: Pointer, name: string): ParamSpec | null {
+/**
+ * The properties found so far, by class and name. Every request that reads or sets a property
+ * looks one up, and reading a spec is several calls into native memory. A class's specs live as
+ * long as the class, and GStreamer's element classes (static types) are never freed. Only specs
+ * found are kept: names that do not exist come from clients and would grow the cache.
+ */
+const foundProperties = new Map<number | bigint, Map<string, Readonly<ParamSpec>>>();
+
+export function findProperty(object: Pointer, name: string): Readonly<ParamSpec> | null {
   // C would read the name only up to a NUL in it: a property other than the one a policy judged.
   if (name.includes("\0")) return null;
-  const pointer = lib().gobject.g_object_class_find_property(
-    classOf(object),
-    cstr(name),
-  );
-  return pointer === null ? null : readParamSpec(pointer);
+  const klass = classOf(object);
+  const classKey = Deno.UnsafePointer.value(klass);
+  const found = foundProperties.get(classKey)?.get(name);
+  if (found) return found;
+  const pointer = lib().gobject.g_object_class_find_property(klass, cstr(name));
+  if (pointer === null) return null;
+  const spec = Object.freeze(readParamSpec(pointer));
+  let ofClass = foundProperties.get(classKey);
+  if (!ofClass) foundProperties.set(classKey, ofClass = new Map());
+  ofClass.set(name, spec);
+  return spec;
 }
 
 export function listProperties(object: Pointer): ParamSpec[] {

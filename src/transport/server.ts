@@ -531,19 +531,19 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
           options.route,
         );
       }
-      send(ws, reply);
       // A request's events go before its reply: with the reply, all it had to say is out.
-      releaseWrites(client);
+      sendText(ws, JSON.stringify(reply), { now: true });
       options.observeRequest?.(reply.request, reply.ok, performance.now() - readAt);
     });
   }
 
-  function send(ws: WebSocket, message: unknown): void {
-    sendText(ws, JSON.stringify(message));
-  }
-
-  /** `text` as a string, or framed once (textFrame) when the same message goes to many clients. */
-  function sendText(ws: WebSocket, text: string | Buffer[]): void {
+  /**
+   * `text` as a string, or framed once (textFrame) when the same message goes to many clients.
+   * Held (holdWrites), or with `now` (a reply) written at once with what is held before it: a
+   * reply with nothing held before it starts no hold, whose timer would cost each request more
+   * than its write.
+   */
+  function sendText(ws: WebSocket, text: string | Buffer[], { now = false } = {}): void {
     if (ws.readyState !== ws.OPEN) return;
     const client = clients.get(ws);
     if (!client) return;
@@ -553,7 +553,12 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
       ws.close(1013, "Client is not reading its messages");
       return;
     }
-    holdWrites(client).push(...(typeof text === "string" ? textFrame(text) : text));
+    const frames = typeof text === "string" ? textFrame(text) : text;
+    if (!now) holdWrites(client).push(...frames);
+    else if (client.held) {
+      client.held.push(...frames);
+      releaseWrites(client);
+    } else client.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
   }
 
   /** Clients whose writes are held, and the one timer that ends the hold for all of them. */
