@@ -67,6 +67,16 @@ Deno.test("int properties are range checked", async () => {
   await expectInvalid("videotestsrc", "num-buffers", true);
 });
 
+Deno.test("a property name two element types share is each type's own", async () => {
+  // The server keeps the specs it has found, by class: x264enc's guint bitrate (kbit/s) must never
+  // answer for opusenc's gint bitrate (bit/s), in either order.
+  await expectValue("x264enc", "bitrate", 3000, 3000);
+  await expectInvalid("opusenc", "bitrate", 3000, /4000 to 650000/);
+  await expectValue("opusenc", "bitrate", 600000, 600000);
+  await expectInvalid("x264enc", "bitrate", 3000000, /1 to 2048000/);
+  await expectInvalid("x264enc", "bitrate", -1, /1 to 2048000/);
+});
+
 Deno.test("uint properties", async () => {
   await expectValue("videotestsrc", "foreground-color", 4278190335, 4278190335);
   await expectInvalid("videotestsrc", "foreground-color", -1, /0 to 4294967295/);
