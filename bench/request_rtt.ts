@@ -1,9 +1,10 @@
 /**
- * What one request costs over the WebSocket before any GStreamer work (issue 14): the round trip
- * of `getPipelines` (a server with no pipelines, at the defaults) against the floor under it, the
- * round trip of the same text to a bare WebSocket echo server in another Deno process (Deno.serve),
- * both from this process over loopback, by turns in the same run; beside them, gstd's round trip
- * of `list_pipelines` over its TCP protocol (bench/build_gstd.sh builds it; skipped without it).
+ * What one request costs over the WebSocket before any GStreamer work (issue 14): the round trips
+ * of `getPipelines` and of `getElementProperty` (a server at the defaults holding one playing
+ * pipeline) against the floor under them, the round trip of the same text to a bare WebSocket echo
+ * server in another Deno process (Deno.serve), all from this process over loopback, by turns in the
+ * same run; beside them, gstd's round trips of `list_pipelines` and `element_get` over its TCP
+ * protocol, on the same pipeline (bench/build_gstd.sh builds it; skipped without it).
  * The client subscribes to no
  * events and parses only replies. The server's request limit is lifted (GSTREAMER_MAX_REQUESTS_PER_SECOND=0):
  * at its default of 1000 a second, back-to-back requests are refused with RATE_LIMITED, which
@@ -18,32 +19,47 @@ import { ms, parseNumberOptions, percentile, stopServer } from "./measure.ts";
 const options = parseNumberOptions(Deno.args, { requests: 2000, rounds: 4 });
 
 /** A WebSocket that sends one text at a time and waits for the next reply (not an event). */
-async function connect(url: string): Promise<(text: string) => Promise<void>> {
+async function connect(url: string): Promise<(text: string) => Promise<string>> {
   const socket = new WebSocket(url);
   await new Promise((resolve, reject) => {
     socket.onopen = resolve;
     socket.onerror = () => reject(new Error(`Could not connect to ${url}`));
   });
   const echo = !url.endsWith("/gstreamer");
-  let replied: (() => void) | null = null;
+  let replied: ((text: string) => void) | null = null;
   socket.onmessage = (event) => {
     const text = String(event.data);
     if (!text.startsWith('{"type":"result"') && !text.startsWith('{"type":"error"') && !echo) {
       return; // an event
     }
-    replied?.();
+    replied?.(text);
   };
   return (text) =>
-    new Promise<void>((resolve) => {
+    new Promise<string>((resolve) => {
       replied = resolve;
       socket.send(text);
     });
 }
 
-async function timed(request: (text: string) => Promise<void>): Promise<number[]> {
+/** Our request as the client sends it, and the same question asked of gstd. */
+const requests = [
+  { ours: "getPipelines", payload: {}, gstd: "list_pipelines" },
+  {
+    ours: "getElementProperty",
+    payload: { id: "probe", element: "sink", property: "sync" },
+    gstd: "element_get probe sink sync",
+  },
+];
+type Asked = (typeof requests)[number];
+
+/** One round's round trips of `asked`: `request` sends our text (or the echo's), gstd's sends its own. */
+async function timed(
+  request: (text: string) => Promise<unknown>,
+  asked: Asked,
+): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < options.requests / options.rounds; i++) {
-    const text = JSON.stringify({ type: "getPipelines", requestId: `r${i}`, payload: {} });
+    const text = JSON.stringify({ type: asked.ours, requestId: `r${i}`, payload: asked.payload });
     const startedAt = performance.now();
     await request(text);
     times.push(performance.now() - startedAt);
@@ -72,42 +88,54 @@ try {
   const port = Number((await lines.read()).value?.trim());
   const ours = await connect(server.url);
   await ours(JSON.stringify({ type: "subscribe", requestId: "s", payload: { events: [] } }));
-  const echo = await connect(`ws://127.0.0.1:${port}/`);
-  const oursTimes: number[] = [];
-  const echoTimes: number[] = [];
-  const gstdTimes: number[] = [];
-  const gstdClient = gstd ? await GstdClient.connect(gstd.port) : null;
-  const gstdRequest = async () => void await gstdClient!.command("list_pipelines");
-  // Warm-up, then by turns, so that the machine's slow moments fall on each.
-  await timed(ours);
-  await timed(echo);
-  if (gstdClient) await timed(gstdRequest);
-  for (let round = 0; round < options.rounds; round++) {
-    oursTimes.push(...await timed(ours));
-    echoTimes.push(...await timed(echo));
-    if (gstdClient) gstdTimes.push(...await timed(gstdRequest));
+  const probe = "videotestsrc is-live=true ! fakesink name=sink";
+  for (const type of ["createPipeline", "startPipeline"]) {
+    const reply = JSON.parse(
+      await ours(
+        JSON.stringify({ type, requestId: type, payload: { id: "probe", pipeline: probe } }),
+      ),
+    );
+    if (!reply.ok) throw new Error(`${type}: ${JSON.stringify(reply.error)}`);
   }
-  gstdClient?.close();
+  const echo = await connect(`ws://127.0.0.1:${port}/`);
+  const gstdClient = gstd ? await GstdClient.connect(gstd.port) : null;
+  if (gstdClient) {
+    await gstdClient.command(`pipeline_create probe ${probe}`);
+    await gstdClient.command("pipeline_play probe");
+  }
   const line = (label: string, times: number[]) =>
-    `  ${label.padEnd(40)} p50 ${ms(percentile(times, 50))}, p99 ${ms(percentile(times, 99))}`;
-  console.log(`request round trip, ${oursTimes.length} each, over loopback:`);
-  console.log(line("ours, getPipelines (default settings)", oursTimes));
-  console.log(line("bare Deno WebSocket echo (the floor)", echoTimes));
-  if (gstd) console.log(line(`gstd ${gstd.version}, list_pipelines (TCP)`, gstdTimes));
-  else console.log("  gstd: not installed (bench/build_gstd.sh builds it)");
+    `  ${label.padEnd(48)} p50 ${ms(percentile(times, 50))}, p99 ${ms(percentile(times, 99))}`;
+  const ratio = (ours: number[], base: number[]) =>
+    `${(percentile(ours, 50) / percentile(base, 50)).toFixed(2)}x`;
   console.log(
-    `  ours / echo at p50: ${(percentile(oursTimes, 50) / percentile(echoTimes, 50)).toFixed(2)}x` +
-      ` (the server's own work per request: ${
-        ms(percentile(oursTimes, 50) - percentile(echoTimes, 50))
-      })`,
+    `request round trips, ${options.requests} each, over loopback, by turns in ${options.rounds} ` +
+      "rounds; both servers hold one playing pipeline:",
   );
-  if (gstd) {
+  for (const asked of requests) {
+    const oursTimes: number[] = [];
+    const echoTimes: number[] = [];
+    const gstdTimes: number[] = [];
+    const gstdRequest = () => gstdClient!.command(asked.gstd);
+    // Warm-up, then by turns, so that the machine's slow moments fall on each.
+    await timed(ours, asked);
+    await timed(echo, asked);
+    if (gstdClient) await timed(gstdRequest, asked);
+    for (let round = 0; round < options.rounds; round++) {
+      oursTimes.push(...await timed(ours, asked));
+      echoTimes.push(...await timed(echo, asked));
+      if (gstdClient) gstdTimes.push(...await timed(gstdRequest, asked));
+    }
+    console.log(line(`ours, ${asked.ours} (default settings)`, oursTimes));
+    console.log(line("bare Deno WebSocket echo of it (the floor)", echoTimes));
+    if (gstd) console.log(line(`gstd ${gstd.version}, ${asked.gstd} (TCP)`, gstdTimes));
+    else console.log("  gstd: not installed (bench/build_gstd.sh builds it)");
     console.log(
-      `  ours / gstd at p50: ${
-        (percentile(oursTimes, 50) / percentile(gstdTimes, 50)).toFixed(2)
-      }x`,
+      `  ours / echo at p50: ${ratio(oursTimes, echoTimes)} (the server's own work per request: ${
+        ms(percentile(oursTimes, 50) - percentile(echoTimes, 50))
+      })` + (gstd ? `; ours / gstd at p50: ${ratio(oursTimes, gstdTimes)}` : ""),
     );
   }
+  gstdClient?.close();
   lines.releaseLock();
 } finally {
   echoServer.kill();
