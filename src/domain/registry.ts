@@ -254,7 +254,7 @@ export class PipelineRegistry {
       return started;
     });
     const registering = (async () => {
-      const started = await settled(starting);
+      const started = await settled<unknown>(starting);
       // Null when nothing was written: no store, or a create that starts whose build failed.
       const stored = await storing;
       if (started.status === "fulfilled" && stored?.status !== "rejected") {
