@@ -492,10 +492,10 @@ export const showSnapshot = (s: ServerSnapshot) =>
   `fds ${s.fds}, threads ${s.threads}, pipelines [${s.pipelines}]`;
 
 /**
- * Deno's own pool threads (FFI calls, file I/O): an idle one ends 10 s after its last task, and
- * the server's calls every second (stats) go to each idle one in turn, so after a burst their
- * number stays up, on Deno's schedule, not ours (seen 2026-12-07: 17 to 21 of them 25 s after 20
- * pushes, while the pushes' own threads went from 20 to 1).
+ * Deno's own pool threads (FFI calls, file I/O) come and go on Deno's schedule, not ours: an idle
+ * one ends 10 s after its last task, yet 25 s after 20 pushes there were 17 to 21 of them, as many
+ * as before or more, while the pushes' own threads went from 20 to 1 (seen 2026-12-07; most likely
+ * the server's calls every second reach each idle one in turn, which was not checked).
  */
 const DENO_POOL_THREAD = "tokio-runtime-w";
 
