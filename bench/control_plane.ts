@@ -17,7 +17,8 @@
  *
  * Part 2, concurrency: `--clients` connections at once, each doing `--client-cycles` cycles;
  * total cycles per second, ours (disk and :memory:) against gstd with as many connections, with
- * ours split as in part 1. Each of
+ * ours split as in part 1, and the CPU time each cycle took in the serving process and in this
+ * bench process (its clients: ours receive events, gstd's none). Each of
  * our connections gets every event by default (five a cycle of every connection, so 250 messages
  * a cycle with 50); gstd has no events, so ours is also run with connections that subscribe to
  * none, and with connections that get every event but parse only replies (the bench's one process
@@ -51,7 +52,9 @@ import {
 import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
 import { buildFloor, runFloor } from "./floor.ts";
 import {
+  clockTicks,
   cpuSplit,
+  cpuTicks,
   createAndStart,
   expectOk,
   findProcess,
@@ -223,6 +226,8 @@ interface Connection {
 
 interface System {
   label: string;
+  /** The process that serves it, whose CPU part 2 counts. */
+  pid: number;
   /** A connection whose cycles use `videotestsrc ! fakesink`, or its live form. */
   connect(live?: boolean): Promise<Connection>;
   /** Ours: the server's duration histograms now (its /metrics), to split a cycle's time. */
@@ -244,6 +249,7 @@ function ourSystem(
 ): System {
   return {
     label,
+    pid: serverProcessId(server),
     timings: () => serverTimings(server),
     async connect(live = false) {
       const client = await TestClient.connect(server.url, undefined, { parsesEvents });
@@ -267,6 +273,7 @@ function ourSystem(
 function gstdSystem(gstd: Gstd): System {
   return {
     label: `gstd ${gstd.version}`,
+    pid: gstd.pid,
     async connect(live = false) {
       const connection = await GstdClient.connect(gstd.port);
       const launch = live ? liveLaunch : simpleLaunch;
@@ -378,6 +385,9 @@ interface Throughput {
   live: boolean;
   cyclesPerSecond: number;
   cycle: Summary;
+  /** CPU time a cycle, in ms: the serving process's, and this bench process's (its clients'). */
+  serverCpuMs: number;
+  benchCpuMs: number;
   /** Ours: what the server's histograms observed during these cycles. */
   server?: Map<string, Observed>;
 }
@@ -393,6 +403,8 @@ async function concurrentCycles(
   );
   const times: number[] = [];
   const before = await system.timings?.();
+  const serverTicks = cpuTicks(system.pid);
+  const benchTicks = cpuTicks(Deno.pid);
   const startedAt = performance.now();
   await Promise.all(connections.map(async (connection, c) => {
     for (let k = 0; k < perClient; k++) {
@@ -400,6 +412,9 @@ async function concurrentCycles(
     }
   }));
   const seconds = (performance.now() - startedAt) / 1000;
+  const msPerCycle = (ticks: number) => ticks / clockTicks * 1000 / times.length;
+  const serverCpuMs = msPerCycle(cpuTicks(system.pid) - serverTicks);
+  const benchCpuMs = msPerCycle(cpuTicks(Deno.pid) - benchTicks);
   let server: Map<string, Observed> | undefined;
   if (before) {
     server = new Map();
@@ -411,6 +426,8 @@ async function concurrentCycles(
     live,
     cyclesPerSecond: times.length / seconds,
     cycle: summarize(times),
+    serverCpuMs,
+    benchCpuMs,
     server,
   };
 }
@@ -678,6 +695,11 @@ function report(
       lines.push(
         `    ${t.label.padEnd(28)} ${t.cyclesPerSecond.toFixed(0)} cycles/s; ` +
           `${ms(t.cycle.p50)} / ${ms(t.cycle.p99)}${versus}`,
+        `    ${"".padEnd(28)} CPU a cycle: server ${ms(t.serverCpuMs)}${
+          peer && t !== peer ? ` (${ratio(t.serverCpuMs, peer.serverCpuMs)} gstd's)` : ""
+        }, this bench's clients ${ms(t.benchCpuMs)}${
+          peer && t !== peer ? ` (${ratio(t.benchCpuMs, peer.benchCpuMs)} gstd's)` : ""
+        }`,
       );
       if (t.server) lines.push(`    ${"".padEnd(28)} ${serverSplit(t.server)}`);
     }
