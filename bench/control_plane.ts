@@ -18,7 +18,8 @@
  * Part 2, concurrency: `--clients` connections at once, each doing `--client-cycles` cycles;
  * total cycles per second, ours (disk and :memory:) against gstd with as many connections, with
  * ours split as in part 1, and the CPU time each cycle took in the serving process and in this
- * bench process (its clients: ours receive events, gstd's none). Each of
+ * bench process (its clients: ours receive events, gstd's none; a non-live pipeline runs flat out
+ * until its delete, so there the server's CPU a cycle follows how long a cycle takes). Each of
  * our connections gets every event by default (five a cycle of every connection, so 250 messages
  * a cycle with 50); gstd has no events, so ours is also run with connections that subscribe to
  * none, and with connections that get every event but parse only replies (the bench's one process
