@@ -116,12 +116,17 @@ try {
     const echoTimes: number[] = [];
     const gstdTimes: number[] = [];
     const gstdRequest = () => gstdClient!.command(asked.gstd);
+    // An error reply would be timed as if it were the answer (gstd's command throws on one).
+    const oursRequest = async (text: string) => {
+      const reply = await ours(text);
+      if (!reply.startsWith('{"type":"result"')) throw new Error(`${asked.ours}: ${reply}`);
+    };
     // Warm-up, then by turns, so that the machine's slow moments fall on each.
-    await timed(ours, asked);
+    await timed(oursRequest, asked);
     await timed(echo, asked);
     if (gstdClient) await timed(gstdRequest, asked);
     for (let round = 0; round < options.rounds; round++) {
-      oursTimes.push(...await timed(ours, asked));
+      oursTimes.push(...await timed(oursRequest, asked));
       echoTimes.push(...await timed(echo, asked));
       if (gstdClient) gstdTimes.push(...await timed(gstdRequest, asked));
     }
