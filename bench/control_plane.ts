@@ -11,7 +11,8 @@
  * with desiredState "playing", which gstd has no counterpart of); gstd over its
  * TCP protocol (pipeline_play does not wait, so its state is polled until PLAYING); the C floor;
  * gst-launch-1.0 spawned until PLAYING. The systems take turns in rounds, so that load from
- * elsewhere on a shared machine falls on all of them alike. Under each of our rows, where the
+ * elsewhere on a shared machine falls on all of them alike; each turn has a connection of its own
+ * (its first cycle not counted), and no other is open meanwhile. Under each of our rows, where the
  * time went inside the server: its /metrics histograms read before and after each system's
  * cycles give the mean of each request and of its phases (build, store write, start, stop).
  *
@@ -321,11 +322,25 @@ async function partOne(systems: System[], floor: string | null, options: Options
         [...systems.map((s) => s.label), ...(floor ? ["the C floor"] : [])].join(", ")
       } ...`,
   );
-  const connections = await Promise.all(systems.map((system) => system.connect()));
+  // Only the system whose turn it is has a connection open: by default a connection gets every
+  // event, so one left open would receive (and this process parse) another row's events.
+  const onConnection = async <T>(system: System, use: (c: Connection) => Promise<T>) => {
+    const connection = await system.connect();
+    try {
+      return await use(connection);
+    } finally {
+      await connection.close();
+    }
+  };
   // The first cycle builds the element-factory table; it and four more are not counted.
-  const firstPipelineMs = (await connections[0].cycle("warmup-0")).playingMs;
-  for (const connection of connections) {
-    for (let i = 1; i < 5; i++) await connection.cycle(`warmup-${i}`);
+  let firstPipelineMs = 0;
+  for (const [i, system] of systems.entries()) {
+    await onConnection(system, async (connection) => {
+      for (let k = 0; k < 5; k++) {
+        const { playingMs } = await connection.cycle(`warmup-${i}-${k}`);
+        if (i === 0 && k === 0) firstPipelineMs = playingMs;
+      }
+    });
   }
   const times = systems.map(() => ({
     playing: [] as number[],
@@ -337,24 +352,26 @@ async function partOne(systems: System[], floor: string | null, options: Options
   }));
   const floorTimes: number[] = [];
   for (let round = 0; round < options.rounds; round++) {
-    for (const [i, connection] of connections.entries()) {
-      // Read before and after this system's cycles, outside the time measured.
-      const before = await systems[i].timings?.();
-      for (let k = 0; k < perRound; k++) {
-        const { playingMs, createdMs, roundTrips, cycleMs } = await connection.cycle(
-          `cp-${round}-${k}`,
-        );
-        times[i].playing.push(playingMs);
-        times[i].created.push(createdMs);
-        times[i].afterCreated.push(playingMs - createdMs);
-        times[i].roundTrips.push(roundTrips);
-        times[i].cycle.push(cycleMs);
-      }
-      if (before) addTimings(times[i].server, before, await systems[i].timings!());
+    for (const [i, system] of systems.entries()) {
+      await onConnection(system, async (connection) => {
+        await connection.cycle(`cp-${round}-first`); // a new connection's first, not counted
+        // Read before and after this system's cycles, outside the time measured.
+        const before = await system.timings?.();
+        for (let k = 0; k < perRound; k++) {
+          const { playingMs, createdMs, roundTrips, cycleMs } = await connection.cycle(
+            `cp-${round}-${k}`,
+          );
+          times[i].playing.push(playingMs);
+          times[i].created.push(createdMs);
+          times[i].afterCreated.push(playingMs - createdMs);
+          times[i].roundTrips.push(roundTrips);
+          times[i].cycle.push(cycleMs);
+        }
+        if (before) addTimings(times[i].server, before, await system.timings!());
+      });
     }
     if (floor) floorTimes.push(...await runFloor(floor, perRound));
   }
-  await Promise.all(connections.map((connection) => connection.close()));
 
   console.log(`Part 1: ${options.launches} x gst-launch-1.0 ${simpleLaunch} until PLAYING ...`);
   const launchTimes: number[] = [];
@@ -571,6 +588,7 @@ async function partThree(
       measure(launchPid, window),
       gstd ? measure(gstd.pid, window) : Promise.resolve(null),
     ]);
+    client.socket.removeEventListener("message", onMessage); // only the window's snapshots
   } finally {
     await launch.kill();
     if (gstd) await gstdDeleteAll(gstd, ids.map((id) => id.replace("-", "_")));
@@ -609,7 +627,9 @@ async function partThree(
 
 // ---------------------------------------------------------------- report
 
-const ratio = (ours: number, theirs: number) => `${(ours / theirs).toFixed(2)}x`;
+/** n/a when the baseline read 0 (a window shorter than a clock tick of its CPU). */
+const ratio = (ours: number, theirs: number) =>
+  theirs > 0 ? `${(ours / theirs).toFixed(2)}x` : "n/a";
 
 /** Where a client's create -> PLAYING goes: the create's reply, then the rest, at p50. */
 function stepSplit(latency: Latency): string {
