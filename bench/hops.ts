@@ -56,17 +56,20 @@ const pool = openLibrary("gstreamer-1.0", {
 }).symbols;
 
 const PAUSED = 3, PLAYING = 4, NULL = 1;
+/** GstStateChangeReturn: a get_state that ends at PLAYING; FAILURE or ASYNC (timed out) is not. */
+const SUCCESS = 1;
 const TIMEOUT_NS = 5_000_000_000n;
 if (gst_init_check(null, null, new Uint8Array(8)) === 0) throw new Error("gst_init failed");
 const launch = new TextEncoder().encode("videotestsrc ! fakesink\0");
 
 /**
  * The Worker way (bench/hops_worker.ts): the three calls on one thread of our own, which the main
- * thread wakes and which wakes it back. Its words in `shared`: `asked` and `done` (Int32 slots)
- * and the pipeline's address (a BigInt64 at `addressByte`).
+ * thread wakes and which wakes it back. Its words in `shared`: `asked`, `done` and `result` (the
+ * start's last GstStateChangeReturn; Int32 slots) and the pipeline's address (a BigInt64 at
+ * `addressByte`).
  */
-const WorkerSlots = { asked: 0, done: 1, addressByte: 8 };
-const shared = new SharedArrayBuffer(16);
+const WorkerSlots = { asked: 0, done: 1, result: 4, addressByte: 8 };
+const shared = new SharedArrayBuffer(24);
 const workerWords = new Int32Array(shared);
 const workerAddress = new BigInt64Array(shared, WorkerSlots.addressByte, 1);
 const startWorker = new Worker(new URL("./hops_worker.ts", import.meta.url), { type: "module" });
@@ -80,6 +83,14 @@ async function startOnWorker(pipeline: Deno.PointerObject | null): Promise<void>
   Atomics.notify(workerWords, WorkerSlots.asked);
   const waiting = Atomics.waitAsync(workerWords, WorkerSlots.done, 0);
   if (waiting.async) await waiting.value;
+  if (pipeline !== null) mustBePlaying(Atomics.load(workerWords, WorkerSlots.result));
+}
+
+/** A start that did not reach PLAYING is not a time to count. */
+function mustBePlaying(result: number): void {
+  if (result !== SUCCESS) {
+    throw new Error(`the pipeline did not reach PLAYING (returned ${result})`);
+  }
 }
 
 /** The pool's way, step by step: each call's time on the pool and back, then the wait. */
@@ -106,7 +117,7 @@ async function cycles(
     if (pipeline === null) throw new Error("parse failed");
     if (way === "sync") {
       sync.gst_element_set_state(pipeline, PLAYING);
-      sync.gst_element_get_state(pipeline, null, null, TIMEOUT_NS);
+      mustBePlaying(sync.gst_element_get_state(pipeline, null, null, TIMEOUT_NS));
     } else if (way === "worker") {
       await startOnWorker(pipeline);
     } else {
@@ -115,7 +126,7 @@ async function cycles(
       const pausedAt = performance.now();
       await pool.gst_element_set_state(pipeline, PLAYING);
       const playingAt = performance.now();
-      await pool.gst_element_get_state(pipeline, null, null, TIMEOUT_NS);
+      mustBePlaying(await pool.gst_element_get_state(pipeline, null, null, TIMEOUT_NS));
       if (steps && i >= 0) {
         steps.paused.push(pausedAt - parsedAt);
         steps.playing.push(playingAt - pausedAt);

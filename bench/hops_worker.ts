@@ -31,9 +31,9 @@ self.onmessage = (
     const pipeline = Deno.UnsafePointer.create(address[0]);
     if (pipeline !== null) {
       gst.gst_element_set_state(pipeline, PAUSED);
-      if (gst.gst_element_set_state(pipeline, PLAYING) === ASYNC) {
-        gst.gst_element_get_state(pipeline, null, null, TIMEOUT_NS);
-      }
+      let result = gst.gst_element_set_state(pipeline, PLAYING);
+      if (result === ASYNC) result = gst.gst_element_get_state(pipeline, null, null, TIMEOUT_NS);
+      Atomics.store(words, slots.result, result);
     }
     Atomics.store(words, slots.done, 1);
     Atomics.notify(words, slots.done);

@@ -208,7 +208,10 @@ function threadGroup(pid: number, tid: string, name: string): string {
 export interface Usage {
   /** Percent of one core over the window. */
   cpuPercent: number;
-  /** The same, split by threadGroup(). */
+  /**
+   * The same, split by threadGroup(), and "ended": the threads that exited during the window (the
+   * total less the others, so it also holds the total's rounding to whole clock ticks).
+   */
   cpuByGroup: Record<string, number>;
   /** Mean of the RSS samples over the window, in KiB. */
   rssKib: number;
@@ -247,6 +250,10 @@ export function startUsage(pid: number): UsageMeter {
         const group = threadGroup(pid, tid, name);
         cpuByGroup[group] += (after - (startThreads.get(tid)?.seconds ?? 0)) / seconds * 100;
       }
+      // A thread that exited during the window is not listed at the end, but the process's total
+      // keeps its time: streaming threads of pipelines deleted meanwhile, idle pool threads.
+      const listed = Object.values(cpuByGroup).reduce((sum, value) => sum + value, 0);
+      cpuByGroup.ended = Math.max(0, percent(ticks) - listed);
       return {
         cpuPercent: percent(ticks),
         cpuByGroup,

@@ -1,7 +1,8 @@
 /**
  * What one request costs over the WebSocket before any GStreamer work (issue 14): the round trips
- * of `getPipelines` and of `getElementProperty` (a server at the defaults holding one playing
- * pipeline) against the floor under them, the round trip of the same text to a bare WebSocket echo
+ * of `getPipelines` and of `getElementProperty` (a server holding one playing pipeline, at the
+ * defaults but for the request limit, below, and the tests' `:memory:` store, which neither
+ * request touches) against the floor under them, the round trip of the same text to a bare WebSocket echo
  * server in another Deno process (Deno.serve), all from this process over loopback, by turns in the
  * same run; beside them, gstd's round trips of `list_pipelines` and `element_get` over its TCP
  * protocol, on the same pipeline (bench/build_gstd.sh builds it; skipped without it).
@@ -68,26 +69,31 @@ async function timed(
 }
 
 const server = await startServer({ GSTREAMER_MAX_REQUESTS_PER_SECOND: "0" });
-const gstdPath = await findGstd();
-const gstd: Gstd | null = gstdPath ? await startGstd(gstdPath) : null;
-const echoServer = new Deno.Command(Deno.execPath(), {
-  args: [
-    "eval",
-    `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(port) },
+let gstd: Gstd | null = null;
+let echoServer: Deno.ChildProcess | null = null;
+try {
+  const gstdPath = await findGstd();
+  gstd = gstdPath ? await startGstd(gstdPath) : null;
+  echoServer = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log(port) },
       (request) => {
         const { socket, response } = Deno.upgradeWebSocket(request);
         socket.onmessage = (event) => socket.send(event.data);
         return response;
       });`,
-  ],
-  stdout: "piped",
-  stderr: "inherit",
-}).spawn();
-try {
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
   const lines = echoServer.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const port = Number((await lines.read()).value?.trim());
   const ours = await connect(server.url);
-  await ours(JSON.stringify({ type: "subscribe", requestId: "s", payload: { events: [] } }));
+  const subscribed = JSON.parse(
+    await ours(JSON.stringify({ type: "subscribe", requestId: "s", payload: { events: [] } })),
+  );
+  if (!subscribed.ok) throw new Error(`subscribe: ${JSON.stringify(subscribed.error)}`);
   const probe = "videotestsrc is-live=true ! fakesink name=sink";
   for (const type of ["createPipeline", "startPipeline"]) {
     const reply = JSON.parse(
@@ -130,7 +136,7 @@ try {
       echoTimes.push(...await timed(echo, asked));
       if (gstdClient) gstdTimes.push(...await timed(gstdRequest, asked));
     }
-    console.log(line(`ours, ${asked.ours} (default settings)`, oursTimes));
+    console.log(line(`ours, ${asked.ours} (request limit off)`, oursTimes));
     console.log(line("bare Deno WebSocket echo of it (the floor)", echoTimes));
     if (gstd) console.log(line(`gstd ${gstd.version}, ${asked.gstd} (TCP)`, gstdTimes));
     else console.log("  gstd: not installed (bench/build_gstd.sh builds it)");
@@ -143,8 +149,10 @@ try {
   gstdClient?.close();
   lines.releaseLock();
 } finally {
-  echoServer.kill();
-  await echoServer.status;
+  if (echoServer) {
+    echoServer.kill();
+    await echoServer.status;
+  }
   await stopServer(server);
   await gstd?.stop();
 }

@@ -10,7 +10,7 @@
  *   deno run --allow-all bench/start_tails.ts [--cycles 400] [--rounds 4] [--slow-ms 3]
  */
 import { startServer, TestClient } from "../test/helpers.ts";
-import { findGstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
+import { findGstd, type Gstd, GstdClient, gstdCreateUntilPlaying, startGstd } from "./gstd.ts";
 import {
   createAndStart,
   expectOk,
@@ -29,21 +29,20 @@ const pipelines = [
 
 const scratch = await Deno.makeTempDir();
 const server = await startServer({ GSTREAMER_DATA_DIR: `${scratch}/data` });
-const ours = await TestClient.connect(server.url);
-const gstdPath = await findGstd();
-const gstd = gstdPath ? await startGstd(gstdPath) : null;
-const theirs = gstd ? await GstdClient.connect(gstd.port) : null;
+let ours: TestClient | null = null;
+let gstd: Gstd | null = null;
+let theirs: GstdClient | null = null;
 
 let made = 0;
 /** `count` starts of `launch` on our server, each created before and deleted after. */
-async function ourStarts(launch: string, count: number): Promise<number[]> {
+async function ourStarts(client: TestClient, launch: string, count: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < count; i++) {
     const id = `tail${made++}`;
-    const { createdMs, playingMs } = await createAndStart(ours, id, launch);
+    const { createdMs, playingMs } = await createAndStart(client, id, launch);
     times.push(playingMs - createdMs);
-    expectOk(await ours.request("deletePipeline", { id }), `delete ${id}`);
-    ours.received.length = 0;
+    expectOk(await client.request("deletePipeline", { id }), `delete ${id}`);
+    client.received.length = 0;
   }
   return times;
 }
@@ -73,11 +72,15 @@ console.log(
     `${options.rounds} rounds by turns; ours at the defaults (the disk store):`,
 );
 try {
+  const client = ours = await TestClient.connect(server.url);
+  const gstdPath = await findGstd();
+  gstd = gstdPath ? await startGstd(gstdPath) : null;
+  theirs = gstd ? await GstdClient.connect(gstd.port) : null;
   for (const { label, launch } of pipelines) {
     const ourTimes: number[] = [], gstdTimes: number[] = [];
     for (let round = 0; round < options.rounds; round++) {
       const turns = [
-        async () => ourTimes.push(...await ourStarts(launch, perRound)),
+        async () => ourTimes.push(...await ourStarts(client, launch, perRound)),
         async () => theirs && gstdTimes.push(...await gstdStarts(theirs, launch, perRound)),
       ];
       if (round % 2 === 1) turns.reverse();
@@ -93,7 +96,7 @@ try {
     );
   }
 } finally {
-  await ours.close();
+  await ours?.close();
   theirs?.close();
   await gstd?.stop();
   await stopServer(server);

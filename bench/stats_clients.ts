@@ -48,11 +48,7 @@ async function window(
 }
 
 /** CPU of the server's own threads: all but GStreamer's streaming threads, which cost the same. */
-const ownThreads = (usage: Usage) =>
-  Object.entries(usage.cpuByGroup).reduce(
-    (sum, [group, percent]) => group === "streaming" ? sum : sum + percent,
-    0,
-  );
+const ownThreads = (usage: Usage) => usage.cpuByGroup.main + usage.cpuByGroup.other;
 
 const server = await startServer({
   GSTREAMER_DATA_DIR: Deno.makeTempDirSync(),

@@ -111,10 +111,14 @@ export async function startServer(
       throw new Error(`Server exited with ${code} before listening:\n${logs.join("\n")}`);
     }),
     new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`Server did not start:\n${logs.join("\n")}`)),
-        startTimeoutMs,
-      );
+      timer = setTimeout(() => {
+        reject(new Error(`Server did not start within ${startTimeoutMs} ms:\n${logs.join("\n")}`));
+        try {
+          child.kill("SIGKILL"); // not left running: the caller never gets it to stop
+        } catch {
+          // it has exited meanwhile
+        }
+      }, startTimeoutMs);
     }),
   ]).finally(() => clearTimeout(timer));
   const { host } = new URL(url);
