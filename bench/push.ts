@@ -571,7 +571,8 @@ function report(r: Results): void {
     `${ingest.ffprobeFrames}: ${
       verdict(replyFrames.every((frames) => frames === ingest.ffprobeFrames))
     }`,
-    `part 2: ${joins.firstFrame.count} joins (${joins.failures.length} failed) of a paced push ` +
+    `part 2: ${joins.firstFrame.count + joins.failures.length} joins (${joins.firstFrame.count} ` +
+    `saw a frame, ${joins.failures.length} failed) of a paced push ` +
     `(${joins.pushFps.toFixed(1)} fps in stats), gst-launch rtspsrc tcp client`,
     `time to first frame (spawn to first decoded frame): p50 ${s(joins.firstFrame.p50)}, p99 ${
       s(joins.firstFrame.p99)

@@ -1,9 +1,9 @@
 /**
  * RTSP readers over TCP that stop reading, against the other readers of their path: a 1280x720
  * H.264 path of about 20 Mbit/s, `--stalled` readers that play it over TCP and never read, then
- * every 5 s a fresh reader over UDP (ffmpeg, `--read` seconds) whose frames are counted, with the
- * server's connections to the stalled readers (`ss`) and its RSS. Run once with
- * GSTREAMER_RTSP_WRITE_TIMEOUT_MS=0 (the system's: what the server did before the setting) and
+ * fresh readers over UDP one at a time, 5 s apart (ffmpeg, `--read` seconds each), whose frames
+ * are counted, with the server's connections to the stalled readers (`ss`) and its RSS. Run once
+ * with GSTREAMER_RTSP_WRITE_TIMEOUT_MS=0 (the system's: what the server did before the setting) and
  * once at the default (10 s), one after the other in this run.
  *
  *   deno run --allow-all bench/rtsp_stall.ts [--stalled 20] [--rounds 4] [--read 3]
@@ -109,9 +109,13 @@ async function run(writeTimeoutMs: string): Promise<void> {
     for (let i = 0; i < options.stalled; i++) {
       stalled.push(await stalledReader(server.rtspUrl, "cam"));
     }
+    const stalledAt = performance.now();
     for (let round = 1; round <= options.rounds; round++) {
       await sleep(5000);
-      await line(`${options.stalled} stalled, +${round * 5} s`);
+      // Each round also lasts as long as its reader (up to --read + 10 s): the label is the
+      // reader's spawn, measured since the stalled readers came in.
+      const since = ((performance.now() - stalledAt) / 1000).toFixed(0);
+      await line(`${options.stalled} stalled, +${since} s`);
     }
     for (const reader of stalled) reader.close();
     await sleep(1000);

@@ -18,7 +18,7 @@
  * A ramp ends after two steps in a row over 2x idle; the count reported is the last step held
  * before those two. A lone step over with a step held after it (a p99 of 200 requests is one
  * slow reply, which a neighbour on a shared machine can cause) is named in the report, not taken
- * as the limit.
+ * as the limit; so is a last step over with no step after it (not confirmed).
  *
  * Each part (our pipelines, gstd's, our readers) runs in a bench process of its own.
  *
@@ -127,14 +127,19 @@ function gapsP99(arrivals: number[]): number | null {
   return gaps.length === 0 ? null : percentile(gaps, 99);
 }
 
-/** One window on a system: probe p99, stats gaps, CPU of `pid`, machine busy. */
+/**
+ * One window on a system: probe p99, stats gaps, CPU of `pid`, machine busy. `settled` runs
+ * after the settle, just before the window.
+ */
 async function measureStep(
   count: number,
   pid: number,
   probe: () => Promise<unknown>,
   stats: { since(at: number): number[] } | null,
+  settled?: () => Promise<unknown>,
 ): Promise<Step> {
   await sleep(options.settle * 1000);
+  await settled?.();
   const startedAt = performance.now();
   const usage = startUsage(pid);
   const machine = machineTicks();
@@ -167,15 +172,18 @@ function stepLine(step: Step, idle: Step, what: string): string {
 
 /**
  * Runs steps until two in a row do not hold (one step over 2x idle on a shared machine can be a
- * neighbour's doing); returns the lines, the last count held before those two, the first of them,
- * and the lone steps over that a step holding came after (reported, not taken as the limit).
+ * neighbour's doing); returns the lines, the last count held before those two, the first of them
+ * (or the last step, when it alone is over: `confirmed` false), and the lone steps over that a
+ * step holding came after (reported, not taken as the limit).
  */
 async function ramp(
   steps: number[],
   idle: Step,
   what: string,
   step: (count: number) => Promise<Step>,
-): Promise<{ lines: string[]; held: number; failedAt: number | null; lone: number[] }> {
+): Promise<
+  { lines: string[]; held: number; failedAt: number | null; confirmed: boolean; lone: number[] }
+> {
   const lines = [stepLine(idle, idle, `${what} (idle)`)];
   let held = 0;
   let over: number | null = null;
@@ -191,10 +199,10 @@ async function ramp(
     } else if (over === null) {
       over = count;
     } else {
-      return { lines, held, failedAt: over, lone };
+      return { lines, held, failedAt: over, confirmed: true, lone };
     }
   }
-  return { lines, held, failedAt: over, lone };
+  return { lines, held, failedAt: over, confirmed: false, lone };
 }
 
 /** A client, a stats watcher and the probe pipeline on our server, for one ramp. */
@@ -203,7 +211,7 @@ async function withProbe<T>(
   body: (
     client: TestClient,
     idle: () => Promise<Step>,
-    measure: (count: number) => Promise<Step>,
+    measure: (count: number, settled?: () => Promise<unknown>) => Promise<Step>,
   ) => Promise<T>,
 ): Promise<T> {
   const client = await TestClient.connect(server.url);
@@ -230,7 +238,8 @@ async function withProbe<T>(
         }),
         "probe",
       );
-    const measure = (count: number) => measureStep(count, pid, probe, stats);
+    const measure = (count: number, settled?: () => Promise<unknown>) =>
+      measureStep(count, pid, probe, stats, settled);
     const idle = async () => {
       await warmUp(probe);
       return await measure(0);
@@ -246,7 +255,7 @@ async function withProbe<T>(
 /** "  ours holds 100 live pipelines; 200 is over 2x idle (and the step after it)" */
 function heldLine(
   who: string,
-  result: { held: number; failedAt: number | null; lone: number[] },
+  result: { held: number; failedAt: number | null; confirmed: boolean; lone: number[] },
   what: string,
 ) {
   const lone = result.lone.length === 0
@@ -255,7 +264,9 @@ function heldLine(
   return `  ${who} holds ${result.held} ${what}` +
     (result.failedAt === null
       ? " (the largest step)"
-      : `; ${result.failedAt} is over 2x idle, and the step after it`) +
+      : result.confirmed
+      ? `; ${result.failedAt} is over 2x idle, and the step after it`
+      : `; ${result.failedAt}, the last step, is over 2x idle (not confirmed: no step after it)`) +
     lone;
 }
 
@@ -389,9 +400,11 @@ async function oursReaders(server: ServerProcess): Promise<string[]> {
         idle,
         "RTSP readers of one stream",
         async (count) => {
-          const before = await readers.add(count - opened);
+          await readers.add(count - opened);
           opened = count;
-          const step = await measure(count);
+          // Counted from the window's start: a reader fed only while settling is stalled.
+          let before: number[] = [];
+          const step = await measure(count, async () => before = await readers.add(0));
           const after = await readers.add(0);
           step.stalled = after.filter((bytes, i) => bytes === before[i]).length;
           return step;

@@ -392,11 +392,14 @@ async function main() {
       } ! rtph264depay ! avdec_h264 ! GRAY8 16x16 ! fdsink, time the decoded frame reaches ` +
         "the bench.\n",
     );
+    // A nearest-rank p99 of up to 100 values is their max: of the flips each side detected.
+    const detected = w.count === r.count ? `${w.count}` : `${w.count} / ${r.count}`;
+    const p99Label = Math.max(w.count, r.count) <= 100 ? `p99 (max of ${detected})` : "p99";
     console.log(row(["figure", "WHEP", "RTSP baseline", "ratio WHEP/RTSP"], widths));
     for (
       const [label, a, b] of [
         ["p50", w.p50, r.p50],
-        ["p99 (max of 20)", w.p99, r.p99],
+        [p99Label, w.p99, r.p99],
         ["mean", w.mean, r.mean],
         ["min", w.min, r.min],
       ] as [string, number, number][]
