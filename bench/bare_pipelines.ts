@@ -7,8 +7,9 @@
  *   deno run --allow-all bench/bare_pipelines.ts [N=200] [window seconds=10]
  */
 import { initGstreamer } from "../src/gst/init.ts";
-import { linkElements, Pipeline, State } from "../src/gst/pipeline.ts";
+import { linkElements, Pipeline, State, StateChange } from "../src/gst/pipeline.ts";
 import { setProperty } from "../src/gst/property.ts";
+import { clockTicks, cpuTicks } from "./measure.ts";
 
 const count = Number(Deno.args[0] ?? 200);
 const windowSeconds = Number(Deno.args[1] ?? 10);
@@ -21,9 +22,8 @@ const chain = [
   "fakesink",
 ];
 
-function cpuSeconds(pid: number | "self"): number {
-  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+function cpuSeconds(pid: number): number {
+  return cpuTicks(pid) / clockTicks;
 }
 
 initGstreamer();
@@ -36,7 +36,10 @@ for (let i = 0; i < count; i++) {
   setProperty({ object: filter, label: "filter" }, "caps", "video/x-raw,width=64,height=48");
   const sink = pipeline.addElement("fakesink", "sink")!;
   if (!linkElements(source, filter) || !linkElements(filter, sink)) throw new Error("link failed");
-  await pipeline.setState(State.PLAYING);
+  // A pipeline that never plays would use next to no CPU and flatter the figure.
+  if ((await pipeline.setState(State.PLAYING)) === StateChange.FAILURE) {
+    throw new Error(`bare${i}: setting PLAYING failed`);
+  }
   pipelines.push(pipeline);
 }
 const launch = new Deno.Command("gst-launch-1.0", {
@@ -46,10 +49,14 @@ const launch = new Deno.Command("gst-launch-1.0", {
 }).spawn();
 try {
   await new Promise((resolve) => setTimeout(resolve, 5000));
-  const start = { self: cpuSeconds("self"), launch: cpuSeconds(launch.pid), at: performance.now() };
+  const start = {
+    self: cpuSeconds(Deno.pid),
+    launch: cpuSeconds(launch.pid),
+    at: performance.now(),
+  };
   await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
   const wall = (performance.now() - start.at) / 1000;
-  const ours = ((cpuSeconds("self") - start.self) / wall) * 100;
+  const ours = ((cpuSeconds(Deno.pid) - start.self) / wall) * 100;
   const baseline = ((cpuSeconds(launch.pid) - start.launch) / wall) * 100;
   console.log(
     `${count} bare pipelines in this process: ${ours.toFixed(1)}% of one core; ` +

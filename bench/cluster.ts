@@ -34,12 +34,15 @@ const live = "videotestsrc is-live=true ! video/x-raw,width=64,height=48 ! fakes
 
 async function startNode(pg: Postgres, id: string): Promise<Node> {
   const server = await startServer({ GSTREAMER_DATABASE_URL: pg.url, GSTREAMER_NODE_ID: id });
-  return {
-    id,
-    server,
-    client: await TestClient.connect(server.url),
-    local: await TestClient.connect(`${server.url}?peer=1`),
-  };
+  let client: TestClient | undefined;
+  try {
+    client = await TestClient.connect(server.url);
+    return { id, server, client, local: await TestClient.connect(`${server.url}?peer=1`) };
+  } catch (error) {
+    await client?.close();
+    await server.stop();
+    throw error;
+  }
 }
 
 async function stopNode(node: Node): Promise<void> {
@@ -61,9 +64,10 @@ async function playingHere(node: Node): Promise<Set<string>> {
 }
 
 async function failover(pg: Postgres, kills: number): Promise<number[]> {
-  const nodes = [await startNode(pg, "a"), await startNode(pg, "b"), await startNode(pg, "c")];
+  const nodes: Node[] = [];
   const times: number[] = [];
   try {
+    for (const id of ["a", "b", "c"]) nodes.push(await startNode(pg, id));
     for (let round = 0; round < kills; round++) {
       const victim = nodes[round % nodes.length];
       const others = nodes.filter((node) => node !== victim);
@@ -113,40 +117,44 @@ async function cycle(via: TestClient, node: string | undefined, id: string): Pro
 }
 
 async function forwarding(pg: Postgres, cycles: number) {
-  const a = await startNode(pg, "a");
-  const b = await startNode(pg, "b");
+  const nodes: Node[] = [];
   const forwarded: number[] = [];
   const direct: number[] = [];
   try {
+    for (const id of ["a", "b"]) nodes.push(await startNode(pg, id));
+    const [a, b] = nodes;
     for (let i = 0; i < cycles; i++) {
       forwarded.push(await cycle(a.client, "b", `fwd-${i}`));
       direct.push(await cycle(b.client, "b", `direct-${i}`));
     }
   } finally {
-    await stopNode(a);
-    await stopNode(b);
+    for (const node of nodes) await stopNode(node);
   }
   return { forwarded: summarize(forwarded), direct: summarize(direct) };
 }
 
 async function stores(pg: Postgres, cycles: number) {
   const dataDir = await Deno.makeTempDir({ prefix: "bench_cluster_sqlite_" });
-  const postgres = await startServer({ GSTREAMER_DATABASE_URL: pg.url, GSTREAMER_NODE_ID: "solo" });
-  const sqlite = await startServer({ GSTREAMER_DATA_DIR: dataDir });
-  const onPostgres = await TestClient.connect(postgres.url);
-  const onSqlite = await TestClient.connect(sqlite.url);
+  let postgres: ServerProcess | undefined;
+  let sqlite: ServerProcess | undefined;
+  let onPostgres: TestClient | undefined;
+  let onSqlite: TestClient | undefined;
   const timesPostgres: number[] = [];
   const timesSqlite: number[] = [];
   try {
+    postgres = await startServer({ GSTREAMER_DATABASE_URL: pg.url, GSTREAMER_NODE_ID: "solo" });
+    sqlite = await startServer({ GSTREAMER_DATA_DIR: dataDir });
+    onPostgres = await TestClient.connect(postgres.url);
+    onSqlite = await TestClient.connect(sqlite.url);
     for (let i = 0; i < cycles; i++) {
       timesPostgres.push(await cycle(onPostgres, undefined, `pg-${i}`));
       timesSqlite.push(await cycle(onSqlite, undefined, `sqlite-${i}`));
     }
   } finally {
-    await onPostgres.close();
-    await onSqlite.close();
-    await postgres.stop();
-    await sqlite.stop();
+    await onPostgres?.close();
+    await onSqlite?.close();
+    await postgres?.stop();
+    await sqlite?.stop();
     await Deno.remove(dataDir, { recursive: true });
   }
   return { postgres: summarize(timesPostgres), sqlite: summarize(timesSqlite) };

@@ -27,7 +27,8 @@
  *
  * Baseline in the same run: --baseline runs of `gst-launch-1.0 -q
  * videotestsrc num-buffers=N ! fakesink`, --in-flight at a time, spawn to
- * exit; per-cycle time of both (wall time / count) and the ratio.
+ * exit; per-cycle time of both (wall time / cycles or runs completed) and the
+ * ratio (only when neither side had a failure).
  *
  * Targets are reported as PASS/MISS; a miss never fails the run.
  *
@@ -262,7 +263,7 @@ function trend(snapshots: Snapshot[], per: number): string {
 interface CycleRun {
   count: number;
   seconds: number;
-  /** Milliseconds of each whole cycle (create to the delete reply). */
+  /** Milliseconds of each cycle whose four requests got ok replies (create to the delete reply). */
   times: Summary | null;
   /** startPipeline replies whose state was not PLAYING (not errors, counted apart). */
   notPlaying: Map<string, number>;
@@ -313,9 +314,10 @@ async function runCycles(
         const key = `${state}${start.payload?.pending ? ` pending ${start.payload.pending}` : ""}`;
         notPlaying.set(key, (notPlaying.get(key) ?? 0) + 1);
       }
-      await request(client, failures, "stopPipeline", { id });
-      await request(client, failures, "deletePipeline", { id });
-      times.push(performance.now() - cycleStart);
+      const stopped = await request(client, failures, "stopPipeline", { id });
+      const deleted = await request(client, failures, "deletePipeline", { id });
+      // A failed cycle is not timed: a 20 s timeout would otherwise be its p99.
+      if (start && stopped && deleted) times.push(performance.now() - cycleStart);
     }
     client.received.length = 0; // events and stats we do not look at
     if (++done % step === 0 || done === count) {
@@ -343,6 +345,7 @@ interface PushRun {
   seconds: number;
   /** HTTP replies received (any status). */
   replies: number;
+  /** Milliseconds of each push that succeeded (POST to reply). */
   times: Summary | null;
 }
 
@@ -376,8 +379,8 @@ async function runPushes(
           client: httpClient,
         });
         const text = await response.text();
+        const pushTime = performance.now() - pushStart;
         replies++;
-        times.push(performance.now() - pushStart);
         if (response.status !== 200) {
           failures.add(`push HTTP ${response.status}`, text);
         } else {
@@ -387,6 +390,8 @@ async function runPushes(
               "push incomplete",
               `${name}: ${text} (sent ${clip.byteLength} bytes, ${CLIP_FRAMES} frames)`,
             );
+          } else {
+            times.push(pushTime);
           }
         }
       } catch (error) {
@@ -532,6 +537,9 @@ function rate(count: number, seconds: number, digits = 0): string {
   return count > 0 ? `${(count / seconds).toFixed(digits)}/s` : "n/a";
 }
 
+/** Cycles, pushes or gst-launch runs that succeeded: only those are timed. */
+const completed = (run: { times: Summary | null }) => run.times?.count ?? 0;
+
 function report(r: Results): void {
   const { start, warm, end, warmPhase, mainPhase, baseline, options } = r;
   const pad = (text: string, width: number) => text.padStart(width);
@@ -548,21 +556,29 @@ function report(r: Results): void {
   const growthBytes = (end.rssKib - warm.rssKib) * 1024;
   const fdsBack = end.fds <= warm.fds;
   const threadsBack = end.threads <= warm.threads;
-  const cycleFailures = [...r.failures.byKind].filter(([kind]) => !kind.startsWith("push"))
+  // Requests over the WebSocket (getPipelines included): a failed start is usually followed by a
+  // failed stop and delete, so failed cycles are counted apart.
+  const failedRequests = [...r.failures.byKind].filter(([kind]) => !kind.startsWith("push"))
     .reduce((s, [, n]) => s + n, 0);
-  const pushFailures = r.failures.total - cycleFailures;
+  const pushFailures = r.failures.total - failedRequests;
   const allCycles = warmPhase.cycles.count + mainPhase.cycles.count;
+  const failedCycles = allCycles - completed(warmPhase.cycles) - completed(mainPhase.cycles);
   const allPushes = warmPhase.pushes.count + mainPhase.pushes.count;
   const allReplies = warmPhase.pushes.replies + mainPhase.pushes.replies;
   const notPlaying = new Map<string, number>();
   for (const phase of [warmPhase, mainPhase]) {
     for (const [k, n] of phase.cycles.notPlaying) notPlaying.set(k, (notPlaying.get(k) ?? 0) + n);
   }
-  // Per-cycle time: wall time / count, the same concurrency on both sides.
-  const oursPerCycle = mainPhase.cycles.count > 0
-    ? (mainPhase.cycles.seconds * 1000) / mainPhase.cycles.count
-    : NaN;
-  const launchPerCycle = baseline.times ? (baseline.seconds * 1000) / baseline.count : NaN;
+  // Per-cycle time: wall time / cycles (or runs) completed, the same concurrency on both sides.
+  // The wall time holds the failed ones too, so the ratio is given only when neither side failed.
+  const perCycle = (seconds: number, done: number) => (done > 0 ? (seconds * 1000) / done : NaN);
+  const oursPerCycle = perCycle(mainPhase.cycles.seconds, completed(mainPhase.cycles));
+  const launchPerCycle = perCycle(baseline.seconds, completed(baseline));
+  const oursFailed = mainPhase.cycles.count - completed(mainPhase.cycles);
+  const launchFailed = baseline.count - completed(baseline);
+  const failedSides = [...(oursFailed ? ["ours"] : []), ...(launchFailed ? ["gst-launch"] : [])];
+  const failedOf = (failed: number, count: number) =>
+    failed ? ` (${failed} of ${count} failed)` : "";
   const lines = [
     "",
     "=== soak benchmark ===",
@@ -578,17 +594,19 @@ function report(r: Results): void {
     row("after warm-up", warm),
     row("end", end),
     "",
-    `cycles/s: warm-up ${rate(warmPhase.cycles.count, warmPhase.cycles.seconds)}, after ` +
-    `${rate(mainPhase.cycles.count, mainPhase.cycles.seconds)}; one cycle (create to delete ` +
-    `reply) p50 ${mainPhase.cycles.times ? ms(mainPhase.cycles.times.p50) : "n/a"}, p99 ${
-      mainPhase.cycles.times ? ms(mainPhase.cycles.times.p99) : "n/a"
-    }`,
-    `pushes/s: warm-up ${rate(warmPhase.pushes.count, warmPhase.pushes.seconds, 1)}, after ` +
-    `${rate(mainPhase.pushes.count, mainPhase.pushes.seconds, 1)}; one push (POST to reply) ` +
-    `p50 ${mainPhase.pushes.times ? ms(mainPhase.pushes.times.p50) : "n/a"}, p99 ${
-      mainPhase.pushes.times ? ms(mainPhase.pushes.times.p99) : "n/a"
-    }`,
-    `cycle failures: ${cycleFailures} of ${allCycles} cycles; push replies ${allReplies} of ` +
+    `cycles completed/s: warm-up ${rate(completed(warmPhase.cycles), warmPhase.cycles.seconds)}, ` +
+    `after ${rate(completed(mainPhase.cycles), mainPhase.cycles.seconds)}; one completed cycle ` +
+    `(create to delete reply) p50 ${
+      mainPhase.cycles.times ? ms(mainPhase.cycles.times.p50) : "n/a"
+    }, p99 ${mainPhase.cycles.times ? ms(mainPhase.cycles.times.p99) : "n/a"}`,
+    `pushes completed/s: warm-up ${
+      rate(completed(warmPhase.pushes), warmPhase.pushes.seconds, 1)
+    }, after ${rate(completed(mainPhase.pushes), mainPhase.pushes.seconds, 1)}; one completed ` +
+    `push (POST to reply) p50 ${
+      mainPhase.pushes.times ? ms(mainPhase.pushes.times.p50) : "n/a"
+    }, p99 ${mainPhase.pushes.times ? ms(mainPhase.pushes.times.p99) : "n/a"}`,
+    `cycle failures: ${failedCycles} of ${allCycles} cycles (failed requests: ${failedRequests}, ` +
+    `getPipelines included); push replies ${allReplies} of ` +
     `${allPushes}, push failures ${pushFailures}; by kind: ${r.failures.summary()}`,
     ...r.failures.examples.map((example) => `  e.g. ${example}`),
     ...(r.failures.total > 0
@@ -608,10 +626,12 @@ function report(r: Results): void {
     `baseline: ${baseline.count} x gst-launch-1.0 -q videotestsrc num-buffers=` +
     `${options["num-buffers"]} ! fakesink, ${options["in-flight"]} in flight, spawn to exit` +
     `${baseline.failures.total ? ` (${baseline.failures.summary()})` : ""}`,
-    `per cycle (wall time / count): ours ${msOrNa(oursPerCycle)}, gst-launch ${
-      msOrNa(launchPerCycle)
-    }, ratio ${
-      Number.isFinite(launchPerCycle / oursPerCycle)
+    `per cycle (wall time / completed): ours ${msOrNa(oursPerCycle)}${
+      failedOf(oursFailed, mainPhase.cycles.count)
+    }, gst-launch ${msOrNa(launchPerCycle)}${failedOf(launchFailed, baseline.count)}, ratio ${
+      failedSides.length
+        ? `n/a (failures: ${failedSides.join(", ")})`
+        : Number.isFinite(launchPerCycle / oursPerCycle)
         ? `${(launchPerCycle / oursPerCycle).toFixed(1)}x`
         : "n/a"
     }; one run p50: gst-launch ${baseline.times ? ms(baseline.times.p50) : "n/a"}`,

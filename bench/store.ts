@@ -2,12 +2,12 @@
  * Store write latency (issue 14): what an acknowledged change costs at the defaults, the SQLite
  * disk store (the row written on the main thread, the WAL's fdatasync on Deno's file threads, the
  * promise resolved after it), beside the floor under it measured in the same run: one
- * 4 KiB write and fsync of a file in the same folder. Both are timed back to back and after the
+ * 4 KiB write and fdatasync of a file in the same folder. Both are timed back to back and after the
  * thread has been idle for a while (0, 2 and 5 ms), because on a virtual machine a thread that has
  * slept wakes slowly, and the disk's answer wakes it: a request arriving after an idle pause
  * pays that, which back-to-back timing hides.
  *
- *   deno run --allow-all bench/store.ts [--writes 300] [--dir DIR]
+ *   deno run --allow-all bench/store.ts [--writes 300] [--dir=DIR]
  *
  * The folder defaults to a new one under ./data (the server's default data directory), removed
  * at the end; the gaps are 0, 2 and 5 ms.
@@ -37,7 +37,7 @@ async function timed(gapMs: number, write: (i: number) => Promise<void> | void) 
 
 try {
   const store = await SqliteStore.open(dir);
-  const file = await Deno.open(`${dir}/fsync-floor`, { write: true, create: true });
+  const file = await Deno.open(`${dir}/fdatasync-floor`, { write: true, create: true });
   const page = new Uint8Array(4096);
   const definition = { pipeline: { elements: [{ type: "videotestsrc" }, { type: "fakesink" }] } };
   console.log(`store write latency in ${dir}, ${options.writes} writes per row (p50 / p99):`);
@@ -50,11 +50,11 @@ try {
     const floor = await timed(gap, (_i) => {
       file.seekSync(0, Deno.SeekMode.Start);
       file.writeSync(page);
-      file.syncSync();
+      file.syncDataSync(); // fdatasync, as the store's WAL sync (FsFile.syncData)
     });
     console.log(
       `  idle ${gap} ms before each: store ${ms(ours.p50)} / ${ms(ours.p99)}; ` +
-        `write+fsync ${ms(floor.p50)} / ${ms(floor.p99)}; ratio p50 ${
+        `write+fdatasync ${ms(floor.p50)} / ${ms(floor.p99)}; ratio p50 ${
           (ours.p50 / floor.p50).toFixed(2)
         }x`,
     );
