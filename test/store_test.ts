@@ -6,13 +6,26 @@ import { runAsServer } from "./helpers.ts";
 Deno.test("closing the store commits every write queued before it, and refuses later ones", async () => {
   const dir = await Deno.makeTempDir({ prefix: "store_close_" });
   const store = await SqliteStore.open(dir);
-  // 200 at once: the first starts a WAL sync, the others wait for the next one.
-  const writes = Array.from({ length: 200 }, (_, i) => store.insert(`p${i}`, { n: i }, "now"));
-  const closing = store.close();
-  await assert.rejects(store.insert("late", {}, "now"), /could not be saved: the store is closed/);
-  await closing;
-  const results = await Promise.allSettled(writes);
-  assert.deepEqual(results.filter((r) => r.status === "rejected"), []);
+  let walSyncs = 0;
+  const restore = onSyncsOf(`${dir}/pipelines.db-wal`, (real) => {
+    walSyncs++;
+    return real();
+  });
+  try {
+    // 200 at once: the first starts a WAL sync, the others share the next one (group commit).
+    const writes = Array.from({ length: 200 }, (_, i) => store.insert(`p${i}`, { n: i }, "now"));
+    const closing = store.close();
+    await assert.rejects(
+      store.insert("late", {}, "now"),
+      /could not be saved: the store is closed/,
+    );
+    await closing;
+    const results = await Promise.allSettled(writes);
+    assert.deepEqual(results.filter((r) => r.status === "rejected"), []);
+    assert.equal(walSyncs, 2);
+  } finally {
+    restore();
+  }
   const reopened = await SqliteStore.open(dir);
   try {
     assert.deepEqual(
@@ -103,14 +116,19 @@ Deno.test("the WAL is written out at open, writes do not grow it, and after a cr
  * function puts the real one back. No disk here refuses a sync (tmpfs and ext4 both accept it), so
  * the failure is injected where Deno's file handle meets the OS.
  */
-function failSyncsOf(path: string): () => void {
+/** Routes FsFile.syncData of the file at `path` through `sync` (other files sync as before). */
+function onSyncsOf(path: string, sync: (real: () => Promise<void>) => Promise<void>): () => void {
   const { ino } = Deno.statSync(path);
   const real = Deno.FsFile.prototype.syncData;
   Deno.FsFile.prototype.syncData = function (this: Deno.FsFile) {
     if (this.statSync().ino !== ino) return real.call(this);
-    return Promise.reject(new Error("Input/output error (os error 5)"));
+    return sync(() => real.call(this));
   };
   return () => (Deno.FsFile.prototype.syncData = real);
+}
+
+function failSyncsOf(path: string): () => void {
+  return onSyncsOf(path, () => Promise.reject(new Error("Input/output error (os error 5)")));
 }
 
 Deno.test("a failed sync of the WAL fails that write and every later one; what was synced stays", async () => {
@@ -190,11 +208,19 @@ Deno.test("writes whose WAL sync failed are taken back: after a restart the rows
 Deno.test("a failed sync of the database file at a checkpoint fails the writes held behind it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "store_db_sync_" });
   const store = await SqliteStore.open(dir);
-  const restore = failSyncsOf(`${dir}/pipelines.db`);
+  // The database file's sync fails when the test says, so that writes wait behind it first.
+  let failDatabaseSync = (_error: Error) => {};
+  let databaseSyncs = 0;
+  const restore = onSyncsOf(`${dir}/pipelines.db`, () => {
+    databaseSyncs++;
+    return new Promise((_, reject) => (failDatabaseSync = reject));
+  });
   try {
     // One after the other, so that the last one's WAL sync is followed by a checkpoint.
     for (let i = 0; i < 400; i++) await store.insert(`p${i}`, {}, "now");
+    assert.equal(databaseSyncs, 1, "the checkpoint's sync of the database file is under way");
     const held = [store.insert("held0", {}, "now"), store.insert("held1", {}, "now")];
+    failDatabaseSync(new Error("Input/output error (os error 5)"));
     for (const write of held) {
       await assert.rejects(write, /could not be saved: the disk could not sync .*pipelines\.db: /);
     }
