@@ -384,6 +384,12 @@ export async function resourceCounts(pid: number): Promise<ResourceCounts> {
 }
 
 /** One thread of a process, read from /proc (Linux). */
+/** The kernel's default timer slack, a thread's unless it or its starter set another. */
+export const KERNEL_DEFAULT_SLACK_NS = 50_000;
+
+/** The timer slack this test process runs at, which a server it starts inherits. */
+export const suiteSlackNs = Number(Deno.readTextFileSync("/proc/self/timerslack_ns"));
+
 export interface ThreadInfo {
   name: string;
   /** Its nice value (field 19 of its stat). */

@@ -5,13 +5,15 @@
  * on every thread.
  */
 import assert from "node:assert/strict";
-import { launchOf, startServer, threadsWithLivePipelines } from "./helpers.ts";
+import {
+  KERNEL_DEFAULT_SLACK_NS,
+  launchOf,
+  startServer,
+  suiteSlackNs,
+  threadsWithLivePipelines,
+} from "./helpers.ts";
 
-const KERNEL_DEFAULT_NS = 50_000;
-
-/** The slack this suite runs at, which a server it starts inherits. */
-const suiteSlackNs = Number(Deno.readTextFileSync("/proc/self/timerslack_ns"));
-const notAtKernelDefault = suiteSlackNs !== KERNEL_DEFAULT_NS;
+const notAtKernelDefault = suiteSlackNs !== KERNEL_DEFAULT_SLACK_NS;
 if (notAtKernelDefault) {
   console.warn(
     `timer_slack_test: this suite runs at a slack of ${suiteSlackNs} ns; two tests need`,
@@ -34,7 +36,7 @@ Deno.test({
     assert.equal(threads.get(server.pid)?.slackNs, 700_000, "the main thread");
     const all = [...threads.values()];
     assert.deepEqual(
-      all.filter((t) => t.slackNs !== 700_000 && t.slackNs !== KERNEL_DEFAULT_NS),
+      all.filter((t) => t.slackNs !== 700_000 && t.slackNs !== KERNEL_DEFAULT_SLACK_NS),
       [],
       "threads at neither the setting nor the kernel's default",
     );
