@@ -16,9 +16,11 @@ initGstreamer();
 Deno.test("a path unmounted while it waited for a record media keeps no DESCRIBE check", async () => {
   const server = new RtspServer(["127.0.0.1"], 0);
   let checks = 0;
+  let records = 0;
   try {
     server.onAnnounce(() => ({
       record: () => {
+        records++;
         // As a publish pipeline that reached PLAYING before its record media was made, and was
         // deleted at once: mounted and unmounted while the record factory builds.
         server.mount("cam", () => null, () => {
@@ -31,7 +33,9 @@ Deno.test("a path unmounted while it waited for a record media keeps no DESCRIBE
     }));
     const { status, conn } = await rawAnnounce(`rtsp://127.0.0.1:${server.port}/cam`);
     conn.close();
-    assert.match(status, /^RTSP\/1\.0 \d{3}/, "the ANNOUNCE was answered");
+    assert.equal(records, 1, "calls of the record media builder");
+    // The record media is an empty bin: no stream takes the SDP's video.
+    assert.match(status, /^RTSP\/1\.0 415 /);
     await describeStatus(`rtsp://127.0.0.1:${server.port}`, "cam");
     assert.equal(checks, 0, "the unmounted path's check ran");
   } finally {
