@@ -904,9 +904,9 @@ const silent = () => tcpServer(() => {});
 Deno.test("a pipeline deleted while it starts is freed, and no event follows its deletion", async () => {
   const peer = silent();
   try {
-    await besideBystander(() =>
-      faultRounds("delete during start", async (n) => {
-        const deletions: ServerEvent[] = [];
+    await besideBystander(async () => {
+      const deletions: ServerEvent[] = [];
+      await faultRounds("delete during start", async (n) => {
         for (const [id, elements] of slowStarters(peer.port, n)) {
           const since = mark();
           await create(id, elements);
@@ -923,16 +923,17 @@ Deno.test("a pipeline deleted while it starts is freed, and no event follows its
             "PIPELINE_NOT_FOUND",
           );
         }
-        // Checked at the end of the round, which leaves late events the time to show up.
-        for (const gone of deletions) {
-          const after = client.received.slice(client.received.indexOf(gone) + 1);
-          const late = after.filter((m) =>
-            !("ok" in m) && (m as ServerEvent).payload?.id === gone.payload.id
-          );
-          assert.deepEqual(late, [], `events for ${gone.payload.id} after pipelineDeleted`);
-        }
-      })
-    );
+      });
+      // Checked once faultRounds' assertBackTo has seen the pipelines freed (their threads and
+      // descriptors gone): an event about them could only have come before.
+      for (const gone of deletions) {
+        const after = client.received.slice(client.received.indexOf(gone) + 1);
+        const late = after.filter((m) =>
+          !("ok" in m) && (m as ServerEvent).payload?.id === gone.payload.id
+        );
+        assert.deepEqual(late, [], `events for ${gone.payload.id} after pipelineDeleted`);
+      }
+    });
   } finally {
     peer.close();
   }

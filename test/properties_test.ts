@@ -7,7 +7,7 @@ const client = await TestClient.connect(server.url);
 
 Deno.test.afterAll(async () => {
   await client.close();
-  await server.stop();
+  assert.equal(await server.stop(), 0, server.logs.slice(-20).join("\n"));
 });
 
 let counter = 0;
