@@ -123,7 +123,14 @@ async function tearDown(
 function segmentEvents(client: TestClient, path = "cam") {
   return client.received.filter((m) =>
     m.type === "recordingSegment" && (m as ServerEvent).payload.path === path
-  ).map((m) => (m as ServerEvent).payload as { file: string; start: string; duration: number });
+  ).map((m) =>
+    (m as ServerEvent).payload as {
+      file: string;
+      start: string;
+      duration: number;
+      bytes: number;
+    }
+  );
 }
 
 /** Waits for an event of `type` about `path` received after message number `from`. */
@@ -620,9 +627,11 @@ Deno.test("recording: retention by age and by size", async () => {
       20000,
       "the oldest segment deleted by age",
     );
+    // Every kept segment ended within the age limit (and some slack) of the newest one's end.
     const aged = expectOk(await client.request("listRecordings", { path: "cam" })).payload
       .segments as { end: string }[];
-    for (const s of aged) assert.ok(Date.now() - Date.parse(s.end) < 3000 + 2500, s.end);
+    const newestEnd = Math.max(...aged.map((s) => Date.parse(s.end)));
+    for (const s of aged) assert.ok(newestEnd - Date.parse(s.end) < 3000 + 2500, s.end);
 
     // By size: the closed segments and the one being written stay under maxBytes.
     const maxBytes = 400_000;
@@ -640,6 +649,11 @@ Deno.test("recording: retention by age and by size", async () => {
       .segments as { bytes: number }[];
     const total = sized.reduce((sum, s) => sum + s.bytes, 0);
     assert.ok(total <= maxBytes, `${total} bytes kept`);
+    // Only the oldest go, until the rest fits: what is kept misses maxBytes by at most the last
+    // deleted segment and the one being written, each about the largest closed so far.
+    assert.ok(sized.length > 0, "no segment kept");
+    const largest = Math.max(...segmentEvents(client, "cam2").map((s) => s.bytes));
+    assert.ok(total > maxBytes - 2 * largest, `${total} bytes kept, the largest ${largest}`);
   } finally {
     await tearDown(parts);
   }
@@ -654,6 +668,10 @@ Deno.test("recording: under the free-space floor, the oldest segments go, then t
     await Deno.mkdir(join(recordings, "old"));
     const kept = join(recordings, "old", "2026-01-01T00-00-00.000Z.mp4");
     await Deno.writeFile(kept, new Uint8Array(1000));
+    // A segment of an earlier recording of the path recorded now: the first to go.
+    await Deno.mkdir(join(recordings, "cam"));
+    const oldest = "2020-01-01T00-00-00.000Z.mp4";
+    await Deno.writeFile(join(recordings, "cam", oldest), new Uint8Array(1000));
     expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 1 }));
     const error = await client.event("recordingError", (p) => p.path === "cam");
     assert.match(
@@ -664,6 +682,12 @@ Deno.test("recording: under the free-space floor, the oldest segments go, then t
     const listed = expectOk(await client.request("listRecordings", {})).payload;
     assert.deepEqual(listed.recordings, []);
     assert.ok(await Deno.stat(kept), "another path's segment stays");
+    await assert.rejects(
+      Deno.stat(join(recordings, "cam", oldest)),
+      Deno.errors.NotFound,
+      "the recorded path's oldest segment stays",
+    );
+    await parts.server.waitForLog(`Recordings: deleted cam/${oldest}: free space under the floor`);
   } finally {
     await tearDown(parts);
   }
