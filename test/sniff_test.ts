@@ -115,16 +115,35 @@ Deno.test("sniff() tells H.264 from H.265 Annex-B, from the whole body or its fi
 Deno.test("sniff() finds Annex-B after the parameter sets, and with a 3-byte start code", async () => {
   const h264 = await sample("h264");
   const h265 = await sample("h265");
-  // From the second NAL on: no longer at the start of the stream, and maybe a 3-byte start code.
-  const secondNal = (bytes: Uint8Array) => {
-    const at = bytes.findIndex((_, i) =>
-      i > 0 && bytes[i] === 0 && bytes[i + 1] === 0 && bytes[i + 2] === 1
-    );
-    assert.ok(at > 0);
-    return bytes.subarray(at);
+  /** The NAL types after each 3-byte start code (00 00 01) of `bytes`, with where they start. */
+  const nals = (bytes: Uint8Array, typeOf: (header: number) => number) => {
+    const found: { at: number; type: number }[] = [];
+    for (let i = 0; i + 3 < bytes.length; i++) {
+      if (bytes[i] === 0 && bytes[i + 1] === 0 && bytes[i + 2] === 1) {
+        found.push({ at: i, type: typeOf(bytes[i + 3]) });
+      }
+    }
+    return found;
   };
-  assertSniffs(secondNal(h264), "h264", "H.264 Annex-B", "libx264 from its second NAL");
-  assertSniffs(secondNal(h265), "h265", "H.265 Annex-B", "libx265 from its second NAL");
+  // From the first slice on: a 3-byte start code, and no parameter set at all (a second of x264
+  // or x265 has them only before its first frame).
+  const fromFirstSlice = (
+    bytes: Uint8Array,
+    typeOf: (header: number) => number,
+    isSlice: (type: number) => boolean,
+    parameterSets: number[],
+  ) => {
+    const first = nals(bytes, typeOf).find(({ type }) => isSlice(type));
+    assert.ok(first && first.at > 0, "a slice after the stream's start");
+    const body = bytes.subarray(first.at);
+    const sets = nals(body, typeOf).filter(({ type }) => parameterSets.includes(type));
+    assert.deepEqual(sets, [], "parameter sets after the first slice");
+    return body;
+  };
+  const h264Body = fromFirstSlice(h264, (h) => h & 0x1f, (t) => t === 1 || t === 5, [7, 8]);
+  const h265Body = fromFirstSlice(h265, (h) => (h >> 1) & 0x3f, (t) => t < 32, [32, 33, 34]);
+  assertSniffs(h264Body, "h264", "H.264 Annex-B", "libx264 from its first slice");
+  assertSniffs(h265Body, "h265", "H.265 Annex-B", "libx265 from its first slice");
 });
 
 Deno.test("sniff() finds MPEG-TS that starts mid-packet", async () => {
