@@ -404,8 +404,9 @@ try {
           `Content-Type: application/sdp\r\nContent-Length: ${body.length}\r\n\r\n`,
       );
       await writeAll(conn, body);
-      // An offer with no video is refused after the limit is checked: 503 once ours is pending.
-      await waitUntil(
+      // An offer with no video is refused after the limit is checked: 503 once ours is pending,
+      // 400 until then. Any other status ends the wait (waitUntil would retry past an assertion).
+      const answered = await waitUntil(
         async () => {
           const probe = await fetch(`${server.httpUrl}/whep/cam`, {
             method: "POST",
@@ -413,13 +414,12 @@ try {
             body: "v=0\r\n",
           });
           const text = await probe.text();
-          if (probe.status === 503) return true;
-          assert.equal(probe.status, 400, text);
-          return false;
+          return probe.status === 400 ? null : { status: probe.status, text };
         },
         10000,
         "the offer to be pending",
       );
+      assert.equal(answered.status, 503, answered.text);
       conn.close();
       await logAfter(server, from, "its client left before the answer", 15000);
       await assertBackTo(server, client, baseline, "the session whose client left");
