@@ -107,6 +107,8 @@ async function runPlan(endingStreams: boolean): Promise<void> {
   const server = await startServer();
   const client = await TestClient.connect(server.url);
   const failures: string[] = [];
+  // The runs the plan is for: starts and pauses that succeed, and ones a refused source fails.
+  let [succeeded, failedToStart] = [0, 0];
   try {
     await Promise.all(plan.map(async ({ bursts }, n) => {
       const id = `wish-${n}`;
@@ -123,8 +125,12 @@ async function runPlan(endingStreams: boolean): Promise<void> {
             ...(create === "stopped" ? {} : { desiredState: create }),
           });
           history.push(`createPipeline(${create}):${made.ok ? "ok" : made.error?.code}`);
-          // A create whose start fails leaves nothing.
-          if (!made.ok) assert.equal(made.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(made));
+          // A create whose start fails leaves nothing; one that starts nothing cannot fail.
+          if (create === "stopped") expectOk(made);
+          if (!made.ok) {
+            assert.equal(made.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(made));
+            failedToStart++;
+          }
           exists = made.ok;
           if (made.ok) desired = create;
         }
@@ -153,9 +159,11 @@ async function runPlan(endingStreams: boolean): Promise<void> {
             else assert.equal(reply.error?.code, "INVALID_STATE", JSON.stringify(reply));
           } else if (reply.ok) {
             [desired, ending] = [wished[request], null];
+            if (request !== "stopPipeline") succeeded++;
           } else {
             assert.equal(reply.error?.code, "STATE_CHANGE_FAILED", JSON.stringify(reply));
             [desired, ending] = ["stopped", null];
+            if (request !== "stopPipeline") failedToStart++;
           }
         }
         const ended = (from: number) =>
@@ -208,6 +216,9 @@ async function runPlan(endingStreams: boolean): Promise<void> {
       if (exists) expectOk(await client.request("deletePipeline", { id }));
     }));
     assert.deepEqual(failures, [], `WISHES_SEED=${SEED}`);
+    // Else the model, which follows the replies, would agree with a server whose every start fails.
+    assert.ok(succeeded > 0, `no start or pause succeeded (WISHES_SEED=${SEED})`);
+    assert.ok(failedToStart > 0, `no start or pause failed (WISHES_SEED=${SEED})`);
   } finally {
     await client.close();
     assert.equal(await server.stop(), 0, "server exits 0 on SIGTERM");
