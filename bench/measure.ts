@@ -702,7 +702,13 @@ export type PipelineStats = Record<string, any>;
 
 /** Keeps the latest `stats` broadcast of one WebSocket client. */
 export class StatsWatcher {
-  latest: { at: number; pipelines: PipelineStats[] } | null = null;
+  latest:
+    | {
+      at: number;
+      pipelines: PipelineStats[];
+      recordings: { path: string; bytesWritten: number }[];
+    }
+    | null = null;
   #waiters: (() => void)[] = [];
 
   constructor(readonly client: TestClient) {
@@ -710,7 +716,8 @@ export class StatsWatcher {
       const message = JSON.parse(String(event.data));
       client.received.length = 0; // we look at stats only, and keep the latest
       if (message.type !== "stats") return;
-      this.latest = { at: performance.now(), pipelines: message.payload.pipelines };
+      const { pipelines, recordings = [] } = message.payload;
+      this.latest = { at: performance.now(), pipelines, recordings };
       for (const wake of this.#waiters.splice(0)) wake();
     });
   }

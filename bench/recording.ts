@@ -36,34 +36,19 @@ const options = parseNumberOptions(Deno.args, { paths: 16, seconds: 60, segment:
  * both from the next stats broadcast, so that the two are read at the same moment.
  */
 async function nextBytes(
-  client: TestClient,
+  stats: StatsWatcher,
   ids: string[],
 ): Promise<{ received: number; written: number }> {
-  let listener = (_event: MessageEvent) => {};
-  const next = new Promise<{ received: number; written: number }>((resolve) => {
-    listener = (event) => {
-      const message = JSON.parse(String(event.data));
-      if (message.type !== "stats") return;
-      const { pipelines, recordings } = message.payload as {
-        pipelines: { id: string; bytesIn?: number }[];
-        recordings: { path: string; bytesWritten: number }[];
-      };
-      resolve({
-        received: pipelines.filter((p) => ids.includes(p.id))
-          .reduce((sum, p) => sum + (p.bytesIn ?? 0), 0),
-        written: recordings.filter((r) => ids.includes(r.path))
-          .reduce((sum, r) => sum + r.bytesWritten, 0),
-      });
-    };
-    client.socket.addEventListener("message", listener);
-  });
-  try {
-    const bytes = await within(next, 10000);
-    if (bytes === null) throw new Error("No stats broadcast within 10 s");
-    return bytes;
-  } finally {
-    client.socket.removeEventListener("message", listener);
+  if ((await within(stats.next(), 10000)) === null) {
+    throw new Error("No stats broadcast within 10 s");
   }
+  const { pipelines, recordings } = stats.latest!;
+  return {
+    received: pipelines.filter((p) => ids.includes(p.id))
+      .reduce((sum, p) => sum + Number(p.bytesIn ?? 0), 0),
+    written: recordings.filter((r) => ids.includes(r.path))
+      .reduce((sum, r) => sum + r.bytesWritten, 0),
+  };
 }
 
 async function window(pid: number, seconds: number): Promise<Usage> {
@@ -189,10 +174,10 @@ async function main(): Promise<void> {
       );
     }
     await sleep(3000);
-    const before = await nextBytes(client, ids);
+    const before = await nextBytes(stats, ids);
     console.log(`Window 2: ${options.seconds} s, pushed and recorded ...`);
     const recorded = await window(pid, options.seconds);
-    const after = await nextBytes(client, ids);
+    const after = await nextBytes(stats, ids);
     const listed = expectOk(await client.request("listRecordings", {}), "listRecordings");
     const waiting = (listed.payload.recordings as { state: string }[])
       .filter((r) => r.state !== "recording").length;
