@@ -218,6 +218,12 @@ async function main(): Promise<void> {
     : addresses[0] === "::"
     ? "::1"
     : addresses[0];
+  // A reader that starts (an RTSP PLAY, a WebRTC viewer, a new HLS stream or recording) gets a
+  // key frame at once: from a pipeline's encoder, or a WHIP publisher. Other sources keep their
+  // own interval.
+  const requestKeyFrame = (path: string): void => {
+    if (!whip.requestKeyFrame(path)) registry.requestKeyFrame(path);
+  };
   const ice = {
     // Candidates on the addresses the server listens on; every interface when it listens on all.
     iceAddresses: config.webrtcAddresses.length > 0
@@ -234,9 +240,7 @@ async function main(): Promise<void> {
     credentials: internalReader,
     ...ice,
     maxSessions: config.maxWebrtcSessions,
-    // A viewer that connects gets a key frame at once: from a pipeline's encoder, or a WHIP
-    // publisher.
-    requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
+    requestKeyFrame,
     pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
   });
   // HLS of any served path: segments in a directory of the server's own.
@@ -259,7 +263,7 @@ async function main(): Promise<void> {
     idleTimeoutMs: config.hlsIdleTimeoutMs,
     maxStreams: config.maxHlsStreams,
     pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
-    requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
+    requestKeyFrame,
   });
   // Where readers reach this server's RTSP paths: the advertised host, or the one it listens on.
   const advertisedHost = config.advertiseUrl
@@ -291,7 +295,7 @@ async function main(): Promise<void> {
       emit,
       minFreeBytes: config.recordingsMinFreeBytes,
       pathDepayloaders: (path): string[] => registry.pathDepayloaders(path),
-      requestKeyFrame: (path) => whip.requestKeyFrame(path) || registry.requestKeyFrame(path),
+      requestKeyFrame,
     });
   } catch (error) {
     fail(
@@ -313,6 +317,7 @@ async function main(): Promise<void> {
   const publishers = new PublishHub(registry, rtsp, config.maxPushes);
   // WHIP publishers, the same publishes.
   const whip = new WhipHub({ publishers, mediaDir: policy.mediaDir, ...ice });
+  rtsp.onPlay(requestKeyFrame);
   const restored = await registry.restore();
   console.log(
     `Pipelines: ${store.location}, ${restored.restored} restored` +

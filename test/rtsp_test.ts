@@ -220,3 +220,57 @@ Deno.test("readers that close their connection and come back at once are all ser
     await client.request("deletePipeline", { id });
   }
 });
+
+/*
+ * Before 2026-12-07 nothing asked for a key frame when an RTSP reader joined, so a reader of a
+ * managed pipeline waited for the encoder's next one (8.5 s at p50 in bench/whep.ts, with
+ * key-int-max 300 at 30 frames a second). Here the encoder makes no key frame of its own after
+ * its first, which went by before anyone read: a reader decodes a frame only from one it asked for.
+ */
+Deno.test("an RTSP reader that joins gets a key frame at once, though the encoder makes none of its own", async () => {
+  const id = "no-gop";
+  expectOk(
+    await client.request("createPipeline", {
+      id,
+      pipeline: {
+        elements: [
+          { type: "videotestsrc", properties: { "is-live": true } },
+          {
+            type: "capsfilter",
+            properties: { caps: "video/x-raw,width=160,height=120,framerate=15/1" },
+          },
+          {
+            type: "x264enc",
+            properties: {
+              tune: "zerolatency",
+              "speed-preset": "ultrafast",
+              "key-int-max": 1_000_000,
+              "option-string": "scenecut=0",
+            },
+          },
+          { type: "rtspserversink", properties: { path: id } },
+        ],
+      },
+      desiredState: "playing",
+    }),
+  );
+  try {
+    // Its first key frame is gone: the pipeline has played for a second, with nobody reading.
+    await client.nextStats((p) => p.id === id && p.uptime >= 1);
+    // The first reader makes the path's media; the second joins it while it is up (the media
+    // lingers after the first left).
+    for (const reader of ["first", "second"]) {
+      // Only a frame decoded from a key frame ends it: the depayloader drops what comes before
+      // one, and the decoder outputs no frame it could not decode whole.
+      // deno-fmt-ignore
+      const joined = await run("timeout", [
+        "20", "gst-launch-1.0", "rtspsrc", `location=${server.rtspUrl}/${id}`, "protocols=tcp",
+        "!", "rtph264depay", "wait-for-keyframe=true", "!", "avdec_h264", "output-corrupt=false",
+        "!", "fakesink", "num-buffers=1",
+      ]);
+      assert.equal(joined.code, 0, `${reader} reader: ${joined.stdout}\n${joined.stderr}`);
+    }
+  } finally {
+    await client.request("deletePipeline", { id });
+  }
+});

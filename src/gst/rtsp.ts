@@ -47,9 +47,10 @@ const PUBLISH_ROLE = "publisher";
 
 /** GST_RTSP_TRANSPORT_MODE_RECORD. */
 const TRANSPORT_MODE_RECORD = 2;
-/** GST_RTSP_DESCRIBE and GST_RTSP_ANNOUNCE, in GstRTSPMethod. */
+/** GST_RTSP_DESCRIBE, GST_RTSP_ANNOUNCE and GST_RTSP_PLAY, in GstRTSPMethod. */
 const METHOD_DESCRIBE = 1 << 0;
 const METHOD_ANNOUNCE = 1 << 1;
+const METHOD_PLAY = 1 << 5;
 /** Linux's TCP_USER_TIMEOUT (netinet/tcp.h), an option of level IPPROTO_TCP. */
 const IPPROTO_TCP = 6;
 const TCP_USER_TIMEOUT = 18;
@@ -540,6 +541,7 @@ export class RtspServer {
   readonly #auth: Pointer;
   #authRequired = false;
   #announce: AnnounceHandler | null = null;
+  #onPlay: ((path: string) => void) | null = null;
   /** Per-client mounts' checks of a DESCRIBE, by path. */
   readonly #describeChecks = new Map<string, DescribeCheck>();
   readonly port: number;
@@ -656,6 +658,14 @@ export class RtspServer {
   }
 
   /**
+   * Tells `handler` the path of each PLAY request, before gst-rtsp-server handles it (on the main
+   * thread, while the GLib loop thread waits: the handler must not wait on GStreamer).
+   */
+  onPlay(handler: (path: string) => void): void {
+    this.#onPlay = handler;
+  }
+
+  /**
    * What this server says to a request after GstRTSPAuth's own URL check passed: every request
    * but ANNOUNCE goes on; an ANNOUNCE is answered here when refused, or gets its record factory.
    */
@@ -667,6 +677,16 @@ export class RtspServer {
     }
     if (request.method === METHOD_DESCRIBE && this.#describeChecks.size > 0) {
       return this.#checkDescribe(request);
+    }
+    if (request.method === METHOD_PLAY) {
+      // A PLAY of one stream names it by its control ("stream=0"), after the path.
+      const path = requestPath(request.uri)?.replace(/\/?stream=\d+$/, "");
+      try {
+        if (path) this.#onPlay?.(path);
+      } catch (error) {
+        console.error(`After the PLAY of ${request.uri}:`, error); // the PLAY goes on
+      }
+      return true;
     }
     if (request.method !== METHOD_ANNOUNCE) return true;
     const refuse = (status: number, reason: string) => {
