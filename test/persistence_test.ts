@@ -67,10 +67,10 @@ Deno.test("pipelines and their desired state come back after a restart", async (
     assert.equal(playing.createdAt, created);
     assert.equal(playing.description, "kept playing");
     assert.equal(playing.desiredState, "playing");
-    const stats = await client.nextStats((p) =>
+    // Restored and playing again: a stats round shows its sink rendering (or this times out).
+    await client.nextStats((p) =>
       p.id === "playing" && p.state === "PLAYING" && p.sinks[0]?.rendered > 0
     );
-    assert.ok(stats);
   });
 });
 

@@ -235,7 +235,7 @@ try {
         });
         assert.equal(unknownSession.status, 404);
         await unknownSession.body?.cancel();
-        // The server stops while a WHIP publish runs: it ends the publish and exits cleanly.
+        // The server stops while a WHIP publish runs: it still exits cleanly (its exit code, below).
         const running = await browser.newPage();
         await running.goto(`${server.httpUrl}/healthz`);
         assert.ok((await publish(running, "/whip/running", token)).ok);
