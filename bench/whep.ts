@@ -6,9 +6,9 @@
  *    (720p, key frame every 10 s: the viewer gets one because its join asks for one) and for a
  *    push with a 2 s key-frame interval. Baseline: an RTSP reader of each (`joinOnce`:
  *    gst-launch-1.0 that decodes only from a key frame), from spawn to its first decoded frame,
- *    so it includes starting gst-launch-1.0. Nothing asks for a key frame when an RTSP reader
- *    joins, so it gets its first decodable frame at the stream's next key frame: on the managed
- *    pipeline, most of an interval after the one the WHEP join just before it asked for.
+ *    so it includes starting gst-launch-1.0. An RTSP reader's PLAY asks the managed pipeline's
+ *    encoder for a key frame too (since 2026-12-07; before, it waited for the encoder's next
+ *    one, 8.5 s at p50); a push has no encoder to ask, so its readers wait for its next one.
  * 2. The server's CPU and RSS with 1, 10 and 20 WHEP viewers of the 720p stream, next to 1, 10
  *    and 20 RTSP readers (gst-launch-1.0 rtspsrc ! fakesink) of it.
  *
@@ -63,7 +63,7 @@ async function join(page: Page, path: string): Promise<number> {
 
 /** ms from spawning an RTSP reader of the path to its first decoded frame (from a key frame). */
 async function rtspFirstFrame(server: ServerProcess, path: string): Promise<number> {
-  // The reader waits for the stream's next key frame, up to a whole interval after setup.
+  // A source that cannot be asked for a key frame may make the reader wait a whole interval.
   const result = await joinOnce(`${server.rtspUrl}/${path}`, undefined, CAMERA_KEY_FRAME_MS + 5000);
   if (typeof result === "string") throw new Error(`The RTSP reader got no frame: ${result}`);
   return result.firstFrame;
@@ -158,7 +158,7 @@ async function main() {
     }
     console.log(line("WHEP, managed pipeline (720p, asks for a key frame)", whepCam));
     console.log(line("WHEP, push (720p, key frame every 2 s)", whepPush));
-    console.log(line("RTSP, managed pipeline (720p, waits for a key frame)", rtspCam));
+    console.log(line("RTSP, managed pipeline (720p, asks for a key frame)", rtspCam));
     console.log(line("RTSP, push (720p, waits for a key frame)", rtspPush));
     const p50Ratio = (whep: number[], rtsp: number[]) =>
       (summarize(whep).p50 / summarize(rtsp).p50).toFixed(2);
