@@ -1,7 +1,7 @@
 /**
  * The C library (glibc, Linux only): malloc_trim and mallopt (src/gst/memory.ts), getrusage
  * (src/gst/cpu_time.ts), the calling thread's scheduling (src/gst/priority.ts) and timer slack
- * (src/gst/timer_slack.ts), whether a process runs (src/gst/process.ts).
+ * (src/gst/timer_slack.ts), whether a process runs and its open files (src/gst/process.ts).
  */
 export const libcSymbols = {
   // int malloc_trim (size_t pad): walks every malloc arena, so it runs on the pool
@@ -26,6 +26,13 @@ export const libcSymbols = {
   prctl: { parameters: ["i32", "u64"], result: "i32" },
   // int kill (pid_t pid, int sig): signal 0 only asks whether the process exists
   kill: { parameters: ["i32", "i32"], result: "i32" },
+  // int getrlimit (int resource, struct rlimit *rlim): RLIMIT_NOFILE, the open-file limit
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  // DIR *opendir (const char *name), struct dirent *readdir (DIR *dirp), int closedir (DIR *dirp):
+  // counting /proc/self/fd, which Deno opens only to --allow-all
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
   // int *__errno_location (void): the calling thread's errno, read right after a failed call
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -1,6 +1,7 @@
 /** Spans across recorded segments (pure): which segments, where the cut starts and stops. */
 import assert from "node:assert/strict";
 import {
+  checkDescriptors,
   MAX_SPAN_SEGMENTS,
   parseSpanTime,
   SpanError,
@@ -64,4 +65,23 @@ Deno.test("parseSpanTime: ISO times and segment name stamps; anything else named
   for (const bad of ["yesterday", "1733211000", "2026-13-45T00:00:00Z"]) {
     assert.throws(() => parseSpanTime("to", bad), /'to' is .*: expected a UTC time/);
   }
+  // Times Date.parse takes but rolls over into others.
+  for (const bad of ["2026-02-30T00:00:00Z", "2026-04-31T00-00-00.000Z", "2026-12-07T24:00:00Z"]) {
+    assert.throws(() => parseSpanTime("to", bad), /'to' is .*, no such time: expected a UTC time/);
+  }
+  assert.equal(parseSpanTime("to", "2028-02-29T23:59:59Z"), Date.parse("2028-02-29T23:59:59Z"));
+});
+
+Deno.test("checkDescriptors: a span is refused when its files would leave too few descriptors", () => {
+  // 4 per segment and 256 kept: 100 segments need 656 free.
+  checkDescriptors(100, { open: 1000 - 656, limit: 1000 });
+  checkDescriptors(100, null); // cannot be told: not refused
+  assert.throws(
+    () => checkDescriptors(100, { open: 1000 - 655, limit: 1000 }),
+    (error: unknown) =>
+      error instanceof SpanError && error.status === 503 && error.code === "TOO_MANY_OPEN_FILES" &&
+      /Playing 100 segments takes about 400 file descriptors, and this server has 655 of its 1000 left/
+        .test(error.message) &&
+      /ulimit -n/.test(error.message),
+  );
 });

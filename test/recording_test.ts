@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   expectError,
   expectOk,
+  resourceCounts,
   run,
   type ServerEvent,
   type ServerProcess,
@@ -355,12 +356,34 @@ Deno.test("recording: a span across three segments exported as one file, cut at 
         ["from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z", 404, /no segment between/],
         [`${whole}&format=avi`, 400, /'format' is "avi": expected one of mp4, ts, mkv/],
         [`${whole}&start=1`, 400, /Unknown export parameter start/],
+        ["from=2026-02-30T00:00:00Z", 400, /'from' is "2026-02-30T00:00:00Z", no such time/],
       ] as const
     ) {
       const response = await fetch(`${server.httpUrl}/recordings/cam/export?${query}`);
       const body = await response.json();
       assert.equal(response.status, status, `${query}: ${JSON.stringify(body)}`);
       assert.match(body.error.message, text);
+    }
+    // Too few file descriptors left for the span's files (GStreamer would abort the server on a
+    // CRITICAL when one cannot open): refused, over HTTP and RTSP, until the limit is back.
+    const { fds } = await resourceCounts(server.pid);
+    const soft = (limit: string) =>
+      run("prlimit", [`--pid=${server.pid}`, `--nofile=${limit}:`]).then((r) =>
+        assert.equal(r.code, 0, r.stderr)
+      );
+    const limits = await Deno.readTextFile(`/proc/${server.pid}/limits`);
+    const original = limits.match(/^Max open files\s+(\S+)/m)![1];
+    await soft(String(fds + 256)); // 3 segments need 12 more than the 256 kept for the rest
+    try {
+      const short = await fetch(`${server.httpUrl}/recordings/cam/export?${whole}`);
+      const body = await short.json();
+      assert.equal(short.status, 503, JSON.stringify(body));
+      assert.equal(body.error.code, "TOO_MANY_OPEN_FILES");
+      assert.match(body.error.message, /Playing 3 segments takes about 12 file descriptors/);
+      const shortOverRtsp = await run("ffprobe", ["-v", "error", "-rtsp_transport", "tcp", played]);
+      assert.match(shortOverRtsp.stderr, /503 Service Unavailable/, shortOverRtsp.stderr);
+    } finally {
+      await soft(original);
     }
     const missing = await fetch(`${server.httpUrl}/recordings/nothing/export`);
     assert.equal(missing.status, 404);

@@ -27,6 +27,7 @@ import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import type { ElementSpec } from "./spec.ts";
 import {
+  checkDescriptors,
   parseSpanTime,
   type RecordedStreams,
   SpanError,
@@ -416,6 +417,7 @@ export class RecordingHub {
             : ""),
       );
     }
+    checkDescriptors(files.length);
     try {
       const streams = JSON.parse(
         Deno.readTextFileSync(join(this.#options.directory, path, STREAMS_FILE)),
@@ -433,7 +435,13 @@ export class RecordingHub {
       return null;
     } catch (error) {
       const status = error instanceof SpanError ? error.status : 500;
-      const phrase = status === 400 ? "Bad Request" : status === 404 ? "Not Found" : "Error";
+      const phrase = status === 400
+        ? "Bad Request"
+        : status === 404
+        ? "Not Found"
+        : status === 503
+        ? "Service Unavailable"
+        : "Error";
       return { status, reason: `${phrase}: ${errorMessage(error)}` };
     }
   }

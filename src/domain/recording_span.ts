@@ -19,6 +19,7 @@ import { discardFloating, linkedBin, makeElement } from "../gst/element.ts";
 import type { Pointer } from "../gst/native.ts";
 import { linkPads, watchDynamicPads } from "../gst/pads.ts";
 import { OsPipe } from "../gst/pipe.ts";
+import { descriptorUse } from "../gst/process.ts";
 import { setProperty } from "../gst/property.ts";
 import { splitmuxPlaying } from "../gst/splitmux.ts";
 import { errorMessage } from "./errors.ts";
@@ -121,12 +122,12 @@ const spanErrorCodes: Record<number, string> = {
 
 /** An HTTP status with a message that names what is wrong and what would be right. */
 export class SpanError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(readonly status: number, message: string, readonly ownCode?: string) {
     super(message);
   }
 
   get code(): string {
-    return spanErrorCodes[this.status] ?? "EXPORT_FAILED";
+    return this.ownCode ?? spanErrorCodes[this.status] ?? "EXPORT_FAILED";
   }
 }
 
@@ -135,12 +136,17 @@ export function parseSpanTime(name: string, value: string | null): number | null
   if (value === null || value === "") return null;
   const stamp = value.match(/^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2}(?:\.\d+)?)Z$/);
   const time = Date.parse(stamp ? `${stamp[1]}T${stamp[2]}:${stamp[3]}:${stamp[4]}Z` : value);
-  if (!/\d{4}-\d{2}-\d{2}T/.test(value) || Number.isNaN(time)) {
-    throw new SpanError(
-      400,
-      `'${name}' is ${JSON.stringify(value)}: expected a UTC time such as ` +
-        "2026-12-03T07:30:00Z (or a segment's name stamp, 2026-12-03T07-30-00.000Z)",
-    );
+  const expected = "expected a UTC time such as 2026-12-03T07:30:00Z (or a segment's name " +
+    "stamp, 2026-12-03T07-30-00.000Z)";
+  const fields = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})/.exec(value);
+  if (fields === null || Number.isNaN(time)) {
+    throw new SpanError(400, `'${name}' is ${JSON.stringify(value)}: ${expected}`);
+  }
+  // Date.parse rolls February 30 over into March and 24:00 into the next day: refused instead.
+  const [year, month, day, hour] = fields.slice(1).map(Number);
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23) {
+    throw new SpanError(400, `'${name}' is ${JSON.stringify(value)}, no such time: ${expected}`);
   }
   return time;
 }
@@ -150,6 +156,33 @@ export function parseSpanTime(name: string, value: string | null): number | null
  * and a demuxer each, so a span of a month would exhaust the server's descriptors.
  */
 export const MAX_SPAN_SEGMENTS = 256;
+
+/**
+ * File descriptors a span's playback holds for each segment while it runs (splitmuxsrc opens
+ * every part at once): one export of 255 segments took 777 more, about 3 each.
+ */
+const DESCRIPTORS_PER_SEGMENT = 4;
+/** Descriptors kept for everything else (connections, other pipelines) once a span plays. */
+const DESCRIPTOR_RESERVE = 256;
+
+/**
+ * Refuses to play `segments` segments when their files would leave the server short of file
+ * descriptors: GStreamer aborts the whole server (a CRITICAL) when it cannot open one.
+ */
+export function checkDescriptors(segments: number, use = descriptorUse()): void {
+  if (use === null) return;
+  const needed = segments * DESCRIPTORS_PER_SEGMENT;
+  const left = use.limit - use.open;
+  if (needed + DESCRIPTOR_RESERVE <= left) return;
+  throw new SpanError(
+    503,
+    `Playing ${segments} segments takes about ${needed} file descriptors, and this server has ` +
+      `${Math.max(0, left)} of its ${use.limit} left (${DESCRIPTOR_RESERVE} are kept for ` +
+      "everything else): ask for a shorter span, try again once other exports or playbacks " +
+      "have ended, or raise the server's open-file limit (ulimit -n, systemd's LimitNOFILE)",
+    "TOO_MANY_OPEN_FILES",
+  );
+}
 
 /**
  * The segments `from`..`to` overlaps (null: unbounded), and where the span starts and stops in
@@ -315,6 +348,7 @@ export class SpanExports {
           "when one has finished",
       );
     }
+    checkDescriptors(span.segments.length);
     const extension = span.segments[0].format;
     const folder = join(this.directory, `.span-${crypto.randomUUID()}`);
     const run = new ExportRun(folder, () => this.#runs.delete(run));
