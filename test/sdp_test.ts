@@ -4,6 +4,7 @@ import {
   chooseH264,
   chooseOpus,
   offeredMedia,
+  offerProblem,
   onlyFormat,
   preferFormat,
   withoutFmtpParameter,
@@ -91,4 +92,66 @@ Deno.test("onlyFormat keeps one format of one m-line with its lines, and the oth
 Deno.test("chooseOpus takes Opus at 48 kHz, or nothing", () => {
   assert.equal(chooseOpus(offeredMedia(offer)[0].formats)?.payloadType, 111);
   assert.equal(chooseOpus(offeredMedia(offer)[1].formats), null);
+});
+
+// A whole recvonly offer, as a WHEP viewer sends it: fingerprint at the session (as Firefox puts
+// it), ICE and setup per m-line (as Chromium does).
+const whole = (video: string[], session: string[] = ["a=fingerprint:sha-256 AB:CD"]) =>
+  [
+    "v=0",
+    "o=- 1 2 IN IP4 127.0.0.1",
+    "s=-",
+    "t=0 0",
+    ...session,
+    "m=video 9 UDP/TLS/RTP/SAVPF 102",
+    "a=rtpmap:102 H264/90000",
+    "a=fmtp:102 packetization-mode=1;profile-level-id=42e01f",
+    ...video,
+    "",
+  ].join("\r\n");
+const media = ["a=ice-ufrag:u", "a=ice-pwd:p", "a=mid:0", "a=setup:actpass"];
+
+Deno.test("offerProblem names what a WHEP or WHIP offer lacks, and which way its m-line goes", () => {
+  assert.equal(offerProblem(whole([...media, "a=recvonly"]), [0], "WHEP"), null);
+  assert.equal(offerProblem(whole([...media, "a=sendrecv"]), [0], "WHEP"), null);
+  assert.equal(offerProblem(whole(media), [0], "WHEP"), null, "sendrecv when unsaid");
+  assert.equal(offerProblem(whole([...media, "a=sendonly"]), [0], "WHIP"), null);
+  assert.equal(
+    offerProblem(whole(media, ["a=fingerprint:sha-256 AB:CD", "a=recvonly"]), [0], "WHIP"),
+    "The offer's m-line 0 (video) is recvonly: a WHIP offer sends, so expected sendonly (or " +
+      "sendrecv)",
+    "the session's direction, when the m-line says none",
+  );
+  for (
+    const [video, session, problem] of [
+      [
+        [...media, "a=sendonly"],
+        undefined,
+        /m-line 0 \(video\) is sendonly: a WHEP offer receives/,
+      ],
+      [[...media, "a=inactive"], undefined, /is inactive: a WHEP offer receives/],
+      [media, [], /no a=fingerprint for m-line 0 \(video\), nor for the session/],
+      [media.slice(1), undefined, /no a=ice-ufrag for m-line 0/],
+      [[media[0], ...media.slice(2)], undefined, /no a=ice-pwd for m-line 0/],
+      [[...media.slice(0, 2), media[3]], undefined, /m-line 0 \(video\) has no a=mid/],
+      [[...media.slice(0, 3), "a=setup:bogus"], undefined, /a=setup:bogus: expected actpass/],
+    ] as const
+  ) {
+    const found = offerProblem(whole([...video], session && [...session]), [0], "WHEP");
+    assert.match(found ?? "null", problem);
+  }
+  const pt999 = whole(media).replace("SAVPF 102", "SAVPF 102 999");
+  assert.match(
+    offerProblem(pt999, [0], "WHEP") ?? "null",
+    /m-line 0 \(video\) lists payload type 999: RTP payload types are 0 to 127/,
+  );
+  // Only the m-lines used are checked.
+  assert.equal(offerProblem(whole([...media, "a=recvonly"]), [], "WHIP"), null);
+});
+
+Deno.test("chooseH264 takes no H.264 at a clock rate other than 90 kHz", () => {
+  assert.equal(
+    chooseH264(offeredMedia(whole(media).replace("H264/90000", "H264/0"))[0].formats),
+    null,
+  );
 });

@@ -98,7 +98,7 @@ export function preferFormat(sdp: string, index: number, payloadType: number): s
  */
 export function chooseH264(formats: OfferedFormat[]): OfferedFormat | null {
   const usable = formats.filter((f) =>
-    f.encoding === "H264" && f.parameters["packetization-mode"] === "1"
+    f.encoding === "H264" && f.clockRate === 90000 && f.parameters["packetization-mode"] === "1"
   );
   return usable.find((f) => f.parameters["profile-level-id"]?.toLowerCase() === "42e01f") ??
     usable[0] ?? null;
@@ -152,4 +152,64 @@ export function onlyFormat(sdp: string, index: number, payloadType: number): str
   kept[section.line] = [...lines[section.line].split(" ").slice(0, 3), String(payloadType)]
     .join(" ");
   return kept.join(eol) + eol;
+}
+
+/**
+ * What a WHEP or WHIP offer lacks for a session that uses its m-lines `used`, named with where it
+ * belongs, or null. Each used m-line must let media go the protocol's way: a WHEP viewer receives
+ * (recvonly), a WHIP publisher sends (sendonly); sendrecv allows both. webrtcbin would otherwise
+ * fail with a message of its own, or answer with an inactive stream that never carries anything.
+ */
+export function offerProblem(
+  sdp: string,
+  used: number[],
+  protocol: "WHEP" | "WHIP",
+): string | null {
+  const direction = protocol === "WHEP" ? "recvonly" : "sendonly";
+  const { lines } = splitLines(sdp);
+  const all = sections(lines);
+  const sessionLines = lines.slice(0, all[0]?.line ?? lines.length);
+  const has = (found: string[], name: string) =>
+    found.some((line) => line.startsWith(`a=${name}:`));
+  const directions = ["sendrecv", "sendonly", "recvonly", "inactive"];
+  const directionIn = (found: string[]) =>
+    found.map((line) => line.slice(2)).find((value) => directions.includes(value));
+  const sessionDirection = directionIn(sessionLines) ?? "sendrecv";
+  for (const index of used) {
+    const section = all[index];
+    if (!section) continue;
+    const sectionLines = lines.slice(section.line + 1, all[index + 1]?.line ?? lines.length);
+    const where = `m-line ${index} (${section.media})`;
+    for (
+      const [name, what] of [
+        ["fingerprint", "its DTLS certificate's fingerprint"],
+        ["ice-ufrag", "its ICE user fragment"],
+        ["ice-pwd", "its ICE password"],
+      ]
+    ) {
+      if (!has(sectionLines, name) && !has(sessionLines, name)) {
+        return `The offer has no a=${name} for ${where}, nor for the session: a WebRTC offer ` +
+          `carries ${what}`;
+      }
+    }
+    if (!has(sectionLines, "mid")) {
+      return `The offer's ${where} has no a=mid: a WebRTC offer names each m-line (a=mid:0)`;
+    }
+    const setup = sectionLines.find((line) => line.startsWith("a=setup:"))?.slice(8);
+    if (setup !== undefined && !["actpass", "active", "passive"].includes(setup)) {
+      return `The offer's ${where} has a=setup:${setup}: expected actpass (or active or passive)`;
+    }
+    const outOfRange = lines[section.line].split(" ").slice(3).find((format) =>
+      !/^\d+$/.test(format) || Number(format) > 127
+    );
+    if (outOfRange !== undefined) {
+      return `The offer's ${where} lists payload type ${outOfRange}: RTP payload types are 0 to 127`;
+    }
+    const said = directionIn(sectionLines) ?? sessionDirection;
+    if (said !== direction && said !== "sendrecv") {
+      return `The offer's ${where} is ${said}: a ${protocol} offer ` +
+        `${protocol === "WHEP" ? "receives" : "sends"}, so expected ${direction} (or sendrecv)`;
+    }
+  }
+  return null;
 }

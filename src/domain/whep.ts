@@ -18,7 +18,14 @@ import { errorMessage } from "./errors.ts";
 import { chainLinks, type LoopbackReader, loopbackReaderSpec, noH264Reason } from "./mounts.ts";
 import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
-import { chooseH264, chooseOpus, offeredMedia, preferFormat, withoutFmtpParameter } from "./sdp.ts";
+import {
+  chooseH264,
+  chooseOpus,
+  offeredMedia,
+  offerProblem,
+  preferFormat,
+  withoutFmtpParameter,
+} from "./sdp.ts";
 import type { ElementSpec } from "./spec.ts";
 import type { PipelineEvent } from "./types.ts";
 import { answerOffer, type IceOptions, until, webrtcbinSpec, WebRtcError } from "./webrtc.ts";
@@ -149,6 +156,8 @@ export class WhepHub {
           "without transcoding",
       );
     }
+    const problem = offerProblem(offer, [video], "WHEP");
+    if (problem !== null) throw new WebRtcError(400, problem);
     // webrtcbin 1.22 matches an m-line by its first format and compares profile-level-id as
     // text: the chosen format goes first, and the answer carries the stream's own profile.
     let prepared = withoutFmtpParameter(
@@ -158,7 +167,9 @@ export class WhepHub {
     );
     const pathAudio = depayloaders.find((depay) => depay in audioChains) ?? null;
     const audioLine = media.findIndex((m) => m.media === "audio");
-    const opus = audioLine < 0 ? null : chooseOpus(media[audioLine].formats);
+    const opus = audioLine < 0 || offerProblem(offer, [audioLine], "WHEP") !== null
+      ? null
+      : chooseOpus(media[audioLine].formats);
     const audio = pathAudio !== null && opus !== null
       ? { depay: pathAudio, payloadType: opus.payloadType, mline: audioLine }
       : null;

@@ -17,7 +17,7 @@ import { errorMessage } from "./errors.ts";
 import { OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import type { Publisher, PublishHub } from "./publish.ts";
-import { chooseH264, chooseOpus, offeredMedia, onlyFormat } from "./sdp.ts";
+import { chooseH264, chooseOpus, offeredMedia, offerProblem, onlyFormat } from "./sdp.ts";
 import type { ElementSpec, LinkSpec } from "./spec.ts";
 import { answerOffer, type IceOptions, webrtcbinSpec, WebRtcError } from "./webrtc.ts";
 
@@ -192,6 +192,8 @@ export class WhipHub {
     };
     const early = refusal();
     if (early) throw early;
+    const problem = offerProblem(offer, streams.map((stream) => stream.mline), "WHIP");
+    if (problem !== null) throw new WebRtcError(400, problem);
     const ports = publishers.takePorts(streams.length);
     if (ports === null) throw new WebRtcError(503, "No free UDP port yet; try again");
     const prepared = streams.reduce(

@@ -220,6 +220,22 @@ try {
         );
         assert.equal(pcmu.status, 406);
         assert.match(pcmu.body, /no Opus/);
+        // An offer that could never send (it was answered 201, inactive, and held the name 20 s):
+        // refused, and refused again rather than 409, so nothing holds the name.
+        const complete = "a=mid:0\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\n" +
+          "a=fingerprint:sha-256 AB\r\na=setup:actpass\r\n";
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const recvonly = await post(
+            "/whip/cam",
+            "application/sdp",
+            offer(`${h264}${complete}a=recvonly\r\n`),
+          );
+          assert.equal(recvonly.status, 400);
+          assert.match(recvonly.body, /is recvonly: a WHIP offer sends, so expected sendonly/);
+        }
+        const noFingerprint = await post("/whip/cam", "application/sdp", offer(h264));
+        assert.equal(noFingerprint.status, 400);
+        assert.match(noFingerprint.body, /no a=fingerprint for m-line 0 \(video\)/);
         expectOk(
           await client.request("createPipeline", {
             id: "taken",
