@@ -1052,6 +1052,7 @@ Deno.test("paths that do not decode get 400 INVALID_PATH on every route, token o
         "/console/index.html/",
         "/console/x/../",
         "/console/main.js/",
+        `/console/${"a".repeat(256)}`, // longer than a file name can be (it was a 500)
       ]
     ) {
       const response = await fetch(`${server.httpUrl}${path}`);

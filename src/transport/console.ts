@@ -46,10 +46,12 @@ export function consoleRoute(
       cache.set(file, bytes);
       return bytes;
     } catch (error) {
-      // A folder ("/console/", "/console/."), or a file taken for one ("/console/main.js/").
+      // A folder ("/console/", "/console/."), a file taken for one ("/console/main.js/"), or a
+      // name longer than a file's can be.
       if (
         error instanceof Deno.errors.NotFound || error instanceof Deno.errors.IsADirectory ||
-        error instanceof Deno.errors.NotADirectory
+        error instanceof Deno.errors.NotADirectory ||
+        (error as { code?: string }).code === "ENAMETOOLONG"
       ) return null;
       throw error;
     }
