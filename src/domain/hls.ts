@@ -15,7 +15,13 @@ import { processRuns } from "../gst/process.ts";
 import { ActiveTimer } from "./active_timer.ts";
 import { join } from "node:path";
 import { errorMessage } from "./errors.ts";
-import { chainLinks, type LoopbackReader, loopbackReaderSpec, noH264Reason } from "./mounts.ts";
+import {
+  chainLinks,
+  type LoopbackReader,
+  loopbackReaderSpec,
+  noH264Reason,
+  SERVED_PATH_KINDS,
+} from "./mounts.ts";
 import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import type { ElementSpec } from "./spec.ts";
@@ -182,7 +188,11 @@ export class HlsHub {
     const { rtsp, maxStreams, segmentSeconds } = this.#options;
     if (this.#closed) throw new HlsError(503, "The server is stopping");
     if (!rtsp.isMounted(path)) {
-      throw new HlsError(404, `Nothing is served at '/${path}'; HLS serves a served RTSP path`);
+      throw new HlsError(
+        404,
+        `Nothing is served at '/${path}' now; HLS serves a served RTSP path ` +
+          `(${SERVED_PATH_KINDS})`,
+      );
     }
     const notReady = rtsp.notReadyReason(path);
     if (notReady !== null) throw new HlsError(503, `'/${path}' cannot be played yet: ${notReady}`);

@@ -407,6 +407,10 @@ export interface LoopbackReader {
   credentials?: { user: string; password: string };
 }
 
+/** What serves a path, for messages about one that nothing serves. */
+export const SERVED_PATH_KINDS =
+  "a pipeline's rtspserversink path while it is PLAYING, a push, an RTSP or WHIP publish";
+
 /** An rtspsrc named `source` reading `path` from our RTSP server: TCP, no added latency. */
 export function loopbackReaderSpec(reader: LoopbackReader, path: string): ElementSpec {
   const { rtsp, rtspHost, credentials } = reader;

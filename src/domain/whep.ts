@@ -15,7 +15,13 @@
 import { ActiveTimer } from "./active_timer.ts";
 import { type PeerConnectionState, WebRtcPeer } from "../gst/webrtc.ts";
 import { errorMessage } from "./errors.ts";
-import { chainLinks, type LoopbackReader, loopbackReaderSpec, noH264Reason } from "./mounts.ts";
+import {
+  chainLinks,
+  type LoopbackReader,
+  loopbackReaderSpec,
+  noH264Reason,
+  SERVED_PATH_KINDS,
+} from "./mounts.ts";
 import { endOfRun, OwnPipelines } from "./own_pipelines.ts";
 import type { ManagedPipeline } from "./pipeline.ts";
 import {
@@ -127,7 +133,11 @@ export class WhepHub {
   /** Answers a WHEP offer for `path`: the session's id and the SDP answer. */
   async play(path: string, offer: string): Promise<{ id: string; answer: string }> {
     if (!this.#options.rtsp.isMounted(path)) {
-      throw new WebRtcError(404, `Nothing is served at '/${path}'; WHEP plays a served RTSP path`);
+      throw new WebRtcError(
+        404,
+        `Nothing is served at '/${path}' now; WHEP plays a served RTSP path ` +
+          `(${SERVED_PATH_KINDS})`,
+      );
     }
     const notReady = this.#options.rtsp.notReadyReason(path);
     if (notReady !== null) {
