@@ -1069,6 +1069,15 @@ Deno.test("paths that do not decode get 400 INVALID_PATH on every route, token o
       assert.equal(response.status, 200, `HEAD ${path}`);
       assert.equal(await response.text(), "", `HEAD ${path} has no body`);
     }
+    // Read-only routes name the methods they take (these were 404 "No route").
+    for (const [path, headers] of [...reads, ["/", {}], ["/console/main.js", {}]] as const) {
+      const response = await fetch(`${server.httpUrl}${path}`, { method: "POST", headers });
+      const body = await response.json();
+      assert.equal(response.status, 405, `POST ${path}`);
+      assert.equal(response.headers.get("allow"), "GET, HEAD", `POST ${path}`);
+      assert.equal(body.error.code, "METHOD_NOT_ALLOWED", `POST ${path}`);
+      assert.match(body.error.message, /^POST \S+: it is only read, with GET/, `POST ${path}`);
+    }
     // A page on another origin may read a recording with its token and a range: the preflight.
     const preflight = await fetch(`${server.httpUrl}/recordings/cam/`, {
       method: "OPTIONS",

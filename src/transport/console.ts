@@ -4,7 +4,7 @@
  * Anyone may load them: the page asks for the token itself, and the assets hold no secrets.
  */
 import { extname, join, normalize } from "node:path";
-import { type HttpRoute, isRead, presentsToken, sendJson } from "./server.ts";
+import { type HttpRoute, presentsToken, refusedUnlessRead, sendJson } from "./server.ts";
 
 export const CONSOLE_ASSETS_PATH = "/console/";
 
@@ -61,7 +61,8 @@ export function consoleRoute(
     `    <meta name="gst-rtsp-port" content="${settings.rtspPort}">`;
 
   return async (request, response, url) => {
-    if (!isRead(request)) return false;
+    if (url.pathname !== "/" && !url.pathname.startsWith(CONSOLE_ASSETS_PATH)) return false;
+    if (refusedUnlessRead(request, response, url)) return true;
     if (url.pathname === CONSOLE_SESSION_PATH) {
       const token = settings.authToken;
       sendJson(response, 200, {

@@ -1,7 +1,7 @@
 /** The plain HTTP routes besides /push: health, Prometheus metrics and the protocol's schema. */
 import type { Registry } from "prom-client";
 import type { StatsSnapshot } from "../api/health.ts";
-import { type HttpRoute, isRead, sendJson } from "./server.ts";
+import { type HttpRoute, refusedUnlessRead, sendJson } from "./server.ts";
 
 export interface HealthSource {
   version: string;
@@ -13,7 +13,8 @@ export interface HealthSource {
 
 export function healthRoute(source: HealthSource): HttpRoute {
   return (request, response, url) => {
-    if (!isRead(request) || url.pathname !== "/healthz") return false;
+    if (url.pathname !== "/healthz") return false;
+    if (refusedUnlessRead(request, response, url)) return true;
     sendJson(response, 200, {
       status: "ok",
       gstreamer: source.version,
@@ -28,7 +29,8 @@ export function healthRoute(source: HealthSource): HttpRoute {
 
 export function metricsRoute(metrics: Registry): HttpRoute {
   return async (request, response, url) => {
-    if (!isRead(request) || url.pathname !== "/metrics") return false;
+    if (url.pathname !== "/metrics") return false;
+    if (refusedUnlessRead(request, response, url)) return true;
     const text = await metrics.metrics();
     response.writeHead(200, { "content-type": metrics.contentType });
     response.end(text);
@@ -37,7 +39,8 @@ export function metricsRoute(metrics: Registry): HttpRoute {
 }
 
 export const schemaRoute: HttpRoute = async (request, response, url) => {
-  if (!isRead(request) || url.pathname !== "/schema.json") return false;
+  if (url.pathname !== "/schema.json") return false;
+  if (refusedUnlessRead(request, response, url)) return true;
   // The JSON Schema of every message (src/api/schema.ts; docs/schema.json), built on first use.
   const { schemaText } = await import("../api/schema.ts");
   const body = new TextEncoder().encode(schemaText());

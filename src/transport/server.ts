@@ -268,6 +268,25 @@ export function isRead(request: http.IncomingMessage): boolean {
   return request.method === "GET" || request.method === "HEAD";
 }
 
+/**
+ * For a route that is only read: answers 405, with Allow, to any other method (true when it did).
+ */
+export function refusedUnlessRead(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  url: URL,
+): boolean {
+  if (isRead(request)) return false;
+  response.setHeader("allow", "GET, HEAD");
+  sendJson(response, 405, {
+    error: {
+      code: "METHOD_NOT_ALLOWED",
+      message: `${request.method} ${url.pathname}: it is only read, with GET (or HEAD)`,
+    },
+  });
+  return true;
+}
+
 /** Whether every percent-escape in `path` decodes (decodeURIComponent throws URIError otherwise). */
 function decodes(path: string): boolean {
   try {
