@@ -33,6 +33,7 @@ import { widenTimerSlack } from "./gst/timer_slack.ts";
 import { keepFreedBlocks } from "./gst/memory.ts";
 import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
+import { descriptorUse } from "./gst/process.ts";
 import { listenAddresses } from "./transport/addresses.ts";
 import { pushRoute } from "./transport/push.ts";
 import { WHEP_PREFIX, whepRoute, WHIP_PREFIX, whipRoute } from "./transport/webrtc.ts";
@@ -43,6 +44,11 @@ import { CONSOLE_ASSETS_PATH, consoleRoute } from "./transport/console.ts";
 import { formatUrl, startTransport, STATS_SLACK_MS, type Transport } from "./transport/server.ts";
 import { BusWatch } from "./gst/bus_watch.ts";
 
+/**
+ * An open-file limit under which start-up warns: 256 pipelines and 256 clients (the defaults),
+ * RTSP readers and a span export's segments (4 each, up to 256) can need that many.
+ */
+const FEW_OPEN_FILES = 4096;
 /**
  * The shortest time between two rounds of bus draining (docs/architecture.md, threading rule 4):
  * a pipeline that posts messages all the time costs at most this many wake-ups, not one each.
@@ -484,6 +490,15 @@ async function main(): Promise<void> {
       `WARNING: listening on ${config.host}, which is reachable from other machines, ` +
         "with no GSTREAMER_AUTH_TOKEN: anyone who can reach this port can run pipelines on it. " +
         "Set GSTREAMER_AUTH_TOKEN, or bind to 127.0.0.1.",
+    );
+  }
+  const files = descriptorUse();
+  if (files !== null && files.limit < FEW_OPEN_FILES) {
+    console.warn(
+      `WARNING: this process may open only ${files.limit} files (ulimit -n): GStreamer stops ` +
+        "the whole server when it cannot open one, and each pipeline, client, RTSP reader and " +
+        "recording holds some. Raise the limit (systemd: LimitNOFILE=65536; docker run " +
+        "--ulimit nofile=65536).",
     );
   }
   console.log(`RTSP listening on ${formatUrl("rtsp", config.host, rtsp.port)}`);

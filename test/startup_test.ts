@@ -1,7 +1,7 @@
 /** Start-up and shutdown of the real server process: configuration, missing libraries, signals. */
 import assert from "node:assert/strict";
 import { loadConfig } from "../src/config.ts";
-import { startServer, TestClient } from "./helpers.ts";
+import { launchOf, startServer, TestClient } from "./helpers.ts";
 
 Deno.test("loadConfig() uses the seed's defaults", () => {
   assert.deepEqual(loadConfig({}), {
@@ -140,6 +140,7 @@ Deno.test("start-up logs the GStreamer version and the URL; SIGTERM closes clien
     server.logs.some((line) => /^GStreamer 1\.\d+\.\d+/.test(line)),
     server.logs.join("\n"),
   );
+  assert.ok(!server.logs.some((line) => line.includes("(ulimit -n)")), server.logs.join("\n"));
   const client = await TestClient.connect(server.url);
   const created = await client.request("createPipeline", {
     id: "running",
@@ -179,5 +180,23 @@ Deno.test("a running server has no Worker: stats positions and bus messages come
   } finally {
     await client.close();
     await server.stop();
+  }
+});
+
+Deno.test("start-up warns when the process may open few files (GStreamer aborts when it runs out)", async () => {
+  const direct = launchOf("src/main.ts");
+  const server = await startServer({}, 20000, {
+    command: "prlimit",
+    args: ["--nofile=1024:1024", "--", direct.command, ...direct.args],
+  });
+  try {
+    assert.ok(
+      server.logs.some((line) =>
+        line.startsWith("WARNING: this process may open only 1024 files (ulimit -n)")
+      ),
+      server.logs.join("\n"),
+    );
+  } finally {
+    assert.equal(await server.stop(), 0);
   }
 });
