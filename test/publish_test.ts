@@ -693,9 +693,10 @@ function announceOn(
     path = name,
     contentType = "application/sdp",
     stream = undefined as readonly string[] | undefined,
+    body = undefined as string | undefined,
   } = {},
 ): Promise<{ status: string; conn: Deno.Conn }> {
-  return rawAnnounce(v.url(path), contentType, stream);
+  return rawAnnounce(v.url(path), contentType, stream, body);
 }
 
 /*
@@ -776,11 +777,14 @@ Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes 
         { stream: ["m=video 0 RTP/AVP 96", "a=rtpmap:96 H264/1000"] },
         /^RTSP\/1.0 415 Unsupported Media Type: stream 0 has an RTP clock rate of 1000 .* 90000/,
       ],
+      // GstSDP asserts on these (size 0 after the C string's end): the server aborted.
+      [{ body: "" }, /^RTSP\/1.0 400 Bad Request: the ANNOUNCE body is not an SDP/],
+      [{ body: "\0v=0\r\n" }, /^RTSP\/1.0 400 Bad Request: the ANNOUNCE body is not an SDP/],
     ] as const
   ) {
     const { status, conn } = await announceOn(view, name, options);
     conn.close();
-    assert.match(status, expected, JSON.stringify(options));
+    assert.match(status, expected, `${JSON.stringify(options)}: ${status}`);
     assert.equal(await view.listed(name), undefined, `a publish after ${JSON.stringify(options)}`);
   }
   const { status, conn } = await announceOn(view, name);

@@ -209,9 +209,10 @@ export async function rawAnnounce(
   url: string,
   contentType = "application/sdp",
   stream: readonly string[] = ["m=video 0 RTP/AVP 96", "a=rtpmap:96 H264/90000"],
+  body?: string,
 ): Promise<{ status: string; conn: Deno.Conn }> {
   const { hostname, port } = new URL(url.replace(/^rtsp:/, "http:"));
-  const sdp = [
+  const sdp = body ?? [
     "v=0",
     "o=- 0 0 IN IP4 127.0.0.1",
     "s=raw",

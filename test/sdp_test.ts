@@ -145,6 +145,8 @@ Deno.test("offerProblem names what a WHEP or WHIP offer lacks, and which way its
     offerProblem(pt999, [0], "WHEP") ?? "null",
     /m-line 0 \(video\) lists payload type 999: RTP payload types are 0 to 127/,
   );
+  // GstSDP reads a C string: a NUL would hide the offer from it (one first aborted the server).
+  assert.match(offerProblem(`\0${whole(media)}`, [0], "WHEP") ?? "null", /holds a NUL byte/);
   // Only the m-lines used are checked.
   assert.equal(offerProblem(whole([...media, "a=recvonly"]), [], "WHIP"), null);
 });

@@ -165,6 +165,7 @@ export function offerProblem(
   used: number[],
   protocol: "WHEP" | "WHIP",
 ): string | null {
+  if (sdp.includes("\0")) return "The offer holds a NUL byte: an SDP offer is text";
   const direction = protocol === "WHEP" ? "recvonly" : "sendonly";
   const { lines } = splitLines(sdp);
   const all = sections(lines);

@@ -33,6 +33,7 @@ import {
   writeSlot,
 } from "./layout.ts";
 import { resolvesWithin } from "./resolves_within.ts";
+import { parseSdpText } from "./sdp_text.ts";
 
 /**
  * Builds the media bin for a mount (a floating GstBin holding payloaders pay0, pay1, ... or, for
@@ -91,9 +92,7 @@ export type DescribeCheck = (uri: string) => { status: number; reason: string } 
  */
 export function sdpStreams(text: string): SdpStream[] | null {
   const { sdp, gst } = lib();
-  const slot = pointerSlot();
-  if (sdp.gst_sdp_message_new_from_text(cstr(text), slot) !== 0) return null;
-  const message = slotPointer(slot);
+  const message = parseSdpText(text);
   if (message === null) return null;
   try {
     const streams: SdpStream[] = [];
@@ -348,7 +347,9 @@ function requestBody(message: Pointer): string {
   lib().rtspMessage.gst_rtsp_message_get_body(message, data, size);
   const body = slotPointer(data);
   if (body === null || size[0] === 0) return "";
-  return new TextDecoder().decode(Deno.UnsafePointerView.getArrayBuffer(body, size[0]));
+  const text = new TextDecoder().decode(Deno.UnsafePointerView.getArrayBuffer(body, size[0]));
+  // GstRTSPConnection ends a body it read with a NUL of its own, counted in its size.
+  return text.endsWith("\0") ? text.slice(0, -1) : text;
 }
 
 /** A header of a request (the first of that name), or null when it has none. */

@@ -14,17 +14,9 @@ import {
 } from "../../ffi/gstwebrtc.ts";
 import { Fundamental, GValue, GVALUE_SIZE } from "./gvalue.ts";
 import { instanceType, Layout, readI32, readPointer, readString } from "./layout.ts";
-import {
-  cstr,
-  gtype,
-  lib,
-  type Pointer,
-  pointerSlot,
-  readCString,
-  slotPointer,
-  takeCString,
-} from "./native.ts";
+import { cstr, gtype, lib, type Pointer, readCString, takeCString } from "./native.ts";
 import { getProperty, setProperty } from "./property.ts";
+import { parseSdpText } from "./sdp_text.ts";
 
 function load() {
   const webrtc = openLibrary("gstwebrtc-1.0", webrtcSymbols).symbols;
@@ -74,10 +66,8 @@ function checkDescriptionLayout(webrtc: ReturnType<typeof load>["webrtc"]): void
 
 /** An SDP message parsed from text (transfer full); throws on text GStreamer cannot read. */
 function parseSdp(text: string): Pointer {
-  const slot = pointerSlot();
-  const result = lib().sdp.gst_sdp_message_new_from_text(cstr(text), slot);
-  const message = slotPointer(slot);
-  if (result !== 0 || message === null) throw new Error("the SDP could not be parsed");
+  const message = parseSdpText(text);
+  if (message === null) throw new Error("the SDP could not be parsed");
   return message;
 }
 

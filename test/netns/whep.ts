@@ -501,6 +501,16 @@ try {
         );
         assert.equal(sendonly.status, 400);
         assert.match(sendonly.body, /is sendonly: a WHEP offer receives, so expected recvonly/);
+        // A NUL first: GstSDP then parsed an empty string and aborted the server (a CRITICAL).
+        const nul = await post(
+          "/whep/cam",
+          "application/sdp",
+          "\0v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n" +
+            "a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\na=mid:0\r\n" +
+            "a=ice-ufrag:u\r\na=ice-pwd:p\r\na=fingerprint:sha-256 AB\r\na=recvonly\r\n",
+        );
+        assert.equal(nul.status, 400);
+        assert.match(nul.body, /holds a NUL byte/);
         // A path that serves no H.264 is refused before anything is built for it.
         expectOk(
           await client.request("createPipeline", {

@@ -233,6 +233,10 @@ try {
           assert.equal(recvonly.status, 400);
           assert.match(recvonly.body, /is recvonly: a WHIP offer sends, so expected sendonly/);
         }
+        // A NUL first: GstSDP then parsed an empty string and aborted the server (a CRITICAL).
+        const nul = await post("/whip/cam", "application/sdp", `\0${offer(h264)}`);
+        assert.equal(nul.status, 400);
+        assert.match(nul.body, /holds a NUL byte/);
         const noFingerprint = await post("/whip/cam", "application/sdp", offer(h264));
         assert.equal(noFingerprint.status, 400);
         assert.match(noFingerprint.body, /no a=fingerprint for m-line 0 \(video\)/);
