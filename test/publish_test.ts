@@ -777,6 +777,17 @@ Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes 
         { stream: ["m=video 0 RTP/AVP 96", "a=rtpmap:96 H264/1000"] },
         /^RTSP\/1.0 415 Unsupported Media Type: stream 0 has an RTP clock rate of 1000 .* 90000/,
       ],
+      // More streams than a publish has ports for: it was 503 "try again", every time.
+      [
+        {
+          stream: [0, 1, 2, 3, 4].flatMap((pt) => [
+            `m=video 0 RTP/AVP ${96 + pt}`,
+            `a=rtpmap:${96 + pt} H264/90000`,
+            `a=control:streamid=${pt}`,
+          ]),
+        },
+        /^RTSP\/1.0 400 Bad Request: the publish has 5 streams; a publish takes at most 4/,
+      ],
       // GstSDP asserts on these (size 0 after the C string's end): the server aborted.
       [{ body: "" }, /^RTSP\/1.0 400 Bad Request: the ANNOUNCE body is not an SDP/],
       [{ body: "\0v=0\r\n" }, /^RTSP\/1.0 400 Bad Request: the ANNOUNCE body is not an SDP/],

@@ -118,6 +118,8 @@ const QUIET_MS = 500;
 const WATCH_MS = 250;
 /** Loopback ports kept ready: a publish takes them at once, while gst-rtsp-server waits. */
 const SPARE_PORTS = 4;
+/** The most streams one publish has: one port each, from the spare ones. */
+const MAX_PUBLISH_STREAMS = SPARE_PORTS;
 
 /** Free loopback UDP ports asked of the kernel ahead of need (the ANNOUNCE cannot wait). */
 class PortPool {
@@ -489,6 +491,13 @@ export class PublishHub {
       return {
         status: 409,
         reason: `Conflict: the publish of '${name}' is ending; publish again in a moment`,
+      };
+    }
+    if (encodings.length > MAX_PUBLISH_STREAMS) {
+      return {
+        status: 400,
+        reason: `Bad Request: the publish has ${encodings.length} streams; a publish takes at ` +
+          `most ${MAX_PUBLISH_STREAMS} (a video and its audio, say)`,
       };
     }
     const unsupported = encodings.findIndex((stream) => !publishCodecs[stream.encoding]);
