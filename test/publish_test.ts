@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   cameraLaunch,
+  expectError,
   expectOk,
   freshId,
   type Reply,
@@ -801,6 +802,12 @@ Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes 
   const { status, conn } = await announceOn(view, name);
   try {
     assert.equal(status, "RTSP/1.0 200 OK", "the corrected ANNOUNCE");
+    // A publish cannot be paused (that was ok, and then ended the publish a moment later).
+    const paused = expectError(
+      await client.request("pausePipeline", { id: name }),
+      "INVALID_STATE",
+    );
+    assert.match(paused.message, /is a publish: it plays as its sender sends and cannot be paused/);
   } finally {
     conn.close();
   }

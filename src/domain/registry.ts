@@ -372,9 +372,22 @@ export class PipelineRegistry {
     return this.#with(id, (pipeline) => pipeline.start("playing"));
   }
 
-  /** Goes to PAUSED (prerolled: sinks hold their first buffer); kept as the desired state. */
+  /**
+   * Goes to PAUSED (prerolled: sinks hold their first buffer); kept as the desired state. Not a
+   * push or publish: its sender goes on sending, and a pause would end it (its idle timeout).
+   */
   pause(id: string) {
-    return this.#with(id, (pipeline) => pipeline.start("paused"));
+    return this.#with(id, (pipeline) => {
+      if (pipeline.kind !== "pipeline") {
+        throw new DomainError(
+          "INVALID_STATE",
+          `'${id}' is a ${pipeline.kind}: it plays as its sender sends and cannot be paused; ` +
+            "stopPipeline or deletePipeline ends it",
+          { id, kind: pipeline.kind },
+        );
+      }
+      return pipeline.start("paused");
+    });
   }
 
   stop(id: string): Promise<{ id: string; state: StateName }> {
