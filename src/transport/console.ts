@@ -74,7 +74,7 @@ export function consoleRoute(
     let file: string;
     if (url.pathname === "/") {
       file = "index.html";
-    } else if (url.pathname.startsWith(CONSOLE_ASSETS_PATH)) {
+    } else { // under CONSOLE_ASSETS_PATH (the route's first check)
       file = normalize(url.pathname.slice(CONSOLE_ASSETS_PATH.length));
       if (
         file.startsWith("..") || file.startsWith("/") || file.endsWith("/") ||
@@ -85,8 +85,6 @@ export function consoleRoute(
         });
         return true;
       }
-    } else {
-      return false;
     }
     let bytes = await read(file);
     if (bytes === null) {
