@@ -492,19 +492,7 @@ async function main(): Promise<void> {
         "Set GSTREAMER_AUTH_TOKEN, or bind to 127.0.0.1.",
     );
   }
-  const files = descriptorUse();
-  if (files !== null && files.limit < FEW_OPEN_FILES) {
-    console.warn(
-      `WARNING: this process may open only ${files.limit} files (ulimit -n): GStreamer stops ` +
-        "the whole server when it cannot open one, and each pipeline, client, RTSP reader and " +
-        "recording holds some. Raise the limit (systemd: LimitNOFILE=65536; docker run " +
-        "--ulimit nofile=65536).",
-    );
-  }
-  console.log(`RTSP listening on ${formatUrl("rtsp", config.host, rtsp.port)}`);
-  console.log(`WebSocket listening on ${transport.url}`);
-  console.log(`Console at ${formatUrl("http", config.host, transport.port, "/")}`);
-
+  // Handled before the URLs are printed: a supervisor may stop the server once it sees them.
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -528,6 +516,19 @@ async function main(): Promise<void> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => void shutdown(signal));
   }
+
+  const files = descriptorUse();
+  if (files !== null && files.limit < FEW_OPEN_FILES) {
+    console.warn(
+      `WARNING: this process may open only ${files.limit} files (ulimit -n): GStreamer stops ` +
+        "the whole server when it cannot open one, and each pipeline, client, RTSP reader and " +
+        "recording holds some. Raise the limit (systemd: LimitNOFILE=65536; docker run " +
+        "--ulimit nofile=65536).",
+    );
+  }
+  console.log(`RTSP listening on ${formatUrl("rtsp", config.host, rtsp.port)}`);
+  console.log(`WebSocket listening on ${transport.url}`);
+  console.log(`Console at ${formatUrl("http", config.host, transport.port, "/")}`);
 }
 
 if (import.meta.main) await main();
