@@ -392,6 +392,26 @@ Deno.test("seek in a paused file moves its position, and it plays on from there"
   await remove(id);
 });
 
+Deno.test("a paused file served over RTSP with no reader takes seeks, and stops", async () => {
+  // The relay's valve, closed while nobody reads, dropped FLUSH_START: its udpsink, holding the
+  // file's end of stream in PAUSED, never let go, so a seek waited its 5 s and the stop for ever.
+  const id = freshId("seek-served");
+  await create(
+    id,
+    `filesrc location=ten-seconds.mp4 ! qtdemux ! h264parse ! rtspserversink path=${id}`,
+  );
+  expectOk(await client.request("pausePipeline", { id }));
+  for (const position of [3000, 6000]) {
+    const seek = expectOk(await client.request("seek", { id, position }));
+    assert.deepEqual(seek.payload, { id, position, rate: 1 });
+    const moved = await nextStats(id, (p) => p.position >= position);
+    assert.ok(moved.position < position + 1000, `position ${moved.position} after ${position}`);
+  }
+  const stopped = expectOk(await client.request("stopPipeline", { id }));
+  assert.deepEqual(stopped.payload, { id, state: "NULL" });
+  await remove(id);
+});
+
 Deno.test("a forward seek after a backward one plays on past where the backward one began", async () => {
   // The backward seek (rate -1 from 3 s) sets the segment's stop to 3 s; a forward seek that kept
   // it would start at 5 s past that stop, which GStreamer refuses with a CRITICAL.

@@ -406,7 +406,7 @@ class Builder {
       }
       const rtspPath = this.#rtspPath(rtspSink.spec, rtspSink.index, to.name);
       const relay = this.#rtspRelay(rtspSink.index, to.name, source.pointer);
-      const mount = this.#mounts.get(rtspPath) ?? { relays: [], mediaSources: [] };
+      const mount = this.#mounts.get(rtspPath) ?? { relays: [], mediaSources: [], paused: false };
       mount.relays.push(relay);
       this.#mounts.set(rtspPath, mount);
       this.#elements.set(to.name, { type: RTSP_SINK, pointer: relay.valve });

@@ -124,6 +124,13 @@ export interface Viewers {
 export interface Mount {
   relays: Relay[];
   mediaSources: Pointer[];
+  /**
+   * Its pipeline is PAUSED, and so its relays stay open: a closed valve drops FLUSH_START, and a
+   * relay's udpsink holding its preroll or an end of stream in PAUSED lets go only at a flush, so
+   * a seek or stop waited for ever behind it; and with nothing to preroll on, a non-live source ran
+   * flat out into the closed valve.
+   */
+  paused: boolean;
 }
 
 /** Adds valve ! payloader ! udpsink for a stream of `mediaType` to the pipeline; the valve is the chain's entry. */
@@ -195,7 +202,14 @@ export function closeIdleRelays(mount: Mount): void {
     return false;
   });
   mount.mediaSources.splice(0, mount.mediaSources.length, ...alive);
-  if (alive.length === 0) setRelaysOpen(mount.relays, false);
+  if (alive.length === 0 && !mount.paused) setRelaysOpen(mount.relays, false);
+}
+
+/** Opens the relays while the pipeline is paused (see `Mount.paused`), and closes idle ones after. */
+export function setMountPaused(mount: Mount, paused: boolean): void {
+  mount.paused = paused;
+  if (paused) setRelaysOpen(mount.relays, true);
+  else closeIdleRelays(mount);
 }
 
 /** Payloader settings for a format, applied to a payloader element. */

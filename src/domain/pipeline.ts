@@ -25,7 +25,14 @@ import { resolvesWithin } from "../gst/resolves_within.ts";
 import { type BuiltElement, type BuiltPipeline, linkEndText } from "./builder.ts";
 import { DomainError, errorMessage } from "./errors.ts";
 import { formatLaunch } from "./launch.ts";
-import { freeUdpPort, type Relay, RTSP_SINK, type RtspMounts, type Viewers } from "./mounts.ts";
+import {
+  freeUdpPort,
+  type Relay,
+  RTSP_SINK,
+  type RtspMounts,
+  setMountPaused,
+  type Viewers,
+} from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
 import type { PipelineDefinition, RestartPolicy } from "./spec.ts";
 import { ByteRate, collectStats, SinkRates } from "./stats.ts";
@@ -872,6 +879,7 @@ export class ManagedPipeline {
       this.#host.mounts.unserve(this.mounts);
     }
     if (state === "PLAYING") this.#host.mounts.serve(this.mounts);
+    for (const mount of this.mounts.values()) setMountPaused(mount, state === "PAUSED");
     // Known once data flows; asked again when the pipeline (re)starts or GStreamer says it changed.
     this.duration = undefined;
     if (state === "PLAYING") this.playingSince ??= performance.now();
