@@ -252,13 +252,12 @@ Deno.test("HLS: bad requests get a clear status and message; CORS for allowed or
     });
     assert.equal(post.headers.get("allow"), "GET, HEAD, OPTIONS");
     await expect("a VP8 path", "/hls/vp8/index.m3u8", 406, /serves no H.264 video .*rtpvp8depay/);
-    // Mounted but paused: no segment ever comes.
-    // A paused path: the RTSP server refuses it (503), or never answers (rtspsrc's timeout).
+    // Mounted but paused: refused at once, naming the pause (no segment could come).
     await expect(
       "a paused path",
       "/hls/paused/index.m3u8",
-      502,
-      /could not be read for HLS: .+; HLS needs the path playing/,
+      503,
+      /'\/paused' cannot be played yet: '\/paused' is paused; try again once its pipeline plays/,
     );
 
     // CORS: the allowed origin is named; a preflight (for the Authorization header) is answered.

@@ -5,7 +5,8 @@
  * error, rather than each meeting the refusal inside its own rtspsrc.
  */
 import assert from "node:assert/strict";
-import { expectOk, startServer, TestClient } from "./helpers.ts";
+import { expectOk, startServer, TestClient, waitUntil } from "./helpers.ts";
+import { describeStatus, RtspConn } from "./rtsp_client.ts";
 
 const HALF_STARTED = "videotestsrc is-live=true ! x264enc tune=zerolatency ! " +
   "rtspserversink path=half  " +
@@ -57,6 +58,66 @@ Deno.test("a served path whose stream has not started: WHEP and HLS answer 503 n
       JSON.stringify(client.received.filter((m) => m.type === "recordingError")),
     );
   } finally {
+    await client.close();
+    assert.equal(await server.stop(), 0, server.logs.slice(-20).join("\n"));
+  }
+});
+
+Deno.test("a paused pipeline's path: a new RTSP reader, WHEP and HLS are refused at once naming the pause; a reader there stays", async () => {
+  // Before, a DESCRIBE waited 20 s for a media that could not start while paused, then got a bare
+  // 503, and WHEP and HLS met that inside their own rtspsrc.
+  const server = await startServer();
+  const client = await TestClient.connect(server.url);
+  const id = "paused";
+  const launch = "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! " +
+    `x264enc speed-preset=ultrafast tune=zerolatency key-int-max=15 ! rtspserversink path=${id}`;
+  const reader = await RtspConn.open(server.rtspUrl);
+  let draining = Promise.resolve();
+  try {
+    expectOk(await client.request("createPipeline", { id, pipeline: launch }));
+    expectOk(await client.request("startPipeline", { id }));
+    await waitUntil(
+      async () => await describeStatus(server.rtspUrl, id) === 200,
+      15000,
+      "the path",
+    );
+    await reader.play(id);
+    draining = reader.drain();
+    expectOk(await client.request("pausePipeline", { id }));
+
+    const paused = /'\/paused' is paused; try again once its pipeline plays/;
+    const describe = await RtspConn.open(server.rtspUrl);
+    try {
+      const refusal = await describe.request("DESCRIBE", `${server.rtspUrl}/${id}`).then(
+        () => assert.fail("DESCRIBE of a paused path was answered"),
+        (error: Error) => error.message,
+      );
+      assert.match(refusal, /: 503\n/);
+      assert.match(refusal, paused);
+    } finally {
+      describe.close();
+    }
+    const whep = await fetch(`${server.httpUrl}/whep/${id}`, {
+      method: "POST",
+      headers: { "content-type": "application/sdp" },
+      body: OFFER,
+    });
+    const whepBody = await whep.json();
+    assert.equal(whep.status, 503, JSON.stringify(whepBody));
+    assert.match(whepBody.error.message, paused);
+    const hls = await fetch(`${server.httpUrl}/hls/${id}/index.m3u8`);
+    const hlsBody = await hls.json();
+    assert.equal(hls.status, 503, JSON.stringify(hlsBody));
+    assert.match(hlsBody.error.message, paused);
+
+    // The reader that was there when it paused gets the stream again once it plays.
+    expectOk(await client.request("startPipeline", { id }));
+    const before = reader.drained;
+    await waitUntil(() => reader.drained > before, 15000, "the reader's data after the start");
+    assert.equal(await describeStatus(server.rtspUrl, id), 200);
+  } finally {
+    reader.close();
+    await draining;
     await client.close();
     assert.equal(await server.stop(), 0, server.logs.slice(-20).join("\n"));
   }

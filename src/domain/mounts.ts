@@ -171,10 +171,18 @@ function relayCaps(relays: Relay[]): (string | undefined)[] {
 
 /**
  * A DESCRIBE of a path whose stream has not started yet is refused with 503 and the reason: the
- * media it would get has no streams (an SDP without them), and stays cached while held.
+ * media it would get has no streams (an SDP without them), and stays cached while held. So is one
+ * of a paused pipeline's path, whose new media could not start until it plays (gst-rtsp-server
+ * would wait 20 s for it, then answer a bare 503); readers already there stay and go on with it.
  */
-export function notStartedCheck(path: string, mount: Mount): DescribeCheck {
+export function notPlayingCheck(path: string, mount: Mount): DescribeCheck {
   return () => {
+    if (mount.paused) {
+      return {
+        status: 503,
+        reason: `Service Unavailable: '/${path}' is paused; try again once its pipeline plays`,
+      };
+    }
     const waiting = relayCaps(mount.relays).findIndex((caps) => caps === undefined);
     if (waiting === -1) return null;
     return {
@@ -363,7 +371,7 @@ export class RtspMounts {
     if (!server) return;
     for (const [path, mount] of mounts) {
       if (!server.isMounted(path)) {
-        server.mount(path, mediaBuilder(path, mount), notStartedCheck(path, mount));
+        server.mount(path, mediaBuilder(path, mount), notPlayingCheck(path, mount));
       }
     }
   }
