@@ -27,6 +27,21 @@ const OFFER = [
   "",
 ].join("\r\n");
 
+/** WHEP and HLS of `path` both answer 503 with a message that matches `reason`. */
+async function assertWhepAndHlsRefuse(httpUrl: string, path: string, reason: RegExp) {
+  const whep = await fetch(`${httpUrl}/whep/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/sdp" },
+    body: OFFER,
+  });
+  const hls = await fetch(`${httpUrl}/hls/${path}/index.m3u8`);
+  for (const [what, response] of [["WHEP", whep], ["HLS", hls]] as const) {
+    const body = await response.json();
+    assert.equal(response.status, 503, `${what}: ${JSON.stringify(body)}`);
+    assert.match(body.error.message, reason, what);
+  }
+}
+
 Deno.test("a served path whose stream has not started: WHEP and HLS answer 503 naming it, a recording waits", async () => {
   const server = await startServer();
   const client = await TestClient.connect(server.url);
@@ -35,19 +50,7 @@ Deno.test("a served path whose stream has not started: WHEP and HLS answer 503 n
     expectOk(await client.request("startPipeline", { id: "half" }));
     const notStarted = /stream 1 of '\/half' has not started yet; try again in a moment/;
 
-    const whep = await fetch(`${server.httpUrl}/whep/half`, {
-      method: "POST",
-      headers: { "content-type": "application/sdp" },
-      body: OFFER,
-    });
-    const whepBody = await whep.json();
-    assert.equal(whep.status, 503, JSON.stringify(whepBody));
-    assert.match(whepBody.error.message, notStarted);
-
-    const hls = await fetch(`${server.httpUrl}/hls/half/index.m3u8`);
-    const hlsBody = await hls.json();
-    assert.equal(hls.status, 503, JSON.stringify(hlsBody));
-    assert.match(hlsBody.error.message, notStarted);
+    await assertWhepAndHlsRefuse(server.httpUrl, "half", notStarted);
 
     const recording = expectOk(await client.request("startRecording", { path: "half" })).payload;
     assert.equal(recording.state, "waiting");
@@ -97,18 +100,7 @@ Deno.test("a paused pipeline's path: a new RTSP reader, WHEP and HLS are refused
     } finally {
       describe.close();
     }
-    const whep = await fetch(`${server.httpUrl}/whep/${id}`, {
-      method: "POST",
-      headers: { "content-type": "application/sdp" },
-      body: OFFER,
-    });
-    const whepBody = await whep.json();
-    assert.equal(whep.status, 503, JSON.stringify(whepBody));
-    assert.match(whepBody.error.message, paused);
-    const hls = await fetch(`${server.httpUrl}/hls/${id}/index.m3u8`);
-    const hlsBody = await hls.json();
-    assert.equal(hls.status, 503, JSON.stringify(hlsBody));
-    assert.match(hlsBody.error.message, paused);
+    await assertWhepAndHlsRefuse(server.httpUrl, id, paused);
 
     // The reader that was there when it paused gets the stream again once it plays.
     expectOk(await client.request("startPipeline", { id }));
