@@ -708,6 +708,22 @@ Deno.test("inspectElement describes videotestsrc: pattern values, defaults, pad 
   assert.match(info.padTemplates[0].caps, /^video\/x-raw/);
 });
 
+Deno.test("rtspserversink, the server's own type, is listed and inspected like the others", async () => {
+  // It was UNKNOWN_ELEMENT ("closest: tcpserversink"), though the docs tell users to put it in.
+  const listed = expectOk(await client.request("listElements", { filter: "Sink/Network" }));
+  const names = listed.payload.elements.map((e: { name: string }) => e.name);
+  assert.ok(names.includes("rtspserversink"), names.join(", "));
+  assert.deepEqual(names, [...names].sort(), "sorted with the others");
+  const info = expectOk(await client.request("inspectElement", { type: "rtspserversink" })).payload;
+  assert.equal(info.klass, "Sink/Network");
+  const path = info.properties.find((p: { name: string }) => p.name === "path");
+  assert.equal(path.type, "gchararray");
+  assert.match(path.blurb, /1 to 64 characters/);
+  assert.deepEqual(info.padTemplates.length, 1);
+  assert.equal(info.padTemplates[0].direction, "sink");
+  assert.match(info.padTemplates[0].caps, /video\/x-h264.*audio\/x-opus/);
+});
+
 Deno.test("inspectElement of an unknown type is UNKNOWN_ELEMENT with suggestions", async () => {
   const error = expectError(
     await client.request("inspectElement", { type: "videotestsrcc" }),

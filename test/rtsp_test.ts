@@ -84,6 +84,24 @@ Deno.test("a managed pipeline is served at its rtspserversink path over TCP and 
   await client.request("deletePipeline", { id: "cam" });
 });
 
+Deno.test("a non-live source is served at its own pace: a reader that joins reads it as it plays", async () => {
+  // Unsynced, and closed while nobody read, the relay took the source's frames as fast as the
+  // encoder made them, so the path ended before a reader had read two seconds of it.
+  const id = "clip";
+  const launch =
+    "videotestsrc num-buffers=900 ! video/x-raw,width=160,height=120,framerate=30/1 ! " +
+    `x264enc speed-preset=ultrafast key-int-max=30 ! rtspserversink path=${id}`;
+  expectOk(await client.request("createPipeline", { id, pipeline: launch }));
+  expectOk(await client.request("startPipeline", { id }));
+  // Nobody reads it for a second: its relay paces it all the same.
+  await client.nextStats((p) => p.id === id && p.position >= 1000);
+  const stream = await probe(`${server.rtspUrl}/${id}`, "tcp");
+  assert.ok(stream.nb_read_frames >= 30, `${stream.nb_read_frames} frames in 2 s`);
+  const details = expectOk(await client.request("getPipeline", { id })).payload;
+  assert.equal(details.state, "PLAYING", "still playing its thirty seconds");
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
 Deno.test("an RTSP path can be served by one pipeline only", async () => {
   assert.equal(
     (await client.request("createPipeline", {

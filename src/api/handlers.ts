@@ -2,6 +2,7 @@
 import type { RecordingHub } from "../domain/recording.ts";
 import type { PipelineRegistry } from "../domain/registry.ts";
 import type { NodeInfo } from "../domain/store_postgres.ts";
+import { RTSP_SINK, rtspSinkInspection, rtspSinkSummary } from "../domain/mounts.ts";
 import { inspectElement, listElements } from "../gst/introspect.ts";
 import { eventTypes, type Handlers } from "./protocol.ts";
 
@@ -30,8 +31,8 @@ export function requestHandlers(
     sendEos: (p) => registry.sendEos(p.id),
     seek: (p) => registry.seek(p.id, p.position, p.rate, p.flush),
     getPipelineGraph: (p) => registry.graph(p.id),
-    listElements: (p) => ({ elements: listElements(p.filter) }),
-    inspectElement: (p) => inspectElement(p.type),
+    listElements: (p) => ({ elements: listElements(p.filter, [rtspSinkSummary]) }),
+    inspectElement: (p) => p.type === RTSP_SINK ? rtspSinkInspection() : inspectElement(p.type),
     startRecording: ({ path, format = "mp4", segmentSeconds = 60, retention = {} }) =>
       recordings.start(path, { format, segmentSeconds, retention }),
     stopRecording: (p) => recordings.stop(p.path),

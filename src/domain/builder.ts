@@ -406,7 +406,8 @@ class Builder {
       }
       const rtspPath = this.#rtspPath(rtspSink.spec, rtspSink.index, to.name);
       const relay = this.#rtspRelay(rtspSink.index, to.name, source.pointer);
-      const mount = this.#mounts.get(rtspPath) ?? { relays: [], mediaSources: [], paused: false };
+      const mount = this.#mounts.get(rtspPath) ??
+        { relays: [], mediaSources: [], heldOpen: false, paused: false };
       mount.relays.push(relay);
       this.#mounts.set(rtspPath, mount);
       this.#elements.set(to.name, { type: RTSP_SINK, pointer: relay.valve });

@@ -26,6 +26,8 @@ import { linkElements, type Pipeline } from "../gst/pipeline.ts";
 import type { Pointer } from "../gst/native.ts";
 import { setProperty } from "../gst/property.ts";
 import type { DescribeCheck, RtspServer } from "../gst/rtsp.ts";
+import type { ElementSummary, InspectedElement } from "../gst/introspect.ts";
+import { NAME_RULE } from "./names.ts";
 import { DomainError } from "./errors.ts";
 import type { ElementSpec, LinkSpec } from "./spec.ts";
 
@@ -88,6 +90,40 @@ const formats: Record<string, RtpFormat> = {
 
 export const servableMediaTypes = Object.keys(formats);
 
+/** rtspserversink as listElements lists it: a type of the server's own, which no plugin has. */
+export const rtspSinkSummary: ElementSummary = {
+  name: RTSP_SINK,
+  longName: "RTSP server sink",
+  klass: "Sink/Network",
+  rank: 0,
+  plugin: "gstreamer-control-server",
+};
+
+/** rtspserversink as inspectElement tells it: its `path`, and the encoded formats it serves. */
+export function rtspSinkInspection(): InspectedElement {
+  const text = (name: string, nick: string, blurb: string) => ({
+    name,
+    nick,
+    blurb,
+    type: "gchararray",
+    flags: ["readable", "writable"],
+    default: null,
+  });
+  return {
+    ...rtspSinkSummary,
+    description: "Serves what reaches it at rtsp://HOST:RTSP_PORT/{path}, and over WHEP and HLS; " +
+      "inside the pipeline it is a valve, a payloader and a udpsink",
+    author: "",
+    properties: [
+      text("name", "Name", "The name of the object"),
+      text("path", "Path", `The path it is served at: ${NAME_RULE}, free on this server`),
+    ],
+    padTemplates: [
+      { name: "sink", direction: "sink", presence: "always", caps: servableMediaTypes.join("; ") },
+    ],
+  };
+}
+
 /**
  * Why a reader that takes H.264 cannot read a path whose streams need `depayloaders` (one per
  * stream), or null when it can, or when they are not known.
@@ -124,12 +160,9 @@ export interface Viewers {
 export interface Mount {
   relays: Relay[];
   mediaSources: Pointer[];
-  /**
-   * Its pipeline is PAUSED, and so its relays stay open: a closed valve drops FLUSH_START, and a
-   * relay's udpsink holding its preroll or an end of stream in PAUSED lets go only at a flush, so
-   * a seek or stop waited for ever behind it; and with nothing to preroll on, a non-live source ran
-   * flat out into the closed valve.
-   */
+  /** Its relays stay open with no reader (holdRelaysOpen). */
+  heldOpen: boolean;
+  /** Its pipeline is paused, or going there: a DESCRIBE is refused (notPlayingCheck). */
   paused: boolean;
 }
 
@@ -150,12 +183,26 @@ export function addRelay(pipeline: Pipeline, name: string, mediaType: string | n
   configurePayloader(format, payloader, `${name}-pay`);
   const relayTarget = { object: udpsink, label: `${name}-relay` };
   setProperty(relayTarget, "host", "127.0.0.1");
-  setProperty(relayTarget, "sync", false);
   setProperty(relayTarget, "async", false);
+  // Until a start tells whether the pipeline is live (paceRelays).
+  setProperty(relayTarget, "sync", false);
   if (!linkElements(valve, payloader) || !linkElements(payloader, udpsink)) {
     throw new Error(`Linking valve ! ${format.pay} ! udpsink failed`);
   }
   return { format, valve, payloader, udpsink, port: 0 };
+}
+
+/**
+ * A live pipeline's relays send each buffer as it comes (its source gives the pace); a non-live
+ * one's, a file or a test source, wait for its time on the clock, as a player would: unsynced, a
+ * file went by as fast as it could be read, before a reader could join, and an encoder ran flat
+ * out. So a non-live pipeline's relays stay open with no reader too (holdRelaysOpen), since a
+ * closed valve paces nothing.
+ */
+export function paceRelays(relays: Relay[], live: boolean): void {
+  for (const relay of relays) {
+    setProperty({ object: relay.udpsink, label: "relay" }, "sync", !live);
+  }
 }
 
 export function setRelaysOpen(relays: Relay[], open: boolean): void {
@@ -210,13 +257,20 @@ export function closeIdleRelays(mount: Mount): void {
     return false;
   });
   mount.mediaSources.splice(0, mount.mediaSources.length, ...alive);
-  if (alive.length === 0 && !mount.paused) setRelaysOpen(mount.relays, false);
+  if (alive.length === 0 && !mount.heldOpen) setRelaysOpen(mount.relays, false);
 }
 
-/** Opens the relays while the pipeline is paused (see `Mount.paused`), and closes idle ones after. */
-export function setMountPaused(mount: Mount, paused: boolean): void {
+/**
+ * Keeps a mount's relays open with no reader (`held`), or lets them close when idle. Held while the
+ * pipeline is paused: a closed valve drops FLUSH_START, and a relay's udpsink holding its preroll
+ * or an end of stream in PAUSED lets go only at a flush, so a seek or stop waited for ever behind
+ * it; and with nothing to preroll on, a non-live source ran flat out into the closed valve. Held
+ * while a non-live pipeline plays: its relays pace it (paceRelays).
+ */
+export function holdRelaysOpen(mount: Mount, held: boolean, paused: boolean): void {
+  mount.heldOpen = held;
   mount.paused = paused;
-  if (paused) setRelaysOpen(mount.relays, true);
+  if (held) setRelaysOpen(mount.relays, true);
   else closeIdleRelays(mount);
 }
 

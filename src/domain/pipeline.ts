@@ -27,10 +27,11 @@ import { DomainError, errorMessage } from "./errors.ts";
 import { formatLaunch } from "./launch.ts";
 import {
   freeUdpPort,
+  holdRelaysOpen,
+  paceRelays,
   type Relay,
   RTSP_SINK,
   type RtspMounts,
-  setMountPaused,
   type Viewers,
 } from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
@@ -628,6 +629,8 @@ export class ManagedPipeline {
       const paused = await this.gst.setState(State.PAUSED);
       if (paused === StateChange.FAILURE) return this.#failStart(target);
       this.#live = paused === StateChange.NO_PREROLL;
+      for (const mount of this.mounts.values()) paceRelays(mount.relays, this.#live);
+      this.#holdRelays(target);
     }
     const result = await this.gst.setState(State[target]);
     let reached: { state: StateName; pending: StateName };
@@ -879,13 +882,19 @@ export class ManagedPipeline {
       this.#host.mounts.unserve(this.mounts);
     }
     if (state === "PLAYING") this.#host.mounts.serve(this.mounts);
-    for (const mount of this.mounts.values()) setMountPaused(mount, state === "PAUSED");
+    this.#holdRelays(state);
     // Known once data flows; asked again when the pipeline (re)starts or GStreamer says it changed.
     this.duration = undefined;
     if (state === "PLAYING") this.playingSince ??= performance.now();
     else this.playingSince = null;
     if (this.#leaving) return;
     this.#emit({ type: "pipelineStateChanged", payload: { id: this.id, old, new: state } });
+  }
+
+  /** Relays stay open with no reader while the pipeline is (or is going) PAUSED, or plays unlive. */
+  #holdRelays(state: StateName): void {
+    const held = state === "PAUSED" || (state === "PLAYING" && !this.#live);
+    for (const mount of this.mounts.values()) holdRelaysOpen(mount, held, state === "PAUSED");
   }
 
   /** Each relay gets a free loopback port; run from the queue, so its elements stay alive. */

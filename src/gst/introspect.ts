@@ -69,12 +69,12 @@ export interface InspectedElement extends FactoryInfo {
 }
 
 /**
- * Every element factory, sorted by name; `filter` keeps those whose name,
+ * Every element factory, and the server's `own` types, sorted by name; `filter` keeps those whose name,
  * long name or klass contains it, ignoring case ("Sink/Video"), and ignoring
  * a "." or "-" inside a word, so "h264" finds "x264 H.264 Encoder" and
  * "mpeg-4" finds mpeg4videoparse.
  */
-export function listElements(filter?: string): ElementSummary[] {
+export function listElements(filter?: string, own: ElementSummary[] = []): ElementSummary[] {
   const needle = filter?.trim().toLowerCase() ?? "";
   const compactNeedle = compact(needle);
   const matches = (info: FactoryInfo) =>
@@ -83,7 +83,7 @@ export function listElements(filter?: string): ElementSummary[] {
       const text = field.toLowerCase();
       return text.includes(needle) || compact(text).includes(compactNeedle);
     });
-  return [...elementFactories().values()]
+  return [...elementFactories().values(), ...own]
     .filter(matches)
     .map((info) => ({ ...info }))
     .sort(byName);
