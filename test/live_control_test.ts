@@ -469,6 +469,24 @@ Deno.test("a seek without flush that the source cannot take fails in time, and t
   await remove(id);
 });
 
+Deno.test("a flushing seek that an element drops fails in time, and the pipeline still stops", async () => {
+  // The valve lets the file's end of stream through (it is sticky), and the paused sink holds it,
+  // and with it the demuxer's stream lock; the valve drops the seek's flush, and the stop's from
+  // the source, so only a flush sent into the sink itself frees it. The stop waited for ever.
+  const id = freshId("seek-dropped");
+  await create(
+    id,
+    "filesrc location=ten-seconds.mp4 ! qtdemux ! h264parse ! " +
+      "valve drop=true drop-mode=forward-sticky-events ! fakesink",
+  );
+  expectOk(await client.request("pausePipeline", { id }));
+  const error = expectError(await client.request("seek", { id, position: 3000 }), "SEEK_FAILED");
+  assert.equal(error.details?.timedOut, true);
+  const stopped = expectOk(await client.request("stopPipeline", { id }));
+  assert.equal(stopped.payload.state, "NULL");
+  await remove(id);
+});
+
 Deno.test("an end of stream the source cannot take fails in time, holds no state change, and the pipeline still stops", async () => {
   // As above: the sink waits an hour on the clock, holding the source's stream lock, which an end
   // of stream sent to a source waits for, holding the pipeline's state lock meanwhile.

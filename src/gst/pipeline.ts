@@ -479,25 +479,39 @@ export class Pipeline {
   }
 
   /**
-   * Flushes the pipeline from its sources: FLUSH_START pushed on every source's pads, which waits
-   * for nothing and takes no element's lock. It frees a streaming thread blocked downstream, and
-   * with it the source's stream lock, under which a seek or an end of stream waits. Off the main
-   * thread; the pads stay flushing until the pipeline next leaves NULL.
+   * Flushes the pipeline from both ends: FLUSH_START pushed on every source's pads and sent into
+   * every sink's, which waits for nothing and takes no element's lock. It frees a streaming thread
+   * blocked downstream, and with it the source's stream lock, under which a seek or an end of
+   * stream waits. From the sinks too, since an element between may drop the flush (a valve that
+   * drops, with drop-mode forward-sticky-events, lets an end of stream through to a sink that then
+   * holds it in PAUSED, but no flush: a stop waited for ever). Off the main thread; the pads stay
+   * flushing until the pipeline next leaves NULL.
    */
   async flushStart(): Promise<void> {
     const { gst } = lib();
     await this.#withRef(async () => {
-      const sources = iterated(gst.gst_bin_iterate_sources(this.#pipeline), elementType());
-      const pads = sources.flatMap((source) =>
-        iterated(gst.gst_element_iterate_src_pads(source), padType())
+      const padsOf = (elements: Pointer[], iteratePads: (element: Pointer) => Pointer | null) => {
+        const pads = elements.flatMap((element) => iterated(iteratePads(element), padType()));
+        for (const element of elements) gst.gst_object_unref(element);
+        return pads;
+      };
+      const sourcePads = padsOf(
+        iterated(gst.gst_bin_iterate_sources(this.#pipeline), elementType()),
+        (source) => gst.gst_element_iterate_src_pads(source),
       );
-      for (const source of sources) gst.gst_object_unref(source);
+      const sinkPads = padsOf(
+        iterated(gst.gst_bin_iterate_sinks(this.#pipeline), elementType()),
+        (sink) => gst.gst_element_iterate_sink_pads(sink),
+      );
       try {
-        for (const pad of pads) {
+        for (const pad of sourcePads) {
           await gst.gst_pad_push_event_async(pad, gst.gst_event_new_flush_start());
         }
+        for (const pad of sinkPads) {
+          await gst.gst_pad_send_event_async(pad, gst.gst_event_new_flush_start());
+        }
       } finally {
-        for (const pad of pads) gst.gst_object_unref(pad);
+        for (const pad of [...sourcePads, ...sinkPads]) gst.gst_object_unref(pad);
       }
     });
   }
