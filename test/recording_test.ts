@@ -347,6 +347,11 @@ Deno.test("recording: a span across three segments exported as one file, cut at 
       `${server.rtspUrl}/recordings/cam?from=yesterday`,
     ]);
     assert.match(bad.stderr, /400 Bad Request/, bad.stderr);
+    const twice = await run("ffprobe", [
+      ...["-v", "error", "-rtsp_transport", "tcp"],
+      `${server.rtspUrl}/recordings/cam?from=${one.start}&from=${three.start}`,
+    ]);
+    assert.match(twice.stderr, /400 Bad Request/, twice.stderr);
 
     // Bad spans: clear errors, nothing left behind.
     for (
@@ -355,7 +360,8 @@ Deno.test("recording: a span across three segments exported as one file, cut at 
         [`from=${three.end}&to=${one.start}`, 400, /'to' must be later than 'from'/],
         ["from=2001-01-01T00:00:00Z&to=2001-01-02T00:00:00Z", 404, /no segment between/],
         [`${whole}&format=avi`, 400, /'format' is "avi": expected one of mp4, ts, mkv/],
-        [`${whole}&start=1`, 400, /Unknown export parameter start/],
+        [`${whole}&start=1`, 400, /Unknown span parameter start: a span takes from, to, format/],
+        [`${whole}&from=${three.end}`, 400, /Span parameter from given more than once/],
         ["from=2026-02-30T00:00:00Z", 400, /'from' is "2026-02-30T00:00:00Z", no such time/],
       ] as const
     ) {

@@ -28,6 +28,7 @@ import type { ManagedPipeline } from "./pipeline.ts";
 import type { ElementSpec } from "./spec.ts";
 import {
   checkDescriptors,
+  checkSpanQuery,
   parseSpanTime,
   type RecordedStreams,
   SpanError,
@@ -399,6 +400,7 @@ export class RecordingHub {
    */
   #playbackSpan(path: string, uri: string): { files: string[]; streams: RecordedStreams } {
     const url = new URL(uri);
+    checkSpanQuery(url.searchParams, ["from", "to"]);
     const segments = this.#segmentsNow(path);
     const span = spanOf(
       segments.map((s) => ({ ...s, start: Date.parse(s.start), end: Date.parse(s.end) })),

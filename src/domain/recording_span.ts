@@ -131,6 +131,28 @@ export class SpanError extends Error {
   }
 }
 
+/**
+ * Refuses a span's query that has a parameter other than `takes`, or one of them more than once
+ * (which would leave the reader guessing which counted): SpanError 400 naming it.
+ */
+export function checkSpanQuery(params: URLSearchParams, takes: string[]): void {
+  const keys = [...params.keys()];
+  const unknown = [...new Set(keys.filter((key) => !takes.includes(key)))];
+  if (unknown.length > 0) {
+    throw new SpanError(
+      400,
+      `Unknown span parameter ${unknown.join(", ")}: a span takes ${takes.join(", ")}`,
+    );
+  }
+  const repeated = takes.filter((key) => params.getAll(key).length > 1);
+  if (repeated.length > 0) {
+    throw new SpanError(
+      400,
+      `Span parameter ${repeated.join(", ")} given more than once: give each at most once`,
+    );
+  }
+}
+
 /** Parses `from`/`to`: an ISO 8601 time (`2026-12-03T07:30:00Z`) or a segment's name stamp. */
 export function parseSpanTime(name: string, value: string | null): number | null {
   if (value === null || value === "") return null;

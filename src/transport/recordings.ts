@@ -7,7 +7,7 @@
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { RecordingHub } from "../domain/recording.ts";
-import { SpanError } from "../domain/recording_span.ts";
+import { checkSpanQuery, SpanError } from "../domain/recording_span.ts";
 import { type HttpRoute, isRead, sendJson, whileReplyIsMade } from "./server.ts";
 
 export const RECORDINGS_PREFIX = "/recordings/";
@@ -116,19 +116,9 @@ async function exportSpan(
   url: URL,
   fail: (status: number, code: string, message: string) => void,
 ): Promise<void> {
-  const unknown = [...url.searchParams.keys()].filter((key) =>
-    !["from", "to", "format", "token"].includes(key)
-  );
-  if (unknown.length > 0) {
-    fail(
-      400,
-      "INVALID_REQUEST",
-      `Unknown export parameter ${unknown.join(", ")}: an export takes from, to and format`,
-    );
-    return;
-  }
   let made;
   try {
+    checkSpanQuery(url.searchParams, ["from", "to", "format", "token"]);
     made = await whileReplyIsMade(request, () =>
       hub.exportSpan(path, {
         from: url.searchParams.get("from"),
