@@ -72,12 +72,13 @@ Deno.test("a paused pipeline's path: a new RTSP reader, WHEP and HLS are refused
   const server = await startServer();
   const client = await TestClient.connect(server.url);
   const id = "paused";
-  const launch = "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! " +
-    `x264enc speed-preset=ultrafast tune=zerolatency key-int-max=15 ! rtspserversink path=${id}`;
+  const launch = (path: string) =>
+    "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=15/1 ! " +
+    `x264enc speed-preset=ultrafast tune=zerolatency key-int-max=15 ! rtspserversink path=${path}`;
   const reader = await RtspConn.open(server.rtspUrl);
   let draining = Promise.resolve();
   try {
-    expectOk(await client.request("createPipeline", { id, pipeline: launch }));
+    expectOk(await client.request("createPipeline", { id, pipeline: launch(id) }));
     expectOk(await client.request("startPipeline", { id }));
     await waitUntil(
       async () => await describeStatus(server.rtspUrl, id) === 200,
@@ -101,6 +102,13 @@ Deno.test("a paused pipeline's path: a new RTSP reader, WHEP and HLS are refused
       describe.close();
     }
     await assertWhepAndHlsRefuse(server.httpUrl, id, paused);
+
+    // The same for a pipeline paused before it ever played (it answered 404, nothing served).
+    const never = "never-played";
+    expectOk(await client.request("createPipeline", { id: never, pipeline: launch(never) }));
+    expectOk(await client.request("pausePipeline", { id: never }));
+    await assertWhepAndHlsRefuse(server.httpUrl, never, /'\/never-played' is paused/);
+    expectOk(await client.request("deletePipeline", { id: never }));
 
     // The reader that was there when it paused gets the stream again once it plays.
     expectOk(await client.request("startPipeline", { id }));

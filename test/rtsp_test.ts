@@ -10,7 +10,7 @@ import {
   TestClient,
   waitUntil,
 } from "./helpers.ts";
-import { RtspConn } from "./rtsp_client.ts";
+import { describeStatus, RtspConn } from "./rtsp_client.ts";
 
 const server = await startServer();
 const client = await TestClient.connect(server.url);
@@ -84,14 +84,16 @@ Deno.test("a managed pipeline is served at its rtspserversink path over TCP and 
   await client.request("deletePipeline", { id: "cam" });
 });
 
+/** 30 s of a non-live test source, served at `path`. */
+const thirtySeconds = (path: string) =>
+  "videotestsrc num-buffers=900 ! video/x-raw,width=160,height=120,framerate=30/1 ! " +
+  `x264enc speed-preset=ultrafast key-int-max=30 ! rtspserversink path=${path}`;
+
 Deno.test("a non-live source is served at its own pace: a reader that joins reads it as it plays", async () => {
   // Unsynced, and closed while nobody read, the relay took the source's frames as fast as the
   // encoder made them, so the path ended before a reader had read two seconds of it.
   const id = "clip";
-  const launch =
-    "videotestsrc num-buffers=900 ! video/x-raw,width=160,height=120,framerate=30/1 ! " +
-    `x264enc speed-preset=ultrafast key-int-max=30 ! rtspserversink path=${id}`;
-  expectOk(await client.request("createPipeline", { id, pipeline: launch }));
+  expectOk(await client.request("createPipeline", { id, pipeline: thirtySeconds(id) }));
   expectOk(await client.request("startPipeline", { id }));
   // Nobody reads it for a second: its relay paces it all the same.
   await client.nextStats((p) => p.id === id && p.position >= 1000);
@@ -99,6 +101,66 @@ Deno.test("a non-live source is served at its own pace: a reader that joins read
   assert.ok(stream.nb_read_frames >= 30, `${stream.nb_read_frames} frames in 2 s`);
   const details = expectOk(await client.request("getPipeline", { id })).payload;
   assert.equal(details.state, "PLAYING", "still playing its thirty seconds");
+  expectOk(await client.request("deletePipeline", { id }));
+});
+
+/** An ffprobe that reads `url` for `seconds` and counts the packets it lists as they come. */
+function packetReader(url: string, seconds: number) {
+  const child = new Deno.Command("ffprobe", {
+    args: [
+      ...["-v", "error", "-rtsp_transport", "tcp", "-read_intervals", `%+${seconds}`],
+      ...["-show_entries", "packet=pts_time", "-of", "csv=p=0", url],
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = { packets: 0, done: Promise.resolve() };
+  reader.done = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      reader.packets += chunk.split("\n").filter((line) => line.trim() !== "").length;
+    }
+    await child.status;
+  })();
+  const stop = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // it has ended already
+    }
+    return reader.done;
+  };
+  return { reader, stop };
+}
+
+Deno.test("a served non-live source seeks, paused and playing, and its reader goes on at its pace", async () => {
+  const id = "clip-seek";
+  expectOk(await client.request("createPipeline", { id, pipeline: thirtySeconds(id) }));
+  expectOk(await client.request("startPipeline", { id }));
+  await waitUntil(async () => await describeStatus(server.rtspUrl, id) === 200, 15000, "the path");
+  const { reader, stop } = packetReader(`${server.rtspUrl}/${id}`, 25);
+  try {
+    await waitUntil(() => reader.packets > 0, 15000, "the reader's first packets");
+    // Paused, seeked and started again: the RTP timestamps go back, and the media's jitter buffer
+    // (mode none) timed every packet after that 2^64 ns out, so its reader got nothing more.
+    await client.nextStats((p) => p.id === id && p.position >= 2000);
+    expectOk(await client.request("pausePipeline", { id }));
+    await client.nextStats((p) => p.id === id && p.state === "PAUSED"); // a while paused
+    expectOk(await client.request("seek", { id, position: 1000 }));
+    expectOk(await client.request("startPipeline", { id }));
+    const resumedAt = reader.packets;
+    await waitUntil(() => reader.packets > resumedAt + 30, 15000, "packets after the start");
+    // Playing: the relay only synced, so the pipeline kept its running time, and what followed the
+    // seek went out in a burst until it caught up (the position read 1000 ms plus the time played).
+    await client.nextStats((p) => p.id === id && p.position >= 4000);
+    expectOk(await client.request("seek", { id, position: 1000 }));
+    const after = await client.nextStats((p) => p.id === id && p.state === "PLAYING");
+    const position = after.payload.pipelines.find((p: { id: string }) => p.id === id).position;
+    assert.ok(position < 4000, `position ${position} after a seek to 1000 ms from 4000`);
+    const seekedAt = reader.packets;
+    await waitUntil(() => reader.packets > seekedAt + 30, 15000, "packets after the seek");
+  } finally {
+    await stop();
+  }
   expectOk(await client.request("deletePipeline", { id }));
 });
 

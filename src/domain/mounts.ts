@@ -183,8 +183,8 @@ export function addRelay(pipeline: Pipeline, name: string, mediaType: string | n
   configurePayloader(format, payloader, `${name}-pay`);
   const relayTarget = { object: udpsink, label: `${name}-relay` };
   setProperty(relayTarget, "host", "127.0.0.1");
+  // Until a start tells whether the pipeline is live (timeRelays).
   setProperty(relayTarget, "async", false);
-  // Until a start tells whether the pipeline is live (paceRelays).
   setProperty(relayTarget, "sync", false);
   if (!linkElements(valve, payloader) || !linkElements(payloader, udpsink)) {
     throw new Error(`Linking valve ! ${format.pay} ! udpsink failed`);
@@ -193,15 +193,23 @@ export function addRelay(pipeline: Pipeline, name: string, mediaType: string | n
 }
 
 /**
- * A live pipeline's relays send each buffer as it comes (its source gives the pace); a non-live
- * one's, a file or a test source, wait for its time on the clock, as a player would: unsynced, a
- * file went by as fast as it could be read, before a reader could join, and an encoder ran flat
- * out. So a non-live pipeline's relays stay open with no reader too (holdRelaysOpen), since a
- * closed valve paces nothing.
+ * How a relay's udpsink times what it sends, once a start knows whether its pipeline is live (until
+ * then, as for a live one).
+ * - Live: each buffer as it comes, its source gives the pace (no sync), and no preroll (no async):
+ *   its valve is closed while nobody reads, and a live pipeline would never reach PLAYING with a
+ *   sink waiting to preroll.
+ * - Non-live (a file, a test source): on the clock, as a player would, and with a preroll. Unsynced,
+ *   a file went by as fast as it could be read, before a reader could join, and an encoder ran flat
+ *   out; so these relays stay open with no reader too (holdRelaysOpen), since a closed valve paces
+ *   nothing. With a preroll, a flushing seek makes the pipeline take the new position's time (lost
+ *   state, then ASYNC_DONE with a reset time), as for any sink that prerolls: without it, what came
+ *   after a seek went out in a burst until it caught up with the clock.
  */
-export function paceRelays(relays: Relay[], live: boolean): void {
+export function timeRelays(relays: Relay[], live: boolean): void {
   for (const relay of relays) {
-    setProperty({ object: relay.udpsink, label: "relay" }, "sync", !live);
+    const target = { object: relay.udpsink, label: "relay" };
+    setProperty(target, "sync", !live);
+    setProperty(target, "async", !live);
   }
 }
 
@@ -265,7 +273,7 @@ export function closeIdleRelays(mount: Mount): void {
  * pipeline is paused: a closed valve drops FLUSH_START, and a relay's udpsink holding its preroll
  * or an end of stream in PAUSED lets go only at a flush, so a seek or stop waited for ever behind
  * it; and with nothing to preroll on, a non-live source ran flat out into the closed valve. Held
- * while a non-live pipeline plays: its relays pace it (paceRelays).
+ * while a non-live pipeline plays: its relays pace it (timeRelays).
  */
 export function holdRelaysOpen(mount: Mount, held: boolean, paused: boolean): void {
   mount.heldOpen = held;
@@ -325,8 +333,12 @@ export function buildMediaBin(path: string, relays: Relay[], sources: Pointer[])
     // pipeline's own frame timing.
     const jitter = makeElement("rtpjitterbuffer", `jitter${index}`)!;
     setProperty({ object: jitter, label: `jitter${index}` }, "latency", 50);
-    // Loopback has no clock skew to correct: RTP timestamps alone keep frame spacing exact.
-    setProperty({ object: jitter, label: `jitter${index}` }, "mode", "none");
+    // Loopback has no clock skew to correct: RTP timestamps alone keep frame spacing exact. Synced,
+    // not none: both time packets from their RTP timestamps, but only synced takes the arrival
+    // time again when they go back (the relay's pipeline seeked, its running time started again),
+    // where none went on from the old base and gave every packet after a seek a time 2^64 ns out,
+    // so the media sent nothing more.
+    setProperty({ object: jitter, label: `jitter${index}` }, "mode", "synced");
     configurePayloader(relay.format, pay, `pay${index}`, 96 + index);
     chains.push([source, jitter, depay, pay]);
   }
@@ -419,7 +431,7 @@ export class RtspMounts {
     if (mounts.size > 0) this.#sweep.wake();
   }
 
-  /** Serves the paths (their pipeline is PLAYING). */
+  /** Serves the paths (their pipeline is PLAYING, or PAUSED: then refusing new readers). */
   serve(mounts: ReadonlyMap<string, Mount>): void {
     const server = this.#server;
     if (!server) return;
@@ -485,7 +497,7 @@ export interface LoopbackReader {
 
 /** What serves a path, for messages about one that nothing serves. */
 export const SERVED_PATH_KINDS =
-  "a pipeline's rtspserversink path while it is PLAYING, a push, an RTSP or WHIP publish";
+  "a pipeline's rtspserversink path while it is PLAYING or PAUSED, a push, an RTSP or WHIP publish";
 
 /** An rtspsrc named `source` reading `path` from our RTSP server: TCP, no added latency. */
 export function loopbackReaderSpec(reader: LoopbackReader, path: string): ElementSpec {

@@ -28,10 +28,10 @@ import { formatLaunch } from "./launch.ts";
 import {
   freeUdpPort,
   holdRelaysOpen,
-  paceRelays,
   type Relay,
   RTSP_SINK,
   type RtspMounts,
+  timeRelays,
   type Viewers,
 } from "./mounts.ts";
 import type { ElementPolicy } from "./policy.ts";
@@ -626,10 +626,12 @@ export class ManagedPipeline {
       const relays = [...this.mounts.values()].flatMap((mount) => mount.relays);
       if (relays.length > 0) await this.#assignRelayPorts(relays);
       // Through PAUSED first: only that step tells a live pipeline (NO_PREROLL), which cannot seek.
+      // A relay that waits to preroll would hold a live pipeline short of PLAYING (timeRelays).
+      for (const mount of this.mounts.values()) timeRelays(mount.relays, true);
       const paused = await this.gst.setState(State.PAUSED);
       if (paused === StateChange.FAILURE) return this.#failStart(target);
       this.#live = paused === StateChange.NO_PREROLL;
-      for (const mount of this.mounts.values()) paceRelays(mount.relays, this.#live);
+      for (const mount of this.mounts.values()) timeRelays(mount.relays, this.#live);
       this.#holdRelays(target);
     }
     const result = await this.gst.setState(State[target]);
@@ -881,7 +883,8 @@ export class ManagedPipeline {
       this.gst.forgetSinks();
       this.#host.mounts.unserve(this.mounts);
     }
-    if (state === "PLAYING") this.#host.mounts.serve(this.mounts);
+    // Paused, its paths are there to say so (notPlayingCheck), whether or not it played before.
+    if (state === "PLAYING" || state === "PAUSED") this.#host.mounts.serve(this.mounts);
     this.#holdRelays(state);
     // Known once data flows; asked again when the pipeline (re)starts or GStreamer says it changed.
     this.duration = undefined;
