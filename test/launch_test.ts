@@ -1005,9 +1005,17 @@ Deno.test("parseLaunch() moves name= out of the properties and names other eleme
     ),
   );
   assert.deepStrictEqual(
-    parseLaunch('fakesrc ! fakesink name="my sink"').elements[1],
-    { type: "fakesink", name: "my sink" },
+    parseLaunch('fakesrc ! fakesink name="my-sink_2"').elements[1],
+    { type: "fakesink", name: "my-sink_2" },
   );
+  // The names the element list takes, no others: a name GStreamer would read otherwise (C text
+  // ends at a NUL), or one no link could refer to.
+  for (const name of ['"my sink"', '"a\u0000b"', '"a/b"', "x".repeat(65)]) {
+    assert.throws(
+      () => parseLaunch(`fakesrc ! fakesink name=${name}`),
+      /At character 24: expected an element name of 1 to 64 characters/,
+    );
+  }
 });
 
 Deno.test("parseLaunch() links references on either side of '!', with or without pads", () => {

@@ -598,6 +598,56 @@ Deno.test("errors name what is wrong: every error code", async (t) => {
     expectOk(await create([{ type: "videotestsrc" }, { type: "fakesink" }]));
     expectOk(await client.request("deletePipeline", { id }));
   });
+  await t.step("names and text GStreamer would read otherwise are refused", async () => {
+    // GStreamer refuses (and frees) a second element of a name: the server must never try one.
+    // An rtspserversink 's' is served through elements named 's', 's-pay' and 's-relay'.
+    const served = (other: string) =>
+      `videotestsrc ! x264enc ! rtspserversink name=s path=${id} fakesrc name=${other} ! fakesink`;
+    for (const other of ["s-relay", "s-pay"]) {
+      const reply = expectError(
+        await client.request("createPipeline", { id, pipeline: served(other) }),
+        "INVALID_REQUEST",
+      );
+      assert.match(reply.error!.message, new RegExp(`'${other}' is wanted by the relay of`));
+    }
+    const sinks = [{ type: "rtspserversink", name: "cam", properties: { path: id } }, {
+      type: "rtspserversink",
+      name: "cam-pay",
+      properties: { path: `${id}-b` },
+    }];
+    expectError(await create([{ type: "videotestsrc" }, ...sinks]), "INVALID_REQUEST");
+    // C reads text up to a NUL: the server would name, or set, something else than it reports.
+    const nulName = expectError(
+      await client.request("createPipeline", {
+        id,
+        pipeline: 'videotestsrc name="a\u0000x" ! fakesink name="a\u0000y"',
+      }),
+      "INVALID_REQUEST",
+    );
+    assert.match(nulName.error!.message, /expected an element name of 1 to 64 characters/);
+    const nulValue = expectError(
+      await create([{ type: "videotestsrc" }, {
+        type: "capsfilter",
+        properties: { caps: "video/x-raw\u0000,width=320" },
+      }, { type: "fakesink" }]),
+      "INVALID_PROPERTY_VALUE",
+    );
+    assert.match(nulValue.error!.message, /holds a NUL character/);
+    const nulPad = expectError(
+      await client.request("createPipeline", {
+        id,
+        pipeline: {
+          elements: [{ type: "fakesrc", name: "a" }, { type: "fakesink", name: "b" }],
+          links: [{ from: "a.src\u0000x", to: "b" }],
+        },
+      }),
+      "INVALID_REQUEST",
+    );
+    assert.equal(nulPad.error!.details!.path, "payload.pipeline.links[0].from");
+    const names = expectOk(await client.request("getPipelines")).payload.pipelines
+      .map((pipeline: { id: string }) => pipeline.id);
+    assert.ok(!names.includes(id), "nothing was left behind");
+  });
 });
 
 Deno.test("requestId is echoed, string or number", async () => {
@@ -611,9 +661,12 @@ Deno.test("requestId is echoed, string or number", async () => {
 Deno.test("a WebSocket on another path is refused and plain HTTP gets JSON errors", async () => {
   const wrongPath = server.url.replace("/gstreamer", "/other");
   await assert.rejects(TestClient.connect(wrongPath));
-  const notFound = await fetch(`${server.httpUrl}/nothing`);
-  assert.equal(notFound.status, 404);
-  assert.equal((await notFound.json()).error.code, "NOT_FOUND");
+  // "//healthz" is a path, not a host followed by "/" (the console's page).
+  for (const path of ["/nothing", "//healthz"]) {
+    const notFound = await fetch(`${server.httpUrl}${path}`);
+    assert.equal(notFound.status, 404, path);
+    assert.equal((await notFound.json()).error.message, `No route for GET ${path}`);
+  }
   const upgradeRequired = await fetch(`${server.httpUrl}/gstreamer`);
   assert.equal(upgradeRequired.status, 426);
   await upgradeRequired.body?.cancel();

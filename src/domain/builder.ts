@@ -26,7 +26,14 @@ import {
 import { closestFactoryNames, elementFactories } from "../gst/registry.ts";
 import { DomainError, type Field, FieldError } from "./errors.ts";
 import { launchElementSpans, LaunchParseError, parseLaunch } from "./launch.ts";
-import { addRelay, type Mount, type Relay, RTSP_SINK, type RtspMounts } from "./mounts.ts";
+import {
+  addRelay,
+  type Mount,
+  type Relay,
+  relayElementNames,
+  RTSP_SINK,
+  type RtspMounts,
+} from "./mounts.ts";
 import { servableMediaTypes } from "./mounts.ts";
 import { defaultElementName, NAME_RULE, namePattern } from "./names.ts";
 import type { ElementPolicy } from "./policy.ts";
@@ -220,6 +227,8 @@ class Builder {
   readonly #rtspSinks = new Map<string, { spec: ElementSpec; index: number }>();
   readonly #dynamicLinks: DynamicLink[] = [];
   readonly #internal = new Set<string>();
+  /** Every element name taken so far, with the request's element it belongs to. */
+  readonly #claimed = new Map<string, string>();
   readonly #mounts = new Map<string, Mount>();
 
   constructor(
@@ -264,18 +273,43 @@ class Builder {
     };
   }
 
+  /**
+   * Takes the GStreamer element names an element of the request will have (an rtspserversink is
+   * served through a relay of three): GStreamer refuses a second element of a name in a pipeline.
+   */
+  #claimNames(owner: string, type: string, index: number): void {
+    const names = type === RTSP_SINK ? relayElementNames(owner) : [owner];
+    const field = [...elementsField, index, "name"];
+    const whose = (claim: string, name: string) =>
+      claim === name ? `element '${claim}'` : `the relay of ${RTSP_SINK} '${claim}'`;
+    for (const name of names) {
+      const holder = this.#claimed.get(name);
+      if (holder === undefined) continue;
+      if (holder === owner) {
+        throw new DomainError(
+          "INVALID_REQUEST",
+          `Two elements are named '${name}'; element names must be unique in a pipeline`,
+          { name },
+          field,
+        );
+      }
+      throw new DomainError(
+        "INVALID_REQUEST",
+        `Element name '${name}' is wanted by ${whose(holder, name)} and by ${whose(owner, name)} ` +
+          `(an ${RTSP_SINK} named 'x' is served through elements named ` +
+          `${relayElementNames("x").join(", ")}); give one of them another name`,
+        { name, elements: [holder, owner] },
+        field,
+      );
+    }
+    for (const name of names) this.#claimed.set(name, owner);
+  }
+
   /** Makes one element with its properties; returns its name. */
   #makeElement(spec: ElementSpec, index: number): string {
     const { name: _name, ...properties } = spec.properties ?? {};
     const name = elementName(spec, index);
-    if (this.#elements.has(name) || this.#rtspSinks.has(name)) {
-      throw new DomainError(
-        "INVALID_REQUEST",
-        `Two elements are named '${name}'; element names must be unique in a pipeline`,
-        { name },
-        [...elementsField, index, "name"],
-      );
-    }
+    this.#claimNames(name, spec.type, index);
     if (spec.type === RTSP_SINK) {
       this.#rtspSinks.set(name, { spec, index });
       return name;
@@ -385,7 +419,8 @@ class Builder {
     if (spec.caps !== undefined) {
       // A caps filter is an element of its own, as gst-launch makes it.
       let filterName = `${from.name}-caps${index}`;
-      while (this.#elements.has(filterName) || this.#rtspSinks.has(filterName)) filterName += "_";
+      while (this.#claimed.has(filterName)) filterName += "_";
+      this.#claimed.set(filterName, filterName);
       const filter = this.pipeline.addElement("capsfilter", filterName)!;
       setProperty({ object: filter, label: `links[${index}].caps` }, "caps", spec.caps);
       this.#elements.set(filterName, { type: "capsfilter", pointer: filter });

@@ -51,7 +51,7 @@
  * child properties (`sink_1::xpos=10`), the `:` link-all operator, URI
  * elements (`file:///a.mp4 ! ...`), presets (`@preset=`) and comments (`#`).
  */
-import { defaultElementName } from "./names.ts";
+import { defaultElementName, NAME_RULE, namePattern } from "./names.ts";
 import type { ElementSpec, ExplicitDescription, LinkSpec } from "./spec.ts";
 
 /** A description that is not valid (or not supported) launch syntax. */
@@ -510,6 +510,11 @@ class Parser {
         throw new LaunchParseError(offset, "an element name without '.'", {
           found: quote(excerpt(value)),
           detail: "'.' separates an element name from a pad name in links",
+        });
+      }
+      if (!namePattern.test(value)) {
+        throw new LaunchParseError(offset, `an element name of ${NAME_RULE}`, {
+          found: JSON.stringify(excerpt(value)),
         });
       }
       element.name = value;

@@ -166,13 +166,19 @@ export interface Mount {
   paused: boolean;
 }
 
+/** The names of the relay's valve, payloader and udpsink that stand for rtspserversink `name`. */
+export function relayElementNames(name: string): [string, string, string] {
+  return [name, `${name}-pay`, `${name}-relay`];
+}
+
 /** Adds valve ! payloader ! udpsink for a stream of `mediaType` to the pipeline; the valve is the chain's entry. */
 export function addRelay(pipeline: Pipeline, name: string, mediaType: string | null): Relay | null {
   const format = rtpFormat(mediaType);
   if (format === undefined) return null;
-  const valve = pipeline.addElement("valve", name);
-  const payloader = pipeline.addElement(format.pay, `${name}-pay`);
-  const udpsink = pipeline.addElement("udpsink", `${name}-relay`);
+  const [valveName, payloaderName, udpsinkName] = relayElementNames(name);
+  const valve = pipeline.addElement("valve", valveName);
+  const payloader = pipeline.addElement(format.pay, payloaderName);
+  const udpsink = pipeline.addElement("udpsink", udpsinkName);
   if (valve === null || payloader === null || udpsink === null) {
     throw new Error(`Element 'valve', '${format.pay}' or 'udpsink' is missing`);
   }
@@ -180,8 +186,8 @@ export function addRelay(pipeline: Pipeline, name: string, mediaType: string | n
   // Sticky events pass a closed valve, so the payloader is ready when the valve opens.
   setProperty(valveTarget, "drop-mode", "forward-sticky-events");
   setProperty(valveTarget, "drop", true);
-  configurePayloader(format, payloader, `${name}-pay`);
-  const relayTarget = { object: udpsink, label: `${name}-relay` };
+  configurePayloader(format, payloader, payloaderName);
+  const relayTarget = { object: udpsink, label: udpsinkName };
   setProperty(relayTarget, "host", "127.0.0.1");
   // Until a start tells whether the pipeline is live (timeRelays).
   setProperty(relayTarget, "async", false);

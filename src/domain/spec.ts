@@ -55,10 +55,16 @@ export const elementSchema = z.object({
   properties: jsonValues.optional(),
 });
 
+/** A link's end: "name" or "name.pad" (C would read a pad name only up to a NUL). */
+const linkEnd = z.string().min(1, 'Expected "name" or "name.pad"').refine(
+  (end) => !end.includes("\0"),
+  'Expected "name" or "name.pad", without a NUL character (\\u0000)',
+);
+
 /** A link between two elements: each end is "name" or "name.pad". */
 export const linkSchema = z.object({
-  from: z.string().min(1, 'Expected "name" or "name.pad"'),
-  to: z.string().min(1, 'Expected "name" or "name.pad"'),
+  from: linkEnd,
+  to: linkEnd,
   caps: z.string().min(1, "Expected caps such as video/x-raw,width=320").optional(),
 });
 

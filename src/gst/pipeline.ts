@@ -28,7 +28,6 @@ import { trimMemorySoon } from "./memory.ts";
 import { FORMAT_TIME, NANOSECONDS_PER_MS, type QueriedTimes, queryTimes } from "./time_queries.ts";
 import {
   baseSinkCounters,
-  discardFloating,
   elementState,
   isBaseSink,
   type StateName,
@@ -170,9 +169,8 @@ export class Pipeline {
     const element = gst.gst_element_factory_make(cstr(factory), cstr(name));
     if (element === null) return null;
     if (gst.gst_bin_add(this.#pipeline, element) === 0) {
-      // gst_bin_add refuses a duplicate name and leaves the floating ref with us.
-      discardFloating([element]);
-      return null;
+      // Refused for its name; gst_bin_add has freed it (it takes the floating reference either way).
+      throw new Error(`The pipeline already holds an element named '${name}'`);
     }
     return element;
   }
@@ -207,10 +205,8 @@ export class Pipeline {
         values,
       );
       if (made === null) return null;
-      if (gst.gst_bin_add(this.#pipeline, made) === 0) {
-        discardFloating([made]);
-        return null;
-      }
+      // Refused, gst_bin_add has freed it (it takes the floating reference either way).
+      if (gst.gst_bin_add(this.#pipeline, made) === 0) return null;
       return made;
     } finally {
       nameValue.unset();

@@ -264,6 +264,10 @@ export function convertProperty(
   if (when === "now" && (spec.flags & ParamFlag.CONSTRUCT_ONLY) !== 0) {
     throw invalid("the property can only be set when the element is made");
   }
+  // C would read the text only up to a NUL: a value other than the one asked for (and reported).
+  if (holdsNul(value)) {
+    throw invalid("it holds a NUL character (\\u0000), where C text ends");
+  }
   const g = lib();
   const gvalue = new GValue(spec.valueType);
   let converted = false;
@@ -328,6 +332,15 @@ export function convertProperty(
   } finally {
     if (!converted) gvalue.unset();
   }
+}
+
+function holdsNul(value: JsonValue): boolean {
+  if (typeof value === "string") return value.includes("\0");
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (value !== null && typeof value === "object") {
+    return Object.entries(value).some(([key, inner]) => key.includes("\0") || holdsNul(inner));
+  }
+  return false;
 }
 
 /** The gst-launch text for a JSON value, or undefined when the JSON kind cannot fit. */
