@@ -359,9 +359,12 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
         `Origin '${origin}' may not ${what}; GSTREAMER_ALLOWED_ORIGINS lists the ones that may`,
     },
   });
+  /** A request's target as a URL: a path from its first '/', even "//healthz" (no host there). */
+  const requestUrl = (target = "/") =>
+    new URL(target.startsWith("/") ? `http://localhost${target}` : target, "http://localhost");
   const handleRequest = async (request: http.IncomingMessage, response: http.ServerResponse) => {
     try {
-      const url = new URL(request.url ?? "/", "http://localhost");
+      const url = requestUrl(request.url);
       if ((options.corsPrefixes ?? []).some((prefix) => url.pathname.startsWith(prefix))) {
         for (const [name, value] of Object.entries(corsHeaders(request, allowedOrigins))) {
           response.setHeader(name, value);
@@ -431,7 +434,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
   const handleUpgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // A WebSocket may stay quiet as long as it likes (the upgrade socket is a net.Socket).
     (socket as Socket).setTimeout(0);
-    const url = new URL(request.url ?? "/", "http://localhost");
+    const url = requestUrl(request.url);
     if (url.pathname !== options.path) {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
       return;
