@@ -157,6 +157,33 @@ Deno.test("start-up logs the GStreamer version and the URL; SIGTERM closes clien
   assert.ok(server.logs.some((line) => /SIGTERM received/.test(line)));
 });
 
+Deno.test("/metrics has no samples before the first stats snapshot, where a 0 would read as a fact", async () => {
+  const server = await startServer({ GSTREAMER_STATS_INTERVAL_MS: "60000" });
+  try {
+    const client = await TestClient.connect(server.url);
+    const created = await client.request("createPipeline", {
+      id: "early",
+      pipeline: "videotestsrc is-live=true ! fakesink",
+      desiredState: "playing",
+    });
+    assert.equal(created.ok, true);
+    const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+    assert.match(metrics, /^# TYPE gstreamer_server_rss_bytes gauge$/m);
+    for (
+      const gauge of [
+        "gstreamer_server_rss_bytes",
+        "gstreamer_pipelines",
+        "gstreamer_server_clients",
+      ]
+    ) {
+      assert.doesNotMatch(metrics, new RegExp(`^${gauge} `, "m"), metrics);
+    }
+    await client.close();
+  } finally {
+    assert.equal(await server.stop(), 0);
+  }
+});
+
 Deno.test("a running server has no Worker: stats positions and bus messages come without a V8 isolate of their own", async () => {
   const server = await startServer();
   const client = await TestClient.connect(server.url);

@@ -64,6 +64,8 @@ export function metricsRegistry(latest: () => StatsSnapshot | null): Registry {
         this.reset();
         const snapshot = latest();
         if (snapshot) fill(this, snapshot);
+        // A gauge without labels is reset to a 0 sample: before the first snapshot, none.
+        else if (labelNames.length === 0) this.remove();
       },
     });
   gauge(
