@@ -509,6 +509,21 @@ for (const wrong of wrongFormats) {
   });
 }
 
+Deno.test("a Content-Type the push takes none of is refused with 415 naming the types, whatever its name", async () => {
+  // "constructor" and "tostring" are names every JavaScript object answers to.
+  for (const declared of ["video/bogus", "constructor", "tostring"]) {
+    const reply = await send("POST", "unknown-type", clipBytes, { "content-type": declared });
+    assert.equal(reply.status, 415, JSON.stringify(reply.body));
+    assert.equal(
+      reply.body.error.message.split(";")[0],
+      `Content-Type '${declared}' is not taken`,
+      JSON.stringify(reply.body),
+    );
+    assert.ok(reply.body.error.details.accepted.includes("video/h264"));
+  }
+  assert.deepEqual(await pipelineIds(), []);
+});
+
 // ---------------------------------------------------------------------------------------------
 // 2. No declared type: the format is recognised from the first bytes
 

@@ -157,7 +157,9 @@ export function pushRoute(host: PushHost, maxPushes = Infinity): HttpRoute {
     const contentType = request.headers["content-type"]?.split(";")[0].trim().toLowerCase();
     const declared = contentType === undefined || undeclaredContentTypes.includes(contentType)
       ? null
-      : pushFormats[contentType];
+      : Object.hasOwn(pushFormats, contentType)
+      ? pushFormats[contentType]
+      : undefined;
     if (declared === undefined) {
       httpError(
         response,
