@@ -370,6 +370,15 @@ Deno.test("recording: a span across three segments exported as one file, cut at 
       assert.equal(response.status, status, `${query}: ${JSON.stringify(body)}`);
       assert.match(body.error.message, text);
     }
+    // A wrong query is wrong whatever was recorded: judged before the segments are looked for.
+    for (
+      const [query, text] of [["from=zz", /'from' is "zz"/], ["format=avi", /'format' is/]] as const
+    ) {
+      const response = await fetch(`${server.httpUrl}/recordings/never-recorded/export?${query}`);
+      const body = await response.json();
+      assert.equal(response.status, 400, `${query}: ${JSON.stringify(body)}`);
+      assert.match(body.error.message, text);
+    }
     // Too few file descriptors left for the span's files (GStreamer would abort the server on a
     // CRITICAL when one cannot open): refused, over HTTP and RTSP, until the limit is back.
     const { fds } = await resourceCounts(server.pid);

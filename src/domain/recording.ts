@@ -401,11 +401,13 @@ export class RecordingHub {
   #playbackSpan(path: string, uri: string): { files: string[]; streams: RecordedStreams } {
     const url = new URL(uri);
     checkSpanQuery(url.searchParams, ["from", "to"]);
+    const from = parseSpanTime("from", url.searchParams.get("from"));
+    const to = parseSpanTime("to", url.searchParams.get("to"));
     const segments = this.#segmentsNow(path);
     const span = spanOf(
       segments.map((s) => ({ ...s, start: Date.parse(s.start), end: Date.parse(s.end) })),
-      parseSpanTime("from", url.searchParams.get("from")),
-      parseSpanTime("to", url.searchParams.get("to")),
+      from,
+      to,
     );
     const format = span.segments[0]?.format;
     const files = span.segments.filter((s) => s.format === format)
@@ -527,12 +529,18 @@ export class RecordingHub {
     path: string,
     query: { from: string | null; to: string | null; format: string | null },
   ): Promise<SpanExport> {
+    // The query is judged first: a wrong one is wrong whatever was recorded.
+    const from = parseSpanTime("from", query.from);
+    const to = parseSpanTime("to", query.to);
+    if (query.format !== null && !(recordingFormats as readonly string[]).includes(query.format)) {
+      throw formatRefused(query.format);
+    }
     const segments = await this.segments(path);
     if (segments.length === 0) throw new SpanError(404, `No segments recorded of '/${path}'`);
     const span = spanOf(
       segments.map((s) => ({ ...s, start: Date.parse(s.start), end: Date.parse(s.end) })),
-      parseSpanTime("from", query.from),
-      parseSpanTime("to", query.to),
+      from,
+      to,
     );
     if (span.segments.length === 0) {
       throw new SpanError(
@@ -551,12 +559,7 @@ export class RecordingHub {
       );
     }
     const format = query.format ?? span.segments[0].format;
-    if (!(recordingFormats as readonly string[]).includes(format)) {
-      throw new SpanError(
-        400,
-        `'format' is ${JSON.stringify(format)}: expected one of ${recordingFormats.join(", ")}`,
-      );
-    }
+    if (!(recordingFormats as readonly string[]).includes(format)) throw formatRefused(format);
     const dir = join(this.#options.directory, path);
     const streams = await Deno.readTextFile(join(dir, STREAMS_FILE)).then(
       (text) => JSON.parse(text) as RecordedStreams,
@@ -1063,6 +1066,13 @@ function inOrder(found: SegmentInfo[]): SegmentInfo[] {
     }
   }
   return found;
+}
+
+function formatRefused(format: string): SpanError {
+  return new SpanError(
+    400,
+    `'format' is ${JSON.stringify(format)}: expected one of ${recordingFormats.join(", ")}`,
+  );
 }
 
 function requireRecordablePath(path: string): void {
