@@ -509,6 +509,33 @@ Deno.test("an end of stream the source cannot take fails in time, holds no state
   await remove(id);
 });
 
+Deno.test("a stop or delete does not wait for a start that cannot finish, nor for what was queued behind it", async () => {
+  // The valve drops every buffer: the sink never prerolls, and a start would wait its whole
+  // timeout (then reply with PLAYING pending); the stop, and what was asked before it, waited too.
+  const pipeline = "videotestsrc ! valve drop=true ! fakesink";
+  const id = freshId("never-prerolls");
+  await create(id, pipeline);
+  const starting = client.request("startPipeline", { id });
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "READY");
+  const pausing = client.request("pausePipeline", { id });
+  const seeking = client.request("seek", { id, position: 1000 });
+  const stopped = expectOk(await client.request("stopPipeline", { id }));
+  assert.equal(stopped.payload.state, "NULL");
+  const started = expectError(await starting, "STATE_CHANGE_FAILED");
+  assert.equal(started.message, `Pipeline '${id}' did not reach PLAYING: a stop came first`);
+  assert.equal(started.details?.stoppedBy, "a stop");
+  assert.equal(expectError(await pausing, "STATE_CHANGE_FAILED").details?.stoppedBy, "a stop");
+  assert.equal(expectError(await seeking, "SEEK_FAILED").details?.stoppedBy, "a stop");
+  const after = await details(id);
+  assert.equal(after.state, "NULL");
+  assert.equal(after.desiredState, "stopped");
+  // A start asked after the stop is a start of its own: it waits, and a delete ends it.
+  const again = client.request("startPipeline", { id });
+  await client.event("pipelineStateChanged", (p) => p.id === id && p.new === "READY");
+  expectOk(await client.request("deletePipeline", { id }));
+  assert.equal(expectError(await again, "STATE_CHANGE_FAILED").details?.stoppedBy, "a delete");
+});
+
 Deno.test("a pause refused behind an untaken end of stream changes nothing; the end's restart comes", async () => {
   // The sink waits 6 s on the clock: the end of stream is taken then, after sendEos timed out.
   const id = freshId("eos-late");

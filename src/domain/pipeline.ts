@@ -139,6 +139,8 @@ export class ManagedPipeline {
    */
   #untaken: { what: string; done: Promise<void> } | null = null;
   #released: Promise<void> | null = null;
+  /** Told when a stop, delete or shutdown is asked; each operation keeps the one of its request. */
+  #stopSignal = new StopSignal();
   /**
    * Client wishes (start, pause, stop) so far, and the one the current run enacts: when a run
    * fails or ends, a wish made since it began stands (its change is queued and enacts it), rather
@@ -320,12 +322,14 @@ export class ManagedPipeline {
   startCreated(state: "playing" | "paused"): Promise<Reached> {
     this.desiredState = state;
     const target = state === "paused" ? "PAUSED" : "PLAYING";
-    return this.#serial(() => this.#run(target, this.#wishes), true);
+    const stop = this.#stopSignal;
+    return this.#serial(() => this.#run(target, this.#wishes, stop), true);
   }
 
   /** Goes to NULL; a stopped pipeline can be started again. */
   stop(): Promise<{ id: string; state: StateName }> {
     this.#supervisor.cancel();
+    this.#askStop("a stop");
     return this.#changeDesiredState("stopped", () => this.#stopRun());
   }
 
@@ -384,11 +388,20 @@ export class ManagedPipeline {
 
   /** Ends the stream: sources stop, and the sinks' end of stream ends the run (pipelineEos). */
   sendEos(): Promise<{ id: string }> {
+    const stop = this.#stopSignal;
     return this.#serial(async () => {
+      const stopped = () =>
+        new DomainError(
+          "INVALID_STATE",
+          `Pipeline '${this.id}' did not take the end of stream: ${stop.by} came first`,
+          { id: this.id, state: this.state, stoppedBy: stop.by },
+        );
+      if (stop.asked) throw stopped();
       // Paused, nothing flows: GStreamer would hold the event (and this queue) until it plays.
       this.#requireRunning("sendEos", ["PLAYING"]);
       this.#requireNothingUntaken("sendEos");
-      const taken = await this.#untakenCall("the end of stream", this.gst.sendEos());
+      const taken = await this.#untakenCall("the end of stream", this.gst.sendEos(), stop);
+      if (taken === "stopped") throw stopped();
       if (taken === "timed out") {
         throw new DomainError(
           "INVALID_STATE",
@@ -414,7 +427,15 @@ export class ManagedPipeline {
   /** Moves playback to `position` ms at `rate` (negative plays backwards); flushing by default. */
   seek(position: number, rate = 1, flush = true) {
     const id = this.id;
+    const stop = this.#stopSignal;
     return this.#serial(async () => {
+      const stopped = () =>
+        new DomainError(
+          "SEEK_FAILED",
+          `Pipeline '${id}' did not take the seek to ${position} ms: ${stop.by} came first`,
+          { id, position, rate, stoppedBy: stop.by },
+        );
+      if (stop.asked) throw stopped();
       // A seek that does not flush waits for data to flow, which a paused pipeline never gives.
       this.#requireRunning(flush ? "seek" : "seek without flush", flush ? undefined : ["PLAYING"]);
       // GStreamer takes a seek on a live pipeline and then stalls it: refuse instead.
@@ -436,7 +457,9 @@ export class ManagedPipeline {
       const taken = await this.#untakenCall(
         `the seek to ${position} ms`,
         this.gst.seek(position, rate, flush),
+        stop,
       );
+      if (taken === "stopped") throw stopped();
       if (taken === "timed out") {
         throw new DomainError(
           "SEEK_FAILED",
@@ -502,6 +525,7 @@ export class ManagedPipeline {
    */
   async leave(removal: Promise<void>): Promise<void> {
     this.#supervisor.cancel();
+    this.#askStop("a delete");
     const before = this.state;
     this.#leaving = true;
     const stopping = this.#serial(() => this.#toNull());
@@ -534,10 +558,11 @@ export class ManagedPipeline {
    * Stops and frees it (the pipeline leaves the registry first). Queued behind any operation
    * under way, and the last one: nothing queued after can see it freed.
    */
-  release(): Promise<void> {
+  release(by = "a delete"): Promise<void> {
     // Once: a second release (a delete racing shutdown or an eviction) would free it twice.
     this.#released ??= (() => {
       this.#supervisor.cancel();
+      this.#askStop(by);
       for (const unwatch of this.#unwatch) unwatch();
       this.#host.mounts.release(this.mounts);
       this.#deleted = true;
@@ -562,11 +587,12 @@ export class ManagedPipeline {
   /** One start; when it fails, a supervised pipeline is scheduled to try again. */
   async #attemptStart(): Promise<Reached> {
     const wish = this.#wishes;
+    const stop = this.#stopSignal;
     try {
       const target = this.desiredState === "paused" ? "PAUSED" : "PLAYING";
-      return await this.#serial(() => this.#run(target, wish), true);
+      return await this.#serial(() => this.#run(target, wish, stop), true);
     } catch (error) {
-      if (this.#deleted || this.desiredState === "stopped") throw error;
+      if (this.#deleted || this.desiredState === "stopped" || stop.asked) throw error;
       // A wish made since (a pause, another start) stands: its own change, queued behind this
       // one, decides what is stored and whether to try again.
       if (this.#wishes !== wish) throw error;
@@ -593,9 +619,11 @@ export class ManagedPipeline {
    * Goes to PLAYING or PAUSED, enacting `wish`, and waits (off the main thread) for GStreamer to
    * get there.
    */
-  async #run(target: "PLAYING" | "PAUSED", wish: number): Promise<Reached> {
+  async #run(target: "PLAYING" | "PAUSED", wish: number, stop: StopSignal): Promise<Reached> {
     const { id } = this;
     const startedAt = performance.now();
+    // Asked before a stop that came while it waited in the queue: it changes nothing.
+    if (stop.asked) throw this.#stoppedFirst(stop, target);
     // An end or error already posted ends the run this would resume: told first (#runEnded sees
     // this wish as one made since), so that the run is begun again below.
     this.#drainBus();
@@ -637,7 +665,15 @@ export class ManagedPipeline {
     const result = await this.gst.setState(State[target]);
     let reached: { state: StateName; pending: StateName };
     if (result === StateChange.ASYNC) {
-      const waited = await this.gst.waitForState(this.#host.startTimeoutMs);
+      // A stop does not wait for a start that cannot finish (a sink that never prerolls): the
+      // pipeline goes to NULL beside the wait, which then returns (its call holds a reference).
+      const waiting = this.gst.waitForState(this.#host.startTimeoutMs);
+      const waited = await Promise.race([waiting, stop.promise]);
+      if (waited === "stopped") {
+        waiting.catch(() => {});
+        await this.#toNull();
+        throw this.#stoppedFirst(stop, target);
+      }
       if (waited.result === StateChange.FAILURE) return this.#failStart(target);
       reached = waited;
     } else if (result === StateChange.FAILURE) {
@@ -654,6 +690,20 @@ export class ManagedPipeline {
     }
     if (changing) this.#host.observePhase("start", performance.now() - startedAt);
     return { id, state: reached.state };
+  }
+
+  /** Every operation asked until now waits no longer for GStreamer (what each waits for: #run). */
+  #askStop(by: string): void {
+    this.#stopSignal.ask(by);
+    this.#stopSignal = new StopSignal();
+  }
+
+  #stoppedFirst(stop: StopSignal, target: StateName): DomainError {
+    return new DomainError(
+      "STATE_CHANGE_FAILED",
+      `Pipeline '${this.id}' did not reach ${target}: ${stop.by} came first`,
+      { id: this.id, stoppedBy: stop.by },
+    );
   }
 
   async #failStart(target: StateName): Promise<never> {
@@ -700,9 +750,16 @@ export class ManagedPipeline {
    * the clock for a far timestamp) holds, and this pipeline's queue (its stop, its delete) must
    * not wait behind it for ever. A call not taken by then is kept as #untaken until it returns.
    */
-  async #untakenCall<T>(what: string, call: Promise<T>): Promise<T | "timed out"> {
-    const taken = await resolvesWithin(call, this.#host.startTimeoutMs);
-    if (taken === "timed out") {
+  async #untakenCall<T>(
+    what: string,
+    call: Promise<T>,
+    stop: StopSignal,
+  ): Promise<T | "timed out" | "stopped"> {
+    const taken = await Promise.race([
+      resolvesWithin(call, this.#host.startTimeoutMs),
+      stop.promise,
+    ]);
+    if (taken === "timed out" || taken === "stopped") {
       const untaken = { what, done: call.then(() => {}, () => {}) };
       this.#untaken = untaken;
       void untaken.done.then(() => {
@@ -1001,5 +1058,31 @@ function beginNow<T>(operation: () => Promise<T>): Promise<T> {
     return operation();
   } catch (error) {
     return Promise.reject(error);
+  }
+}
+
+/** Told once, when a stop, delete or shutdown is asked: the operations asked before it end. */
+class StopSignal {
+  #asked = false;
+  #by = "";
+  readonly #told = Promise.withResolvers<"stopped">();
+
+  get asked(): boolean {
+    return this.#asked;
+  }
+
+  /** What was asked ("a stop", "a delete"). */
+  get by(): string {
+    return this.#by;
+  }
+
+  get promise(): Promise<"stopped"> {
+    return this.#told.promise;
+  }
+
+  ask(by: string): void {
+    this.#asked = true;
+    this.#by = by;
+    this.#told.resolve("stopped");
   }
 }

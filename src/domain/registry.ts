@@ -439,9 +439,9 @@ export class PipelineRegistry {
   }
 
   /** Forgets the pipeline at once (later lookups fail), then stops and frees it (once). */
-  #release(pipeline: ManagedPipeline): Promise<void> {
+  #release(pipeline: ManagedPipeline, by?: string): Promise<void> {
     if (this.#pipelines.get(pipeline.id) === pipeline) this.#pipelines.delete(pipeline.id);
-    return pipeline.release();
+    return pipeline.release(by);
   }
 
   getElementProperty(id: string, element: string, property: string) {
@@ -537,7 +537,9 @@ export class PipelineRegistry {
   async shutdown(): Promise<void> {
     this.#closing = true;
     await Promise.all([...this.#building.values()].map((building) => building.done));
-    await Promise.allSettled([...this.#pipelines.values()].map((p) => this.#release(p)));
+    await Promise.allSettled(
+      [...this.#pipelines.values()].map((p) => this.#release(p, "the server's shutdown")),
+    );
     this.#host.mounts.close();
   }
 
@@ -620,7 +622,7 @@ export class PipelineRegistry {
     await this.#building.get(id)?.done;
     this.#unbuildable.delete(id);
     const pipeline = this.#pipelines.get(id);
-    if (pipeline) await this.#release(pipeline);
+    if (pipeline) await this.#release(pipeline, "another node's takeover");
     this.#emit({ type: "pipelineDeleted", payload: { id } });
   }
 
