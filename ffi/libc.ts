@@ -1,7 +1,8 @@
 /**
  * The C library (glibc, Linux only): malloc_trim and mallopt (src/gst/memory.ts), getrusage
  * (src/gst/cpu_time.ts), the calling thread's scheduling (src/gst/priority.ts) and timer slack
- * (src/gst/timer_slack.ts), whether a process runs and its open files (src/gst/process.ts).
+ * (src/gst/timer_slack.ts), whether a process runs, its open files and a lock file
+ * (src/gst/process.ts).
  */
 export const libcSymbols = {
   // int malloc_trim (size_t pad): walks every malloc arena, so it runs on the pool
@@ -33,6 +34,11 @@ export const libcSymbols = {
   opendir: { parameters: ["buffer"], result: "pointer" },
   readdir: { parameters: ["pointer"], result: "pointer" },
   closedir: { parameters: ["pointer"], result: "i32" },
+  // int open (const char *path, int flags, mode_t mode) and int flock (int fd, int operation):
+  // the data directory's lock file, taken without waiting (src/gst/process.ts)
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
   // int *__errno_location (void): the calling thread's errno, read right after a failed call
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -33,7 +33,7 @@ import { widenTimerSlack } from "./gst/timer_slack.ts";
 import { keepFreedBlocks } from "./gst/memory.ts";
 import { LayoutError } from "./gst/layout.ts";
 import { RtspServer } from "./gst/rtsp.ts";
-import { descriptorUse } from "./gst/process.ts";
+import { descriptorUse, holdLockFile } from "./gst/process.ts";
 import { listenAddresses } from "./transport/addresses.ts";
 import { pushRoute } from "./transport/push.ts";
 import { WHEP_PREFIX, whepRoute, WHIP_PREFIX, whipRoute } from "./transport/webrtc.ts";
@@ -65,6 +65,29 @@ export const EXIT_CONFIG = 78;
 function fail(message: string): never {
   console.error(message);
   Deno.exit(EXIT_CONFIG);
+}
+
+/**
+ * One server to a data directory: a second would run every stored pipeline again, and the two
+ * would tell their clients different things. Exit 1, not a configuration error: a supervisor
+ * starts it again (with back-off), and it runs once the one before has ended.
+ */
+function holdDataDir(dataDir: string): void {
+  const lockFile = join(dataDir, "server.lock");
+  let held;
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    held = holdLockFile(lockFile);
+  } catch (error) {
+    fail(`Cannot use GSTREAMER_DATA_DIR=${dataDir}: ${(error as Error).message}`);
+  }
+  if (held === null) return;
+  console.error(
+    `GSTREAMER_DATA_DIR=${dataDir} is in use by another server` +
+      (held.heldBy > 0 ? ` (process ${held.heldBy}, which holds ${lockFile})` : ` (${lockFile})`) +
+      ": give each server a data directory of its own, or stop that one first",
+  );
+  Deno.exit(1);
 }
 
 /** Error codes of a socket a peer reset or dropped: never a reason to stop the server. */
@@ -182,6 +205,7 @@ async function main(): Promise<void> {
     outlet.transport?.broadcast({ ...event, node: nodeId });
     if (store instanceof PostgresStore) store.publish(event);
   };
+  if (!config.databaseUrl && config.dataDir !== ":memory:") holdDataDir(config.dataDir);
   let store: PipelineStore;
   const openedAt = performance.now();
   try {
@@ -355,51 +379,58 @@ async function main(): Promise<void> {
   };
   const cpu = new CpuMeter();
 
-  const transport = await startTransport({
-    host: config.host,
-    addresses,
-    port: config.port,
-    path: config.path,
-    handlers: requestHandlers(registry, recordings, {
+  let transport: Transport;
+  try {
+    transport = await startTransport({
+      host: config.host,
+      addresses,
+      port: config.port,
+      path: config.path,
+      handlers: requestHandlers(registry, recordings, {
+        statsIntervalMs: config.statsIntervalMs,
+        nodes: () => view.nodes(),
+        move: (id, node) => cluster ? cluster.move(id, node) : moveAlone(id, node),
+        subscribed: () => scheduleStats(),
+      }),
+      route: clusterRoute(view),
+      observeRequest: timings.request,
+      authToken: config.authToken,
+      openPaths: ["/healthz", "/schema.json", "/"],
+      openPathPrefixes: [CONSOLE_ASSETS_PATH],
+      corsPrefixes: [WHEP_PREFIX, WHIP_PREFIX, HLS_PREFIX, RECORDINGS_PREFIX],
+      allowedOrigins: config.allowedOrigins,
+      maxClients: config.maxClients,
+      maxRequestsPerSecond: config.maxRequestsPerSecond,
       statsIntervalMs: config.statsIntervalMs,
-      nodes: () => view.nodes(),
-      move: (id, node) => cluster ? cluster.move(id, node) : moveAlone(id, node),
-      subscribed: () => scheduleStats(),
-    }),
-    route: clusterRoute(view),
-    observeRequest: timings.request,
-    authToken: config.authToken,
-    openPaths: ["/healthz", "/schema.json", "/"],
-    openPathPrefixes: [CONSOLE_ASSETS_PATH],
-    corsPrefixes: [WHEP_PREFIX, WHIP_PREFIX, HLS_PREFIX, RECORDINGS_PREFIX],
-    allowedOrigins: config.allowedOrigins,
-    maxClients: config.maxClients,
-    maxRequestsPerSecond: config.maxRequestsPerSecond,
-    statsIntervalMs: config.statsIntervalMs,
-    httpIdleTimeoutMs: config.httpIdleTimeoutMs,
-    wsPingIntervalMs: config.wsPingIntervalMs,
-    routes: [
-      pushRoute(registry, config.maxPushes),
-      whepRoute(whep),
-      whipRoute(whip),
-      hlsRoute(hls),
-      recordingsRoute(recordings),
-      healthRoute({
-        version: runtime.version,
-        startedAt,
-        pipelines: () => registry.size,
-        clients: () => outlet.transport?.clientCount() ?? 0,
-        latest: () => latest,
-      }),
-      metricsRoute(metrics),
-      schemaRoute,
-      consoleRoute(join(import.meta.dirname!, "../console/dist"), {
-        wsPath: config.path,
-        rtspPort: rtsp.port,
-        authToken: config.authToken,
-      }),
-    ],
-  });
+      httpIdleTimeoutMs: config.httpIdleTimeoutMs,
+      wsPingIntervalMs: config.wsPingIntervalMs,
+      routes: [
+        pushRoute(registry, config.maxPushes),
+        whepRoute(whep),
+        whipRoute(whip),
+        hlsRoute(hls),
+        recordingsRoute(recordings),
+        healthRoute({
+          version: runtime.version,
+          startedAt,
+          pipelines: () => registry.size,
+          clients: () => outlet.transport?.clientCount() ?? 0,
+          latest: () => latest,
+        }),
+        metricsRoute(metrics),
+        schemaRoute,
+        consoleRoute(join(import.meta.dirname!, "../console/dist"), {
+          wsPath: config.path,
+          rtspPort: rtsp.port,
+          authToken: config.authToken,
+        }),
+      ],
+    });
+  } catch (error) {
+    // Taken by another program, or a port below 1024 without the privilege: as for RTSP's port.
+    const { message } = error as Error;
+    fail(`${message} (GSTREAMER_WS_PORT=${config.port}, GSTREAMER_WS_HOST=${config.host})`);
+  }
 
   outlet.transport = transport;
   if (store instanceof PostgresStore) {

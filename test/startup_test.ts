@@ -111,6 +111,44 @@ Deno.test("an invalid setting stops start-up with a message naming it", async ()
   );
 });
 
+Deno.test("a second server on a taken port or data directory stops at start-up, naming it, and the first runs on", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "taken-" });
+  const first = await startServer({ GSTREAMER_DATA_DIR: dataDir });
+  try {
+    const client = await TestClient.connect(first.url);
+    const created = await client.request("createPipeline", {
+      id: "mine",
+      pipeline: "videotestsrc is-live=true ! fakesink",
+      desiredState: "playing",
+    });
+    assert.equal(created.ok, true);
+    // Not a configuration error: started again by a supervisor, it runs once the first has ended.
+    await assert.rejects(
+      startServer({ GSTREAMER_DATA_DIR: dataDir }),
+      new RegExp(
+        `exited with 1[\\s\\S]*GSTREAMER_DATA_DIR=${dataDir} is in use by another server ` +
+          `\\(process ${first.pid}, `,
+      ),
+    );
+    await assert.rejects(
+      startServer({ GSTREAMER_WS_PORT: new URL(first.url).port }),
+      /exited with 78[\s\S]*EADDRINUSE[\s\S]*\(GSTREAMER_WS_PORT=\d+, GSTREAMER_WS_HOST=127\.0\.0\.1\)/,
+    );
+    const listed = await client.request("getPipelines");
+    assert.deepEqual(
+      listed.payload.pipelines.map((p: { id: string; state: string }) => [p.id, p.state]),
+      [["mine", "PLAYING"]],
+    );
+    await client.close();
+  } finally {
+    assert.equal(await first.stop(), 0);
+  }
+  // Its lock goes with it.
+  const next = await startServer({ GSTREAMER_DATA_DIR: dataDir });
+  assert.equal(await next.stop(), 0);
+  await Deno.remove(dataDir, { recursive: true });
+});
+
 Deno.test("missing GStreamer libraries are named with how to install them", async () => {
   await assert.rejects(
     startServer({ GSTREAMER_LIB_DIR: "/nonexistent/lib" }),
