@@ -379,6 +379,8 @@ async function main(): Promise<void> {
   };
   const cpu = new CpuMeter();
 
+  /** A SIGTERM or SIGINT came (shutdown, below). */
+  let stopping = false;
   let transport: Transport;
   try {
     transport = await startTransport({
@@ -416,6 +418,7 @@ async function main(): Promise<void> {
           pipelines: () => registry.size,
           clients: () => outlet.transport?.clientCount() ?? 0,
           latest: () => latest,
+          stopping: () => stopping,
         }),
         metricsRoute(metrics),
         schemaRoute,
@@ -462,7 +465,6 @@ async function main(): Promise<void> {
   let collecting = false;
   let collectedAt = performance.now();
   let statsTimer: ReturnType<typeof setTimeout> | undefined;
-  let stopping = false;
   // Collects when a client is due, and at the server's interval for /healthz and /metrics; the
   // timer is set for the earliest of these, so an idle server does not wake in between.
   const scheduleStats = () => {
@@ -525,9 +527,25 @@ async function main(): Promise<void> {
   }
   // Handled before the URLs are printed: a supervisor may stop the server once it sees them.
   const shutdown = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // Whoever sends a second signal will not wait: nothing acknowledged is lost (the store
+      // syncs each change before its reply), only what the pipelines had left to do.
+      console.error(`${signal} received again: exiting without waiting for the rest to stop`);
+      Deno.exit(1);
+    }
     stopping = true;
     console.log(`${signal} received: stopping every pipeline`);
+    // A GStreamer state change can wait for ever (an element's streaming thread that does not
+    // return, a file that does not open): the server exits anyway, saying which did not stop.
+    setTimeout(() => {
+      const left = registry.stillStopping;
+      console.error(
+        `Not stopped after ${config.shutdownTimeoutMs} ms (GSTREAMER_SHUTDOWN_TIMEOUT_MS)` +
+          (left.length > 0 ? `: pipeline ${left.map((id) => `'${id}'`).join(", ")} did not` : "") +
+          "; exiting without waiting",
+      );
+      Deno.exit(1);
+    }, config.shutdownTimeoutMs);
     clearTimeout(statsTimer);
     await busWatch.close();
     cluster?.stop();

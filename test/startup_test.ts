@@ -34,6 +34,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     httpIdleTimeoutMs: 30000,
     wsPingIntervalMs: 30000,
     rtspWriteTimeoutMs: 10000,
+    shutdownTimeoutMs: 10000,
     rtspLingerMs: 5000,
     hlsDir: "",
     hlsSegmentSeconds: 2,
@@ -147,6 +148,58 @@ Deno.test("a second server on a taken port or data directory stops at start-up, 
   const next = await startServer({ GSTREAMER_DATA_DIR: dataDir });
   assert.equal(await next.stop(), 0);
   await Deno.remove(dataDir, { recursive: true });
+});
+
+Deno.test("a shutdown that a pipeline holds up ends at GSTREAMER_SHUTDOWN_TIMEOUT_MS, or at a second signal, naming the pipeline", async (t) => {
+  // identity sleeps a minute in its streaming thread, which the change to NULL waits for.
+  const stuck = "videotestsrc is-live=true ! identity sleep-time=60000000 ! fakesink async=false";
+  const serverWithStuckPipeline = async (env: Record<string, string>) => {
+    const server = await startServer(env);
+    const client = await TestClient.connect(server.url);
+    const created = await client.request("createPipeline", {
+      id: "sleeper",
+      pipeline: stuck,
+      desiredState: "playing",
+    });
+    assert.equal(created.ok, true, JSON.stringify(created));
+    return { server, client };
+  };
+  await t.step("the timeout", async () => {
+    const { server, client } = await serverWithStuckPipeline({
+      GSTREAMER_SHUTDOWN_TIMEOUT_MS: "1000",
+    });
+    Deno.kill(server.pid, "SIGTERM");
+    await server.waitForLog("SIGTERM received");
+    // On its way out: a load balancer sends no one new.
+    const health = await fetch(`${server.httpUrl}/healthz`);
+    assert.equal(health.status, 503);
+    assert.equal((await health.json()).status, "stopping");
+    assert.equal(await server.exited, 1);
+    assert.ok(
+      server.logs.some((line) =>
+        line.includes(
+          "Not stopped after 1000 ms (GSTREAMER_SHUTDOWN_TIMEOUT_MS): pipeline " +
+            "'sleeper' did not; exiting without waiting",
+        )
+      ),
+      server.logs.join("\n"),
+    );
+    await client.closed;
+  });
+  await t.step("a second signal", async () => {
+    const { server, client } = await serverWithStuckPipeline({
+      GSTREAMER_SHUTDOWN_TIMEOUT_MS: "600000",
+    });
+    Deno.kill(server.pid, "SIGTERM");
+    await server.waitForLog("SIGTERM received");
+    Deno.kill(server.pid, "SIGINT");
+    assert.equal(await server.exited, 1);
+    assert.ok(
+      server.logs.some((line) => line.includes("SIGINT received again: exiting without waiting")),
+      server.logs.join("\n"),
+    );
+    await client.closed;
+  });
 });
 
 Deno.test("missing GStreamer libraries are named with how to install them", async () => {

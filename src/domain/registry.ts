@@ -98,6 +98,7 @@ export class PipelineRegistry {
   readonly #deleting = new Map<ManagedPipeline, Promise<{ id: string }>>();
   /** Set by shutdown: creates are refused from then on. */
   #closing = false;
+  readonly #stillStopping = new Set<string>();
   /** Stored definitions that no longer build (a plugin removed): kept, listed, and deletable. */
   readonly #unbuildable = new Map<string, { stored: StoredPipeline; error: PipelineError }>();
   readonly #listeners = new Set<(event: PipelineEvent) => void>();
@@ -534,12 +535,22 @@ export class PipelineRegistry {
   }
 
   /** Stops and frees every pipeline (after the builds under way); the store keeps them. */
+  /** The pipelines a shutdown has not seen stop yet. */
+  get stillStopping(): string[] {
+    return [...this.#stillStopping];
+  }
+
   async shutdown(): Promise<void> {
     this.#closing = true;
     await Promise.all([...this.#building.values()].map((building) => building.done));
-    await Promise.allSettled(
-      [...this.#pipelines.values()].map((p) => this.#release(p, "the server's shutdown")),
-    );
+    await Promise.allSettled([...this.#pipelines.values()].map(async (pipeline) => {
+      this.#stillStopping.add(pipeline.id);
+      try {
+        await this.#release(pipeline, "the server's shutdown");
+      } finally {
+        this.#stillStopping.delete(pipeline.id);
+      }
+    }));
     this.#host.mounts.close();
   }
 

@@ -9,14 +9,18 @@ export interface HealthSource {
   pipelines(): number;
   clients(): number;
   latest(): StatsSnapshot | null;
+  /** A SIGTERM or SIGINT came: the server is on its way out. */
+  stopping(): boolean;
 }
 
 export function healthRoute(source: HealthSource): HttpRoute {
   return (request, response, url) => {
     if (url.pathname !== "/healthz") return false;
     if (refusedUnlessRead(request, response, url)) return true;
-    sendJson(response, 200, {
-      status: "ok",
+    // 503 once it stops, so that a load balancer sends no one new.
+    const stopping = source.stopping();
+    sendJson(response, stopping ? 503 : 200, {
+      status: stopping ? "stopping" : "ok",
       gstreamer: source.version,
       uptime: Math.round(performance.now() - source.startedAt) / 1000,
       pipelines: source.pipelines(),
