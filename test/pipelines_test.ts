@@ -672,6 +672,35 @@ Deno.test("a WebSocket on another path is refused and plain HTTP gets JSON error
   await upgradeRequired.body?.cancel();
 });
 
+Deno.test("a WHEP or WHIP offer refused before its body is read closes its connection; the next request is answered", async () => {
+  // One client, so that the next request would go on the same kept-alive connection.
+  const http = Deno.createHttpClient({});
+  try {
+    for (const path of ["/whep/cam", "/whip/cam"]) {
+      for (const [type, status] of [["application/sdp", 413], ["text/plain", 415]] as const) {
+        const refused = await fetch(`${server.httpUrl}${path}`, {
+          client: http,
+          method: "POST",
+          headers: { "content-type": type },
+          body: new Uint8Array(1024 * 1024).fill(97),
+        });
+        assert.equal(refused.status, status, path);
+        assert.equal(refused.headers.get("connection"), "close", `${path}, ${status}`);
+        await refused.body?.cancel();
+        // Left kept alive, the rest of the body was read as this request, which then waited.
+        const next = await fetch(`${server.httpUrl}/healthz`, {
+          client: http,
+          signal: AbortSignal.timeout(10_000),
+        });
+        assert.equal(next.status, 200);
+        await next.body?.cancel();
+      }
+    }
+  } finally {
+    http.close();
+  }
+});
+
 Deno.test("no stats message names a pipeline after its pipelineDeleted", async () => {
   // A stats round reads its pipelines a slice at a time, across turns of the event loop. Batches
   // of pipelines are made, and each is deleted (by ten connections at once) once the next one is

@@ -10,6 +10,7 @@ import { WebRtcError } from "../domain/webrtc.ts";
 import type { WhepHub } from "../domain/whep.ts";
 import type { WhipHub } from "../domain/whip.ts";
 import { type HttpRoute, sendJson, whileReplyIsMade } from "./server.ts";
+import { BodyReader, closeAfterReply } from "./body.ts";
 
 export const WHEP_PREFIX = "/whep/";
 export const WHIP_PREFIX = "/whip/";
@@ -17,11 +18,13 @@ export const WHIP_PREFIX = "/whip/";
 const MAX_OFFER_BYTES = 64 * 1024;
 
 async function readOffer(request: http.IncomingMessage): Promise<string | null> {
+  // Not a loop over the request stream: leaving one destroys the request, and the reply with it.
+  const reader = new BodyReader(request, MAX_OFFER_BYTES);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
+  for (let chunk = await reader.next(); chunk !== null; chunk = await reader.next()) {
     size += chunk.length;
-    if (size > MAX_OFFER_BYTES) return null;
+    if (size > MAX_OFFER_BYTES) return null; // the reply closes the connection (closeAfterReply)
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");
@@ -44,8 +47,13 @@ function offerRoute(endpoint: OfferEndpoint): HttpRoute {
     if (!url.pathname.startsWith(prefix)) return false;
     const target = decodeURIComponent(url.pathname.slice(prefix.length));
     const session = url.searchParams.get("session");
-    const fail = (status: number, code: string, message: string) =>
+    let bodyRead = false;
+    const fail = (status: number, code: string, message: string) => {
+      // A reply before the whole body was read ends the exchange: on a kept-alive connection the
+      // rest of the body would be read as the next request, which then waits unanswered.
+      if (!bodyRead) closeAfterReply(request, response);
       sendJson(response, status, { error: { code, message } });
+    };
 
     if (request.method === "OPTIONS") {
       response.writeHead(204, { allow: "POST, DELETE, PATCH, OPTIONS" });
@@ -93,6 +101,7 @@ function offerRoute(endpoint: OfferEndpoint): HttpRoute {
       fail(413, "PAYLOAD_TOO_LARGE", `An SDP offer may have up to ${MAX_OFFER_BYTES} bytes`);
       return true;
     }
+    bodyRead = true;
     try {
       const from = request.socket.remoteAddress ?? "unknown";
       const { id, answer } = await whileReplyIsMade(
