@@ -313,6 +313,7 @@ async function main(): Promise<void> {
     webrtcViewers: () => whep.viewersByPath(),
     observePhase: timings.phase,
   });
+  registry.onPathUnserved((path) => whep.endPath(path, "its pipeline stopped serving it"));
   let recordings: RecordingHub;
   try {
     recordings = await RecordingHub.open({

@@ -377,6 +377,8 @@ export class RtspMounts {
   readonly #ending: { source: Pointer; since: number }[] = [];
   readonly #sweep: ActiveTimer;
   #sweeps = 0;
+  /** Told of each path no longer served: readers of their own (WHEP sessions) end with it. */
+  readonly #unservedListeners = new Set<(path: string) => void>();
 
   constructor(server: RtspServer | undefined) {
     this.#server = server;
@@ -455,7 +457,13 @@ export class RtspMounts {
       this.#server?.unmount(path);
       for (const source of mount.mediaSources.splice(0)) this.#end(source, now);
       setRelaysOpen(mount.relays, false);
+      for (const listener of this.#unservedListeners) listener(path);
     }
+  }
+
+  /** Calls `listener` with each path as it stops being served (its pipeline stopped, or went). */
+  onUnserved(listener: (path: string) => void): void {
+    this.#unservedListeners.add(listener);
   }
 
   /** Stops serving and frees the paths. */

@@ -142,6 +142,11 @@ export class PipelineRegistry {
     return this.#host.mounts.owner(path);
   }
 
+  /** Calls `listener` with each served path as its pipeline stops serving it. */
+  onPathUnserved(listener: (path: string) => void): void {
+    this.#host.mounts.onUnserved(listener);
+  }
+
   /** The depayloaders a reader of `path` needs, one per stream it serves ([] when none). */
   pathDepayloaders(path: string): string[] {
     const owner = this.#host.mounts.owner(path);

@@ -91,9 +91,13 @@ interface Session {
   disconnectedSince: number | null;
   /** Set by a bus error or end of stream: the session ends at the next watch. */
   ended: string | null;
-  /** The viewer's latest receiver report, and when it last changed. */
+  /**
+   * The viewer's latest receiver report, and when it last changed or the viewer was last sent
+   * nothing (a paused path: silence is then no sign of a viewer gone).
+   */
   report: string | null;
   reportChangedAt: number;
+  packetsSent: number;
   reportReadAt: number;
   /** The read of webrtcbin's stats under way (it never rejects). */
   reading: Promise<void> | null;
@@ -234,6 +238,7 @@ export class WhepHub {
         ended: null,
         report: null,
         reportChangedAt: performance.now(),
+        packetsSent: 0,
         reportReadAt: 0,
         reading: null,
         watchedAt: 0,
@@ -247,6 +252,16 @@ export class WhepHub {
       throw new WebRtcError(502, `WebRTC negotiation failed: ${errorMessage(error)}`);
     } finally {
       this.#pending--;
+    }
+  }
+
+  /**
+   * Ends the sessions of `path`, whose pipeline stopped serving it: webrtcbin takes the end of
+   * its stream and tells the viewer nothing, so a session would live on until its silence ended it.
+   */
+  endPath(path: string, reason: string): void {
+    for (const session of this.#sessions.values()) {
+      if (session.path === path) void this.#end(session, reason);
     }
   }
 
@@ -372,11 +387,12 @@ export class WhepHub {
   #readReport(session: Session): void {
     if (session.reading !== null) return;
     session.reportReadAt = performance.now();
-    session.reading = session.peer.lastReceiverReport().then((report) => {
-      if (report !== session.report) {
-        session.report = report;
+    session.reading = session.peer.lastReceiverReport().then(({ report, packetsSent }) => {
+      if (report !== session.report || packetsSent === session.packetsSent) {
         session.reportChangedAt = performance.now();
       }
+      session.report = report;
+      session.packetsSent = packetsSent;
     }, () => {}).finally(() => session.reading = null);
   }
 

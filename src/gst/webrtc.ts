@@ -229,25 +229,36 @@ export class WebRtcPeer {
    * The latest RTCP receiver report from the peer about what we send, as a text that changes
    * with every report (its highest sequence number, last SR, delay since it, jitter); null
    * before the first. A peer that stops reporting is gone (webrtcbin 1.22 keeps the connection
-   * "connected" when a tab is killed).
+   * "connected" when a tab is killed). With it, the RTP packets sent so far: a peer sent nothing
+   * reports nothing new about it.
    */
-  lastReceiverReport(): Promise<string | null> {
+  lastReceiverReport(): Promise<{ report: string | null; packetsSent: number }> {
     return this.#request("get-stats", null, (reply) => {
       const { promise: p } = webrtcLib();
-      if (reply === null) return null;
+      let report: string | null = null;
+      let packetsSent = 0;
+      if (reply === null) return { report, packetsSent };
+      const count = new BigUint64Array(1);
       for (let i = 0; i < p.gst_structure_n_fields(reply); i++) {
         const name = readCString(p.gst_structure_nth_field_name(reply, i)) ?? "";
-        if (!name.startsWith("rtp-remote-inbound-stream-stats_")) continue;
+        if (name.startsWith("rtp-outbound-stream-stats_")) {
+          const sent = boxedField(reply, name);
+          if (
+            sent !== null && lib().gst.gst_structure_get_uint64(sent, cstr("packets-sent"), count)
+          ) {
+            packetsSent += Number(count[0]);
+          }
+        }
+        if (report !== null || !name.startsWith("rtp-remote-inbound-stream-stats_")) continue;
         // The report block's own figures are in the entry's raw RTP source stats.
-        const report = boxedField(boxedField(reply, name), "gst-rtpsource-stats");
-        if (report === null) continue;
-
+        const block = boxedField(boxedField(reply, name), "gst-rtpsource-stats");
+        if (block === null) continue;
         const out = new Uint32Array(1);
-        return ["rb-exthighestseq", "rb-lsr", "rb-dlsr", "rb-jitter"].map((field) =>
-          p.gst_structure_get_uint(report, cstr(field), out) ? out[0] : -1
+        report = ["rb-exthighestseq", "rb-lsr", "rb-dlsr", "rb-jitter"].map((field) =>
+          p.gst_structure_get_uint(block, cstr(field), out) ? out[0] : -1
         ).join("/");
       }
-      return null;
+      return { report, packetsSent };
     });
   }
 

@@ -113,6 +113,55 @@ try {
   });
 
   await scenario(
+    "a viewer stays through a pause longer than the silence limit; a stop ends its session at once",
+    async () => {
+      // One session at most: the stop must free its slot for the next viewer.
+      const server = await startServer({ GSTREAMER_MAX_WEBRTC_SESSIONS: "1" });
+      const client = await camera(server);
+      try {
+        const page = await browser.newPage();
+        await page.goto(`${server.httpUrl}/healthz`);
+        assert.ok((await play(page, "/console/whep-player.js", "/whep/cam")).ok);
+        await waitUntil(async () => (await videoPlayback(page)).frames > 10, 30000, "10 frames");
+        const since = server.logs.length;
+        expectOk(await client.request("pausePipeline", { id: "cam" }));
+        // Longer than a silent viewer is kept (6 s): sent nothing, the viewer reports nothing new.
+        await new Promise((resolve) => setTimeout(resolve, 8000));
+        expectOk(await client.request("startPipeline", { id: "cam" }));
+        const resumed = (await videoPlayback(page)).frames;
+        await waitUntil(
+          async () => (await videoPlayback(page)).frames > resumed + 240,
+          30000,
+          "8 s of frames after the pause",
+        );
+        assert.deepEqual(server.logs.slice(since).filter((l) => l.includes("WHEP session")), []);
+        // Stopped, its path serves nothing: the session ends now, not once its silence is noticed.
+        expectOk(await client.request("stopPipeline", { id: "cam" }));
+        await logAfter(server, since, "ended: its pipeline stopped serving it");
+        expectOk(await client.request("startPipeline", { id: "cam" }));
+        const next = await browser.newPage();
+        await next.goto(`${server.httpUrl}/healthz`);
+        const admitted = await waitUntil(
+          async () => {
+            const answer = await play(next, "/console/whep-player.js", "/whep/cam");
+            if (!answer.ok) await next.evaluate("document.getElementById('video')?.remove()");
+            return answer.ok ? answer : null;
+          },
+          15000,
+          "the next viewer",
+        );
+        assert.ok(admitted.ok);
+        await waitUntil(async () => (await videoPlayback(next)).frames > 10, 30000, "its frames");
+        await next.close();
+        await page.close();
+      } finally {
+        await client.close();
+        assert.equal(await server.stop(), 0, server.logs.join("\n"));
+      }
+    },
+  );
+
+  await scenario(
     "the console previews a pipeline's path in place over WHEP (default host, printed URL)",
     async () => {
       // As users run it: GSTREAMER_WS_HOST's default, localhost (127.0.0.1 and ::1), and the
