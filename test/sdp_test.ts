@@ -130,10 +130,14 @@ Deno.test("offerProblem names what a WHEP or WHIP offer lacks, and which way its
         /m-line 0 \(video\) is sendonly: a WHEP offer receives/,
       ],
       [[...media, "a=inactive"], undefined, /is inactive: a WHEP offer receives/],
-      [media, [], /no a=fingerprint for m-line 0 \(video\), nor for the session/],
-      [media.slice(1), undefined, /no a=ice-ufrag for m-line 0/],
-      [[media[0], ...media.slice(2)], undefined, /no a=ice-pwd for m-line 0/],
+      [media, [], /no a=fingerprint \(or an empty one\) for m-line 0 \(video\), nor for the/],
+      [media.slice(1), undefined, /no a=ice-ufrag \(or an empty one\) for m-line 0/],
+      [[media[0], ...media.slice(2)], undefined, /no a=ice-pwd \(or an empty one\) for m-line 0/],
       [[...media.slice(0, 2), media[3]], undefined, /m-line 0 \(video\) has no a=mid/],
+      // Empty values are none: webrtcbin refused them (502), where they are the offer's mistake.
+      [[...media.slice(0, 2), "a=mid:", media[3]], undefined, /has no a=mid \(or an empty one\)/],
+      [["a=ice-ufrag: ", ...media.slice(1)], undefined, /no a=ice-ufrag \(or an empty one\)/],
+      [[media[0], "a=ice-pwd:", ...media.slice(2)], undefined, /no a=ice-pwd \(or an empty/],
       [[...media.slice(0, 3), "a=setup:bogus"], undefined, /a=setup:bogus: expected actpass/],
     ] as const
   ) {

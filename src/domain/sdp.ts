@@ -170,8 +170,11 @@ export function offerProblem(
   const { lines } = splitLines(sdp);
   const all = sections(lines);
   const sessionLines = lines.slice(0, all[0]?.line ?? lines.length);
+  // An attribute with an empty value is none (webrtcbin refuses it as missing).
   const has = (found: string[], name: string) =>
-    found.some((line) => line.startsWith(`a=${name}:`));
+    found.some((line) =>
+      line.startsWith(`a=${name}:`) && line.slice(name.length + 3).trim() !== ""
+    );
   const directions = ["sendrecv", "sendonly", "recvonly", "inactive"];
   const directionIn = (found: string[]) =>
     found.map((line) => line.slice(2)).find((value) => directions.includes(value));
@@ -189,12 +192,13 @@ export function offerProblem(
       ]
     ) {
       if (!has(sectionLines, name) && !has(sessionLines, name)) {
-        return `The offer has no a=${name} for ${where}, nor for the session: a WebRTC offer ` +
-          `carries ${what}`;
+        return `The offer has no a=${name} (or an empty one) for ${where}, nor for the session: ` +
+          `a WebRTC offer carries ${what}`;
       }
     }
     if (!has(sectionLines, "mid")) {
-      return `The offer's ${where} has no a=mid: a WebRTC offer names each m-line (a=mid:0)`;
+      return `The offer's ${where} has no a=mid (or an empty one): a WebRTC offer names each ` +
+        "m-line (a=mid:0)";
     }
     const setup = sectionLines.find((line) => line.startsWith("a=setup:"))?.slice(8);
     if (setup !== undefined && !["actpass", "active", "passive"].includes(setup)) {
