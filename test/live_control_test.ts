@@ -536,6 +536,50 @@ Deno.test("a stop or delete does not wait for a start that cannot finish, nor fo
   assert.equal(expectError(await again, "STATE_CHANGE_FAILED").details?.stoppedBy, "a delete");
 });
 
+Deno.test("a state change an element blocks in fails the start in time; stop and delete answer, and it goes to NULL once unblocked", async () => {
+  // filesrc opens its file in the change to PAUSED, and opening a FIFO nobody writes waits (as a
+  // source connecting to a server that does not answer does), holding GStreamer's state lock.
+  const fifos = ["blocked.fifo", "blocked-deleted.fifo"];
+  for (const fifo of fifos) {
+    const made = await new Deno.Command("mkfifo", { args: [`${mediaDir}/${fifo}`] }).output();
+    assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
+  }
+  const feed = async (fifo: string) => {
+    // Opening for writing waits for the reader (filesrc), and lets its open return.
+    const writer = await Deno.open(`${mediaDir}/${fifo}`, { write: true });
+    writer.close();
+  };
+  const id = freshId("blocked");
+  await create(id, `filesrc location=${fifos[0]} ! fakesink`);
+  const started = expectError(await client.request("startPipeline", { id }), "STATE_CHANGE_FAILED");
+  assert.equal(started.details?.blocked, "the change to PAUSED");
+  assert.match(started.message, /has not returned within 5000 ms \(an element is blocked in it/);
+  // Refused, not queued behind it.
+  const again = expectError(await client.request("startPipeline", { id }), "INVALID_STATE");
+  assert.equal(again.details?.untaken, "the change to PAUSED");
+  const stopped = expectError(await client.request("stopPipeline", { id }), "STATE_CHANGE_FAILED");
+  assert.equal(stopped.details?.blocked, "the change to PAUSED");
+  assert.match(stopped.message, /It goes to NULL once that returns/);
+  await feed(fifos[0]);
+  await waitUntil(async () => (await details(id)).state === "NULL", 10000, "NULL once unblocked");
+  assert.equal((await details(id)).desiredState, "stopped");
+  // Started again, it reads what the FIFO gives (nothing: its end) and ends.
+  await remove(id);
+
+  // A delete does not wait for it either; the pipeline is freed once the change returns.
+  const deletedId = freshId("blocked-deleted");
+  await create(deletedId, `filesrc location=${fifos[1]} ! fakesink`);
+  const starting = client.request("startPipeline", { id: deletedId });
+  await client.event("pipelineStateChanged", (p) => p.id === deletedId && p.new === "READY");
+  expectOk(await client.request("deletePipeline", { id: deletedId }));
+  assert.equal(expectError(await starting, "STATE_CHANGE_FAILED").details?.stoppedBy, "a delete");
+  const ids = (await client.request("getPipelines")).payload.pipelines.map((p: { id: string }) =>
+    p.id
+  );
+  assert.ok(!ids.includes(deletedId), "gone from the list at once");
+  await feed(fifos[1]);
+});
+
 Deno.test("a pause refused behind an untaken end of stream changes nothing; the end's restart comes", async () => {
   // The sink waits 6 s on the clock: the end of stream is taken then, after sendEos timed out.
   const id = freshId("eos-late");

@@ -134,10 +134,18 @@ export class ManagedPipeline {
    */
   #stopping = false;
   /**
-   * A seek or end of stream GStreamer did not take in time and may still take: it waits for the
-   * source's stream lock, which a streaming thread blocked downstream holds (#untakenCall).
+   * A call GStreamer did not take in time and may still take (#untakenCall): a seek or end of
+   * stream waiting for the source's stream lock, which a streaming thread blocked downstream
+   * holds; or a state change an element blocks in (`stateChange`), holding the state lock.
    */
-  #untaken: { what: string; done: Promise<void> } | null = null;
+  #untaken: {
+    what: string;
+    why: string;
+    stateChange: boolean;
+    done: Promise<void>;
+    /** A way to NULL waited for it in vain already: the next ones do not wait again. */
+    waitedOut?: boolean;
+  } | null = null;
   #released: Promise<void> | null = null;
   /** Told when a stop, delete or shutdown is asked; each operation keeps the one of its request. */
   #stopSignal = new StopSignal();
@@ -338,10 +346,15 @@ export class ManagedPipeline {
       this.#drainBus();
       const reached = await this.#toNull();
       if (reached !== "NULL") {
+        const blocked = this.#untaken?.stateChange ? this.#untaken.what : null;
         throw new DomainError(
           "STATE_CHANGE_FAILED",
-          `Pipeline '${this.id}' could not go to NULL; it is ${reached}`,
-          { id: this.id, state: reached },
+          `Pipeline '${this.id}' could not go to NULL; it is ${reached}` +
+            (blocked
+              ? `: GStreamer's ${blocked.slice(4)} has not returned (an element is blocked in ` +
+                "it). It goes to NULL once that returns"
+              : ""),
+          { id: this.id, state: reached, ...(blocked ? { blocked } : {}) },
         );
       }
       return { id: this.id, state: reached };
@@ -449,7 +462,7 @@ export class ManagedPipeline {
       if (this.#untaken) {
         throw new DomainError(
           "SEEK_FAILED",
-          `Pipeline '${id}' has not taken ${this.#untaken.what} yet (its data is not flowing); ` +
+          `Pipeline '${id}' has not taken ${this.#untaken.what} yet (${this.#untaken.why}); ` +
             "seek again once it has, or stop the pipeline",
           { id, position, rate, untaken: this.#untaken.what },
         );
@@ -568,6 +581,17 @@ export class ManagedPipeline {
       this.#deleted = true;
       return this.#serial(async () => {
         await this.#endUntaken();
+        const blocked = this.#untaken;
+        if (blocked?.stateChange) {
+          // Freed once GStreamer's change returns (the call holds its own reference meanwhile):
+          // the delete, or the shutdown, does not wait for an element that may never let go.
+          console.warn(
+            `Pipeline '${this.id}': ${blocked.what} has not returned (${blocked.why}); ` +
+              "it is freed once it does",
+          );
+          void blocked.done.then(() => this.gst.dispose());
+          return;
+        }
         await this.gst.dispose();
       });
     })();
@@ -656,13 +680,13 @@ export class ManagedPipeline {
       // Through PAUSED first: only that step tells a live pipeline (NO_PREROLL), which cannot seek.
       // A relay that waits to preroll would hold a live pipeline short of PLAYING (timeRelays).
       for (const mount of this.mounts.values()) timeRelays(mount.relays, true);
-      const paused = await this.gst.setState(State.PAUSED);
+      const paused = await this.#changeState("PAUSED", target, stop);
       if (paused === StateChange.FAILURE) return this.#failStart(target);
       this.#live = paused === StateChange.NO_PREROLL;
       for (const mount of this.mounts.values()) timeRelays(mount.relays, this.#live);
       this.#holdRelays(target);
     }
-    const result = await this.gst.setState(State[target]);
+    const result = await this.#changeState(target, target, stop);
     let reached: { state: StateName; pending: StateName };
     if (result === StateChange.ASYNC) {
       // A stop does not wait for a start that cannot finish (a sink that never prerolls): the
@@ -690,6 +714,45 @@ export class ManagedPipeline {
     }
     if (changing) this.#host.observePhase("start", performance.now() - startedAt);
     return { id, state: reached.state };
+  }
+
+  /**
+   * Asks GStreamer for `state` on the way to `target`, waiting at most the start timeout: an
+   * element can block in the change itself (a source connecting to a server that does not answer,
+   * a file that does not open), holding the pipeline's state lock, and a stop must not wait behind
+   * it for ever. A change not back by then is kept as #untaken, and the start fails; once it
+   * returns, the pipeline goes to NULL (no start is left to want it running).
+   */
+  async #changeState(
+    state: "PAUSED" | "PLAYING",
+    target: StateName,
+    stop: StopSignal,
+  ): Promise<number> {
+    const change = this.gst.setState(State[state]);
+    const result = await this.#untakenCall(`the change to ${state}`, change, stop, true);
+    if (result !== "timed out" && result !== "stopped") return result;
+    // A stop's own way to NULL waits for it (#toNull).
+    if (result === "stopped") throw this.#stoppedFirst(stop, target);
+    this.#toNullOnceReturned();
+    throw new DomainError(
+      "STATE_CHANGE_FAILED",
+      `Pipeline '${this.id}' could not go to ${target}: GStreamer's change to ${state} has not ` +
+        `returned within ${this.#host.startTimeoutMs} ms (an element is blocked in it: a server ` +
+        "that does not answer, a file or device that does not open). It goes to NULL once the " +
+        "change returns; stop or delete it meanwhile",
+      { id: this.id, blocked: `the change to ${state}` },
+    );
+  }
+
+  /**
+   * Brings the pipeline to NULL once the state change it is blocked in returns. Queued in the
+   * same turn as #untaken is cleared (their callbacks run one after the other): no start, refused
+   * until then, can come in between and be stopped by it.
+   */
+  #toNullOnceReturned(): void {
+    void this.#untaken?.done.then(() => {
+      if (!this.#deleted) this.#serial(() => this.#toNull()).catch(() => {});
+    });
   }
 
   /** Every operation asked until now waits no longer for GStreamer (what each waits for: #run). */
@@ -728,6 +791,14 @@ export class ManagedPipeline {
     const changing = this.state !== "NULL";
     try {
       await this.#endUntaken();
+      // GStreamer's state lock is held by the change: a change to NULL would wait for it too. The
+      // pipeline goes to NULL once it returns (#changeState).
+      if (this.#untaken?.stateChange) {
+        this.#toNullOnceReturned();
+        const { state } = this.gst.currentState();
+        this.#setState(state);
+        return state;
+      }
       const failed = await this.gst.setState(State.NULL) === StateChange.FAILURE;
       // What the elements said on the way down, which no bus round may have seen; its state
       // changes are stale (the state reached is recorded below).
@@ -754,13 +825,21 @@ export class ManagedPipeline {
     what: string,
     call: Promise<T>,
     stop: StopSignal,
+    stateChange = false,
   ): Promise<T | "timed out" | "stopped"> {
     const taken = await Promise.race([
       resolvesWithin(call, this.#host.startTimeoutMs),
       stop.promise,
     ]);
     if (taken === "timed out" || taken === "stopped") {
-      const untaken = { what, done: call.then(() => {}, () => {}) };
+      const why = stateChange ? "an element is blocked in it" : "its data is not flowing";
+      const untaken = {
+        what,
+        why,
+        stateChange,
+        done: call.then(() => {}, () => {}),
+        waitedOut: stateChange && taken === "timed out",
+      };
       this.#untaken = untaken;
       void untaken.done.then(() => {
         if (this.#untaken === untaken) this.#untaken = null;
@@ -778,7 +857,7 @@ export class ManagedPipeline {
     if (!this.#untaken) return null;
     return new DomainError(
       "INVALID_STATE",
-      `Pipeline '${this.id}' has not taken ${this.#untaken.what} yet (its data is not flowing): ` +
+      `Pipeline '${this.id}' has not taken ${this.#untaken.what} yet (${this.#untaken.why}): ` +
         `${request} would wait behind it. Stop the pipeline first`,
       { id: this.id, state: this.state, untaken: this.#untaken.what },
     );
@@ -788,12 +867,16 @@ export class ManagedPipeline {
    * A call still waiting for the source's stream lock holds the state changes (an end of stream,
    * sent to the pipeline) or would race the way to NULL to the source's task (a seek restarts the
    * task as the source stops it): a flush from the sources frees the lock, and the call ends first.
+   * A state change an element blocks in gets no flush (nothing flows) and one more wait at most.
    */
   async #endUntaken(): Promise<void> {
     const untaken = this.#untaken;
-    if (!untaken) return;
-    await resolvesWithin(this.gst.flushStart().catch(() => {}), this.#host.startTimeoutMs);
-    await resolvesWithin(untaken.done, this.#host.startTimeoutMs);
+    if (!untaken || untaken.waitedOut) return;
+    if (!untaken.stateChange) {
+      await resolvesWithin(this.gst.flushStart().catch(() => {}), this.#host.startTimeoutMs);
+    }
+    const ended = await resolvesWithin(untaken.done, this.#host.startTimeoutMs);
+    if (ended === "timed out" && untaken.stateChange) untaken.waitedOut = true;
   }
 
   /**

@@ -325,6 +325,12 @@ export class PushSession {
         session.#outcome = "deleted";
         return session;
       }
+      // Stopped or deleted before it reached PLAYING: its run ended, as any stop ends one.
+      const stoppedBy = error instanceof DomainError ? error.details?.stoppedBy : undefined;
+      if (stoppedBy !== undefined) {
+        session.#outcome ??= stoppedBy === "a delete" ? "deleted" : "stopped";
+        return session;
+      }
       await session.#close();
       throw error;
     }
