@@ -4,9 +4,12 @@ import {
   checkDescriptors,
   MAX_SPAN_SEGMENTS,
   parseSpanTime,
+  parseStreamsHistory,
   SpanError,
   spanOf,
   type SpanSegment,
+  spanStreams,
+  withStreams,
 } from "../src/domain/recording_span.ts";
 
 const T0 = Date.parse("2026-12-03T07:00:00Z");
@@ -83,5 +86,28 @@ Deno.test("checkDescriptors: a span is refused when its files would leave too fe
       /Playing 100 segments takes about 400 file descriptors, and this server has 655 of its 1000 left/
         .test(error.message) &&
       /ulimit -n/.test(error.message),
+  );
+});
+
+Deno.test("streams history: each segment is read with the streams it was recorded with", () => {
+  // Written before histories: one set for every segment.
+  const old = parseStreamsHistory('{"video":"h264","audio":"aac"}');
+  assert.deepEqual(old, [{ since: null, video: "h264", audio: "aac" }]);
+  assert.deepEqual(spanStreams("cam", old, [T0]), { video: "h264", audio: "aac" });
+  // The same streams again add nothing; others are kept from when their run began.
+  assert.equal(withStreams(old, { video: "h264", audio: "aac" }, "2026-12-03T07:01:00.000Z"), old);
+  const changed = withStreams(old, { video: "h265", audio: null }, "2026-12-03T07:01:00.000Z");
+  assert.equal(changed.length, 2);
+  assert.deepEqual(parseStreamsHistory(JSON.stringify(changed)), changed);
+  assert.deepEqual(spanStreams("cam", changed, [T0, T0 + 50_000]), { video: "h264", audio: "aac" });
+  assert.deepEqual(spanStreams("cam", changed, [T0 + 90_000]), { video: "h265", audio: null });
+  // A span across the change cannot be read with one set of parsers: refused, naming both.
+  assert.throws(
+    () => spanStreams("cam", changed, [T0 + 50_000, T0 + 90_000]),
+    (error: unknown) =>
+      error instanceof SpanError && error.status === 409 &&
+      error.message ===
+        "The span of '/cam' holds segments recorded with different streams (h264 + aac, then " +
+          "h265 from 2026-12-03T07:01:00.000Z); ask for a span recorded with one",
   );
 });

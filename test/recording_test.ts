@@ -731,6 +731,59 @@ Deno.test("recording: under the free-space floor, the oldest segments go, then t
   }
 });
 
+Deno.test("recording: a path that comes back with other streams keeps its earlier segments as recorded", async () => {
+  const parts = await setUp();
+  const { client, server, recordings } = parts;
+  try {
+    expectOk(await client.request("startRecording", { path: "cam", segmentSeconds: 1 }));
+    await waitUntil(() => segmentEvents(client).length >= 2, 20000, "2 segments with audio");
+    const first = segmentEvents(client);
+    // Served again without its audio (a publisher back with other streams does the same).
+    const before = client.received.length;
+    expectOk(await client.request("deletePipeline", { id: "cam" }));
+    expectOk(
+      await client.request("createPipeline", {
+        id: "cam",
+        pipeline: CAMERA.slice(0, CAMERA.indexOf("rtspserversink path=cam") + 23),
+        desiredState: "playing",
+      }),
+    );
+    await eventSince(client, before, "recordingStarted", "the recording of the new streams");
+    await waitUntil(
+      () => segmentEvents(client).length >= first.length + 2,
+      20000,
+      "2 segments without audio",
+    );
+    const span = (from: { start: string }, to: { start: string; duration: number }) =>
+      `from=${from.start}&to=${new Date(Date.parse(to.start) + to.duration * 1000).toISOString()}`;
+    // The earlier segments are read with their own streams: their audio is still there.
+    const earlier = await fetch(
+      `${server.httpUrl}/recordings/cam/export?${span(first[0], first.at(-1)!)}`,
+    );
+    assert.equal(earlier.status, 200, await earlier.clone().text());
+    const file = join(recordings, "..", `${crypto.randomUUID()}-earlier.mp4`);
+    await Deno.writeFile(file, earlier.body!);
+    try {
+      const probed = await probe(file);
+      assert.ok(probed.video > 0 && probed.audio > 0, JSON.stringify(probed));
+    } finally {
+      await Deno.remove(file);
+    }
+    // A span across the change has no one set of streams: refused, naming both.
+    const all = segmentEvents(client);
+    const across = await fetch(
+      `${server.httpUrl}/recordings/cam/export?${span(all[0], all.at(-1)!)}`,
+    );
+    assert.equal(across.status, 409);
+    assert.match(
+      (await across.json()).error.message,
+      /holds segments recorded with different streams \(h264 \+ aac from \S+, then h264 from /,
+    );
+  } finally {
+    await tearDown(parts);
+  }
+});
+
 Deno.test("recording: stop, delete, record again; a path that goes away and comes back; bad requests", async () => {
   const parts = await setUp();
   const { client, server } = parts;

@@ -30,12 +30,16 @@ import {
   checkDescriptors,
   checkSpanQuery,
   parseSpanTime,
+  parseStreamsHistory,
   type RecordedStreams,
   SpanError,
   type SpanExport,
   SpanExports,
   spanMediaBin,
   spanOf,
+  spanStreams,
+  type StreamsSince,
+  withStreams,
 } from "./recording_span.ts";
 import type { Pointer } from "../gst/native.ts";
 import type { PipelineStore } from "./store.ts";
@@ -422,14 +426,16 @@ export class RecordingHub {
       );
     }
     checkDescriptors(files.length);
+    let history: StreamsSince[];
     try {
-      const streams = JSON.parse(
+      history = parseStreamsHistory(
         Deno.readTextFileSync(join(this.#options.directory, path, STREAMS_FILE)),
-      ) as RecordedStreams;
-      return { files, streams };
+      );
     } catch {
       throw new SpanError(404, `'/${path}' has no ${STREAMS_FILE}: recorded by an older server`);
     }
+    const starts = span.segments.filter((s) => s.format === format).map((s) => s.start);
+    return { files, streams: spanStreams(path, history, starts) };
   }
 
   /** Refuses a DESCRIBE of a span that cannot be played, with the reason. */
@@ -561,17 +567,18 @@ export class RecordingHub {
     const format = query.format ?? span.segments[0].format;
     if (!(recordingFormats as readonly string[]).includes(format)) throw formatRefused(format);
     const dir = join(this.#options.directory, path);
-    const streams = await Deno.readTextFile(join(dir, STREAMS_FILE)).then(
-      (text) => JSON.parse(text) as RecordedStreams,
+    const history = await Deno.readTextFile(join(dir, STREAMS_FILE)).then(
+      parseStreamsHistory,
       () => null,
     );
-    if (streams === null) {
+    if (history === null) {
       throw new SpanError(
         409,
         `'/${path}' has no ${STREAMS_FILE} (its streams): it was recorded by an older server; ` +
           "download its segments one by one",
       );
     }
+    const streams = spanStreams(path, history, span.segments.map((s) => s.start));
     return await this.#exports.open(path, dir, span, streams, format as RecordingFormat);
   }
 
@@ -742,13 +749,22 @@ export class RecordingHub {
     }
   }
 
-  /** Writes the folder's `.streams.json`: which streams its segments hold, for span exports. */
+  /**
+   * Notes in the folder's `.streams.json` which streams the segments from now on hold, for span
+   * exports and playback: kept beside those of the segments before, which other streams may hold.
+   */
   async #noteStreams(path: string, video: string, depayloaders: string[]): Promise<void> {
     const audio = depayloaders.find((depay) => depay in audioChains);
-    const streams = { video: codecs[video], audio: audio === undefined ? null : codecs[audio] };
+    const streams = {
+      video: codecs[video],
+      audio: audio === undefined ? null : codecs[audio],
+    } as RecordedStreams;
     const file = join(this.#options.directory, path, STREAMS_FILE);
+    const before = await Deno.readTextFile(file).then(parseStreamsHistory, () => []);
+    const history = withStreams(before, streams, new Date().toISOString());
+    if (history === before) return;
     // Written aside, synced and renamed: neither a crash nor a power loss leaves half a file.
-    await Deno.writeTextFile(`${file}.new`, JSON.stringify(streams));
+    await Deno.writeTextFile(`${file}.new`, JSON.stringify(history));
     await this.#synced(path, `${file}.new`, (written) => written.syncData());
     await Deno.rename(`${file}.new`, file);
     await this.#synced(path, dirname(file), (directory) => directory.sync());

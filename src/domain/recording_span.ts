@@ -112,6 +112,60 @@ export interface Span {
   stopMs: number | null;
 }
 
+/**
+ * The streams of a folder's segments over time, oldest first, as `.streams.json` keeps them: each
+ * run of the recorder that found other streams than the one before (a path published again with
+ * another codec, or with audio now) adds the time it began.
+ */
+export interface StreamsSince extends RecordedStreams {
+  /** An ISO 8601 time; null for the streams of every segment before the first change. */
+  since: string | null;
+}
+
+/** A `.streams.json`'s history; written before histories, it holds one set of streams for all. */
+export function parseStreamsHistory(text: string): StreamsSince[] {
+  const parsed = JSON.parse(text);
+  return Array.isArray(parsed) ? parsed : [{ since: null, ...parsed }];
+}
+
+/** The history with `streams` from `since` on (itself when they are the streams already last). */
+export function withStreams(
+  history: StreamsSince[],
+  streams: RecordedStreams,
+  since: string,
+): StreamsSince[] {
+  const last = history.at(-1);
+  if (last?.video === streams.video && last.audio === streams.audio) return history;
+  return [...history, { since, ...streams }];
+}
+
+/**
+ * The streams of a span's segments (their starts, ms since the epoch): one set, or SpanError 409
+ * naming the sets when they differ (a span is played and exported with one set of parsers).
+ */
+export function spanStreams(
+  path: string,
+  history: StreamsSince[],
+  starts: number[],
+): RecordedStreams {
+  const at = (start: number) =>
+    history.findLast((entry) => entry.since === null || Date.parse(entry.since) <= start) ??
+      history[0];
+  const found = [...new Set(starts.map(at))];
+  if (found.length > 1) {
+    const named = found.map((entry) =>
+      `${entry.video}${entry.audio === null ? "" : ` + ${entry.audio}`}` +
+      (entry.since === null ? "" : ` from ${entry.since}`)
+    );
+    throw new SpanError(
+      409,
+      `The span of '/${path}' holds segments recorded with different streams ` +
+        `(${named.join(", then ")}); ask for a span recorded with one`,
+    );
+  }
+  return { video: found[0].video, audio: found[0].audio };
+}
+
 /** The error code of each status a span is refused with. */
 const spanErrorCodes: Record<number, string> = {
   400: "INVALID_REQUEST",
