@@ -5,7 +5,7 @@
  * and properties, the installed elements and an event log, over the WebSocket protocol.
  */
 import { render } from "preact";
-import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import "uplot/dist/uPlot.min.css";
 import type { GstClient } from "../../src/client.ts";
 import { CreateDialog } from "./create.ts";
@@ -24,9 +24,25 @@ declare global {
 }
 globalThis.consoleMetrics = { statsRenderMs: [] };
 
+/**
+ * The model's version, read once a frame at most: a burst of events (hundreds of pipelines made
+ * by another client) is drawn once per frame, not once per event.
+ */
 function useModel(): number {
   const [version, setVersion] = useState(model.version);
-  useEffect(() => model.subscribe(() => setVersion(model.version)), []);
+  useEffect(() => {
+    let frame = 0;
+    const unsubscribe = model.subscribe(() => {
+      frame ||= requestAnimationFrame(() => {
+        frame = 0;
+        setVersion(model.version);
+      });
+    });
+    return () => {
+      cancelAnimationFrame(frame);
+      unsubscribe();
+    };
+  }, []);
   return version;
 }
 
@@ -84,8 +100,19 @@ function EventLog({ onClose }: { onClose: () => void }) {
       element.scrollTop = element.scrollHeight;
     }
   }, [last]);
-  const entries = model.log.filter((entry) =>
-    level === "all" || entry.level === "error" || (level === "warning" && entry.level === "warning")
+  // Made again only when an entry came or the level changed, not at every stats round: the same
+  // rows are then skipped by the diff (hundreds of them, each with its time).
+  const entries = useMemo(
+    () =>
+      model.log.filter((entry) =>
+        level === "all" || entry.level === "error" ||
+        (level === "warning" && entry.level === "warning")
+      ).map((entry) =>
+        html`<li key=${entry.seq} class=${entry.level}>
+      <time>${formatTime(entry.time)}</time><span class="type">${entry.type}</span>
+      ${entry.id ? html`<code>${entry.id}</code>` : null}<span>${entry.text}</span></li>`
+      ),
+    [last, level],
   );
   return html`<section class="log" aria-label="Event log">
     <header class="row"><h2>Events</h2>
@@ -100,13 +127,7 @@ function EventLog({ onClose }: { onClose: () => void }) {
       ? html`<p class="sub empty-log">No events since this page opened.</p>`
       : null
   }
-    <ol ref=${list}>${
-    entries.map((entry) =>
-      html`<li key=${entry.seq} class=${entry.level}>
-      <time>${formatTime(entry.time)}</time><span class="type">${entry.type}</span>
-      ${entry.id ? html`<code>${entry.id}</code>` : null}<span>${entry.text}</span></li>`
-    )
-  }</ol>
+    <ol ref=${list}>${entries}</ol>
   </section>`;
 }
 
