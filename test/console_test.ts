@@ -119,8 +119,17 @@ Deno.test("console: the default host's printed URL, live list, create, control, 
     });
 
     await t.step("create from launch text; a bad one is marked where the server says", async () => {
-      await page.locator("body").press("n");
       const dialog = page.locator("dialog.create");
+      // The dialog's own example is taken as it is.
+      await page.locator("body").press("n");
+      await dialog.waitFor();
+      await dialog.locator("input[name=id]").fill("the-example");
+      await dialog.locator("button[type=submit]").click();
+      await dialog.waitFor({ state: "detached" });
+      await waitForRowState(page, "the-example", "PLAYING");
+      await request(client, "deletePipeline", { id: "the-example" });
+
+      await page.locator("body").press("n");
       await dialog.waitFor();
       await dialog.locator("input[name=id]").fill("from-text");
       await dialog.locator("textarea").fill("videotestsrc is-live=true ! fakesnk");
@@ -325,7 +334,13 @@ Deno.test("console: with auth on, a login and nothing else; with the token it wo
     await login.locator("[role=alert]", { hasText: "refused" }).waitFor();
     assert.equal(await page.locator("header.top").count(), 0);
 
-    await login.locator("input[name=token]").fill(token);
+    // A wrong keyboard layout: a character no HTTP header carries (a Cyrillic 'с').
+    await login.locator("input[name=token]").fill(`\u0441${token.slice(1)}`);
+    await login.locator("button[type=submit]").click();
+    await login.locator("[role=alert]", { hasText: "cannot hold 'с'" }).waitFor();
+
+    // Pasted with a space around it, as the server reads a Bearer token: it is the token.
+    await login.locator("input[name=token]").fill(` ${token} `);
     await login.locator("button[type=submit]").click();
     await page.locator(".health .status", { hasText: "connected" }).waitFor({ timeout: 15000 });
     const client = await TestClient.connect(`${server.url}?token=${token}`);

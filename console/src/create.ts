@@ -12,7 +12,7 @@ type Mode = "launch" | "json";
 const EXAMPLES: Record<Mode, string> = {
   launch:
     "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! " +
-    "x264enc tune=zerolatency key-int-max=30 ! rtspserversink path=/ball",
+    "x264enc tune=zerolatency key-int-max=30 ! rtspserversink path=ball",
   json: JSON.stringify(
     {
       elements: [

@@ -54,7 +54,19 @@ export class Session {
   }
 
   /** A token typed at the login: kept for this browser tab's session only. */
-  login(token: string): void {
+  login(typed: string): void {
+    // As the server reads a Bearer token: without the spaces around it.
+    const token = typed.trim();
+    // An HTTP header carries Latin-1 only: fetch refuses any other character before sending.
+    const unsendable = [...token].find((character) => character.charCodeAt(0) > 0xff);
+    if (unsendable !== undefined) {
+      this.hooks.phase({
+        kind: "login",
+        error: `A token cannot hold '${unsendable}' (an HTTP header carries Latin-1 only); ` +
+          "check the keyboard layout",
+      });
+      return;
+    }
     this.#token = token;
     sessionStorage.setItem(TOKEN_KEY, token);
     this.hooks.phase({ kind: "connecting" });
