@@ -162,6 +162,8 @@ async function main(): Promise<void> {
     );
   }
 
+  // First: a server that follows one still stopping waits for it (exit 1), not for its ports (78).
+  if (!config.databaseUrl && config.dataDir !== ":memory:") holdDataDir(config.dataDir);
   // HTTP, WebSocket and RTSP listen on the same addresses: every address the host stands for.
   let addresses: string[];
   try {
@@ -205,7 +207,6 @@ async function main(): Promise<void> {
     outlet.transport?.broadcast({ ...event, node: nodeId });
     if (store instanceof PostgresStore) store.publish(event);
   };
-  if (!config.databaseUrl && config.dataDir !== ":memory:") holdDataDir(config.dataDir);
   let store: PipelineStore;
   const openedAt = performance.now();
   try {

@@ -539,7 +539,7 @@ Deno.test("a stop or delete does not wait for a start that cannot finish, nor fo
 Deno.test("a state change an element blocks in fails the start in time; stop and delete answer, and it goes to NULL once unblocked", async () => {
   // filesrc opens its file in the change to PAUSED, and opening a FIFO nobody writes waits (as a
   // source connecting to a server that does not answer does), holding GStreamer's state lock.
-  const fifos = ["blocked.fifo", "blocked-deleted.fifo"];
+  const fifos = ["blocked.fifo", "blocked-deleted.fifo", "blocked-restart.fifo"];
   for (const fifo of fifos) {
     const made = await new Deno.Command("mkfifo", { args: [`${mediaDir}/${fifo}`] }).output();
     assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
@@ -578,6 +578,39 @@ Deno.test("a state change an element blocks in fails the start in time; stop and
   );
   assert.ok(!ids.includes(deletedId), "gone from the list at once");
   await feed(fifos[1]);
+
+  // With a restart policy it is started again once the change returns (the restart in between
+  // was refused, as any start is while the change is blocked).
+  const restarting = freshId("blocked-restart");
+  expectOk(
+    await client.request("createPipeline", {
+      id: restarting,
+      pipeline: `filesrc location=${fifos[2]} ! fakesink`,
+      restart: "always",
+    }),
+  );
+  const failed = expectError(
+    await client.request("startPipeline", { id: restarting }),
+    "STATE_CHANGE_FAILED",
+  );
+  assert.equal(failed.details?.blocked, "the change to PAUSED");
+  // Its policy's first restart comes while the change is still blocked, and is refused.
+  await server.waitForLog(`Restarting pipeline '${restarting}' (restart 1)`);
+  const fed = client.received.length;
+  await feed(fifos[2]);
+  // To NULL once the change returned, then started again (its next open waits once more).
+  const states = () =>
+    client.received.slice(fed).filter((message) =>
+      message.type === "pipelineStateChanged" &&
+      (message as { payload: { id: string } }).payload.id === restarting
+    ).map((message) => (message as { payload: { new: string } }).payload.new);
+  await waitUntil(
+    () => states().join(" ").match(/NULL.* READY/) !== null,
+    20000,
+    "a start after the change returned",
+  );
+  await remove(restarting);
+  await feed(fifos[2]);
 });
 
 Deno.test("a pause refused behind an untaken end of stream changes nothing; the end's restart comes", async () => {

@@ -124,8 +124,12 @@ Deno.test("a second server on a taken port or data directory stops at start-up, 
     });
     assert.equal(created.ok, true);
     // Not a configuration error: started again by a supervisor, it runs once the first has ended.
+    // Its ports are the first's too, as for a second copy of one service: the lock is found first.
     await assert.rejects(
-      startServer({ GSTREAMER_DATA_DIR: dataDir }),
+      startServer({
+        GSTREAMER_DATA_DIR: dataDir,
+        GSTREAMER_RTSP_PORT: new URL(first.rtspUrl).port,
+      }),
       new RegExp(
         `exited with 1[\\s\\S]*GSTREAMER_DATA_DIR=${dataDir} is in use by another server ` +
           `\\(process ${first.pid}, `,

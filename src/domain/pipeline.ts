@@ -138,14 +138,12 @@ export class ManagedPipeline {
    * stream waiting for the source's stream lock, which a streaming thread blocked downstream
    * holds; or a state change an element blocks in (`stateChange`), holding the state lock.
    */
-  #untaken: {
-    what: string;
-    why: string;
-    stateChange: boolean;
-    done: Promise<void>;
-    /** A way to NULL waited for it in vain already: the next ones do not wait again. */
-    waitedOut?: boolean;
-  } | null = null;
+  #untaken: UntakenCall | null = null;
+  /**
+   * A state change a stop cut short while GStreamer made it (#untakenCall): the stop's way to
+   * NULL waits for it first, then keeps it as #untaken if it has not returned by then.
+   */
+  #cutChange: { what: string; done: Promise<void> } | null = null;
   #released: Promise<void> | null = null;
   /** Told when a stop, delete or shutdown is asked; each operation keeps the one of its request. */
   #stopSignal = new StopSignal();
@@ -589,7 +587,11 @@ export class ManagedPipeline {
             `Pipeline '${this.id}': ${blocked.what} has not returned (${blocked.why}); ` +
               "it is freed once it does",
           );
-          void blocked.done.then(() => this.gst.dispose());
+          // Nothing reads its bus any more: a message left there would wake the bus watch.
+          this.gst.flushBusAtNull();
+          void blocked.done.then(() => this.gst.dispose()).catch((error) =>
+            console.error(`Pipeline '${this.id}' could not be freed:`, errorMessage(error))
+          );
           return;
         }
         await this.gst.dispose();
@@ -728,6 +730,8 @@ export class ManagedPipeline {
     target: StateName,
     stop: StopSignal,
   ): Promise<number> {
+    // Asked while the run got ready (relay ports, the end of a run before): no change begins.
+    if (stop.asked) throw this.#stoppedFirst(stop, target);
     const change = this.gst.setState(State[state]);
     const result = await this.#untakenCall(`the change to ${state}`, change, stop, true);
     if (result !== "timed out" && result !== "stopped") return result;
@@ -750,8 +754,16 @@ export class ManagedPipeline {
    * until then, can come in between and be stopped by it.
    */
   #toNullOnceReturned(): void {
-    void this.#untaken?.done.then(() => {
-      if (!this.#deleted) this.#serial(() => this.#toNull()).catch(() => {});
+    void this.#untaken?.done.then(async () => {
+      if (this.#deleted) return;
+      await this.#serial(() => this.#toNull()).catch(() => {});
+      // The starts it held up were refused: its restart policy, if any, starts it again now.
+      if (
+        !this.#deleted && this.desiredState !== "stopped" &&
+        this.#supervisor.restartsAfter("start failed")
+      ) {
+        this.#supervisor.schedule("start failed", null);
+      }
     });
   }
 
@@ -831,21 +843,34 @@ export class ManagedPipeline {
       resolvesWithin(call, this.#host.startTimeoutMs),
       stop.promise,
     ]);
-    if (taken === "timed out" || taken === "stopped") {
-      const why = stateChange ? "an element is blocked in it" : "its data is not flowing";
-      const untaken = {
-        what,
-        why,
-        stateChange,
-        done: call.then(() => {}, () => {}),
-        waitedOut: stateChange && taken === "timed out",
-      };
-      this.#untaken = untaken;
-      void untaken.done.then(() => {
-        if (this.#untaken === untaken) this.#untaken = null;
+    if (taken !== "timed out" && taken !== "stopped") return taken;
+    const done = call.then(() => {}, () => {});
+    if (stateChange && taken === "stopped") {
+      // Not known to be blocked: the stop waits for it (#endUntaken), and a start asked after the
+      // stop queues behind it as usual.
+      const cut = { what, done };
+      this.#cutChange = cut;
+      void done.then(() => {
+        if (this.#cutChange === cut) this.#cutChange = null;
       });
+      return taken;
     }
+    this.#keepUntaken({
+      what,
+      why: stateChange ? "an element is blocked in it" : "its data is not flowing",
+      stateChange,
+      done,
+      waitedOut: stateChange,
+    });
     return taken;
+  }
+
+  /** Keeps `untaken` until its call returns (starts, pauses, seeks and ends are refused meanwhile). */
+  #keepUntaken(untaken: UntakenCall): void {
+    this.#untaken = untaken;
+    void untaken.done.then(() => {
+      if (this.#untaken === untaken) this.#untaken = null;
+    });
   }
 
   #requireNothingUntaken(request: string): void {
@@ -870,13 +895,21 @@ export class ManagedPipeline {
    * A state change an element blocks in gets no flush (nothing flows) and one more wait at most.
    */
   async #endUntaken(): Promise<void> {
+    const cut = this.#cutChange;
+    if (cut && await resolvesWithin(cut.done, this.#host.startTimeoutMs) === "timed out") {
+      this.#keepUntaken({
+        ...cut,
+        why: "an element is blocked in it",
+        stateChange: true,
+        waitedOut: true,
+      });
+    }
     const untaken = this.#untaken;
     if (!untaken || untaken.waitedOut) return;
     if (!untaken.stateChange) {
       await resolvesWithin(this.gst.flushStart().catch(() => {}), this.#host.startTimeoutMs);
     }
-    const ended = await resolvesWithin(untaken.done, this.#host.startTimeoutMs);
-    if (ended === "timed out" && untaken.stateChange) untaken.waitedOut = true;
+    await resolvesWithin(untaken.done, this.#host.startTimeoutMs);
   }
 
   /**
@@ -1142,6 +1175,16 @@ function beginNow<T>(operation: () => Promise<T>): Promise<T> {
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/** A call GStreamer has not taken or returned from yet (ManagedPipeline.#untaken). */
+interface UntakenCall {
+  what: string;
+  why: string;
+  stateChange: boolean;
+  done: Promise<void>;
+  /** A way to NULL waited for it in vain already: the next ones do not wait again. */
+  waitedOut: boolean;
 }
 
 /** Told once, when a stop, delete or shutdown is asked: the operations asked before it end. */

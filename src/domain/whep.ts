@@ -64,6 +64,11 @@ const DISCONNECTED_TIMEOUT_MS = 5_000;
  * keeps such a connection "connected"; browsers report every second or so).
  */
 const SILENT_TIMEOUT_MS = 6_000;
+/**
+ * How long a viewer sent nothing (its path paused) is kept with no new receiver report: it has
+ * nothing new to report, but a closed tab must still be let go.
+ */
+const IDLE_SILENT_TIMEOUT_MS = 300_000;
 /** How often a session that has not connected yet is looked at: its key frame is asked for soon. */
 const WATCH_MS = 20;
 /** How often a connected session is looked at. */
@@ -97,6 +102,8 @@ interface Session {
    */
   report: string | null;
   reportChangedAt: number;
+  /** When the report last changed, whatever was sent. */
+  reportSeenAt: number;
   packetsSent: number;
   reportReadAt: number;
   /** The read of webrtcbin's stats under way (it never rejects). */
@@ -238,6 +245,7 @@ export class WhepHub {
         ended: null,
         report: null,
         reportChangedAt: performance.now(),
+        reportSeenAt: performance.now(),
         packetsSent: 0,
         reportReadAt: 0,
         reading: null,
@@ -364,6 +372,7 @@ export class WhepHub {
         if (!session.connectedOnce) {
           session.connectedOnce = true;
           session.reportChangedAt = now;
+          session.reportSeenAt = now;
           this.#options.requestKeyFrame?.(session.path);
         }
         session.disconnectedSince = null;
@@ -379,6 +388,8 @@ export class WhepHub {
           ? "the viewer never connected"
           : session.connectedOnce && now - session.reportChangedAt > SILENT_TIMEOUT_MS
           ? "the viewer went away (no receiver reports)"
+          : session.connectedOnce && now - session.reportSeenAt > IDLE_SILENT_TIMEOUT_MS
+          ? `the viewer went away (no receiver report in ${IDLE_SILENT_TIMEOUT_MS / 60_000} min)`
           : null);
       if (reason !== null) void this.#end(session, reason);
     }
@@ -388,8 +399,10 @@ export class WhepHub {
     if (session.reading !== null) return;
     session.reportReadAt = performance.now();
     session.reading = session.peer.lastReceiverReport().then(({ report, packetsSent }) => {
+      const now = performance.now();
+      if (report !== session.report) session.reportSeenAt = now;
       if (report !== session.report || packetsSent === session.packetsSent) {
-        session.reportChangedAt = performance.now();
+        session.reportChangedAt = now;
       }
       session.report = report;
       session.packetsSent = packetsSent;
