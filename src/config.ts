@@ -146,6 +146,7 @@ const configSchema = z.object({
   GSTREAMER_MAX_REQUESTS_PER_SECOND: count(1000, 0, 1000000, " (0: no limit)"),
   GSTREAMER_HTTP_IDLE_TIMEOUT_MS: count(30000, 1000, 3600000, " of milliseconds"),
   GSTREAMER_SHUTDOWN_TIMEOUT_MS: count(10000, 100, 600000, " of milliseconds"),
+  GSTREAMER_STATE_CHANGE_TIMEOUT_MS: count(30000, 1000, 600000, " of milliseconds"),
   GSTREAMER_WS_PING_INTERVAL_MS: count(30000, 100, 3600000, " of milliseconds"),
   GSTREAMER_RTSP_WRITE_TIMEOUT_MS: count(10000, 0, 3600000, " of milliseconds (0: the system's)"),
   GSTREAMER_RTSP_LINGER_MS: count(5000, 0, 3600000, " of milliseconds (0: none)"),
@@ -222,6 +223,8 @@ export interface Config {
   httpIdleTimeoutMs: number;
   /** How long a SIGTERM or SIGINT waits for every pipeline to stop before the server exits anyway. */
   shutdownTimeoutMs: number;
+  /** How long a start waits for GStreamer's change of state itself before failing as blocked. */
+  stateChangeTimeoutMs: number;
   wsPingIntervalMs: number;
   /**
    * An RTSP connection (a reader's, a publisher's) that takes nothing for this long is cut off;
@@ -295,6 +298,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     timerSlackUs: c.GSTREAMER_TIMER_SLACK_US,
     httpIdleTimeoutMs: c.GSTREAMER_HTTP_IDLE_TIMEOUT_MS,
     shutdownTimeoutMs: c.GSTREAMER_SHUTDOWN_TIMEOUT_MS,
+    stateChangeTimeoutMs: c.GSTREAMER_STATE_CHANGE_TIMEOUT_MS,
     wsPingIntervalMs: c.GSTREAMER_WS_PING_INTERVAL_MS,
     rtspWriteTimeoutMs: c.GSTREAMER_RTSP_WRITE_TIMEOUT_MS,
     rtspLingerMs: c.GSTREAMER_RTSP_LINGER_MS,

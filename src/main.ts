@@ -311,6 +311,7 @@ async function main(): Promise<void> {
     rtsp,
     store,
     maxPipelines: config.maxPipelines,
+    stateChangeTimeoutMs: config.stateChangeTimeoutMs,
     webrtcViewers: () => whep.viewersByPath(),
     observePhase: timings.phase,
   });

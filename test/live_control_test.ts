@@ -38,6 +38,8 @@ const STATS_INTERVAL_MS = 250;
 const server = await startServer({
   GSTREAMER_MEDIA_DIR: mediaDir,
   GSTREAMER_STATS_INTERVAL_MS: String(STATS_INTERVAL_MS),
+  // A start blocked in a change of state fails after this (30 s by default): the test's FIFOs.
+  GSTREAMER_STATE_CHANGE_TIMEOUT_MS: "5000",
 });
 const client = await TestClient.connect(server.url);
 const logs = () => `\n--- server log (last 40 lines) ---\n${server.logs.slice(-40).join("\n")}`;

@@ -35,6 +35,7 @@ Deno.test("loadConfig() uses the seed's defaults", () => {
     wsPingIntervalMs: 30000,
     rtspWriteTimeoutMs: 10000,
     shutdownTimeoutMs: 10000,
+    stateChangeTimeoutMs: 30000,
     rtspLingerMs: 5000,
     hlsDir: "",
     hlsSegmentSeconds: 2,

@@ -44,6 +44,7 @@ export class OwnPipelines {
         mounts: this.#mounts,
         policy: this.#policy,
         startTimeoutMs,
+        stateChangeTimeoutMs: 30_000,
         address: UNLISTED,
         observePhase: () => {},
         storeWrite: () => undefined,

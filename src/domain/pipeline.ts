@@ -73,6 +73,11 @@ export interface PipelineHost {
   storeWrite(write: (store: PipelineStore) => Promise<void>): Promise<void> | undefined;
   /** How long a start waits for an async change to PLAYING before replying with the pending state. */
   startTimeoutMs: number;
+  /**
+   * How long a start waits for GStreamer's change of state itself to return (an element opening a
+   * file or device, or connecting) before it fails as blocked.
+   */
+  stateChangeTimeoutMs: number;
   /** This server, as PipelineInfo names it. */
   address: NodeAddress;
   /** Told how long each phase took (src/domain/phases.ts). */
@@ -741,7 +746,7 @@ export class ManagedPipeline {
     throw new DomainError(
       "STATE_CHANGE_FAILED",
       `Pipeline '${this.id}' could not go to ${target}: GStreamer's change to ${state} has not ` +
-        `returned within ${this.#host.startTimeoutMs} ms (an element is blocked in it: a server ` +
+        `returned within ${this.#host.stateChangeTimeoutMs} ms (an element is blocked in it: a server ` +
         "that does not answer, a file or device that does not open). It goes to NULL once the " +
         "change returns; stop or delete it meanwhile",
       { id: this.id, blocked: `the change to ${state}` },
@@ -839,10 +844,8 @@ export class ManagedPipeline {
     stop: StopSignal,
     stateChange = false,
   ): Promise<T | "timed out" | "stopped"> {
-    const taken = await Promise.race([
-      resolvesWithin(call, this.#host.startTimeoutMs),
-      stop.promise,
-    ]);
+    const timeoutMs = stateChange ? this.#host.stateChangeTimeoutMs : this.#host.startTimeoutMs;
+    const taken = await Promise.race([resolvesWithin(call, timeoutMs), stop.promise]);
     if (taken !== "timed out" && taken !== "stopped") return taken;
     const done = call.then(() => {}, () => {});
     if (stateChange && taken === "stopped") {

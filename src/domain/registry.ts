@@ -55,6 +55,8 @@ export interface RegistryOptions {
   rtsp?: RtspServer;
   /** How long startPipeline waits for an async change to PLAYING before replying with the pending state. */
   startTimeoutMs?: number;
+  /** How long a start waits for a change of state itself to return (PipelineHost). */
+  stateChangeTimeoutMs?: number;
   /**
    * WebRTC viewers per served path (the WHEP sessions). Each also reads the path over RTSP
    * from inside the server: stats count it as a WebRTC viewer, not as an RTSP reader.
@@ -113,6 +115,7 @@ export class PipelineRegistry {
       policy: options.policy,
       storeWrite: (write) => this.#storeWrite(write),
       startTimeoutMs: options.startTimeoutMs ?? 5000,
+      stateChangeTimeoutMs: options.stateChangeTimeoutMs ?? 30_000,
       address: options.address,
       observePhase: options.observePhase ?? (() => {}),
     };
