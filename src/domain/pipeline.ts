@@ -724,11 +724,11 @@ export class ManagedPipeline {
   }
 
   /**
-   * Asks GStreamer for `state` on the way to `target`, waiting at most the start timeout: an
-   * element can block in the change itself (a source connecting to a server that does not answer,
-   * a file that does not open), holding the pipeline's state lock, and a stop must not wait behind
-   * it for ever. A change not back by then is kept as #untaken, and the start fails; once it
-   * returns, the pipeline goes to NULL (no start is left to want it running).
+   * Asks GStreamer for `state` on the way to `target`, waiting at most the state change timeout:
+   * an element can block in the change itself (a source connecting to a server that does not
+   * answer, a file that does not open), holding the pipeline's state lock, and a stop must not
+   * wait behind it for ever. A change not back by then is kept as #untaken, and the start fails;
+   * once it returns, the pipeline goes to NULL and its restart policy, if any, starts it again.
    */
   async #changeState(
     state: "PAUSED" | "PLAYING",
@@ -754,7 +754,8 @@ export class ManagedPipeline {
   }
 
   /**
-   * Brings the pipeline to NULL once the state change it is blocked in returns. Queued in the
+   * Brings the pipeline to NULL once the state change it is blocked in returns, then lets its
+   * restart policy start it again (the starts it held up were refused). Queued in the
    * same turn as #untaken is cleared (their callbacks run one after the other): no start, refused
    * until then, can come in between and be stopped by it.
    */
@@ -762,7 +763,6 @@ export class ManagedPipeline {
     void this.#untaken?.done.then(async () => {
       if (this.#deleted) return;
       await this.#serial(() => this.#toNull()).catch(() => {});
-      // The starts it held up were refused: its restart policy, if any, starts it again now.
       if (
         !this.#deleted && this.desiredState !== "stopped" &&
         this.#supervisor.restartsAfter("start failed")
