@@ -151,6 +151,34 @@ Deno.test("offerProblem names what a WHEP or WHIP offer lacks, and which way its
   );
   // GstSDP reads a C string: a NUL would hide the offer from it (one first aborted the server).
   assert.match(offerProblem(`\0${whole(media)}`, [0], "WHEP") ?? "null", /holds a NUL byte/);
+  // A group naming a mid no m-line has, and a port 0 m-line, were answered 201 and never connected.
+  assert.match(
+    offerProblem(
+      whole(media, ["a=group:BUNDLE 0 1", "a=fingerprint:sha-256 AB:CD"]),
+      [0],
+      "WHEP",
+    ) ??
+      "null",
+    /a=group:BUNDLE names mid '1', which no m-line has: expected the mids of its m-lines \(0\)/,
+  );
+  assert.equal(
+    offerProblem(whole(media, ["a=group:BUNDLE 0", "a=fingerprint:sha-256 AB:CD"]), [0], "WHEP"),
+    null,
+  );
+  const rejected = whole(media).replace("m=video 9 ", "m=video 0 ");
+  assert.match(
+    offerProblem(rejected, [0], "WHEP") ?? "null",
+    /m-line 0 \(video\) has port 0, which rejects it: expected a port \(9/,
+  );
+  assert.equal(
+    offerProblem(
+      whole([...media, "a=bundle-only"]).replace("m=video 9 ", "m=video 0 "),
+      [0],
+      "WHEP",
+    ),
+    null,
+    "a bundle-only m-line has port 0",
+  );
   // Only the m-lines used are checked.
   assert.equal(offerProblem(whole([...media, "a=recvonly"]), [], "WHIP"), null);
 });

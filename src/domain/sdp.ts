@@ -179,6 +179,18 @@ export function offerProblem(
   const directionIn = (found: string[]) =>
     found.map((line) => line.slice(2)).find((value) => directions.includes(value));
   const sessionDirection = directionIn(sessionLines) ?? "sendrecv";
+  // webrtcbin takes a group naming a mid no m-line has, and the session then never connects.
+  const mids = all.map((section, index) =>
+    lines.slice(section.line + 1, all[index + 1]?.line ?? lines.length)
+      .find((line) => line.startsWith("a=mid:"))?.slice(6).trim()
+  );
+  for (const group of sessionLines.filter((line) => line.startsWith("a=group:BUNDLE"))) {
+    const unknown = group.slice(14).trim().split(/\s+/).find((mid) => mid && !mids.includes(mid));
+    if (unknown !== undefined) {
+      return `The offer's a=group:BUNDLE names mid '${unknown}', which no m-line has: expected ` +
+        `the mids of its m-lines (${mids.filter((mid) => mid).join(", ") || "none"})`;
+    }
+  }
   for (const index of used) {
     const section = all[index];
     if (!section) continue;
@@ -199,6 +211,12 @@ export function offerProblem(
     if (!has(sectionLines, "mid")) {
       return `The offer's ${where} has no a=mid (or an empty one): a WebRTC offer names each ` +
         "m-line (a=mid:0)";
+    }
+    // Port 0 rejects an m-line (RFC 3264), unless BUNDLE carries it on another's (RFC 8843).
+    const port = lines[section.line].split(" ")[1];
+    if (/^0+(\/\d+)?$/.test(port) && !sectionLines.includes("a=bundle-only")) {
+      return `The offer's ${where} has port 0, which rejects it: expected a port (9, as WebRTC ` +
+        "offers give), or a=bundle-only with its mid in an a=group:BUNDLE";
     }
     const setup = sectionLines.find((line) => line.startsWith("a=setup:"))?.slice(8);
     if (setup !== undefined && !["actpass", "active", "passive"].includes(setup)) {
