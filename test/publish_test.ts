@@ -778,6 +778,25 @@ Deno.test("an ANNOUNCE gst-rtsp-server would refuse is refused first, and makes 
         { stream: ["m=video 0 RTP/AVP 96", "a=rtpmap:96 H264/1000"] },
         /^RTSP\/1.0 415 Unsupported Media Type: stream 0 has an RTP clock rate of 1000 .* 90000/,
       ],
+      // GStreamer 1.22's AAC depayloaders free the buffer they decode a bad config into (a
+      // CRITICAL at the SETUP): the server aborted.
+      [
+        {
+          stream: [
+            "m=audio 0 RTP/AVP 97",
+            "a=rtpmap:97 MPEG4-GENERIC/48000/2",
+            "a=fmtp:97 streamtype=5;mode=AAC-hbr;sizelength=13;indexlength=3;" +
+            "indexdeltalength=3;config=ZZZZ",
+          ],
+        },
+        /^RTSP\/1.0 415 Unsupported Media Type: stream 0 has config=ZZZZ .* not hexadecimal/,
+      ],
+      [
+        {
+          stream: ["m=audio 0 RTP/AVP 97", "a=rtpmap:97 MP4A-LATM/48000/2", "a=fmtp:97 config=4g"],
+        },
+        /^RTSP\/1.0 415 Unsupported Media Type: stream 0 has config=4g/,
+      ],
       // More streams than a publish has ports for: it was 503 "try again", every time.
       [
         {

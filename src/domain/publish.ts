@@ -96,6 +96,13 @@ function streamMismatch(
     return `is ${stream.media} ${codec.label}, but ${codec.label} is ${codec.media}: give it an ` +
       `m=${codec.media} line`;
   }
+  // GStreamer 1.22's AAC depayloaders read it as hex and free the buffer on a bad digit (a
+  // CRITICAL, and a crash of the whole server).
+  const config = stream.caps?.match(/config=\(string\)([^,;\s]*)/)?.[1];
+  if (codec.label === "AAC" && config !== undefined && !/^(?:[0-9a-fA-F]{2})+$/.test(config)) {
+    return `has config=${config} (its a=fmtp), which is not hexadecimal: an AAC config is its ` +
+      "AudioSpecificConfig in hex, two digits a byte (1190 for 48 kHz stereo)";
+  }
   const rate = stream.caps?.match(/clock-rate=\(int\)(\d+)/)?.[1];
   if (rate === undefined) return null;
   if (codec.clockRate !== null ? Number(rate) !== codec.clockRate : Number(rate) <= 0) {
