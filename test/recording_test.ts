@@ -929,3 +929,58 @@ Deno.test("recording URLs: traversal attempts, other methods and the token", asy
     await tearDown(parts);
   }
 });
+
+Deno.test("recording (ts) and HLS of a publish: every segment starts at a key frame", async () => {
+  const hls = await Deno.makeTempDir({ prefix: "recordings-hls-" });
+  const parts = await setUp({ GSTREAMER_HLS_DIR: hls });
+  const { client, recordings, server } = parts;
+  // A publisher, whose encoder no key frame request reaches: its stream is cut where it has them.
+  const publisher = new Deno.Command("gst-launch-1.0", {
+    args: [
+      ..."-q videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 !"
+        .split(" "),
+      ..."x264enc speed-preset=ultrafast key-int-max=30 ! rtspclientsink".split(" "),
+      `location=${server.rtspUrl}/pub`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  /** The flags of the first video packet of a segment: K for a key frame. */
+  const firstPacket = async (file: string) =>
+    (await run("ffprobe", [
+      ...["-v", "error", "-select_streams", "v", "-show_entries", "packet=flags"],
+      ...["-of", "csv=p=0", file],
+    ])).stdout.trim().split("\n")[0];
+  try {
+    expectOk(
+      await client.request("startRecording", { path: "pub", format: "ts", segmentSeconds: 2 }),
+    );
+    await waitUntil(() => segmentEvents(client, "pub").length >= 3, 40000, "three segments");
+    // Before, mpegtsmux took the stream NAL by NAL, and splitmuxsink cut it at a parameter set: a
+    // segment began with the P frames before the key frame, which no player can decode.
+    for (const segment of segmentEvents(client, "pub")) {
+      assert.match(await firstPacket(join(recordings, "pub", segment.file)), /^K/, segment.file);
+    }
+    const listed = await waitUntil(
+      async () => {
+        const playlist = await fetch(`${server.httpUrl}/hls/pub/index.m3u8`);
+        const text = await playlist.text();
+        const segments = text.split("\n").filter((line) => line.endsWith(".ts"));
+        return segments.length >= 3 ? segments : null;
+      },
+      40000,
+      "three HLS segments",
+    );
+    for (const segment of listed) {
+      const body = await fetch(`${server.httpUrl}/hls/pub/${segment}`);
+      const file = join(hls, `fetched-${segment}`);
+      await Deno.writeFile(file, new Uint8Array(await body.arrayBuffer()));
+      assert.match(await firstPacket(file), /^K/, `HLS ${segment}`);
+    }
+  } finally {
+    publisher.kill();
+    await publisher.status;
+    await tearDown(parts);
+    await Deno.remove(hls, { recursive: true });
+  }
+});

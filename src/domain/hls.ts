@@ -275,7 +275,8 @@ export class HlsHub {
     const id = `hls-${crypto.randomUUID()}`;
     const elements: ElementSpec[] = [
       loopbackReaderSpec(this.#options, stream.path),
-      { type: "rtph264depay", name: "depay" },
+      // A reader joins mid-GOP: what comes before the first key frame no player can decode.
+      { type: "rtph264depay", name: "depay", properties: { "wait-for-keyframe": true } },
       { type: "h264parse", name: "parse" },
       {
         type: "hlssink2",
@@ -289,7 +290,12 @@ export class HlsHub {
         },
       },
     ];
-    const links = chainLinks(["source", "depay", "parse", "hls.video"]);
+    const links = [
+      ...chainLinks(["source", "depay", "parse"]),
+      // Whole access units: hlssink2 then cuts at key frames only. NAL by NAL, a segment was cut
+      // at a parameter set and began with the P frames before the key frame.
+      { from: "parse", to: "hls.video", caps: "video/x-h264,alignment=au" },
+    ];
     const audio = depayloaders.find((depay) => depay !== "rtph264depay");
     if (audio !== undefined) {
       const rest = audioChains[audio];

@@ -61,10 +61,14 @@ const muxers: Record<RecordingFormat, { factory: string; properties?: string }> 
   mkv: { factory: "matroskamux" },
 };
 
-/** How each video codec a path serves is taken out of RTP and parsed for the muxer. */
-const videoChains: Record<string, string> = {
-  rtph264depay: "h264parse",
-  rtph265depay: "h265parse",
+/**
+ * How each video codec a path serves is taken out of RTP and parsed for the muxer: in whole access
+ * units, which splitmuxsink cuts at key frames only. NAL by NAL (which mpegtsmux takes), a segment
+ * was cut at a parameter set and began with the P frames before the key frame.
+ */
+const videoChains: Record<string, { parser: string; caps: string }> = {
+  rtph264depay: { parser: "h264parse", caps: "video/x-h264,alignment=au" },
+  rtph265depay: { parser: "h265parse", caps: "video/x-h265,alignment=au" },
 };
 const audioChains: Record<string, string> = { rtpmp4gdepay: "aacparse", rtpopusdepay: "opusparse" };
 /** What each depayloader's stream is, in a folder's `.streams.json` (which span exports read). */
@@ -796,7 +800,7 @@ export class RecordingHub {
       video === "rtph264depay"
         ? { type: video, name: "depay", properties: { "wait-for-keyframe": true } }
         : { type: video, name: "depay" },
-      { type: videoChains[video], name: "parse" },
+      { type: videoChains[video].parser, name: "parse" },
       {
         type: "splitmuxsink",
         name: "segments",
@@ -809,7 +813,10 @@ export class RecordingHub {
         },
       },
     ];
-    const links = chainLinks(["source", "depay", "parse", "segments.video"]);
+    const links = [
+      ...chainLinks(["source", "depay", "parse"]),
+      { from: "parse", to: "segments.video", caps: videoChains[video].caps },
+    ];
     const audio = depayloaders.find((depay) => depay in audioChains);
     if (audio !== undefined) {
       elements.push({ type: audio, name: "audio-depay" }, {
