@@ -529,15 +529,16 @@ async function main(): Promise<void> {
     );
   }
   // Handled before the URLs are printed: a supervisor may stop the server once it sees them.
-  const shutdown = async (signal: string) => {
+  /** `why` the server stops; it exits with `exitCode` once everything has stopped. */
+  const shutdown = async (why: string, exitCode = 0) => {
     if (stopping) {
       // Whoever sends a second signal will not wait: nothing acknowledged is lost (the store
       // syncs each change before its reply), only what the pipelines had left to do.
-      console.error(`${signal} received again: exiting without waiting for the rest to stop`);
+      console.error(`${why} again: exiting without waiting for the rest to stop`);
       Deno.exit(1);
     }
     stopping = true;
-    console.log(`${signal} received: stopping every pipeline`);
+    console.log(`${why}: stopping every pipeline`);
     // A GStreamer state change can wait for ever (an element's streaming thread that does not
     // return, a file that does not open): the server exits anyway, saying which did not stop.
     setTimeout(() => {
@@ -563,10 +564,14 @@ async function main(): Promise<void> {
     await rtsp.stop();
     await transport.close();
     console.log("Stopped");
-    Deno.exit(0);
+    Deno.exit(exitCode);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => void shutdown(signal));
+    Deno.addSignalListener(signal, () => void shutdown(`${signal} received`));
+  }
+  if (store instanceof PostgresStore) {
+    // Exit 1, as when the id is taken at start: start_server.sh tries again, with back-off.
+    store.onNodeIdTaken(() => void shutdown("This node's id was taken by another server", 1));
   }
 
   const files = descriptorUse();

@@ -26,7 +26,6 @@ import type { DesiredState } from "./types.ts";
 
 /** Any number: the key of the advisory lock nodes take to migrate one at a time. */
 const MIGRATION_LOCK = 0x6773_7463;
-const UNIQUE_VIOLATION = "23505";
 /** NOTIFY channels: every node's events, and "a pipeline was handed to you". */
 const EVENT_CHANNEL = "gst_events";
 const WAKE_CHANNEL = "gst_wake";
@@ -40,6 +39,16 @@ const NODE_LOCK_WAIT_MS = 3000;
 const CONNECT_TIMEOUT_S = 5;
 /** How long any database call may take before it fails (bounded). */
 const QUERY_TIMEOUT_MS = 5000;
+
+/**
+ * Seconds before the client connects again after a connection failed, by failures in a row (the
+ * count is the pool's). The client's own back-off grows to 20 s: after a database restart of a
+ * second or two the pool then waited seconds to reconnect, its queries timed out, and the fence
+ * stopped every pipeline though the database was back well within the lease.
+ */
+function reconnectBackoff(failures: number): number {
+  return Math.min(0.05 * 2 ** failures, 0.5) * (0.5 + Math.random() / 2);
+}
 
 /** This server as a node of the cluster. */
 export interface NodeIdentity {
@@ -91,16 +100,26 @@ export class PostgresStore implements PipelineStore {
   readonly #held = new Map<string, number>();
   /** Pipelines this node is inserting: its own, though not held until the row is committed. */
   readonly #inserting = new Set<string>();
+  /** The desired state last stored of each pipeline held (a write reported failed restores it). */
+  readonly #desired = new Map<string, DesiredState>();
   #pipelines: StoredPipeline[] = [];
   #recordings: StoredRecording[] = [];
   #closed: Promise<void> | null = null;
   readonly #url: string;
-  /** The connection that LISTENs for other nodes' events (listen). */
-  #listener: Sql | null = null;
-  #listening = false;
+  /**
+   * This node's own session, on a connection of its own that is never recycled: it holds the node
+   * id's lock (#lockNodeId) and LISTENs for other nodes' events (listen). Both end with the
+   * connection (the database restarting); #reattach takes them again.
+   */
+  #session: Sql | null = null;
+  #attached = false;
+  #reattaching = false;
   #listenedBefore = false;
-  /** The connection whose session holds the node id's lock (lockNodeId). */
-  #nodeLock: postgres.ReservedSql | null = null;
+  #onEvent: ((node: string, event: { type: string; payload: unknown }) => void) | null = null;
+  #onWake: (() => void) | null = null;
+  /** Told when another server took this node's id while the session was away (onNodeIdTaken). */
+  #onNodeIdTaken: ((error: NodeIdTaken) => void) | null = null;
+  #idTaken = false;
 
   private constructor(location: string, url: string, sql: Sql, node: NodeIdentity) {
     this.location = location;
@@ -120,16 +139,19 @@ export class PostgresStore implements PipelineStore {
       sql = postgres(url, {
         max: 4,
         connect_timeout: CONNECT_TIMEOUT_S,
+        backoff: reconnectBackoff,
         onnotice: () => {}, // "relation already exists, skipping" and the like
         connection: { application_name: "gst-control-server" },
       });
     } catch (error) {
       throw new Error(`GSTREAMER_DATABASE_URL is not a PostgreSQL URL: ${message(error)}`);
     }
+    let store: PostgresStore | null = null;
     try {
       await migrate(sql, location);
-      const store = new PostgresStore(location, url, sql, node);
-      store.#nodeLock = await lockNodeId(sql, node.id);
+      store = new PostgresStore(location, url, sql, node);
+      store.#openSession();
+      await store.#lockNodeId(NODE_LOCK_WAIT_MS);
       // Recordings stay on the node that made them; rows from before nodes existed are this one's.
       await sql`UPDATE recordings SET node = ${node.id} WHERE node = ''`;
       const recordings = await sql<{ path: string; options: string; created_at: string }[]>`
@@ -144,6 +166,10 @@ export class PostgresStore implements PipelineStore {
       store.#pipelines = await store.claim(node.capacity, { own: true });
       return store;
     } catch (error) {
+      if (store) {
+        store.#closed = Promise.resolve(); // its session is not taken again (#reattach)
+        await store.#session?.end({ timeout: 1 }).catch(() => {});
+      }
       await sql.end({ timeout: 1 }).catch(() => {});
       if (error instanceof NodeIdTaken) throw error;
       const why = `the store at ${location} could not be opened: ${reason(error, location)}`;
@@ -183,6 +209,7 @@ export class PostgresStore implements PipelineStore {
       RETURNING p.id, p.definition, p.desired_state, p.created_at, p.epoch, p.seq`);
     return [...rows].sort((a, b) => Number(a.seq) - Number(b.seq)).map((row) => {
       this.#held.set(row.id, Number(row.epoch));
+      this.#desired.set(row.id, row.desired_state);
       return {
         id: row.id,
         definition: JSON.parse(row.definition),
@@ -214,7 +241,7 @@ export class PostgresStore implements PipelineStore {
       RETURNING p.id`);
     const renewed = new Set(rows.map((row) => row.id));
     const lost = ids.filter((id) => !renewed.has(id) && this.#held.get(id) !== undefined);
-    for (const id of lost) this.#held.delete(id);
+    for (const id of lost) this.#forgetHeld(id);
     return lost;
   }
 
@@ -229,7 +256,7 @@ export class PostgresStore implements PipelineStore {
       WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}
       RETURNING epoch`);
     if (rows.length === 0) throw this.#notHeld(id);
-    this.#held.delete(id);
+    this.#forgetHeld(id);
     await bounded(this.#sql`SELECT pg_notify(${WAKE_CHANNEL}, ${target})`);
     return Number(rows[0].epoch);
   }
@@ -269,59 +296,118 @@ export class PostgresStore implements PipelineStore {
 
   /**
    * Calls `onEvent` with every event another node publishes, and `onWake` when a pipeline is
-   * handed to this node, on a connection of its own. Its LISTENs end with its connection (the
-   * database restarting): `#relisten` makes them again.
+   * handed to this node, on this node's session. Its LISTENs end with the session's connection
+   * (the database restarting): #reattach makes them again.
    */
   async listen(
     onEvent: (node: string, event: { type: string; payload: unknown }) => void,
     onWake: () => void,
   ): Promise<void> {
+    this.#onEvent = onEvent;
+    this.#onWake = onWake;
+    await this.#listen();
+  }
+
+  /**
+   * `handler` is told, once, when the session came back to find this node's id taken by another
+   * server (it started while the database was away and this node's lock with it): the two would
+   * fight over the same pipelines, so this one must stop, and hand nothing back (close).
+   */
+  onNodeIdTaken(handler: (error: NodeIdTaken) => void): void {
+    this.#onNodeIdTaken = handler;
+  }
+
+  #openSession(): void {
     // `onnotify` is the option the client's own listen() uses; its types leave it out.
     const options = {
       max: 1,
       max_lifetime: null,
       fetch_types: false,
       connect_timeout: CONNECT_TIMEOUT_S,
+      backoff: reconnectBackoff,
+      onnotice: () => {},
+      connection: { application_name: "gst-control-server" },
       onclose: () => {
-        this.#listening = false;
-        this.#relisten();
+        this.#attached = false;
+        this.#reattach();
       },
-      onnotify: (channel: string, text: string) => {
-        if (channel === WAKE_CHANNEL) {
-          if (text === this.node.id) onWake();
-          return;
-        }
-        let message: { node: string; event: { type: string; payload: unknown } };
-        try {
-          message = JSON.parse(text);
-        } catch {
-          return;
-        }
-        if (message.node !== this.node.id) onEvent(message.node, message.event);
-      },
+      onnotify: (channel: string, text: string) => this.#notified(channel, text),
     };
-    this.#listener = postgres(this.#url, options);
-    await this.#keepListening();
+    this.#session = postgres(this.#url, options);
   }
 
-  /** Tries to LISTEN again soon, and again while it fails (the database still away). */
-  #relisten(): void {
-    if (this.#closed !== null) return;
-    setTimeout(() => {
-      this.#keepListening().catch(() => this.#relisten());
-    }, RELISTEN_MS);
+  #notified(channel: string, text: string): void {
+    if (channel === WAKE_CHANNEL) {
+      if (text === this.node.id) this.#onWake?.();
+      return;
+    }
+    let message: { node: string; event: { type: string; payload: unknown } };
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (message.node !== this.node.id) this.#onEvent?.(message.node, message.event);
   }
 
-  /** LISTENs (again, after the connection that had them closed); nothing while they stand. */
-  async #keepListening(): Promise<void> {
-    if (this.#listener === null || this.#listening) return;
+  /**
+   * Takes this node's id: a session advisory lock, which the database lets go when the session
+   * ends (the process died, its socket closed), not before. Waits up to `waitMs` for a server of
+   * this id that was killed a moment ago, until the database sees its socket close.
+   */
+  async #lockNodeId(waitMs: number): Promise<void> {
+    const deadline = performance.now() + waitMs;
+    for (;;) {
+      const [{ locked }] = await bounded(this.#session!<{ locked: boolean }[]>`
+        SELECT pg_try_advisory_lock(hashtextextended(${"gst-node:" + this.node.id}, 0)) AS locked`);
+      if (locked) break;
+      if (performance.now() >= deadline) {
+        throw new NodeIdTaken(
+          `another running server is node '${this.node.id}' of this database: give each node ` +
+            "its own GSTREAMER_NODE_ID",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    this.#attached = true;
+  }
+
+  /** LISTENs on the session, when asked to (listen). */
+  async #listen(): Promise<void> {
+    if (this.#onEvent === null) return;
     const again = this.#listenedBefore;
     await bounded(
-      this.#listener.unsafe(`LISTEN ${EVENT_CHANNEL}; LISTEN ${WAKE_CHANNEL}`).simple(),
+      this.#session!.unsafe(`LISTEN ${EVENT_CHANNEL}; LISTEN ${WAKE_CHANNEL}`).simple(),
     );
-    this.#listening = true;
     this.#listenedBefore = true;
     if (again) console.log(`Node '${this.node.id}' hears other nodes' events again`);
+  }
+
+  /**
+   * The session's connection closed: takes the node id and LISTENs again on a new one, soon, and
+   * again while the database is away. One attempt at a time.
+   */
+  #reattach(): void {
+    if (this.#closed !== null || this.#idTaken || this.#reattaching) return;
+    this.#reattaching = true;
+    setTimeout(async () => {
+      try {
+        if (!this.#attached) await this.#lockNodeId(0);
+        await this.#listen();
+        this.#reattaching = false;
+      } catch (error) {
+        this.#reattaching = false;
+        if (error instanceof NodeIdTaken) {
+          this.#idTaken = true;
+          console.error(
+            `Node '${this.node.id}': ${error.message} (it started while the database was away)`,
+          );
+          this.#onNodeIdTaken?.(error);
+          return;
+        }
+        this.#reattach();
+      }
+    }, RELISTEN_MS);
   }
 
   /**
@@ -348,7 +434,12 @@ export class PostgresStore implements PipelineStore {
 
   /** Stops holding `id` here (its copy was stopped after its lease was lost). */
   forget(id: string): void {
+    this.#forgetHeld(id);
+  }
+
+  #forgetHeld(id: string): void {
     this.#held.delete(id);
+    this.#desired.delete(id);
   }
 
   /** Says where this node is reached, and that it is up. */
@@ -402,6 +493,7 @@ export class PostgresStore implements PipelineStore {
   async release(): Promise<void> {
     const ids = [...this.#held.keys()];
     this.#held.clear();
+    this.#desired.clear();
     await this.#sql`
       UPDATE pipelines SET owner = NULL, lease_until = NULL
       WHERE owner = ${this.node.id} AND id = ANY(${ids}::text[])`;
@@ -440,45 +532,82 @@ export class PostgresStore implements PipelineStore {
   ): Promise<void> {
     // Known from before the row exists, so that no claim of this node's takes it for a lost one.
     this.#inserting.add(id);
-    await this.#write({ op: "insert", id }, async (sql) => {
-      try {
-        await sql`
+    try {
+      await this.#write(
+        { op: "insert", id },
+        // Nothing when the id is taken: the row that has it is then looked up (below).
+        (sql) =>
+          sql`
           INSERT INTO pipelines (id, definition, desired_state, created_at, owner, epoch,
             lease_until)
           VALUES (${id}, ${JSON.stringify(definition)}, ${state}, ${createdAt}, ${this.node.id}, 1,
-            now() + make_interval(secs => ${this.node.leaseSeconds}))`;
-        this.#held.set(id, 1);
-      } catch (error) {
-        if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
-        const [row] = await sql<{ owner: string | null }[]>`
-          SELECT owner FROM pipelines WHERE id = ${id}`;
-        throw new DomainError(
-          "DUPLICATE_ID",
-          `A pipeline with id '${id}' already exists` +
-            (row?.owner ? ` (on node '${row.owner}')` : ""),
-          { id, node: row?.owner ?? null },
-        );
-      }
-    }).finally(() => this.#inserting.delete(id));
+            now() + make_interval(secs => ${this.node.leaseSeconds}))
+          ON CONFLICT (id) DO NOTHING`,
+        {
+          check: (result) => {
+            if (result.count === 0) return;
+            this.#held.set(id, 1);
+            this.#desired.set(id, state);
+          },
+          // Not when this node holds it by then: a create asked again has made it since.
+          undo: () =>
+            this.#sql`
+            DELETE FROM pipelines WHERE id = ${id} AND owner = ${this.node.id} AND epoch = 1
+              AND NOT ${this.#held.has(id) || this.#inserting.has(id)}`,
+        },
+      );
+    } finally {
+      this.#inserting.delete(id);
+    }
+    if (this.#held.has(id)) return;
+    const [row] = await bounded(this.#sql<{ owner: string | null }[]>`
+      SELECT owner FROM pipelines WHERE id = ${id}`).catch(() => [undefined]);
+    throw new DomainError(
+      "DUPLICATE_ID",
+      `A pipeline with id '${id}' already exists` +
+        (row?.owner ? ` (on node '${row.owner}')` : ""),
+      { id, node: row?.owner ?? null },
+    );
   }
 
   setDesiredState(id: string, state: DesiredState): Promise<void> {
-    return this.#write({ op: "setState", id }, async (sql) => {
-      const result = await sql`
+    const epoch = this.#held.get(id) ?? -1;
+    const stored = this.#desired.get(id);
+    return this.#write(
+      { op: "setState", id },
+      (sql) =>
+        sql`
         UPDATE pipelines SET desired_state = ${state}
-        WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}`;
-      if (result.count === 0) throw this.#notHeld(id);
-    });
+        WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${epoch}`,
+      {
+        check: (result) => {
+          if (result.count === 0) throw this.#notHeld(id);
+          this.#desired.set(id, state);
+        },
+        // The state this write replaced, unless another has been stored since.
+        undo: () =>
+          this.#sql`
+          UPDATE pipelines SET desired_state = ${stored ?? state}
+          WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${epoch}
+            AND desired_state = ${state} AND ${this.#desired.get(id) === stored}`,
+      },
+    );
   }
 
   async remove(id: string): Promise<void> {
-    await this.#write({ op: "remove", id }, async (sql) => {
-      const result = await sql`
+    await this.#write(
+      { op: "remove", id },
+      (sql) =>
+        sql`
         DELETE FROM pipelines
-        WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}`;
-      if (result.count === 0) throw this.#notHeld(id);
-    });
-    this.#held.delete(id);
+        WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${this.#held.get(id) ?? -1}`,
+      {
+        check: (result) => {
+          if (result.count === 0) throw this.#notHeld(id);
+        },
+      },
+    );
+    this.#forgetHeld(id);
   }
 
   /** A write to a pipeline another node has taken over: fenced by the epoch. */
@@ -495,26 +624,45 @@ export class PostgresStore implements PipelineStore {
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {
-      await this.release().catch((error) =>
-        console.error(`Node '${this.node.id}' could not hand its pipelines back: ${message(error)}`)
-      );
-      // Back to the pool, which ends it with the rest: the node id is let go with it.
-      this.#nodeLock?.release();
-      await this.#listener?.end({ timeout: 1 });
+      // With this node's id taken by another server, the rows of that id are that server's.
+      if (!this.#idTaken) {
+        await this.release().catch((error) =>
+          console.error(
+            `Node '${this.node.id}' could not hand its pipelines back: ${message(error)}`,
+          )
+        );
+      }
+      // The node id is let go with the session.
+      await this.#session?.end({ timeout: 1 });
       await this.#sql.end({ timeout: 5 });
     })();
     return this.#closed;
   }
 
-  async #write(write: StoreWrite, statement: (sql: Sql) => Promise<unknown>): Promise<void> {
+  /**
+   * Runs a write's statement; its result goes to `check`. A write refused for its time but
+   * committed after all is `undo`ne, so that a change its client was told failed leaves nothing.
+   */
+  async #write<T>(
+    write: StoreWrite,
+    statement: (sql: Sql) => Query<T>,
+    { check, undo }: { check?: (result: T) => void; undo?: () => Query<unknown> } = {},
+  ): Promise<void> {
     const what = writeSubject(write);
     if (this.#closed !== null) {
       throw storageFailed(this.location, what, write.id, "the store is closed");
     }
     try {
-      await bounded(statement(this.#sql));
+      const result = await bounded(statement(this.#sql), () => {
+        console.error(`Writing ${what} committed after it was reported failed: undoing it`);
+        if (undo) {
+          bounded(undo()).catch((error) =>
+            console.error(`Undoing ${what} failed: ${reason(error, this.location)}`)
+          );
+        }
+      });
+      check?.(result);
     } catch (error) {
-      if (error instanceof DomainError) throw error;
       throw storageFailed(this.location, what, write.id, reason(error, this.location));
     }
   }
@@ -539,28 +687,6 @@ async function migrate(sql: Sql, location: string): Promise<void> {
 /** Another running server has this node id: two nodes with one id would fight over pipelines. */
 export class NodeIdTaken extends Error {}
 
-/**
- * Holds the node id for as long as this server runs: a session advisory lock on a connection of
- * its own, which the database lets go when the process dies (its socket closes), not before.
- */
-async function lockNodeId(sql: Sql, id: string): Promise<postgres.ReservedSql> {
-  const connection = await sql.reserve();
-  // A server of this id killed a moment ago holds it until the database sees its socket close.
-  const deadline = performance.now() + NODE_LOCK_WAIT_MS;
-  for (;;) {
-    const [{ locked }] = await connection<{ locked: boolean }[]>`
-      SELECT pg_try_advisory_lock(hashtextextended(${"gst-node:" + id}, 0)) AS locked`;
-    if (locked) return connection;
-    if (performance.now() >= deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  connection.release();
-  throw new NodeIdTaken(
-    `another running server is node '${id}' of this database: give each node its own ` +
-      "GSTREAMER_NODE_ID",
-  );
-}
-
 /** The URL as it may be shown: without its password. */
 function withoutPassword(url: string): string {
   try {
@@ -576,23 +702,33 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** A query as the client makes it: a promise that can be cancelled. */
+type Query<T> = Promise<T> & { cancel(): unknown };
+
 /**
- * A database call that does not answer within QUERY_TIMEOUT_MS fails: a query can wait forever on
- * a connection that a database shutting down left open.
+ * A database call that does not answer within QUERY_TIMEOUT_MS fails, and is cancelled: a query
+ * can wait forever on a connection that a database shutting down left open, and one that waited
+ * for a connection or a lock would otherwise still run after its caller was told it failed (a
+ * create refused, whose row then appeared). A query not sent yet is dropped; one under way is
+ * cancelled by the database, unless it has committed already: `committedLate` then runs.
  */
-function bounded<T>(query: Promise<T>): Promise<T> {
+function bounded<T>(query: Query<T>, committedLate?: () => void): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          Object.assign(new Error(`no answer within ${QUERY_TIMEOUT_MS / 1000} s`), {
-            code: "QUERY_TIMEOUT",
-          }),
-        ),
-      QUERY_TIMEOUT_MS,
-    );
+    timer = setTimeout(() => {
+      timedOut = true;
+      query.cancel();
+      reject(
+        Object.assign(new Error(`no answer within ${QUERY_TIMEOUT_MS / 1000} s`), {
+          code: "QUERY_TIMEOUT",
+        }),
+      );
+    }, QUERY_TIMEOUT_MS);
   });
+  query.then(() => {
+    if (timedOut) committedLate?.();
+  }, () => {});
   return Promise.race([query, late]).finally(() => clearTimeout(timer));
 }
 
