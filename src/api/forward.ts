@@ -5,7 +5,7 @@
  * (RequestContext.peer) is always answered here, so nothing is forwarded twice.
  */
 import { DomainError } from "../domain/errors.ts";
-import { nodeUnavailable } from "../domain/cluster.ts";
+import { nodeUnavailable, unlessAway } from "../domain/cluster.ts";
 import type { NodeInfo } from "../domain/store_postgres.ts";
 import type { PipelineInfo } from "../domain/types.ts";
 import type { Reply, RequestType, Route } from "./protocol.ts";
@@ -79,7 +79,16 @@ function routeElsewhere(view: ClusterView): Route {
       const id = fields.id as string;
       if (view.holds(id)) return null;
       const owner = await unlessAway(view.ownerOf(id), `the node that holds pipeline '${id}'`);
-      if (owner === null || owner.node === view.self) return null; // PIPELINE_NOT_FOUND here
+      if (owner === null) return null; // PIPELINE_NOT_FOUND here
+      if (owner.node === view.self) {
+        // Handed to this node (movePipeline), which builds it at its next round.
+        throw new DomainError(
+          "NODE_UNAVAILABLE",
+          `Pipeline '${id}' is being taken over by this node ('${view.self}'); try again in a ` +
+            "moment",
+          { id, node: view.self },
+        );
+      }
       if (owner.node === null || !owner.up || owner.advertiseUrl === null) {
         throw new DomainError(
           "NODE_UNAVAILABLE",
@@ -132,19 +141,6 @@ function routeElsewhere(view: ClusterView): Route {
     }
     return null;
   };
-}
-
-/** What `lookup` finds in the database; NODE_UNAVAILABLE, saying why, when it cannot be asked. */
-async function unlessAway<T>(lookup: Promise<T>, what: string): Promise<T> {
-  try {
-    return await lookup;
-  } catch (error) {
-    throw new DomainError(
-      "NODE_UNAVAILABLE",
-      `Cannot tell ${what}: ${(error as Error).message}; try again once the database is back`,
-      {},
-    );
-  }
 }
 
 /** The up node with the most room for its capacity; this one among equals. */

@@ -32,6 +32,19 @@ export function nodeUnavailable(node: string, nodes: NodeInfo[]): DomainError {
   );
 }
 
+/** What `lookup` finds in the database; NODE_UNAVAILABLE, saying why, when it cannot be asked. */
+export async function unlessAway<T>(lookup: Promise<T>, what: string): Promise<T> {
+  try {
+    return await lookup;
+  } catch (error) {
+    throw new DomainError(
+      "NODE_UNAVAILABLE",
+      `Cannot tell ${what}: ${errorMessage(error)}; try again once the database is back`,
+      {},
+    );
+  }
+}
+
 export interface ClusterOptions {
   store: PostgresStore;
   registry: PipelineRegistry;
@@ -86,10 +99,19 @@ export class ClusterNode {
   async move(id: string, target: string): Promise<{ id: string; node: string; rtspUrl: string }> {
     const { registry, store } = this.#options;
     const stored = registry.storedForm(id);
-    const nodes = await store.nodes();
+    const nodes = await this.nodes();
     const to = nodes.find((node) => node.id === target);
     if (to?.id === this.id) return { id, node: to.id, rtspUrl: to.rtspUrl };
     if (!to?.up) throw nodeUnavailable(target, nodes);
+    // Refused before it stops here: a full node would not take it, and it would be off a lease.
+    if (to.pipelines >= to.capacity) {
+      throw new DomainError(
+        "LIMIT_REACHED",
+        `Node '${target}' holds ${to.pipelines} pipelines, its limit (GSTREAMER_MAX_PIPELINES ` +
+          `there, ${to.capacity}): pipeline '${id}' stays on node '${this.id}'`,
+        { id, node: target, limit: to.capacity },
+      );
+    }
     await registry.evict(id);
     let epoch: number;
     try {
@@ -115,7 +137,7 @@ export class ClusterNode {
 
   /** Every node, with its load and whether it is up. */
   nodes(): Promise<NodeInfo[]> {
-    return this.#options.store.nodes();
+    return unlessAway(this.#options.store.nodes(), "the nodes");
   }
 
   stop(): void {

@@ -11,6 +11,11 @@ import type { Reply } from "../api/protocol.ts";
 
 /** How long a forwarded request may take before the client is told the node did not answer. */
 const PEER_TIMEOUT_MS = 15_000;
+/**
+ * How long opening a link may take: a node answers the upgrade at once, while a frozen one
+ * (SIGSTOP) takes the connection in its kernel and never answers it.
+ */
+const PEER_HANDSHAKE_TIMEOUT_MS = 3_000;
 /** The query parameter that marks a node's link to another node. */
 export const PEER_PARAMETER = "peer";
 
@@ -27,7 +32,7 @@ class PeerLink {
   #closed = false;
 
   constructor(readonly node: string, wsUrl: string) {
-    const socket = new WebSocket(wsUrl);
+    const socket = new WebSocket(wsUrl, { handshakeTimeout: PEER_HANDSHAKE_TIMEOUT_MS });
     this.#opened = new Promise((resolve, reject) => {
       socket.once("open", () => {
         socket.send(JSON.stringify({ type: "subscribe", payload: { events: [] } }));
@@ -48,14 +53,8 @@ class PeerLink {
     return this.#closed;
   }
 
-  async request(type: string, payload: unknown, timeoutMs: number): Promise<Reply> {
-    let socket: WebSocket;
-    try {
-      socket = await this.#opened;
-    } catch (error) {
-      this.#closed = true;
-      throw unavailable(this.node, `it cannot be reached: ${(error as Error).message}`);
-    }
+  /** Sends a request once the link is open; `timeoutMs` counts from now, the opening included. */
+  request(type: string, payload: unknown, timeoutMs: number): Promise<Reply> {
     const requestId = `peer-${++this.#nextId}`;
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -63,7 +62,19 @@ class PeerLink {
         reject(unavailable(this.node, `it did not answer within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       this.#pending.set(requestId, { resolve, reject, timer });
-      socket.send(JSON.stringify({ type, payload, requestId }));
+      this.#opened.then(
+        (socket) => {
+          if (this.#pending.has(requestId)) {
+            socket.send(JSON.stringify({ type, payload, requestId }));
+          }
+        },
+        (error) => {
+          this.#closed = true;
+          if (!this.#pending.delete(requestId)) return;
+          clearTimeout(timer);
+          reject(unavailable(this.node, `it cannot be reached: ${(error as Error).message}`));
+        },
+      );
     });
   }
 

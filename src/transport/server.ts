@@ -504,7 +504,8 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     ws.on("pong", () => (client.answered = true));
     pings?.wake();
     const rate = options.maxRequestsPerSecond;
-    const budget = rate ? new RequestBudget(rate) : null;
+    // A link from another node carries its clients' requests, each counted there already.
+    const budget = rate && !peer ? new RequestBudget(rate) : null;
     ws.on("close", () => {
       clients.delete(ws);
       releaseWrites(client);
