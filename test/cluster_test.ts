@@ -15,6 +15,7 @@ import {
   waitUntil,
 } from "./helpers.ts";
 import { type Postgres, startPostgres } from "./postgres.ts";
+import postgres from "postgres";
 import { describeStatus, RtspConn } from "./rtsp_client.ts";
 
 /** Short, so that the test is quick; the default is 6 s. */
@@ -456,6 +457,20 @@ Deno.test("cluster: PostgreSQL restarts: every node keeps its pipelines playing 
       "STORAGE_FAILED",
     );
     assert.match(refused.message, /the database at postgres:\/\/.* cannot be reached/);
+    // Clients go on asking while it is away: every write tries to connect. The client's own
+    // back-off grew with each failed attempt, so that the pool reconnected seconds after the
+    // database was back, and every node's fence stopped its pipelines.
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(nodes.map(async (node) =>
+        expectError(
+          await node.client.request("createPipeline", {
+            ...live(`during-${round}`),
+            node: node.id,
+          }),
+          "STORAGE_FAILED",
+        )
+      ));
+    }
     await pg.start();
     await waitUntil(
       async () => (await a.client.request("createPipeline", { ...live("after"), node: "a" })).ok,
@@ -481,4 +496,111 @@ Deno.test("cluster: PostgreSQL restarts: every node keeps its pipelines playing 
       a.server.logs.join("\n"),
     );
   }, 6);
+});
+
+Deno.test("cluster: a create the database could not answer in time is refused and leaves no row behind, though its INSERT was waiting on a lock", async () => {
+  await withCluster(["a"], async ([a], pg) => {
+    // Another session inserts the same id and keeps its transaction open: a's INSERT waits on it.
+    const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
+    const session = await sql.reserve();
+    try {
+      await session`BEGIN`;
+      await session`
+        INSERT INTO pipelines (id, definition, desired_state, created_at)
+        VALUES ('held', '{}', 'stopped', '2026-01-01T00:00:00.000Z')`;
+      const refused = expectError(
+        await a.client.request("createPipeline", live("held"), 20000),
+        "STORAGE_FAILED",
+      );
+      assert.match(refused.message, /no answer within 5 s/);
+      // Before the fix, the INSERT went on waiting and committed here: a row the client was told
+      // failed, which no node ran and the next create was refused for (DUPLICATE_ID).
+      await session`ROLLBACK`;
+      expectOk(await a.client.request("createPipeline", live("held")));
+      assert.equal(await pg.query("SELECT count(*) FROM pipelines WHERE id = 'held'"), "1");
+      expectOk(await a.client.request("deletePipeline", { id: "held" }));
+      assert.equal(await pg.query("SELECT count(*) FROM pipelines WHERE id = 'held'"), "0");
+    } finally {
+      session.release();
+      await sql.end({ timeout: 1 });
+    }
+  });
+});
+
+Deno.test("cluster: after PostgreSQL restarts, a node takes its id again: a second server of that id is still refused", async () => {
+  await withCluster(["a"], async ([a], pg) => {
+    await pg.stop("fast");
+    await pg.start();
+    // Its session comes back with the id's lock first, then its LISTENs.
+    await a.server.waitForLog("hears other nodes' events again", 20000);
+    const second = await startServer({
+      GSTREAMER_DATABASE_URL: pg.url,
+      GSTREAMER_NODE_ID: "a",
+      GSTREAMER_LEASE_SECONDS: String(LEASE_SECONDS),
+    }).then(
+      async (server) => {
+        await server.stop();
+        return "started";
+      },
+      (error: Error) => error.message,
+    );
+    assert.match(second, /another running server is node 'a' of this database/);
+  });
+});
+
+Deno.test("cluster: a node frozen before any link to it was opened answers forwarded requests with NODE_UNAVAILABLE, not never; a move to a full node is refused before its pipeline stops; requests forwarded from many clients are not limited as one client's", async () => {
+  const pg = await startPostgres();
+  const nodes: Node[] = [];
+  try {
+    // b takes one pipeline and at most 5 requests a second from any one client.
+    const b = await startServer({
+      GSTREAMER_DATABASE_URL: pg.url,
+      GSTREAMER_NODE_ID: "b",
+      GSTREAMER_LEASE_SECONDS: String(LEASE_SECONDS),
+      GSTREAMER_MAX_PIPELINES: "1",
+      GSTREAMER_MAX_REQUESTS_PER_SECOND: "5",
+    });
+    nodes.push({
+      id: "b",
+      server: b,
+      client: await TestClient.connect(b.url),
+      local: await TestClient.connect(`${b.url}?peer=1`),
+      recordingsDir: await Deno.makeTempDir({ prefix: "cluster_b_recordings_" }),
+    });
+    nodes.push(await startNode(pg, "a", LEASE_SECONDS));
+    nodes.push(await startNode(pg, "c", LEASE_SECONDS));
+    const [bNode, a, c] = nodes;
+    expectOk(await a.client.request("createPipeline", { ...live("on-b"), node: "b" }));
+    expectOk(await a.client.request("createPipeline", { ...live("on-a"), node: "a" }));
+    const full = expectError(
+      await a.client.request("movePipeline", { id: "on-a", node: "b" }),
+      "LIMIT_REACHED",
+    );
+    assert.match(full.message, /Node 'b' holds 1 pipelines, its limit/);
+    assert.ok((await statesOn(a)).has("on-a"), "the refused move left on-a on a");
+
+    // Three clients of a, 4 requests each at once: 12 through a's one link, each client under 5.
+    const clients = [a.client, await TestClient.connect(a.server.url)];
+    clients.push(await TestClient.connect(a.server.url));
+    const replies = await Promise.all(
+      clients.flatMap((client) =>
+        Array.from({ length: 4 }, () => client.request("getPipeline", { id: "on-b" }))
+      ),
+    );
+    assert.deepEqual(replies.filter((reply) => !reply.ok).map((reply) => reply.error?.code), []);
+    for (const client of clients.slice(1)) await client.close();
+
+    // c has never forwarded to b: its link opens now, to a node that takes the connection in its
+    // kernel but never answers the upgrade.
+    Deno.kill(bNode.server.pid, "SIGSTOP");
+    const askedAt = performance.now();
+    const reply = await c.client.request("getPipeline", { id: "on-b" }, 30000)
+      .finally(() => Deno.kill(bNode.server.pid, "SIGCONT"));
+    const waitedMs = performance.now() - askedAt;
+    expectError(reply, "NODE_UNAVAILABLE");
+    console.log(`NODE_UNAVAILABLE after ${Math.round(waitedMs)} ms`);
+  } finally {
+    await stopAll(nodes);
+    await pg.remove();
+  }
 });
