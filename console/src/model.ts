@@ -111,11 +111,19 @@ export class Model {
         this.pipelines.set(event.payload.id, event.payload);
         this.note("info", event.type, event.payload.id, `created (${event.payload.kind})`);
         break;
-      case "pipelineDeleted":
+      case "pipelineDeleted": {
+        // A node that lost the pipeline to another (frozen or cut off past its lease) lets its
+        // copy go, maybe after the new node announced it: the pipeline runs on there.
+        const known = this.pipelines.get(event.payload.id);
+        if (known && event.node !== undefined && event.node !== known.node) {
+          this.note("info", event.type, event.payload.id, `let go by node ${event.node}`);
+          break;
+        }
         this.pipelines.delete(event.payload.id);
         this.#forget(event.payload.id);
         this.note("info", event.type, event.payload.id, "deleted");
         break;
+      }
       case "pipelineStateChanged": {
         const info = this.pipelines.get(event.payload.id);
         if (info) this.pipelines.set(info.id, { ...info, state: event.payload.new });
