@@ -354,3 +354,30 @@ Deno.test("an RTSP reader that joins gets a key frame at once, though the encode
     await client.request("deletePipeline", { id });
   }
 });
+
+Deno.test("a key frame of several slices reaches a reader whole", async () => {
+  // x264enc's sliced threads make two slices a frame. With config-interval -1, rtph264pay 1.22
+  // put the parameter sets before each key frame slice, which cut every key frame in two.
+  expectOk(
+    await client.request("createPipeline", {
+      id: "slices",
+      pipeline: "videotestsrc is-live=true ! video/x-raw,width=640,height=360,framerate=30/1 ! " +
+        "x264enc tune=zerolatency threads=2 key-int-max=15 speed-preset=ultrafast ! " +
+        "rtspserversink path=slices",
+      desiredState: "playing",
+    }),
+  );
+  try {
+    const read = await run("ffmpeg", [
+      ...["-v", "warning", "-rtsp_transport", "tcp", "-i", `${server.rtspUrl}/slices`],
+      ...["-t", "3", "-f", "null", "-"],
+    ]);
+    assert.equal(read.code, 0, read.stderr);
+    const broken = read.stderr.split("\n").filter((line) =>
+      /corrupt decoded frame|non-existing PPS|no frame!/.test(line)
+    );
+    assert.deepEqual(broken, []);
+  } finally {
+    expectOk(await client.request("deletePipeline", { id: "slices" }));
+  }
+});

@@ -41,7 +41,12 @@ interface RtpFormat {
   rtpCaps?: string;
   /** A static payload type, where the format has one that clients expect. */
   pt?: number;
-  /** Payloader settings; config-interval -1 sends parameter sets with every key frame, for late joiners. */
+  /**
+   * Payloader settings. config-interval 1: parameter sets before a key frame, at most once a
+   * second, for late joiners (RTSP readers have them in the SDP too). -1 (with every key frame)
+   * puts them before every key frame slice in GStreamer 1.22, which split a key frame of several
+   * slices in two: corrupt frames for every reader.
+   */
   properties?: Record<string, JsonValue>;
 }
 
@@ -50,13 +55,13 @@ const formats: Record<string, RtpFormat> = {
     rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264",
     pay: "rtph264pay",
     depay: "rtph264depay",
-    properties: { "config-interval": -1 },
+    properties: { "config-interval": 1 },
   },
   "video/x-h265": {
     rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=H265",
     pay: "rtph265pay",
     depay: "rtph265depay",
-    properties: { "config-interval": -1 },
+    properties: { "config-interval": 1 },
   },
   "video/x-vp8": {
     rtpCaps: "application/x-rtp,media=video,clock-rate=90000,encoding-name=VP8",

@@ -302,26 +302,22 @@ export class WhepHub {
     const elements: ElementSpec[] = [
       loopbackReaderSpec(this.#options, path),
       { type: "rtph264depay", name: "depay" },
-      { type: "h264parse", name: "parse" },
+      // Parameter sets with every key frame, for a decoder that starts at one: put in by the
+      // parser, once an access unit. rtph264pay 1.22 puts them before every key frame slice, which
+      // split a key frame of several slices in two (corrupt frames).
+      { type: "h264parse", name: "parse", properties: { "config-interval": -1 } },
       {
         type: "rtph264pay",
         name: "pay",
-        // Parameter sets with every key frame, for a decoder that starts at one.
-        properties: {
-          "config-interval": -1,
-          pt: video.payloadType,
-          "aggregate-mode": "zero-latency",
-        },
+        properties: { pt: video.payloadType, "aggregate-mode": "zero-latency" },
       },
       webrtcbinSpec(this.#options),
     ];
-    const links = chainLinks([
-      "source",
-      "depay",
-      "parse",
-      "pay",
-      `webrtc.${senderPad(video.mline)}`,
-    ]);
+    const links = [
+      ...chainLinks(["source", "depay", "parse"]),
+      { from: "parse", to: "pay", caps: "video/x-h264,alignment=au" },
+      ...chainLinks(["pay", `webrtc.${senderPad(video.mline)}`]),
+    ];
     if (audio) {
       const [first, ...rest] = audioChains[audio.depay];
       const audioElements: ElementSpec[] = [
