@@ -997,3 +997,39 @@ Deno.test("publish auth: none 401, a reader 403, the publisher and the token pub
     assert.equal(await authServer.stop(), 0, authServer.logs.join("\n"));
   }
 });
+
+Deno.test("a publish whose video pauses while its audio goes on is not ended as silent", async () => {
+  const name = freshId("stall");
+  // A video frame every 12 s (a camera that sends on motion) beside steady audio.
+  const { since, sender } = await startPublish(
+    view,
+    name,
+    () =>
+      spawn("gst-launch-1.0", [
+        ..."-e rtspclientsink name=s".split(" "),
+        `location=${view.url(name)}`,
+        // Only the key frames of an encoder that makes one every 12 s (a source at 1/12 fps
+        // would make gst-launch hold the audio 12 s too: its latency).
+        ..."videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1".split(" "),
+        ..."! x264enc tune=zerolatency key-int-max=360".split(" "),
+        ..."! identity drop-buffer-flags=delta-unit ! h264parse ! s.".split(" "),
+        ..."audiotestsrc is-live=true ! avenc_aac ! aacparse ! s.".split(" "),
+      ]),
+  );
+  try {
+    // Past the 10 s a publish without data is given (it ended as silent at 10 s before), and
+    // on to its second key frame.
+    await client.nextStats(
+      (entry) => entry.id === name && entry.uptime >= 12.5,
+      20_000,
+    ).catch((error) => {
+      const ends = server.logs.filter((line) => line.startsWith(`Publish '${name}' from `));
+      throw new Error(`${error.message}; ${ends.join("; ")}`);
+    });
+    assert.deepEqual(view.eventsSince(since, "pipelineDeleted", name), []);
+  } finally {
+    kill(sender.process);
+    await sender.finished;
+  }
+  await view.ended(since, name, 30_000);
+});

@@ -199,7 +199,8 @@ class PublishSession {
   #started = false;
   /** Making the pipeline failed: there is nothing to end but our own references. */
   #creationFailed = false;
-  #lastFrames = { count: -1, at: performance.now() };
+  /** The bytes of every stream taken in so far, and when that last moved. */
+  #lastIn = { bytes: -1, at: performance.now() };
   #ended: PublishEnd | null = null;
   readonly #onEnd: () => void;
   readonly #rate = new ByteRate(0, performance.now());
@@ -310,7 +311,7 @@ class PublishSession {
     if (!this.#recording) {
       if (playing) {
         this.#recording = true;
-        this.#lastFrames = { count: this.#counts().frames, at: now };
+        this.#lastIn = { bytes: this.#counts().bytes, at: now };
       } else if (now - this.#announcedAt > START_TIMEOUT_MS) {
         void this.end("publisher never sent");
       }
@@ -320,10 +321,11 @@ class PublishSession {
       void this.end("publisher left");
       return;
     }
-    const { frames } = this.#counts();
-    if (frames !== this.#lastFrames.count) {
-      this.#lastFrames = { count: frames, at: now };
-    } else if (now - this.#lastFrames.at > IDLE_TIMEOUT_MS) {
+    // Any stream's data: video may pause (a camera on motion) while its audio goes on.
+    const { bytes } = this.#counts();
+    if (bytes !== this.#lastIn.bytes) {
+      this.#lastIn = { bytes, at: now };
+    } else if (now - this.#lastIn.at > IDLE_TIMEOUT_MS) {
       void this.end("publisher silent");
     }
   }
