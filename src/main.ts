@@ -406,6 +406,7 @@ async function main(): Promise<void> {
       allowedOrigins: config.allowedOrigins,
       maxClients: config.maxClients,
       maxRequestsPerSecond: config.maxRequestsPerSecond,
+      peersUnlimited: cluster !== null,
       statsIntervalMs: config.statsIntervalMs,
       httpIdleTimeoutMs: config.httpIdleTimeoutMs,
       wsPingIntervalMs: config.wsPingIntervalMs,

@@ -102,6 +102,8 @@ export class PostgresStore implements PipelineStore {
   readonly #inserting = new Set<string>();
   /** The desired state last stored of each pipeline held (a write reported failed restores it). */
   readonly #desired = new Map<string, DesiredState>();
+  /** How many desired-state writes were asked of each pipeline held: the last one's undo only. */
+  readonly #writes = new Map<string, number>();
   #pipelines: StoredPipeline[] = [];
   #recordings: StoredRecording[] = [];
   #closed: Promise<void> | null = null;
@@ -120,6 +122,11 @@ export class PostgresStore implements PipelineStore {
   /** Told when another server took this node's id while the session was away (onNodeIdTaken). */
   #onNodeIdTaken: ((error: NodeIdTaken) => void) | null = null;
   #idTaken = false;
+  #idTakenWhy = "";
+  /** The session's backend that holds the lock: a connection cut on our side may leave it on. */
+  #lockHolder: { pid: number; since: Date } | null = null;
+  /** Open: a session that closed meanwhile is attached again from then on (#reattach). */
+  #opened = false;
 
   private constructor(location: string, url: string, sql: Sql, node: NodeIdentity) {
     this.location = location;
@@ -164,6 +171,8 @@ export class PostgresStore implements PipelineStore {
       // What this node had before it stopped is its own again (its id is locked: no other
       // running server has it); then whatever no node holds.
       store.#pipelines = await store.claim(node.capacity, { own: true });
+      store.#opened = true;
+      if (!store.#attached) store.#reattach(); // its session closed while it opened
       return store;
     } catch (error) {
       if (store) {
@@ -315,6 +324,7 @@ export class PostgresStore implements PipelineStore {
    */
   onNodeIdTaken(handler: (error: NodeIdTaken) => void): void {
     this.#onNodeIdTaken = handler;
+    if (this.#idTaken) handler(new NodeIdTaken(this.#idTakenWhy));
   }
 
   #openSession(): void {
@@ -358,9 +368,14 @@ export class PostgresStore implements PipelineStore {
   async #lockNodeId(waitMs: number): Promise<void> {
     const deadline = performance.now() + waitMs;
     for (;;) {
-      const [{ locked }] = await bounded(this.#session!<{ locked: boolean }[]>`
-        SELECT pg_try_advisory_lock(hashtextextended(${"gst-node:" + this.node.id}, 0)) AS locked`);
-      if (locked) break;
+      const [row] = await bounded(this.#session!<{ locked: boolean; pid: number; since: Date }[]>`
+        SELECT pg_try_advisory_lock(hashtextextended(${"gst-node:" + this.node.id}, 0)) AS locked,
+          pid, backend_start AS since
+        FROM pg_stat_activity WHERE pid = pg_backend_pid()`);
+      if (row.locked) {
+        this.#lockHolder = { pid: row.pid, since: row.since };
+        break;
+      }
       if (performance.now() >= deadline) {
         throw new NodeIdTaken(
           `another running server is node '${this.node.id}' of this database: give each node ` +
@@ -370,6 +385,22 @@ export class PostgresStore implements PipelineStore {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     this.#attached = true;
+  }
+
+  /**
+   * Takes the node id again on a new session. Its former backend may still hold it, when the
+   * connection was cut on this side only (a NAT or proxy reset it): that backend is this node's,
+   * so it is ended first (the same process and start time: not another's that reuses its pid).
+   */
+  async #relockNodeId(): Promise<void> {
+    const former = this.#lockHolder;
+    if (former !== null) {
+      await bounded(this.#session!`
+        SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE pid = ${former.pid} AND backend_start = ${former.since}
+          AND pid <> pg_backend_pid()`);
+    }
+    await this.#lockNodeId(NODE_LOCK_WAIT_MS);
   }
 
   /** LISTENs on the session, when asked to (listen). */
@@ -388,17 +419,18 @@ export class PostgresStore implements PipelineStore {
    * again while the database is away. One attempt at a time.
    */
   #reattach(): void {
-    if (this.#closed !== null || this.#idTaken || this.#reattaching) return;
+    if (!this.#opened || this.#closed !== null || this.#idTaken || this.#reattaching) return;
     this.#reattaching = true;
     setTimeout(async () => {
       try {
-        if (!this.#attached) await this.#lockNodeId(0);
+        if (!this.#attached) await this.#relockNodeId();
         await this.#listen();
         this.#reattaching = false;
       } catch (error) {
         this.#reattaching = false;
         if (error instanceof NodeIdTaken) {
           this.#idTaken = true;
+          this.#idTakenWhy = error.message;
           console.error(
             `Node '${this.node.id}': ${error.message} (it started while the database was away)`,
           );
@@ -440,6 +472,7 @@ export class PostgresStore implements PipelineStore {
   #forgetHeld(id: string): void {
     this.#held.delete(id);
     this.#desired.delete(id);
+    this.#writes.delete(id);
   }
 
   /** Says where this node is reached, and that it is up. */
@@ -494,6 +527,7 @@ export class PostgresStore implements PipelineStore {
     const ids = [...this.#held.keys()];
     this.#held.clear();
     this.#desired.clear();
+    this.#writes.clear();
     await this.#sql`
       UPDATE pipelines SET owner = NULL, lease_until = NULL
       WHERE owner = ${this.node.id} AND id = ANY(${ids}::text[])`;
@@ -532,6 +566,7 @@ export class PostgresStore implements PipelineStore {
   ): Promise<void> {
     // Known from before the row exists, so that no claim of this node's takes it for a lost one.
     this.#inserting.add(id);
+    let inserted = false;
     try {
       await this.#write(
         { op: "insert", id },
@@ -546,20 +581,21 @@ export class PostgresStore implements PipelineStore {
         {
           check: (result) => {
             if (result.count === 0) return;
+            inserted = true;
             this.#held.set(id, 1);
             this.#desired.set(id, state);
           },
-          // Not when this node holds it by then: a create asked again has made it since.
+          // The row this insert made (its count was 1), unless a create asked again since, of
+          // this node's, holds the id by now.
           undo: () =>
-            this.#sql`
-            DELETE FROM pipelines WHERE id = ${id} AND owner = ${this.node.id} AND epoch = 1
-              AND NOT ${this.#held.has(id) || this.#inserting.has(id)}`,
+            this.#held.has(id) || this.#inserting.has(id) ? null : this.#sql`
+            DELETE FROM pipelines WHERE id = ${id} AND owner = ${this.node.id} AND epoch = 1`,
         },
       );
     } finally {
       this.#inserting.delete(id);
     }
-    if (this.#held.has(id)) return;
+    if (inserted) return;
     const [row] = await bounded(this.#sql<{ owner: string | null }[]>`
       SELECT owner FROM pipelines WHERE id = ${id}`).catch(() => [undefined]);
     throw new DomainError(
@@ -573,6 +609,8 @@ export class PostgresStore implements PipelineStore {
   setDesiredState(id: string, state: DesiredState): Promise<void> {
     const epoch = this.#held.get(id) ?? -1;
     const stored = this.#desired.get(id);
+    const write = (this.#writes.get(id) ?? 0) + 1;
+    this.#writes.set(id, write);
     return this.#write(
       { op: "setState", id },
       (sql) =>
@@ -584,12 +622,12 @@ export class PostgresStore implements PipelineStore {
           if (result.count === 0) throw this.#notHeld(id);
           this.#desired.set(id, state);
         },
-        // The state this write replaced, unless another has been stored since.
+        // The state this write replaced, unless another write of it was asked since (which
+        // stores what the pipeline wants now, or fails and says so).
         undo: () =>
-          this.#sql`
-          UPDATE pipelines SET desired_state = ${stored ?? state}
-          WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${epoch}
-            AND desired_state = ${state} AND ${this.#desired.get(id) === stored}`,
+          this.#writes.get(id) !== write || stored === undefined ? null : this.#sql`
+          UPDATE pipelines SET desired_state = ${stored}
+          WHERE id = ${id} AND owner = ${this.node.id} AND epoch = ${epoch}`,
       },
     );
   }
@@ -640,26 +678,28 @@ export class PostgresStore implements PipelineStore {
   }
 
   /**
-   * Runs a write's statement; its result goes to `check`. A write refused for its time but
-   * committed after all is `undo`ne, so that a change its client was told failed leaves nothing.
+   * Runs a write's statement; its result goes to `check`. A write refused for its time that
+   * changed a row after all (`count`) is `undo`ne, so that a change its client was told failed
+   * leaves nothing.
    */
-  async #write<T>(
+  async #write<T extends { count: number }>(
     write: StoreWrite,
     statement: (sql: Sql) => Query<T>,
-    { check, undo }: { check?: (result: T) => void; undo?: () => Query<unknown> } = {},
+    { check, undo }: { check?: (result: T) => void; undo?: () => Query<unknown> | null } = {},
   ): Promise<void> {
     const what = writeSubject(write);
     if (this.#closed !== null) {
       throw storageFailed(this.location, what, write.id, "the store is closed");
     }
     try {
-      const result = await bounded(statement(this.#sql), () => {
-        console.error(`Writing ${what} committed after it was reported failed: undoing it`);
-        if (undo) {
-          bounded(undo()).catch((error) =>
-            console.error(`Undoing ${what} failed: ${reason(error, this.location)}`)
-          );
-        }
+      const result = await bounded(statement(this.#sql), (late) => {
+        if (late.count === 0) return;
+        const undoing = undo?.();
+        if (!undoing) return;
+        console.error(`Writing ${what} was made after it was reported failed: undoing it`);
+        bounded(undoing).catch((error) =>
+          console.error(`Undoing ${what} failed: ${reason(error, this.location)}`)
+        );
       });
       check?.(result);
     } catch (error) {
@@ -702,23 +742,35 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A query as the client makes it: a promise that can be cancelled. */
-type Query<T> = Promise<T> & { cancel(): unknown };
+/**
+ * A query as the client (postgres 3.4.9, pinned) makes it. `state` is set once it went to a
+ * connection; `canceller` asks the database to cancel it, and returns that request's promise.
+ */
+type Query<T> = Promise<T> & {
+  state?: unknown;
+  canceller?: ((query: unknown) => Promise<void>) | null;
+};
 
 /**
- * A database call that does not answer within QUERY_TIMEOUT_MS fails, and is cancelled: a query
- * can wait forever on a connection that a database shutting down left open, and one that waited
- * for a connection or a lock would otherwise still run after its caller was told it failed (a
- * create refused, whose row then appeared). A query not sent yet is dropped; one under way is
- * cancelled by the database, unless it has committed already: `committedLate` then runs.
+ * A database call that does not answer within QUERY_TIMEOUT_MS fails: a query can wait forever on
+ * a connection that a database shutting down left open. One that went to a connection is also
+ * cancelled (it may wait on a lock, and would otherwise still run after its caller was told it
+ * failed: a create refused, whose row then appeared). One still waiting for a connection is not:
+ * the client's cancel of it leaves that connection opening for good. Whatever still answers
+ * after the timeout goes to `answeredLate`, which undoes a change that was made all the same.
  */
-function bounded<T>(query: Query<T>, committedLate?: () => void): Promise<T> {
+function bounded<T>(query: Query<T>, answeredLate?: (result: T) => void): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       timedOut = true;
-      query.cancel();
+      const cancel = query.state ? query.canceller : null;
+      if (cancel) {
+        query.canceller = null;
+        // Query.cancel() drops this promise: a refused cancel would be an unhandled rejection.
+        cancel(query)?.catch(() => {});
+      }
       reject(
         Object.assign(new Error(`no answer within ${QUERY_TIMEOUT_MS / 1000} s`), {
           code: "QUERY_TIMEOUT",
@@ -726,8 +778,8 @@ function bounded<T>(query: Query<T>, committedLate?: () => void): Promise<T> {
       );
     }, QUERY_TIMEOUT_MS);
   });
-  query.then(() => {
-    if (timedOut) committedLate?.();
+  query.then((result) => {
+    if (timedOut) answeredLate?.(result);
   }, () => {});
   return Promise.race([query, late]).finally(() => clearTimeout(timer));
 }

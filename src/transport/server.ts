@@ -98,6 +98,12 @@ export interface TransportOptions {
   maxClients?: number;
   /** Per WebSocket client; 0 or absent means no limit. */
   maxRequestsPerSecond?: number;
+  /**
+   * Other nodes' links (`?peer=1`) are not limited, as they carry their clients' requests, each
+   * counted where it came in. Only in a cluster: on a server alone, a link that says it is a
+   * peer is a client like any other.
+   */
+  peersUnlimited?: boolean;
   /** How often a client gets stats until it subscribes with its own interval. */
   statsIntervalMs: number;
   /** An HTTP connection that sends nothing for this long is closed (WebSockets are exempt). */
@@ -504,8 +510,7 @@ export async function startTransport(options: TransportOptions): Promise<Transpo
     ws.on("pong", () => (client.answered = true));
     pings?.wake();
     const rate = options.maxRequestsPerSecond;
-    // A link from another node carries its clients' requests, each counted there already.
-    const budget = rate && !peer ? new RequestBudget(rate) : null;
+    const budget = rate && !(peer && options.peersUnlimited) ? new RequestBudget(rate) : null;
     ws.on("close", () => {
       clients.delete(ws);
       releaseWrites(client);
