@@ -4,6 +4,7 @@
  * without re-encoding:
  *
  *   rtspsrc (loopback, TCP) ! rtph264depay ! h264parse ! splitmuxsink.video
+ *                                (MP4: h264parse ! video/x-h264,stream-format=avc ! h264timestamper)
  *   rtspsrc. ! rtpmp4gdepay ! aacparse ! splitmuxsink.audio_0      (or Opus: opusparse)
  *
  * MP4 written as fragments (a fragment a second, its moov first) is the default, so a segment cut
@@ -65,10 +66,35 @@ const muxers: Record<RecordingFormat, { factory: string; properties?: string }> 
  * How each video codec a path serves is taken out of RTP and parsed for the muxer: in whole access
  * units, which splitmuxsink cuts at key frames only. NAL by NAL (which mpegtsmux takes), a segment
  * was cut at a parameter set and began with the P frames before the key frame.
+ *
+ * For MP4 a timestamper follows the parser. Two access units in a row with the same PTS reach the
+ * parser at times: a source that stamps two frames alike (a raw H.265 push does, for the frame
+ * before each key frame), or the jitterbuffer holding a frame at its predecessor's time when its
+ * clock estimate steps back (an RTSP publish, often). h264parse and h265parse (GstBaseParse, 1.22)
+ * give the second no PTS, and mp4mux fails the whole pipeline on it ("Buffer has no PTS"): the
+ * segment being written was lost (kept aside as .cut.mp4, or cut at its last fragment) and so was
+ * the time until the recording started again. The timestamper (codectimestamper, gst-plugins-bad
+ * 1.22) gives such a frame the PTS before it, and the DTS no depayloader sets. mpegtsmux and
+ * matroskamux take a frame without a PTS; and as the timestamper accepts any stream format, the
+ * parser before it no longer hears a muxer refuse one: mpegtsmux (byte-stream only) then fails
+ * not-negotiated. Hence MP4 only, with the stream format mp4mux takes (mp4Caps) on the link.
  */
-const videoChains: Record<string, { parser: string; caps: string }> = {
-  rtph264depay: { parser: "h264parse", caps: "video/x-h264,alignment=au" },
-  rtph265depay: { parser: "h265parse", caps: "video/x-h265,alignment=au" },
+const videoChains: Record<
+  string,
+  { parser: string; caps: string; timestamper: string; mp4Caps: string }
+> = {
+  rtph264depay: {
+    parser: "h264parse",
+    caps: "video/x-h264,alignment=au",
+    timestamper: "h264timestamper",
+    mp4Caps: "video/x-h264,stream-format=avc,alignment=au",
+  },
+  rtph265depay: {
+    parser: "h265parse",
+    caps: "video/x-h265,alignment=au",
+    timestamper: "h265timestamper",
+    mp4Caps: "video/x-h265,stream-format=hvc1,alignment=au",
+  },
 };
 const audioChains: Record<string, string> = { rtpmp4gdepay: "aacparse", rtpopusdepay: "opusparse" };
 /** What each depayloader's stream is, in a folder's `.streams.json` (which span exports read). */
@@ -792,6 +818,8 @@ export class RecordingHub {
   ): Promise<ManagedPipeline> {
     const { path, options } = recorder;
     const muxer = muxers[options.format];
+    const chain = videoChains[video];
+    const mp4 = options.format === "mp4";
     const id = `recording-${crypto.randomUUID()}`;
     const elements: ElementSpec[] = [
       loopbackReaderSpec(this.#options, path),
@@ -800,7 +828,8 @@ export class RecordingHub {
       video === "rtph264depay"
         ? { type: video, name: "depay", properties: { "wait-for-keyframe": true } }
         : { type: video, name: "depay" },
-      { type: videoChains[video].parser, name: "parse" },
+      { type: chain.parser, name: "parse" },
+      ...(mp4 ? [{ type: chain.timestamper, name: "timestamps" }] : []),
       {
         type: "splitmuxsink",
         name: "segments",
@@ -815,7 +844,12 @@ export class RecordingHub {
     ];
     const links = [
       ...chainLinks(["source", "depay", "parse"]),
-      { from: "parse", to: "segments.video", caps: videoChains[video].caps },
+      ...(mp4
+        ? [
+          { from: "parse", to: "timestamps", caps: chain.mp4Caps },
+          { from: "timestamps", to: "segments.video" },
+        ]
+        : [{ from: "parse", to: "segments.video", caps: chain.caps }]),
     ];
     const audio = depayloaders.find((depay) => depay in audioChains);
     if (audio !== undefined) {
