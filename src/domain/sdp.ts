@@ -179,10 +179,12 @@ export function offerProblem(
   const directionIn = (found: string[]) =>
     found.map((line) => line.slice(2)).find((value) => directions.includes(value));
   const sessionDirection = directionIn(sessionLines) ?? "sendrecv";
+  /** The attribute lines of m-line `index`. */
+  const linesOf = (index: number) =>
+    lines.slice(all[index].line + 1, all[index + 1]?.line ?? lines.length);
   // webrtcbin takes a group naming a mid no m-line has, and the session then never connects.
-  const mids = all.map((section, index) =>
-    lines.slice(section.line + 1, all[index + 1]?.line ?? lines.length)
-      .find((line) => line.startsWith("a=mid:"))?.slice(6).trim()
+  const mids = all.map((_, index) =>
+    linesOf(index).find((line) => line.startsWith("a=mid:"))?.slice(6).trim()
   );
   for (const group of sessionLines.filter((line) => line.startsWith("a=group:BUNDLE"))) {
     const unknown = group.slice(14).trim().split(/\s+/).find((mid) => mid && !mids.includes(mid));
@@ -194,7 +196,7 @@ export function offerProblem(
   for (const index of used) {
     const section = all[index];
     if (!section) continue;
-    const sectionLines = lines.slice(section.line + 1, all[index + 1]?.line ?? lines.length);
+    const sectionLines = linesOf(index);
     const where = `m-line ${index} (${section.media})`;
     for (
       const [name, what] of [
